@@ -1,0 +1,3 @@
+//! S3 load generator.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Real-client compatibility suite support for Tessera.

@@ -1,0 +1,275 @@
+//! Commands: every change to the metadata is one of these, proposed through
+//! raft and applied by the state machine inside one redb write transaction.
+//!
+//! Preconditions travel with the command and are checked inside `apply`, so a
+//! conditional write is linearizable: of two racing `If-None-Match: *` puts,
+//! exactly one wins, on every member.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    AccessKey, Bucket, Grant, Millis, MultipartUpload, NodeState, ObjectVersion, PartData,
+    StorageNode, Tag, Versioning, WorkItem,
+};
+
+/// A condition on the current (latest) version of a key, checked at apply time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Precondition {
+    /// `If-None-Match: *`: the key must have no current version (a delete
+    /// marker as the latest version counts as absent).
+    IfNoneMatchAny,
+    /// `If-Match: etag`: the current version must exist and have this ETag
+    /// (without quotes). `*` matches any existing object.
+    IfMatch(String),
+}
+
+/// A change to a bucket's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BucketUpdate {
+    /// `PutBucketVersioning` (Enabled or Suspended; never back to Unversioned).
+    Versioning(Versioning),
+    /// `PutBucketTagging` / `DeleteBucketTagging`.
+    Tags(Option<Vec<Tag>>),
+    /// `PutBucketCors` / `DeleteBucketCors`.
+    Cors(Option<Vec<u8>>),
+    /// Any other named setting; `None` removes it.
+    Setting(String, Option<Vec<u8>>),
+}
+
+/// One change to the metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create a bucket; fails with [`ApplyError::BucketExists`] if the name is taken.
+    /// The owner key gets an owner grant on it in the same transaction.
+    CreateBucket {
+        /// The new bucket.
+        bucket: Bucket,
+    },
+    /// Delete an empty bucket (no versions, no markers, no uploads).
+    DeleteBucket {
+        /// Bucket name.
+        name: String,
+    },
+    /// Change a bucket setting.
+    UpdateBucket {
+        /// Bucket name.
+        name: String,
+        /// The change.
+        update: BucketUpdate,
+    },
+    /// Write an object version. The state machine decides, from the bucket's
+    /// versioning state, whether it becomes a new version or replaces the null
+    /// version: with versioning Enabled `version.version_id` is kept as given;
+    /// otherwise it is stored as the null version. Replaced data is queued
+    /// for deletion.
+    PutObject {
+        /// The version to store.
+        version: ObjectVersion,
+        /// Optional condition on the current version.
+        precondition: Option<Precondition>,
+    },
+    /// `DeleteObject`, with S3 semantics: with `version_id` the version is
+    /// removed for good; without it, a delete marker is added (versioning
+    /// Enabled: with `marker_version_id`; Suspended: as the null version) or,
+    /// in an unversioned bucket, the null version is removed.
+    DeleteObject {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Delete exactly this version.
+        version_id: Option<String>,
+        /// Version id to give a new delete marker (versioning Enabled).
+        marker_version_id: String,
+        /// Time of the delete (the marker's Last-Modified).
+        now: Millis,
+        /// Access key id doing the delete (the marker's owner).
+        owner: String,
+        /// Optional condition (`If-Match` on DeleteObject).
+        precondition: Option<Precondition>,
+    },
+    /// Replace an object version's tags (`None` version: the latest).
+    SetObjectTags {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Version id, or the latest.
+        version_id: Option<String>,
+        /// The new tag set (empty to delete).
+        tags: Vec<Tag>,
+    },
+    /// Start a multipart upload.
+    CreateMultipartUpload {
+        /// The upload.
+        upload: MultipartUpload,
+    },
+    /// Record an uploaded part; a part with the same number is replaced and
+    /// its data queued for deletion.
+    PutPart {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Upload id.
+        upload_id: String,
+        /// The part.
+        part: PartData,
+    },
+    /// Complete an upload from the listed parts, in order. Checks: parts
+    /// exist with these ETags (InvalidPart), ascending numbers
+    /// (InvalidPartOrder), every part but the last at least `min_part_size`
+    /// (EntityTooSmall). Unlisted parts are queued for deletion.
+    CompleteMultipartUpload {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Upload id.
+        upload_id: String,
+        /// `(part number, etag without quotes)` as the client listed them.
+        parts: Vec<(u32, String)>,
+        /// Version id for the new version (used when versioning is Enabled).
+        version_id: String,
+        /// Completion time (Last-Modified).
+        now: Millis,
+        /// Smallest allowed size of every part but the last.
+        min_part_size: u64,
+        /// Optional condition on the current version.
+        precondition: Option<Precondition>,
+    },
+    /// Abort an upload; its parts are queued for deletion.
+    AbortMultipartUpload {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Upload id.
+        upload_id: String,
+    },
+    /// Create or replace an access key.
+    PutAccessKey {
+        /// The key.
+        key: AccessKey,
+    },
+    /// Delete an access key and its grants.
+    DeleteAccessKey {
+        /// Access key id.
+        id: String,
+    },
+    /// Set (or, with all flags false, remove) a key's grant on a bucket.
+    SetGrant {
+        /// Access key id.
+        key_id: String,
+        /// Bucket name.
+        bucket: String,
+        /// The permissions.
+        grant: Grant,
+    },
+    /// Register or update a storage node.
+    PutNode {
+        /// The node.
+        node: StorageNode,
+    },
+    /// Change a storage node's state.
+    SetNodeState {
+        /// Node id.
+        id: String,
+        /// New state.
+        state: NodeState,
+        /// Time of the change.
+        now: Millis,
+    },
+    /// Record that segments' missing shards were rebuilt onto new stores.
+    UpdatePlacement {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Version id.
+        version_id: String,
+        /// Storage object id of the segment.
+        object_id: [u8; 16],
+        /// Part of the segment.
+        part: u32,
+        /// `(shard index, new store id)` pairs.
+        moved: Vec<(u16, String)>,
+    },
+    /// Queue background work.
+    EnqueueWork {
+        /// The work.
+        item: WorkItem,
+    },
+    /// Remove finished work items from the queue.
+    CompleteWork {
+        /// Queue ids, as returned when reading the queue.
+        ids: Vec<u64>,
+    },
+}
+
+/// What a successfully applied command returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResponse {
+    /// Nothing to report.
+    Done,
+    /// An object version was stored (PutObject, CompleteMultipartUpload).
+    ObjectStored {
+        /// The version as stored (with its final version id).
+        version: ObjectVersion,
+    },
+    /// DeleteObject result, as S3 reports it.
+    ObjectDeleted {
+        /// The version id removed or created (marker), if any.
+        version_id: Option<String>,
+        /// Whether a delete marker was created or removed.
+        delete_marker: bool,
+    },
+}
+
+/// Why a command was refused. Refusal is deterministic: every member refuses
+/// the same command the same way, and nothing is changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ApplyError {
+    /// The bucket does not exist.
+    #[error("no such bucket")]
+    NoSuchBucket,
+    /// A bucket of this name exists (owned by `owner`).
+    #[error("bucket already exists (owner {owner})")]
+    BucketExists {
+        /// Access key id of the existing bucket's owner.
+        owner: String,
+    },
+    /// The bucket still holds versions, markers or uploads.
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    /// The key (or version) does not exist.
+    #[error("no such key")]
+    NoSuchKey,
+    /// The version id does not exist.
+    #[error("no such version")]
+    NoSuchVersion,
+    /// The upload does not exist.
+    #[error("no such upload")]
+    NoSuchUpload,
+    /// A precondition failed.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// A listed part is missing or its ETag differs.
+    #[error("invalid part {0}")]
+    InvalidPart(u32),
+    /// Listed parts are not in ascending order.
+    #[error("invalid part order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than the minimum.
+    #[error("part {0} too small")]
+    EntityTooSmall(u32),
+    /// Versioning cannot go back to Unversioned, and similar misuse.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The access key does not exist.
+    #[error("no such access key")]
+    NoSuchAccessKey,
+    /// The storage node does not exist.
+    #[error("no such node")]
+    NoSuchNode,
+}

@@ -1,0 +1,292 @@
+//! The metadata model: what the cluster knows about buckets, object versions,
+//! multipart uploads, storage nodes, access keys and background work.
+//!
+//! Every type here is plain data (serde), independent of S3 wire types and of
+//! shard bytes. The gateway translates between S3 DTOs and these types; the
+//! state machine stores them in redb.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch, assigned by the proposer of a command
+/// (the state machine never reads a clock, so every member applies the same value).
+pub type Millis = i64;
+
+/// The version id S3 shows for the null version.
+pub const NULL_VERSION_ID: &str = "null";
+
+/// Versioning state of a bucket, as S3 defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Versioning {
+    /// Versioning was never enabled: every write replaces the null version.
+    #[default]
+    Unversioned,
+    /// Every write creates a new version with a fresh version id.
+    Enabled,
+    /// Writes replace the null version; older versions are kept.
+    Suspended,
+}
+
+/// A bucket and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Bucket name (already validated by the gateway).
+    pub name: String,
+    /// Access key id of the owner (the key that created it).
+    pub owner: String,
+    /// Creation time.
+    pub created: Millis,
+    /// Versioning state.
+    pub versioning: Versioning,
+    /// Bucket tags (`PutBucketTagging`), `None` when never set or deleted.
+    pub tags: Option<Vec<Tag>>,
+    /// CORS configuration as an opaque blob the gateway encodes.
+    pub cors: Option<Vec<u8>>,
+    /// Further settings of later features (lifecycle, policy, storage policy …),
+    /// keyed by name, each an opaque blob the gateway encodes.
+    pub settings: BTreeMap<String, Vec<u8>>,
+}
+
+/// One `key=value` tag.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Tag {
+    /// Tag key.
+    pub key: String,
+    /// Tag value.
+    pub value: String,
+}
+
+/// A checksum the client asked for or sent (`x-amz-checksum-*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksum {
+    /// Algorithm name as S3 spells it: `CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`, `SHA256`.
+    pub algorithm: String,
+    /// Base64 of the digest, as S3 returns it (`...-N` suffix for composite ones).
+    pub value: String,
+}
+
+/// HTTP system metadata of an object, returned as response headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SystemMetadata {
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Content-Encoding`.
+    pub content_encoding: Option<String>,
+    /// `Content-Disposition`.
+    pub content_disposition: Option<String>,
+    /// `Content-Language`.
+    pub content_language: Option<String>,
+    /// `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// `Expires`, kept as the string the client sent.
+    pub expires: Option<String>,
+    /// `x-amz-website-redirect-location`.
+    pub website_redirect: Option<String>,
+    /// `x-amz-storage-class` as sent (Tessera has one class; it is echoed).
+    pub storage_class: Option<String>,
+}
+
+/// Where the erasure-coded shards of one data segment live.
+///
+/// A segment is one run of `ObjectWriter` output: a whole single-PUT body or
+/// one multipart part. Its shards are `(object_id, part, index)` for `index` in
+/// `0..data_shards + parity_shards`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Storage object id (16 random bytes) naming the shard files.
+    pub object_id: [u8; 16],
+    /// Part number inside the storage object id.
+    pub part: u32,
+    /// Plain-text size in bytes.
+    pub size: u64,
+    /// Number of data shards (k).
+    pub data_shards: u16,
+    /// Number of parity shards (m).
+    pub parity_shards: u16,
+    /// Shard block size in bytes.
+    pub block_size: u32,
+    /// Store (or node) id holding shard `i`, for every shard index.
+    pub placement: Vec<String>,
+    /// Shard indexes known to be missing or bad, waiting for repair.
+    pub missing: Vec<u16>,
+}
+
+/// One part of an object's data (a single PUT has exactly one, numbered 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartData {
+    /// Part number (1-based).
+    pub number: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex MD5 of the part (no quotes).
+    pub etag: String,
+    /// Checksums of the part.
+    pub checksums: Vec<Checksum>,
+    /// Where its bytes live.
+    pub segment: Segment,
+    /// When it was uploaded.
+    pub uploaded: Millis,
+}
+
+/// The bytes of an object version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectData {
+    /// Small object, sealed by the gateway and kept in metadata.
+    Inline(Vec<u8>),
+    /// Erasure-coded parts on storage nodes.
+    Parts(Vec<PartData>),
+    /// No data: a delete marker.
+    DeleteMarker,
+}
+
+/// One version of one object (or a delete marker).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectVersion {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Version id; [`NULL_VERSION_ID`] for the null version.
+    pub version_id: String,
+    /// Last-Modified.
+    pub last_modified: Millis,
+    /// Size in bytes (0 for delete markers).
+    pub size: u64,
+    /// ETag without quotes: hex MD5, or `hex-N` for multipart objects.
+    pub etag: String,
+    /// Whole-object checksums.
+    pub checksums: Vec<Checksum>,
+    /// HTTP system metadata.
+    pub system: SystemMetadata,
+    /// User metadata (`x-amz-meta-*`, names lower-case without the prefix).
+    pub user: BTreeMap<String, String>,
+    /// Object tags.
+    pub tags: Vec<Tag>,
+    /// Access key id that wrote it.
+    pub owner: String,
+    /// Per-object data key wrapped by the cluster master key (empty for markers).
+    pub wrapped_key: Vec<u8>,
+    /// The data.
+    pub data: ObjectData,
+}
+
+impl ObjectVersion {
+    /// Whether this version is a delete marker.
+    pub fn is_delete_marker(&self) -> bool {
+        matches!(self.data, ObjectData::DeleteMarker)
+    }
+
+    /// The segments holding this version's bytes (empty for inline data and markers).
+    pub fn segments(&self) -> Vec<Segment> {
+        match &self.data {
+            ObjectData::Parts(parts) => parts.iter().map(|p| p.segment.clone()).collect(),
+            ObjectData::Inline(_) | ObjectData::DeleteMarker => Vec::new(),
+        }
+    }
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartUpload {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Upload id (opaque, generated by the gateway).
+    pub upload_id: String,
+    /// When the upload was created.
+    pub initiated: Millis,
+    /// Everything of the final object version that is known at creation:
+    /// metadata, tags, owner, wrapped data key. `data`, `size`, `etag`,
+    /// `version_id` and `last_modified` are filled in on completion.
+    pub template: ObjectVersion,
+    /// Checksum algorithm requested at creation (`x-amz-checksum-algorithm`).
+    pub checksum_algorithm: Option<String>,
+}
+
+/// State of a storage node as the cluster sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeState {
+    /// Healthy, takes writes.
+    Up,
+    /// Missed probes; reads avoid it, writes skip it.
+    Suspect,
+    /// Down past the grace period: its shards are being repaired elsewhere.
+    Down,
+    /// Being emptied by the operator: no new writes.
+    Draining,
+}
+
+/// A storage node (or local disk backend) known to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageNode {
+    /// Stable id (the store id used in [`Segment::placement`]).
+    pub id: String,
+    /// Site (datacenter) name.
+    pub site: String,
+    /// Failure zone inside the site.
+    pub zone: String,
+    /// Address: a URL for a remote node, a path for a local disk.
+    pub address: String,
+    /// Capacity in bytes.
+    pub capacity: u64,
+    /// Current state.
+    pub state: NodeState,
+    /// Last state change.
+    pub since: Millis,
+}
+
+/// An S3 access key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKey {
+    /// Access key id (`TK…`).
+    pub id: String,
+    /// Secret key sealed by the cluster master key.
+    pub sealed_secret: Vec<u8>,
+    /// Human name.
+    pub name: String,
+    /// Creation time.
+    pub created: Millis,
+    /// Whether the key may create buckets (it then owns them).
+    pub allow_create_bucket: bool,
+    /// Administrator keys may access every bucket.
+    pub admin: bool,
+}
+
+/// Per-key, per-bucket permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Grant {
+    /// May read objects and list.
+    pub read: bool,
+    /// May write and delete objects.
+    pub write: bool,
+    /// Owns the bucket: may change its settings and delete it.
+    pub owner: bool,
+}
+
+/// A unit of background work, queued atomically with the change that caused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkItem {
+    /// Delete these segments' shards (a version was overwritten or deleted,
+    /// an upload aborted, a part replaced).
+    DeleteSegments {
+        /// The segments to remove from their stores.
+        segments: Vec<Segment>,
+    },
+    /// Rebuild missing shards of one object version's segment.
+    Repair {
+        /// Bucket of the version.
+        bucket: String,
+        /// Key of the version.
+        key: String,
+        /// Version id.
+        version_id: String,
+        /// Storage object id of the segment.
+        object_id: [u8; 16],
+        /// Part of the segment.
+        part: u32,
+        /// Shard indexes to rebuild.
+        shards: Vec<u16>,
+    },
+}

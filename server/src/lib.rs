@@ -1,0 +1,1 @@
+//! Tessera S3 gateway.

@@ -1,0 +1,1 @@
+//! Tessera storage: erasure-coded, encrypted, checksummed shards.
