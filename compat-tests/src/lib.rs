@@ -1,1 +1,3 @@
 //! Real-client compatibility suite support for Tessera.
+
+pub mod bench;

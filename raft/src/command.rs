@@ -19,7 +19,9 @@ pub enum Precondition {
     /// marker as the latest version counts as absent).
     IfNoneMatchAny,
     /// `If-Match: etag`: the current version must exist and have this ETag
-    /// (without quotes). `*` matches any existing object.
+    /// (without quotes). `*` matches any existing object. A different ETag is
+    /// [`ApplyError::PreconditionFailed`]; no current version (absent, or a
+    /// delete marker) is [`ApplyError::NoSuchKey`], as S3 answers 404 then.
     IfMatch(String),
 }
 
@@ -71,7 +73,8 @@ pub enum Command {
     /// `DeleteObject`, with S3 semantics: with `version_id` the version is
     /// removed for good; without it, a delete marker is added (versioning
     /// Enabled: with `marker_version_id`; Suspended: as the null version) or,
-    /// in an unversioned bucket, the null version is removed.
+    /// in an unversioned bucket, the null version is removed. Deleting a
+    /// version id or key that does not exist succeeds and changes nothing, as in S3.
     DeleteObject {
         /// Bucket name.
         bucket: String,
@@ -208,6 +211,9 @@ pub enum Command {
 }
 
 /// What a successfully applied command returns.
+// The stored version is returned by value: responses are built once per
+// command and moved, so boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResponse {
     /// Nothing to report.

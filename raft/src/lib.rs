@@ -9,5 +9,25 @@
 pub mod command;
 pub mod model;
 pub mod error;
+pub mod tables;
+pub mod apply;
+pub mod listing;
+pub mod read;
+pub mod snapshot_data;
+pub mod log_store;
+pub mod membership;
+mod network;
+pub mod node;
+mod rpc_server;
+pub mod state_machine;
+pub mod tls;
+pub mod types;
 
 pub use error::MetaError;
+pub use listing::{
+    ListObjectsQuery, ListUploadsQuery, ListVersionsQuery, ObjectsPage, PartsPage, UploadsPage,
+    VersionsPage,
+};
+pub use node::{MetaConfig, MetaNode, MetaStatus, RaftTiming};
+pub use read::ReadView;
+pub use tls::{ClusterCa, ClusterTls};

@@ -1,0 +1,817 @@
+//! The deterministic state transition: one [`Command`] applied to the model
+//! tables inside a redb write transaction.
+//!
+//! Every command first checks everything that can make it refuse, and only
+//! then writes, so a refusal ([`ApplyError`]) leaves the tables untouched.
+//! Nothing here reads a clock or draws a random number: times and ids travel
+//! in the command, the order of versions comes from the raft log index.
+
+use std::collections::BTreeMap;
+
+use md5::{Digest, Md5};
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use crate::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
+use crate::error::MetaError;
+use crate::model::{
+    AccessKey, Bucket, Grant, Millis, MultipartUpload, NULL_VERSION_ID, NodeState, ObjectData,
+    ObjectVersion, PartData, Segment, StorageNode, SystemMetadata, Tag, Versioning, WorkItem,
+};
+use crate::tables::{self, decode, encode};
+
+/// The result of applying one command: outer error = storage failure (the
+/// transaction must be dropped), inner error = deterministic refusal.
+pub type ApplyOutcome = Result<Result<CommandResponse, ApplyError>, MetaError>;
+
+/// Apply one command at `log_index` inside `txn`.
+///
+/// Log indexes must increase from one call to the next: they order the
+/// versions of a key. Opens the model tables for this one command; to apply a
+/// batch, open an [`Applier`] once and call [`Applier::apply`] for each.
+pub fn apply(txn: &WriteTransaction, log_index: u64, cmd: &Command) -> ApplyOutcome {
+    Applier::open(txn)?.apply(log_index, cmd)
+}
+
+type RawTableMut<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
+
+/// Why a step of a command stopped: a refusal or a storage failure.
+enum Failure {
+    Refused(ApplyError),
+    Storage(MetaError),
+}
+
+impl From<ApplyError> for Failure {
+    fn from(e: ApplyError) -> Self {
+        Failure::Refused(e)
+    }
+}
+
+impl From<MetaError> for Failure {
+    fn from(e: MetaError) -> Self {
+        Failure::Storage(e)
+    }
+}
+
+impl From<redb::StorageError> for Failure {
+    fn from(e: redb::StorageError) -> Self {
+        Failure::Storage(e.into())
+    }
+}
+
+type Step<T> = Result<T, Failure>;
+
+/// The model tables opened for writing in one transaction.
+pub struct Applier<'txn> {
+    buckets: RawTableMut<'txn>,
+    versions: RawTableMut<'txn>,
+    version_ids: RawTableMut<'txn>,
+    live: RawTableMut<'txn>,
+    uploads: RawTableMut<'txn>,
+    parts: RawTableMut<'txn>,
+    access_keys: RawTableMut<'txn>,
+    grants: RawTableMut<'txn>,
+    grants_by_bucket: RawTableMut<'txn>,
+    nodes: RawTableMut<'txn>,
+    work: RawTableMut<'txn>,
+    counters: RawTableMut<'txn>,
+}
+
+impl<'txn> Applier<'txn> {
+    /// Open (creating if needed) every model table in `txn`.
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, MetaError> {
+        Ok(Applier {
+            buckets: txn.open_table(tables::BUCKETS)?,
+            versions: txn.open_table(tables::VERSIONS)?,
+            version_ids: txn.open_table(tables::VERSION_IDS)?,
+            live: txn.open_table(tables::LIVE)?,
+            uploads: txn.open_table(tables::UPLOADS)?,
+            parts: txn.open_table(tables::PARTS)?,
+            access_keys: txn.open_table(tables::ACCESS_KEYS)?,
+            grants: txn.open_table(tables::GRANTS)?,
+            grants_by_bucket: txn.open_table(tables::GRANTS_BY_BUCKET)?,
+            nodes: txn.open_table(tables::NODES)?,
+            work: txn.open_table(tables::WORK)?,
+            counters: txn.open_table(tables::COUNTERS)?,
+        })
+    }
+
+    /// Apply one command at `log_index` (greater than every index applied before).
+    pub fn apply(&mut self, log_index: u64, cmd: &Command) -> ApplyOutcome {
+        match self.dispatch(log_index, cmd) {
+            Ok(response) => Ok(Ok(response)),
+            Err(Failure::Refused(e)) => Ok(Err(e)),
+            Err(Failure::Storage(e)) => Err(e),
+        }
+    }
+
+    fn dispatch(&mut self, log_index: u64, cmd: &Command) -> Step<CommandResponse> {
+        match cmd {
+            Command::CreateBucket { bucket } => self.create_bucket(bucket),
+            Command::DeleteBucket { name } => self.delete_bucket(name),
+            Command::UpdateBucket { name, update } => self.update_bucket(name, update),
+            Command::PutObject {
+                version,
+                precondition,
+            } => self.put_object(log_index, version, precondition.as_ref()),
+            Command::DeleteObject {
+                bucket,
+                key,
+                version_id,
+                marker_version_id,
+                now,
+                owner,
+                precondition,
+            } => {
+                let marker = delete_marker(bucket, key, marker_version_id, *now, owner);
+                self.delete_object(
+                    log_index,
+                    marker,
+                    version_id.as_deref(),
+                    precondition.as_ref(),
+                )
+            }
+            Command::SetObjectTags {
+                bucket,
+                key,
+                version_id,
+                tags,
+            } => self.set_object_tags(bucket, key, version_id.as_deref(), tags),
+            Command::CreateMultipartUpload { upload } => self.create_upload(upload),
+            Command::PutPart {
+                bucket,
+                key,
+                upload_id,
+                part,
+            } => self.put_part(bucket, key, upload_id, part),
+            Command::CompleteMultipartUpload {
+                bucket,
+                key,
+                upload_id,
+                parts,
+                version_id,
+                now,
+                min_part_size,
+                precondition,
+            } => self.complete_upload(
+                log_index,
+                Completion {
+                    bucket,
+                    key,
+                    upload_id,
+                    parts,
+                    version_id,
+                    now: *now,
+                    min_part_size: *min_part_size,
+                },
+                precondition.as_ref(),
+            ),
+            Command::AbortMultipartUpload {
+                bucket,
+                key,
+                upload_id,
+            } => self.abort_upload(bucket, key, upload_id),
+            Command::PutAccessKey { key } => self.put_access_key(key),
+            Command::DeleteAccessKey { id } => self.delete_access_key(id),
+            Command::SetGrant {
+                key_id,
+                bucket,
+                grant,
+            } => self.set_grant(key_id, bucket, *grant),
+            Command::PutNode { node } => self.put_node(node),
+            Command::SetNodeState { id, state, now } => self.set_node_state(id, *state, *now),
+            Command::UpdatePlacement {
+                bucket,
+                key,
+                version_id,
+                object_id,
+                part,
+                moved,
+            } => self.update_placement(bucket, key, version_id, (*object_id, *part), moved),
+            Command::EnqueueWork { item } => {
+                self.enqueue(item)?;
+                Ok(CommandResponse::Done)
+            }
+            Command::CompleteWork { ids } => {
+                for id in ids {
+                    self.work.remove(id.to_be_bytes().as_slice())?;
+                }
+                Ok(CommandResponse::Done)
+            }
+        }
+    }
+
+    // ---- buckets ----
+
+    fn bucket(&self, name: &str) -> Step<Bucket> {
+        match self.buckets.get(name.as_bytes())? {
+            Some(bytes) => Ok(decode(bytes.value())?),
+            None => Err(ApplyError::NoSuchBucket.into()),
+        }
+    }
+
+    fn put_bucket(&mut self, bucket: &Bucket) -> Step<()> {
+        self.buckets
+            .insert(bucket.name.as_bytes(), encode(bucket)?.as_slice())?;
+        Ok(())
+    }
+
+    fn create_bucket(&mut self, bucket: &Bucket) -> Step<CommandResponse> {
+        // The key encoding relies on this; the gateway validates names fully.
+        if bucket.name.is_empty() || bucket.name.contains('\0') {
+            return Err(ApplyError::InvalidRequest("invalid bucket name".into()).into());
+        }
+        if let Some(existing) = self.buckets.get(bucket.name.as_bytes())? {
+            let existing: Bucket = decode(existing.value())?;
+            return Err(ApplyError::BucketExists {
+                owner: existing.owner,
+            }
+            .into());
+        }
+        self.put_bucket(bucket)?;
+        let owner = Grant {
+            read: true,
+            write: true,
+            owner: true,
+        };
+        self.write_grant(&bucket.owner, &bucket.name, owner)?;
+        Ok(CommandResponse::Done)
+    }
+
+    fn delete_bucket(&mut self, name: &str) -> Step<CommandResponse> {
+        self.bucket(name)?;
+        let start = tables::bucket_prefix(name);
+        let end = tables::after_prefix(start.clone());
+        let range = start.as_slice()..end.as_slice();
+        if self
+            .versions
+            .range::<&[u8]>(range.clone())?
+            .next()
+            .is_some()
+            || self.uploads.range::<&[u8]>(range)?.next().is_some()
+        {
+            return Err(ApplyError::BucketNotEmpty.into());
+        }
+        let mut grantees = Vec::new();
+        for entry in self
+            .grants_by_bucket
+            .range::<&[u8]>(start.as_slice()..end.as_slice())?
+        {
+            let (k, _) = entry?;
+            let key_id = std::str::from_utf8(&k.value()[start.len()..])
+                .map_err(|_| MetaError::Encoding("grant key id is not utf-8".into()))?;
+            grantees.push(key_id.to_owned());
+        }
+        for key_id in grantees {
+            self.write_grant(&key_id, name, Grant::default())?;
+        }
+        self.buckets.remove(name.as_bytes())?;
+        Ok(CommandResponse::Done)
+    }
+
+    fn update_bucket(&mut self, name: &str, update: &BucketUpdate) -> Step<CommandResponse> {
+        let mut bucket = self.bucket(name)?;
+        match update {
+            BucketUpdate::Versioning(Versioning::Unversioned) => {
+                return Err(ApplyError::InvalidRequest(
+                    "versioning cannot be turned off, only suspended".into(),
+                )
+                .into());
+            }
+            BucketUpdate::Versioning(state) => bucket.versioning = *state,
+            BucketUpdate::Tags(tags) => bucket.tags = tags.clone(),
+            BucketUpdate::Cors(cors) => bucket.cors = cors.clone(),
+            BucketUpdate::Setting(name, Some(value)) => {
+                bucket.settings.insert(name.clone(), value.clone());
+            }
+            BucketUpdate::Setting(name, None) => {
+                bucket.settings.remove(name);
+            }
+        }
+        self.put_bucket(&bucket)?;
+        Ok(CommandResponse::Done)
+    }
+
+    // ---- object versions ----
+
+    /// Refuse unless `precondition` holds on the latest version of the key.
+    fn check_precondition(
+        &self,
+        bucket: &str,
+        key: &str,
+        precondition: Option<&Precondition>,
+    ) -> Step<()> {
+        let Some(precondition) = precondition else {
+            return Ok(());
+        };
+        let current = tables::latest_version(&self.versions, bucket, key)?
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_delete_marker());
+        match (precondition, current) {
+            (Precondition::IfNoneMatchAny, None) => Ok(()),
+            (Precondition::IfNoneMatchAny, Some(_)) => Err(ApplyError::PreconditionFailed.into()),
+            (Precondition::IfMatch(_), None) => Err(ApplyError::NoSuchKey.into()),
+            (Precondition::IfMatch(etag), Some(v)) => {
+                let wanted = etag.trim_matches('"');
+                if wanted == "*" || wanted == v.etag {
+                    Ok(())
+                } else {
+                    Err(ApplyError::PreconditionFailed.into())
+                }
+            }
+        }
+    }
+
+    fn put_object(
+        &mut self,
+        log_index: u64,
+        version: &ObjectVersion,
+        precondition: Option<&Precondition>,
+    ) -> Step<CommandResponse> {
+        let bucket = self.bucket(&version.bucket)?;
+        self.check_precondition(&version.bucket, &version.key, precondition)?;
+        let version = self.store_version(log_index, bucket.versioning, version.clone())?;
+        Ok(CommandResponse::ObjectStored { version })
+    }
+
+    /// Store `version` as the newest version of its key. Outside versioning
+    /// Enabled it becomes the null version, replacing the previous null
+    /// version wherever that sat; replaced data is queued for deletion.
+    fn store_version(
+        &mut self,
+        log_index: u64,
+        versioning: Versioning,
+        mut version: ObjectVersion,
+    ) -> Step<ObjectVersion> {
+        if versioning != Versioning::Enabled {
+            version.version_id = NULL_VERSION_ID.to_owned();
+        }
+        let (bucket, key) = (version.bucket.as_str(), version.key.as_str());
+        if let Some((index, old)) = tables::find_version(
+            &self.version_ids,
+            &self.versions,
+            bucket,
+            key,
+            &version.version_id,
+        )? {
+            self.versions
+                .remove(tables::version_key(bucket, key, index).as_slice())?;
+            self.discard(unshared(old.segments(), &version.segments()))?;
+        }
+        let bytes = encode(&version)?;
+        self.versions.insert(
+            tables::version_key(bucket, key, log_index).as_slice(),
+            bytes.as_slice(),
+        )?;
+        self.version_ids.insert(
+            tables::version_id_key(bucket, key, &version.version_id).as_slice(),
+            log_index.to_be_bytes().as_slice(),
+        )?;
+        let object = tables::object_key(bucket, key);
+        if version.is_delete_marker() {
+            self.live.remove(object.as_slice())?;
+        } else {
+            self.live.insert(object.as_slice(), bytes.as_slice())?;
+        }
+        Ok(version)
+    }
+
+    /// Remove one version for good and let the next one become the latest.
+    fn remove_version(&mut self, index: u64, old: &ObjectVersion) -> Step<()> {
+        let (bucket, key) = (old.bucket.as_str(), old.key.as_str());
+        self.versions
+            .remove(tables::version_key(bucket, key, index).as_slice())?;
+        self.version_ids
+            .remove(tables::version_id_key(bucket, key, &old.version_id).as_slice())?;
+        self.refresh_live(bucket, key)?;
+        self.discard(old.segments())
+    }
+
+    /// Rewrite a version in place (same position, same id).
+    fn rewrite_version(&mut self, index: u64, version: &ObjectVersion) -> Step<()> {
+        let (bucket, key) = (version.bucket.as_str(), version.key.as_str());
+        self.versions.insert(
+            tables::version_key(bucket, key, index).as_slice(),
+            encode(version)?.as_slice(),
+        )?;
+        self.refresh_live(bucket, key)
+    }
+
+    /// Make the live entry of a key match its latest version.
+    fn refresh_live(&mut self, bucket: &str, key: &str) -> Step<()> {
+        let object = tables::object_key(bucket, key);
+        match tables::latest_version(&self.versions, bucket, key)? {
+            Some((_, latest)) if !latest.is_delete_marker() => {
+                self.live
+                    .insert(object.as_slice(), encode(&latest)?.as_slice())?;
+            }
+            _ => {
+                self.live.remove(object.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn find(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Step<Option<(u64, ObjectVersion)>> {
+        Ok(tables::find_version(
+            &self.version_ids,
+            &self.versions,
+            bucket,
+            key,
+            version_id,
+        )?)
+    }
+
+    fn delete_object(
+        &mut self,
+        log_index: u64,
+        marker: ObjectVersion,
+        version_id: Option<&str>,
+        precondition: Option<&Precondition>,
+    ) -> Step<CommandResponse> {
+        let bucket = self.bucket(&marker.bucket)?;
+        self.check_precondition(&marker.bucket, &marker.key, precondition)?;
+        if let Some(version_id) = version_id {
+            // Deleting a version that does not exist succeeds, as in S3.
+            let mut delete_marker = false;
+            if let Some((index, old)) = self.find(&marker.bucket, &marker.key, version_id)? {
+                delete_marker = old.is_delete_marker();
+                self.remove_version(index, &old)?;
+            }
+            return Ok(CommandResponse::ObjectDeleted {
+                version_id: Some(version_id.to_owned()),
+                delete_marker,
+            });
+        }
+        if bucket.versioning == Versioning::Unversioned {
+            if let Some((index, old)) = self.find(&marker.bucket, &marker.key, NULL_VERSION_ID)? {
+                self.remove_version(index, &old)?;
+            }
+            return Ok(CommandResponse::ObjectDeleted {
+                version_id: None,
+                delete_marker: false,
+            });
+        }
+        let marker = self.store_version(log_index, bucket.versioning, marker)?;
+        Ok(CommandResponse::ObjectDeleted {
+            version_id: Some(marker.version_id),
+            delete_marker: true,
+        })
+    }
+
+    /// The version a command addresses: by id, or the latest (not a marker).
+    fn addressed_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Step<(u64, ObjectVersion)> {
+        self.bucket(bucket)?;
+        let found = match version_id {
+            Some(id) => self
+                .find(bucket, key, id)?
+                .ok_or(ApplyError::NoSuchVersion)?,
+            None => tables::latest_version(&self.versions, bucket, key)?
+                .filter(|(_, v)| !v.is_delete_marker())
+                .ok_or(ApplyError::NoSuchKey)?,
+        };
+        if found.1.is_delete_marker() {
+            return Err(ApplyError::InvalidRequest("the version is a delete marker".into()).into());
+        }
+        Ok(found)
+    }
+
+    fn set_object_tags(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: &[Tag],
+    ) -> Step<CommandResponse> {
+        let (index, mut version) = self.addressed_version(bucket, key, version_id)?;
+        version.tags = tags.to_vec();
+        self.rewrite_version(index, &version)?;
+        Ok(CommandResponse::Done)
+    }
+
+    fn update_placement(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        (object_id, part): ([u8; 16], u32),
+        moved: &[(u16, String)],
+    ) -> Step<CommandResponse> {
+        let (index, mut version) = self.addressed_version(bucket, key, Some(version_id))?;
+        let segment = match &mut version.data {
+            ObjectData::Parts(parts) => parts
+                .iter_mut()
+                .map(|p| &mut p.segment)
+                .find(|s| s.object_id == object_id && s.part == part),
+            ObjectData::Inline(_) | ObjectData::DeleteMarker => None,
+        };
+        let Some(segment) = segment else {
+            return Err(ApplyError::InvalidRequest("no such segment in the version".into()).into());
+        };
+        if moved
+            .iter()
+            .any(|(shard, _)| usize::from(*shard) >= segment.placement.len())
+        {
+            return Err(ApplyError::InvalidRequest("shard index out of range".into()).into());
+        }
+        for (shard, store) in moved {
+            segment.placement[usize::from(*shard)] = store.clone();
+            segment.missing.retain(|m| m != shard);
+        }
+        self.rewrite_version(index, &version)?;
+        Ok(CommandResponse::Done)
+    }
+
+    // ---- multipart uploads ----
+
+    fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Step<MultipartUpload> {
+        self.bucket(bucket)?;
+        match self
+            .uploads
+            .get(tables::upload_key(bucket, key, upload_id).as_slice())?
+        {
+            Some(bytes) => Ok(decode(bytes.value())?),
+            None => Err(ApplyError::NoSuchUpload.into()),
+        }
+    }
+
+    fn create_upload(&mut self, upload: &MultipartUpload) -> Step<CommandResponse> {
+        self.bucket(&upload.bucket)?;
+        let k = tables::upload_key(&upload.bucket, &upload.key, &upload.upload_id);
+        if self.uploads.get(k.as_slice())?.is_some() {
+            return Err(ApplyError::InvalidRequest("upload id already in use".into()).into());
+        }
+        self.uploads
+            .insert(k.as_slice(), encode(upload)?.as_slice())?;
+        Ok(CommandResponse::Done)
+    }
+
+    fn put_part(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: &PartData,
+    ) -> Step<CommandResponse> {
+        self.upload(bucket, key, upload_id)?;
+        let k = tables::part_key(bucket, key, upload_id, part.number);
+        let old = match self.parts.get(k.as_slice())? {
+            Some(bytes) => Some(decode::<PartData>(bytes.value())?),
+            None => None,
+        };
+        if let Some(old) = old {
+            self.discard(unshared(
+                vec![old.segment],
+                std::slice::from_ref(&part.segment),
+            ))?;
+        }
+        self.parts.insert(k.as_slice(), encode(part)?.as_slice())?;
+        Ok(CommandResponse::Done)
+    }
+
+    /// Every stored part of an upload, by number.
+    fn upload_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Step<BTreeMap<u32, PartData>> {
+        let start = tables::upload_key(bucket, key, upload_id);
+        let end = tables::after_component(start.clone());
+        let mut parts = BTreeMap::new();
+        for entry in self
+            .parts
+            .range::<&[u8]>(start.as_slice()..end.as_slice())?
+        {
+            let (_, v) = entry?;
+            let part: PartData = decode(v.value())?;
+            parts.insert(part.number, part);
+        }
+        Ok(parts)
+    }
+
+    /// Remove an upload and its parts; returns the parts.
+    fn drop_upload(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Step<BTreeMap<u32, PartData>> {
+        let parts = self.upload_parts(bucket, key, upload_id)?;
+        for number in parts.keys() {
+            self.parts
+                .remove(tables::part_key(bucket, key, upload_id, *number).as_slice())?;
+        }
+        self.uploads
+            .remove(tables::upload_key(bucket, key, upload_id).as_slice())?;
+        Ok(parts)
+    }
+
+    fn complete_upload(
+        &mut self,
+        log_index: u64,
+        c: Completion<'_>,
+        precondition: Option<&Precondition>,
+    ) -> Step<CommandResponse> {
+        let upload = self.upload(c.bucket, c.key, c.upload_id)?;
+        let versioning = self.bucket(c.bucket)?.versioning;
+        if c.parts.is_empty() {
+            return Err(ApplyError::InvalidRequest("no parts listed".into()).into());
+        }
+        if c.parts.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(ApplyError::InvalidPartOrder.into());
+        }
+        let stored = self.upload_parts(c.bucket, c.key, c.upload_id)?;
+        let mut md5 = Md5::new();
+        let mut chosen = Vec::with_capacity(c.parts.len());
+        for (i, (number, etag)) in c.parts.iter().enumerate() {
+            let part = stored
+                .get(number)
+                .filter(|p| p.etag == etag.trim_matches('"'))
+                .ok_or(ApplyError::InvalidPart(*number))?;
+            let digest = hex::decode(&part.etag).map_err(|_| ApplyError::InvalidPart(*number))?;
+            if i + 1 < c.parts.len() && part.size < c.min_part_size {
+                return Err(ApplyError::EntityTooSmall(*number).into());
+            }
+            md5.update(&digest);
+            chosen.push(part.clone());
+        }
+        self.check_precondition(c.bucket, c.key, precondition)?;
+
+        let mut version = upload.template;
+        version.bucket = c.bucket.to_owned();
+        version.key = c.key.to_owned();
+        version.version_id = c.version_id.to_owned();
+        version.last_modified = c.now;
+        version.size = chosen.iter().map(|p| p.size).sum();
+        version.etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
+        version.data = ObjectData::Parts(chosen);
+
+        let all = self.drop_upload(c.bucket, c.key, c.upload_id)?;
+        let unlisted = all
+            .into_values()
+            .filter(|p| c.parts.iter().all(|(n, _)| *n != p.number))
+            .map(|p| p.segment)
+            .collect();
+        self.discard(unlisted)?;
+        let version = self.store_version(log_index, versioning, version)?;
+        Ok(CommandResponse::ObjectStored { version })
+    }
+
+    fn abort_upload(&mut self, bucket: &str, key: &str, upload_id: &str) -> Step<CommandResponse> {
+        self.upload(bucket, key, upload_id)?;
+        let parts = self.drop_upload(bucket, key, upload_id)?;
+        self.discard(parts.into_values().map(|p| p.segment).collect())?;
+        Ok(CommandResponse::Done)
+    }
+
+    // ---- access keys, grants, nodes ----
+
+    fn put_access_key(&mut self, key: &AccessKey) -> Step<CommandResponse> {
+        self.access_keys
+            .insert(key.id.as_bytes(), encode(key)?.as_slice())?;
+        Ok(CommandResponse::Done)
+    }
+
+    fn delete_access_key(&mut self, id: &str) -> Step<CommandResponse> {
+        if self.access_keys.get(id.as_bytes())?.is_none() {
+            return Err(ApplyError::NoSuchAccessKey.into());
+        }
+        let start = tables::grant_key(id, "");
+        let end = tables::after_component(start.clone());
+        let mut buckets = Vec::new();
+        for entry in self
+            .grants
+            .range::<&[u8]>(start.as_slice()..end.as_slice())?
+        {
+            let (k, _) = entry?;
+            let bucket = std::str::from_utf8(&k.value()[start.len()..])
+                .map_err(|_| MetaError::Encoding("grant bucket is not utf-8".into()))?;
+            buckets.push(bucket.to_owned());
+        }
+        for bucket in buckets {
+            self.write_grant(id, &bucket, Grant::default())?;
+        }
+        self.access_keys.remove(id.as_bytes())?;
+        Ok(CommandResponse::Done)
+    }
+
+    fn set_grant(&mut self, key_id: &str, bucket: &str, grant: Grant) -> Step<CommandResponse> {
+        if self.access_keys.get(key_id.as_bytes())?.is_none() {
+            return Err(ApplyError::NoSuchAccessKey.into());
+        }
+        self.bucket(bucket)?;
+        self.write_grant(key_id, bucket, grant)?;
+        Ok(CommandResponse::Done)
+    }
+
+    /// Store a grant and its index entry; an all-false grant removes both.
+    fn write_grant(&mut self, key_id: &str, bucket: &str, grant: Grant) -> Step<()> {
+        let by_key = tables::grant_key(key_id, bucket);
+        let by_bucket = tables::grant_by_bucket_key(bucket, key_id);
+        if grant == Grant::default() {
+            self.grants.remove(by_key.as_slice())?;
+            self.grants_by_bucket.remove(by_bucket.as_slice())?;
+        } else {
+            self.grants
+                .insert(by_key.as_slice(), encode(&grant)?.as_slice())?;
+            self.grants_by_bucket
+                .insert(by_bucket.as_slice(), [].as_slice())?;
+        }
+        Ok(())
+    }
+
+    fn put_node(&mut self, node: &StorageNode) -> Step<CommandResponse> {
+        self.nodes
+            .insert(node.id.as_bytes(), encode(node)?.as_slice())?;
+        Ok(CommandResponse::Done)
+    }
+
+    fn set_node_state(&mut self, id: &str, state: NodeState, now: Millis) -> Step<CommandResponse> {
+        let mut node: StorageNode = match self.nodes.get(id.as_bytes())? {
+            Some(bytes) => decode(bytes.value())?,
+            None => return Err(ApplyError::NoSuchNode.into()),
+        };
+        node.state = state;
+        node.since = now;
+        self.put_node(&node)
+    }
+
+    // ---- work queue ----
+
+    fn enqueue(&mut self, item: &WorkItem) -> Step<()> {
+        let id = match self.counters.get(tables::NEXT_WORK_ID)? {
+            Some(bytes) => tables::be_u64(bytes.value())?,
+            None => 1,
+        };
+        self.work
+            .insert(id.to_be_bytes().as_slice(), encode(item)?.as_slice())?;
+        self.counters
+            .insert(tables::NEXT_WORK_ID, (id + 1).to_be_bytes().as_slice())?;
+        Ok(())
+    }
+
+    /// Queue segments whose data is no longer referenced for deletion.
+    fn discard(&mut self, segments: Vec<Segment>) -> Step<()> {
+        if segments.is_empty() {
+            return Ok(());
+        }
+        self.enqueue(&WorkItem::DeleteSegments { segments })
+    }
+}
+
+/// The arguments of a multipart completion.
+struct Completion<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    upload_id: &'a str,
+    parts: &'a [(u32, String)],
+    version_id: &'a str,
+    now: Millis,
+    min_part_size: u64,
+}
+
+/// The delete marker a `DeleteObject` without version id would create.
+fn delete_marker(
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+    now: Millis,
+    owner: &str,
+) -> ObjectVersion {
+    ObjectVersion {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: version_id.to_owned(),
+        last_modified: now,
+        size: 0,
+        etag: String::new(),
+        checksums: Vec::new(),
+        system: SystemMetadata::default(),
+        user: BTreeMap::new(),
+        tags: Vec::new(),
+        owner: owner.to_owned(),
+        wrapped_key: Vec::new(),
+        data: ObjectData::DeleteMarker,
+    }
+}
+
+/// The segments of `old` that `keep` does not reference (same object id and part).
+fn unshared(old: Vec<Segment>, keep: &[Segment]) -> Vec<Segment> {
+    old.into_iter()
+        .filter(|s| {
+            !keep
+                .iter()
+                .any(|k| k.object_id == s.object_id && k.part == s.part)
+        })
+        .collect()
+}

@@ -1,0 +1,831 @@
+//! [`MetaNode`]: one member of the metadata cluster and the client API the
+//! gateway uses — writes (forwarded to the leader by any member),
+//! linearizable reads (the leader's read index), local reads, status.
+//!
+//! Every call is bounded by [`RaftTiming::request_timeout`]. When no quorum
+//! answers, calls end with [`MetaError::NoQuorum`] instead of hanging: at once
+//! on a leader that has not heard from a quorum for two election timeouts,
+//! after at most two election timeouts on a member that knows no leader.
+//! A write that timed out after it was proposed may still commit later: the
+//! caller must treat `NoQuorum` from `write` as "outcome unknown".
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::StatusCode;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::raft::AppendEntriesResponse;
+use openraft::{BasicNode, ServerState};
+use redb::{Database, ReadableDatabase};
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::command::{Command, CommandResponse};
+use crate::error::MetaError;
+use crate::log_store::{LogStore, LogTail};
+use crate::membership::MembershipChange;
+use crate::network::{CallError, NetworkFactory, Peers, WireError, path};
+use crate::read::ReadView;
+use crate::rpc_server::{RpcServer, Service};
+use crate::state_machine::StateMachineStore;
+pub use crate::tls::ClusterTls;
+use crate::types::{LogId, MAX_PROPOSAL, NodeId, Proposal, Raft, decode, encode};
+
+/// Raft timing and log-compaction knobs.
+#[derive(Debug, Clone)]
+pub struct RaftTiming {
+    /// Leader heartbeat interval. openraft also uses it as the time limit of
+    /// one AppendEntries RPC (which includes the follower's fsync): keep it
+    /// well above the disk's worst fsync time.
+    pub heartbeat: Duration,
+    /// Shortest election timeout.
+    pub election_timeout_min: Duration,
+    /// Longest election timeout.
+    pub election_timeout_max: Duration,
+    /// Upper bound of one client call (write, read) before `NoQuorum`.
+    pub request_timeout: Duration,
+    /// Build a snapshot after this many applied entries since the last one.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot (lets lagging members catch
+    /// up from the log rather than a snapshot).
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        RaftTiming {
+            heartbeat: Duration::from_millis(250),
+            election_timeout_min: Duration::from_millis(1000),
+            election_timeout_max: Duration::from_millis(2000),
+            request_timeout: Duration::from_secs(5),
+            snapshot_every: 20_000,
+            logs_kept_after_snapshot: 5_000,
+        }
+    }
+}
+
+/// How to start a member.
+#[derive(Debug, Clone)]
+pub struct MetaConfig {
+    /// This member's id, unique in the cluster, never reused.
+    pub node_id: u64,
+    /// Directory of the log, the state and the snapshots.
+    pub data_dir: PathBuf,
+    /// Where to serve raft RPC (needs `tls`); `None` for a single member
+    /// that never talks to others.
+    pub rpc_listen: Option<SocketAddr>,
+    /// `host:port` other members use to reach this one; defaults to the bound RPC address.
+    pub advertise: Option<String>,
+    /// Cluster TLS material (required with `rpc_listen`).
+    pub tls: Option<ClusterTls>,
+    /// Raft timing.
+    pub timing: RaftTiming,
+}
+
+impl MetaConfig {
+    /// A config for member `node_id` in `data_dir`, without RPC, default timing.
+    pub fn new(node_id: u64, data_dir: impl Into<PathBuf>) -> MetaConfig {
+        MetaConfig {
+            node_id,
+            data_dir: data_dir.into(),
+            rpc_listen: None,
+            advertise: None,
+            tls: None,
+            timing: RaftTiming::default(),
+        }
+    }
+}
+
+/// A snapshot of a member's raft state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaStatus {
+    /// This member's id.
+    pub id: u64,
+    /// The leader this member knows of.
+    pub leader: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Index of the last entry applied to the state machine.
+    pub last_applied: u64,
+    /// Index of the last entry in the log.
+    pub last_log_index: u64,
+    /// Last index covered by this member's snapshot (0: none).
+    pub snapshot_index: u64,
+    /// Last index purged from this member's log (0: none).
+    pub purged_index: u64,
+    /// Role: "leader", "follower", "candidate", "learner" or "shutdown".
+    pub role: &'static str,
+    /// Voter ids of the effective membership.
+    pub voters: Vec<u64>,
+    /// Learner ids of the effective membership.
+    pub learners: Vec<u64>,
+    /// Member id → advertised address.
+    pub addresses: BTreeMap<u64, String>,
+    /// Whether this member sees a working quorum: a leader that heard from a
+    /// quorum within two election timeouts, or a member that heard from a
+    /// leader within that time (it cannot tell whether that leader still
+    /// has its quorum; writes through it still answer `NoQuorum` if not).
+    pub has_quorum: bool,
+}
+
+/// One running member. Cheap to clone.
+#[derive(Clone)]
+pub struct MetaNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    core: Arc<Core>,
+    server: tokio::sync::Mutex<Option<RpcServer>>,
+    rpc_addr: Option<SocketAddr>,
+    advertise: String,
+}
+
+/// What both the client API and the RPC service need.
+pub(crate) struct Core {
+    pub(crate) id: NodeId,
+    pub(crate) timing: RaftTiming,
+    pub(crate) peers: Arc<Peers>,
+    data_dir: PathBuf,
+    running: RwLock<Running>,
+    /// When this member was created; the origin of `leader_contact_ms`.
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the last append accepted from a leader.
+    leader_contact_ms: AtomicU64,
+    /// Commands waiting to be proposed (group commit, see [`propose_loop`]).
+    proposals: mpsc::UnboundedSender<Pending>,
+}
+
+/// A command waiting for a proposal, and who waits for its outcome.
+type Pending = (Command, oneshot::Sender<Result<CommandResponse, MetaError>>);
+
+/// Proposals in flight at once: while they wait for their fsync, the next
+/// commands gather into the next proposal.
+const PROPOSALS_IN_FLIGHT: usize = 2;
+
+/// The parts replaced when raft restarts (forced failover).
+struct Running {
+    raft: Raft,
+    state: Option<Arc<Database>>,
+    tail: LogTail,
+    files: Vec<Weak<Database>>,
+}
+
+/// openraft's answer to a failed `client_write`.
+type WriteError = RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>;
+
+pub(crate) fn map_write_error(e: WriteError) -> MetaError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => MetaError::NotLeader {
+            leader: f.leader_id,
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            MetaError::Invalid(e.to_string())
+        }
+        RaftError::Fatal(f) => fatal(f),
+    }
+}
+
+fn fatal(f: openraft::error::Fatal<NodeId>) -> MetaError {
+    match f {
+        openraft::error::Fatal::Stopped => MetaError::Shutdown,
+        other => MetaError::Storage(other.to_string()),
+    }
+}
+
+impl MetaNode {
+    /// Opens the member's files in `cfg.data_dir`, starts raft and (with
+    /// `rpc_listen`) the RPC server. A member that was part of a cluster
+    /// rejoins it; a fresh one waits to be bootstrapped or added.
+    pub async fn start(cfg: MetaConfig) -> Result<MetaNode, MetaError> {
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let client_tls = cfg
+            .tls
+            .as_ref()
+            .map(crate::tls::client_config)
+            .transpose()?;
+        let server_tls = cfg
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
+        let listener = match cfg.rpc_listen {
+            Some(addr) => {
+                if server_tls.is_none() {
+                    return Err(MetaError::Tls("raft rpc needs cluster tls".into()));
+                }
+                Some(tokio::net::TcpListener::bind(addr).await?)
+            }
+            None => None,
+        };
+        let rpc_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        let advertise = cfg
+            .advertise
+            .clone()
+            .or_else(|| rpc_addr.map(|a| a.to_string()))
+            .unwrap_or_default();
+
+        let peers = Arc::new(Peers::new(client_tls));
+        let running = open_running(cfg.node_id, &cfg.data_dir, &cfg.timing, &peers).await?;
+        let (proposals, pending) = mpsc::unbounded_channel();
+        let core = Arc::new(Core {
+            id: cfg.node_id,
+            timing: cfg.timing.clone(),
+            peers,
+            data_dir: cfg.data_dir.clone(),
+            running: RwLock::new(running),
+            epoch: Instant::now(),
+            leader_contact_ms: AtomicU64::new(0),
+            proposals,
+        });
+        tokio::spawn(propose_loop(Arc::downgrade(&core), pending));
+        let server = match (listener, server_tls) {
+            (Some(listener), Some(tls)) => Some(RpcServer::start(listener, tls, core.clone())?),
+            _ => None,
+        };
+        tracing::info!(id = cfg.node_id, rpc = ?rpc_addr, "metadata member started");
+        Ok(MetaNode {
+            inner: Arc::new(Inner {
+                core,
+                server: tokio::sync::Mutex::new(server),
+                rpc_addr,
+                advertise,
+            }),
+        })
+    }
+
+    pub(crate) fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> u64 {
+        self.inner.core.id
+    }
+
+    /// The bound RPC address, when serving RPC.
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.inner.rpc_addr
+    }
+
+    /// The address other members use to reach this one.
+    pub fn advertise(&self) -> &str {
+        &self.inner.advertise
+    }
+
+    /// Makes this member a cluster of one (the embedded default). A no-op if
+    /// it already belongs to a cluster. Returns once it leads.
+    pub async fn bootstrap_single(&self) -> Result<(), MetaError> {
+        let core = self.core();
+        let initialized = core.raft().is_initialized().await.map_err(fatal)?;
+        if !initialized {
+            let members = BTreeMap::from([(core.id, BasicNode::new(self.advertise()))]);
+            match core.raft().initialize(members).await {
+                Ok(()) => tracing::info!(
+                    id = core.id,
+                    "bootstrapped a single-member metadata cluster"
+                ),
+                Err(RaftError::APIError(e)) => tracing::info!(error = %e, "already initialized"),
+                Err(RaftError::Fatal(f)) => return Err(fatal(f)),
+            }
+        }
+        core.wait_for_leader(Instant::now() + core.timing.request_timeout)
+            .await
+            .map(|_| ())
+    }
+
+    /// Proposes `cmd` and returns its outcome once applied. Any member
+    /// accepts writes: a follower forwards to the leader. A refusal of the
+    /// state machine is [`MetaError::Apply`].
+    pub async fn write(&self, cmd: Command) -> Result<CommandResponse, MetaError> {
+        let started = Instant::now();
+        let result = self.core().write(cmd).await;
+        metrics::histogram!("tessera_raft_write_seconds").record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// Runs `f` on a view that reflects every write acknowledged before this
+    /// call began (linearizable: the leader's read index, waited for locally).
+    pub async fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadView) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
+        let core = self.core();
+        let deadline = Instant::now() + core.timing.request_timeout;
+        let index = core.read_index(deadline).await?;
+        core.wait_applied(index, deadline).await?;
+        self.read_local(f).await
+    }
+
+    /// Runs `f` on this member's applied state, without asking the leader
+    /// (may lag behind the cluster).
+    pub async fn read_local<T>(
+        &self,
+        f: impl FnOnce(&ReadView) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
+        let db = self.core().state_db()?;
+        let view = ReadView::new(db.begin_read()?);
+        f(&view)
+    }
+
+    /// This member's raft state.
+    pub fn status(&self) -> MetaStatus {
+        self.core().status()
+    }
+
+    /// Test hook: drops all raft traffic from this member to `peers` (an empty
+    /// set heals). Cut both directions to partition members in-process.
+    pub fn set_partitioned(&self, peers: impl IntoIterator<Item = u64>) {
+        self.core().peers.set_blocked(peers.into_iter().collect());
+    }
+
+    /// Stops raft and the RPC server and closes the files. Other clones of
+    /// this `MetaNode` answer [`MetaError::Shutdown`] afterwards.
+    pub async fn shutdown(&self) -> Result<(), MetaError> {
+        if let Some(server) = self.inner.server.lock().await.take() {
+            server.stop().await;
+        }
+        let core = self.core();
+        core.stop_raft().await?;
+        tracing::info!(id = core.id, "metadata member stopped");
+        Ok(())
+    }
+}
+
+/// Group commit: takes every command waiting, proposes them as one raft
+/// entry, and hands each caller its own outcome. At most
+/// [`PROPOSALS_IN_FLIGHT`] proposals wait for raft at once; commands arriving
+/// meanwhile form the next one.
+async fn propose_loop(core: Weak<Core>, mut pending: mpsc::UnboundedReceiver<Pending>) {
+    let in_flight = Arc::new(Semaphore::new(PROPOSALS_IN_FLIGHT));
+    loop {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = pending.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_PROPOSAL {
+            match pending.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let Some(raft) = core.upgrade().map(|c| c.raft()) else {
+            return;
+        };
+        metrics::histogram!("tessera_raft_proposal_commands").record(batch.len() as f64);
+        tokio::spawn(async move {
+            let (commands, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
+            match raft.client_write(Proposal(commands)).await {
+                Ok(resp) => {
+                    for (waiter, outcome) in waiters.into_iter().zip(resp.data.0) {
+                        let _ = waiter.send(outcome.map_err(MetaError::Apply));
+                    }
+                }
+                Err(e) => {
+                    let e = map_write_error(e);
+                    for waiter in waiters {
+                        let _ = waiter.send(Err(e.clone()));
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+fn raft_config(t: &RaftTiming) -> Result<openraft::Config, MetaError> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    openraft::Config {
+        cluster_name: "tessera".into(),
+        heartbeat_interval: ms(t.heartbeat),
+        election_timeout_min: ms(t.election_timeout_min),
+        election_timeout_max: ms(t.election_timeout_max),
+        install_snapshot_timeout: ms(t.request_timeout).max(2_000),
+        max_payload_entries: 256,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_every),
+        max_in_snapshot_log_to_keep: t.logs_kept_after_snapshot,
+        purge_batch_size: 64,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| MetaError::Invalid(e.to_string()))
+}
+
+/// Opens the member's log and state and starts raft on them.
+async fn open_running(
+    id: NodeId,
+    dir: &Path,
+    timing: &RaftTiming,
+    peers: &Arc<Peers>,
+) -> Result<Running, MetaError> {
+    let log = LogStore::open(&dir.join("raft-log.redb"))?;
+    let sm = StateMachineStore::open(&dir.join("state.redb"), &dir.join("snapshots"))?;
+    let state = sm.db();
+    let files = vec![log.db_weak(), Arc::downgrade(&state)];
+    let tail = log.tail();
+    let raft = Raft::new(
+        id,
+        Arc::new(raft_config(timing)?),
+        NetworkFactory::new(peers.clone()),
+        log,
+        sm,
+    )
+    .await
+    .map_err(fatal)?;
+    Ok(Running {
+        raft,
+        state: Some(state),
+        tail,
+        files,
+    })
+}
+
+impl Core {
+    fn running(&self) -> std::sync::RwLockReadGuard<'_, Running> {
+        self.running
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The running raft (cheap handle).
+    pub(crate) fn raft(&self) -> Raft {
+        self.running().raft.clone()
+    }
+
+    fn state_db(&self) -> Result<Arc<Database>, MetaError> {
+        self.running().state.clone().ok_or(MetaError::Shutdown)
+    }
+
+    /// The last log id of this member.
+    pub(crate) fn last_log_id(&self) -> Option<LogId> {
+        self.running().tail.last_log_id()
+    }
+
+    /// Stops raft and waits until its files are closed.
+    pub(crate) async fn stop_raft(&self) -> Result<(), MetaError> {
+        if let Err(e) = self.raft().shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        let files = {
+            let mut running = self
+                .running
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            running.state = None;
+            running.files.clone()
+        };
+        // openraft drops its storage a moment after shutdown returns.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while files.iter().any(|f| f.strong_count() > 0) {
+            if Instant::now() > deadline {
+                return Err(MetaError::Storage(
+                    "metadata files still open after shutdown".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts raft again on this member's files (after [`Core::stop_raft`]).
+    pub(crate) async fn restart_raft(&self) -> Result<(), MetaError> {
+        let running = open_running(self.id, &self.data_dir, &self.timing, &self.peers).await?;
+        *self
+            .running
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = running;
+        Ok(())
+    }
+
+    /// The member's data directory.
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Longest a leader may go without a quorum acknowledgement before it
+    /// answers `NoQuorum` at once.
+    fn quorum_grace(&self) -> Duration {
+        self.timing.election_timeout_max * 2
+    }
+
+    pub(crate) fn status(&self) -> MetaStatus {
+        let m = self.raft().metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let has_quorum = match m.state {
+            ServerState::Leader => m
+                .millis_since_quorum_ack
+                .is_some_and(|ms| Duration::from_millis(ms) < self.quorum_grace()),
+            _ => m.current_leader.is_some() && self.leader_recently_heard(),
+        };
+        MetaStatus {
+            id: self.id,
+            leader: m.current_leader,
+            term: m.current_term,
+            last_applied: m.last_applied.map_or(0, |l| l.index),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            snapshot_index: m.snapshot.map_or(0, |l| l.index),
+            purged_index: m.purged.map_or(0, |l| l.index),
+            role,
+            voters: membership.voter_ids().collect(),
+            learners: membership.learner_ids().collect(),
+            addresses: membership
+                .nodes()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect(),
+            has_quorum,
+        }
+    }
+
+    /// Whether a leader's append reached this member within the quorum grace
+    /// (counting from start-up, to give a restarted member time to hear one).
+    fn leader_recently_heard(&self) -> bool {
+        let last = Duration::from_millis(self.leader_contact_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last) < self.quorum_grace()
+    }
+
+    fn note_leader_contact(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.leader_contact_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether this member leads but has not heard from a quorum lately.
+    fn leader_without_quorum(&self) -> bool {
+        let m = self.raft().metrics().borrow().clone();
+        m.state == ServerState::Leader
+            && m.millis_since_quorum_ack
+                .is_some_and(|ms| Duration::from_millis(ms) >= self.quorum_grace())
+    }
+
+    /// The current leader, waiting (at most two election timeouts and until
+    /// `deadline`) for one to be elected.
+    pub(crate) async fn wait_for_leader(&self, deadline: Instant) -> Result<NodeId, MetaError> {
+        let deadline = deadline.min(Instant::now() + self.timing.election_timeout_max * 2);
+        let mut rx = self.raft().metrics();
+        loop {
+            let (leader, state) = {
+                let m = rx.borrow_and_update();
+                (m.current_leader, m.state)
+            };
+            if state == ServerState::Shutdown {
+                return Err(MetaError::Shutdown);
+            }
+            if let Some(leader) = leader {
+                return Ok(leader);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, rx.changed()).await {
+                Err(_) => return Err(MetaError::NoQuorum),
+                Ok(Err(_)) => return Err(MetaError::Shutdown),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    fn address_of(&self, id: NodeId) -> Result<String, MetaError> {
+        let m = self.raft().metrics().borrow().clone();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .ok_or_else(|| MetaError::Network(format!("no address known for member {id}")))
+    }
+
+    /// Runs a client-API request where the leader is: `local` when this
+    /// member leads, else the `rpc` on the leader. Retries while leadership
+    /// moves and while the request surely was not delivered; never resends
+    /// a request that may have run.
+    pub(crate) async fn at_leader<Req, T, F, Fut>(
+        &self,
+        rpc: &str,
+        req: &Req,
+        deadline: Instant,
+        local: F,
+    ) -> Result<T, MetaError>
+    where
+        Req: Serialize,
+        T: serde::de::DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, MetaError>>,
+    {
+        loop {
+            let leader = self.wait_for_leader(deadline).await?;
+            if leader == self.id {
+                match local().await {
+                    Err(MetaError::NotLeader { .. }) => {}
+                    other => return other,
+                }
+            } else if !self.leader_recently_heard() {
+                // The leader we know has gone quiet (a learner never elects
+                // a new one): no quorum we can reach.
+                return Err(MetaError::NoQuorum);
+            } else {
+                let answer: Result<Result<T, WireError>, CallError> =
+                    self.call_member(leader, rpc, req, deadline).await;
+                match answer {
+                    Ok(Ok(value)) => return Ok(value),
+                    Ok(Err(WireError::NotLeader(_))) => {}
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(e) if e.not_sent() => {}
+                    Err(CallError::Timeout(_)) => return Err(MetaError::NoQuorum),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(MetaError::NoQuorum);
+            }
+            tokio::time::sleep(self.timing.heartbeat.min(Duration::from_millis(50))).await;
+        }
+    }
+
+    async fn write(&self, cmd: Command) -> Result<CommandResponse, MetaError> {
+        let deadline = Instant::now() + self.timing.request_timeout;
+        self.at_leader(path::WRITE, &cmd, deadline, || {
+            self.write_as_leader(cmd.clone(), deadline)
+        })
+        .await
+    }
+
+    /// Proposes `cmd` on this member, which must lead.
+    pub(crate) async fn write_as_leader(
+        &self,
+        cmd: Command,
+        deadline: Instant,
+    ) -> Result<CommandResponse, MetaError> {
+        let (tx, rx) = oneshot::channel();
+        self.proposals
+            .send((cmd, tx))
+            .map_err(|_| MetaError::Shutdown)?;
+        match self.leader_bounded(deadline, rx).await? {
+            Ok(outcome) => outcome,
+            Err(_) => Err(MetaError::Shutdown),
+        }
+    }
+
+    /// Runs `work` on the leader until it finishes, the deadline passes or
+    /// the leader loses touch with its quorum (both: `NoQuorum`).
+    async fn leader_bounded<T>(
+        &self,
+        deadline: Instant,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, MetaError> {
+        let quorum_lost = async {
+            while !self.leader_without_quorum() {
+                tokio::time::sleep(self.timing.heartbeat).await;
+            }
+        };
+        tokio::select! {
+            done = work => Ok(done),
+            () = quorum_lost => Err(MetaError::NoQuorum),
+            () = tokio::time::sleep_until(deadline.into()) => Err(MetaError::NoQuorum),
+        }
+    }
+
+    /// The log index a linearizable read must wait for.
+    async fn read_index(&self, deadline: Instant) -> Result<u64, MetaError> {
+        let log_id = self
+            .at_leader(path::READ_INDEX, &(), deadline, || {
+                self.read_index_as_leader(deadline)
+            })
+            .await?;
+        Ok(log_id.map_or(0, |l| l.index))
+    }
+
+    /// Confirms leadership with a quorum and returns the read log id.
+    pub(crate) async fn read_index_as_leader(
+        &self,
+        deadline: Instant,
+    ) -> Result<Option<LogId>, MetaError> {
+        match self
+            .leader_bounded(deadline, self.raft().ensure_linearizable())
+            .await?
+        {
+            Ok(log_id) => Ok(log_id),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(MetaError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                Err(MetaError::NoQuorum)
+            }
+            Err(RaftError::Fatal(f)) => Err(fatal(f)),
+        }
+    }
+
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), MetaError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.raft()
+            .wait(Some(left))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                openraft::metrics::WaitError::Timeout(..) => MetaError::NoQuorum,
+                openraft::metrics::WaitError::ShuttingDown => MetaError::Shutdown,
+            })
+    }
+
+    /// Calls a client-API RPC on member `target`.
+    pub(crate) async fn call_member<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        target: NodeId,
+        rpc: &str,
+        req: &Req,
+        deadline: Instant,
+    ) -> Result<Resp, CallError> {
+        let addr = self.address_of(target).map_err(|e| CallError::Connect {
+            addr: String::new(),
+            reason: e.to_string(),
+        })?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.peers.call(target, &addr, rpc, req, left).await
+    }
+}
+
+fn bad_request(e: impl std::fmt::Display) -> (StatusCode, String) {
+    (StatusCode::BAD_REQUEST, e.to_string())
+}
+
+fn encoded<T: Serialize>(value: &T) -> Result<Vec<u8>, (StatusCode, String)> {
+    encode(value).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+impl Service for Core {
+    async fn handle(&self, rpc: String, body: Bytes) -> Result<Vec<u8>, (StatusCode, String)> {
+        match rpc.as_str() {
+            path::APPEND => {
+                let req = decode(&body).map_err(bad_request)?;
+                let resp = self.raft().append_entries(req).await;
+                if matches!(
+                    resp,
+                    Ok(AppendEntriesResponse::Success
+                        | AppendEntriesResponse::PartialSuccess(_)
+                        | AppendEntriesResponse::Conflict)
+                ) {
+                    self.note_leader_contact();
+                }
+                encoded(&resp)
+            }
+            path::VOTE => {
+                let req = decode(&body).map_err(bad_request)?;
+                encoded(&self.raft().vote(req).await)
+            }
+            path::SNAPSHOT => {
+                let req = decode(&body).map_err(bad_request)?;
+                encoded(&self.raft().install_snapshot(req).await)
+            }
+            path::WRITE => {
+                let cmd: Command = decode(&body).map_err(bad_request)?;
+                let deadline = Instant::now() + self.timing.request_timeout;
+                let result = self
+                    .write_as_leader(cmd, deadline)
+                    .await
+                    .map_err(WireError::from);
+                encoded(&result)
+            }
+            path::READ_INDEX => {
+                let deadline = Instant::now() + self.timing.request_timeout;
+                let result = self
+                    .read_index_as_leader(deadline)
+                    .await
+                    .map_err(WireError::from);
+                encoded(&result)
+            }
+            path::LOG_STATE => encoded(&self.last_log_id()),
+            path::MEMBERSHIP => {
+                let change: MembershipChange = decode(&body).map_err(bad_request)?;
+                let deadline = Instant::now() + self.timing.request_timeout * 10;
+                let result = self
+                    .change_membership_as_leader(change, deadline)
+                    .await
+                    .map_err(WireError::from);
+                encoded(&result)
+            }
+            path::FAILOVER => {
+                let survivors: BTreeSet<NodeId> = decode(&body).map_err(bad_request)?;
+                encoded(
+                    &self
+                        .force_failover(survivors)
+                        .await
+                        .map_err(WireError::from),
+                )
+            }
+            _ => Err((StatusCode::NOT_FOUND, format!("no rpc {rpc}"))),
+        }
+    }
+}

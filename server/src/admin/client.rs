@@ -1,0 +1,89 @@
+//! A client of the admin API, used by `tessera admin …` (and tests).
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use http::{Method, Request, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, Status};
+
+/// Talks JSON to one server's admin listener.
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    base: String,
+    token: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl AdminClient {
+    /// A client of the admin API at `base` (`http://127.0.0.1:9001`) using `token`.
+    pub fn new(base: impl Into<String>, token: impl Into<String>) -> Self {
+        AdminClient {
+            base: base.into().trim_end_matches('/').to_owned(),
+            token: token.into(),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Server status.
+    pub async fn status(&self) -> Result<Status> {
+        self.call::<(), _>(Method::GET, "/admin/v1/status", None).await
+    }
+
+    /// Creates an access key; the answer holds its secret.
+    pub async fn create_key(&self, create: &KeyCreate) -> Result<KeyCreated> {
+        self.call(Method::POST, "/admin/v1/keys", Some(create)).await
+    }
+
+    /// Lists access keys and their grants.
+    pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        self.call::<(), _>(Method::GET, "/admin/v1/keys", None).await
+    }
+
+    /// Deletes an access key and its grants.
+    pub async fn delete_key(&self, access_key: &str) -> Result<()> {
+        let path = format!("/admin/v1/keys/{access_key}");
+        self.call::<(), serde_json::Value>(Method::DELETE, &path, None)
+            .await
+            .map(drop)
+    }
+
+    /// Sets a key's permissions on a bucket.
+    pub async fn set_grant(&self, grant: &GrantSet) -> Result<()> {
+        self.call::<_, serde_json::Value>(Method::PUT, "/admin/v1/grants", Some(grant))
+            .await
+            .map(drop)
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T> {
+        let body = match body {
+            Some(b) => Bytes::from(serde_json::to_vec(b)?),
+            None => Bytes::new(),
+        };
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .with_context(|| format!("contacting the admin API at {}", self.base))?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            let message = serde_json::from_slice::<ApiError>(&bytes)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(anyhow!("admin API answered {status}: {message}"));
+        }
+        serde_json::from_slice(&bytes).context("decoding the admin API answer")
+    }
+}

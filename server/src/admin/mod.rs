@@ -1,0 +1,130 @@
+//! The admin listener and its API.
+//!
+//! The admin listener (default `127.0.0.1:9001`, its own port so no bucket
+//! name can collide) serves `/metrics`, `/health/live`, `/health/ready`
+//! and a small JSON API under `/admin/v1/` for the `tessera admin` CLI,
+//! authenticated by a bearer token kept in `<data-dir>/admin.token`.
+//!
+//! | method and path | body | answer |
+//! | --- | --- | --- |
+//! | `GET /admin/v1/status` | | [`Status`] |
+//! | `GET /admin/v1/keys` | | `[`[`KeyInfo`]`]` |
+//! | `POST /admin/v1/keys` | [`KeyCreate`] | [`KeyCreated`] |
+//! | `DELETE /admin/v1/keys/{id}` | | `{}` |
+//! | `PUT /admin/v1/grants` | [`GrantSet`] | `{}` |
+//!
+//! Errors are `{"error": "..."}` with a 4xx/5xx status.
+
+pub mod client;
+pub(crate) mod http;
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /admin/v1/keys`: create an access key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyCreate {
+    /// A human name for the key.
+    pub name: String,
+    /// Whether the key may create buckets (it then owns them).
+    #[serde(default = "yes")]
+    pub allow_create_bucket: bool,
+    /// Whether the key is an administrator key (every bucket, every operation).
+    #[serde(default)]
+    pub admin: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The answer to [`KeyCreate`]: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyCreated {
+    /// Access key id.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+    /// The key's name.
+    pub name: String,
+}
+
+/// One access key as listed (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// Access key id.
+    pub access_key: String,
+    /// Human name.
+    pub name: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created: i64,
+    /// Whether the key may create buckets.
+    pub allow_create_bucket: bool,
+    /// Whether it is an administrator key.
+    pub admin: bool,
+    /// Its grants, by bucket name.
+    pub grants: Vec<GrantSet>,
+}
+
+/// `PUT /admin/v1/grants`: set a key's permissions on a bucket (all false removes the grant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantSet {
+    /// Access key id.
+    pub access_key: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// May read and list.
+    #[serde(default)]
+    pub read: bool,
+    /// May write and delete objects.
+    #[serde(default)]
+    pub write: bool,
+    /// Owns the bucket (settings, delete).
+    #[serde(default)]
+    pub owner: bool,
+}
+
+/// `GET /admin/v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// Whether the server is ready to take writes (as `/health/ready`).
+    pub ready: bool,
+    /// The metadata member.
+    pub raft: RaftStatus,
+    /// The shard stores.
+    pub stores: Vec<StoreStatus>,
+    /// Number of buckets.
+    pub buckets: usize,
+    /// Number of access keys.
+    pub keys: usize,
+    /// Background work items queued (GC and repair).
+    pub queued_work: usize,
+}
+
+/// The metadata member's view of raft.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RaftStatus {
+    /// This member's id.
+    pub id: u64,
+    /// The leader it knows, if any.
+    pub leader: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Last applied log index.
+    pub last_applied: u64,
+}
+
+/// One shard store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreStatus {
+    /// Store id (`disk-1`, …).
+    pub id: String,
+    /// Whether it answered its last health probe.
+    pub up: bool,
+}
+
+/// An error answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What went wrong.
+    pub error: String,
+}

@@ -1,0 +1,266 @@
+//! The `tessera` command line: `serve` and `admin …`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::admin::client::AdminClient;
+use crate::admin::{GrantSet, KeyCreate};
+use crate::config::{Config, ConfigLayer, DEFAULT_DATA_DIR};
+use crate::datadir::{ADMIN_TOKEN_FILE, CREDENTIALS_FILE};
+use crate::{RunningServer, Server};
+
+/// Tessera: an S3-compatible object store.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the S3 gateway (with no options: the embedded default under ./tessera-data).
+    Serve(ServeArgs),
+    /// Administer a running server through its admin API.
+    Admin(AdminArgs),
+}
+
+/// `tessera serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (flags and TESSERA_* variables override it)
+    #[arg(long, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The settings.
+    #[command(flatten)]
+    pub settings: ConfigLayer,
+}
+
+/// `tessera admin`.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// URL of the server's admin listener
+    #[arg(long, env = "TESSERA_ADMIN_URL", default_value = "http://127.0.0.1:9001")]
+    pub url: String,
+    /// Admin token [default: read from <data-dir>/admin.token]
+    #[arg(long, env = "TESSERA_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The server's data directory, to read the admin token from
+    #[arg(long, env = "TESSERA_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// `tessera admin …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Show metadata, store and readiness state.
+    Status,
+    /// Manage access keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Manage per-bucket grants.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+}
+
+/// `tessera admin key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an access key and print its secret (shown only once).
+    Create {
+        /// A name to recognise the key by
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Do not let the key create buckets
+        #[arg(long)]
+        no_create_bucket: bool,
+        /// Make it an administrator key (every bucket, every operation)
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List access keys and their grants.
+    List,
+    /// Delete an access key and its grants.
+    Delete {
+        /// Access key id
+        key: String,
+    },
+}
+
+/// `tessera admin bucket …`.
+#[derive(Debug, Subcommand)]
+pub enum BucketCommand {
+    /// Grant a key access to a bucket.
+    Allow {
+        /// Access key id
+        key: String,
+        /// Bucket name
+        bucket: String,
+        /// Allow reading and listing
+        #[arg(long)]
+        read: bool,
+        /// Allow writing and deleting objects
+        #[arg(long)]
+        write: bool,
+        /// Make the key an owner (bucket settings, delete bucket)
+        #[arg(long)]
+        owner: bool,
+    },
+    /// Remove a key's access to a bucket.
+    Deny {
+        /// Access key id
+        key: String,
+        /// Bucket name
+        bucket: String,
+    },
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Admin(args) => admin(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    init_tracing();
+    let config = Config::load(&args.settings, args.config.as_deref())?;
+    let data_dir = config.data_dir.clone();
+    let server = Server::start(config).await?;
+    announce(&server, &data_dir);
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    server.shutdown().await
+}
+
+/// Prints where the server listens and, at first start, the generated key.
+fn announce(server: &RunningServer, data_dir: &std::path::Path) {
+    println!("Tessera S3 API on {}, admin on {}", server.s3_url(), server.admin_url());
+    println!("Access key: {}", server.credentials.access_key);
+    if server.credentials_generated {
+        println!("Secret key: {}", server.credentials.secret_key);
+        println!(
+            "(generated at first start; saved in {})",
+            data_dir.join(CREDENTIALS_FILE).display()
+        );
+    }
+    println!("Ready; stop with Ctrl-C or SIGTERM.");
+}
+
+async fn wait_for_signal() -> Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn admin(args: AdminArgs) -> Result<()> {
+    let token = match args.token {
+        Some(token) => token,
+        None => {
+            let path = args.data_dir.join(ADMIN_TOKEN_FILE);
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("reading the admin token from {} (or pass --token)", path.display()))?
+                .trim()
+                .to_owned()
+        }
+    };
+    let client = AdminClient::new(args.url, token);
+    match args.command {
+        AdminCommand::Status => {
+            let status = client.status().await?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        }
+        AdminCommand::Key(KeyCommand::Create {
+            name,
+            no_create_bucket,
+            admin,
+        }) => {
+            let created = client
+                .create_key(&KeyCreate {
+                    name,
+                    allow_create_bucket: !no_create_bucket,
+                    admin,
+                })
+                .await?;
+            println!("Access key: {}", created.access_key);
+            println!("Secret key: {}", created.secret_key);
+        }
+        AdminCommand::Key(KeyCommand::List) => {
+            for key in client.list_keys().await? {
+                let mut flags = Vec::new();
+                if key.admin {
+                    flags.push("admin");
+                }
+                if key.allow_create_bucket {
+                    flags.push("create-bucket");
+                }
+                println!("{}\t{}\t{}", key.access_key, key.name, flags.join(","));
+                for g in key.grants {
+                    let perms: Vec<&str> = [(g.read, "read"), (g.write, "write"), (g.owner, "owner")]
+                        .into_iter()
+                        .filter_map(|(on, name)| on.then_some(name))
+                        .collect();
+                    println!("\t{}\t{}", g.bucket, perms.join(","));
+                }
+            }
+        }
+        AdminCommand::Key(KeyCommand::Delete { key }) => {
+            client.delete_key(&key).await?;
+            println!("Deleted {key}");
+        }
+        AdminCommand::Bucket(BucketCommand::Allow {
+            key,
+            bucket,
+            read,
+            write,
+            owner,
+        }) => {
+            if !(read || write || owner) {
+                bail!("give at least one of --read, --write, --owner");
+            }
+            client
+                .set_grant(&GrantSet {
+                    access_key: key,
+                    bucket,
+                    read,
+                    write,
+                    owner,
+                })
+                .await?;
+        }
+        AdminCommand::Bucket(BucketCommand::Deny { key, bucket }) => {
+            client
+                .set_grant(&GrantSet {
+                    access_key: key,
+                    bucket,
+                    read: false,
+                    write: false,
+                    owner: false,
+                })
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! Server configuration: defaults, a TOML file, environment variables and
+//! command-line flags, in that order of increasing precedence.
+//!
+//! One struct, [`ConfigLayer`], is both the TOML file's schema and the
+//! `tessera serve` flags (each flag also reads a `TESSERA_*` variable), so
+//! every setting has the same name everywhere. [`Config`] is the resolved
+//! result the server runs with.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::datadir::Credentials;
+
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
+/// Default region.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// The resolved configuration of `tessera serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where everything is kept (metadata, local disks, keys).
+    pub data_dir: PathBuf,
+    /// S3 listen address.
+    pub listen: SocketAddr,
+    /// Admin listen address (`/metrics`, `/health/*`, admin API).
+    pub admin_listen: SocketAddr,
+    /// Region reported to clients (`GetBucketLocation`).
+    pub region: String,
+    /// Base domain for virtual-host style requests (`bucket.DOMAIN`); path
+    /// style always works.
+    pub domain: Option<String>,
+    /// TLS certificate and key for the S3 listener; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
+    /// Root credentials given by configuration; `None`: kept in the data dir.
+    pub credentials: Option<Credentials>,
+    /// Number of local-directory disks under `<data-dir>/disks/`.
+    pub disks: usize,
+    /// Erasure code data shards (k).
+    pub data_shards: u16,
+    /// Erasure code parity shards (m).
+    pub parity_shards: u16,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// How often the GC worker polls the work queue when idle.
+    pub gc_interval: Duration,
+    /// How often the shard stores are probed.
+    pub health_interval: Duration,
+}
+
+/// Paths of a PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+}
+
+impl Config {
+    /// The embedded default, with data under `data_dir`.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            region: DEFAULT_REGION.to_owned(),
+            domain: None,
+            tls: None,
+            credentials: None,
+            disks: 6,
+            data_shards: 4,
+            parity_shards: 2,
+            shutdown_timeout: Duration::from_secs(30),
+            gc_interval: Duration::from_secs(5),
+            health_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// Resolves flags/env (`cli`, already merged by clap) over the config
+    /// file (`cli.config`, if any) over the defaults.
+    pub fn load(cli: &ConfigLayer, config_file: Option<&Path>) -> Result<Self> {
+        let file = match config_file {
+            Some(path) => ConfigLayer::from_file(path)?,
+            None => ConfigLayer::default(),
+        };
+        cli.clone().over(file).resolve()
+    }
+}
+
+/// One source of settings: every field optional. Used as the TOML file
+/// schema and as the `tessera serve` flags (with `TESSERA_*` env fallbacks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    /// Data directory [default: ./tessera-data]
+    #[arg(long, env = "TESSERA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// S3 listen address [default: 127.0.0.1:9000]
+    #[arg(long, env = "TESSERA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Admin listen address: /metrics, /health/*, admin API [default: 127.0.0.1:9001]
+    #[arg(long, env = "TESSERA_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Region reported to clients [default: us-east-1]
+    #[arg(long, env = "TESSERA_REGION")]
+    pub region: Option<String>,
+    /// Base domain for virtual-host style requests (bucket.DOMAIN)
+    #[arg(long, env = "TESSERA_DOMAIN")]
+    pub domain: Option<String>,
+    /// TLS certificate chain (PEM) for the S3 listener
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the S3 listener
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Root access key id [default: generated once, saved in the data dir]
+    #[arg(long, env = "TESSERA_ACCESS_KEY", requires = "secret_key")]
+    pub access_key: Option<String>,
+    /// Root secret key
+    #[arg(long, env = "TESSERA_SECRET_KEY", hide_env_values = true, requires = "access_key")]
+    pub secret_key: Option<String>,
+    /// Number of local disk directories under <data-dir>/disks [default: 6]
+    #[arg(long, env = "TESSERA_DISKS")]
+    pub disks: Option<usize>,
+    /// Erasure code data shards [default: 4]
+    #[arg(long, env = "TESSERA_DATA_SHARDS")]
+    pub data_shards: Option<u16>,
+    /// Erasure code parity shards [default: 2]
+    #[arg(long, env = "TESSERA_PARITY_SHARDS")]
+    pub parity_shards: Option<u16>,
+    /// Seconds shutdown waits for in-flight requests [default: 30]
+    #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout_secs: Option<u64>,
+}
+
+impl ConfigLayer {
+    /// Reads a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// This layer with unset fields taken from `lower`.
+    pub fn over(self, lower: ConfigLayer) -> ConfigLayer {
+        ConfigLayer {
+            data_dir: self.data_dir.or(lower.data_dir),
+            listen: self.listen.or(lower.listen),
+            admin_listen: self.admin_listen.or(lower.admin_listen),
+            region: self.region.or(lower.region),
+            domain: self.domain.or(lower.domain),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            access_key: self.access_key.or(lower.access_key),
+            secret_key: self.secret_key.or(lower.secret_key),
+            disks: self.disks.or(lower.disks),
+            data_shards: self.data_shards.or(lower.data_shards),
+            parity_shards: self.parity_shards.or(lower.parity_shards),
+            shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
+        }
+    }
+
+    /// Fills the remaining gaps with the defaults and checks the result.
+    pub fn resolve(self) -> Result<Config> {
+        let mut cfg = Config::embedded(
+            self.data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        );
+        if let Some(v) = self.listen {
+            cfg.listen = v;
+        }
+        if let Some(v) = self.admin_listen {
+            cfg.admin_listen = v;
+        }
+        if let Some(v) = self.region {
+            cfg.region = v;
+        }
+        cfg.domain = self.domain;
+        cfg.tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("tls_cert and tls_key must be set together"),
+        };
+        cfg.credentials = match (self.access_key, self.secret_key) {
+            (Some(access_key), Some(secret_key)) => Some(Credentials {
+                access_key,
+                secret_key,
+            }),
+            (None, None) => None,
+            _ => bail!("access_key and secret_key must be set together"),
+        };
+        if let Some(v) = self.disks {
+            cfg.disks = v;
+        }
+        if let Some(v) = self.data_shards {
+            cfg.data_shards = v;
+        }
+        if let Some(v) = self.parity_shards {
+            cfg.parity_shards = v;
+        }
+        if let Some(v) = self.shutdown_timeout_secs {
+            cfg.shutdown_timeout = Duration::from_secs(v);
+        }
+        cfg.check()?;
+        Ok(cfg)
+    }
+}
+
+impl Config {
+    fn check(&self) -> Result<()> {
+        if self.data_shards == 0 {
+            bail!("data_shards must be at least 1");
+        }
+        let width = usize::from(self.data_shards) + usize::from(self.parity_shards);
+        if self.disks < width {
+            bail!(
+                "{} disks cannot hold {}+{} erasure-coded shards on distinct disks",
+                self.disks,
+                self.data_shards,
+                self.parity_shards
+            );
+        }
+        if self.region.is_empty() {
+            bail!("region must not be empty");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_default() {
+        let cfg = ConfigLayer::default().resolve().unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("./tessera-data"));
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(cfg.admin_listen.to_string(), "127.0.0.1:9001");
+        assert_eq!((cfg.disks, cfg.data_shards, cfg.parity_shards), (6, 4, 2));
+        assert_eq!(cfg.region, "us-east-1");
+        assert!(cfg.tls.is_none() && cfg.credentials.is_none());
+    }
+
+    #[test]
+    fn higher_layers_win_field_by_field() {
+        let file: ConfigLayer = toml::from_str(
+            r#"
+            listen = "0.0.0.0:9100"
+            region = "eu-west-1"
+            disks = 8
+            "#,
+        )
+        .unwrap();
+        let flags = ConfigLayer {
+            listen: Some("127.0.0.1:9200".parse().unwrap()),
+            ..Default::default()
+        };
+        let cfg = flags.over(file).resolve().unwrap();
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:9200");
+        assert_eq!(cfg.region, "eu-west-1");
+        assert_eq!(cfg.disks, 8);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_geometry() {
+        assert!(toml::from_str::<ConfigLayer>("listne = \"x\"").is_err());
+        let layer = ConfigLayer {
+            disks: Some(3),
+            ..Default::default()
+        };
+        assert!(layer.resolve().is_err());
+        let half_tls = ConfigLayer {
+            tls_cert: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert!(half_tls.resolve().is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! The data directory's own files: the master key, the root credentials and
+//! the admin token, each created once and saved owner-only (0600).
+//!
+//! ```text
+//! <data-dir>/master.key     hex of the 32-byte cluster master key
+//! <data-dir>/credentials    the root access key (TOML: access_key, secret_key)
+//! <data-dir>/admin.token    bearer token of the admin API
+//! <data-dir>/meta/          raft log and state machine
+//! <data-dir>/disks/disk-N/  local shard stores
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use tessera_storage::MasterKey;
+
+/// File name of the master key inside the data directory.
+pub const MASTER_KEY_FILE: &str = "master.key";
+/// File name of the root credentials inside the data directory.
+pub const CREDENTIALS_FILE: &str = "credentials";
+/// File name of the admin token inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// An S3 access key id and its secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// Access key id.
+    pub access_key: String,
+    /// Secret access key.
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key", &self.access_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// A fresh random key: id `TK` + 18 upper-case alphanumerics, 40-character secret.
+    pub fn generate() -> Self {
+        let id: String = random_string(18).to_ascii_uppercase();
+        Credentials {
+            access_key: format!("TK{id}"),
+            secret_key: random_string(40),
+        }
+    }
+}
+
+/// A random alphanumeric string of `len` characters.
+pub fn random_string(len: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Paths of everything inside one data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Creates the directory (and parents) if needed, owner-only.
+    pub fn open(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root)
+            .with_context(|| format!("creating data directory {}", root.display()))?;
+        Ok(DataDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the raft member keeps its state.
+    pub fn meta_dir(&self) -> PathBuf {
+        self.root.join("meta")
+    }
+
+    /// Root directory of local disk `n` (1-based): `disks/disk-N`.
+    pub fn disk_dir(&self, n: usize) -> PathBuf {
+        self.root.join("disks").join(format!("disk-{n}"))
+    }
+
+    /// The master key, generated and saved at first use.
+    pub fn master_key(&self) -> Result<MasterKey> {
+        let path = self.root.join(MASTER_KEY_FILE);
+        if let Some(text) = read_secret_file(&path)? {
+            let bytes = hex::decode(text.trim())
+                .with_context(|| format!("{} is not hex", path.display()))?;
+            return MasterKey::from_bytes(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: invalid master key: {e}", path.display()));
+        }
+        let key = MasterKey::generate();
+        write_secret_file(&path, &hex::encode(key.to_bytes()))?;
+        tracing::info!(path = %path.display(), "generated a new master key");
+        Ok(key)
+    }
+
+    /// The root credentials: `given` (from the environment or config) when
+    /// set, else the saved ones, else freshly generated and saved. The bool is
+    /// true when they were generated now (first start).
+    pub fn root_credentials(&self, given: Option<Credentials>) -> Result<(Credentials, bool)> {
+        if let Some(creds) = given {
+            return Ok((creds, false));
+        }
+        let path = self.root.join(CREDENTIALS_FILE);
+        if let Some(text) = read_secret_file(&path)? {
+            let creds: Credentials =
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            return Ok((creds, false));
+        }
+        let creds = Credentials::generate();
+        write_secret_file(&path, &toml::to_string(&creds)?)?;
+        Ok((creds, true))
+    }
+
+    /// The admin API token, generated and saved at first use.
+    pub fn admin_token(&self) -> Result<String> {
+        let path = self.admin_token_path();
+        if let Some(text) = read_secret_file(&path)? {
+            let token = text.trim().to_owned();
+            if token.is_empty() {
+                bail!("{} is empty", path.display());
+            }
+            return Ok(token);
+        }
+        let token = random_string(48);
+        write_secret_file(&path, &token)?;
+        Ok(token)
+    }
+
+    /// Path of the admin token file (the CLI reads it).
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.root.join(ADMIN_TOKEN_FILE)
+    }
+}
+
+/// Reads a secret file, or `None` if it does not exist. Refuses files that
+/// others can read.
+fn read_secret_file(path: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let mode = fs::metadata(path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                bail!(
+                    "{} is readable by others (mode {:o}); chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                );
+            }
+            Ok(Some(text))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Writes a new secret file with mode 0600, durably (file and directory fsync'd).
+fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("saving {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_created_once_with_0600() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let (first, generated) = dir.root_credentials(None).unwrap();
+        assert!(generated);
+        let (again, generated) = dir.root_credentials(None).unwrap();
+        assert!(!generated);
+        assert_eq!(first, again);
+        let token = dir.admin_token().unwrap();
+        assert_eq!(token, dir.admin_token().unwrap());
+        let key = dir.master_key().unwrap();
+        assert_eq!(key.to_bytes(), dir.master_key().unwrap().to_bytes());
+        for name in [MASTER_KEY_FILE, CREDENTIALS_FILE, ADMIN_TOKEN_FILE] {
+            let mode = fs::metadata(tmp.path().join(name)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+    }
+
+    #[test]
+    fn refuses_world_readable_secrets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        dir.admin_token().unwrap();
+        let path = dir.admin_token_path();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(dir.admin_token().is_err());
+    }
+}

@@ -1,0 +1,193 @@
+//! Metrics: one Prometheus recorder per process, rendered on the admin
+//! listener's `/metrics`, and the small helpers the rest of the server calls.
+//!
+//! Every metric name lives here, so dashboards have one place to look.
+//!
+//! | metric | kind | labels |
+//! | --- | --- | --- |
+//! | `tessera_s3_requests_total` | counter | `op`, `status` |
+//! | `tessera_s3_request_duration_seconds` | histogram | `op` |
+//! | `tessera_s3_bytes_in_total` / `tessera_s3_bytes_out_total` | counter | |
+//! | `tessera_objects_stored` / `tessera_bytes_stored` | gauge | |
+//! | `tessera_backend_errors_total` | counter | `store` |
+//! | `tessera_store_up` | gauge | `store` |
+//! | `tessera_raft_*` | gauge | |
+//! | `tessera_gc_*` | counter / gauge | |
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tessera_raft::node::MetaStatus;
+
+/// Latency buckets in seconds: 1 ms to 2 min.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once; later calls are no-ops).
+///
+/// Returns `None` when another recorder was installed first (for example by
+/// an embedding application): metrics then go there and `/metrics` is empty.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Renders every metric in the Prometheus text format.
+pub fn render() -> String {
+    match install() {
+        Some(handle) => {
+            handle.run_upkeep();
+            handle.render()
+        }
+        None => String::new(),
+    }
+}
+
+fn describe() {
+    describe_counter!("tessera_s3_requests_total", "S3 requests by operation and HTTP status");
+    describe_histogram!(
+        "tessera_s3_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "S3 request latency by operation"
+    );
+    describe_counter!("tessera_s3_bytes_in_total", metrics::Unit::Bytes, "Object bytes received");
+    describe_counter!("tessera_s3_bytes_out_total", metrics::Unit::Bytes, "Object bytes sent");
+    describe_gauge!("tessera_objects_stored", "Object versions stored");
+    describe_gauge!("tessera_bytes_stored", metrics::Unit::Bytes, "Bytes stored (logical)");
+    describe_counter!("tessera_backend_errors_total", "Shard store errors by store");
+    describe_gauge!("tessera_store_up", "1 when a shard store answered its last health probe");
+    describe_gauge!("tessera_raft_is_leader", "1 when this member is the raft leader");
+    describe_gauge!("tessera_raft_has_leader", "1 when this member knows a leader");
+    describe_gauge!("tessera_raft_term", "Current raft term");
+    describe_gauge!("tessera_raft_last_applied", "Log index last applied to the state machine");
+    describe_counter!("tessera_gc_segments_deleted_total", "Segments whose shards GC removed");
+    describe_counter!("tessera_gc_shards_deleted_total", "Shard files GC removed");
+    describe_counter!("tessera_gc_errors_total", "GC attempts that failed and will be retried");
+    describe_gauge!("tessera_gc_queue_length", "Work items GC saw queued at its last pass");
+}
+
+tokio::task_local! {
+    /// The S3 operation of the request being served on this task.
+    static CURRENT_OP: RefCell<String>;
+}
+
+/// Names the S3 operation of the request being served (called by the access
+/// check, which is where s3s tells the operation); [`Measured`] labels the
+/// request's metrics with it. Outside a measured request it does nothing.
+pub(crate) fn set_current_op(op: &str) {
+    let _ = CURRENT_OP.try_with(|current| op.clone_into(&mut current.borrow_mut()));
+}
+
+/// A hyper service wrapper recording every request's operation, status and
+/// latency (to the response head) — including requests refused before they
+/// reach the gateway. Operations are labelled `unknown` until named.
+#[derive(Debug, Clone)]
+pub(crate) struct Measured<S>(pub S);
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Measured<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    B: 'static,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<B>, S::Error>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let inner = self.0.call(req);
+        Box::pin(CURRENT_OP.scope(RefCell::new("unknown".to_owned()), async move {
+            let start = Instant::now();
+            let result = inner.await;
+            let op = CURRENT_OP.with(|current| current.take());
+            let status = result.as_ref().map_or(500, |resp| resp.status().as_u16());
+            record_request(op, status, start.elapsed());
+            result
+        }))
+    }
+}
+
+/// Records one finished S3 request: `op` is the S3 operation name
+/// (`"PutObject"`), `status` the HTTP status code sent. The S3 listener
+/// calls it for every request (see [`Measured`]).
+fn record_request(op: String, status: u16, duration: Duration) {
+    counter!("tessera_s3_requests_total", "op" => op.clone(), "status" => status.to_string()).increment(1);
+    histogram!("tessera_s3_request_duration_seconds", "op" => op).record(duration.as_secs_f64());
+}
+
+/// Counts object bytes received from clients.
+pub fn bytes_in(n: u64) {
+    counter!("tessera_s3_bytes_in_total").increment(n);
+}
+
+/// Counts object bytes sent to clients.
+pub fn bytes_out(n: u64) {
+    counter!("tessera_s3_bytes_out_total").increment(n);
+}
+
+/// Counts one error from the shard store `store`.
+pub fn backend_error(store: &str) {
+    counter!("tessera_backend_errors_total", "store" => store.to_owned()).increment(1);
+}
+
+/// Sets the stored-object totals (objects and logical bytes).
+pub fn set_stored(objects: u64, bytes: u64) {
+    gauge!("tessera_objects_stored").set(objects as f64);
+    gauge!("tessera_bytes_stored").set(bytes as f64);
+}
+
+/// Records whether store `store` answered its last health probe.
+pub fn set_store_up(store: &str, up: bool) {
+    gauge!("tessera_store_up", "store" => store.to_owned()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Publishes the raft member's state.
+pub(crate) fn set_raft(status: &MetaStatus) {
+    let is_leader = status.leader == Some(status.id);
+    gauge!("tessera_raft_is_leader").set(if is_leader { 1.0 } else { 0.0 });
+    gauge!("tessera_raft_has_leader").set(if status.leader.is_some() { 1.0 } else { 0.0 });
+    gauge!("tessera_raft_term").set(status.term as f64);
+    gauge!("tessera_raft_last_applied").set(status.last_applied as f64);
+}
+
+/// GC progress: one segment's shards removed (`shards` files actually deleted).
+pub(crate) fn gc_segment_deleted(shards: u64) {
+    counter!("tessera_gc_segments_deleted_total").increment(1);
+    counter!("tessera_gc_shards_deleted_total").increment(shards);
+}
+
+/// GC progress: an attempt failed and will be retried.
+pub(crate) fn gc_error() {
+    counter!("tessera_gc_errors_total").increment(1);
+}
+
+/// GC progress: how many items the last pass found queued.
+pub(crate) fn gc_queue_length(n: usize) {
+    gauge!("tessera_gc_queue_length").set(n as f64);
+}

@@ -1,0 +1,322 @@
+//! Turning a request body into stored data.
+//!
+//! Small bodies (up to the inline threshold) are sealed under the object's
+//! data key and kept in metadata; larger ones stream through
+//! [`tessera_storage::write_object`] into `k + m` shards on distinct stores.
+//! Either way the MD5 (ETag) and every requested `x-amz-checksum-*` are
+//! computed on the way, then compared with what the client declared in
+//! `Content-MD5`, in checksum headers or in aws-chunked trailers. A mismatch
+//! answers `BadDigest` and leaves nothing behind.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use http::HeaderMap;
+use s3s::{S3Error, TrailingHeaders, s3_error};
+use tessera_raft::model::{Checksum, Segment};
+use tessera_storage::checksum::Hasher;
+use tessera_storage::{ChecksumAlgorithm, ObjectId, ShardId, WriteOptions};
+
+use super::Gateway;
+use super::errors;
+use super::keys::ObjectKey;
+
+/// The integrity claims a client made about a body.
+#[derive(Default)]
+pub(crate) struct Integrity {
+    /// Decoded `Content-MD5`.
+    md5: Option<[u8; 16]>,
+    /// `x-amz-checksum-*` header values (base64), by algorithm.
+    declared: Vec<(ChecksumAlgorithm, String)>,
+    /// Algorithm whose value arrives as an aws-chunked trailer.
+    trailer: Option<ChecksumAlgorithm>,
+    /// Further algorithms the client asked to have computed and stored.
+    requested: Vec<ChecksumAlgorithm>,
+    /// Handle on the trailers, readable once the body is consumed.
+    trailers: Option<TrailingHeaders>,
+}
+
+fn header_name(alg: ChecksumAlgorithm) -> String {
+    format!("x-amz-checksum-{}", alg.name().to_ascii_lowercase())
+}
+
+fn algorithm(name: &str) -> Result<ChecksumAlgorithm, S3Error> {
+    ChecksumAlgorithm::from_name(&name.to_ascii_uppercase())
+        .ok_or_else(|| s3_error!(InvalidRequest, "unsupported checksum algorithm {name}"))
+}
+
+impl Integrity {
+    /// The claims of a request: its headers, `Content-MD5`, the requested
+    /// algorithm (`x-amz-sdk-checksum-algorithm` / `x-amz-checksum-algorithm`)
+    /// and its trailers.
+    pub(crate) fn from_request(
+        headers: &HeaderMap,
+        content_md5: Option<&str>,
+        requested: Option<&str>,
+        trailers: Option<TrailingHeaders>,
+    ) -> Result<Self, S3Error> {
+        let md5 = content_md5
+            .map(|v| {
+                BASE64
+                    .decode(v.trim())
+                    .ok()
+                    .and_then(|d| <[u8; 16]>::try_from(d).ok())
+                    .ok_or_else(|| s3_error!(InvalidDigest))
+            })
+            .transpose()?;
+        let mut declared = Vec::new();
+        for alg in ChecksumAlgorithm::ALL {
+            if let Some(v) = headers.get(header_name(alg)) {
+                let v = v.to_str().map_err(|_| {
+                    s3_error!(InvalidRequest, "invalid {} header", header_name(alg))
+                })?;
+                declared.push((alg, v.trim().to_owned()));
+            }
+        }
+        let trailer = headers
+            .get("x-amz-trailer")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.trim()
+                    .to_ascii_lowercase()
+                    .strip_prefix("x-amz-checksum-")
+                    .map(str::to_owned)
+            })
+            .map(|n| algorithm(&n))
+            .transpose()?;
+        let requested = requested.map(algorithm).transpose()?.into_iter().collect();
+        Ok(Self {
+            md5,
+            declared,
+            trailer,
+            requested,
+            trailers,
+        })
+    }
+
+    /// Every algorithm to compute, without duplicates.
+    fn algorithms(&self) -> Vec<ChecksumAlgorithm> {
+        let mut out: Vec<ChecksumAlgorithm> = Vec::new();
+        let all = self
+            .declared
+            .iter()
+            .map(|(a, _)| *a)
+            .chain(self.trailer)
+            .chain(self.requested.iter().copied());
+        for a in all {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    /// Compares the computed digests with every claim.
+    fn verify(
+        &self,
+        md5: &[u8; 16],
+        computed: &[(ChecksumAlgorithm, Vec<u8>)],
+    ) -> Result<(), S3Error> {
+        if self.md5.is_some_and(|m| &m != md5) {
+            return Err(s3_error!(
+                BadDigest,
+                "The Content-MD5 you specified did not match what we received."
+            ));
+        }
+        let mut claims = self.declared.clone();
+        if let (Some(alg), Some(handle)) = (self.trailer, &self.trailers) {
+            let value = handle
+                .read(|h| {
+                    h.get(header_name(alg))
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                })
+                .flatten()
+                .ok_or_else(|| s3_error!(InvalidRequest, "missing trailer {}", header_name(alg)))?;
+            claims.push((alg, value));
+        }
+        for (alg, claimed) in claims {
+            let got = computed
+                .iter()
+                .find(|(a, _)| *a == alg)
+                .map(|(_, d)| BASE64.encode(d))
+                .unwrap_or_default();
+            if got != claimed {
+                return Err(s3_error!(
+                    BadDigest,
+                    "The {} you specified did not match the calculated checksum.",
+                    alg.name()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where an ingested body went.
+pub(crate) enum Stored {
+    /// Sealed bytes to keep in metadata.
+    Inline(Vec<u8>),
+    /// Shards on stores.
+    Segment(Segment),
+}
+
+/// A body that was stored and verified.
+pub(crate) struct Ingested {
+    /// Plain-text size.
+    pub(crate) size: u64,
+    /// Hex MD5 (the ETag of a single-part object).
+    pub(crate) etag: String,
+    /// The computed checksums, as stored.
+    pub(crate) checksums: Vec<Checksum>,
+    /// Where the bytes are.
+    pub(crate) stored: Stored,
+}
+
+type BodyStream = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// Any byte stream as the stream shape the storage writer accepts.
+pub(crate) fn body_stream<S, E>(s: S) -> BodyStream
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    s.map_err(std::io::Error::other).boxed()
+}
+
+/// A request's body (none: empty) as a body stream.
+pub(crate) fn request_body(body: Option<s3s::dto::StreamingBlob>) -> BodyStream {
+    match body {
+        Some(b) => body_stream(b),
+        None => futures::stream::empty().boxed(),
+    }
+}
+
+impl Gateway {
+    /// Stores a body under `key` as segment `part` of a fresh storage object
+    /// (or inline when `inline_ok` and it is small), verifying `integrity`.
+    pub(crate) async fn ingest(
+        &self,
+        key: &ObjectKey,
+        mut body: BodyStream,
+        part: u32,
+        inline_ok: bool,
+        integrity: &Integrity,
+    ) -> Result<Ingested, S3Error> {
+        let algorithms = integrity.algorithms();
+        let threshold = if inline_ok {
+            self.settings.inline_threshold
+        } else {
+            0
+        };
+        // Read ahead up to the inline threshold to learn whether the body is small.
+        let mut head: Vec<Bytes> = Vec::new();
+        let mut head_len = 0usize;
+        let mut ended = false;
+        while head_len <= threshold {
+            match body.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(body_error)?;
+                    head_len += chunk.len();
+                    head.push(chunk);
+                }
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if ended && inline_ok {
+            let plain: Vec<u8> = head.concat();
+            let mut hasher = Hasher::new(&algorithms);
+            hasher.update(&plain);
+            let sums = hasher.finish();
+            integrity.verify(&sums.md5, &sums.others)?;
+            return Ok(Ingested {
+                size: plain.len() as u64,
+                etag: hex::encode(sums.md5),
+                checksums: to_model(&sums.others),
+                stored: Stored::Inline(tessera_storage::seal_inline(&key.key, key.id, &plain)),
+            });
+        }
+        let body = futures::stream::iter(head.into_iter().map(Ok)).chain(body);
+        let segment_id = ObjectId::random();
+        let geometry = self.settings.geometry;
+        let width = usize::from(geometry.data_shards) + usize::from(geometry.parity_shards);
+        let stores = self
+            .stores
+            .choose(width)
+            .map_err(|e| s3_error!(ServiceUnavailable, "{e}"))?;
+        let opts = WriteOptions {
+            geometry,
+            checksums: algorithms,
+            stripes_in_flight: self.settings.stripes_in_flight,
+            write_quorum: None,
+        };
+        let outcome =
+            tessera_storage::write_object(&stores, segment_id, part, &key.key, &opts, body)
+                .await
+                .map_err(|e| match e {
+                    tessera_storage::StorageError::Body(_) => s3_error!(IncompleteBody, "{e}"),
+                    other => errors::storage(other, "writing shards"),
+                })?;
+        let segment = Segment {
+            object_id: segment_id.0,
+            part,
+            size: outcome.size,
+            data_shards: geometry.data_shards,
+            parity_shards: geometry.parity_shards,
+            block_size: geometry.block_size,
+            placement: stores.iter().map(|s| s.id().to_owned()).collect(),
+            missing: outcome.missing_shards.clone(),
+        };
+        if let Err(e) = integrity.verify(&outcome.checksums.md5, &outcome.checksums.others) {
+            self.discard(vec![segment]);
+            return Err(e);
+        }
+        Ok(Ingested {
+            size: outcome.size,
+            etag: hex::encode(outcome.checksums.md5),
+            checksums: to_model(&outcome.checksums.others),
+            stored: Stored::Segment(segment),
+        })
+    }
+
+    /// Deletes the shards of segments that will never be committed (best
+    /// effort, in the background; the GC catches what this misses).
+    pub(crate) fn discard(&self, segments: Vec<Segment>) {
+        let stores = self.stores.clone();
+        tokio::spawn(async move {
+            for seg in segments {
+                for (index, store_id) in seg.placement.iter().enumerate() {
+                    let Some(store) = stores.get(store_id) else {
+                        continue;
+                    };
+                    let id = ShardId {
+                        object: ObjectId(seg.object_id),
+                        part: seg.part,
+                        index: u16::try_from(index).unwrap_or(u16::MAX),
+                    };
+                    if let Err(e) = store.delete(id).await {
+                        tracing::warn!(error = %e, store = store.id(), "discarding shard failed");
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn body_error(e: std::io::Error) -> S3Error {
+    s3_error!(IncompleteBody, "reading the request body failed: {e}")
+}
+
+fn to_model(computed: &[(ChecksumAlgorithm, Vec<u8>)]) -> Vec<Checksum> {
+    computed
+        .iter()
+        .map(|(a, d)| Checksum {
+            algorithm: a.name().to_owned(),
+            value: BASE64.encode(d),
+        })
+        .collect()
+}

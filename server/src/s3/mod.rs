@@ -1,0 +1,153 @@
+//! The S3 surface: [`Gateway`] implements [`s3s::S3`] by translating S3
+//! requests into metadata commands and reads (tessera-raft) and shard writes
+//! and reads (tessera-storage).
+//!
+//! One file per concept: [`bucket`] (bucket ops and settings), [`object`]
+//! (single objects), [`multipart`], [`listing`], [`ingest`] (turning a request
+//! body into stored data), [`retrieve`] (streaming stored data back),
+//! [`conditions`] (HTTP preconditions), [`convert`] (model ↔ S3 types),
+//! [`errors`] (error mapping), [`ids`] (version and upload ids).
+
+mod bucket;
+mod conditions;
+mod convert;
+mod cors;
+mod errors;
+mod ids;
+mod ingest;
+mod keys;
+mod listing;
+mod multipart;
+mod object;
+mod retrieve;
+mod tagging;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+use tessera_raft::node::MetaNode;
+use tessera_storage::{Geometry, MasterKey};
+
+use crate::placement::StoreSet;
+
+pub use cors::CorsRoute;
+
+/// Tunables of the gateway.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Erasure code and block size of new segments.
+    pub geometry: Geometry,
+    /// Objects up to this many bytes are sealed into the metadata instead of sharded.
+    pub inline_threshold: usize,
+    /// Smallest size of every multipart part but the last (S3: 5 MiB).
+    pub min_part_size: u64,
+    /// Region reported by `GetBucketLocation` and expected in signatures.
+    pub region: String,
+    /// Stripes encoded ahead of the slowest shard write (memory bound per upload).
+    pub stripes_in_flight: usize,
+    /// How long a read waits for one shard before using parity instead.
+    pub shard_timeout: Duration,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            geometry: Geometry::default(),
+            inline_threshold: tessera_storage::DEFAULT_INLINE_THRESHOLD,
+            min_part_size: 5 * 1024 * 1024,
+            region: "us-east-1".to_owned(),
+            stripes_in_flight: 2,
+            shard_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything a [`Gateway`] needs.
+pub struct GatewayDeps {
+    /// The metadata member this gateway talks to.
+    pub meta: MetaNode,
+    /// The shard stores.
+    pub stores: StoreSet,
+    /// The cluster master key that wraps every object's data key.
+    pub master_key: Arc<MasterKey>,
+    /// Tunables.
+    pub settings: GatewaySettings,
+}
+
+/// The S3 gateway: an [`s3s::S3`] implementation over Tessera's metadata and storage.
+pub struct Gateway {
+    meta: MetaNode,
+    stores: StoreSet,
+    master_key: Arc<MasterKey>,
+    settings: GatewaySettings,
+}
+
+impl Gateway {
+    /// A gateway over these parts.
+    pub fn new(deps: GatewayDeps) -> Self {
+        Self {
+            meta: deps.meta,
+            stores: deps.stores,
+            master_key: deps.master_key,
+            settings: deps.settings,
+        }
+    }
+
+    /// The settings this gateway runs with.
+    pub fn settings(&self) -> &GatewaySettings {
+        &self.settings
+    }
+}
+
+/// Forwards each implemented `S3` operation to the function of the same name
+/// in the module that owns it.
+macro_rules! operations {
+    ($($module:ident :: $op:ident ($input:ident) -> $output:ident;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for Gateway {
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    $module::$op(self, req).await
+                }
+            )*
+        }
+    };
+}
+
+operations! {
+    bucket::create_bucket(CreateBucketInput) -> CreateBucketOutput;
+    bucket::head_bucket(HeadBucketInput) -> HeadBucketOutput;
+    bucket::delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
+    bucket::list_buckets(ListBucketsInput) -> ListBucketsOutput;
+    bucket::get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
+    bucket::get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput;
+    bucket::put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput;
+    tagging::get_bucket_tagging(GetBucketTaggingInput) -> GetBucketTaggingOutput;
+    tagging::put_bucket_tagging(PutBucketTaggingInput) -> PutBucketTaggingOutput;
+    tagging::delete_bucket_tagging(DeleteBucketTaggingInput) -> DeleteBucketTaggingOutput;
+    tagging::get_object_tagging(GetObjectTaggingInput) -> GetObjectTaggingOutput;
+    tagging::put_object_tagging(PutObjectTaggingInput) -> PutObjectTaggingOutput;
+    tagging::delete_object_tagging(DeleteObjectTaggingInput) -> DeleteObjectTaggingOutput;
+    cors::get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput;
+    cors::put_bucket_cors(PutBucketCorsInput) -> PutBucketCorsOutput;
+    cors::delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput;
+    object::put_object(PutObjectInput) -> PutObjectOutput;
+    object::get_object(GetObjectInput) -> GetObjectOutput;
+    object::head_object(HeadObjectInput) -> HeadObjectOutput;
+    object::delete_object(DeleteObjectInput) -> DeleteObjectOutput;
+    object::delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
+    object::copy_object(CopyObjectInput) -> CopyObjectOutput;
+    object::get_object_attributes(GetObjectAttributesInput) -> GetObjectAttributesOutput;
+    listing::list_objects(ListObjectsInput) -> ListObjectsOutput;
+    listing::list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
+    listing::list_object_versions(ListObjectVersionsInput) -> ListObjectVersionsOutput;
+    listing::list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput;
+    listing::list_parts(ListPartsInput) -> ListPartsOutput;
+    multipart::create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
+    multipart::upload_part(UploadPartInput) -> UploadPartOutput;
+    multipart::upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
+    multipart::complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
+    multipart::abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
+}

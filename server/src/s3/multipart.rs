@@ -1,0 +1,336 @@
+//! Multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort.
+//!
+//! An upload gets one data key at creation (wrapped into its template
+//! version); every part is its own segment with a fresh storage object id, so
+//! re-uploading a part never collides with the shards it replaces.
+
+use http::HeaderMap;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use tessera_raft::command::Command;
+use tessera_raft::model::{self, MultipartUpload, ObjectData, PartData};
+
+use super::Gateway;
+use super::conditions::{self, ReadConditions};
+use super::convert;
+use super::errors;
+use super::ids;
+use super::ingest::{self, Ingested, Integrity, Stored};
+use super::keys::ObjectKey;
+use super::object::{self, SystemIn, requester};
+
+/// Highest part number S3 accepts.
+const MAX_PART_NUMBER: i32 = 10_000;
+
+pub(crate) async fn create_multipart_upload(
+    gw: &Gateway,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let owner = requester(&req);
+    let i = req.input;
+    gw.bucket(&i.bucket).await?;
+    let algorithm = i
+        .checksum_algorithm
+        .as_ref()
+        .map(|a| a.as_str().to_ascii_uppercase());
+    if let Some(a) = &algorithm
+        && tessera_storage::ChecksumAlgorithm::from_name(a).is_none()
+    {
+        return Err(s3_error!(
+            InvalidRequest,
+            "unsupported checksum algorithm {a}"
+        ));
+    }
+    let key = ObjectKey::generate();
+    let now = ids::now_millis();
+    let template = model::ObjectVersion {
+        bucket: i.bucket.clone(),
+        key: i.key.clone(),
+        version_id: String::new(),
+        last_modified: now,
+        size: 0,
+        etag: String::new(),
+        checksums: Vec::new(),
+        system: SystemIn {
+            content_type: i.content_type,
+            content_encoding: i.content_encoding,
+            content_disposition: i.content_disposition,
+            content_language: i.content_language,
+            cache_control: i.cache_control,
+            expires: i.expires,
+            website_redirect: i.website_redirect_location,
+            storage_class: i.storage_class,
+        }
+        .into_model()?,
+        user: object::user_metadata(i.metadata)?,
+        tags: convert::tags_from_header(i.tagging.as_deref())?,
+        owner,
+        wrapped_key: key.wrap(&gw.master_key),
+        data: ObjectData::Parts(Vec::new()),
+    };
+    let upload_id = ids::upload_id();
+    let upload = MultipartUpload {
+        bucket: i.bucket.clone(),
+        key: i.key.clone(),
+        upload_id: upload_id.clone(),
+        initiated: now,
+        template,
+        checksum_algorithm: algorithm.clone(),
+    };
+    gw.meta
+        .write(Command::CreateMultipartUpload { upload })
+        .await
+        .map_err(errors::meta)?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        upload_id: Some(upload_id),
+        checksum_algorithm: algorithm.map(ChecksumAlgorithm::from),
+        ..Default::default()
+    }))
+}
+
+fn part_number(n: i32) -> S3Result<u32> {
+    if (1..=MAX_PART_NUMBER).contains(&n) {
+        u32::try_from(n).map_err(|_| s3_error!(InvalidArgument, "invalid part number"))
+    } else {
+        Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ))
+    }
+}
+
+impl Gateway {
+    /// The upload, or `NoSuchUpload`.
+    async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<MultipartUpload> {
+        let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+        self.meta
+            .read(move |view| view.upload(&b, &k, &u))
+            .await
+            .map_err(errors::meta)?
+            .ok_or_else(|| s3_error!(NoSuchUpload))
+    }
+
+    /// Records a stored part; a refused record releases its shards.
+    async fn record_part(
+        &self,
+        upload: &MultipartUpload,
+        number: u32,
+        ing: &Ingested,
+    ) -> S3Result<()> {
+        let Stored::Segment(segment) = &ing.stored else {
+            return Err(errors::internal("a multipart part was stored inline"));
+        };
+        let part = PartData {
+            number,
+            size: ing.size,
+            etag: ing.etag.clone(),
+            checksums: ing.checksums.clone(),
+            segment: segment.clone(),
+            uploaded: ids::now_millis(),
+        };
+        let cmd = Command::PutPart {
+            bucket: upload.bucket.clone(),
+            key: upload.key.clone(),
+            upload_id: upload.upload_id.clone(),
+            part,
+        };
+        match self.meta.write(cmd).await {
+            Ok(_) => Ok(()),
+            Err(tessera_raft::MetaError::Apply(e)) => {
+                self.discard(vec![segment.clone()]);
+                Err(errors::apply(e))
+            }
+            Err(e) => Err(errors::meta(e)),
+        }
+    }
+}
+
+pub(crate) async fn upload_part(
+    gw: &Gateway,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let trailers = req.trailing_headers.clone();
+    let headers = req.headers;
+    let i = req.input;
+    let number = part_number(i.part_number)?;
+    let upload = gw.upload(&i.bucket, &i.key, &i.upload_id).await?;
+    let requested = i
+        .checksum_algorithm
+        .as_ref()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| upload.checksum_algorithm.clone());
+    let integrity = Integrity::from_request(
+        &headers,
+        i.content_md5.as_deref(),
+        requested.as_deref(),
+        trailers,
+    )?;
+    let key = ObjectKey::unwrap(&gw.master_key, &upload.template.wrapped_key)?;
+    let ing = gw
+        .ingest(
+            &key,
+            ingest::request_body(i.body),
+            number,
+            false,
+            &integrity,
+        )
+        .await?;
+    crate::metrics::bytes_in(ing.size);
+    gw.record_part(&upload, number, &ing).await?;
+    let mut out = UploadPartOutput {
+        e_tag: Some(convert::etag(&ing.etag)),
+        ..Default::default()
+    };
+    convert::set_checksums!(out, convert::checksum_fields(&ing.checksums));
+    Ok(S3Response::new(out))
+}
+
+/// Parses `x-amz-copy-source-range: bytes=first-last` against the source size.
+fn copy_range(range: Option<&str>, size: u64) -> S3Result<std::ops::Range<u64>> {
+    let Some(r) = range else { return Ok(0..size) };
+    let invalid = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    };
+    let (first, last) = r
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(invalid)?;
+    let first: u64 = first.trim().parse().map_err(|_| invalid())?;
+    let last: u64 = last.trim().parse().map_err(|_| invalid())?;
+    if first > last {
+        return Err(invalid());
+    }
+    if last >= size {
+        return Err(s3_error!(
+            InvalidRange,
+            "The requested range is not satisfiable"
+        ));
+    }
+    Ok(first..last + 1)
+}
+
+pub(crate) async fn upload_part_copy(
+    gw: &Gateway,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let i = req.input;
+    let number = part_number(i.part_number)?;
+    let (src_bucket, src_key, src_version) = object::copy_source(&i.copy_source)?;
+    let source = gw
+        .lookup(&src_bucket, &src_key, src_version.as_deref())
+        .await?;
+    ReadConditions {
+        if_match: i.copy_source_if_match,
+        if_none_match: i.copy_source_if_none_match,
+        if_modified_since: i.copy_source_if_modified_since,
+        if_unmodified_since: i.copy_source_if_unmodified_since,
+    }
+    .check_copy_source(&source)?;
+    let range = copy_range(i.copy_source_range.as_deref(), source.size)?;
+    let upload = gw.upload(&i.bucket, &i.key, &i.upload_id).await?;
+    let integrity = Integrity::from_request(
+        &HeaderMap::new(),
+        None,
+        upload.checksum_algorithm.as_deref(),
+        None,
+    )?;
+    let key = ObjectKey::unwrap(&gw.master_key, &upload.template.wrapped_key)?;
+    let ing = object::copy_data(gw, &source, range, &key, number, false, &integrity).await?;
+    gw.record_part(&upload, number, &ing).await?;
+    let mut result = CopyPartResult {
+        e_tag: Some(convert::etag(&ing.etag)),
+        last_modified: Some(convert::timestamp(ids::now_millis())),
+        ..Default::default()
+    };
+    convert::set_checksums!(result, convert::checksum_fields(&ing.checksums));
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(result),
+        copy_source_version_id: convert::shown_version_id(&source.version_id),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn complete_multipart_upload(
+    gw: &Gateway,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let i = req.input;
+    let precondition =
+        conditions::write_precondition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
+    let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    if listed.is_empty() {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
+    }
+    let mut parts = Vec::with_capacity(listed.len());
+    for p in listed {
+        let n = part_number(
+            p.part_number
+                .ok_or_else(|| s3_error!(MalformedXML, "a part has no PartNumber"))?,
+        )?;
+        let etag = p
+            .e_tag
+            .as_ref()
+            .map(|e| convert::etag_value(e).to_owned())
+            .ok_or_else(|| s3_error!(MalformedXML, "a part has no ETag"))?;
+        parts.push((n, etag));
+    }
+    let bucket = gw.bucket(&i.bucket).await?;
+    let cmd = Command::CompleteMultipartUpload {
+        bucket: i.bucket.clone(),
+        key: i.key.clone(),
+        upload_id: i.upload_id,
+        parts,
+        version_id: ids::version_id(),
+        now: ids::now_millis(),
+        min_part_size: gw.settings.min_part_size,
+        precondition,
+    };
+    // A refused completion leaves the upload (and its parts) in place.
+    let stored = gw.stored_version(gw.meta.write(cmd).await, Vec::new())?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(i.bucket.clone()),
+        key: Some(i.key.clone()),
+        e_tag: Some(convert::etag(&stored.etag)),
+        location: Some(format!("/{}/{}", i.bucket, i.key)),
+        version_id: object::shown_version_id(bucket.versioning, &stored),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn abort_multipart_upload(
+    gw: &Gateway,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let i = req.input;
+    gw.meta
+        .write(Command::AbortMultipartUpload {
+            bucket: i.bucket,
+            key: i.key,
+            upload_id: i.upload_id,
+        })
+        .await
+        .map_err(errors::meta)?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_range;
+
+    #[test]
+    fn copy_ranges() {
+        assert_eq!(copy_range(None, 10).unwrap(), 0..10);
+        assert_eq!(copy_range(Some("bytes=2-5"), 10).unwrap(), 2..6);
+        assert!(copy_range(Some("bytes=5-2"), 10).is_err());
+        assert!(copy_range(Some("bytes=5-10"), 10).is_err());
+        assert!(copy_range(Some("2-5"), 10).is_err());
+    }
+}

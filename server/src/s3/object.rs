@@ -1,0 +1,804 @@
+//! Single-object operations: Put, Get, Head, Delete, DeleteObjects, Copy,
+//! GetObjectAttributes; plus the lookups and commits they share.
+
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use tessera_raft::MetaError;
+use tessera_raft::command::{ApplyError, Command, CommandResponse, Precondition};
+use tessera_raft::model::{
+    self, Bucket, NULL_VERSION_ID, ObjectData, ObjectVersion, PartData, SystemMetadata, Versioning,
+};
+
+use super::Gateway;
+use super::conditions::{self, ReadConditions};
+use super::convert::{self, Headers, Overrides};
+use super::errors;
+use super::ids;
+use super::ingest::{self, Ingested, Integrity, Stored};
+use super::keys::ObjectKey;
+
+/// Deletes of one DeleteObjects request in flight at once.
+const DELETE_CONCURRENCY: usize = 16;
+
+/// Most bytes of user metadata S3 accepts on one object.
+const USER_METADATA_LIMIT: usize = 2048;
+
+/// The access key id of a request (`anonymous` without credentials).
+pub(crate) fn requester<T>(req: &S3Request<T>) -> String {
+    req.credentials
+        .as_ref()
+        .map_or_else(|| "anonymous".to_owned(), |c| c.access_key.clone())
+}
+
+impl Gateway {
+    /// The bucket, or `NoSuchBucket`.
+    pub(crate) async fn bucket(&self, name: &str) -> S3Result<Bucket> {
+        let name = name.to_owned();
+        self.meta
+            .read(move |view| view.bucket(&name))
+            .await
+            .map_err(errors::meta)?
+            .ok_or_else(|| s3_error!(NoSuchBucket))
+    }
+
+    /// The version a GET/HEAD-like request addresses, with S3's answers for
+    /// what is missing: NoSuchBucket, NoSuchKey (also when the latest is a
+    /// delete marker, flagged by `x-amz-delete-marker`), NoSuchVersion, and
+    /// 405 MethodNotAllowed for a delete marker addressed by version id.
+    pub(crate) async fn lookup(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<ObjectVersion> {
+        let (b, k, vid) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            version_id.map(str::to_owned),
+        );
+        let (exists, found) = self
+            .meta
+            .read(move |view| {
+                let exists = view.bucket(&b)?.is_some();
+                let found = if exists {
+                    view.object(&b, &k, vid.as_deref())?
+                } else {
+                    None
+                };
+                Ok((exists, found))
+            })
+            .await
+            .map_err(errors::meta)?;
+        if !exists {
+            return Err(s3_error!(NoSuchBucket));
+        }
+        match (found, version_id) {
+            (None, None) => Err(s3_error!(NoSuchKey)),
+            (None, Some(_)) => Err(s3_error!(NoSuchVersion)),
+            (Some(v), None) if v.is_delete_marker() => Err(marker_error(s3_error!(NoSuchKey), &v)),
+            (Some(v), Some(_)) if v.is_delete_marker() => Err(marker_error(
+                s3_error!(
+                    MethodNotAllowed,
+                    "The specified method is not allowed against this resource."
+                ),
+                &v,
+            )),
+            (Some(v), _) => Ok(v),
+        }
+    }
+
+    /// Commits a new object version; refused commits release its shards.
+    pub(crate) async fn commit_version(
+        &self,
+        version: ObjectVersion,
+        precondition: Option<Precondition>,
+    ) -> S3Result<ObjectVersion> {
+        let segments = version.segments();
+        let result = self
+            .meta
+            .write(Command::PutObject {
+                version,
+                precondition,
+            })
+            .await;
+        self.stored_version(result, segments)
+    }
+
+    /// The version a PutObject/CompleteMultipartUpload command stored.
+    pub(crate) fn stored_version(
+        &self,
+        result: Result<CommandResponse, MetaError>,
+        uncommitted: Vec<model::Segment>,
+    ) -> S3Result<ObjectVersion> {
+        match result {
+            Ok(CommandResponse::ObjectStored { version }) => Ok(version),
+            Ok(other) => Err(errors::internal(format!(
+                "unexpected answer to a write: {other:?}"
+            ))),
+            Err(MetaError::Apply(e)) => {
+                // Refused deterministically: nothing refers to these shards.
+                self.discard(uncommitted);
+                Err(errors::apply(e))
+            }
+            // Outcome unknown (it may have committed): leave the shards to the GC.
+            Err(e) => Err(errors::meta(e)),
+        }
+    }
+}
+
+fn marker_error(mut err: S3Error, marker: &ObjectVersion) -> S3Error {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+    if let Ok(v) = HeaderValue::from_str(&marker.version_id) {
+        headers.insert("x-amz-version-id", v);
+    }
+    err.set_headers(headers);
+    err
+}
+
+/// The version id S3 shows for a stored version in a bucket.
+pub(crate) fn shown_version_id(versioning: Versioning, v: &ObjectVersion) -> Option<String> {
+    (versioning != Versioning::Unversioned || v.version_id != NULL_VERSION_ID)
+        .then(|| v.version_id.clone())
+}
+
+/// Data of an ingested body as object data (single-part).
+pub(crate) fn object_data(ing: &Ingested, now: model::Millis) -> ObjectData {
+    match &ing.stored {
+        Stored::Inline(sealed) => ObjectData::Inline(sealed.clone()),
+        Stored::Segment(seg) => ObjectData::Parts(vec![PartData {
+            number: 1,
+            size: ing.size,
+            etag: ing.etag.clone(),
+            checksums: ing.checksums.clone(),
+            segment: seg.clone(),
+            uploaded: now,
+        }]),
+    }
+}
+
+/// Everything of a new version that comes from the request, not from its data.
+pub(crate) struct VersionMeta {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) system: SystemMetadata,
+    pub(crate) user: std::collections::BTreeMap<String, String>,
+    pub(crate) tags: Vec<model::Tag>,
+    pub(crate) owner: String,
+}
+
+impl Gateway {
+    /// A new single-part version of ingested data, under a fresh version id.
+    fn new_version(&self, meta: VersionMeta, key: &ObjectKey, ing: &Ingested) -> ObjectVersion {
+        let now = ids::now_millis();
+        ObjectVersion {
+            bucket: meta.bucket,
+            key: meta.key,
+            version_id: ids::version_id(),
+            last_modified: now,
+            size: ing.size,
+            etag: ing.etag.clone(),
+            checksums: ing.checksums.clone(),
+            system: meta.system,
+            user: meta.user,
+            tags: meta.tags,
+            owner: meta.owner,
+            wrapped_key: key.wrap(&self.master_key),
+            data: object_data(ing, now),
+        }
+    }
+}
+
+/// System metadata from the usual request headers.
+pub(crate) struct SystemIn {
+    pub(crate) content_type: Option<String>,
+    pub(crate) content_encoding: Option<String>,
+    pub(crate) content_disposition: Option<String>,
+    pub(crate) content_language: Option<String>,
+    pub(crate) cache_control: Option<String>,
+    pub(crate) expires: Option<Timestamp>,
+    pub(crate) website_redirect: Option<String>,
+    pub(crate) storage_class: Option<StorageClass>,
+}
+
+impl SystemIn {
+    pub(crate) fn into_model(self) -> S3Result<SystemMetadata> {
+        Ok(SystemMetadata {
+            content_type: self.content_type,
+            content_encoding: self.content_encoding,
+            content_disposition: self.content_disposition,
+            content_language: self.content_language,
+            cache_control: self.cache_control,
+            expires: convert::expires_in(self.expires)?,
+            website_redirect: self.website_redirect,
+            storage_class: self.storage_class.map(|s| s.as_str().to_owned()),
+        })
+    }
+}
+
+/// User metadata of a request, size-checked.
+pub(crate) fn user_metadata(
+    meta: Option<Metadata>,
+) -> S3Result<std::collections::BTreeMap<String, String>> {
+    let user = convert::user_metadata_in(meta);
+    let size: usize = user.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > USER_METADATA_LIMIT {
+        return Err(s3_error!(MetadataTooLarge));
+    }
+    Ok(user)
+}
+
+pub(crate) async fn put_object(
+    gw: &Gateway,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let owner = requester(&req);
+    let trailers = req.trailing_headers.clone();
+    let headers = req.headers;
+    let input = req.input;
+    let bucket = gw.bucket(&input.bucket).await?;
+    let precondition =
+        conditions::write_precondition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let integrity = Integrity::from_request(
+        &headers,
+        input.content_md5.as_deref(),
+        input
+            .checksum_algorithm
+            .as_ref()
+            .map(ChecksumAlgorithm::as_str),
+        trailers,
+    )?;
+    let tags = convert::tags_from_header(input.tagging.as_deref())?;
+    let user = user_metadata(input.metadata)?;
+    let system = SystemIn {
+        content_type: input.content_type,
+        content_encoding: input.content_encoding,
+        content_disposition: input.content_disposition,
+        content_language: input.content_language,
+        cache_control: input.cache_control,
+        expires: input.expires,
+        website_redirect: input.website_redirect_location,
+        storage_class: input.storage_class,
+    }
+    .into_model()?;
+    let key = ObjectKey::generate();
+    let ing = gw
+        .ingest(&key, ingest::request_body(input.body), 1, true, &integrity)
+        .await?;
+    crate::metrics::bytes_in(ing.size);
+    let meta = VersionMeta {
+        bucket: input.bucket,
+        key: input.key,
+        system,
+        user,
+        tags,
+        owner,
+    };
+    let stored = gw
+        .commit_version(gw.new_version(meta, &key, &ing), precondition)
+        .await?;
+    let sums = convert::checksum_fields(&stored.checksums);
+    let mut out = PutObjectOutput {
+        e_tag: Some(convert::etag(&stored.etag)),
+        version_id: shown_version_id(bucket.versioning, &stored),
+        checksum_type: sums.checksum_type.clone(),
+        ..Default::default()
+    };
+    convert::set_checksums!(out, sums);
+    Ok(S3Response::new(out))
+}
+
+/// What a GET or HEAD resolved: the version, the byte range to send, and the
+/// part count when a part was addressed.
+struct ReadPlan {
+    version: ObjectVersion,
+    range: std::ops::Range<u64>,
+    content_range: Option<String>,
+    parts_count: Option<i32>,
+}
+
+async fn plan_read(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    conds: &ReadConditions,
+    range: Option<Range>,
+    part_number: Option<i32>,
+) -> S3Result<ReadPlan> {
+    let version = gw.lookup(bucket, key, version_id).await?;
+    conds.check(&version)?;
+    let size = version.size;
+    let parts = match &version.data {
+        ObjectData::Parts(p) => p.len(),
+        _ => 1,
+    };
+    let multipart = version.etag.contains('-');
+    let (range, content_range, parts_count) = match (range, part_number) {
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter"
+            ));
+        }
+        (Some(r), None) => {
+            let r = r.check(size).map_err(|_| {
+                let mut e = s3_error!(InvalidRange, "The requested range is not satisfiable");
+                let mut h = HeaderMap::new();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    h.insert(http::header::CONTENT_RANGE, v);
+                }
+                e.set_headers(h);
+                e
+            })?;
+            let cr = format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1));
+            (r, Some(cr), None)
+        }
+        (None, Some(n)) => {
+            let n = usize::try_from(n)
+                .ok()
+                .filter(|n| *n >= 1 && *n <= parts)
+                .ok_or_else(|| {
+                    let mut e = S3Error::with_message(
+                        S3ErrorCode::Custom("InvalidPartNumber".into()),
+                        "The requested partnumber is not satisfiable",
+                    );
+                    e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+                    e
+                })?;
+            let r = match &version.data {
+                ObjectData::Parts(p) => {
+                    let start: u64 = p[..n - 1].iter().map(|x| x.size).sum();
+                    start..start + p[n - 1].size
+                }
+                _ => 0..size,
+            };
+            let cr = (multipart && !r.is_empty())
+                .then(|| format!("bytes {}-{}/{size}", r.start, r.end - 1));
+            (
+                r,
+                cr,
+                multipart.then(|| i32::try_from(parts).unwrap_or(i32::MAX)),
+            )
+        }
+        (None, None) => (0..size, None, None),
+    };
+    Ok(ReadPlan {
+        version,
+        range,
+        content_range,
+        parts_count,
+    })
+}
+
+/// Fills the fields GET and HEAD outputs share (their types differ, their fields agree).
+macro_rules! describe {
+    ($out:ident, $plan:expr, $headers:expr, $checksums:expr) => {{
+        let v = &$plan.version;
+        let h: Headers = $headers;
+        $out.accept_ranges = Some("bytes".to_owned());
+        $out.content_length =
+            Some(i64::try_from($plan.range.end - $plan.range.start).unwrap_or(i64::MAX));
+        $out.content_range = $plan.content_range.clone();
+        $out.parts_count = $plan.parts_count;
+        $out.e_tag = Some(convert::etag(&v.etag));
+        $out.last_modified = Some(convert::timestamp(v.last_modified));
+        $out.metadata = convert::user_metadata(&v.user);
+        $out.version_id = convert::shown_version_id(&v.version_id);
+        $out.content_type = h.content_type;
+        $out.content_encoding = h.content_encoding;
+        $out.content_disposition = h.content_disposition;
+        $out.content_language = h.content_language;
+        $out.cache_control = h.cache_control;
+        $out.expires = h.expires;
+        $out.website_redirect_location = h.website_redirect;
+        $out.storage_class = v.system.storage_class.clone().map(StorageClass::from);
+        if $checksums && $plan.content_range.is_none() {
+            let sums = convert::checksum_fields(&v.checksums);
+            $out.checksum_type = sums.checksum_type.clone();
+            convert::set_checksums!($out, sums);
+        }
+    }};
+}
+
+fn checksums_wanted(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
+}
+
+pub(crate) async fn get_object(
+    gw: &Gateway,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let i = req.input;
+    let conds = ReadConditions {
+        if_match: i.if_match,
+        if_none_match: i.if_none_match,
+        if_modified_since: i.if_modified_since,
+        if_unmodified_since: i.if_unmodified_since,
+    };
+    let plan = plan_read(
+        gw,
+        &i.bucket,
+        &i.key,
+        i.version_id.as_deref(),
+        &conds,
+        i.range,
+        i.part_number,
+    )
+    .await?;
+    let overrides = Overrides {
+        content_type: i.response_content_type,
+        content_encoding: i.response_content_encoding,
+        content_disposition: i.response_content_disposition,
+        content_language: i.response_content_language,
+        cache_control: i.response_cache_control,
+        expires: i.response_expires,
+    };
+    let stream = gw.read_range(&plan.version, plan.range.clone())?;
+    crate::metrics::bytes_out(plan.range.end - plan.range.start);
+    let mut out = GetObjectOutput {
+        body: Some(super::retrieve::blob(stream)),
+        tag_count: (!plan.version.tags.is_empty())
+            .then(|| i32::try_from(plan.version.tags.len()).unwrap_or(i32::MAX)),
+        ..Default::default()
+    };
+    describe!(
+        out,
+        plan,
+        Headers::of(&plan.version, overrides),
+        checksums_wanted(i.checksum_mode.as_ref())
+    );
+    Ok(S3Response::new(out))
+}
+
+pub(crate) async fn head_object(
+    gw: &Gateway,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let i = req.input;
+    let conds = ReadConditions {
+        if_match: i.if_match,
+        if_none_match: i.if_none_match,
+        if_modified_since: i.if_modified_since,
+        if_unmodified_since: i.if_unmodified_since,
+    };
+    let plan = plan_read(
+        gw,
+        &i.bucket,
+        &i.key,
+        i.version_id.as_deref(),
+        &conds,
+        i.range,
+        i.part_number,
+    )
+    .await?;
+    let overrides = Overrides {
+        content_type: i.response_content_type,
+        content_encoding: i.response_content_encoding,
+        content_disposition: i.response_content_disposition,
+        content_language: i.response_content_language,
+        cache_control: i.response_cache_control,
+        expires: i.response_expires,
+    };
+    let mut out = HeadObjectOutput::default();
+    describe!(
+        out,
+        plan,
+        Headers::of(&plan.version, overrides),
+        checksums_wanted(i.checksum_mode.as_ref())
+    );
+    Ok(S3Response::new(out))
+}
+
+/// The outcome of deleting one key (or version).
+struct Deleted {
+    version_id: Option<String>,
+    delete_marker: bool,
+}
+
+async fn delete_one(
+    gw: &Gateway,
+    owner: &str,
+    bucket: &str,
+    key: &str,
+    version_id: Option<String>,
+    precondition: Option<Precondition>,
+) -> S3Result<Deleted> {
+    let cmd = Command::DeleteObject {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: version_id.clone(),
+        marker_version_id: ids::version_id(),
+        now: ids::now_millis(),
+        owner: owner.to_owned(),
+        precondition,
+    };
+    match gw.meta.write(cmd).await {
+        Ok(CommandResponse::ObjectDeleted {
+            version_id,
+            delete_marker,
+        }) => Ok(Deleted {
+            version_id,
+            delete_marker,
+        }),
+        Ok(other) => Err(errors::internal(format!(
+            "unexpected answer to a delete: {other:?}"
+        ))),
+        // S3 answers 204 for keys and versions that are already gone.
+        Err(MetaError::Apply(ApplyError::NoSuchKey | ApplyError::NoSuchVersion)) => Ok(Deleted {
+            version_id,
+            delete_marker: false,
+        }),
+        Err(e) => Err(errors::meta(e)),
+    }
+}
+
+pub(crate) async fn delete_object(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let owner = requester(&req);
+    let i = req.input;
+    let precondition = conditions::write_precondition(i.if_match.as_ref(), None)?;
+    let d = delete_one(gw, &owner, &i.bucket, &i.key, i.version_id, precondition).await?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: d.delete_marker.then_some(true),
+        version_id: d.version_id,
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn delete_objects(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let owner = requester(&req);
+    let i = req.input;
+    if i.delete.objects.len() > 1000 {
+        return Err(s3_error!(MalformedXML, "at most 1000 keys per request"));
+    }
+    gw.bucket(&i.bucket).await?;
+    let quiet = i.delete.quiet.unwrap_or(false);
+    let outcomes: Vec<(ObjectIdentifier, S3Result<Deleted>)> =
+        futures::stream::iter(i.delete.objects)
+            .map(|obj| {
+                let (owner, bucket) = (&owner, &i.bucket);
+                async move {
+                    let result =
+                        delete_one(gw, owner, bucket, &obj.key, obj.version_id.clone(), None).await;
+                    (obj, result)
+                }
+            })
+            .buffered(DELETE_CONCURRENCY)
+            .collect()
+            .await;
+    let mut deleted = Vec::new();
+    let mut failed = Vec::new();
+    for (obj, result) in outcomes {
+        match result {
+            Ok(d) if !quiet => deleted.push(DeletedObject {
+                delete_marker: d.delete_marker.then_some(true),
+                delete_marker_version_id: d.delete_marker.then(|| d.version_id.clone()).flatten(),
+                key: Some(obj.key),
+                version_id: obj.version_id,
+            }),
+            Ok(_) => {}
+            Err(e) => failed.push(Error {
+                code: Some(e.code().as_str().to_owned()),
+                key: Some(obj.key),
+                message: e.message().map(str::to_owned),
+                version_id: obj.version_id,
+            }),
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: Some(failed),
+        ..Default::default()
+    }))
+}
+
+/// Parses `x-amz-copy-source` into (bucket, key, version id).
+pub(crate) fn copy_source(src: &CopySource) -> S3Result<(String, String, Option<String>)> {
+    match src {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => Ok((
+            bucket.to_string(),
+            key.to_string(),
+            version_id.as_deref().map(str::to_owned),
+        )),
+        _ => Err(s3_error!(
+            NotImplemented,
+            "only bucket/key copy sources are supported"
+        )),
+    }
+}
+
+/// Copies a version's bytes into freshly stored data under a new key
+/// (streaming: read → re-encrypt → write), computing `algorithms`.
+pub(crate) async fn copy_data(
+    gw: &Gateway,
+    source: &ObjectVersion,
+    range: std::ops::Range<u64>,
+    key: &ObjectKey,
+    part: u32,
+    inline_ok: bool,
+    integrity: &Integrity,
+) -> S3Result<Ingested> {
+    let stream = gw.read_range(source, range)?;
+    gw.ingest(key, ingest::body_stream(stream), part, inline_ok, integrity)
+        .await
+}
+
+fn is_replace(d: Option<&MetadataDirective>) -> bool {
+    d.is_some_and(|d| d.as_str().eq_ignore_ascii_case(MetadataDirective::REPLACE))
+}
+
+pub(crate) async fn copy_object(
+    gw: &Gateway,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let owner = requester(&req);
+    let headers = req.headers;
+    let i = req.input;
+    let (src_bucket, src_key, src_version) = copy_source(&i.copy_source)?;
+    let source = gw
+        .lookup(&src_bucket, &src_key, src_version.as_deref())
+        .await?;
+    ReadConditions {
+        if_match: i.copy_source_if_match,
+        if_none_match: i.copy_source_if_none_match,
+        if_modified_since: i.copy_source_if_modified_since,
+        if_unmodified_since: i.copy_source_if_unmodified_since,
+    }
+    .check_copy_source(&source)?;
+    let bucket = gw.bucket(&i.bucket).await?;
+    let replace_meta = is_replace(i.metadata_directive.as_ref());
+    let replace_tags = i
+        .tagging_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str().eq_ignore_ascii_case(TaggingDirective::REPLACE));
+    if src_bucket == i.bucket
+        && src_key == i.key
+        && src_version.is_none()
+        && !replace_meta
+        && i.storage_class.is_none()
+    {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        ));
+    }
+    let (system, user) = if replace_meta {
+        let system = SystemIn {
+            content_type: i.content_type,
+            content_encoding: i.content_encoding,
+            content_disposition: i.content_disposition,
+            content_language: i.content_language,
+            cache_control: i.cache_control,
+            expires: i.expires,
+            website_redirect: i.website_redirect_location,
+            storage_class: i.storage_class,
+        }
+        .into_model()?;
+        (system, user_metadata(i.metadata)?)
+    } else {
+        let mut system = source.system.clone();
+        if let Some(sc) = i.storage_class {
+            system.storage_class = Some(sc.as_str().to_owned());
+        }
+        (system, source.user.clone())
+    };
+    let tags = if replace_tags {
+        convert::tags_from_header(headers.get("x-amz-tagging").and_then(|v| v.to_str().ok()))?
+    } else {
+        source.tags.clone()
+    };
+    let algorithm = i
+        .checksum_algorithm
+        .as_ref()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| source.checksums.first().map(|c| c.algorithm.clone()));
+    let integrity = Integrity::from_request(&HeaderMap::new(), None, algorithm.as_deref(), None)?;
+    let key = ObjectKey::generate();
+    let ing = copy_data(gw, &source, 0..source.size, &key, 1, true, &integrity).await?;
+    let meta = VersionMeta {
+        bucket: i.bucket,
+        key: i.key,
+        system,
+        user,
+        tags,
+        owner,
+    };
+    let stored = gw
+        .commit_version(gw.new_version(meta, &key, &ing), None)
+        .await?;
+    let sums = convert::checksum_fields(&stored.checksums);
+    let mut result = CopyObjectResult {
+        e_tag: Some(convert::etag(&stored.etag)),
+        last_modified: Some(convert::timestamp(stored.last_modified)),
+        checksum_type: sums.checksum_type.clone(),
+        ..Default::default()
+    };
+    convert::set_checksums!(result, sums);
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(result),
+        copy_source_version_id: convert::shown_version_id(&source.version_id),
+        version_id: shown_version_id(bucket.versioning, &stored),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn get_object_attributes(
+    gw: &Gateway,
+    req: S3Request<GetObjectAttributesInput>,
+) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+    let i = req.input;
+    let v = gw
+        .lookup(&i.bucket, &i.key, i.version_id.as_deref())
+        .await?;
+    let wants = |name: &str| {
+        i.object_attributes
+            .iter()
+            .any(|a| a.as_str().eq_ignore_ascii_case(name))
+    };
+    let mut out = GetObjectAttributesOutput {
+        last_modified: Some(convert::timestamp(v.last_modified)),
+        version_id: convert::shown_version_id(&v.version_id),
+        ..Default::default()
+    };
+    if wants(ObjectAttributes::ETAG) {
+        out.e_tag = Some(convert::etag(&v.etag));
+    }
+    if wants(ObjectAttributes::CHECKSUM) && !v.checksums.is_empty() {
+        out.checksum = Some(convert::checksum_fields(&v.checksums));
+    }
+    if wants(ObjectAttributes::OBJECT_SIZE) {
+        out.object_size = Some(i64::try_from(v.size).unwrap_or(i64::MAX));
+    }
+    if wants(ObjectAttributes::STORAGE_CLASS) {
+        out.storage_class = Some(convert::storage_class(&v.system));
+    }
+    if wants(ObjectAttributes::OBJECT_PARTS)
+        && v.etag.contains('-')
+        && let ObjectData::Parts(parts) = &v.data
+    {
+        let marker = i.part_number_marker.unwrap_or(0);
+        let max = usize::try_from(i.max_parts.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+        let after: Vec<&PartData> = parts
+            .iter()
+            .filter(|p| i64::from(p.number) > i64::from(marker))
+            .collect();
+        let page = &after[..after.len().min(max)];
+        let truncated = after.len() > page.len();
+        out.object_parts = Some(GetObjectAttributesParts {
+            is_truncated: Some(truncated),
+            max_parts: Some(i32::try_from(max).unwrap_or(1000)),
+            next_part_number_marker: page
+                .last()
+                .filter(|_| truncated)
+                .and_then(|p| i32::try_from(p.number).ok()),
+            part_number_marker: Some(marker),
+            total_parts_count: Some(i32::try_from(parts.len()).unwrap_or(i32::MAX)),
+            parts: Some(
+                page.iter()
+                    .map(|p| {
+                        let mut part = ObjectPart {
+                            part_number: i32::try_from(p.number).ok(),
+                            size: i64::try_from(p.size).ok(),
+                            ..Default::default()
+                        };
+                        convert::set_checksums!(part, convert::checksum_fields(&p.checksums));
+                        part
+                    })
+                    .collect(),
+            ),
+        });
+    }
+    Ok(S3Response::new(out))
+}

@@ -1,0 +1,120 @@
+//! Store and raft health: probes every shard store on a schedule, marks the
+//! ones that fail down in the [`StoreSet`] (placement then skips them and
+//! `/health/ready` counts them), and publishes store and raft gauges; every
+//! [`STATS_EVERY`] probes it also counts the stored objects and their bytes.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use tessera_raft::node::MetaNode;
+use tessera_raft::{ListObjectsQuery, MetaError};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics;
+use crate::placement::StoreSet;
+
+/// Probes between two counts of the stored objects (a full listing).
+pub const STATS_EVERY: u32 = 12;
+/// Keys read per listing page while counting.
+const STATS_PAGE: usize = 1000;
+
+/// How long one store gets to answer a probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The health worker.
+#[derive(Clone)]
+pub struct HealthWorker {
+    meta: MetaNode,
+    stores: StoreSet,
+    interval: Duration,
+}
+
+impl HealthWorker {
+    /// A worker probing `stores` every `interval`.
+    pub fn new(meta: MetaNode, stores: StoreSet, interval: Duration) -> Self {
+        HealthWorker {
+            meta,
+            stores,
+            interval,
+        }
+    }
+
+    /// Probes until `stop` is cancelled (the first probe runs at once).
+    pub async fn run(self, stop: CancellationToken) {
+        for round in 0u32.. {
+            self.probe().await;
+            if round % STATS_EVERY == 0 {
+                match self.count_stored().await {
+                    Ok((objects, bytes)) => metrics::set_stored(objects, bytes),
+                    Err(e) => tracing::warn!(error = %e, "counting stored objects failed"),
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(self.interval) => {}
+            }
+        }
+    }
+
+    /// Probes every store once and publishes the results.
+    pub async fn probe(&self) {
+        metrics::set_raft(&self.meta.status());
+        let stores = self.stores.all();
+        let probes = stores.iter().map(|store| async move {
+            let up = match tokio::time::timeout(PROBE_TIMEOUT, store.health()).await {
+                Ok(Ok(health)) => health.ok,
+                Ok(Err(e)) => {
+                    tracing::warn!(store = store.id(), error = %e, "store health probe failed");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!(store = store.id(), "store health probe timed out");
+                    false
+                }
+            };
+            (store.id().to_owned(), up)
+        });
+        for (id, up) in join_all(probes).await {
+            if up == self.stores.is_down(&id) {
+                tracing::info!(store = %id, up, "store state changed");
+            }
+            if !up {
+                metrics::backend_error(&id);
+            }
+            self.stores.set_down(&id, !up);
+            metrics::set_store_up(&id, up);
+        }
+    }
+}
+
+impl HealthWorker {
+    /// Current objects (latest versions, not delete markers) and their bytes,
+    /// over every bucket, read page by page from this member's state.
+    pub async fn count_stored(&self) -> Result<(u64, u64), MetaError> {
+        let buckets = self.meta.read_local(|view| view.buckets()).await?;
+        let (mut objects, mut bytes) = (0u64, 0u64);
+        for bucket in buckets {
+            let mut start_after = None;
+            loop {
+                let query = ListObjectsQuery {
+                    prefix: String::new(),
+                    delimiter: None,
+                    start_after: start_after.take(),
+                    max_keys: STATS_PAGE,
+                };
+                let name = bucket.name.clone();
+                let page = self
+                    .meta
+                    .read_local(move |view| view.list_objects(&name, &query))
+                    .await?;
+                objects += page.objects.len() as u64;
+                bytes += page.objects.iter().map(|o| o.size).sum::<u64>();
+                if !page.is_truncated || page.next_marker.is_none() {
+                    break;
+                }
+                start_after = page.next_marker;
+            }
+        }
+        Ok((objects, bytes))
+    }
+}

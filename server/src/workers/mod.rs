@@ -1,0 +1,8 @@
+//! Background workers the server runs next to the S3 listener. Each stops
+//! when the server's stop token is cancelled.
+//!
+//! - [`gc`]: removes the shards of overwritten and deleted data, from the raft work queue;
+//! - [`health`]: probes the shard stores and publishes store and raft state.
+
+pub mod gc;
+pub mod health;

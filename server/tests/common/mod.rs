@@ -1,0 +1,73 @@
+//! Shared helpers of the integration tests: `aws-sdk-s3` clients for
+//! in-process [`TestServer`]s.
+//!
+//! Use from a test file with `mod common;`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unused_imports)]
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
+use tessera_server::testing::TestServer;
+
+pub use tessera_server::testing::{TEST_ACCESS_KEY, TEST_SECRET_KEY};
+
+/// A path-style SDK client of `server` signed with its root key.
+pub fn s3_client(server: &TestServer) -> aws_sdk_s3::Client {
+    let creds = server.credentials();
+    client_for(&server.s3_url(), &creds.access_key, &creds.secret_key)
+}
+
+/// A path-style SDK client of the S3 endpoint `url` with these credentials.
+pub fn client_for(url: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(config_builder(url, access_key, secret_key).build())
+}
+
+/// The SDK configuration behind [`client_for`], to adjust before building
+/// (virtual-host style, a custom HTTP client for TLS, …). It never reads
+/// the environment (`AWS_*` variables, profiles).
+pub fn config_builder(
+    url: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(
+            access_key,
+            secret_key,
+            None,
+            None,
+            "tessera-test",
+        ))
+        .force_path_style(true)
+}
+
+/// An HTTPS client for the SDK that trusts exactly the PEM certificate `ca_pem`.
+pub fn https_client_trusting(ca_pem: &str) -> SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(ca_pem.as_bytes().to_vec());
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(
+            TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .unwrap(),
+        )
+        .build_https()
+}
+
+/// A plain HTTP GET: status and body text.
+pub async fn http_get(url: &str) -> (u16, String) {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let resp = client.get(url.parse().unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}

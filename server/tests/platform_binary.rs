@@ -1,0 +1,196 @@
+//! The real `tessera` binary: first start generates and saves credentials,
+//! SIGTERM finishes in-flight requests and exits 0, a restart keeps
+//! everything, SIGINT exits 0 too.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// A running `tessera serve` and what it printed at start.
+struct Served {
+    child: Child,
+    s3_url: String,
+    access_key: String,
+    secret_key: Option<String>,
+    _stdout: Lines<BufReader<ChildStdout>>,
+}
+
+async fn serve(data_dir: &Path) -> Served {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TESSERA_") {
+            cmd.env_remove(name);
+        }
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut s3_url, mut access_key, mut secret_key) = (None, None, None);
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("Tessera S3 API on ") {
+                s3_url = rest.split(',').next().map(str::to_owned);
+            } else if let Some(key) = line.strip_prefix("Access key: ") {
+                access_key = Some(key.to_owned());
+            } else if let Some(key) = line.strip_prefix("Secret key: ") {
+                secret_key = Some(key.to_owned());
+            } else if line.starts_with("Ready") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read).await.expect("server announced itself");
+    Served {
+        child,
+        s3_url: s3_url.expect("S3 URL printed"),
+        access_key: access_key.expect("access key printed"),
+        secret_key,
+        _stdout: lines,
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill").args([sig, &pid]).status().unwrap();
+    assert!(status.success());
+}
+
+async fn exit_code(mut child: Child) -> Option<i32> {
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("server exited in time")
+        .unwrap();
+    status.code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_restart_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = serve(dir.path()).await;
+    let secret = first.secret_key.clone().expect("secret printed at first start");
+    let creds_file = dir.path().join("credentials");
+    let mode = std::fs::metadata(&creds_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&creds_file).unwrap().contains(&secret));
+    for name in ["master.key", "admin.token"] {
+        let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    for n in 1..=6 {
+        assert!(dir.path().join(format!("disks/disk-{n}")).is_dir());
+    }
+    assert!(dir.path().join("meta").is_dir());
+
+    let client = common::client_for(&first.s3_url, &first.access_key, &secret);
+    client.create_bucket().bucket("durable").send().await.unwrap();
+
+    // An upload in flight when SIGTERM arrives still completes.
+    let presigned = client
+        .put_object()
+        .bucket("durable")
+        .key("slow.bin")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(120)).unwrap())
+        .await
+        .unwrap();
+    let chunk = Bytes::from(vec![42u8; 256 * 1024]);
+    let chunks = 8usize;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+    let body = StreamBody::new(tokio_stream_from(rx));
+    let request = http::Request::put(presigned.uri())
+        .header(http::header::CONTENT_LENGTH, chunk.len() * chunks)
+        .body(body)
+        .unwrap();
+    let http: Client<_, StreamBody<_>> = Client::builder(TokioExecutor::new()).build_http();
+    let upload = tokio::spawn(async move { http.request(request).await });
+    tx.send(Ok(Frame::data(chunk.clone()))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&first.child, "-TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 1..chunks {
+        tx.send(Ok(Frame::data(chunk.clone()))).await.unwrap();
+    }
+    drop(tx);
+    let resp = upload.await.unwrap().unwrap();
+    let status = resp.status();
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
+    assert_eq!(exit_code(first.child).await, Some(0));
+
+    // Restart on the same directory: same key, no new secret, data intact.
+    let second = serve(dir.path()).await;
+    assert_eq!(second.access_key, first.access_key);
+    assert!(second.secret_key.is_none(), "secret is printed only at first start");
+    let client = common::client_for(&second.s3_url, &second.access_key, &secret);
+    let got = client.get_object().bucket("durable").key("slow.bin").send().await.unwrap();
+    let bytes = got.body.collect().await.unwrap().into_bytes();
+    assert_eq!(bytes.len(), 256 * 1024 * chunks);
+    assert!(bytes.iter().all(|b| *b == 42));
+    client
+        .put_object()
+        .bucket("durable")
+        .key("after")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    signal(&second.child, "-INT");
+    assert_eq!(exit_code(second.child).await, Some(0));
+}
+
+/// The receiving end of a channel as a stream.
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + Sync + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env("TESSERA_ACCESS_KEY", "TKFROMENV00000000000")
+        .env("TESSERA_SECRET_KEY", "secret-from-the-environment")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let url = first
+        .strip_prefix("Tessera S3 API on ")
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "Access key: TKFROMENV00000000000");
+    let client = common::client_for(&url, "TKFROMENV00000000000", "secret-from-the-environment");
+    client.create_bucket().bucket("from-env").send().await.unwrap();
+    assert!(!dir.path().join("credentials").exists());
+    signal(&child, "-TERM");
+    assert_eq!(exit_code(child).await, Some(0));
+}

@@ -1,0 +1,119 @@
+//! The S3 listener: TLS (driven by the AWS SDK trusting a test CA) and
+//! virtual-host style addressing under a configured base domain.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tessera_server::config::TlsFiles;
+use tessera_server::testing::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_over_tls_with_a_real_client() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let cert_pem = cert.cert.pem();
+    std::fs::write(certs.path().join("cert.pem"), &cert_pem).unwrap();
+    std::fs::write(certs.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let files = TlsFiles {
+        cert: certs.path().join("cert.pem"),
+        key: certs.path().join("key.pem"),
+    };
+    let server = TestServer::start_with(|c| c.tls = Some(files)).await.unwrap();
+    let url = server.s3_url();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let creds = server.credentials();
+    let conf = common::config_builder(&url, &creds.access_key, &creds.secret_key)
+        .http_client(common::https_client_trusting(&cert_pem))
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(conf);
+    client.create_bucket().bucket("secure").send().await.unwrap();
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    client
+        .put_object()
+        .bucket("secure")
+        .key("blob")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let got = client.get_object().bucket("secure").key("blob").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), body.as_slice());
+
+    // A client that does not trust the certificate cannot connect at all,
+    // and plain HTTP is not served on the TLS port.
+    let untrusting = common::client_for(&url, &creds.access_key, &creds.secret_key);
+    assert!(untrusting.list_buckets().send().await.is_err());
+    let plain = common::client_for(&url.replace("https://", "http://"), &creds.access_key, &creds.secret_key);
+    assert!(plain.list_buckets().send().await.is_err());
+    server.shutdown().await.unwrap();
+}
+
+/// Sends a presigned request to the server's socket with the URL's own Host
+/// header (so `bucket.DOMAIN` needs no DNS): status and body.
+async fn send_presigned(
+    server: &TestServer,
+    method: &str,
+    presigned: &aws_sdk_s3::presigning::PresignedRequest,
+    body: Bytes,
+) -> (u16, Bytes) {
+    let url: http::Uri = presigned.uri().parse().unwrap();
+    let host = url.authority().unwrap().to_string();
+    let path = url.path_and_query().unwrap().as_str();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", server.s3_addr()))
+        .header(http::header::HOST, host)
+        .body(Full::new(body))
+        .unwrap();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let resp = client.request(request).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_host_style_under_the_configured_domain() {
+    let server = TestServer::start_with(|c| c.domain = Some("s3.tessera.test".to_owned()))
+        .await
+        .unwrap();
+    // Path style on the IP address keeps working.
+    let path_style = common::s3_client(&server);
+    path_style.create_bucket().bucket("hosted").send().await.unwrap();
+
+    let creds = server.credentials();
+    let port = server.s3_addr().port();
+    let vhost = aws_sdk_s3::Client::from_conf(
+        common::config_builder(&format!("http://s3.tessera.test:{port}"), &creds.access_key, &creds.secret_key)
+            .force_path_style(false)
+            .build(),
+    );
+    let expiry = PresigningConfig::expires_in(Duration::from_secs(60)).unwrap();
+    let put = vhost
+        .put_object()
+        .bucket("hosted")
+        .key("dir/file.txt")
+        .presigned(expiry.clone())
+        .await
+        .unwrap();
+    assert!(put.uri().starts_with("http://hosted.s3.tessera.test:"), "{}", put.uri());
+    let (status, body) = send_presigned(&server, "PUT", &put, Bytes::from_static(b"virtual")).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    let get = vhost.get_object().bucket("hosted").key("dir/file.txt").presigned(expiry).await.unwrap();
+    let (status, body) = send_presigned(&server, "GET", &get, Bytes::new()).await;
+    assert_eq!((status, body.as_ref()), (200, b"virtual".as_ref()));
+
+    let got = path_style.get_object().bucket("hosted").key("dir/file.txt").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"virtual");
+    server.shutdown().await.unwrap();
+}

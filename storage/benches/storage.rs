@@ -1,0 +1,279 @@
+//! Throughput of the data path, in MB/s of object data (`cargo bench -p tessera-storage`).
+//!
+//! Groups: `codec` (reed-solomon-simd against reed-solomon-novelpoly),
+//! `writer_pipeline` (split + seal + encode + xxh3; no MD5, no I/O),
+//! `read` (healthy and with m data shards lost, from memory stores),
+//! `full_writer` (write_object with MD5 into memory stores) against `md5` alone.
+//!
+//! The clock is the process CPU time (all threads), so a figure is what one
+//! core does per second, unaffected by other load on a shared machine.
+//! `TESSERA_BENCH_WALL=1` measures wall-clock time instead.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures::StreamExt;
+use md5::Digest;
+use reed_solomon_novelpoly::{CodeParams, WrappedShard};
+use tessera_storage::codec::{Codec, DEFAULT_CODEC};
+use tessera_storage::{
+    DataKey, Geometry, Memory, ObjectId, ObjectLocation, ReadOptions, ShardStore, StripeEncoder,
+    WriteOptions, read_object, write_object,
+};
+
+const MIB: usize = 1 << 20;
+/// Object size for the pipeline, read and writer benchmarks.
+const OBJECT: usize = 64 * MIB;
+
+/// Process CPU time (all threads) as a criterion measurement.
+struct CpuTime;
+
+static WALL: WallTime = WallTime;
+
+fn cpu_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+impl Measurement for CpuTime {
+    type Intermediate = (Duration, Instant);
+    type Value = Duration;
+
+    fn start(&self) -> Self::Intermediate {
+        (cpu_now(), Instant::now())
+    }
+    fn end(&self, (cpu, wall): Self::Intermediate) -> Self::Value {
+        if std::env::var_os("TESSERA_BENCH_WALL").is_some() {
+            wall.elapsed()
+        } else {
+            cpu_now() - cpu
+        }
+    }
+    fn add(&self, a: &Self::Value, b: &Self::Value) -> Self::Value {
+        *a + *b
+    }
+    fn zero(&self) -> Self::Value {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Self::Value) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        WALL.formatter()
+    }
+}
+
+type Cpu = Criterion<CpuTime>;
+
+fn payload(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn codec(c: &mut Cpu) {
+    let mut group = c.benchmark_group("codec");
+    group.sample_size(10);
+    for (k, m) in [(4usize, 2usize), (8, 4)] {
+        let data: Vec<Vec<u8>> = (0..k).map(|i| payload(MIB + i)[i..].to_vec()).collect();
+        let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+        group.throughput(Throughput::BytesDecimal((k * MIB) as u64));
+        let mut parity = vec![vec![0u8; MIB]; m];
+        let encode = |parity: &mut Vec<Vec<u8>>| {
+            let mut out: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+            DEFAULT_CODEC.encode(&refs, &mut out).unwrap();
+        };
+        encode(&mut parity);
+        group.bench_function(format!("simd_encode_{k}+{m}"), |b| {
+            b.iter(|| encode(&mut parity))
+        });
+        // Lose the first m data shards; rebuild them from the rest + parity.
+        let present: Vec<(usize, &[u8])> = (m..k)
+            .map(|i| (i, refs[i]))
+            .chain((0..m).map(|p| (k + p, parity[p].as_slice())))
+            .collect();
+        let mut rebuilt = vec![vec![0u8; MIB]; m];
+        let reconstruct = |rebuilt: &mut Vec<Vec<u8>>| {
+            let mut out: Vec<(usize, &mut [u8])> = rebuilt
+                .iter_mut()
+                .enumerate()
+                .map(|(i, v)| (i, v.as_mut_slice()))
+                .collect();
+            DEFAULT_CODEC.reconstruct(k, m, &present, &mut out).unwrap();
+        };
+        reconstruct(&mut rebuilt);
+        assert_eq!(rebuilt[0], data[0]);
+        group.bench_function(format!("simd_reconstruct_{k}+{m}"), |b| {
+            b.iter(|| reconstruct(&mut rebuilt))
+        });
+
+        let whole = data.concat();
+        let rs = CodeParams::derive_parameters(k + m, k)
+            .unwrap()
+            .make_encoder();
+        group.bench_function(format!("novelpoly_encode_{k}+{m}"), |b| {
+            b.iter(|| black_box(rs.encode::<WrappedShard>(&whole).unwrap()))
+        });
+        let shards = rs.encode::<WrappedShard>(&whole).unwrap();
+        group.bench_function(format!("novelpoly_reconstruct_{k}+{m}"), |b| {
+            b.iter(|| {
+                let received: Vec<Option<WrappedShard>> = shards
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (i >= m).then(|| s.clone()))
+                    .collect();
+                black_box(rs.reconstruct(received).unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn writer_pipeline(c: &mut Cpu) {
+    let mut group = c.benchmark_group("writer_pipeline");
+    group.sample_size(10);
+    group.throughput(Throughput::BytesDecimal(OBJECT as u64));
+    let data = payload(OBJECT);
+    for (k, m) in [(4u16, 2u16), (8, 4)] {
+        let g = Geometry::new(k, m, MIB as u32).unwrap();
+        let enc = StripeEncoder::new(&DataKey::generate(), g, ObjectId::random(), 1).unwrap();
+        group.bench_function(format!("{k}+{m}"), |b| {
+            b.iter(|| {
+                for (s, stripe) in data.chunks(g.stripe_size() as usize).enumerate() {
+                    black_box(enc.encode(s as u64, stripe).unwrap());
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Memory stores, a key and options for one object of geometry k + m.
+struct Target {
+    g: Geometry,
+    all: Vec<Arc<dyn ShardStore>>,
+    key: DataKey,
+    object: ObjectId,
+    opts: WriteOptions,
+}
+
+fn target(k: u16, m: u16) -> Target {
+    let g = Geometry::new(k, m, MIB as u32).unwrap();
+    Target {
+        g,
+        all: stores(g.total_shards()),
+        key: DataKey::generate(),
+        object: ObjectId::random(),
+        opts: WriteOptions {
+            geometry: g,
+            ..WriteOptions::default()
+        },
+    }
+}
+
+fn stores(n: usize) -> Vec<Arc<dyn ShardStore>> {
+    (0..n)
+        .map(|i| Arc::new(Memory::new(format!("m{i}"))) as Arc<dyn ShardStore>)
+        .collect()
+}
+
+fn body(
+    data: &Bytes,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
+    let data = data.clone();
+    let chunks: Vec<_> = (0..data.len())
+        .step_by(MIB)
+        .map(|at| Ok(data.slice(at..(at + MIB).min(data.len()))))
+        .collect();
+    futures::stream::iter(chunks)
+}
+
+fn read(c: &mut Cpu) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("read");
+    group.sample_size(10);
+    group.throughput(Throughput::BytesDecimal(OBJECT as u64));
+    let data = Bytes::from(payload(OBJECT));
+    for (k, m) in [(4u16, 2u16), (8, 4)] {
+        let t = target(k, m);
+        let (g, all, key, object) = (t.g, t.all, t.key, t.object);
+        rt.block_on(write_object(&all, object, 1, &key, &t.opts, body(&data)))
+            .unwrap();
+        for lost in [0, usize::from(m)] {
+            let mut loc = ObjectLocation {
+                object,
+                part: 1,
+                size: OBJECT as u64,
+                geometry: g,
+                stores: all.iter().cloned().map(Some).collect(),
+            };
+            for s in loc.stores.iter_mut().take(lost) {
+                *s = None;
+            }
+            let name = if lost == 0 {
+                format!("healthy_{k}+{m}")
+            } else {
+                format!("degraded_{k}+{m}_lost_{lost}")
+            };
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    rt.block_on(async {
+                        let mut stream = read_object(
+                            loc.clone(),
+                            key.clone(),
+                            0..OBJECT as u64,
+                            ReadOptions::default(),
+                        );
+                        let mut n = 0;
+                        while let Some(chunk) = stream.next().await {
+                            n += chunk.unwrap().len();
+                        }
+                        assert_eq!(n, OBJECT);
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn full_writer(c: &mut Cpu) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("full_writer");
+    group.sample_size(10);
+    group.throughput(Throughput::BytesDecimal(OBJECT as u64));
+    let data = Bytes::from(payload(OBJECT));
+    group.bench_function("md5_alone", |b| {
+        b.iter(|| black_box(md5::Md5::digest(&data)))
+    });
+    for (k, m) in [(4u16, 2u16), (8, 4)] {
+        let t = target(k, m);
+        let (all, key, object, opts) = (t.all, t.key, t.object, t.opts);
+        group.bench_function(format!("write_object_md5_{k}+{m}"), |b| {
+            b.iter(|| {
+                rt.block_on(write_object(&all, object, 1, &key, &opts, body(&data)))
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime).warm_up_time(Duration::from_secs(1));
+    targets = codec, writer_pipeline, read, full_writer
+}
+criterion_main!(benches);

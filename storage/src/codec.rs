@@ -1,0 +1,136 @@
+//! Erasure coding behind one small trait, so the choice stays measured
+//! (`benches/` runs `reed-solomon-novelpoly` against the default).
+
+use std::cell::RefCell;
+
+use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
+
+use crate::error::StorageError;
+
+/// A systematic k + m erasure code over equally long shards (length even).
+pub trait Codec: Send + Sync + std::fmt::Debug {
+    /// Fills `parity` (m buffers) from `data` (k buffers), all the same length.
+    fn encode(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), StorageError>;
+
+    /// Restores the data shards listed in `missing` (index < k, buffer to fill)
+    /// from at least k `present` shards (index in `0..k+m`, bytes).
+    fn reconstruct(
+        &self,
+        k: usize,
+        m: usize,
+        present: &[(usize, &[u8])],
+        missing: &mut [(usize, &mut [u8])],
+    ) -> Result<(), StorageError>;
+}
+
+/// Reed-Solomon over GF(2^16) with run-time SIMD (`reed-solomon-simd`): any k + m.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReedSolomonSimd;
+
+/// The codec written into format version 1 shard files.
+pub static DEFAULT_CODEC: ReedSolomonSimd = ReedSolomonSimd;
+
+thread_local! {
+    // Encoders and decoders keep large work buffers: reuse them per thread.
+    static ENCODER: RefCell<Option<ReedSolomonEncoder>> = const { RefCell::new(None) };
+    static DECODER: RefCell<Option<ReedSolomonDecoder>> = const { RefCell::new(None) };
+}
+
+fn codec_err(e: reed_solomon_simd::Error) -> StorageError {
+    StorageError::Codec(e.to_string())
+}
+
+impl Codec for ReedSolomonSimd {
+    fn encode(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), StorageError> {
+        let len = data.first().map_or(0, |d| d.len());
+        ENCODER.with_borrow_mut(|slot| {
+            let encoder = match slot {
+                Some(e) => {
+                    e.reset(data.len(), parity.len(), len).map_err(codec_err)?;
+                    e
+                }
+                None => slot.insert(
+                    ReedSolomonEncoder::new(data.len(), parity.len(), len).map_err(codec_err)?,
+                ),
+            };
+            for d in data {
+                encoder.add_original_shard(d).map_err(codec_err)?;
+            }
+            let result = encoder.encode().map_err(codec_err)?;
+            for (out, recovery) in parity.iter_mut().zip(result.recovery_iter()) {
+                out.copy_from_slice(recovery);
+            }
+            Ok(())
+        })
+    }
+
+    fn reconstruct(
+        &self,
+        k: usize,
+        m: usize,
+        present: &[(usize, &[u8])],
+        missing: &mut [(usize, &mut [u8])],
+    ) -> Result<(), StorageError> {
+        let len = present.first().map_or(0, |p| p.1.len());
+        DECODER.with_borrow_mut(|slot| {
+            let decoder = match slot {
+                Some(d) => {
+                    d.reset(k, m, len).map_err(codec_err)?;
+                    d
+                }
+                None => slot.insert(ReedSolomonDecoder::new(k, m, len).map_err(codec_err)?),
+            };
+            for (index, bytes) in present {
+                if *index < k {
+                    decoder
+                        .add_original_shard(*index, bytes)
+                        .map_err(codec_err)?;
+                } else {
+                    decoder
+                        .add_recovery_shard(*index - k, bytes)
+                        .map_err(codec_err)?;
+                }
+            }
+            let result = decoder.decode().map_err(codec_err)?;
+            for (index, out) in missing.iter_mut() {
+                // Shards given as present are not "restored"; copy those from the input.
+                match result.restored_original(*index) {
+                    Some(restored) => out.copy_from_slice(restored),
+                    None => {
+                        let given = present.iter().find(|(i, _)| i == index).ok_or_else(|| {
+                            StorageError::Codec(format!("shard {index} was not restored"))
+                        })?;
+                        out.copy_from_slice(given.1);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_then_rebuild_from_parity() {
+        let data: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i * 3 + 1; 64]).collect();
+        let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+        let mut parity = vec![vec![0u8; 64]; 2];
+        let mut prefs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+        DEFAULT_CODEC.encode(&refs, &mut prefs).unwrap();
+        let present = [
+            (1, refs[1]),
+            (3, refs[3]),
+            (4, &parity[0][..]),
+            (5, &parity[1][..]),
+        ];
+        let (mut a, mut b) = (vec![0u8; 64], vec![0u8; 64]);
+        DEFAULT_CODEC
+            .reconstruct(4, 2, &present, &mut [(0, &mut a), (2, &mut b)])
+            .unwrap();
+        assert_eq!(a, data[0]);
+        assert_eq!(b, data[2]);
+    }
+}

@@ -1,0 +1,283 @@
+//! Keys and sealing: AES-256-GCM-SIV everywhere.
+//!
+//! * [`MasterKey`]: the cluster key. It wraps per-object [`DataKey`]s (bound to
+//!   the object id) and seals small secrets such as access-key secrets (bound to
+//!   a caller-chosen context). These use a random 96-bit nonce stored in front
+//!   of the ciphertext: `version (1) | nonce (12) | ciphertext | tag (16)`.
+//! * [`DataKey`]: a random key per object. It seals the object's shard blocks
+//!   and inline blobs.
+//!
+//! Block nonces are derived, not stored: `part (4, LE) | shard index (2, LE) |
+//! block index (6, LE)`. Each position of an object is sealed once under that
+//! object's own random key, so nonces never repeat within a key; should a
+//! caller rewrite the same (object, part) with other bytes, GCM-SIV's
+//! nonce-misuse resistance limits the damage to revealing whether two blocks
+//! at the same position are equal. The associated data binds the block to its
+//! object, part, shard index, block index and geometry, so a block moved to
+//! another position or object fails to open.
+
+use aes_gcm_siv::aead::{AeadInOut, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
+use zeroize::Zeroize;
+
+use crate::error::StorageError;
+use crate::format::Geometry;
+use crate::store::ObjectId;
+
+/// AEAD tag length in bytes.
+pub const TAG_LEN: usize = 16;
+const NONCE_LEN: usize = 12;
+const SEALED_VERSION: u8 = 1;
+/// Overhead of a blob sealed with a random nonce: version, nonce, tag.
+pub(crate) const SEALED_OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
+
+const WRAP_LABEL: &[u8] = b"tessera/datakey/v1";
+const SECRET_LABEL: &[u8] = b"tessera/secret/v1";
+const BLOCK_LABEL: &[u8] = b"tessera/block/v1";
+
+/// The cluster master key (32 bytes); zeroized on drop.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl Drop for MasterKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        MasterKey(rand::random())
+    }
+
+    /// A key from its 32 raw bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StorageError> {
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| StorageError::Crypto("master key must be 32 bytes"))?;
+        Ok(MasterKey(key))
+    }
+
+    /// The raw bytes (to write to a key file).
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
+    /// Wraps `key` for storage in metadata, bound to `object`.
+    pub fn wrap(&self, key: &DataKey, object: ObjectId) -> Vec<u8> {
+        seal_random(&self.0, &[WRAP_LABEL, &object.0], &key.0)
+    }
+
+    /// Unwraps a key produced by [`MasterKey::wrap`] for the same `object`.
+    pub fn unwrap(&self, wrapped: &[u8], object: ObjectId) -> Result<DataKey, StorageError> {
+        let mut plain = open_random(&self.0, &[WRAP_LABEL, &object.0], wrapped)?;
+        let key = <[u8; 32]>::try_from(plain.as_slice())
+            .map_err(|_| StorageError::Crypto("wrapped data key has the wrong length"));
+        plain.zeroize();
+        Ok(DataKey(key?))
+    }
+
+    /// Seals a small secret (e.g. an access key's secret) bound to `context`.
+    pub fn seal_secret(&self, context: &[u8], plain: &[u8]) -> Vec<u8> {
+        seal_random(&self.0, &[SECRET_LABEL, context], plain)
+    }
+
+    /// Opens a secret sealed with [`MasterKey::seal_secret`] and the same `context`.
+    pub fn open_secret(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StorageError> {
+        open_random(&self.0, &[SECRET_LABEL, context], sealed)
+    }
+}
+
+/// A per-object data key (32 bytes); zeroized on drop.
+#[derive(Clone)]
+pub struct DataKey([u8; 32]);
+
+impl Drop for DataKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        DataKey(rand::random())
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A block cipher keyed once, for sealing or opening many blocks.
+    pub(crate) fn block_cipher(&self) -> BlockCipher {
+        BlockCipher(Aes256GcmSiv::new(&self.0.into()))
+    }
+}
+
+/// Where a block sits; bound into its nonce and associated data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockPosition {
+    pub object: ObjectId,
+    pub part: u32,
+    pub index: u16,
+    pub block: u64,
+    pub geometry: Geometry,
+}
+
+impl BlockPosition {
+    fn nonce(&self) -> Nonce {
+        let mut n = [0u8; NONCE_LEN];
+        n[0..4].copy_from_slice(&self.part.to_le_bytes());
+        n[4..6].copy_from_slice(&self.index.to_le_bytes());
+        n[6..12].copy_from_slice(&self.block.to_le_bytes()[..6]);
+        n.into()
+    }
+
+    fn aad(&self) -> [u8; 54] {
+        let mut a = [0u8; 54];
+        a[0..16].copy_from_slice(BLOCK_LABEL);
+        a[16..32].copy_from_slice(&self.object.0);
+        a[32..36].copy_from_slice(&self.part.to_le_bytes());
+        a[36..38].copy_from_slice(&self.index.to_le_bytes());
+        a[38..46].copy_from_slice(&self.block.to_le_bytes());
+        a[46..48].copy_from_slice(&self.geometry.data_shards.to_le_bytes());
+        a[48..50].copy_from_slice(&self.geometry.parity_shards.to_le_bytes());
+        a[50..54].copy_from_slice(&self.geometry.block_size.to_le_bytes());
+        a
+    }
+}
+
+/// AES-256-GCM-SIV keyed with one object's data key.
+pub(crate) struct BlockCipher(Aes256GcmSiv);
+
+impl BlockCipher {
+    /// Encrypts `buf` in place and returns the tag.
+    pub fn seal(&self, pos: &BlockPosition, buf: &mut [u8]) -> [u8; TAG_LEN] {
+        // Only fails for plaintexts over 64 GiB, far above any block size.
+        match self
+            .0
+            .encrypt_inout_detached(&pos.nonce(), &pos.aad(), buf.into())
+        {
+            Ok(tag) => tag.into(),
+            Err(_) => unreachable!("block larger than the AES-GCM-SIV limit"),
+        }
+    }
+
+    /// Decrypts `buf` in place if `tag` authenticates it at `pos`.
+    pub fn open(&self, pos: &BlockPosition, buf: &mut [u8], tag: &[u8]) -> Result<(), ()> {
+        let tag = Tag::try_from(tag).map_err(|_| ())?;
+        self.0
+            .decrypt_inout_detached(&pos.nonce(), &pos.aad(), buf.into(), &tag)
+            .map_err(|_| ())
+    }
+}
+
+fn aad_of(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// `version | random nonce | ciphertext | tag`.
+pub(crate) fn seal_random(key: &[u8; 32], aad: &[&[u8]], plain: &[u8]) -> Vec<u8> {
+    let cipher = Aes256GcmSiv::new(key.into());
+    let nonce: [u8; NONCE_LEN] = rand::random();
+    let mut out = Vec::with_capacity(plain.len() + SEALED_OVERHEAD);
+    out.push(SEALED_VERSION);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plain);
+    let tag = match cipher.encrypt_inout_detached(
+        &nonce.into(),
+        &aad_of(aad),
+        (&mut out[1 + NONCE_LEN..]).into(),
+    ) {
+        Ok(tag) => tag,
+        Err(_) => unreachable!("sealed blob larger than the AES-GCM-SIV limit"),
+    };
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// Opens a blob made by [`seal_random`].
+pub(crate) fn open_random(
+    key: &[u8; 32],
+    aad: &[&[u8]],
+    sealed: &[u8],
+) -> Result<Vec<u8>, StorageError> {
+    if sealed.len() < SEALED_OVERHEAD || sealed[0] != SEALED_VERSION {
+        return Err(StorageError::Crypto("sealed blob is malformed"));
+    }
+    let cipher = Aes256GcmSiv::new(key.into());
+    let nonce = Nonce::try_from(&sealed[1..1 + NONCE_LEN])
+        .map_err(|_| StorageError::Crypto("sealed blob is malformed"))?;
+    let (body, tag) = sealed[1 + NONCE_LEN..].split_at(sealed.len() - SEALED_OVERHEAD);
+    let tag = Tag::try_from(tag).map_err(|_| StorageError::Crypto("sealed blob is malformed"))?;
+    let mut plain = body.to_vec();
+    cipher
+        .decrypt_inout_detached(&nonce, &aad_of(aad), plain.as_mut_slice().into(), &tag)
+        .map_err(|_| StorageError::Crypto("sealed blob failed authentication"))?;
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_binds_the_object() {
+        let master = MasterKey::generate();
+        let key = DataKey::generate();
+        let a = ObjectId::random();
+        let wrapped = master.wrap(&key, a);
+        assert_eq!(master.unwrap(&wrapped, a).unwrap().0, key.0);
+        assert!(master.unwrap(&wrapped, ObjectId::random()).is_err());
+        assert!(MasterKey::generate().unwrap(&wrapped, a).is_err());
+        assert!(master.unwrap(&wrapped[..wrapped.len() - 1], a).is_err());
+    }
+
+    #[test]
+    fn secrets_bind_their_context() {
+        let master = MasterKey::from_bytes(&[7; 32]).unwrap();
+        let sealed = master.seal_secret(b"key:AKIA", b"s3cret");
+        assert_eq!(master.open_secret(b"key:AKIA", &sealed).unwrap(), b"s3cret");
+        assert!(master.open_secret(b"key:OTHER", &sealed).is_err());
+        let mut flipped = sealed.clone();
+        flipped[5] ^= 1;
+        assert!(master.open_secret(b"key:AKIA", &flipped).is_err());
+        assert!(MasterKey::from_bytes(&[1; 31]).is_err());
+        assert_eq!(
+            MasterKey::from_bytes(&master.to_bytes()).unwrap().0,
+            [7; 32]
+        );
+    }
+
+    #[test]
+    fn block_positions_are_bound() {
+        let key = DataKey::generate();
+        let cipher = key.block_cipher();
+        let pos = BlockPosition {
+            object: ObjectId([1; 16]),
+            part: 1,
+            index: 2,
+            block: 3,
+            geometry: Geometry::default(),
+        };
+        let mut buf = b"hello block".to_vec();
+        let tag = cipher.seal(&pos, &mut buf);
+        let moved = BlockPosition { block: 4, ..pos };
+        assert!(cipher.open(&moved, &mut buf.clone(), &tag).is_err());
+        cipher.open(&pos, &mut buf, &tag).unwrap();
+        assert_eq!(buf, b"hello block");
+    }
+}

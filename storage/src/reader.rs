@@ -1,0 +1,527 @@
+//! The object reader: any byte range, verified, decrypted, degraded-tolerant.
+//!
+//! For each stripe covering the range the reader fetches only the data blocks
+//! it needs, one streaming `get` per shard over the whole range. A shard that
+//! is missing, errors, times out or fails its xxh3 check is reported, dropped,
+//! and replaced by other shards (parity first-come) from that stripe on; the
+//! missing data blocks are rebuilt with the codec. Each data block's AEAD tag
+//! is checked before a byte of it is returned, so corruption ends the stream
+//! with an error, never with wrong bytes.
+//!
+//! A producer task fetches stripe s + 1 while a blocking job verifies,
+//! rebuilds and decrypts stripe s.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::codec::{Codec, DEFAULT_CODEC};
+use crate::crypto::{BlockCipher, BlockPosition, DataKey, TAG_LEN};
+use crate::error::StorageError;
+use crate::format::{Geometry, HASH_LEN, check_block, parity_len};
+use crate::store::{ByteStream, ObjectId, ShardId, ShardStore};
+use crate::writer::encode_stripe;
+
+/// Where an object's shards are.
+#[derive(Clone, Debug)]
+pub struct ObjectLocation {
+    /// The object (version or segment) id.
+    pub object: ObjectId,
+    /// Part number.
+    pub part: u32,
+    /// Plain-text size in bytes.
+    pub size: u64,
+    /// Its geometry.
+    pub geometry: Geometry,
+    /// `stores[i]` holds shard i; `None` when unknown or down.
+    pub stores: Vec<Option<Arc<dyn ShardStore>>>,
+}
+
+impl ObjectLocation {
+    /// Shard id of shard `index`.
+    pub fn shard(&self, index: usize) -> ShardId {
+        ShardId {
+            object: self.object,
+            part: self.part,
+            index: index as u16,
+        }
+    }
+}
+
+/// Called with each shard found missing, failing, slow or corrupt.
+pub type BadShardCallback = Arc<dyn Fn(ShardId, &StorageError) + Send + Sync>;
+
+/// How to read.
+#[derive(Clone)]
+pub struct ReadOptions {
+    /// Longest wait for a store to open a shard or deliver the next block.
+    pub shard_timeout: Duration,
+    /// Told about every bad shard (to queue a repair). Shards whose store is
+    /// `None` in the location are not reported: the caller already knows.
+    pub on_bad_shard: Option<BadShardCallback>,
+}
+
+impl Default for ReadOptions {
+    /// 10 s timeout, no callback.
+    fn default() -> Self {
+        ReadOptions {
+            shard_timeout: Duration::from_secs(10),
+            on_bad_shard: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOptions")
+            .field("shard_timeout", &self.shard_timeout)
+            .field("on_bad_shard", &self.on_bad_shard.is_some())
+            .finish()
+    }
+}
+
+/// Streams bytes `range` of the object. The stream yields exactly
+/// `range.end - range.start` bytes or ends with an `Err`; never wrong bytes.
+pub fn read_object(
+    loc: ObjectLocation,
+    key: DataKey,
+    range: Range<u64>,
+    opts: ReadOptions,
+) -> ByteStream {
+    if range.start > range.end || range.end > loc.size {
+        let err = StorageError::InvalidRange {
+            start: range.start,
+            end: range.end,
+            size: loc.size,
+        };
+        return futures::stream::once(async move { Err(err) }).boxed();
+    }
+    if let Err(e) = check_location(&loc) {
+        return futures::stream::once(async move { Err(e) }).boxed();
+    }
+    if range.is_empty() {
+        return futures::stream::empty().boxed();
+    }
+    let expected = range.end - range.start;
+    let (tx, rx) = mpsc::channel(1);
+    let producer = Producer {
+        task: Some(tokio::spawn(produce(loc, key, range, opts, tx))),
+    };
+    futures::stream::unfold(
+        (rx, producer, 0u64),
+        move |(mut rx, producer, delivered)| async move {
+            if delivered >= expected {
+                return None;
+            }
+            match rx.recv().await {
+                Some(Ok(bytes)) => {
+                    let delivered = delivered + bytes.len() as u64;
+                    Some((Ok(bytes), (rx, producer, delivered)))
+                }
+                Some(Err(e)) => Some((Err(e), (rx, producer, u64::MAX))),
+                None => Some((
+                    Err(StorageError::Codec("object reader stopped early".into())),
+                    (rx, producer, u64::MAX),
+                )),
+            }
+        },
+    )
+    .boxed()
+}
+
+/// Stops the producer when the stream is dropped.
+struct Producer {
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+pub(crate) fn check_location(loc: &ObjectLocation) -> Result<(), StorageError> {
+    loc.geometry.validate()?;
+    if loc.stores.len() != loc.geometry.total_shards() {
+        return Err(StorageError::InvalidGeometry(format!(
+            "{} stores given for {} shards",
+            loc.stores.len(),
+            loc.geometry.total_shards()
+        )));
+    }
+    Ok(())
+}
+
+async fn produce(
+    loc: ObjectLocation,
+    key: DataKey,
+    range: Range<u64>,
+    opts: ReadOptions,
+    tx: mpsc::Sender<Result<Bytes, StorageError>>,
+) {
+    let g = loc.geometry;
+    let stripe_size = g.stripe_size();
+    let first = range.start / stripe_size;
+    let last = (range.end - 1) / stripe_size;
+    let cipher = Arc::new(key.block_cipher());
+    let loc = Arc::new(loc);
+    let mut source = StripeSource::new(loc.clone(), opts, last);
+    let mut decoding: Option<JoinHandle<Result<Bytes, StorageError>>> = None;
+    for stripe in first..=last {
+        let base = stripe * stripe_size;
+        let lo = range.start.max(base) - base;
+        let hi = range.end.min(base + stripe_size) - base;
+        let block = u64::from(g.block_size);
+        let wanted: Vec<usize> = ((lo / block) as usize..=((hi - 1) / block) as usize).collect();
+        let fetched = source.fetch_stripe(stripe, &wanted).await;
+        if let Some(job) = decoding.take()
+            && !forward(&tx, job).await
+        {
+            return;
+        }
+        let records = match fetched {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let job = StripeJob {
+            loc: loc.clone(),
+            cipher: cipher.clone(),
+            stripe,
+            records,
+        };
+        decoding = Some(tokio::task::spawn_blocking(move || {
+            job.decrypt_range(lo..hi)
+        }));
+    }
+    if let Some(job) = decoding {
+        forward(&tx, job).await;
+    }
+}
+
+/// Sends a finished stripe to the consumer; false when the read is over.
+async fn forward(
+    tx: &mpsc::Sender<Result<Bytes, StorageError>>,
+    job: JoinHandle<Result<Bytes, StorageError>>,
+) -> bool {
+    let out = job
+        .await
+        .unwrap_or_else(|e| Err(StorageError::Codec(format!("decode task failed: {e}"))));
+    let ok = out.is_ok();
+    tx.send(out).await.is_ok() && ok
+}
+
+/// An open streaming read of consecutive blocks of one shard.
+pub(crate) struct Cursor {
+    stream: ByteStream,
+    head: Bytes,
+    next_block: u64,
+}
+
+impl Cursor {
+    /// A cursor over `stream`, whose first bytes are block `first_block`.
+    pub(crate) fn new(stream: ByteStream, first_block: u64) -> Self {
+        Cursor {
+            stream,
+            head: Bytes::new(),
+            next_block: first_block,
+        }
+    }
+
+    /// Reads exactly `len` bytes (one framed block).
+    pub(crate) async fn take(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Bytes, StorageError> {
+        if self.head.len() >= len {
+            return Ok(self.head.split_to(len));
+        }
+        let mut acc = BytesMut::with_capacity(len);
+        acc.extend_from_slice(&std::mem::take(&mut self.head));
+        while acc.len() < len {
+            let chunk = match tokio::time::timeout(timeout, self.stream.next()).await {
+                Err(_) => return Err(StorageError::Timeout),
+                Ok(None) => return Err(StorageError::Format("shard ended early".into())),
+                Ok(Some(chunk)) => chunk?,
+            };
+            let take = (len - acc.len()).min(chunk.len());
+            acc.extend_from_slice(&chunk[..take]);
+            self.head = chunk.slice(take..);
+        }
+        Ok(acc.freeze())
+    }
+}
+
+/// Fetches verified (xxh3) sealed blocks stripe by stripe, replacing bad shards.
+pub(crate) struct StripeSource {
+    loc: Arc<ObjectLocation>,
+    opts: ReadOptions,
+    /// Cursors opened as replacements run to this stripe.
+    last_stripe: u64,
+    cursors: Vec<Option<Cursor>>,
+    bad: Vec<bool>,
+}
+
+impl StripeSource {
+    pub(crate) fn new(loc: Arc<ObjectLocation>, opts: ReadOptions, last_stripe: u64) -> Self {
+        let n = loc.geometry.total_shards();
+        let bad = loc.stores.iter().map(Option::is_none).collect();
+        let mut cursors = Vec::with_capacity(n);
+        cursors.resize_with(n, || None);
+        StripeSource {
+            loc,
+            opts,
+            last_stripe,
+            cursors,
+            bad,
+        }
+    }
+
+    /// Never reads shard `index` (e.g. the one being repaired), without reporting it.
+    pub(crate) fn exclude(&mut self, index: usize) {
+        self.bad[index] = true;
+        self.cursors[index] = None;
+    }
+
+    fn mark_bad(&mut self, index: usize, error: &StorageError) {
+        self.bad[index] = true;
+        self.cursors[index] = None;
+        let shard = self.loc.shard(index);
+        tracing::warn!(%shard, %error, "bad shard, reading around it");
+        metrics::counter!("tessera_storage_bad_shards_total").increment(1);
+        if let Some(report) = &self.opts.on_bad_shard {
+            report(shard, error);
+        }
+    }
+
+    /// Sealed blocks of `stripe`: every block in `wanted`, or failing that at
+    /// least k blocks from any shards. Index = shard index.
+    pub(crate) async fn fetch_stripe(
+        &mut self,
+        stripe: u64,
+        wanted: &[usize],
+    ) -> Result<Vec<Option<Bytes>>, StorageError> {
+        let n = self.cursors.len();
+        let k = self.loc.geometry.k();
+        let mut records: Vec<Option<Bytes>> = vec![None; n];
+        // Open cursors must advance every stripe; wanted shards join them.
+        let mut batch: Vec<usize> = (0..n)
+            .filter(|&i| self.cursors[i].is_some() || (wanted.contains(&i) && !self.bad[i]))
+            .collect();
+        let mut replacing = false;
+        loop {
+            self.read_batch(stripe, &batch, &mut records).await;
+            let have = records.iter().flatten().count();
+            let complete = wanted.iter().all(|&j| records[j].is_some());
+            if complete || have >= k {
+                if !complete && !replacing {
+                    metrics::counter!("tessera_storage_degraded_stripes_total").increment(1);
+                }
+                return Ok(records);
+            }
+            replacing = true;
+            // Data shards first (no decode needed if they are the wanted ones), then parity.
+            batch = (0..n)
+                .filter(|&i| !self.bad[i] && records[i].is_none() && self.cursors[i].is_none())
+                .take(k - have)
+                .collect();
+            if batch.is_empty() {
+                return Err(StorageError::Quorum {
+                    needed: k,
+                    available: have,
+                });
+            }
+        }
+    }
+
+    /// Reads block `stripe` from each shard in `batch` in parallel.
+    async fn read_batch(&mut self, stripe: u64, batch: &[usize], records: &mut [Option<Bytes>]) {
+        let loc = &self.loc;
+        let timeout = self.opts.shard_timeout;
+        let last = self.last_stripe;
+        let reads = batch.iter().map(|&i| {
+            let cursor = self.cursors[i].take();
+            async move {
+                let mut cursor = match cursor {
+                    Some(c) => c,
+                    None => open_cursor(loc, i, stripe, last, timeout)
+                        .await
+                        .map_err(|e| (i, e))?,
+                };
+                debug_assert_eq!(cursor.next_block, stripe);
+                let len = loc.geometry.sealed_len(loc.size, stripe, i) + HASH_LEN;
+                let framed = cursor.take(len, timeout).await.map_err(|e| (i, e))?;
+                let shard = loc.shard(i);
+                check_block(shard, stripe, &framed).map_err(|e| (i, e))?;
+                cursor.next_block += 1;
+                let sealed = framed.slice(..len - HASH_LEN);
+                Ok::<_, (usize, StorageError)>((i, cursor, sealed))
+            }
+        });
+        for result in futures::future::join_all(reads).await {
+            match result {
+                Ok((i, cursor, sealed)) => {
+                    if cursor.next_block <= self.last_stripe {
+                        self.cursors[i] = Some(cursor);
+                    }
+                    records[i] = Some(sealed);
+                }
+                Err((i, e)) => self.mark_bad(i, &e),
+            }
+        }
+    }
+}
+
+async fn open_cursor(
+    loc: &ObjectLocation,
+    index: usize,
+    from: u64,
+    to: u64,
+    timeout: Duration,
+) -> Result<Cursor, StorageError> {
+    let Some(store) = &loc.stores[index] else {
+        return Err(StorageError::Unavailable {
+            store: String::new(),
+            reason: "no store for this shard".into(),
+        });
+    };
+    let g = loc.geometry;
+    let start = g.block_offset(from);
+    let end = g.block_offset(to) + (g.sealed_len(loc.size, to, index) + HASH_LEN) as u64;
+    let stream = tokio::time::timeout(timeout, store.get(loc.shard(index), start..end))
+        .await
+        .map_err(|_| StorageError::Timeout)??;
+    Ok(Cursor::new(stream, from))
+}
+
+/// The CPU side of one stripe: rebuild, authenticate and decrypt.
+pub(crate) struct StripeJob {
+    pub loc: Arc<ObjectLocation>,
+    pub cipher: Arc<BlockCipher>,
+    pub stripe: u64,
+    /// Sealed blocks by shard index (from [`StripeSource::fetch_stripe`]).
+    pub records: Vec<Option<Bytes>>,
+}
+
+impl StripeJob {
+    fn position(&self, index: usize) -> BlockPosition {
+        BlockPosition {
+            object: self.loc.object,
+            part: self.loc.part,
+            index: index as u16,
+            block: self.stripe,
+            geometry: self.loc.geometry,
+        }
+    }
+
+    /// Fills in the sealed data blocks listed in `want` that were not fetched.
+    pub(crate) fn rebuild(&mut self, want: &[usize]) -> Result<(), StorageError> {
+        let missing: Vec<usize> = want
+            .iter()
+            .copied()
+            .filter(|&j| self.records[j].is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let g = self.loc.geometry;
+        let (k, m) = (g.k(), usize::from(g.parity_shards));
+        let size = self.loc.size;
+        let plen = parity_len(g.sealed_len(size, self.stripe, 0));
+        let padded: Vec<(usize, Bytes)> = self
+            .records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| (i, r)))
+            .take(k)
+            .map(|(i, r)| {
+                if r.len() == plen {
+                    (i, r.clone())
+                } else {
+                    let mut v = BytesMut::zeroed(plen);
+                    v[..r.len()].copy_from_slice(r);
+                    (i, v.freeze())
+                }
+            })
+            .collect();
+        let present: Vec<(usize, &[u8])> = padded.iter().map(|(i, r)| (*i, &r[..])).collect();
+        let mut outputs: Vec<Vec<u8>> = missing.iter().map(|_| vec![0u8; plen]).collect();
+        let mut targets: Vec<(usize, &mut [u8])> = missing
+            .iter()
+            .copied()
+            .zip(outputs.iter_mut().map(Vec::as_mut_slice))
+            .collect();
+        DEFAULT_CODEC.reconstruct(k, m, &present, &mut targets)?;
+        for (j, mut out) in missing.into_iter().zip(outputs) {
+            out.truncate(g.sealed_len(size, self.stripe, j));
+            self.records[j] = Some(Bytes::from(out));
+        }
+        Ok(())
+    }
+
+    /// Authenticates and decrypts data block `j` into `out`.
+    pub(crate) fn open_block(&self, j: usize, out: &mut BytesMut) -> Result<(), StorageError> {
+        let Some(sealed) = &self.records[j] else {
+            return Err(StorageError::Codec(format!("block {j} not available")));
+        };
+        let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+        let start = out.len();
+        out.extend_from_slice(ciphertext);
+        self.cipher
+            .open(&self.position(j), &mut out[start..], tag)
+            .map_err(|()| {
+                StorageError::corrupt(
+                    self.loc.shard(j),
+                    format!("block {} failed authentication", self.stripe),
+                )
+            })
+    }
+
+    /// Re-creates the framed block of shard `index`: rebuilds and authenticates
+    /// every data block, then seals and encodes the stripe again (sealing is
+    /// deterministic, so the bytes equal the original ones).
+    pub(crate) fn rebuild_framed(mut self, index: usize) -> Result<Bytes, StorageError> {
+        let g = self.loc.geometry;
+        let data: Vec<usize> = (0..g.k()).collect();
+        self.rebuild(&data)?;
+        let mut plain = BytesMut::with_capacity(g.stripe_size() as usize);
+        for &j in &data {
+            self.open_block(j, &mut plain)?;
+        }
+        let mut framed = encode_stripe(
+            &DEFAULT_CODEC,
+            &self.cipher,
+            g,
+            self.loc.object,
+            self.loc.part,
+            self.stripe,
+            &plain,
+        )?;
+        Ok(framed.swap_remove(index))
+    }
+
+    /// Plain text of stripe-relative bytes `range`.
+    fn decrypt_range(mut self, range: Range<u64>) -> Result<Bytes, StorageError> {
+        let block = u64::from(self.loc.geometry.block_size);
+        let first = (range.start / block) as usize;
+        let wanted: Vec<usize> = (first..=((range.end - 1) / block) as usize).collect();
+        self.rebuild(&wanted)?;
+        let mut out = BytesMut::with_capacity(wanted.len() * block as usize);
+        for &j in &wanted {
+            self.open_block(j, &mut out)?;
+        }
+        let skip = (range.start - first as u64 * block) as usize;
+        let len = (range.end - range.start) as usize;
+        Ok(out.freeze().slice(skip..skip + len))
+    }
+}

@@ -1,0 +1,131 @@
+//! Repair and scrub primitives: rebuild one shard from the others; check a
+//! stored shard file without the key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::crypto::DataKey;
+use crate::error::StorageError;
+use crate::format::{
+    HASH_LEN, HEADER_LEN, ShardHeader, ShardSummary, ShardTrailer, TRAILER_LEN, check_block,
+};
+use crate::reader::{Cursor, ObjectLocation, ReadOptions, StripeJob, StripeSource, check_location};
+use crate::store::{ShardId, ShardStore};
+use crate::writer::{Frame, frame_stream};
+
+/// Rebuilds shard `index` of the object from any k other shards and stores it
+/// on `target` (durable on `Ok`). Every data block is authenticated first, so
+/// a repair never spreads corrupt bytes; a failed repair leaves no shard.
+pub async fn repair_shard(
+    loc: &ObjectLocation,
+    key: &DataKey,
+    index: u16,
+    target: Arc<dyn ShardStore>,
+) -> Result<(), StorageError> {
+    check_location(loc)?;
+    let g = loc.geometry;
+    let i = usize::from(index);
+    if i >= g.total_shards() {
+        return Err(StorageError::InvalidGeometry(format!(
+            "shard {index} outside {}+{}",
+            g.data_shards, g.parity_shards
+        )));
+    }
+    let loc = Arc::new(loc.clone());
+    let stripes = g.stripe_count(loc.size);
+    let mut source = StripeSource::new(
+        loc.clone(),
+        ReadOptions::default(),
+        stripes.saturating_sub(1),
+    );
+    source.exclude(i);
+    let cipher = Arc::new(key.block_cipher());
+    let shard = loc.shard(i);
+    let data: Vec<usize> = (0..g.k()).collect();
+    let (tx, rx) = mpsc::channel(2);
+    let produce = async move {
+        let closed = || StorageError::Unavailable {
+            store: String::new(),
+            reason: "repair target stopped reading".into(),
+        };
+        let header = ShardHeader { shard, geometry: g }.encode();
+        tx.send(Frame::Data(Bytes::copy_from_slice(&header)))
+            .await
+            .map_err(|_| closed())?;
+        for stripe in 0..stripes {
+            let records = source.fetch_stripe(stripe, &data).await?;
+            let job = StripeJob {
+                loc: loc.clone(),
+                cipher: cipher.clone(),
+                stripe,
+                records,
+            };
+            let framed = tokio::task::spawn_blocking(move || job.rebuild_framed(i))
+                .await
+                .map_err(|e| StorageError::Codec(format!("repair task failed: {e}")))??;
+            tx.send(Frame::Data(framed)).await.map_err(|_| closed())?;
+        }
+        let trailer = ShardTrailer {
+            blocks: stripes,
+            size: loc.size,
+        }
+        .encode(shard);
+        tx.send(Frame::Data(Bytes::copy_from_slice(&trailer)))
+            .await
+            .map_err(|_| closed())?;
+        tx.send(Frame::End).await.map_err(|_| closed())?;
+        Ok::<_, StorageError>(())
+    };
+    let (put, produced) = tokio::join!(target.put(shard, frame_stream(rx)), produce);
+    produced?;
+    put?;
+    metrics::counter!("tessera_storage_shards_repaired_total").increment(1);
+    Ok(())
+}
+
+/// Checks a stored shard file without the key (a node's scrub): header,
+/// trailer, file length and every block's xxh3, streaming.
+pub async fn scrub_shard(
+    store: &dyn ShardStore,
+    id: ShardId,
+) -> Result<ShardSummary, StorageError> {
+    let timeout = Duration::from_secs(60);
+    let Some(stat) = store.stat(id).await? else {
+        return Err(StorageError::NotFound(id));
+    };
+    if stat.size < (HEADER_LEN + TRAILER_LEN) as u64 {
+        return Err(StorageError::corrupt(id, "shorter than header and trailer"));
+    }
+    let mut cursor = Cursor::new(store.get(id, 0..stat.size).await?, 0);
+    let header = ShardHeader::decode(&cursor.take(HEADER_LEN, timeout).await?)?;
+    if header.shard != id {
+        return Err(StorageError::corrupt(
+            id,
+            format!("file holds shard {}", header.shard),
+        ));
+    }
+    let tail = store
+        .get(id, stat.size - TRAILER_LEN as u64..stat.size)
+        .await?;
+    let trailer =
+        ShardTrailer::decode(id, &Cursor::new(tail, 0).take(TRAILER_LEN, timeout).await?)?;
+    let g = header.geometry;
+    let index = usize::from(id.index);
+    if trailer.blocks > stat.size
+        || g.stripe_count(trailer.size) != trailer.blocks
+        || g.shard_file_len(trailer.size, index) != stat.size
+    {
+        return Err(StorageError::corrupt(
+            id,
+            "file length does not match its trailer",
+        ));
+    }
+    for block in 0..trailer.blocks {
+        let len = g.sealed_len(trailer.size, block, index) + HASH_LEN;
+        check_block(id, block, &cursor.take(len, timeout).await?)?;
+    }
+    Ok(ShardSummary { header, trailer })
+}

@@ -1,0 +1,376 @@
+//! [`LocalDir`]: shard files in a directory on a local disk.
+//!
+//! Layout under the root:
+//!
+//! ```text
+//! shards/<h0h1>/<h2h3>/<object hex>-<part as 8 hex>-<index as 4 hex>
+//! tmp/<random>.tmp          writes in progress; removed when the store opens
+//! ```
+//!
+//! `<h0h1>/<h2h3>` are the first four hex digits of the object id, so lexical
+//! order of the paths is [`ShardId`] order and no directory grows past a few
+//! thousand entries per million objects. Names come only from ids, never from
+//! S3 keys. A put writes a temp file, fsyncs it, renames it into place and
+//! fsyncs the directory, so a shard is either absent or complete.
+
+use std::io::{ErrorKind, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::{ByteStream, ObjectId, ShardId, ShardStat, ShardStore, StoreHealth};
+use crate::error::StorageError;
+
+/// Largest chunk a `get` stream yields.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A directory of shard files. One process per root.
+#[derive(Debug, Clone)]
+pub struct LocalDir {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    id: String,
+    root: PathBuf,
+    shards: PathBuf,
+    tmp: PathBuf,
+}
+
+impl LocalDir {
+    /// Opens (creating if needed) the store at `root` and removes temp files
+    /// left by writes that were interrupted (crash, kill, power loss).
+    pub fn open(id: impl Into<String>, root: impl Into<PathBuf>) -> Result<LocalDir, StorageError> {
+        let root = root.into();
+        let shards = root.join("shards");
+        let tmp = root.join("tmp");
+        for dir in [&root, &shards, &tmp] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+        }
+        let stale = std::fs::read_dir(&tmp)
+            .map_err(|e| StorageError::io(format!("reading {}", tmp.display()), e))?;
+        for entry in stale {
+            let path = entry
+                .map_err(|e| StorageError::io(format!("reading {}", tmp.display()), e))?
+                .path();
+            tracing::info!(path = %path.display(), "removing interrupted shard write");
+            std::fs::remove_file(&path)
+                .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
+        }
+        sync_dir(&root)?;
+        Ok(LocalDir {
+            inner: Arc::new(Inner {
+                id: id.into(),
+                root,
+                shards,
+                tmp,
+            }),
+        })
+    }
+
+    /// The directory this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Path of the file holding shard `id` (whether or not it exists).
+    pub fn shard_path(&self, id: ShardId) -> PathBuf {
+        let hex = id.object.to_string();
+        self.inner
+            .shards
+            .join(&hex[0..2])
+            .join(&hex[2..4])
+            .join(file_name(id))
+    }
+
+    /// Directory of temp files (writes in progress).
+    pub fn tmp_dir(&self) -> &Path {
+        &self.inner.tmp
+    }
+}
+
+fn file_name(id: ShardId) -> String {
+    format!("{}-{:08x}-{:04x}", id.object, id.part, id.index)
+}
+
+fn parse_file_name(name: &str) -> Option<ShardId> {
+    let mut it = name.split('-');
+    let object: ObjectId = it.next()?.parse().ok()?;
+    let part = it.next().filter(|p| p.len() == 8)?;
+    let index = it.next().filter(|i| i.len() == 4)?;
+    if it.next().is_some() {
+        return None;
+    }
+    Some(ShardId {
+        object,
+        part: u32::from_str_radix(part, 16).ok()?,
+        index: u16::from_str_radix(index, 16).ok()?,
+    })
+}
+
+/// fsyncs a directory so renames and creations inside it are durable.
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(format!("syncing directory {}", dir.display()), e))
+}
+
+/// Creates the fan-out directories of a shard path durably.
+fn ensure_parent(path: &Path) -> Result<(), StorageError> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+    // The new directory entries live in the parent and grandparent.
+    let mut up = dir.parent();
+    for _ in 0..2 {
+        if let Some(d) = up {
+            sync_dir(d)?;
+            up = d.parent();
+        }
+    }
+    Ok(())
+}
+
+/// Removes a temp file unless the write reached its rename (also on cancellation).
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take()
+            && let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove temp shard file");
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::io("blocking task", std::io::Error::other(e)))?
+}
+
+fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
+    let context = format!("{what} {}", path.display());
+    move |e| StorageError::io(context, e)
+}
+
+#[async_trait::async_trait]
+impl ShardStore for LocalDir {
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    async fn put(&self, id: ShardId, mut data: ByteStream) -> Result<u64, StorageError> {
+        let target = self.shard_path(id);
+        let tmp_path = self
+            .inner
+            .tmp
+            .join(format!("{:016x}.tmp", rand::random::<u64>()));
+        let mut guard = TempFile(Some(tmp_path.clone()));
+        let mut file = tokio::fs::File::create(&tmp_path)
+            .await
+            .map_err(io_err("creating", &tmp_path))?;
+        let mut len = 0u64;
+        while let Some(chunk) = data.next().await {
+            let chunk = chunk?;
+            file.write_all(&chunk)
+                .await
+                .map_err(io_err("writing", &tmp_path))?;
+            len += chunk.len() as u64;
+        }
+        file.flush().await.map_err(io_err("writing", &tmp_path))?;
+        file.sync_all()
+            .await
+            .map_err(io_err("syncing", &tmp_path))?;
+        drop(file);
+        let from = tmp_path.clone();
+        blocking(move || {
+            ensure_parent(&target)?;
+            std::fs::rename(&from, &target).map_err(io_err("renaming into", &target))?;
+            match target.parent() {
+                Some(dir) => sync_dir(dir),
+                None => Ok(()),
+            }
+        })
+        .await?;
+        guard.0 = None;
+        metrics::counter!("tessera_storage_local_put_bytes_total").increment(len);
+        Ok(len)
+    }
+
+    async fn get(&self, id: ShardId, range: Range<u64>) -> Result<ByteStream, StorageError> {
+        let path = self.shard_path(id);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(StorageError::NotFound(id)),
+            Err(e) => return Err(io_err("opening", &path)(e)),
+        };
+        file.seek(SeekFrom::Start(range.start))
+            .await
+            .map_err(io_err("seeking", &path))?;
+        let remaining = range.end.saturating_sub(range.start);
+        let stream = futures::stream::try_unfold(
+            (file, remaining, path),
+            |(mut file, remaining, path)| async move {
+                if remaining == 0 {
+                    return Ok(None);
+                }
+                let want = remaining.min(READ_CHUNK as u64) as usize;
+                let mut buf = BytesMut::zeroed(want);
+                let mut filled = 0;
+                while filled < want {
+                    let n = file
+                        .read(&mut buf[filled..])
+                        .await
+                        .map_err(io_err("reading", &path))?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled == 0 {
+                    return Ok(None);
+                }
+                buf.truncate(filled);
+                let left = if filled < want {
+                    0
+                } else {
+                    remaining - want as u64
+                };
+                Ok(Some((buf.freeze(), (file, left, path))))
+            },
+        );
+        Ok(stream.boxed())
+    }
+
+    async fn stat(&self, id: ShardId) -> Result<Option<ShardStat>, StorageError> {
+        let path = self.shard_path(id);
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) => Ok(Some(ShardStat {
+                size: meta.len(),
+                modified: meta.modified().map_err(io_err("stat", &path))?,
+            })),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("stat", &path)(e)),
+        }
+    }
+
+    async fn delete(&self, id: ShardId) -> Result<bool, StorageError> {
+        let path = self.shard_path(id);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("removing", &path)(e)),
+        }
+    }
+
+    async fn list(
+        &self,
+        after: Option<ShardId>,
+        limit: usize,
+    ) -> Result<Vec<ShardId>, StorageError> {
+        let root = self.inner.shards.clone();
+        blocking(move || list_blocking(&root, after, limit)).await
+    }
+
+    async fn health(&self) -> Result<StoreHealth, StorageError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let vfs = rustix::fs::statvfs(&inner.root)
+                .map_err(|e| io_err("statvfs", &inner.root)(e.into()))?;
+            let ok = inner.tmp.is_dir() && inner.shards.is_dir();
+            Ok(StoreHealth {
+                capacity: vfs.f_blocks.saturating_mul(vfs.f_frsize),
+                free: vfs.f_bavail.saturating_mul(vfs.f_frsize),
+                ok,
+            })
+        })
+        .await
+    }
+}
+
+/// Sorted names of the entries of `dir` (empty if it does not exist).
+fn sorted_names(dir: &Path) -> Result<Vec<String>, StorageError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("listing", dir)(e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err("listing", dir))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    names.sort_unstable();
+    Ok(names)
+}
+
+fn list_blocking(
+    shards: &Path,
+    after: Option<ShardId>,
+    limit: usize,
+) -> Result<Vec<ShardId>, StorageError> {
+    let after_hex = after.map(|a| a.object.to_string()).unwrap_or_default();
+    let (after_l1, after_l2) = after_hex.split_at(after_hex.len().min(2));
+    let after_l2 = &after_l2[..after_l2.len().min(2)];
+    let mut out = Vec::new();
+    for l1 in sorted_names(shards)? {
+        if l1.as_str() < after_l1 {
+            continue;
+        }
+        for l2 in sorted_names(&shards.join(&l1))? {
+            if l1 == after_l1 && l2.as_str() < after_l2 {
+                continue;
+            }
+            for name in sorted_names(&shards.join(&l1).join(&l2))? {
+                let Some(id) = parse_file_name(&name) else {
+                    continue;
+                };
+                if after.is_some_and(|a| id <= a) {
+                    continue;
+                }
+                out.push(id);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_round_trip_and_sort_like_ids() {
+        let a = ShardId {
+            object: ObjectId([0xab; 16]),
+            part: 0x1234,
+            index: 3,
+        };
+        let b = ShardId { index: 10, ..a };
+        assert_eq!(parse_file_name(&file_name(a)), Some(a));
+        assert!(file_name(a) < file_name(b));
+        assert_eq!(parse_file_name("junk"), None);
+        assert_eq!(parse_file_name(&format!("{}.tmp", file_name(a))), None);
+    }
+}

@@ -1,0 +1,126 @@
+//! Shard identities and the [`ShardStore`] trait every backend implements.
+
+mod local;
+mod memory;
+
+pub use local::LocalDir;
+pub use memory::Memory;
+
+use std::fmt;
+use std::ops::Range;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use crate::error::StorageError;
+
+/// A stream of bytes in or out of a store (or of an object).
+pub type ByteStream = futures::stream::BoxStream<'static, Result<bytes::Bytes, StorageError>>;
+
+/// Names one stored object version (or segment): 16 random bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ObjectId(pub [u8; 16]);
+
+impl ObjectId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        ObjectId(rand::random())
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectId({self})")
+    }
+}
+
+impl FromStr for ObjectId {
+    type Err = StorageError;
+
+    /// Parses the 32-digit hex form written by `Display`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut id = [0u8; 16];
+        hex::decode_to_slice(s, &mut id)
+            .map_err(|e| StorageError::Format(format!("bad object id {s:?}: {e}")))?;
+        Ok(ObjectId(id))
+    }
+}
+
+/// Names one shard file: shard `index` of `part` of `object`.
+///
+/// Ordered by object, then part, then index (the order [`ShardStore::list`] pages in).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct ShardId {
+    /// The object (version or segment) the shard belongs to.
+    pub object: ObjectId,
+    /// Part number inside the object.
+    pub part: u32,
+    /// Shard index: `0..k` data, `k..k+m` parity.
+    pub index: u16,
+}
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.object, self.part, self.index)
+    }
+}
+
+/// What a store knows about one stored shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardStat {
+    /// File size in bytes.
+    pub size: u64,
+    /// When it was last written (GC uses it to spare shards of uploads in progress).
+    pub modified: SystemTime,
+}
+
+/// A store's capacity and state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// Total bytes of the underlying device.
+    pub capacity: u64,
+    /// Bytes still available for new shards.
+    pub free: u64,
+    /// Whether the store accepts reads and writes.
+    pub ok: bool,
+}
+
+/// A place that keeps shard files: a local directory, memory, a remote node.
+///
+/// Everything is owned and streamed (no borrowed lifetimes across awaits) so the
+/// trait can be served over a network.
+#[async_trait::async_trait]
+pub trait ShardStore: Send + Sync + fmt::Debug + 'static {
+    /// Stable id of the store, e.g. `"disk-1"`.
+    fn id(&self) -> &str;
+
+    /// Stores a whole shard file from `data`, replacing any previous one.
+    /// Returns the number of bytes stored; the shard is durable when this returns `Ok`.
+    /// A failing or abandoned `data` stream leaves no shard behind.
+    async fn put(&self, id: ShardId, data: ByteStream) -> Result<u64, StorageError>;
+
+    /// Streams bytes `range` of the shard file. A range past the end yields
+    /// only the bytes that exist (the caller notices the short read).
+    async fn get(&self, id: ShardId, range: Range<u64>) -> Result<ByteStream, StorageError>;
+
+    /// Size and age of the shard, `None` when absent.
+    async fn stat(&self, id: ShardId) -> Result<Option<ShardStat>, StorageError>;
+
+    /// Removes the shard; `Ok(false)` when it was absent.
+    async fn delete(&self, id: ShardId) -> Result<bool, StorageError>;
+
+    /// Up to `limit` shard ids greater than `after`, in ascending order.
+    async fn list(
+        &self,
+        after: Option<ShardId>,
+        limit: usize,
+    ) -> Result<Vec<ShardId>, StorageError>;
+
+    /// Capacity, free space and state.
+    async fn health(&self) -> Result<StoreHealth, StorageError>;
+}
