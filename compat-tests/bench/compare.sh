@@ -57,10 +57,10 @@ done
 for tool in jq curl; do
     command -v "$tool" >/dev/null || { echo "compare.sh: needs $tool" >&2; exit 2; }
 done
-[ -n "$access_key" ] && [ -n "$secret_key" ] || {
+if [ -z "$access_key" ] || [ -z "$secret_key" ]; then
     echo "compare.sh: give --access-key and --secret-key (or TESSERA_ACCESS_KEY/TESSERA_SECRET_KEY)" >&2
     exit 2
-}
+fi
 name=${name:-$endpoint}
 
 if [ -z "$bench" ]; then
@@ -82,6 +82,10 @@ cleanup() {
 trap cleanup EXIT
 
 if [ -n "$server_cmd" ]; then
+    if curl -s -o /dev/null "$endpoint"; then
+        echo "compare.sh: something already answers on $endpoint; stop it or drop --server" >&2
+        exit 1
+    fi
     bash -c "exec $server_cmd" >"$workdir/server.log" 2>&1 &
     server_pid=$!
     pid=$server_pid
@@ -141,7 +145,7 @@ fmt() { awk '{ printf "%\047.0f", $1 }'; }
 rss=$(metric rss | sort -g | tail -1)
 rss=${rss:+$(awk -v b="$rss" 'BEGIN { printf "%.0f MB", b / 1e6 }')}
 if $header; then
-    echo "| server | PUT MB/s | GET MB/s | small PUT ops/s | small GET ops/s | LIST 2,000 keys/s | peak RSS |"
+    echo "| server | PUT MB/s | GET MB/s | small PUT ops/s | small GET ops/s | LIST ops/s (2,000 keys) | peak RSS |"
     echo "|---|---|---|---|---|---|---|"
 fi
 printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" \

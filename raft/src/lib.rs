@@ -6,20 +6,20 @@
 //! translates S3 requests into [`command::Command`]s and reads the
 //! [`model`] back.
 
-pub mod command;
-pub mod model;
-pub mod error;
-pub mod tables;
 pub mod apply;
+pub mod command;
+pub mod error;
 pub mod listing;
-pub mod read;
-pub mod snapshot_data;
 pub mod log_store;
 pub mod membership;
+pub mod model;
 mod network;
 pub mod node;
+pub mod read;
 mod rpc_server;
+pub mod snapshot_data;
 pub mod state_machine;
+pub mod tables;
 pub mod tls;
 pub mod types;
 

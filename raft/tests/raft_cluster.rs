@@ -50,28 +50,32 @@ async fn three_members_survive_leader_loss_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_members_new_member_joins_via_snapshot() {
     let mut cluster = Cluster::start(5, |cfg| {
-        cfg.timing.snapshot_every = 100;
-        cfg.timing.logs_kept_after_snapshot = 10;
+        cfg.timing.snapshot_every = 20;
+        cfg.timing.logs_kept_after_snapshot = 5;
     })
     .await;
     let leader = cluster.nodes[&cluster.leader().await].clone();
     leader.write(create_bucket("b")).await.unwrap();
-    let mut writes = Vec::new();
-    for i in 0..400u32 {
-        let node = leader.clone();
-        writes.push(tokio::spawn(async move {
-            node.write(put("b", &format!("key-{i:04}"), "v")).await
-        }));
-    }
-    for w in writes {
-        if let Err(e) = w.await.unwrap() {
-            panic!("{e:?} {:?}", leader.status());
+    // 40 rounds of 10 concurrent writes: at least 40 log entries (the
+    // leader groups concurrent commands into one entry).
+    for round in 0..40u32 {
+        let mut writes = Vec::new();
+        for i in round * 10..round * 10 + 10 {
+            let node = leader.clone();
+            writes.push(tokio::spawn(async move {
+                node.write(put("b", &format!("key-{i:04}"), "v")).await
+            }));
+        }
+        for w in writes {
+            if let Err(e) = w.await.unwrap() {
+                panic!("{e:?} {:?}", leader.status());
+            }
         }
     }
 
     // Member 6 starts empty; the log it needs is purged: it gets a snapshot.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while leader.status().purged_index < 100 {
+    while leader.status().purged_index < 20 {
         assert!(
             std::time::Instant::now() < deadline,
             "log not purged: {:?}",
@@ -81,8 +85,8 @@ async fn five_members_new_member_joins_via_snapshot() {
     }
     let fresh = cluster
         .start_member(6, |cfg| {
-            cfg.timing.snapshot_every = 100;
-            cfg.timing.logs_kept_after_snapshot = 10;
+            cfg.timing.snapshot_every = 20;
+            cfg.timing.logs_kept_after_snapshot = 5;
         })
         .await;
     leader.add_learner(6, fresh.advertise()).await.unwrap();
@@ -102,7 +106,7 @@ async fn five_members_new_member_joins_via_snapshot() {
         leader.status(),
         fresh.status()
     );
-    assert!(fresh.status().snapshot_index >= 100, "{:?}", fresh.status());
+    assert!(fresh.status().snapshot_index >= 20, "{:?}", fresh.status());
     assert_eq!(
         version_ids(&fresh, "b", "key-0399").await,
         vec!["v".to_string()]

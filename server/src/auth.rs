@@ -3,8 +3,9 @@
 //! caller's per-bucket grants ([`GrantAccess`], an s3s [`S3Access`]).
 //!
 //! Rules:
-//! - unknown keys, unsigned requests and requests without a grant get
-//!   `AccessDenied` (a bucket that does not exist: `NoSuchBucket`);
+//! - unknown keys get `InvalidAccessKeyId`, as S3 answers; unsigned requests
+//!   and requests without a grant get `AccessDenied` (a bucket that does not
+//!   exist: `NoSuchBucket`);
 //! - administrator keys may do everything;
 //! - `ListBuckets` is open to every key (the gateway shows only buckets the
 //!   caller owns or has a grant on);
@@ -19,8 +20,8 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{Credentials, S3Auth, SecretKey};
 use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
 use s3s::{S3Request, S3Result, s3_error};
-use tessera_raft::node::MetaNode;
 use tessera_raft::model::{AccessKey, Grant};
+use tessera_raft::node::MetaNode;
 use tessera_raft::{MetaError, command::Command};
 use tessera_storage::MasterKey;
 
@@ -52,12 +53,19 @@ impl KeyStore {
     }
 
     /// Builds the access key record for `creds`, its secret sealed.
-    pub fn seal(&self, creds: &datadir::Credentials, name: &str, admin: bool, now: i64) -> AccessKey {
+    pub fn seal(
+        &self,
+        creds: &datadir::Credentials,
+        name: &str,
+        admin: bool,
+        now: i64,
+    ) -> AccessKey {
         AccessKey {
             id: creds.access_key.clone(),
-            sealed_secret: self
-                .master_key
-                .seal_secret(&secret_context(&creds.access_key), creds.secret_key.as_bytes()),
+            sealed_secret: self.master_key.seal_secret(
+                &secret_context(&creds.access_key),
+                creds.secret_key.as_bytes(),
+            ),
             name: name.to_owned(),
             created: now,
             allow_create_bucket: true,
@@ -127,7 +135,12 @@ impl S3Auth for KeyAuth {
             .get(access_key)
             .await
             .map_err(meta_unavailable)?
-            .ok_or_else(|| s3_error!(AccessDenied, "unknown access key"))?;
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidAccessKeyId,
+                    "The access key id you provided does not exist in our records."
+                )
+            })?;
         let secret = self.keys.open(&key).ok_or_else(|| {
             tracing::error!(key = %key.id, "cannot open the sealed secret (wrong master key?)");
             s3_error!(InternalError)
@@ -180,7 +193,12 @@ impl GrantAccess {
     }
 
     /// Checks that `key_id` exists and may do `need` on `bucket`.
-    async fn authorize(&self, key_id: &str, bucket: Option<&str>, need: Option<Need>) -> S3Result<()> {
+    async fn authorize(
+        &self,
+        key_id: &str,
+        bucket: Option<&str>,
+        need: Option<Need>,
+    ) -> S3Result<()> {
         let id = key_id.to_owned();
         let bucket = bucket.map(str::to_owned);
         let (key, grant, exists) = self
@@ -196,7 +214,12 @@ impl GrantAccess {
             })
             .await
             .map_err(meta_unavailable)?;
-        let key = key.ok_or_else(|| s3_error!(AccessDenied, "unknown access key"))?;
+        let key = key.ok_or_else(|| {
+            s3_error!(
+                InvalidAccessKeyId,
+                "The access key id you provided does not exist in our records."
+            )
+        })?;
         let Some(need) = need else {
             return Ok(());
         };
@@ -216,14 +239,21 @@ impl GrantAccess {
     }
 
     /// A copy also needs a read grant on its source bucket.
-    async fn check_copy_source(&self, creds: Option<&Credentials>, source: &CopySource) -> S3Result<()> {
+    async fn check_copy_source(
+        &self,
+        creds: Option<&Credentials>,
+        source: &CopySource,
+    ) -> S3Result<()> {
         let creds = creds.ok_or_else(|| s3_error!(AccessDenied))?;
         match source {
             CopySource::Bucket { bucket, .. } => {
                 self.authorize(&creds.access_key, Some(bucket), Some(Need::Read))
                     .await
             }
-            _ => Err(s3_error!(NotImplemented, "copy sources other than bucket/key")),
+            _ => Err(s3_error!(
+                NotImplemented,
+                "copy sources other than bucket/key"
+            )),
         }
     }
 }
@@ -270,10 +300,18 @@ mod tests {
         assert_eq!(Need::of("CompleteMultipartUpload"), Need::Write);
         assert_eq!(Need::of("PutBucketVersioning"), Need::Owner);
         assert_eq!(Need::of("DeleteBucket"), Need::Owner);
-        let rw = Grant { read: true, write: true, owner: false };
+        let rw = Grant {
+            read: true,
+            write: true,
+            owner: false,
+        };
         assert!(Need::Read.allowed_by(&rw) && Need::Write.allowed_by(&rw));
         assert!(!Need::Owner.allowed_by(&rw));
-        let owner = Grant { read: false, write: false, owner: true };
+        let owner = Grant {
+            read: false,
+            write: false,
+            owner: true,
+        };
         assert!(Need::Owner.allowed_by(&owner) && Need::Write.allowed_by(&owner));
     }
 }

@@ -45,7 +45,11 @@ pub struct ServeArgs {
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
     /// URL of the server's admin listener
-    #[arg(long, env = "TESSERA_ADMIN_URL", default_value = "http://127.0.0.1:9001")]
+    #[arg(
+        long,
+        env = "TESSERA_ADMIN_URL",
+        default_value = "http://127.0.0.1:9001"
+    )]
     pub url: String,
     /// Admin token [default: read from <data-dir>/admin.token]
     #[arg(long, env = "TESSERA_ADMIN_TOKEN", hide_env_values = true)]
@@ -144,7 +148,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
 /// Prints where the server listens and, at first start, the generated key.
 fn announce(server: &RunningServer, data_dir: &std::path::Path) {
-    println!("Tessera S3 API on {}, admin on {}", server.s3_url(), server.admin_url());
+    println!(
+        "Tessera S3 API on {}, admin on {}",
+        server.s3_url(),
+        server.admin_url()
+    );
     println!("Access key: {}", server.credentials.access_key);
     if server.credentials_generated {
         println!("Secret key: {}", server.credentials.secret_key);
@@ -181,7 +189,12 @@ async fn admin(args: AdminArgs) -> Result<()> {
         None => {
             let path = args.data_dir.join(ADMIN_TOKEN_FILE);
             std::fs::read_to_string(&path)
-                .with_context(|| format!("reading the admin token from {} (or pass --token)", path.display()))?
+                .with_context(|| {
+                    format!(
+                        "reading the admin token from {} (or pass --token)",
+                        path.display()
+                    )
+                })?
                 .trim()
                 .to_owned()
         }
@@ -218,10 +231,11 @@ async fn admin(args: AdminArgs) -> Result<()> {
                 }
                 println!("{}\t{}\t{}", key.access_key, key.name, flags.join(","));
                 for g in key.grants {
-                    let perms: Vec<&str> = [(g.read, "read"), (g.write, "write"), (g.owner, "owner")]
-                        .into_iter()
-                        .filter_map(|(on, name)| on.then_some(name))
-                        .collect();
+                    let perms: Vec<&str> =
+                        [(g.read, "read"), (g.write, "write"), (g.owner, "owner")]
+                            .into_iter()
+                            .filter_map(|(on, name)| on.then_some(name))
+                            .collect();
                     println!("\t{}\t{}", g.bucket, perms.join(","));
                 }
             }

@@ -122,7 +122,12 @@ pub struct ConfigLayer {
     #[arg(long, env = "TESSERA_ACCESS_KEY", requires = "secret_key")]
     pub access_key: Option<String>,
     /// Root secret key
-    #[arg(long, env = "TESSERA_SECRET_KEY", hide_env_values = true, requires = "access_key")]
+    #[arg(
+        long,
+        env = "TESSERA_SECRET_KEY",
+        hide_env_values = true,
+        requires = "access_key"
+    )]
     pub secret_key: Option<String>,
     /// Number of local disk directories under <data-dir>/disks [default: 6]
     #[arg(long, env = "TESSERA_DISKS")]

@@ -207,7 +207,10 @@ mod tests {
         let key = dir.master_key().unwrap();
         assert_eq!(key.to_bytes(), dir.master_key().unwrap().to_bytes());
         for name in [MASTER_KEY_FILE, CREDENTIALS_FILE, ADMIN_TOKEN_FILE] {
-            let mode = fs::metadata(tmp.path().join(name)).unwrap().permissions().mode();
+            let mode = fs::metadata(tmp.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{name}");
         }
     }

@@ -94,7 +94,11 @@ impl Server {
             region: config.region.clone(),
             ..GatewaySettings::default()
         };
-        let host = config.domain.as_deref().map(vhost::BaseDomain::new).transpose()?;
+        let host = config
+            .domain
+            .as_deref()
+            .map(vhost::BaseDomain::new)
+            .transpose()?;
         let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
         let s3_listener = listener::bind(config.listen, "S3").await?;
         let admin_listener = listener::bind(config.admin_listen, "admin").await?;
@@ -167,7 +171,7 @@ impl Server {
 async fn start_meta(dir: &DataDir) -> Result<MetaNode> {
     let meta = MetaNode::start(MetaConfig::new(1, dir.meta_dir()))
         .await
-    .context("starting the metadata member")?;
+        .context("starting the metadata member")?;
     meta.bootstrap_single()
         .await
         .context("initializing the single-member metadata cluster")?;

@@ -35,7 +35,11 @@ pub(crate) fn spawn<S, B>(
     grace: Duration,
 ) -> JoinHandle<()>
 where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -67,7 +71,9 @@ where
                 let served = match acceptor {
                     None => watcher.watch(serve(&builder, stream, service)).await,
                     Some(acceptor) => {
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
                             Ok(Ok(tls)) => watcher.watch(serve(&builder, tls, service)).await,
                             Ok(Err(e)) => Err(e.into()),
                             Err(_) => Err("tls handshake timed out".into()),
@@ -80,9 +86,19 @@ where
             });
         }
         drop(listener);
-        tracing::debug!(listener = name, open = graceful.count(), "stopped accepting; draining");
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-            tracing::warn!(listener = name, "in-flight requests did not finish in time; closing");
+        tracing::debug!(
+            listener = name,
+            open = graceful.count(),
+            "stopped accepting; draining"
+        );
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                listener = name,
+                "in-flight requests did not finish in time; closing"
+            );
         }
     })
 }
@@ -101,7 +117,9 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    builder.serve_connection(TokioIo::new(io), service).into_owned()
+    builder
+        .serve_connection(TokioIo::new(io), service)
+        .into_owned()
 }
 
 /// Binds a TCP listener with a clear error.

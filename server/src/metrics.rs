@@ -69,26 +69,65 @@ pub fn render() -> String {
 }
 
 fn describe() {
-    describe_counter!("tessera_s3_requests_total", "S3 requests by operation and HTTP status");
+    describe_counter!(
+        "tessera_s3_requests_total",
+        "S3 requests by operation and HTTP status"
+    );
     describe_histogram!(
         "tessera_s3_request_duration_seconds",
         metrics::Unit::Seconds,
         "S3 request latency by operation"
     );
-    describe_counter!("tessera_s3_bytes_in_total", metrics::Unit::Bytes, "Object bytes received");
-    describe_counter!("tessera_s3_bytes_out_total", metrics::Unit::Bytes, "Object bytes sent");
+    describe_counter!(
+        "tessera_s3_bytes_in_total",
+        metrics::Unit::Bytes,
+        "Object bytes received"
+    );
+    describe_counter!(
+        "tessera_s3_bytes_out_total",
+        metrics::Unit::Bytes,
+        "Object bytes sent"
+    );
     describe_gauge!("tessera_objects_stored", "Object versions stored");
-    describe_gauge!("tessera_bytes_stored", metrics::Unit::Bytes, "Bytes stored (logical)");
-    describe_counter!("tessera_backend_errors_total", "Shard store errors by store");
-    describe_gauge!("tessera_store_up", "1 when a shard store answered its last health probe");
-    describe_gauge!("tessera_raft_is_leader", "1 when this member is the raft leader");
-    describe_gauge!("tessera_raft_has_leader", "1 when this member knows a leader");
+    describe_gauge!(
+        "tessera_bytes_stored",
+        metrics::Unit::Bytes,
+        "Bytes stored (logical)"
+    );
+    describe_counter!(
+        "tessera_backend_errors_total",
+        "Shard store errors by store"
+    );
+    describe_gauge!(
+        "tessera_store_up",
+        "1 when a shard store answered its last health probe"
+    );
+    describe_gauge!(
+        "tessera_raft_is_leader",
+        "1 when this member is the raft leader"
+    );
+    describe_gauge!(
+        "tessera_raft_has_leader",
+        "1 when this member knows a leader"
+    );
     describe_gauge!("tessera_raft_term", "Current raft term");
-    describe_gauge!("tessera_raft_last_applied", "Log index last applied to the state machine");
-    describe_counter!("tessera_gc_segments_deleted_total", "Segments whose shards GC removed");
+    describe_gauge!(
+        "tessera_raft_last_applied",
+        "Log index last applied to the state machine"
+    );
+    describe_counter!(
+        "tessera_gc_segments_deleted_total",
+        "Segments whose shards GC removed"
+    );
     describe_counter!("tessera_gc_shards_deleted_total", "Shard files GC removed");
-    describe_counter!("tessera_gc_errors_total", "GC attempts that failed and will be retried");
-    describe_gauge!("tessera_gc_queue_length", "Work items GC saw queued at its last pass");
+    describe_counter!(
+        "tessera_gc_errors_total",
+        "GC attempts that failed and will be retried"
+    );
+    describe_gauge!(
+        "tessera_gc_queue_length",
+        "Work items GC saw queued at its last pass"
+    );
 }
 
 tokio::task_local! {
@@ -122,14 +161,16 @@ where
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let inner = self.0.call(req);
-        Box::pin(CURRENT_OP.scope(RefCell::new("unknown".to_owned()), async move {
-            let start = Instant::now();
-            let result = inner.await;
-            let op = CURRENT_OP.with(|current| current.take());
-            let status = result.as_ref().map_or(500, |resp| resp.status().as_u16());
-            record_request(op, status, start.elapsed());
-            result
-        }))
+        Box::pin(
+            CURRENT_OP.scope(RefCell::new("unknown".to_owned()), async move {
+                let start = Instant::now();
+                let result = inner.await;
+                let op = CURRENT_OP.with(|current| current.take());
+                let status = result.as_ref().map_or(500, |resp| resp.status().as_u16());
+                record_request(op, status, start.elapsed());
+                result
+            }),
+        )
     }
 }
 
@@ -137,7 +178,8 @@ where
 /// (`"PutObject"`), `status` the HTTP status code sent. The S3 listener
 /// calls it for every request (see [`Measured`]).
 fn record_request(op: String, status: u16, duration: Duration) {
-    counter!("tessera_s3_requests_total", "op" => op.clone(), "status" => status.to_string()).increment(1);
+    counter!("tessera_s3_requests_total", "op" => op.clone(), "status" => status.to_string())
+        .increment(1);
     histogram!("tessera_s3_request_duration_seconds", "op" => op).record(duration.as_secs_f64());
 }
 

@@ -17,8 +17,8 @@ pub struct BaseDomain {
 impl BaseDomain {
     /// Virtual hosts under `domain` (for example `s3.example.com`).
     pub fn new(domain: &str) -> anyhow::Result<Self> {
-        let domain = SingleDomain::new(domain)
-            .map_err(|e| anyhow::anyhow!("domain {domain:?}: {e}"))?;
+        let domain =
+            SingleDomain::new(domain).map_err(|e| anyhow::anyhow!("domain {domain:?}: {e}"))?;
         Ok(BaseDomain { domain })
     }
 }

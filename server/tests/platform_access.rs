@@ -18,6 +18,20 @@ fn code<T, E: ProvideErrorMetadata>(result: Result<T, E>) -> String {
     }
 }
 
+/// The error code of a GET (`"no error"` when it succeeds).
+async fn get_code(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    code(client.get_object().bucket(bucket).key(key).send().await)
+}
+
+/// The names `ListBuckets` shows this client.
+async fn bucket_names(client: &aws_sdk_s3::Client) -> Vec<String> {
+    let out = client.list_buckets().send().await.unwrap();
+    out.buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_owned))
+        .collect()
+}
+
 async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(), String> {
     client
         .put_object()
@@ -49,10 +63,16 @@ async fn grants_decide_what_a_key_may_do() {
     let reader = common::client_for(&server.s3_url(), &created.access_key, &created.secret_key);
 
     // No grant yet: nothing is visible, everything is denied.
-    assert!(reader.list_buckets().send().await.unwrap().buckets().is_empty());
-    assert_eq!(code(reader.get_object().bucket("shared").key("doc.txt").send().await), "AccessDenied");
-    assert_eq!(code(reader.list_objects_v2().bucket("shared").send().await), "AccessDenied");
-    assert_eq!(code(reader.create_bucket().bucket("mine").send().await), "AccessDenied");
+    assert!(bucket_names(&reader).await.is_empty());
+    assert_eq!(get_code(&reader, "shared", "doc.txt").await, "AccessDenied");
+    assert_eq!(
+        code(reader.list_objects_v2().bucket("shared").send().await),
+        "AccessDenied"
+    );
+    assert_eq!(
+        code(reader.create_bucket().bucket("mine").send().await),
+        "AccessDenied"
+    );
 
     // Read grant: reads work, writes do not.
     let mut grant = GrantSet {
@@ -63,21 +83,38 @@ async fn grants_decide_what_a_key_may_do() {
         owner: false,
     };
     admin.set_grant(&grant).await.unwrap();
-    let body = reader.get_object().bucket("shared").key("doc.txt").send().await.unwrap();
-    assert_eq!(body.body.collect().await.unwrap().into_bytes().as_ref(), b"hello");
-    let names: Vec<_> = reader
-        .list_buckets()
+    let body = reader
+        .get_object()
+        .bucket("shared")
+        .key("doc.txt")
         .send()
         .await
-        .unwrap()
-        .buckets()
-        .iter()
-        .filter_map(|b| b.name().map(str::to_owned))
-        .collect();
+        .unwrap();
+    assert_eq!(
+        body.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"hello"
+    );
+    let names = bucket_names(&reader).await;
     assert_eq!(names, ["shared"]);
-    assert_eq!(put(&reader, "shared", "new.txt").await.unwrap_err(), "AccessDenied");
-    assert_eq!(code(reader.delete_object().bucket("shared").key("doc.txt").send().await), "AccessDenied");
-    assert_eq!(code(reader.delete_bucket().bucket("shared").send().await), "AccessDenied");
+    assert_eq!(
+        put(&reader, "shared", "new.txt").await.unwrap_err(),
+        "AccessDenied"
+    );
+    assert_eq!(
+        code(
+            reader
+                .delete_object()
+                .bucket("shared")
+                .key("doc.txt")
+                .send()
+                .await
+        ),
+        "AccessDenied"
+    );
+    assert_eq!(
+        code(reader.delete_bucket().bucket("shared").send().await),
+        "AccessDenied"
+    );
 
     // Read + write: writes work; bucket settings still need ownership.
     grant.write = true;
@@ -103,16 +140,30 @@ async fn grants_decide_what_a_key_may_do() {
     root.create_bucket().bucket("private").send().await.unwrap();
     put(&root, "private", "secret.txt").await.unwrap();
     assert_eq!(
-        code(reader.copy_object().bucket("shared").key("stolen.txt").copy_source("private/secret.txt").send().await),
+        code(
+            reader
+                .copy_object()
+                .bucket("shared")
+                .key("stolen.txt")
+                .copy_source("private/secret.txt")
+                .send()
+                .await
+        ),
         "AccessDenied"
     );
 
     // The listing shows the grant; deleting the key locks it out.
     let keys = admin.list_keys().await.unwrap();
-    let info = keys.iter().find(|k| k.access_key == created.access_key).unwrap();
+    let info = keys
+        .iter()
+        .find(|k| k.access_key == created.access_key)
+        .unwrap();
     assert_eq!(info.grants, [grant.clone()]);
     admin.delete_key(&created.access_key).await.unwrap();
-    assert_eq!(code(reader.get_object().bucket("shared").key("doc.txt").send().await), "AccessDenied");
+    assert_eq!(
+        get_code(&reader, "shared", "doc.txt").await,
+        "InvalidAccessKeyId"
+    );
     assert!(admin.delete_key(&created.access_key).await.is_err());
     server.shutdown().await.unwrap();
 }
@@ -134,25 +185,29 @@ async fn a_key_owns_the_buckets_it_creates() {
     let maker = common::client_for(&server.s3_url(), &created.access_key, &created.secret_key);
     maker.create_bucket().bucket("makers").send().await.unwrap();
     put(&maker, "makers", "a.txt").await.unwrap();
-    maker.delete_object().bucket("makers").key("a.txt").send().await.unwrap();
-    let names: Vec<_> = maker
-        .list_buckets()
+    maker
+        .delete_object()
+        .bucket("makers")
+        .key("a.txt")
         .send()
         .await
-        .unwrap()
-        .buckets()
-        .iter()
-        .filter_map(|b| b.name().map(str::to_owned))
-        .collect();
+        .unwrap();
+    let names = bucket_names(&maker).await;
     assert_eq!(names, ["makers"]);
     assert_eq!(put(&maker, "roots", "x").await.unwrap_err(), "AccessDenied");
     maker.delete_bucket().bucket("makers").send().await.unwrap();
 
     // Unknown keys and wrong secrets are refused.
     let stranger = common::client_for(&server.s3_url(), "TKNOSUCHKEY000000000", "whatever-secret");
-    assert_eq!(code(stranger.list_buckets().send().await), "AccessDenied");
+    assert_eq!(
+        code(stranger.list_buckets().send().await),
+        "InvalidAccessKeyId"
+    );
     let wrong = common::client_for(&server.s3_url(), &created.access_key, "not-the-secret");
-    assert_eq!(code(wrong.list_buckets().send().await), "SignatureDoesNotMatch");
+    assert_eq!(
+        code(wrong.list_buckets().send().await),
+        "SignatureDoesNotMatch"
+    );
     server.shutdown().await.unwrap();
 }
 

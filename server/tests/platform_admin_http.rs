@@ -20,7 +20,12 @@ async fn health_metrics_and_status() {
 
     // Some S3 traffic, then the metrics show it.
     let client = common::s3_client(&server);
-    client.create_bucket().bucket("metered").send().await.unwrap();
+    client
+        .create_bucket()
+        .bucket("metered")
+        .send()
+        .await
+        .unwrap();
     client
         .put_object()
         .bucket("metered")
@@ -37,7 +42,10 @@ async fn health_metrics_and_status() {
         "tessera_store_up{store=\"disk-1\"} 1",
         "tessera_store_up{store=\"disk-6\"} 1",
     ] {
-        assert!(metrics.contains(needle), "missing {needle:?} in:\n{metrics}");
+        assert!(
+            metrics.contains(needle),
+            "missing {needle:?} in:\n{metrics}"
+        );
     }
 
     let status = server.server().admin_client().status().await.unwrap();
@@ -55,7 +63,10 @@ async fn health_metrics_and_status() {
         "tessera_s3_request_duration_seconds_bucket{op=\"PutObject\"",
         "tessera_s3_bytes_in_total 100000",
     ] {
-        assert!(metrics.contains(needle), "missing {needle:?} in:\n{metrics}");
+        assert!(
+            metrics.contains(needle),
+            "missing {needle:?} in:\n{metrics}"
+        );
     }
 
     let (status, _) = common::http_get(&format!("{admin}/nothing-here")).await;

@@ -61,7 +61,9 @@ async fn serve(data_dir: &Path) -> Served {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(60), read).await.expect("server announced itself");
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("server announced itself");
     Served {
         child,
         s3_url: s3_url.expect("S3 URL printed"),
@@ -73,7 +75,10 @@ async fn serve(data_dir: &Path) -> Served {
 
 fn signal(child: &Child, sig: &str) {
     let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill").args([sig, &pid]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -89,13 +94,23 @@ async fn exit_code(mut child: Child) -> Option<i32> {
 async fn sigterm_finishes_in_flight_requests_and_restart_keeps_data() {
     let dir = tempfile::tempdir().unwrap();
     let first = serve(dir.path()).await;
-    let secret = first.secret_key.clone().expect("secret printed at first start");
+    let secret = first
+        .secret_key
+        .clone()
+        .expect("secret printed at first start");
     let creds_file = dir.path().join("credentials");
     let mode = std::fs::metadata(&creds_file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert!(std::fs::read_to_string(&creds_file).unwrap().contains(&secret));
+    assert!(
+        std::fs::read_to_string(&creds_file)
+            .unwrap()
+            .contains(&secret)
+    );
     for name in ["master.key", "admin.token"] {
-        let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{name}");
     }
     for n in 1..=6 {
@@ -104,7 +119,12 @@ async fn sigterm_finishes_in_flight_requests_and_restart_keeps_data() {
     assert!(dir.path().join("meta").is_dir());
 
     let client = common::client_for(&first.s3_url, &first.access_key, &secret);
-    client.create_bucket().bucket("durable").send().await.unwrap();
+    client
+        .create_bucket()
+        .bucket("durable")
+        .send()
+        .await
+        .unwrap();
 
     // An upload in flight when SIGTERM arrives still completes.
     let presigned = client
@@ -141,9 +161,18 @@ async fn sigterm_finishes_in_flight_requests_and_restart_keeps_data() {
     // Restart on the same directory: same key, no new secret, data intact.
     let second = serve(dir.path()).await;
     assert_eq!(second.access_key, first.access_key);
-    assert!(second.secret_key.is_none(), "secret is printed only at first start");
+    assert!(
+        second.secret_key.is_none(),
+        "secret is printed only at first start"
+    );
     let client = common::client_for(&second.s3_url, &second.access_key, &secret);
-    let got = client.get_object().bucket("durable").key("slow.bin").send().await.unwrap();
+    let got = client
+        .get_object()
+        .bucket("durable")
+        .key("slow.bin")
+        .send()
+        .await
+        .unwrap();
     let bytes = got.body.collect().await.unwrap().into_bytes();
     assert_eq!(bytes.len(), 256 * 1024 * chunks);
     assert!(bytes.iter().all(|b| *b == 42));
@@ -187,9 +216,17 @@ async fn credentials_from_the_environment() {
         .and_then(|r| r.split(',').next())
         .unwrap()
         .to_owned();
-    assert_eq!(lines.next_line().await.unwrap().unwrap(), "Access key: TKFROMENV00000000000");
+    assert_eq!(
+        lines.next_line().await.unwrap().unwrap(),
+        "Access key: TKFROMENV00000000000"
+    );
     let client = common::client_for(&url, "TKFROMENV00000000000", "secret-from-the-environment");
-    client.create_bucket().bucket("from-env").send().await.unwrap();
+    client
+        .create_bucket()
+        .bucket("from-env")
+        .send()
+        .await
+        .unwrap();
     assert!(!dir.path().join("credentials").exists());
     signal(&child, "-TERM");
     assert_eq!(exit_code(child).await, Some(0));

@@ -13,7 +13,9 @@ use tessera_server::testing::TestServer;
 /// Every shard file under `<data-dir>/disks/*/shards`.
 fn shard_files(data_dir: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries {
             let path = entry.unwrap().path();
             if path.is_dir() {
@@ -45,7 +47,7 @@ async fn wait_for_shards(data_dir: &Path, expected: &[PathBuf]) {
 async fn put(client: &aws_sdk_s3::Client, key: &str, len: usize, fill: u8) {
     client
         .put_object()
-        .bucket("gc")
+        .bucket("collect")
         .key(key)
         .body(ByteStream::from(vec![fill; len]))
         .send()
@@ -58,7 +60,12 @@ async fn deleted_and_overwritten_data_is_collected() {
     let server = TestServer::start().await.unwrap();
     let client = common::s3_client(&server);
     let dir = server.data_dir().to_path_buf();
-    client.create_bucket().bucket("gc").send().await.unwrap();
+    client
+        .create_bucket()
+        .bucket("collect")
+        .send()
+        .await
+        .unwrap();
 
     put(&client, "kept", 300_000, 1).await;
     let kept = shard_files(&dir);
@@ -66,7 +73,13 @@ async fn deleted_and_overwritten_data_is_collected() {
 
     put(&client, "doomed", 300_000, 2).await;
     assert_eq!(shard_files(&dir).len(), 12);
-    client.delete_object().bucket("gc").key("doomed").send().await.unwrap();
+    client
+        .delete_object()
+        .bucket("collect")
+        .key("doomed")
+        .send()
+        .await
+        .unwrap();
     wait_for_shards(&dir, &kept).await;
 
     // Overwriting replaces the shards: the old ones go.
@@ -80,9 +93,21 @@ async fn deleted_and_overwritten_data_is_collected() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(replaced.len(), 6);
-    assert!(replaced.iter().all(|p| !kept.contains(p)), "old shards collected");
-    let got = client.get_object().bucket("gc").key("kept").send().await.unwrap();
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), vec![3u8; 200_000].as_slice());
+    assert!(
+        replaced.iter().all(|p| !kept.contains(p)),
+        "old shards collected"
+    );
+    let got = client
+        .get_object()
+        .bucket("collect")
+        .key("kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        vec![3u8; 200_000].as_slice()
+    );
 
     let (_, metrics) = common::http_get(&format!("{}/metrics", server.admin_url())).await;
     let deleted: f64 = metrics

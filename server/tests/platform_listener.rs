@@ -18,16 +18,24 @@ use tessera_server::testing::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_over_tls_with_a_real_client() {
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
     let certs = tempfile::tempdir().unwrap();
     let cert_pem = cert.cert.pem();
     std::fs::write(certs.path().join("cert.pem"), &cert_pem).unwrap();
-    std::fs::write(certs.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    std::fs::write(
+        certs.path().join("key.pem"),
+        cert.signing_key.serialize_pem(),
+    )
+    .unwrap();
     let files = TlsFiles {
         cert: certs.path().join("cert.pem"),
         key: certs.path().join("key.pem"),
     };
-    let server = TestServer::start_with(|c| c.tls = Some(files)).await.unwrap();
+    let server = TestServer::start_with(|c| c.tls = Some(files))
+        .await
+        .unwrap();
     let url = server.s3_url();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
 
@@ -36,7 +44,12 @@ async fn s3_over_tls_with_a_real_client() {
         .http_client(common::https_client_trusting(&cert_pem))
         .build();
     let client = aws_sdk_s3::Client::from_conf(conf);
-    client.create_bucket().bucket("secure").send().await.unwrap();
+    client
+        .create_bucket()
+        .bucket("secure")
+        .send()
+        .await
+        .unwrap();
     let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     client
         .put_object()
@@ -46,14 +59,27 @@ async fn s3_over_tls_with_a_real_client() {
         .send()
         .await
         .unwrap();
-    let got = client.get_object().bucket("secure").key("blob").send().await.unwrap();
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), body.as_slice());
+    let got = client
+        .get_object()
+        .bucket("secure")
+        .key("blob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        body.as_slice()
+    );
 
     // A client that does not trust the certificate cannot connect at all,
     // and plain HTTP is not served on the TLS port.
     let untrusting = common::client_for(&url, &creds.access_key, &creds.secret_key);
     assert!(untrusting.list_buckets().send().await.is_err());
-    let plain = common::client_for(&url.replace("https://", "http://"), &creds.access_key, &creds.secret_key);
+    let plain = common::client_for(
+        &url.replace("https://", "http://"),
+        &creds.access_key,
+        &creds.secret_key,
+    );
     assert!(plain.list_buckets().send().await.is_err());
     server.shutdown().await.unwrap();
 }
@@ -88,14 +114,23 @@ async fn virtual_host_style_under_the_configured_domain() {
         .unwrap();
     // Path style on the IP address keeps working.
     let path_style = common::s3_client(&server);
-    path_style.create_bucket().bucket("hosted").send().await.unwrap();
+    path_style
+        .create_bucket()
+        .bucket("hosted")
+        .send()
+        .await
+        .unwrap();
 
     let creds = server.credentials();
     let port = server.s3_addr().port();
     let vhost = aws_sdk_s3::Client::from_conf(
-        common::config_builder(&format!("http://s3.tessera.test:{port}"), &creds.access_key, &creds.secret_key)
-            .force_path_style(false)
-            .build(),
+        common::config_builder(
+            &format!("http://s3.tessera.test:{port}"),
+            &creds.access_key,
+            &creds.secret_key,
+        )
+        .force_path_style(false)
+        .build(),
     );
     let expiry = PresigningConfig::expires_in(Duration::from_secs(60)).unwrap();
     let put = vhost
@@ -105,15 +140,34 @@ async fn virtual_host_style_under_the_configured_domain() {
         .presigned(expiry.clone())
         .await
         .unwrap();
-    assert!(put.uri().starts_with("http://hosted.s3.tessera.test:"), "{}", put.uri());
+    assert!(
+        put.uri().starts_with("http://hosted.s3.tessera.test:"),
+        "{}",
+        put.uri()
+    );
     let (status, body) = send_presigned(&server, "PUT", &put, Bytes::from_static(b"virtual")).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 
-    let get = vhost.get_object().bucket("hosted").key("dir/file.txt").presigned(expiry).await.unwrap();
+    let get = vhost
+        .get_object()
+        .bucket("hosted")
+        .key("dir/file.txt")
+        .presigned(expiry)
+        .await
+        .unwrap();
     let (status, body) = send_presigned(&server, "GET", &get, Bytes::new()).await;
     assert_eq!((status, body.as_ref()), (200, b"virtual".as_ref()));
 
-    let got = path_style.get_object().bucket("hosted").key("dir/file.txt").send().await.unwrap();
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"virtual");
+    let got = path_style
+        .get_object()
+        .bucket("hosted")
+        .key("dir/file.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"virtual"
+    );
     server.shutdown().await.unwrap();
 }

@@ -15,7 +15,13 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 async fn read_all(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = client.get_object().bucket(bucket).key(key).send().await.unwrap();
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
     out.body.collect().await.unwrap().into_bytes().to_vec()
 }
 
@@ -58,13 +64,23 @@ async fn restart_keeps_buckets_objects_and_keys() {
     let client = common::s3_client(&server);
     assert_eq!(read_all(&client, "keep", "small.txt").await, small);
     assert_eq!(read_all(&client, "keep", "dir/large.bin").await, large);
-    let listed = client.list_objects_v2().bucket("keep").send().await.unwrap();
+    let listed = client
+        .list_objects_v2()
+        .bucket("keep")
+        .send()
+        .await
+        .unwrap();
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["dir/large.bin", "small.txt"]);
     let buckets = client.list_buckets().send().await.unwrap();
     assert_eq!(buckets.buckets().len(), 1);
 
     let survivor = common::client_for(&server.s3_url(), &created.access_key, &created.secret_key);
-    survivor.create_bucket().bucket("after-restart").send().await.unwrap();
+    survivor
+        .create_bucket()
+        .bucket("after-restart")
+        .send()
+        .await
+        .unwrap();
     server.shutdown().await.unwrap();
 }

@@ -32,17 +32,20 @@ impl AdminClient {
 
     /// Server status.
     pub async fn status(&self) -> Result<Status> {
-        self.call::<(), _>(Method::GET, "/admin/v1/status", None).await
+        self.call::<(), _>(Method::GET, "/admin/v1/status", None)
+            .await
     }
 
     /// Creates an access key; the answer holds its secret.
     pub async fn create_key(&self, create: &KeyCreate) -> Result<KeyCreated> {
-        self.call(Method::POST, "/admin/v1/keys", Some(create)).await
+        self.call(Method::POST, "/admin/v1/keys", Some(create))
+            .await
     }
 
     /// Lists access keys and their grants.
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
-        self.call::<(), _>(Method::GET, "/admin/v1/keys", None).await
+        self.call::<(), _>(Method::GET, "/admin/v1/keys", None)
+            .await
     }
 
     /// Deletes an access key and its grants.
@@ -60,7 +63,12 @@ impl AdminClient {
             .map(drop)
     }
 
-    async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T> {
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
         let body = match body {
             Some(b) => Bytes::from(serde_json::to_vec(b)?),
             None => Bytes::new(),

@@ -9,9 +9,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tessera_raft::node::MetaNode;
 use tessera_raft::command::Command;
 use tessera_raft::model::Grant;
+use tessera_raft::node::MetaNode;
 
 use super::{ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, RaftStatus, Status, StoreStatus};
 use crate::auth::{KeyStore, now_millis};
@@ -48,7 +48,10 @@ impl<E: std::fmt::Display> From<E> for Failure {
 
 impl AdminState {
     /// Answers one admin-listener request.
-    pub(crate) async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Answer, Infallible> {
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Answer, Infallible> {
         let path = req.uri().path().to_owned();
         let answer = match (req.method(), path.as_str()) {
             (&Method::GET, "/metrics") => text(StatusCode::OK, crate::metrics::render()),
@@ -65,12 +68,19 @@ impl AdminState {
 
     fn is_ready(&self) -> (bool, String) {
         let status = self.meta.status();
-        let up = self.stores.all().iter().filter(|s| !self.stores.is_down(s.id())).count();
+        let up = self
+            .stores
+            .all()
+            .iter()
+            .filter(|s| !self.stores.is_down(s.id()))
+            .count();
         let leader = status.leader.is_some();
         let ready = leader && up >= self.write_width;
         let detail = format!(
             "leader: {}\nstores up: {up} of {} (need {})\n",
-            status.leader.map_or_else(|| "none".to_owned(), |l| l.to_string()),
+            status
+                .leader
+                .map_or_else(|| "none".to_owned(), |l| l.to_string()),
             self.stores.len(),
             self.write_width
         );
@@ -82,7 +92,10 @@ impl AdminState {
         if ready {
             text(StatusCode::OK, format!("ready\n{detail}"))
         } else {
-            text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{detail}"))
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready\n{detail}"),
+            )
         }
     }
 
@@ -107,7 +120,10 @@ impl AdminState {
                 self.delete_key(id).await?;
                 Ok(json(StatusCode::OK, &serde_json::json!({})))
             }
-            _ => Err(Failure(StatusCode::NOT_FOUND, format!("no admin endpoint {method} {path}"))),
+            _ => Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!("no admin endpoint {method} {path}"),
+            )),
         }
     }
 
@@ -119,7 +135,10 @@ impl AdminState {
             .and_then(|v| v.strip_prefix("Bearer "));
         match given {
             Some(token) if constant_time_eq(token.as_bytes(), self.token.as_bytes()) => Ok(()),
-            _ => Err(Failure(StatusCode::UNAUTHORIZED, "missing or wrong admin token".to_owned())),
+            _ => Err(Failure(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong admin token".to_owned(),
+            )),
         }
     }
 
@@ -128,7 +147,13 @@ impl AdminState {
         let meta = self.meta.status();
         let (buckets, keys, queued_work) = self
             .meta
-            .read_local(|view| Ok((view.buckets()?.len(), view.access_keys()?.len(), view.work(usize::MAX)?.len())))
+            .read_local(|view| {
+                Ok((
+                    view.buckets()?.len(),
+                    view.access_keys()?.len(),
+                    view.work(usize::MAX)?.len(),
+                ))
+            })
             .await?;
         let stores = self
             .stores
@@ -188,7 +213,9 @@ impl AdminState {
 
     async fn create_key(&self, create: KeyCreate) -> Result<KeyCreated, Failure> {
         let creds = Credentials::generate();
-        let mut key = self.keys.seal(&creds, &create.name, create.admin, now_millis());
+        let mut key = self
+            .keys
+            .seal(&creds, &create.name, create.admin, now_millis());
         key.allow_create_bucket = create.allow_create_bucket;
         self.meta.write(Command::PutAccessKey { key }).await?;
         tracing::info!(key = %creds.access_key, name = %create.name, "access key created");
@@ -201,7 +228,10 @@ impl AdminState {
 
     async fn delete_key(&self, id: &str) -> Result<(), Failure> {
         if self.keys.get(id).await?.is_none() {
-            return Err(Failure(StatusCode::NOT_FOUND, format!("no access key {id}")));
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!("no access key {id}"),
+            ));
         }
         self.meta
             .write(Command::DeleteAccessKey { id: id.to_owned() })
@@ -212,11 +242,22 @@ impl AdminState {
 
     async fn set_grant(&self, set: GrantSet) -> Result<(), Failure> {
         if self.keys.get(&set.access_key).await?.is_none() {
-            return Err(Failure(StatusCode::NOT_FOUND, format!("no access key {}", set.access_key)));
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!("no access key {}", set.access_key),
+            ));
         }
         let bucket = set.bucket.clone();
-        if self.meta.read(move |view| view.bucket(&bucket)).await?.is_none() {
-            return Err(Failure(StatusCode::NOT_FOUND, format!("no bucket {}", set.bucket)));
+        if self
+            .meta
+            .read(move |view| view.bucket(&bucket))
+            .await?
+            .is_none()
+        {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!("no bucket {}", set.bucket),
+            ));
         }
         let grant = Grant {
             read: set.read,
@@ -241,11 +282,16 @@ async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Fai
         .await
         .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("reading body: {e}")))?
         .to_bytes();
-    serde_json::from_slice(&body).map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))
+    serde_json::from_slice(&body)
+        .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))
 }
 
 fn text(status: StatusCode, body: String) -> Answer {
-    respond(status, "text/plain; version=0.0.4; charset=utf-8", Bytes::from(body))
+    respond(
+        status,
+        "text/plain; version=0.0.4; charset=utf-8",
+        Bytes::from(body),
+    )
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Answer {
@@ -258,8 +304,10 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Answer {
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Answer {
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
     resp
 }
 

@@ -7,6 +7,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use tessera_raft::listing::{ListObjectsQuery, ListUploadsQuery, ListVersionsQuery, ObjectsPage};
 use tessera_raft::model;
+use tessera_raft::{MetaError, ReadView};
 
 use super::Gateway;
 use super::convert;
@@ -73,21 +74,30 @@ fn object_entry(v: &model::ObjectVersion, enc: &Encoder, owner: bool) -> Object 
 }
 
 impl Gateway {
-    async fn list_page(&self, bucket: &str, q: ListObjectsQuery) -> S3Result<ObjectsPage> {
-        let b = bucket.to_owned();
+    /// Reads from the metadata in a bucket that must exist (`NoSuchBucket` otherwise).
+    async fn read_in_bucket<T>(
+        &self,
+        bucket: &str,
+        f: impl FnOnce(&ReadView, &str) -> Result<T, MetaError>,
+    ) -> S3Result<T> {
         self.meta
-            .read(move |view| {
-                if view.bucket(&b)?.is_none() {
-                    return Ok(None);
-                }
-                if q.max_keys == 0 {
-                    return Ok(Some(ObjectsPage::default()));
-                }
-                view.list_objects(&b, &q).map(Some)
+            .read(move |view| match view.bucket(bucket)? {
+                Some(_) => f(view, bucket).map(Some),
+                None => Ok(None),
             })
             .await
             .map_err(errors::meta)?
             .ok_or_else(|| s3_error!(NoSuchBucket))
+    }
+
+    async fn list_page(&self, bucket: &str, q: ListObjectsQuery) -> S3Result<ObjectsPage> {
+        self.read_in_bucket(bucket, |view, b| {
+            if q.max_keys == 0 {
+                return Ok(ObjectsPage::default());
+            }
+            view.list_objects(b, &q)
+        })
+        .await
     }
 }
 
@@ -207,18 +217,9 @@ pub(crate) async fn list_object_versions(
         version_id_marker: i.version_id_marker.clone().filter(|m| !m.is_empty()),
         max_keys: max.max(1),
     };
-    let b = i.bucket.clone();
     let page = gw
-        .meta
-        .read(move |view| {
-            if view.bucket(&b)?.is_none() {
-                return Ok(None);
-            }
-            view.list_versions(&b, &q).map(Some)
-        })
-        .await
-        .map_err(errors::meta)?
-        .ok_or_else(|| s3_error!(NoSuchBucket))?;
+        .read_in_bucket(&i.bucket, |view, b| view.list_versions(b, &q))
+        .await?;
     let mut versions = Vec::new();
     let mut markers = Vec::new();
     for (v, latest) in &page.versions {
@@ -279,18 +280,9 @@ pub(crate) async fn list_multipart_uploads(
         upload_id_marker: i.upload_id_marker.clone().filter(|m| !m.is_empty()),
         max_uploads: max.max(1),
     };
-    let b = i.bucket.clone();
     let page = gw
-        .meta
-        .read(move |view| {
-            if view.bucket(&b)?.is_none() {
-                return Ok(None);
-            }
-            view.list_uploads(&b, &q).map(Some)
-        })
-        .await
-        .map_err(errors::meta)?
-        .ok_or_else(|| s3_error!(NoSuchBucket))?;
+        .read_in_bucket(&i.bucket, |view, b| view.list_uploads(b, &q))
+        .await?;
     let uploads = page
         .uploads
         .iter()

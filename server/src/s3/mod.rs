@@ -2,15 +2,21 @@
 //! requests into metadata commands and reads (tessera-raft) and shard writes
 //! and reads (tessera-storage).
 //!
-//! One file per concept: [`bucket`] (bucket ops and settings), [`object`]
-//! (single objects), [`multipart`], [`listing`], [`ingest`] (turning a request
-//! body into stored data), [`retrieve`] (streaming stored data back),
-//! [`conditions`] (HTTP preconditions), [`convert`] (model ↔ S3 types),
-//! [`errors`] (error mapping), [`ids`] (version and upload ids).
+//! One file per concept: `bucket` (bucket ops and versioning), `tagging`,
+//! `cors` (settings and preflight), `object` (single objects), `copy`,
+//! `multipart`, `listing`, `ingest` (a request body into stored, verified
+//! data), `retrieve` (stored data back out as a stream), `keys` (per-object
+//! data keys), `conditions` (HTTP preconditions), `convert` (model ↔ S3
+//! types), `errors` (error mapping), `ids` (version and upload ids).
+//!
+//! Durability order of every write: shards durable → metadata committed
+//! through raft → 200. Refused commits release their shards; commits whose
+//! outcome is unknown leave them to the GC.
 
 mod bucket;
 mod conditions;
 mod convert;
+mod copy;
 mod cors;
 mod errors;
 mod ids;
@@ -138,7 +144,7 @@ operations! {
     object::head_object(HeadObjectInput) -> HeadObjectOutput;
     object::delete_object(DeleteObjectInput) -> DeleteObjectOutput;
     object::delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
-    object::copy_object(CopyObjectInput) -> CopyObjectOutput;
+    copy::copy_object(CopyObjectInput) -> CopyObjectOutput;
     object::get_object_attributes(GetObjectAttributesInput) -> GetObjectAttributesOutput;
     listing::list_objects(ListObjectsInput) -> ListObjectsOutput;
     listing::list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;

@@ -11,13 +11,14 @@ use tessera_raft::command::Command;
 use tessera_raft::model::{self, MultipartUpload, ObjectData, PartData};
 
 use super::Gateway;
-use super::conditions::{self, ReadConditions};
+use super::conditions;
 use super::convert;
+use super::copy;
 use super::errors;
 use super::ids;
 use super::ingest::{self, Ingested, Integrity, Stored};
 use super::keys::ObjectKey;
-use super::object::{self, SystemIn, requester};
+use super::object::{self, requester};
 
 /// Highest part number S3 accepts.
 const MAX_PART_NUMBER: i32 = 10_000;
@@ -51,17 +52,7 @@ pub(crate) async fn create_multipart_upload(
         size: 0,
         etag: String::new(),
         checksums: Vec::new(),
-        system: SystemIn {
-            content_type: i.content_type,
-            content_encoding: i.content_encoding,
-            content_disposition: i.content_disposition,
-            content_language: i.content_language,
-            cache_control: i.cache_control,
-            expires: i.expires,
-            website_redirect: i.website_redirect_location,
-            storage_class: i.storage_class,
-        }
-        .into_model()?,
+        system: object::system_metadata!(i),
         user: object::user_metadata(i.metadata)?,
         tags: convert::tags_from_header(i.tagging.as_deref())?,
         owner,
@@ -218,19 +209,9 @@ pub(crate) async fn upload_part_copy(
     gw: &Gateway,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-    let i = req.input;
+    let mut i = req.input;
     let number = part_number(i.part_number)?;
-    let (src_bucket, src_key, src_version) = object::copy_source(&i.copy_source)?;
-    let source = gw
-        .lookup(&src_bucket, &src_key, src_version.as_deref())
-        .await?;
-    ReadConditions {
-        if_match: i.copy_source_if_match,
-        if_none_match: i.copy_source_if_none_match,
-        if_modified_since: i.copy_source_if_modified_since,
-        if_unmodified_since: i.copy_source_if_unmodified_since,
-    }
-    .check_copy_source(&source)?;
+    let source = copy::resolve_copy_source!(gw, i);
     let range = copy_range(i.copy_source_range.as_deref(), source.size)?;
     let upload = gw.upload(&i.bucket, &i.key, &i.upload_id).await?;
     let integrity = Integrity::from_request(
@@ -240,7 +221,7 @@ pub(crate) async fn upload_part_copy(
         None,
     )?;
     let key = ObjectKey::unwrap(&gw.master_key, &upload.template.wrapped_key)?;
-    let ing = object::copy_data(gw, &source, range, &key, number, false, &integrity).await?;
+    let ing = copy::copy_data(gw, &source, range, &key, number, false, &integrity).await?;
     gw.record_part(&upload, number, &ing).await?;
     let mut result = CopyPartResult {
         e_tag: Some(convert::etag(&ing.etag)),

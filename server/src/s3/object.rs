@@ -1,4 +1,4 @@
-//! Single-object operations: Put, Get, Head, Delete, DeleteObjects, Copy,
+//! Single-object operations: Put, Get, Head, Delete, DeleteObjects,
 //! GetObjectAttributes; plus the lookups and commits they share.
 
 use futures::StreamExt;
@@ -171,7 +171,12 @@ pub(crate) struct VersionMeta {
 
 impl Gateway {
     /// A new single-part version of ingested data, under a fresh version id.
-    fn new_version(&self, meta: VersionMeta, key: &ObjectKey, ing: &Ingested) -> ObjectVersion {
+    pub(crate) fn new_version(
+        &self,
+        meta: VersionMeta,
+        key: &ObjectKey,
+        ing: &Ingested,
+    ) -> ObjectVersion {
         let now = ids::now_millis();
         ObjectVersion {
             bucket: meta.bucket,
@@ -191,32 +196,23 @@ impl Gateway {
     }
 }
 
-/// System metadata from the usual request headers.
-pub(crate) struct SystemIn {
-    pub(crate) content_type: Option<String>,
-    pub(crate) content_encoding: Option<String>,
-    pub(crate) content_disposition: Option<String>,
-    pub(crate) content_language: Option<String>,
-    pub(crate) cache_control: Option<String>,
-    pub(crate) expires: Option<Timestamp>,
-    pub(crate) website_redirect: Option<String>,
-    pub(crate) storage_class: Option<StorageClass>,
+/// The system metadata of a write request (PutObject, CopyObject with
+/// REPLACE, CreateMultipartUpload: their types differ, their fields agree).
+macro_rules! system_metadata {
+    ($i:expr) => {
+        tessera_raft::model::SystemMetadata {
+            content_type: $i.content_type,
+            content_encoding: $i.content_encoding,
+            content_disposition: $i.content_disposition,
+            content_language: $i.content_language,
+            cache_control: $i.cache_control,
+            expires: $crate::s3::convert::expires_in($i.expires)?,
+            website_redirect: $i.website_redirect_location,
+            storage_class: $i.storage_class.map(|s| s.as_str().to_owned()),
+        }
+    };
 }
-
-impl SystemIn {
-    pub(crate) fn into_model(self) -> S3Result<SystemMetadata> {
-        Ok(SystemMetadata {
-            content_type: self.content_type,
-            content_encoding: self.content_encoding,
-            content_disposition: self.content_disposition,
-            content_language: self.content_language,
-            cache_control: self.cache_control,
-            expires: convert::expires_in(self.expires)?,
-            website_redirect: self.website_redirect,
-            storage_class: self.storage_class.map(|s| s.as_str().to_owned()),
-        })
-    }
-}
+pub(crate) use system_metadata;
 
 /// User metadata of a request, size-checked.
 pub(crate) fn user_metadata(
@@ -252,17 +248,7 @@ pub(crate) async fn put_object(
     )?;
     let tags = convert::tags_from_header(input.tagging.as_deref())?;
     let user = user_metadata(input.metadata)?;
-    let system = SystemIn {
-        content_type: input.content_type,
-        content_encoding: input.content_encoding,
-        content_disposition: input.content_disposition,
-        content_language: input.content_language,
-        cache_control: input.cache_control,
-        expires: input.expires,
-        website_redirect: input.website_redirect_location,
-        storage_class: input.storage_class,
-    }
-    .into_model()?;
+    let system = system_metadata!(input);
     let key = ObjectKey::generate();
     let ing = gw
         .ingest(&key, ingest::request_body(input.body), 1, true, &integrity)
@@ -299,16 +285,23 @@ struct ReadPlan {
     parts_count: Option<i32>,
 }
 
+/// The object (version) a read addresses.
+struct Target<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    version_id: Option<&'a str>,
+}
+
 async fn plan_read(
     gw: &Gateway,
-    bucket: &str,
-    key: &str,
-    version_id: Option<&str>,
+    target: Target<'_>,
     conds: &ReadConditions,
     range: Option<Range>,
     part_number: Option<i32>,
 ) -> S3Result<ReadPlan> {
-    let version = gw.lookup(bucket, key, version_id).await?;
+    let version = gw
+        .lookup(target.bucket, target.key, target.version_id)
+        .await?;
     conds.check(&version)?;
     let size = version.size;
     let parts = match &version.data {
@@ -407,35 +400,40 @@ fn checksums_wanted(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
 
+/// Resolves a GET or HEAD input (their types differ, their fields agree)
+/// into its read plan and `response-*` overrides.
+macro_rules! prepare_read {
+    ($gw:expr, $i:expr) => {{
+        let conds = ReadConditions {
+            if_match: $i.if_match,
+            if_none_match: $i.if_none_match,
+            if_modified_since: $i.if_modified_since,
+            if_unmodified_since: $i.if_unmodified_since,
+        };
+        let target = Target {
+            bucket: &$i.bucket,
+            key: &$i.key,
+            version_id: $i.version_id.as_deref(),
+        };
+        let plan = plan_read($gw, target, &conds, $i.range, $i.part_number).await?;
+        let overrides = Overrides {
+            content_type: $i.response_content_type,
+            content_encoding: $i.response_content_encoding,
+            content_disposition: $i.response_content_disposition,
+            content_language: $i.response_content_language,
+            cache_control: $i.response_cache_control,
+            expires: $i.response_expires,
+        };
+        (plan, overrides)
+    }};
+}
+
 pub(crate) async fn get_object(
     gw: &Gateway,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let i = req.input;
-    let conds = ReadConditions {
-        if_match: i.if_match,
-        if_none_match: i.if_none_match,
-        if_modified_since: i.if_modified_since,
-        if_unmodified_since: i.if_unmodified_since,
-    };
-    let plan = plan_read(
-        gw,
-        &i.bucket,
-        &i.key,
-        i.version_id.as_deref(),
-        &conds,
-        i.range,
-        i.part_number,
-    )
-    .await?;
-    let overrides = Overrides {
-        content_type: i.response_content_type,
-        content_encoding: i.response_content_encoding,
-        content_disposition: i.response_content_disposition,
-        content_language: i.response_content_language,
-        cache_control: i.response_cache_control,
-        expires: i.response_expires,
-    };
+    let (plan, overrides) = prepare_read!(gw, i);
     let stream = gw.read_range(&plan.version, plan.range.clone())?;
     crate::metrics::bytes_out(plan.range.end - plan.range.start);
     let mut out = GetObjectOutput {
@@ -458,30 +456,7 @@ pub(crate) async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let i = req.input;
-    let conds = ReadConditions {
-        if_match: i.if_match,
-        if_none_match: i.if_none_match,
-        if_modified_since: i.if_modified_since,
-        if_unmodified_since: i.if_unmodified_since,
-    };
-    let plan = plan_read(
-        gw,
-        &i.bucket,
-        &i.key,
-        i.version_id.as_deref(),
-        &conds,
-        i.range,
-        i.part_number,
-    )
-    .await?;
-    let overrides = Overrides {
-        content_type: i.response_content_type,
-        content_encoding: i.response_content_encoding,
-        content_disposition: i.response_content_disposition,
-        content_language: i.response_content_language,
-        cache_control: i.response_cache_control,
-        expires: i.response_expires,
-    };
+    let (plan, overrides) = prepare_read!(gw, i);
     let mut out = HeadObjectOutput::default();
     describe!(
         out,
@@ -596,140 +571,6 @@ pub(crate) async fn delete_objects(
     Ok(S3Response::new(DeleteObjectsOutput {
         deleted: Some(deleted),
         errors: Some(failed),
-        ..Default::default()
-    }))
-}
-
-/// Parses `x-amz-copy-source` into (bucket, key, version id).
-pub(crate) fn copy_source(src: &CopySource) -> S3Result<(String, String, Option<String>)> {
-    match src {
-        CopySource::Bucket {
-            bucket,
-            key,
-            version_id,
-        } => Ok((
-            bucket.to_string(),
-            key.to_string(),
-            version_id.as_deref().map(str::to_owned),
-        )),
-        _ => Err(s3_error!(
-            NotImplemented,
-            "only bucket/key copy sources are supported"
-        )),
-    }
-}
-
-/// Copies a version's bytes into freshly stored data under a new key
-/// (streaming: read → re-encrypt → write), computing `algorithms`.
-pub(crate) async fn copy_data(
-    gw: &Gateway,
-    source: &ObjectVersion,
-    range: std::ops::Range<u64>,
-    key: &ObjectKey,
-    part: u32,
-    inline_ok: bool,
-    integrity: &Integrity,
-) -> S3Result<Ingested> {
-    let stream = gw.read_range(source, range)?;
-    gw.ingest(key, ingest::body_stream(stream), part, inline_ok, integrity)
-        .await
-}
-
-fn is_replace(d: Option<&MetadataDirective>) -> bool {
-    d.is_some_and(|d| d.as_str().eq_ignore_ascii_case(MetadataDirective::REPLACE))
-}
-
-pub(crate) async fn copy_object(
-    gw: &Gateway,
-    req: S3Request<CopyObjectInput>,
-) -> S3Result<S3Response<CopyObjectOutput>> {
-    let owner = requester(&req);
-    let headers = req.headers;
-    let i = req.input;
-    let (src_bucket, src_key, src_version) = copy_source(&i.copy_source)?;
-    let source = gw
-        .lookup(&src_bucket, &src_key, src_version.as_deref())
-        .await?;
-    ReadConditions {
-        if_match: i.copy_source_if_match,
-        if_none_match: i.copy_source_if_none_match,
-        if_modified_since: i.copy_source_if_modified_since,
-        if_unmodified_since: i.copy_source_if_unmodified_since,
-    }
-    .check_copy_source(&source)?;
-    let bucket = gw.bucket(&i.bucket).await?;
-    let replace_meta = is_replace(i.metadata_directive.as_ref());
-    let replace_tags = i
-        .tagging_directive
-        .as_ref()
-        .is_some_and(|d| d.as_str().eq_ignore_ascii_case(TaggingDirective::REPLACE));
-    if src_bucket == i.bucket
-        && src_key == i.key
-        && src_version.is_none()
-        && !replace_meta
-        && i.storage_class.is_none()
-    {
-        return Err(s3_error!(
-            InvalidRequest,
-            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
-        ));
-    }
-    let (system, user) = if replace_meta {
-        let system = SystemIn {
-            content_type: i.content_type,
-            content_encoding: i.content_encoding,
-            content_disposition: i.content_disposition,
-            content_language: i.content_language,
-            cache_control: i.cache_control,
-            expires: i.expires,
-            website_redirect: i.website_redirect_location,
-            storage_class: i.storage_class,
-        }
-        .into_model()?;
-        (system, user_metadata(i.metadata)?)
-    } else {
-        let mut system = source.system.clone();
-        if let Some(sc) = i.storage_class {
-            system.storage_class = Some(sc.as_str().to_owned());
-        }
-        (system, source.user.clone())
-    };
-    let tags = if replace_tags {
-        convert::tags_from_header(headers.get("x-amz-tagging").and_then(|v| v.to_str().ok()))?
-    } else {
-        source.tags.clone()
-    };
-    let algorithm = i
-        .checksum_algorithm
-        .as_ref()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| source.checksums.first().map(|c| c.algorithm.clone()));
-    let integrity = Integrity::from_request(&HeaderMap::new(), None, algorithm.as_deref(), None)?;
-    let key = ObjectKey::generate();
-    let ing = copy_data(gw, &source, 0..source.size, &key, 1, true, &integrity).await?;
-    let meta = VersionMeta {
-        bucket: i.bucket,
-        key: i.key,
-        system,
-        user,
-        tags,
-        owner,
-    };
-    let stored = gw
-        .commit_version(gw.new_version(meta, &key, &ing), None)
-        .await?;
-    let sums = convert::checksum_fields(&stored.checksums);
-    let mut result = CopyObjectResult {
-        e_tag: Some(convert::etag(&stored.etag)),
-        last_modified: Some(convert::timestamp(stored.last_modified)),
-        checksum_type: sums.checksum_type.clone(),
-        ..Default::default()
-    };
-    convert::set_checksums!(result, sums);
-    Ok(S3Response::new(CopyObjectOutput {
-        copy_object_result: Some(result),
-        copy_source_version_id: convert::shown_version_id(&source.version_id),
-        version_id: shown_version_id(bucket.versioning, &stored),
         ..Default::default()
     }))
 }

@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use tessera_raft::node::MetaNode;
 use tessera_raft::command::Command;
 use tessera_raft::model::{Segment, WorkItem};
+use tessera_raft::node::MetaNode;
 use tessera_storage::{ObjectId, ShardId};
 use tokio_util::sync::CancellationToken;
 
