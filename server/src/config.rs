@@ -50,6 +50,9 @@ pub struct Config {
     pub gc_interval: Duration,
     /// How often the shard stores are probed.
     pub health_interval: Duration,
+    /// Memory all uploads together may hold in stripes being encoded and
+    /// written, in bytes; uploads beyond it wait their turn.
+    pub write_buffer: usize,
 }
 
 /// Paths of a PEM certificate chain and its private key.
@@ -78,6 +81,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(30),
             gc_interval: Duration::from_secs(5),
             health_interval: Duration::from_secs(5),
+            write_buffer: 96 << 20,
         }
     }
 
@@ -141,6 +145,9 @@ pub struct ConfigLayer {
     /// Seconds shutdown waits for in-flight requests [default: 30]
     #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout_secs: Option<u64>,
+    /// MiB of memory all uploads together may buffer; more uploads wait [default: 96]
+    #[arg(long, env = "TESSERA_WRITE_BUFFER_MIB")]
+    pub write_buffer_mib: Option<usize>,
 }
 
 impl ConfigLayer {
@@ -167,6 +174,7 @@ impl ConfigLayer {
             data_shards: self.data_shards.or(lower.data_shards),
             parity_shards: self.parity_shards.or(lower.parity_shards),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
+            write_buffer_mib: self.write_buffer_mib.or(lower.write_buffer_mib),
         }
     }
 
@@ -210,6 +218,12 @@ impl ConfigLayer {
         }
         if let Some(v) = self.shutdown_timeout_secs {
             cfg.shutdown_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = self.write_buffer_mib {
+            if v == 0 {
+                bail!("write_buffer_mib must be at least 1");
+            }
+            cfg.write_buffer = v.saturating_mul(1 << 20);
         }
         cfg.check()?;
         Ok(cfg)

@@ -29,7 +29,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use s3s::service::S3ServiceBuilder;
 use tessera_raft::node::{MetaConfig, MetaNode};
-use tessera_storage::{Geometry, LocalDir, ShardStore};
+use tessera_storage::{Geometry, LocalDir, MemoryBudget, ShardStore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -92,6 +92,7 @@ impl Server {
             )
             .context("erasure code geometry")?,
             region: config.region.clone(),
+            write_budget: MemoryBudget::new(config.write_buffer),
             ..GatewaySettings::default()
         };
         let host = config

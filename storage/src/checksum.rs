@@ -1,7 +1,9 @@
 //! Whole-object checksums computed while a body streams in: MD5 (the ETag)
 //! always, plus the S3 `x-amz-checksum-*` algorithms on request.
 
-use md5::Digest as _;
+use sha2::Digest as _;
+
+use crate::md5::Md5;
 
 /// An S3 additional checksum algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,7 +122,7 @@ impl AlgorithmHasher {
 
 /// Computes MD5 and the requested algorithms over a stream of chunks.
 pub struct Hasher {
-    md5: md5::Md5,
+    md5: Md5,
     others: Vec<(ChecksumAlgorithm, AlgorithmHasher)>,
 }
 
@@ -131,7 +133,7 @@ impl Hasher {
         wanted.sort_unstable();
         wanted.dedup();
         Hasher {
-            md5: md5::Md5::new(),
+            md5: Md5::new(),
             others: wanted
                 .into_iter()
                 .map(|a| (a, AlgorithmHasher::new(a)))
@@ -150,7 +152,7 @@ impl Hasher {
     /// The digests of everything fed so far.
     pub fn finish(self) -> Checksums {
         Checksums {
-            md5: self.md5.finalize().into(),
+            md5: self.md5.finish(),
             others: self
                 .others
                 .into_iter()

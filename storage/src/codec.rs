@@ -36,6 +36,12 @@ thread_local! {
     static DECODER: RefCell<Option<ReedSolomonDecoder>> = const { RefCell::new(None) };
 }
 
+/// Bytes of each shard coded per encoder call: small enough for the shards'
+/// slices and the encoder's work buffer to stay in L2. Even, so every slice
+/// but possibly the last is a valid shard length (the last is even because
+/// the whole length is).
+const ENCODE_SLICE: usize = 64 * 1024;
+
 fn codec_err(e: reed_solomon_simd::Error) -> StorageError {
     StorageError::Codec(e.to_string())
 }
@@ -44,21 +50,31 @@ impl Codec for ReedSolomonSimd {
     fn encode(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), StorageError> {
         let len = data.first().map_or(0, |d| d.len());
         ENCODER.with_borrow_mut(|slot| {
-            let encoder = match slot {
-                Some(e) => {
-                    e.reset(data.len(), parity.len(), len).map_err(codec_err)?;
-                    e
+            // Code the shards a slice at a time so the inputs, the codec's
+            // work buffer and the outputs stay in cache (the code is
+            // position-wise, so slices encode independently).
+            let mut at = 0;
+            while at < len {
+                let end = (at + ENCODE_SLICE).min(len);
+                let encoder = match slot.as_mut() {
+                    Some(e) => {
+                        e.reset(data.len(), parity.len(), end - at)
+                            .map_err(codec_err)?;
+                        e
+                    }
+                    None => slot.insert(
+                        ReedSolomonEncoder::new(data.len(), parity.len(), end - at)
+                            .map_err(codec_err)?,
+                    ),
+                };
+                for d in data {
+                    encoder.add_original_shard(&d[at..end]).map_err(codec_err)?;
                 }
-                None => slot.insert(
-                    ReedSolomonEncoder::new(data.len(), parity.len(), len).map_err(codec_err)?,
-                ),
-            };
-            for d in data {
-                encoder.add_original_shard(d).map_err(codec_err)?;
-            }
-            let result = encoder.encode().map_err(codec_err)?;
-            for (out, recovery) in parity.iter_mut().zip(result.recovery_iter()) {
-                out.copy_from_slice(recovery);
+                let result = encoder.encode().map_err(codec_err)?;
+                for (out, recovery) in parity.iter_mut().zip(result.recovery_iter()) {
+                    out[at..end].copy_from_slice(recovery);
+                }
+                at = end;
             }
             Ok(())
         })
@@ -132,5 +148,25 @@ mod tests {
             .unwrap();
         assert_eq!(a, data[0]);
         assert_eq!(b, data[2]);
+    }
+
+    #[test]
+    fn sliced_encoding_equals_whole_shard_decoding() {
+        // Longer than two slices and not a multiple of one: the parity made a
+        // slice at a time must rebuild the data with a decoder over whole shards.
+        let len = 2 * ENCODE_SLICE + 130;
+        let data: Vec<Vec<u8>> = (0..3u32)
+            .map(|s| (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> (s + 7)) as u8).collect())
+            .collect();
+        let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+        let mut parity = vec![vec![0u8; len]; 2];
+        let mut prefs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+        DEFAULT_CODEC.encode(&refs, &mut prefs).unwrap();
+        let present = [(2, refs[2]), (3, &parity[0][..]), (4, &parity[1][..])];
+        let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+        DEFAULT_CODEC
+            .reconstruct(3, 2, &present, &mut [(0, &mut a), (1, &mut b)])
+            .unwrap();
+        assert!(a == data[0] && b == data[1]);
     }
 }

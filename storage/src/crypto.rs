@@ -1,4 +1,5 @@
-//! Keys and sealing: AES-256-GCM-SIV everywhere.
+//! Keys and sealing: AES-256-GCM-SIV (RFC 8452) everywhere, from aws-lc
+//! (assembly AES-NI/CLMUL code paths; the same library rustls uses).
 //!
 //! * [`MasterKey`]: the cluster key. It wraps per-object [`DataKey`]s (bound to
 //!   the object id) and seals small secrets such as access-key secrets (bound to
@@ -16,8 +17,7 @@
 //! object, part, shard index, block index and geometry, so a block moved to
 //! another position or object fails to open.
 
-use aes_gcm_siv::aead::{AeadInOut, KeyInit};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
+use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroize;
 
 use crate::error::StorageError;
@@ -123,7 +123,7 @@ impl DataKey {
 
     /// A block cipher keyed once, for sealing or opening many blocks.
     pub(crate) fn block_cipher(&self) -> BlockCipher {
-        BlockCipher(Aes256GcmSiv::new(&self.0.into()))
+        BlockCipher(cipher(&self.0))
     }
 }
 
@@ -143,7 +143,7 @@ impl BlockPosition {
         n[0..4].copy_from_slice(&self.part.to_le_bytes());
         n[4..6].copy_from_slice(&self.index.to_le_bytes());
         n[6..12].copy_from_slice(&self.block.to_le_bytes()[..6]);
-        n.into()
+        Nonce::assume_unique_for_key(n)
     }
 
     fn aad(&self) -> [u8; 54] {
@@ -161,26 +161,42 @@ impl BlockPosition {
 }
 
 /// AES-256-GCM-SIV keyed with one object's data key.
-pub(crate) struct BlockCipher(Aes256GcmSiv);
+pub(crate) struct BlockCipher(LessSafeKey);
+
+/// An AES-256-GCM-SIV key. Every 32-byte key is valid for the algorithm.
+fn cipher(key: &[u8; 32]) -> LessSafeKey {
+    match UnboundKey::new(&AES_256_GCM_SIV, key) {
+        Ok(key) => LessSafeKey::new(key),
+        Err(_) => unreachable!("a 32-byte key is always valid for AES-256-GCM-SIV"),
+    }
+}
+
+/// Encrypts `buf` in place and returns the tag.
+fn seal_in_place(key: &LessSafeKey, nonce: Nonce, aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
+    // Only fails for plaintexts over 64 GiB, far above any block or secret.
+    let tag = match key.seal_in_place_separate_tag(nonce, Aad::from(aad), buf) {
+        Ok(tag) => tag,
+        Err(_) => unreachable!("input larger than the AES-GCM-SIV limit"),
+    };
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
 
 impl BlockCipher {
     /// Encrypts `buf` in place and returns the tag.
     pub fn seal(&self, pos: &BlockPosition, buf: &mut [u8]) -> [u8; TAG_LEN] {
-        // Only fails for plaintexts over 64 GiB, far above any block size.
-        match self
-            .0
-            .encrypt_inout_detached(&pos.nonce(), &pos.aad(), buf.into())
-        {
-            Ok(tag) => tag.into(),
-            Err(_) => unreachable!("block larger than the AES-GCM-SIV limit"),
-        }
+        seal_in_place(&self.0, pos.nonce(), &pos.aad(), buf)
     }
 
     /// Decrypts `buf` in place if `tag` authenticates it at `pos`.
     pub fn open(&self, pos: &BlockPosition, buf: &mut [u8], tag: &[u8]) -> Result<(), ()> {
-        let tag = Tag::try_from(tag).map_err(|_| ())?;
+        if tag.len() != TAG_LEN {
+            return Err(());
+        }
         self.0
-            .decrypt_inout_detached(&pos.nonce(), &pos.aad(), buf.into(), &tag)
+            .open_in_place_separate_tag(pos.nonce(), Aad::from(pos.aad()), tag, buf)
+            .map(|_| ())
             .map_err(|_| ())
     }
 }
@@ -191,20 +207,17 @@ fn aad_of(parts: &[&[u8]]) -> Vec<u8> {
 
 /// `version | random nonce | ciphertext | tag`.
 pub(crate) fn seal_random(key: &[u8; 32], aad: &[&[u8]], plain: &[u8]) -> Vec<u8> {
-    let cipher = Aes256GcmSiv::new(key.into());
     let nonce: [u8; NONCE_LEN] = rand::random();
     let mut out = Vec::with_capacity(plain.len() + SEALED_OVERHEAD);
     out.push(SEALED_VERSION);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plain);
-    let tag = match cipher.encrypt_inout_detached(
-        &nonce.into(),
+    let tag = seal_in_place(
+        &cipher(key),
+        Nonce::assume_unique_for_key(nonce),
         &aad_of(aad),
-        (&mut out[1 + NONCE_LEN..]).into(),
-    ) {
-        Ok(tag) => tag,
-        Err(_) => unreachable!("sealed blob larger than the AES-GCM-SIV limit"),
-    };
+        &mut out[1 + NONCE_LEN..],
+    );
     out.extend_from_slice(&tag);
     out
 }
@@ -218,14 +231,12 @@ pub(crate) fn open_random(
     if sealed.len() < SEALED_OVERHEAD || sealed[0] != SEALED_VERSION {
         return Err(StorageError::Crypto("sealed blob is malformed"));
     }
-    let cipher = Aes256GcmSiv::new(key.into());
-    let nonce = Nonce::try_from(&sealed[1..1 + NONCE_LEN])
+    let nonce = Nonce::try_assume_unique_for_key(&sealed[1..1 + NONCE_LEN])
         .map_err(|_| StorageError::Crypto("sealed blob is malformed"))?;
     let (body, tag) = sealed[1 + NONCE_LEN..].split_at(sealed.len() - SEALED_OVERHEAD);
-    let tag = Tag::try_from(tag).map_err(|_| StorageError::Crypto("sealed blob is malformed"))?;
     let mut plain = body.to_vec();
-    cipher
-        .decrypt_inout_detached(&nonce, &aad_of(aad), plain.as_mut_slice().into(), &tag)
+    cipher(key)
+        .open_in_place_separate_tag(nonce, Aad::from(aad_of(aad)), tag, &mut plain)
         .map_err(|_| StorageError::Crypto("sealed blob failed authentication"))?;
     Ok(plain)
 }
@@ -279,5 +290,31 @@ mod tests {
         assert!(cipher.open(&moved, &mut buf.clone(), &tag).is_err());
         cipher.open(&pos, &mut buf, &tag).unwrap();
         assert_eq!(buf, b"hello block");
+    }
+
+    #[test]
+    fn rfc_8452_aes_256_gcm_siv_vectors() {
+        // RFC 8452 appendix C.2: the cipher is standard AES-256-GCM-SIV, so
+        // shard blocks stay readable whichever implementation sealed them.
+        let mut key = [0u8; 32];
+        key[0] = 1;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[0] = 3;
+        let seal = |plain: &[u8]| {
+            let mut buf = plain.to_vec();
+            let tag = seal_in_place(
+                &cipher(&key),
+                Nonce::assume_unique_for_key(nonce),
+                b"",
+                &mut buf,
+            );
+            buf.extend_from_slice(&tag);
+            hex::encode(buf)
+        };
+        assert_eq!(seal(b""), "07f5f4169bbf55a8400cd47ea6fd400f");
+        assert_eq!(
+            seal(&[1, 0, 0, 0, 0, 0, 0, 0]),
+            "c2ef328e5c71c83b843122130f7364b761e0b97427e3df28"
+        );
     }
 }

@@ -70,17 +70,20 @@
 //! visible. The reader authenticates every data block's tag before returning
 //! a byte of it.
 
+pub mod budget;
 pub mod checksum;
 pub mod codec;
 pub mod crypto;
 pub mod error;
 pub mod format;
 pub mod inline;
+pub mod md5;
 pub mod reader;
 pub mod repair;
 pub mod store;
 pub mod writer;
 
+pub use budget::{MemoryBudget, Reservation};
 pub use checksum::{ChecksumAlgorithm, Checksums};
 pub use crypto::{DataKey, MasterKey};
 pub use error::StorageError;

@@ -499,13 +499,13 @@ impl StripeJob {
             self.open_block(j, &mut plain)?;
         }
         let mut framed = encode_stripe(
-            &DEFAULT_CODEC,
             &self.cipher,
             g,
             self.loc.object,
             self.loc.part,
             self.stripe,
             &plain,
+            None,
         )?;
         Ok(framed.swap_remove(index))
     }

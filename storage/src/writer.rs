@@ -20,6 +20,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::budget::{MemoryBudget, Reservation, Reserved};
 use crate::checksum::{ChecksumAlgorithm, Checksums, Hasher};
 use crate::codec::{Codec, DEFAULT_CODEC};
 use crate::crypto::{BlockCipher, BlockPosition, DataKey, TAG_LEN};
@@ -38,6 +39,12 @@ pub struct WriteOptions {
     pub stripes_in_flight: usize,
     /// Shards that must be durable for success: `None` = all k + m; at least k + 1.
     pub write_quorum: Option<usize>,
+    /// Memory shared with other writes: each stripe in flight reserves its
+    /// plain and framed bytes here first. `None`: only `stripes_in_flight` bounds it.
+    pub budget: Option<MemoryBudget>,
+    /// The body's length when known (e.g. Content-Length), so a short body
+    /// reserves what it needs rather than a whole stripe.
+    pub size_hint: Option<u64>,
 }
 
 impl Default for WriteOptions {
@@ -47,6 +54,8 @@ impl Default for WriteOptions {
             checksums: Vec::new(),
             stripes_in_flight: 2,
             write_quorum: None,
+            budget: None,
+            size_hint: None,
         }
     }
 }
@@ -133,27 +142,28 @@ impl StripeEncoder {
             ));
         }
         encode_stripe(
-            &DEFAULT_CODEC,
             &self.cipher,
             self.geometry,
             self.object,
             self.part,
             stripe,
             plain,
+            None,
         )
     }
 }
 
 /// Seals, encodes and frames one stripe: returns the k + m framed blocks
-/// (`sealed | xxh3`) for block number `stripe` of each shard.
+/// (`sealed | xxh3`) for block number `stripe` of each shard. They share one
+/// buffer, which keeps `reservation` until the last of them is dropped.
 pub(crate) fn encode_stripe(
-    codec: &dyn Codec,
     cipher: &BlockCipher,
     geometry: Geometry,
     object: ObjectId,
     part: u32,
     stripe: u64,
     plain: &[u8],
+    reservation: Option<Arc<Reservation>>,
 ) -> Result<Vec<Bytes>, StorageError> {
     let k = geometry.k();
     let m = usize::from(geometry.parity_shards);
@@ -198,7 +208,7 @@ pub(crate) fn encode_stripe(
         .collect();
     if sealed_ranges.iter().all(|r| r.len() == plen) {
         let data: Vec<&[u8]> = sealed_ranges.iter().map(|r| &data_out[r.clone()]).collect();
-        codec.encode(&data, &mut parity)?;
+        DEFAULT_CODEC.encode(&data, &mut parity)?;
     } else {
         // Short last stripe: the codec sees every sealed block zero-padded to `plen`.
         let padded: Vec<Vec<u8>> = sealed_ranges
@@ -210,7 +220,7 @@ pub(crate) fn encode_stripe(
             })
             .collect();
         let data: Vec<&[u8]> = padded.iter().map(Vec::as_slice).collect();
-        codec.encode(&data, &mut parity)?;
+        DEFAULT_CODEC.encode(&data, &mut parity)?;
     }
     drop(parity);
     for (p, rec) in parity_out.chunks_exact_mut(plen + HASH_LEN).enumerate() {
@@ -218,7 +228,13 @@ pub(crate) fn encode_stripe(
         rec[plen..].copy_from_slice(&hash);
     }
 
-    let out = Bytes::from(out);
+    let out = match reservation {
+        Some(reservation) => Bytes::from_owner(Reserved {
+            bytes: out,
+            _reservation: reservation,
+        }),
+        None => Bytes::from(out),
+    };
     let mut framed = Vec::with_capacity(k + m);
     let mut at = 0;
     for len in plain_lens
@@ -326,6 +342,8 @@ struct ShardWriters {
     geometry: Geometry,
     depth: usize,
     quorum: usize,
+    budget: Option<MemoryBudget>,
+    size_hint: Option<u64>,
 }
 
 impl ShardWriters {
@@ -354,7 +372,23 @@ impl ShardWriters {
             geometry,
             depth,
             quorum,
+            budget: opts.budget.clone(),
+            size_hint: opts.size_hint,
         }
+    }
+
+    /// Reserves memory for the next stripe, whose first byte is body byte
+    /// `offset`: plain text plus framed blocks, for a whole stripe or what
+    /// the size hint says is left. `None` without a budget.
+    async fn reserve(&self, offset: u64) -> Option<Arc<Reservation>> {
+        let budget = self.budget.as_ref()?;
+        let g = self.geometry;
+        let plain = match self.size_hint {
+            Some(total) => total.saturating_sub(offset).min(g.stripe_size()),
+            None => g.stripe_size(),
+        } as usize;
+        let framed = plain.div_ceil(g.k()) * g.total_shards();
+        Some(Arc::new(budget.reserve(plain + framed).await))
     }
 
     /// Sends one frame to every live shard; shards whose store failed drop out.
@@ -411,35 +445,46 @@ impl ShardWriters {
         let stripe_size = geometry.stripe_size() as usize;
         let mut pending = FuturesOrdered::new();
         let mut buf = BytesMut::new();
+        // The reservation for the stripe being filled, taken before reading
+        // its bytes so a spent budget holds the body back.
+        let mut held: Option<Arc<Reservation>> = None;
         let mut size = 0u64;
         let mut stripe = 0u64;
         let mut ended = false;
         while !ended {
+            if held.is_none() {
+                held = self.reserve(size).await;
+            }
             let mut ready = Vec::new();
             match body.next().await {
                 Some(Ok(mut chunk)) => {
-                    size += chunk.len() as u64;
                     while !chunk.is_empty() {
-                        if buf.is_empty() && chunk.len() >= stripe_size {
-                            ready.push(chunk.split_to(stripe_size));
-                            continue;
+                        if held.is_none() {
+                            held = self.reserve(size).await;
                         }
-                        let take = (stripe_size - buf.len()).min(chunk.len());
-                        buf.extend_from_slice(&chunk.split_to(take));
-                        if buf.len() == stripe_size {
-                            ready.push(std::mem::take(&mut buf).freeze());
-                        }
+                        let take = if buf.is_empty() && chunk.len() >= stripe_size {
+                            ready.push((chunk.split_to(stripe_size), held.take()));
+                            stripe_size
+                        } else {
+                            let take = (stripe_size - buf.len()).min(chunk.len());
+                            buf.extend_from_slice(&chunk.split_to(take));
+                            if buf.len() == stripe_size {
+                                ready.push((std::mem::take(&mut buf).freeze(), held.take()));
+                            }
+                            take
+                        };
+                        size += take as u64;
                     }
                 }
                 Some(Err(e)) => return Err(StorageError::Body(Box::new(e))),
                 None => {
                     ended = true;
                     if !buf.is_empty() {
-                        ready.push(std::mem::take(&mut buf).freeze());
+                        ready.push((std::mem::take(&mut buf).freeze(), held.take()));
                     }
                 }
             }
-            for plain in ready {
+            for (plain, reservation) in ready {
                 hash_tx
                     .send(plain.clone())
                     .await
@@ -449,13 +494,13 @@ impl ShardWriters {
                 stripe += 1;
                 pending.push_back(tokio::task::spawn_blocking(move || {
                     encode_stripe(
-                        &DEFAULT_CODEC,
                         &cipher,
                         geometry,
                         object,
                         part,
                         index,
                         &plain,
+                        reservation,
                     )
                 }));
                 if pending.len() >= self.depth {

@@ -61,9 +61,16 @@ pub(crate) async fn copy_data(
     inline_ok: bool,
     integrity: &Integrity,
 ) -> S3Result<Ingested> {
+    let len = range.end - range.start;
     let stream = gw.read_range(source, range)?;
-    gw.ingest(key, ingest::body_stream(stream), part, inline_ok, integrity)
-        .await
+    gw.ingest(
+        key,
+        (ingest::body_stream(stream), Some(len)),
+        part,
+        inline_ok,
+        integrity,
+    )
+    .await
 }
 
 fn is_replace(d: Option<&MetadataDirective>) -> bool {

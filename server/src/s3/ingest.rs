@@ -185,6 +185,11 @@ where
     s.map_err(std::io::Error::other).boxed()
 }
 
+/// A request's `Content-Length` as a size hint for the writer.
+pub(crate) fn length_hint(content_length: Option<i64>) -> Option<u64> {
+    content_length.and_then(|l| u64::try_from(l).ok())
+}
+
 /// A request's body (none: empty) as a body stream.
 pub(crate) fn request_body(body: Option<s3s::dto::StreamingBlob>) -> BodyStream {
     match body {
@@ -194,12 +199,13 @@ pub(crate) fn request_body(body: Option<s3s::dto::StreamingBlob>) -> BodyStream 
 }
 
 impl Gateway {
-    /// Stores a body under `key` as segment `part` of a fresh storage object
-    /// (or inline when `inline_ok` and it is small), verifying `integrity`.
+    /// Stores a body (`size_hint` bytes, when known) under `key` as segment
+    /// `part` of a fresh storage object (or inline when `inline_ok` and it is
+    /// small), verifying `integrity`.
     pub(crate) async fn ingest(
         &self,
         key: &ObjectKey,
-        mut body: BodyStream,
+        (mut body, size_hint): (BodyStream, Option<u64>),
         part: u32,
         inline_ok: bool,
         integrity: &Integrity,
@@ -253,6 +259,8 @@ impl Gateway {
             checksums: algorithms,
             stripes_in_flight: self.settings.stripes_in_flight,
             write_quorum: None,
+            budget: Some(self.settings.write_budget.clone()),
+            size_hint,
         };
         let outcome =
             tessera_storage::write_object(&stores, segment_id, part, &key.key, &opts, body)

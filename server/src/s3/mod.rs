@@ -34,7 +34,7 @@ use std::time::Duration;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 use tessera_raft::node::MetaNode;
-use tessera_storage::{Geometry, MasterKey};
+use tessera_storage::{Geometry, MasterKey, MemoryBudget};
 
 use crate::placement::StoreSet;
 
@@ -55,6 +55,8 @@ pub struct GatewaySettings {
     pub stripes_in_flight: usize,
     /// How long a read waits for one shard before using parity instead.
     pub shard_timeout: Duration,
+    /// Memory shared by all uploads' stripes in flight.
+    pub write_budget: MemoryBudget,
 }
 
 impl Default for GatewaySettings {
@@ -66,6 +68,7 @@ impl Default for GatewaySettings {
             region: "us-east-1".to_owned(),
             stripes_in_flight: 2,
             shard_timeout: Duration::from_secs(10),
+            write_budget: MemoryBudget::new(96 << 20),
         }
     }
 }

@@ -251,7 +251,13 @@ pub(crate) async fn put_object(
     let system = system_metadata!(input);
     let key = ObjectKey::generate();
     let ing = gw
-        .ingest(&key, ingest::request_body(input.body), 1, true, &integrity)
+        .ingest(
+            &key,
+            (ingest::request_body(input.body), ingest::length_hint(input.content_length)),
+            1,
+            true,
+            &integrity,
+        )
         .await?;
     crate::metrics::bytes_in(ing.size);
     let meta = VersionMeta {

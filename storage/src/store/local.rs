@@ -13,14 +13,14 @@
 //! S3 keys. A put writes a temp file, fsyncs it, renames it into place and
 //! fsyncs the directory, so a shard is either absent or complete.
 
-use std::io::{ErrorKind, SeekFrom};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::FileExt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::{ByteStream, ObjectId, ShardId, ShardStat, ShardStore, StoreHealth};
 use crate::error::StorageError;
@@ -182,24 +182,27 @@ impl ShardStore for LocalDir {
             .tmp
             .join(format!("{:016x}.tmp", rand::random::<u64>()));
         let mut guard = TempFile(Some(tmp_path.clone()));
-        let mut file = tokio::fs::File::create(&tmp_path)
-            .await
-            .map_err(io_err("creating", &tmp_path))?;
+        // Plain files on the blocking pool, one write per chunk straight from
+        // the chunk's memory (tokio::fs would copy every byte once more).
+        let path = tmp_path.clone();
+        let mut file =
+            blocking(move || std::fs::File::create(&path).map_err(io_err("creating", &path)))
+                .await?;
         let mut len = 0u64;
         while let Some(chunk) = data.next().await {
             let chunk = chunk?;
-            file.write_all(&chunk)
-                .await
-                .map_err(io_err("writing", &tmp_path))?;
             len += chunk.len() as u64;
+            let path = tmp_path.clone();
+            file = blocking(move || {
+                file.write_all(&chunk).map_err(io_err("writing", &path))?;
+                Ok(file)
+            })
+            .await?;
         }
-        file.flush().await.map_err(io_err("writing", &tmp_path))?;
-        file.sync_all()
-            .await
-            .map_err(io_err("syncing", &tmp_path))?;
-        drop(file);
         let from = tmp_path.clone();
         blocking(move || {
+            file.sync_all().map_err(io_err("syncing", &from))?;
+            drop(file);
             ensure_parent(&target)?;
             std::fs::rename(&from, &target).map_err(io_err("renaming into", &target))?;
             match target.parent() {
@@ -215,46 +218,51 @@ impl ShardStore for LocalDir {
 
     async fn get(&self, id: ShardId, range: Range<u64>) -> Result<ByteStream, StorageError> {
         let path = self.shard_path(id);
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(StorageError::NotFound(id)),
-            Err(e) => return Err(io_err("opening", &path)(e)),
-        };
-        file.seek(SeekFrom::Start(range.start))
-            .await
-            .map_err(io_err("seeking", &path))?;
-        let remaining = range.end.saturating_sub(range.start);
-        let stream = futures::stream::try_unfold(
-            (file, remaining, path),
-            |(mut file, remaining, path)| async move {
-                if remaining == 0 {
+        let opened = path.clone();
+        let file = blocking(move || match std::fs::File::open(&opened) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(StorageError::NotFound(id)),
+            Err(e) => Err(io_err("opening", &opened)(e)),
+        })
+        .await?;
+        let file = Arc::new(file);
+        let path = Arc::new(path);
+        // Positioned reads (pread) straight into each chunk's buffer.
+        let stream = futures::stream::try_unfold(range, move |range| {
+            let (file, path) = (Arc::clone(&file), Arc::clone(&path));
+            async move {
+                if range.is_empty() {
                     return Ok(None);
                 }
-                let want = remaining.min(READ_CHUNK as u64) as usize;
-                let mut buf = BytesMut::zeroed(want);
-                let mut filled = 0;
-                while filled < want {
-                    let n = file
-                        .read(&mut buf[filled..])
-                        .await
-                        .map_err(io_err("reading", &path))?;
-                    if n == 0 {
-                        break;
+                let want = (range.end - range.start).min(READ_CHUNK as u64) as usize;
+                let at = range.start;
+                let buf = blocking(move || {
+                    let mut buf = BytesMut::zeroed(want);
+                    let mut filled = 0;
+                    while filled < want {
+                        match file.read_at(&mut buf[filled..], at + filled as u64) {
+                            Ok(0) => break,
+                            Ok(n) => filled += n,
+                            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                            Err(e) => return Err(io_err("reading", &path)(e)),
+                        }
                     }
-                    filled += n;
-                }
-                if filled == 0 {
+                    buf.truncate(filled);
+                    Ok(buf)
+                })
+                .await?;
+                if buf.is_empty() {
                     return Ok(None);
                 }
-                buf.truncate(filled);
-                let left = if filled < want {
-                    0
+                // A short read means the file ended: stop after this chunk.
+                let next = if buf.len() < want {
+                    range.end..range.end
                 } else {
-                    remaining - want as u64
+                    at + want as u64..range.end
                 };
-                Ok(Some((buf.freeze(), (file, left, path))))
-            },
-        );
+                Ok(Some((buf.freeze(), next)))
+            }
+        });
         Ok(stream.boxed())
     }
 
