@@ -14,8 +14,9 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use crate::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
 use crate::error::MetaError;
 use crate::model::{
-    AccessKey, Bucket, Grant, Millis, MultipartUpload, NULL_VERSION_ID, NodeState, ObjectData,
-    ObjectVersion, PartData, Segment, StorageNode, SystemMetadata, Tag, Versioning, WorkItem,
+    AccessKey, Bucket, Checksum, Grant, Millis, MultipartUpload, NULL_VERSION_ID, NodeState,
+    ObjectData, ObjectVersion, PartData, Segment, StorageNode, SystemMetadata, Tag, Versioning,
+    WorkItem,
 };
 use crate::tables::{self, decode, encode};
 
@@ -152,6 +153,7 @@ impl<'txn> Applier<'txn> {
                 now,
                 min_part_size,
                 precondition,
+                checksum,
             } => self.complete_upload(
                 log_index,
                 Completion {
@@ -162,6 +164,7 @@ impl<'txn> Applier<'txn> {
                     version_id,
                     now: *now,
                     min_part_size: *min_part_size,
+                    checksum: checksum.as_ref(),
                 },
                 precondition.as_ref(),
             ),
@@ -654,6 +657,7 @@ impl<'txn> Applier<'txn> {
         version.last_modified = c.now;
         version.size = chosen.iter().map(|p| p.size).sum();
         version.etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
+        version.checksums = c.checksum.cloned().into_iter().collect();
         version.data = ObjectData::Parts(chosen);
 
         let all = self.drop_upload(c.bucket, c.key, c.upload_id)?;
@@ -778,6 +782,7 @@ struct Completion<'a> {
     version_id: &'a str,
     now: Millis,
     min_part_size: u64,
+    checksum: Option<&'a Checksum>,
 }
 
 /// The delete marker a `DeleteObject` without version id would create.

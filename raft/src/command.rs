@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    AccessKey, Bucket, Grant, Millis, MultipartUpload, NodeState, ObjectVersion, PartData,
-    StorageNode, Tag, Versioning, WorkItem,
+    AccessKey, Bucket, Checksum, Grant, Millis, MultipartUpload, NodeState, ObjectVersion,
+    PartData, StorageNode, Tag, Versioning, WorkItem,
 };
 
 /// A condition on the current (latest) version of a key, checked at apply time.
@@ -123,6 +123,11 @@ pub enum Command {
     /// exist with these ETags (InvalidPart), ascending numbers
     /// (InvalidPartOrder), every part but the last at least `min_part_size`
     /// (EntityTooSmall). Unlisted parts are queued for deletion.
+    ///
+    /// `checksum` is the object checksum the gateway derived from the listed
+    /// parts' checksums; it becomes the version's only checksum. A listed
+    /// part replaced after the gateway read it has a different ETag (and is
+    /// refused as InvalidPart) unless its bytes, and so its checksum, are the same.
     CompleteMultipartUpload {
         /// Bucket name.
         bucket: String,
@@ -140,6 +145,8 @@ pub enum Command {
         min_part_size: u64,
         /// Optional condition on the current version.
         precondition: Option<Precondition>,
+        /// Whole-object checksum of the completed object, if the upload has one.
+        checksum: Option<Checksum>,
     },
     /// Abort an upload; its parts are queued for deletion.
     AbortMultipartUpload {

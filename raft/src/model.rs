@@ -66,6 +66,16 @@ pub struct Checksum {
     pub value: String,
 }
 
+/// How the checksum of a multipart object derives from its parts' checksums
+/// (`x-amz-checksum-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChecksumType {
+    /// A checksum of the part checksums, shown with a `-N` suffix (N parts).
+    Composite,
+    /// The checksum of the whole object (CRC algorithms only).
+    FullObject,
+}
+
 /// HTTP system metadata of an object, returned as response headers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SystemMetadata {
@@ -203,6 +213,9 @@ pub struct MultipartUpload {
     pub template: ObjectVersion,
     /// Checksum algorithm requested at creation (`x-amz-checksum-algorithm`).
     pub checksum_algorithm: Option<String>,
+    /// How the object checksum is derived from the part checksums; set
+    /// exactly when `checksum_algorithm` is.
+    pub checksum_type: Option<ChecksumType>,
 }
 
 /// State of a storage node as the cluster sees it.

@@ -7,7 +7,8 @@ use md5::{Digest, Md5};
 use model_support::*;
 use tessera_raft::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
 use tessera_raft::model::{
-    AccessKey, Grant, NULL_VERSION_ID, NodeState, ObjectData, StorageNode, Versioning, WorkItem,
+    AccessKey, Checksum, Grant, NULL_VERSION_ID, NodeState, ObjectData, StorageNode, Versioning,
+    WorkItem,
 };
 use tessera_raft::snapshot_data::{self, SnapshotRecord};
 use tessera_raft::{ListObjectsQuery, ListUploadsQuery, ListVersionsQuery, MetaError};
@@ -444,6 +445,27 @@ fn complete_with_if_none_match_is_refused_when_the_key_exists() {
     let before = meta.dump();
     assert_eq!(meta.apply(cmd), Err(ApplyError::PreconditionFailed));
     assert_eq!(meta.dump(), before);
+}
+
+#[test]
+fn completion_stores_the_object_checksum_it_carries() {
+    let mut meta = Meta::with_bucket("b", Versioning::Unversioned);
+    meta.ok(create_upload("b", "k", "up"));
+    meta.ok(put_part("b", "k", "up", part(1, 1, 2)));
+    let sum = Checksum {
+        algorithm: "CRC32".into(),
+        value: "AAAAAA==-1".into(),
+    };
+    let mut cmd = complete("b", "k", "up", vec![(1, etag_of(2))], "", 0);
+    if let Command::CompleteMultipartUpload { checksum, .. } = &mut cmd {
+        *checksum = Some(sum.clone());
+    }
+    let CommandResponse::ObjectStored { version } = meta.ok(cmd) else {
+        panic!("no version stored")
+    };
+    assert_eq!(version.checksums, vec![sum]);
+    let stored = meta.view().object("b", "k", None).unwrap().unwrap();
+    assert_eq!(stored.checksums, version.checksums);
 }
 
 #[test]

@@ -122,10 +122,10 @@ impl Server {
         s3.set_route(cors);
         s3.set_auth(KeyAuth::new(keys.clone()));
         s3.set_access(GrantAccess::new(keys.clone()));
-        if let Some(host) = host {
+        if let Some(host) = host.clone() {
             s3.set_host(host);
         }
-        let s3 = metrics::Measured(s3.build());
+        let s3 = metrics::Measured(s3::CorsLayer::new(s3.build(), meta.clone(), host));
 
         let admin_state = Arc::new(AdminState {
             meta: meta.clone(),

@@ -5,13 +5,16 @@
 //! domain, so `bucket.s3.example.com:9000` would be refused; this strips the
 //! port first and then asks `SingleDomain`.
 
+use std::sync::Arc;
+
 use s3s::S3Result;
 use s3s::host::{S3Host, SingleDomain, VirtualHost};
 
-/// The configured base domain.
-#[derive(Debug)]
+/// The configured base domain (cheap to clone: s3s and the CORS layer both
+/// need it).
+#[derive(Debug, Clone)]
 pub struct BaseDomain {
-    domain: SingleDomain,
+    domain: Arc<SingleDomain>,
 }
 
 impl BaseDomain {
@@ -19,7 +22,9 @@ impl BaseDomain {
     pub fn new(domain: &str) -> anyhow::Result<Self> {
         let domain =
             SingleDomain::new(domain).map_err(|e| anyhow::anyhow!("domain {domain:?}: {e}"))?;
-        Ok(BaseDomain { domain })
+        Ok(BaseDomain {
+            domain: Arc::new(domain),
+        })
     }
 }
 

@@ -64,6 +64,35 @@ impl ChecksumAlgorithm {
         h.update(data);
         h.finish()
     }
+
+    /// The CRC behind a CRC algorithm, with its digest length (`None` for SHA).
+    fn crc(self) -> Option<(crc_fast::CrcAlgorithm, usize)> {
+        use crc_fast::CrcAlgorithm as C;
+        match self {
+            ChecksumAlgorithm::Crc32 => Some((C::Crc32IsoHdlc, 4)),
+            ChecksumAlgorithm::Crc32c => Some((C::Crc32Iscsi, 4)),
+            ChecksumAlgorithm::Crc64Nvme => Some((C::Crc64Nvme, 8)),
+            ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => None,
+        }
+    }
+
+    /// Whether digests of this algorithm can be [combined](Self::combine).
+    pub fn is_crc(self) -> bool {
+        self.crc().is_some()
+    }
+
+    /// The CRC of `a ‖ b` from the digest of `a`, the digest of `b` and the
+    /// length of `b` in bytes, without the bytes (digests big-endian, as
+    /// [`Checksums`] holds them). `None` for SHA algorithms and for digests
+    /// of the wrong length.
+    pub fn combine(self, first: &[u8], second: &[u8], second_len: u64) -> Option<Vec<u8>> {
+        let (crc, len) = self.crc()?;
+        let value = |d: &[u8]| {
+            (d.len() == len).then(|| d.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)))
+        };
+        let combined = crc_fast::checksum_combine(crc, value(first)?, value(second)?, second_len);
+        Some(combined.to_be_bytes()[8 - len..].to_vec())
+    }
 }
 
 /// Raw digests of an object: MD5 plus the requested algorithms.
@@ -93,13 +122,10 @@ enum AlgorithmHasher {
 
 impl AlgorithmHasher {
     fn new(algorithm: ChecksumAlgorithm) -> Self {
-        use crc_fast::CrcAlgorithm as C;
-        match algorithm {
-            ChecksumAlgorithm::Crc32 => Self::Crc(crc_fast::Digest::new(C::Crc32IsoHdlc), 4),
-            ChecksumAlgorithm::Crc32c => Self::Crc(crc_fast::Digest::new(C::Crc32Iscsi), 4),
-            ChecksumAlgorithm::Crc64Nvme => Self::Crc(crc_fast::Digest::new(C::Crc64Nvme), 8),
-            ChecksumAlgorithm::Sha1 => Self::Sha1(sha1::Sha1::new()),
-            ChecksumAlgorithm::Sha256 => Self::Sha256(sha2::Sha256::new()),
+        match algorithm.crc() {
+            Some((crc, len)) => Self::Crc(crc_fast::Digest::new(crc), len),
+            None if algorithm == ChecksumAlgorithm::Sha1 => Self::Sha1(sha1::Sha1::new()),
+            None => Self::Sha256(sha2::Sha256::new()),
         }
     }
 
@@ -185,6 +211,23 @@ mod tests {
             hex_of(ChecksumAlgorithm::Sha256),
             "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225"
         );
+    }
+
+    #[test]
+    fn combined_crcs_equal_the_crc_of_the_whole() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        for a in ChecksumAlgorithm::ALL {
+            if !a.is_crc() {
+                assert_eq!(a.combine(&a.digest(b"x"), &a.digest(b"y"), 1), None);
+                continue;
+            }
+            for cut in [0, 1, 17, 2500, 4999, 5000] {
+                let (x, y) = data.split_at(cut);
+                let combined = a.combine(&a.digest(x), &a.digest(y), y.len() as u64);
+                assert_eq!(combined, Some(a.digest(&data)), "{} cut at {cut}", a.name());
+            }
+            assert_eq!(a.combine(b"short", &a.digest(b""), 0), None);
+        }
     }
 
     #[test]

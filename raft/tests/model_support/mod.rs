@@ -181,6 +181,7 @@ pub fn create_upload(bucket: &str, key: &str, upload_id: &str) -> Command {
             initiated: 3,
             template,
             checksum_algorithm: None,
+            checksum_type: None,
         },
     }
 }
@@ -211,5 +212,6 @@ pub fn complete(
         now: 11,
         min_part_size,
         precondition: None,
+        checksum: None,
     }
 }

@@ -68,6 +68,24 @@ macro_rules! set_checksums {
 }
 pub(crate) use set_checksums;
 
+/// The five checksum fields of an input struct (a part listed in
+/// `CompleteMultipartUpload`, the request itself) as a [`dto::Checksum`]
+/// without a type.
+macro_rules! checksums_of {
+    ($in:expr) => {{
+        let i = &$in;
+        s3s::dto::Checksum {
+            checksum_crc32: i.checksum_crc32.clone(),
+            checksum_crc32c: i.checksum_crc32c.clone(),
+            checksum_crc64nvme: i.checksum_crc64nvme.clone(),
+            checksum_sha1: i.checksum_sha1.clone(),
+            checksum_sha256: i.checksum_sha256.clone(),
+            checksum_type: None,
+        }
+    }};
+}
+pub(crate) use checksums_of;
+
 /// The version id S3 shows for a stored version id (`None` for the null version).
 pub(crate) fn shown_version_id(version_id: &str) -> Option<String> {
     (version_id != tessera_raft::model::NULL_VERSION_ID).then(|| version_id.to_owned())

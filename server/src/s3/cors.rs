@@ -1,6 +1,8 @@
 //! Bucket CORS: the configuration (Get/Put/DeleteBucketCors, kept in
-//! `Bucket.cors` as JSON of [`Rule`]s) and [`CorsRoute`], which answers
-//! browsers' `OPTIONS` preflight requests from it (s3s itself does not).
+//! `Bucket.cors` as JSON of [`Rule`]s), [`CorsRoute`], which answers
+//! browsers' `OPTIONS` preflight requests from it (s3s itself does not), and
+//! [`response_headers`], the headers of actual cross-origin responses (added
+//! by [`CorsLayer`](super::CorsLayer)).
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use s3s::dto::*;
@@ -63,6 +65,76 @@ impl Rule {
                     .any(|a| wildcard_match(&a.to_ascii_lowercase(), &h.to_ascii_lowercase()))
             })
     }
+}
+
+/// The bucket a request addresses, when the [`CorsLayer`](super::CorsLayer)
+/// could tell (virtual-host or path style); set as a request extension.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestBucket(pub(crate) String);
+
+/// The bucket of a path-style URL (`/bucket/key`).
+pub(crate) fn path_bucket(uri: &Uri) -> Option<String> {
+    let first = uri.path().trim_start_matches('/').split('/').next()?;
+    (!first.is_empty()).then(|| first.to_owned())
+}
+
+/// Writes the CORS headers S3 sends when `rule` allows a request from
+/// `origin`: a rule allowing any origin answers `*`, a rule naming origins
+/// echoes the origin and allows credentials.
+fn rule_headers(rule: &Rule, origin: &str, h: &mut HeaderMap) {
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    if rule.allowed_origins.iter().any(|o| o == "*") {
+        put("access-control-allow-origin", "*");
+    } else {
+        put("access-control-allow-origin", origin);
+        put("access-control-allow-credentials", "true");
+    }
+    put(
+        "access-control-allow-methods",
+        &rule.allowed_methods.join(", "),
+    );
+    if !rule.expose_headers.is_empty() {
+        put(
+            "access-control-expose-headers",
+            &rule.expose_headers.join(", "),
+        );
+    }
+    if let Some(age) = rule.max_age_seconds {
+        put("access-control-max-age", &age.to_string());
+    }
+    put(
+        "vary",
+        "Origin, Access-Control-Request-Headers, Access-Control-Request-Method",
+    );
+}
+
+/// The CORS headers of the response to an actual (non-preflight) request
+/// with `origin` and `method` on `bucket`: `None` when the bucket is
+/// unknown, has no CORS configuration, or no rule allows the origin and
+/// method (the response then carries no CORS headers, as in S3).
+pub(crate) async fn response_headers(
+    meta: &MetaNode,
+    bucket: &str,
+    origin: &str,
+    method: &str,
+) -> Option<HeaderMap> {
+    let name = bucket.to_owned();
+    let blob = match meta.read(move |view| view.bucket(&name)).await {
+        Ok(b) => b?.cors?,
+        Err(e) => {
+            tracing::warn!(error = %e, bucket, "reading CORS rules failed");
+            return None;
+        }
+    };
+    let rules = decode(&blob).ok()?;
+    let rule = rules.iter().find(|r| r.allows(origin, method, &[]))?;
+    let mut h = HeaderMap::new();
+    rule_headers(rule, origin, &mut h);
+    Some(h)
 }
 
 /// `*` matches any run of characters (S3 allows at most one per pattern).
@@ -145,8 +217,10 @@ pub(crate) async fn delete_bucket_cors(
 }
 
 /// Answers CORS preflight (`OPTIONS` with `Origin` and
-/// `Access-Control-Request-Method`) for path-style URLs from the bucket's
-/// rules. Install with `S3ServiceBuilder::set_route(gateway.cors_route())`.
+/// `Access-Control-Request-Method`) from the bucket's rules. Install with
+/// `S3ServiceBuilder::set_route(gateway.cors_route())`; the bucket is the one
+/// [`CorsLayer`](super::CorsLayer) named (virtual-host style too), else the
+/// first path segment.
 pub struct CorsRoute {
     meta: MetaNode,
 }
@@ -188,14 +262,10 @@ impl S3Route for CorsRoute {
                 "CORSResponse: This CORS request is not allowed."
             )
         };
-        let bucket = req
-            .uri
-            .path()
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let bucket = match req.extensions.get::<RequestBucket>() {
+            Some(b) => b.0.clone(),
+            None => path_bucket(&req.uri).ok_or_else(|| s3_error!(NoSuchBucket))?,
+        };
         let origin = header(&req.headers, "origin")
             .unwrap_or_default()
             .to_owned();
@@ -224,38 +294,12 @@ impl S3Route for CorsRoute {
             .ok_or_else(forbidden)?;
         let mut resp = S3Response::new(Body::empty());
         resp.status = Some(StatusCode::OK);
-        let h = &mut resp.headers;
-        let allow_origin = if rule.allowed_origins.iter().any(|o| o == "*") {
-            "*".to_owned()
-        } else {
-            origin
-        };
-        let mut put = |name: &'static str, value: String| {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                h.insert(name, v);
-            }
-        };
-        put("access-control-allow-origin", allow_origin);
-        put(
-            "access-control-allow-methods",
-            rule.allowed_methods.join(", "),
-        );
-        if !requested.is_empty() {
-            put("access-control-allow-headers", requested.join(", "));
+        rule_headers(rule, &origin, &mut resp.headers);
+        if !requested.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&requested.join(", "))
+        {
+            resp.headers.insert("access-control-allow-headers", v);
         }
-        if !rule.expose_headers.is_empty() {
-            put(
-                "access-control-expose-headers",
-                rule.expose_headers.join(", "),
-            );
-        }
-        if let Some(age) = rule.max_age_seconds {
-            put("access-control-max-age", age.to_string());
-        }
-        put(
-            "vary",
-            "Origin, Access-Control-Request-Headers, Access-Control-Request-Method".to_owned(),
-        );
         Ok(resp)
     }
 }

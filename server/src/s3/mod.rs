@@ -3,9 +3,10 @@
 //! and reads (tessera-storage).
 //!
 //! One file per concept: `bucket` (bucket ops and versioning), `tagging`,
-//! `cors` (settings and preflight), `object` (single objects), `copy`,
-//! `multipart`, `listing`, `ingest` (a request body into stored, verified
-//! data), `retrieve` (stored data back out as a stream), `keys` (per-object
+//! `cors` (settings and preflight), `cors_layer` (CORS headers on actual
+//! responses), `object` (single objects), `copy`, `multipart`,
+//! `mpu_checksum` (object checksums of multipart uploads), `listing`,
+//! `ingest` (a request body into stored, verified data), `retrieve` (stored data back out as a stream), `keys` (per-object
 //! data keys), `conditions` (HTTP preconditions), `convert` (model ↔ S3
 //! types), `errors` (error mapping), `ids` (version and upload ids).
 //!
@@ -18,11 +19,13 @@ mod conditions;
 mod convert;
 mod copy;
 mod cors;
+mod cors_layer;
 mod errors;
 mod ids;
 mod ingest;
 mod keys;
 mod listing;
+mod mpu_checksum;
 mod multipart;
 mod object;
 mod retrieve;
@@ -39,6 +42,7 @@ use tessera_storage::{Geometry, MasterKey, MemoryBudget};
 use crate::placement::StoreSet;
 
 pub use cors::CorsRoute;
+pub use cors_layer::CorsLayer;
 
 /// Tunables of the gateway.
 #[derive(Debug, Clone)]

@@ -3,11 +3,16 @@
 //! An upload gets one data key at creation (wrapped into its template
 //! version); every part is its own segment with a fresh storage object id, so
 //! re-uploading a part never collides with the shards it replaces.
+//!
+//! An upload created with a checksum algorithm gets an object checksum on
+//! completion, derived from its parts' checksums (see `mpu_checksum`).
+
+use std::collections::BTreeMap;
 
 use http::HeaderMap;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use tessera_raft::command::Command;
+use tessera_raft::command::{ApplyError, Command};
 use tessera_raft::model::{self, MultipartUpload, ObjectData, PartData};
 
 use super::Gateway;
@@ -18,6 +23,7 @@ use super::errors;
 use super::ids;
 use super::ingest::{self, Ingested, Integrity, Stored};
 use super::keys::ObjectKey;
+use super::mpu_checksum::{self, UploadChecksum};
 use super::object::{self, requester};
 
 /// Highest part number S3 accepts.
@@ -30,18 +36,9 @@ pub(crate) async fn create_multipart_upload(
     let owner = requester(&req);
     let i = req.input;
     gw.bucket(&i.bucket).await?;
-    let algorithm = i
-        .checksum_algorithm
-        .as_ref()
-        .map(|a| a.as_str().to_ascii_uppercase());
-    if let Some(a) = &algorithm
-        && tessera_storage::ChecksumAlgorithm::from_name(a).is_none()
-    {
-        return Err(s3_error!(
-            InvalidRequest,
-            "unsupported checksum algorithm {a}"
-        ));
-    }
+    let checksum =
+        UploadChecksum::requested(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
+    let algorithm = checksum.map(|c| c.algorithm.name().to_owned());
     let key = ObjectKey::generate();
     let now = ids::now_millis();
     let template = model::ObjectVersion {
@@ -67,6 +64,7 @@ pub(crate) async fn create_multipart_upload(
         initiated: now,
         template,
         checksum_algorithm: algorithm.clone(),
+        checksum_type: checksum.map(|c| c.kind),
     };
     gw.meta
         .write(Command::CreateMultipartUpload { upload })
@@ -77,6 +75,7 @@ pub(crate) async fn create_multipart_upload(
         key: Some(i.key),
         upload_id: Some(upload_id),
         checksum_algorithm: algorithm.map(ChecksumAlgorithm::from),
+        checksum_type: checksum.map(|c| mpu_checksum::type_name(c.kind)),
         ..Default::default()
     }))
 }
@@ -147,6 +146,9 @@ pub(crate) async fn upload_part(
     let i = req.input;
     let number = part_number(i.part_number)?;
     let upload = gw.upload(&i.bucket, &i.key, &i.upload_id).await?;
+    if let Some(expected) = UploadChecksum::of(&upload)? {
+        expected.check_part_request(i.checksum_algorithm.as_ref(), &convert::checksums_of!(i))?;
+    }
     let requested = i
         .checksum_algorithm
         .as_ref()
@@ -240,10 +242,14 @@ pub(crate) async fn complete_multipart_upload(
     gw: &Gateway,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let i = req.input;
+    let mut i = req.input;
     let precondition =
         conditions::write_precondition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
-    let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    let listed = i
+        .multipart_upload
+        .take()
+        .and_then(|m| m.parts)
+        .unwrap_or_default();
     if listed.is_empty() {
         return Err(s3_error!(
             MalformedXML,
@@ -251,6 +257,7 @@ pub(crate) async fn complete_multipart_upload(
         ));
     }
     let mut parts = Vec::with_capacity(listed.len());
+    let mut part_sums = Vec::with_capacity(listed.len());
     for p in listed {
         let n = part_number(
             p.part_number
@@ -262,8 +269,10 @@ pub(crate) async fn complete_multipart_upload(
             .map(|e| convert::etag_value(e).to_owned())
             .ok_or_else(|| s3_error!(MalformedXML, "a part has no ETag"))?;
         parts.push((n, etag));
+        part_sums.push(convert::checksums_of!(p));
     }
     let bucket = gw.bucket(&i.bucket).await?;
+    let checksum = gw.completion_checksum(&i, &parts, &part_sums).await?;
     let cmd = Command::CompleteMultipartUpload {
         bucket: i.bucket.clone(),
         key: i.key.clone(),
@@ -273,17 +282,83 @@ pub(crate) async fn complete_multipart_upload(
         now: ids::now_millis(),
         min_part_size: gw.settings.min_part_size,
         precondition,
+        checksum,
     };
     // A refused completion leaves the upload (and its parts) in place.
     let stored = gw.stored_version(gw.meta.write(cmd).await, Vec::new())?;
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+    let sums = convert::checksum_fields(&stored.checksums);
+    let mut out = CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
         e_tag: Some(convert::etag(&stored.etag)),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
         version_id: object::shown_version_id(bucket.versioning, &stored),
+        checksum_type: sums.checksum_type.clone(),
         ..Default::default()
-    }))
+    };
+    convert::set_checksums!(out, sums);
+    Ok(S3Response::new(out))
+}
+
+impl Gateway {
+    /// The object checksum a completion of the `listed` parts will store,
+    /// after checking what the client declared: the part checksums it
+    /// listed (`part_sums`, in the same order), the object checksum and
+    /// type, and `x-amz-mp-object-size`. `None` for uploads created without
+    /// a checksum algorithm.
+    async fn completion_checksum(
+        &self,
+        i: &CompleteMultipartUploadInput,
+        listed: &[(u32, String)],
+        part_sums: &[Checksum],
+    ) -> S3Result<Option<model::Checksum>> {
+        let (b, k, u) = (i.bucket.clone(), i.key.clone(), i.upload_id.clone());
+        let max = usize::try_from(MAX_PART_NUMBER).unwrap_or(usize::MAX);
+        let (upload, page) = self
+            .meta
+            .read(move |view| {
+                let Some(upload) = view.upload(&b, &k, &u)? else {
+                    return Ok(None);
+                };
+                let page = view.list_parts(&b, &k, &u, 0, max)?;
+                Ok(Some((upload, page)))
+            })
+            .await
+            .map_err(errors::meta)?
+            .ok_or_else(|| s3_error!(NoSuchUpload))?;
+        let stored: BTreeMap<u32, &PartData> = page.parts.iter().map(|p| (p.number, p)).collect();
+        let chosen = listed
+            .iter()
+            .map(|(n, etag)| {
+                stored
+                    .get(n)
+                    .copied()
+                    .filter(|p| p.etag == etag.trim_matches('"'))
+                    .ok_or_else(|| errors::apply(ApplyError::InvalidPart(*n)))
+            })
+            .collect::<S3Result<Vec<&PartData>>>()?;
+        if let Some(declared) = i.mpu_object_size {
+            let size: u64 = chosen.iter().map(|p| p.size).sum();
+            if u64::try_from(declared).ok() != Some(size) {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The provided 'x-amz-mp-object-size' header value {declared} does not match what was computed: {size}"
+                ));
+            }
+        }
+        let mut declared = convert::checksums_of!(i);
+        declared.checksum_type = i.checksum_type.clone();
+        let Some(want) = UploadChecksum::of(&upload)? else {
+            mpu_checksum::refuse_undeclared(&declared)?;
+            return Ok(None);
+        };
+        for (part, sums) in chosen.iter().zip(part_sums) {
+            want.check_part(part, sums)?;
+        }
+        let checksum = want.object_checksum(&chosen)?;
+        want.check_object(&checksum, &declared)?;
+        Ok(Some(checksum))
+    }
 }
 
 pub(crate) async fn abort_multipart_upload(

@@ -10,6 +10,7 @@ mod common;
 mod bucket;
 mod conditional;
 mod copy;
+mod cors;
 mod listing;
 mod multipart;
 mod object;

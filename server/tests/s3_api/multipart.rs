@@ -1,11 +1,17 @@
 //! Multipart uploads: the happy path at 200 MiB, part rules, copy parts,
-//! listings of uploads and parts, abort.
+//! listings of uploads and parts, abort, object checksums (composite and
+//! full-object) derived from part checksums.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
+    ObjectAttributes,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use futures::StreamExt;
-use s3s::crypto::{Checksum as _, Md5, Sha256};
+use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Md5, Sha1, Sha256};
 
 use super::{code, data, get, hex_string, put, with_bucket};
 
@@ -386,4 +392,362 @@ async fn upload_part_copy_with_ranges() {
         .await
         .unwrap();
     assert_eq!(get(&c, "mpu", "dst").await, src);
+}
+
+/// Uploads `parts` (numbered from 1) to a new upload of `mpu/key` created
+/// with `algorithm` (and `kind`, if given). Returns the upload id and the
+/// parts as `CompleteMultipartUpload` lists them, with the part checksums
+/// UploadPart returned.
+async fn checksummed_upload(
+    c: &Client,
+    key: &str,
+    algorithm: ChecksumAlgorithm,
+    kind: Option<ChecksumType>,
+    parts: &[Vec<u8>],
+) -> (String, Vec<CompletedPart>) {
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .checksum_algorithm(algorithm.clone())
+        .set_checksum_type(kind.clone())
+        .send()
+        .await
+        .unwrap();
+    let default_kind = if algorithm == ChecksumAlgorithm::Crc64Nvme {
+        ChecksumType::FullObject
+    } else {
+        ChecksumType::Composite
+    };
+    assert_eq!(up.checksum_type(), Some(&kind.unwrap_or(default_kind)));
+    assert_eq!(up.checksum_algorithm(), Some(&algorithm));
+    let id = up.upload_id().unwrap().to_owned();
+    let mut completed = Vec::new();
+    for (n, body) in (1..).zip(parts) {
+        let out = c
+            .upload_part()
+            .bucket("mpu")
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .checksum_algorithm(algorithm.clone())
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+        completed.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().unwrap())
+                .set_checksum_crc32(out.checksum_crc32().map(str::to_owned))
+                .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_owned))
+                .set_checksum_crc64_nvme(out.checksum_crc64_nvme().map(str::to_owned))
+                .set_checksum_sha1(out.checksum_sha1().map(str::to_owned))
+                .set_checksum_sha256(out.checksum_sha256().map(str::to_owned))
+                .build(),
+        );
+    }
+    (id, completed)
+}
+
+/// The raw digest of `data` under `algorithm`, computed by the test itself.
+fn digest(algorithm: &ChecksumAlgorithm, data: &[u8]) -> Vec<u8> {
+    match algorithm {
+        ChecksumAlgorithm::Crc32 => Crc32::checksum(data).to_vec(),
+        ChecksumAlgorithm::Crc32C => Crc32c::checksum(data).to_vec(),
+        ChecksumAlgorithm::Crc64Nvme => Crc64Nvme::checksum(data).to_vec(),
+        ChecksumAlgorithm::Sha1 => Sha1::checksum(data).to_vec(),
+        ChecksumAlgorithm::Sha256 => Sha256::checksum(data).to_vec(),
+        other => panic!("no test digest for {other}"),
+    }
+}
+
+/// S3's composite checksum: the digest of the concatenated part digests, `-N`.
+fn composite(algorithm: &ChecksumAlgorithm, parts: &[Vec<u8>]) -> String {
+    let raw: Vec<u8> = parts.iter().flat_map(|p| digest(algorithm, p)).collect();
+    format!("{}-{}", B64.encode(digest(algorithm, &raw)), parts.len())
+}
+
+/// The value of `algorithm` among the five checksum fields of a response.
+macro_rules! checksum_value {
+    ($out:expr, $algorithm:expr) => {
+        match $algorithm {
+            ChecksumAlgorithm::Crc32 => $out.checksum_crc32(),
+            ChecksumAlgorithm::Crc32C => $out.checksum_crc32_c(),
+            ChecksumAlgorithm::Crc64Nvme => $out.checksum_crc64_nvme(),
+            ChecksumAlgorithm::Sha1 => $out.checksum_sha1(),
+            ChecksumAlgorithm::Sha256 => $out.checksum_sha256(),
+            _ => None,
+        }
+    };
+}
+
+/// Completes `key`'s upload and checks the object checksum everywhere S3
+/// returns it: the Complete answer, HeadObject and GetObject with
+/// ChecksumMode=ENABLED (the SDK validates full-object values against the
+/// body), and GetObjectAttributes.
+async fn complete_and_check(
+    c: &Client,
+    key: &str,
+    (id, parts): (String, Vec<CompletedPart>),
+    algorithm: &ChecksumAlgorithm,
+    kind: ChecksumType,
+    expected: &str,
+) {
+    let done = c
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checksum_value!(done, algorithm), Some(expected), "{key}");
+    assert_eq!(done.checksum_type(), Some(&kind), "{key}");
+
+    let head = c
+        .head_object()
+        .bucket("mpu")
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checksum_value!(head, algorithm), Some(expected), "{key}");
+    assert_eq!(head.checksum_type(), Some(&kind), "{key}");
+    let plain = c.head_object().bucket("mpu").key(key).send().await.unwrap();
+    assert_eq!(
+        checksum_value!(plain, algorithm),
+        None,
+        "{key}: not asked for"
+    );
+
+    let got = c
+        .get_object()
+        .bucket("mpu")
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checksum_value!(got, algorithm), Some(expected), "{key}");
+    got.body.collect().await.unwrap();
+
+    let attrs = c
+        .get_object_attributes()
+        .bucket("mpu")
+        .key(key)
+        .object_attributes(ObjectAttributes::Checksum)
+        .send()
+        .await
+        .unwrap();
+    let sums = attrs.checksum().unwrap();
+    assert_eq!(checksum_value!(sums, algorithm), Some(expected), "{key}");
+    assert_eq!(sums.checksum_type(), Some(&kind), "{key}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composite_object_checksums() {
+    let (_s, c) = with_bucket("mpu").await;
+    let parts = vec![data(5 * MIB, 41), data(5 * MIB + 3, 42), data(777, 43)];
+    for algorithm in [
+        ChecksumAlgorithm::Crc32,
+        ChecksumAlgorithm::Sha256,
+        ChecksumAlgorithm::Sha1,
+    ] {
+        let key = format!("composite-{algorithm}");
+        let upload = checksummed_upload(&c, &key, algorithm.clone(), None, &parts).await;
+        let expected = composite(&algorithm, &parts);
+        complete_and_check(
+            &c,
+            &key,
+            upload,
+            &algorithm,
+            ChecksumType::Composite,
+            &expected,
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_object_checksums() {
+    let (_s, c) = with_bucket("mpu").await;
+    let parts = vec![data(5 * MIB + 1, 51), data(5 * MIB, 52), data(4321, 53)];
+    let whole = parts.concat();
+    for (algorithm, kind) in [
+        (ChecksumAlgorithm::Crc64Nvme, None),
+        (ChecksumAlgorithm::Crc32, Some(ChecksumType::FullObject)),
+        (ChecksumAlgorithm::Crc32C, Some(ChecksumType::FullObject)),
+    ] {
+        let key = format!("full-{algorithm}");
+        let (id, mut listed) = checksummed_upload(&c, &key, algorithm.clone(), kind, &parts).await;
+        // Part checksums are optional when completing a full-object upload.
+        listed[1] = CompletedPart::builder()
+            .part_number(2)
+            .e_tag(listed[1].e_tag().unwrap())
+            .build();
+        let expected = B64.encode(digest(&algorithm, &whole));
+        complete_and_check(
+            &c,
+            &key,
+            (id, listed),
+            &algorithm,
+            ChecksumType::FullObject,
+            &expected,
+        )
+        .await;
+    }
+
+    // A client that knows the whole object's CRC declares it when completing.
+    let key = "declared";
+    let algorithm = ChecksumAlgorithm::Crc64Nvme;
+    let (id, listed) = checksummed_upload(&c, key, algorithm.clone(), None, &parts).await;
+    let expected = B64.encode(digest(&algorithm, &whole));
+    let done = c
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .upload_id(&id)
+        .checksum_crc64_nvme(&expected)
+        .checksum_type(ChecksumType::FullObject)
+        .mpu_object_size(whole.len() as i64)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(listed))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.checksum_crc64_nvme(), Some(expected.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksum_mistakes_are_refused() {
+    let (_s, c) = with_bucket("mpu").await;
+    let parts = vec![data(5 * MIB, 61), data(1000, 62)];
+    let r = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("k")
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .checksum_type(ChecksumType::Composite)
+        .send()
+        .await;
+    assert_eq!(code(r), "InvalidRequest");
+    let r = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("k")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .checksum_type(ChecksumType::FullObject)
+        .send()
+        .await;
+    assert_eq!(code(r), "InvalidRequest");
+
+    let algorithm = ChecksumAlgorithm::Crc32;
+    let (id, listed) = checksummed_upload(&c, "k", algorithm.clone(), None, &parts).await;
+    // A part of another algorithm than the upload's.
+    let r = c
+        .upload_part()
+        .bucket("mpu")
+        .key("k")
+        .upload_id(&id)
+        .part_number(3)
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(code(r), "InvalidRequest");
+
+    let complete = |parts: Vec<CompletedPart>| {
+        c.complete_multipart_upload()
+            .bucket("mpu")
+            .key("k")
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+    };
+    let expected = composite(&algorithm, &parts);
+    let wrong = composite(&algorithm, &[data(5, 1)]);
+    let r = complete(listed.clone()).checksum_crc32(&wrong).send().await;
+    assert_eq!(code(r), "BadDigest");
+    let r = complete(listed.clone())
+        .checksum_sha256(B64.encode(digest(&ChecksumAlgorithm::Sha256, b"")))
+        .send()
+        .await;
+    assert_eq!(code(r), "InvalidRequest");
+    let r = complete(listed.clone())
+        .checksum_type(ChecksumType::FullObject)
+        .send()
+        .await;
+    assert_eq!(code(r), "InvalidRequest");
+    let r = complete(listed.clone()).mpu_object_size(1).send().await;
+    assert_eq!(code(r), "InvalidRequest");
+    // Composite uploads need every part's checksum, and the right one.
+    let bare = CompletedPart::builder()
+        .part_number(2)
+        .e_tag(listed[1].e_tag().unwrap())
+        .build();
+    let r = complete(vec![listed[0].clone(), bare]).send().await;
+    assert_eq!(code(r), "InvalidRequest");
+    let forged = CompletedPart::builder()
+        .part_number(2)
+        .e_tag(listed[1].e_tag().unwrap())
+        .checksum_crc32(B64.encode(digest(&algorithm, b"forged")))
+        .build();
+    let r = complete(vec![listed[0].clone(), forged]).send().await;
+    assert_eq!(code(r), "InvalidPart");
+
+    // Nothing was consumed: the right declaration (without `-N`) completes.
+    let (digest_only, _) = expected.split_once('-').unwrap();
+    let done = complete(listed)
+        .checksum_crc32(digest_only)
+        .checksum_type(ChecksumType::Composite)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.checksum_crc32(), Some(expected.as_str()));
+
+    // An upload without a checksum algorithm has no object checksum and
+    // takes no declaration.
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("plain")
+        .send()
+        .await
+        .unwrap();
+    let plain_id = up.upload_id().unwrap().to_owned();
+    let etag = upload_part(&c, "plain", &plain_id, 1, data(10, 7)).await;
+    let plain_parts = completed(&[(1, etag)]);
+    let r = c
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key("plain")
+        .upload_id(&plain_id)
+        .checksum_crc32(B64.encode(digest(&algorithm, &data(10, 7))))
+        .multipart_upload(plain_parts.clone())
+        .send()
+        .await;
+    assert_eq!(code(r), "InvalidRequest");
+    let done = c
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key("plain")
+        .upload_id(&plain_id)
+        .multipart_upload(plain_parts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.checksum_type(), None);
 }
