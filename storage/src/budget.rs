@@ -42,16 +42,34 @@ impl MemoryBudget {
         self.permits.available_permits() * UNIT
     }
 
+    fn units_for(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes.div_ceil(UNIT))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.units)
+    }
+
+    /// Reserves `bytes` if they are free right now.
+    pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        let permit = Arc::clone(&self.permits)
+            .try_acquire_many_owned(self.units_for(bytes))
+            .ok()?;
+        Some(Reservation {
+            _permit: Some(permit),
+        })
+    }
+
     /// Waits until `bytes` can be reserved, then reserves them. A request
     /// larger than the whole budget reserves the whole budget, so it still
-    /// proceeds (alone).
+    /// proceeds (alone). A caller must not wait here while it holds
+    /// reservations whose memory only it can release.
     pub async fn reserve(&self, bytes: usize) -> Reservation {
-        let want = u32::try_from(bytes.div_ceil(UNIT))
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.units);
+        let want = self.units_for(bytes);
         Reservation {
             // The semaphore is never closed, so this is always Ok.
-            _permit: Arc::clone(&self.permits).acquire_many_owned(want).await.ok(),
+            _permit: Arc::clone(&self.permits)
+                .acquire_many_owned(want)
+                .await
+                .ok(),
         }
     }
 }

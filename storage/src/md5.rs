@@ -88,7 +88,10 @@ mod tests {
         assert_eq!(hex(Md5::digest(b"")), "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(hex(Md5::digest(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
         let mut h = Md5::new();
-        for chunk in b"12345678901234567890123456789012345678901234567890123456789012345678901234567890".chunks(7) {
+        for chunk in
+            b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"
+                .chunks(7)
+        {
             h.update(chunk);
         }
         assert_eq!(hex(h.finish()), "57edf4a22be3c955ac49da2e2107b67a");

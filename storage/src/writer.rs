@@ -334,6 +334,19 @@ pub(crate) async fn delete_all(stores: &[Arc<dyn ShardStore>], ids: &[ShardId]) 
     futures::future::join_all(deletes).await;
 }
 
+/// What every stripe of one write is encoded with.
+struct Encoding {
+    /// Plain text to the checksum thread.
+    hash_tx: mpsc::Sender<Bytes>,
+    cipher: Arc<BlockCipher>,
+    object: ObjectId,
+    part: u32,
+    next_stripe: u64,
+}
+
+/// Encode jobs in stripe order, each yielding the stripe's k + m framed blocks.
+type PendingStripes = FuturesOrdered<JoinHandle<Result<Vec<Bytes>, StorageError>>>;
+
 /// The k + m shard streams of one write.
 struct ShardWriters {
     ids: Vec<ShardId>,
@@ -379,16 +392,63 @@ impl ShardWriters {
 
     /// Reserves memory for the next stripe, whose first byte is body byte
     /// `offset`: plain text plus framed blocks, for a whole stripe or what
-    /// the size hint says is left. `None` without a budget.
-    async fn reserve(&self, offset: u64) -> Option<Arc<Reservation>> {
-        let budget = self.budget.as_ref()?;
+    /// the size hint says is left. `None` without a budget. When the budget
+    /// is spent it first sends every stripe still `pending` to the stores,
+    /// since only their writes can give this writer's reservations back.
+    async fn reserve(
+        &mut self,
+        offset: u64,
+        pending: &mut PendingStripes,
+    ) -> Result<Option<Arc<Reservation>>, StorageError> {
+        let Some(budget) = self.budget.clone() else {
+            return Ok(None);
+        };
         let g = self.geometry;
         let plain = match self.size_hint {
             Some(total) => total.saturating_sub(offset).min(g.stripe_size()),
             None => g.stripe_size(),
         } as usize;
-        let framed = plain.div_ceil(g.k()) * g.total_shards();
-        Some(Arc::new(budget.reserve(plain + framed).await))
+        let cost = plain + plain.div_ceil(g.k()) * g.total_shards();
+        if let Some(r) = budget.try_reserve(cost) {
+            return Ok(Some(Arc::new(r)));
+        }
+        self.flush(pending).await?;
+        Ok(Some(Arc::new(budget.reserve(cost).await)))
+    }
+
+    /// Hands one stripe's plain text to the checksum thread and to an encode
+    /// job; once `depth` jobs are in flight, sends the oldest one's blocks.
+    async fn submit(
+        &mut self,
+        enc: &mut Encoding,
+        plain: Bytes,
+        reservation: Option<Arc<Reservation>>,
+        pending: &mut PendingStripes,
+    ) -> Result<(), StorageError> {
+        enc.hash_tx
+            .send(plain.clone())
+            .await
+            .map_err(|_| StorageError::Codec("checksum thread stopped".into()))?;
+        let (cipher, geometry) = (Arc::clone(&enc.cipher), self.geometry);
+        let (object, part, index) = (enc.object, enc.part, enc.next_stripe);
+        enc.next_stripe += 1;
+        pending.push_back(tokio::task::spawn_blocking(move || {
+            encode_stripe(&cipher, geometry, object, part, index, &plain, reservation)
+        }));
+        if pending.len() >= self.depth {
+            let framed = joined(pending.next().await)?;
+            self.send_all(&framed).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every pending encode job and sends its blocks.
+    async fn flush(&mut self, pending: &mut PendingStripes) -> Result<(), StorageError> {
+        while let Some(done) = pending.next().await {
+            let framed = joined(Some(done))?;
+            self.send_all(&framed).await?;
+        }
+        Ok(())
     }
 
     /// Sends one frame to every live shard; shards whose store failed drop out.
@@ -440,80 +500,56 @@ impl ShardWriters {
             hasher.finish()
         });
 
-        let cipher = Arc::new(key.block_cipher());
-        let (object, part) = (self.ids[0].object, self.ids[0].part);
+        let mut enc = Encoding {
+            hash_tx,
+            cipher: Arc::new(key.block_cipher()),
+            object: self.ids[0].object,
+            part: self.ids[0].part,
+            next_stripe: 0,
+        };
         let stripe_size = geometry.stripe_size() as usize;
-        let mut pending = FuturesOrdered::new();
+        let mut pending = PendingStripes::new();
         let mut buf = BytesMut::new();
         // The reservation for the stripe being filled, taken before reading
         // its bytes so a spent budget holds the body back.
         let mut held: Option<Arc<Reservation>> = None;
         let mut size = 0u64;
-        let mut stripe = 0u64;
-        let mut ended = false;
-        while !ended {
+        loop {
             if held.is_none() {
-                held = self.reserve(size).await;
+                held = self.reserve(size, &mut pending).await?;
             }
-            let mut ready = Vec::new();
             match body.next().await {
                 Some(Ok(mut chunk)) => {
                     while !chunk.is_empty() {
                         if held.is_none() {
-                            held = self.reserve(size).await;
+                            held = self.reserve(size, &mut pending).await?;
                         }
-                        let take = if buf.is_empty() && chunk.len() >= stripe_size {
-                            ready.push((chunk.split_to(stripe_size), held.take()));
-                            stripe_size
+                        let full = if buf.is_empty() && chunk.len() >= stripe_size {
+                            Some(chunk.split_to(stripe_size))
                         } else {
                             let take = (stripe_size - buf.len()).min(chunk.len());
                             buf.extend_from_slice(&chunk.split_to(take));
-                            if buf.len() == stripe_size {
-                                ready.push((std::mem::take(&mut buf).freeze(), held.take()));
-                            }
-                            take
+                            (buf.len() == stripe_size).then(|| std::mem::take(&mut buf).freeze())
                         };
-                        size += take as u64;
+                        if let Some(plain) = full {
+                            size += plain.len() as u64;
+                            self.submit(&mut enc, plain, held.take(), &mut pending)
+                                .await?;
+                        }
                     }
                 }
                 Some(Err(e)) => return Err(StorageError::Body(Box::new(e))),
-                None => {
-                    ended = true;
-                    if !buf.is_empty() {
-                        ready.push((std::mem::take(&mut buf).freeze(), held.take()));
-                    }
-                }
-            }
-            for (plain, reservation) in ready {
-                hash_tx
-                    .send(plain.clone())
-                    .await
-                    .map_err(|_| StorageError::Codec("checksum thread stopped".into()))?;
-                let cipher = cipher.clone();
-                let index = stripe;
-                stripe += 1;
-                pending.push_back(tokio::task::spawn_blocking(move || {
-                    encode_stripe(
-                        &cipher,
-                        geometry,
-                        object,
-                        part,
-                        index,
-                        &plain,
-                        reservation,
-                    )
-                }));
-                if pending.len() >= self.depth {
-                    let framed = joined(pending.next().await)?;
-                    self.send_all(&framed).await?;
-                }
+                None => break,
             }
         }
-        while let Some(done) = pending.next().await {
-            let framed = joined(Some(done))?;
-            self.send_all(&framed).await?;
+        if !buf.is_empty() {
+            size += buf.len() as u64;
+            let plain = std::mem::take(&mut buf).freeze();
+            self.submit(&mut enc, plain, held.take(), &mut pending)
+                .await?;
         }
-        drop(hash_tx);
+        self.flush(&mut pending).await?;
+        drop(enc);
         let checksums = hasher
             .await
             .map_err(|e| StorageError::Codec(format!("checksum thread failed: {e}")))?;

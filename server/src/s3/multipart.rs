@@ -164,7 +164,10 @@ pub(crate) async fn upload_part(
     let ing = gw
         .ingest(
             &key,
-            (ingest::request_body(i.body), ingest::length_hint(i.content_length)),
+            (
+                ingest::request_body(i.body),
+                ingest::length_hint(i.content_length),
+            ),
             number,
             false,
             &integrity,

@@ -253,7 +253,10 @@ pub(crate) async fn put_object(
     let ing = gw
         .ingest(
             &key,
-            (ingest::request_body(input.body), ingest::length_hint(input.content_length)),
+            (
+                ingest::request_body(input.body),
+                ingest::length_hint(input.content_length),
+            ),
             1,
             true,
             &integrity,

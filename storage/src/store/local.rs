@@ -14,8 +14,8 @@
 //! fsyncs the directory, so a shard is either absent or complete.
 
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::FileExt;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
