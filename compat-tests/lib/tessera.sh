@@ -25,7 +25,7 @@ EOF
 
 build_tessera() { # LOG
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
-    printf 'building tessera (cargo build --release -p tessera-server, target %s)\n' "$CARGO_TARGET_DIR" >&2
+    printf 'building tessera (cargo build --release --locked -p tessera-server, target %s)\n' "$CARGO_TARGET_DIR" >&2
     (cd "$REPO" && cargo build --release --locked -p tessera-server) > "$1" 2>&1 ||
         { tail -n 30 "$1" >&2; return 1; }
     TESSERA_BIN="$CARGO_TARGET_DIR/release/tessera"
