@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 CACHE="${COMPAT_CACHE_DIR:-$HOME/.cache/tessera-compat}"
 TIMEOUT="${COMPAT_TIMEOUT:-480}"
-ONLY="" ENDPOINT="" ACCESS_KEY="" SECRET_KEY="" KEEP=0 LIST=0 SERVER_PID=""
+ONLY="" ENDPOINT="" ACCESS_KEY="" SECRET_KEY="" KEEP=0 LIST=0
 
 usage() {
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
@@ -98,74 +98,23 @@ install_clients() {
 
 # ------------------------------------------------------------------- server
 
+# shellcheck source=SCRIPTDIR/lib/tessera.sh
+. "$HERE/lib/tessera.sh"
 RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tessera-compat.XXXXXX")
 RUN_ID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.2
-    done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        note "tessera did not stop within 20 s of SIGTERM; killing it"
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
 finish() {
     stop_server
     if [ "$KEEP" = 0 ] && [ "${FAILED:-1}" = 0 ]; then rm -rf "$RUN_DIR"; fi
 }
 trap finish EXIT
 
-free_ports() { # N: N distinct free loopback ports, one per line
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print("\n".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-start_tessera() {
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
-    note "building tessera (cargo build --release -p tessera-server, target $CARGO_TARGET_DIR)"
-    (cd "$REPO" && cargo build --release -p tessera-server) > "$RUN_DIR/build.log" 2>&1 ||
-        { tail -n 30 "$RUN_DIR/build.log" >&2; return 1; }
-    local bin="$CARGO_TARGET_DIR/release/tessera" ports s3_port admin_port
-    ports=$(free_ports 2)
-    s3_port=$(sed -n 1p <<<"$ports") admin_port=$(sed -n 2p <<<"$ports")
+start_tessera_for_scenarios() {
+    build_tessera "$RUN_DIR/build.log" || return 1
     ACCESS_KEY="TC$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F)"
     SECRET_KEY="$(od -An -N20 -tx1 /dev/urandom | tr -d ' \n')"
-    ENDPOINT="http://127.0.0.1:$s3_port"
-    mkdir -p "$RUN_DIR/server-home"
-    env -i PATH=/usr/bin:/bin HOME="$RUN_DIR/server-home" RUST_LOG="${RUST_LOG:-info}" \
-        TESSERA_ACCESS_KEY="$ACCESS_KEY" TESSERA_SECRET_KEY="$SECRET_KEY" \
-        "$bin" serve --data-dir "$RUN_DIR/data" --listen "127.0.0.1:$s3_port" \
-        --admin-listen "127.0.0.1:$admin_port" > "$RUN_DIR/server.log" 2>&1 &
-    SERVER_PID=$!
-    note "started tessera (pid $SERVER_PID) on $ENDPOINT, log $RUN_DIR/server.log"
+    start_tessera "$ACCESS_KEY" "$SECRET_KEY"
     wait_for_endpoint || { tail -n 30 "$RUN_DIR/server.log" >&2; return 1; }
-}
-
-# Waits up to 60 s for any HTTP answer from the S3 endpoint.
-wait_for_endpoint() {
-    local code
-    for _ in $(seq 300); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$ENDPOINT/" || true)
-        [ "$code" != 000 ] && return 0
-        if [ -n "$SERVER_PID" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            note "tessera exited before answering"
-            return 1
-        fi
-        sleep 0.2
-    done
-    note "no answer from $ENDPOINT within 60 s"
-    return 1
 }
 
 # ---------------------------------------------------------------- run them
@@ -218,7 +167,7 @@ run_scenario() { # FILE
 
 install_clients
 if [ -z "$ENDPOINT" ]; then
-    if ! start_tessera; then
+    if ! start_tessera_for_scenarios; then
         for f in "${SCENARIOS[@]}"; do report_fail "$(scenario_name "$f")" "tessera serve did not start (see $RUN_DIR)"; done
         printf '%s passed, %s failed\n' 0 "$FAILED"
         exit 1

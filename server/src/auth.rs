@@ -12,7 +12,13 @@
 //! - `CreateBucket` needs a key allowed to create buckets; it then owns the bucket;
 //! - reads (`Get*`, `Head*`, `List*`) need a read grant, bucket settings
 //!   (`PutBucket*`, `DeleteBucket*`) need ownership, everything else a write grant;
-//! - a copy also needs a read grant on the source bucket.
+//! - a copy also needs a read grant on the source bucket;
+//! - temporary credentials from STS `AssumeRole` ([`crate::sts`]) act as the
+//!   key that assumed the role: its grants, its buckets. They need their
+//!   session token (`x-amz-security-token`, or `X-Amz-Security-Token` in a
+//!   presigned URL); expired ones get `ExpiredToken`, forged ones and those
+//!   whose parent key was deleted get `InvalidAccessKeyId`, a wrong or
+//!   missing token `InvalidToken`.
 
 use std::sync::Arc;
 
@@ -24,14 +30,17 @@ use tessera_raft::model::{AccessKey, Grant};
 use tessera_raft::node::MetaNode;
 use tessera_raft::{MetaError, command::Command};
 use tessera_storage::MasterKey;
+use time::OffsetDateTime;
 
 use crate::datadir;
+use crate::sts::TempKeys;
 
 /// Access keys and their sealed secrets, as kept in raft.
 #[derive(Clone)]
 pub struct KeyStore {
     meta: MetaNode,
     master_key: Arc<MasterKey>,
+    temp: Arc<TempKeys>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -49,7 +58,16 @@ fn secret_context(key_id: &str) -> Vec<u8> {
 impl KeyStore {
     /// Keys read from `meta`, secrets sealed with `master_key`.
     pub fn new(meta: MetaNode, master_key: Arc<MasterKey>) -> Self {
-        KeyStore { meta, master_key }
+        KeyStore {
+            meta,
+            temp: Arc::new(TempKeys::new(Arc::clone(&master_key))),
+            master_key,
+        }
+    }
+
+    /// The temporary (STS) credentials of these keys.
+    pub fn temp_keys(&self) -> &TempKeys {
+        &self.temp
     }
 
     /// Builds the access key record for `creds`, its secret sealed.
@@ -114,6 +132,42 @@ fn meta_unavailable(e: MetaError) -> s3s::S3Error {
     s3_error!(ServiceUnavailable, "metadata unavailable")
 }
 
+fn unknown_key() -> s3s::S3Error {
+    s3_error!(
+        InvalidAccessKeyId,
+        "The access key id you provided does not exist in our records."
+    )
+}
+
+fn expired_token() -> s3s::S3Error {
+    s3_error!(ExpiredToken, "The provided token has expired.")
+}
+
+/// The access key a request acts as, noted in its extensions by
+/// [`GrantAccess`]: the signing key, or for temporary credentials the key
+/// that assumed the role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Principal(String);
+
+/// The access key id `req` acts as (see [`Principal`]), `None` when unsigned.
+pub(crate) fn principal<T>(req: &S3Request<T>) -> Option<&str> {
+    match req.extensions.get::<Principal>() {
+        Some(Principal(id)) => Some(id),
+        None => req.credentials.as_ref().map(|c| c.access_key.as_str()),
+    }
+}
+
+/// The session token of a request: the `x-amz-security-token` header, or
+/// the `X-Amz-Security-Token` parameter of a presigned URL.
+fn session_token(headers: &http::HeaderMap, uri: &http::Uri) -> Option<String> {
+    if let Some(v) = headers.get("x-amz-security-token") {
+        return v.to_str().ok().map(str::to_owned);
+    }
+    form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == "X-Amz-Security-Token")
+        .map(|(_, v)| v.into_owned())
+}
+
 /// SigV4 secrets from the access keys in raft.
 #[derive(Debug, Clone)]
 pub struct KeyAuth {
@@ -130,17 +184,24 @@ impl KeyAuth {
 #[async_trait::async_trait]
 impl S3Auth for KeyAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        if let Some(temp) = self.keys.temp.open(access_key) {
+            if temp.expired_at(OffsetDateTime::now_utc()) {
+                return Err(expired_token());
+            }
+            let parent = self
+                .keys
+                .get(&temp.parent)
+                .await
+                .map_err(meta_unavailable)?
+                .ok_or_else(unknown_key)?;
+            return Ok(SecretKey::from(self.keys.temp.secret(access_key, &parent)));
+        }
         let key = self
             .keys
             .get(access_key)
             .await
             .map_err(meta_unavailable)?
-            .ok_or_else(|| {
-                s3_error!(
-                    InvalidAccessKeyId,
-                    "The access key id you provided does not exist in our records."
-                )
-            })?;
+            .ok_or_else(unknown_key)?;
         let secret = self.keys.open(&key).ok_or_else(|| {
             tracing::error!(key = %key.id, "cannot open the sealed secret (wrong master key?)");
             s3_error!(InternalError)
@@ -214,12 +275,7 @@ impl GrantAccess {
             })
             .await
             .map_err(meta_unavailable)?;
-        let key = key.ok_or_else(|| {
-            s3_error!(
-                InvalidAccessKeyId,
-                "The access key id you provided does not exist in our records."
-            )
-        })?;
+        let key = key.ok_or_else(unknown_key)?;
         let Some(need) = need else {
             return Ok(());
         };
@@ -238,17 +294,31 @@ impl GrantAccess {
         Err(s3_error!(AccessDenied))
     }
 
+    /// The access key id a request signed with `creds` acts as: the
+    /// signing key, or the parent of temporary credentials (which must be
+    /// live and come with their session token).
+    fn principal_of(&self, creds: &Credentials, token: Option<&str>) -> S3Result<String> {
+        let Some(temp) = self.keys.temp.open(&creds.access_key) else {
+            return Ok(creds.access_key.clone());
+        };
+        if temp.expired_at(OffsetDateTime::now_utc()) {
+            return Err(expired_token());
+        }
+        if !token.is_some_and(|t| self.keys.temp.token_matches(&creds.access_key, t)) {
+            return Err(s3_error!(
+                InvalidToken,
+                "The provided token is malformed or otherwise invalid."
+            ));
+        }
+        Ok(temp.parent)
+    }
+
     /// A copy also needs a read grant on its source bucket.
-    async fn check_copy_source(
-        &self,
-        creds: Option<&Credentials>,
-        source: &CopySource,
-    ) -> S3Result<()> {
-        let creds = creds.ok_or_else(|| s3_error!(AccessDenied))?;
+    async fn check_copy_source<T>(&self, req: &S3Request<T>, source: &CopySource) -> S3Result<()> {
+        let caller = principal(req).ok_or_else(|| s3_error!(AccessDenied))?;
         match source {
             CopySource::Bucket { bucket, .. } => {
-                self.authorize(&creds.access_key, Some(bucket), Some(Need::Read))
-                    .await
+                self.authorize(caller, Some(bucket), Some(Need::Read)).await
             }
             _ => Err(s3_error!(
                 NotImplemented,
@@ -266,23 +336,25 @@ impl S3Access for GrantAccess {
         let creds = cx
             .credentials()
             .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))?;
-        let bucket = cx.s3_path().get_bucket_name();
+        let token = session_token(cx.headers(), cx.uri());
+        let caller = self.principal_of(creds, token.as_deref())?;
+        let bucket = cx.s3_path().get_bucket_name().map(str::to_owned);
         let (bucket, need) = match (op, bucket) {
             ("CreateBucket", _) => (None, Some(Need::Create)),
             (_, None) => (None, None),
             (_, Some(bucket)) => (Some(bucket), Some(Need::of(op))),
         };
-        self.authorize(&creds.access_key, bucket, need).await
+        self.authorize(&caller, bucket.as_deref(), need).await?;
+        cx.extensions_mut().insert(Principal(caller));
+        Ok(())
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
-        self.check_copy_source(req.credentials.as_ref(), &req.input.copy_source)
-            .await
+        self.check_copy_source(req, &req.input.copy_source).await
     }
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
-        self.check_copy_source(req.credentials.as_ref(), &req.input.copy_source)
-            .await
+        self.check_copy_source(req, &req.input.copy_source).await
     }
 }
 

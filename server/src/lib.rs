@@ -2,7 +2,8 @@
 //!
 //! [`Server::start`] opens the metadata member (raft), the local shard
 //! stores and the master key from a [`Config`], then serves the S3 API
-//! ([`s3::Gateway`] behind s3s, with [`auth`]) and the admin listener
+//! ([`s3::Gateway`] behind s3s, with [`auth`], plus STS `AssumeRole`:
+//! [`sts`], [`routes`]) and the admin listener
 //! ([`admin`]: metrics, health, admin API), and runs the background
 //! [`workers`]. [`RunningServer::shutdown`] stops it all gracefully.
 //!
@@ -16,7 +17,9 @@ pub mod datadir;
 mod listener;
 pub mod metrics;
 pub mod placement;
+pub mod routes;
 pub mod s3;
+pub mod sts;
 pub mod testing;
 pub mod tls;
 pub mod vhost;
@@ -117,9 +120,9 @@ impl Server {
             master_key,
             settings,
         });
-        let cors = gateway.cors_route();
+        let routes = routes::Routes::new(gateway.cors_route(), sts::StsRoute::new(keys.clone()));
         let mut s3 = S3ServiceBuilder::new(gateway);
-        s3.set_route(cors);
+        s3.set_route(routes);
         s3.set_auth(KeyAuth::new(keys.clone()));
         s3.set_access(GrantAccess::new(keys.clone()));
         if let Some(host) = host.clone() {

@@ -25,11 +25,12 @@ const DELETE_CONCURRENCY: usize = 16;
 /// Most bytes of user metadata S3 accepts on one object.
 const USER_METADATA_LIMIT: usize = 2048;
 
-/// The access key id of a request (`anonymous` without credentials).
+/// The access key id a request acts as (`anonymous` without credentials;
+/// the parent key for temporary credentials, see [`crate::auth`]).
 pub(crate) fn requester<T>(req: &S3Request<T>) -> String {
-    req.credentials
-        .as_ref()
-        .map_or_else(|| "anonymous".to_owned(), |c| c.access_key.clone())
+    crate::auth::principal(req)
+        .unwrap_or("anonymous")
+        .to_owned()
 }
 
 impl Gateway {
