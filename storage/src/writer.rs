@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -174,7 +174,10 @@ pub(crate) fn encode_stripe(
     let plen = parity_len(plain_lens[0] + TAG_LEN);
     let data_len: usize = plain_lens.iter().map(|l| l + TAG_LEN + HASH_LEN).sum();
     let total = data_len + m * (plen + HASH_LEN);
-    let mut out = Vec::with_capacity(total);
+    let mut out = match &reservation {
+        Some(r) => r.buffer(total),
+        None => Vec::with_capacity(total),
+    };
     let shard = |index: usize| ShardId {
         object,
         part,
@@ -229,10 +232,7 @@ pub(crate) fn encode_stripe(
     }
 
     let out = match reservation {
-        Some(reservation) => Bytes::from_owner(Reserved {
-            bytes: out,
-            _reservation: reservation,
-        }),
+        Some(reservation) => Bytes::from_owner(Reserved::new(out, reservation)),
         None => Bytes::from(out),
     };
     let mut framed = Vec::with_capacity(k + m);
@@ -334,6 +334,16 @@ pub(crate) async fn delete_all(stores: &[Arc<dyn ShardStore>], ids: &[ShardId]) 
     futures::future::join_all(deletes).await;
 }
 
+/// The filled plain-text buffer as shared bytes, given back to the budget's
+/// pool once hashed and encoded.
+fn stripe_bytes(buf: &mut Vec<u8>, reservation: &Option<Arc<Reservation>>) -> Bytes {
+    let bytes = std::mem::take(buf);
+    match reservation {
+        Some(r) => Bytes::from_owner(Reserved::new(bytes, Arc::clone(r))),
+        None => Bytes::from(bytes),
+    }
+}
+
 /// What every stripe of one write is encoded with.
 struct Encoding {
     /// Plain text to the checksum thread.
@@ -404,10 +414,7 @@ impl ShardWriters {
             return Ok(None);
         };
         let g = self.geometry;
-        let plain = match self.size_hint {
-            Some(total) => total.saturating_sub(offset).min(g.stripe_size()),
-            None => g.stripe_size(),
-        } as usize;
+        let plain = self.stripe_len_at(offset);
         let cost = plain + plain.div_ceil(g.k()) * g.total_shards();
         if let Some(r) = budget.try_reserve(cost) {
             return Ok(Some(Arc::new(r)));
@@ -440,6 +447,17 @@ impl ShardWriters {
             self.send_all(&framed).await?;
         }
         Ok(())
+    }
+
+    /// The expected plain length of the stripe starting at body byte
+    /// `offset`: a whole stripe, or what the size hint says is left.
+    fn stripe_len_at(&self, offset: u64) -> usize {
+        let stripe = self.geometry.stripe_size();
+        let len = match self.size_hint {
+            Some(total) => total.saturating_sub(offset).clamp(1, stripe),
+            None => stripe,
+        };
+        len as usize
     }
 
     /// Waits for every pending encode job and sends its blocks.
@@ -509,7 +527,7 @@ impl ShardWriters {
         };
         let stripe_size = geometry.stripe_size() as usize;
         let mut pending = PendingStripes::new();
-        let mut buf = BytesMut::new();
+        let mut buf = Vec::new();
         // The reservation for the stripe being filled, taken before reading
         // its bytes so a spent budget holds the body back.
         let mut held: Option<Arc<Reservation>> = None;
@@ -527,9 +545,17 @@ impl ShardWriters {
                         let full = if buf.is_empty() && chunk.len() >= stripe_size {
                             Some(chunk.split_to(stripe_size))
                         } else {
+                            if buf.capacity() == 0 {
+                                // One (reused) buffer per stripe, not a doubling series.
+                                let len = self.stripe_len_at(size);
+                                buf = match &held {
+                                    Some(r) => r.buffer(len),
+                                    None => Vec::with_capacity(len),
+                                };
+                            }
                             let take = (stripe_size - buf.len()).min(chunk.len());
                             buf.extend_from_slice(&chunk.split_to(take));
-                            (buf.len() == stripe_size).then(|| std::mem::take(&mut buf).freeze())
+                            (buf.len() == stripe_size).then(|| stripe_bytes(&mut buf, &held))
                         };
                         if let Some(plain) = full {
                             size += plain.len() as u64;
@@ -544,7 +570,7 @@ impl ShardWriters {
         }
         if !buf.is_empty() {
             size += buf.len() as u64;
-            let plain = std::mem::take(&mut buf).freeze();
+            let plain = stripe_bytes(&mut buf, &held);
             self.submit(&mut enc, plain, held.take(), &mut pending)
                 .await?;
         }

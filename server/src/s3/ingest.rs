@@ -205,11 +205,12 @@ impl Gateway {
     pub(crate) async fn ingest(
         &self,
         key: &ObjectKey,
-        (mut body, size_hint): (BodyStream, Option<u64>),
+        (body, size_hint): (BodyStream, Option<u64>),
         part: u32,
         inline_ok: bool,
         integrity: &Integrity,
     ) -> Result<Ingested, S3Error> {
+        let mut body = with_idle_timeout(body, self.settings.body_idle_timeout);
         let algorithms = integrity.algorithms();
         let threshold = if inline_ok {
             self.settings.inline_threshold
@@ -266,7 +267,7 @@ impl Gateway {
             tessera_storage::write_object(&stores, segment_id, part, &key.key, &opts, body)
                 .await
                 .map_err(|e| match e {
-                    tessera_storage::StorageError::Body(_) => s3_error!(IncompleteBody, "{e}"),
+                    tessera_storage::StorageError::Body(cause) => body_failure(&*cause),
                     other => errors::storage(other, "writing shards"),
                 })?;
         let segment = Segment {
@@ -316,7 +317,39 @@ impl Gateway {
 }
 
 fn body_error(e: std::io::Error) -> S3Error {
-    s3_error!(IncompleteBody, "reading the request body failed: {e}")
+    body_failure(&e)
+}
+
+/// The S3 error for a body that could not be read: `RequestTimeout` when the
+/// client stopped sending, `IncompleteBody` otherwise.
+fn body_failure(e: &(dyn std::error::Error + 'static)) -> S3Error {
+    match e.downcast_ref::<std::io::Error>() {
+        Some(io) if io.kind() == std::io::ErrorKind::TimedOut => s3_error!(
+            RequestTimeout,
+            "Your socket connection to the server was not read from or written to within the timeout period."
+        ),
+        _ => s3_error!(IncompleteBody, "reading the request body failed: {e}"),
+    }
+}
+
+/// Fails `body` with a `TimedOut` error when no bytes arrive for `idle`: a
+/// stalled upload must not hold its share of the write budget forever.
+fn with_idle_timeout(body: BodyStream, idle: std::time::Duration) -> BodyStream {
+    futures::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(item)) => Some((item, Some(body))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no request body bytes within the idle timeout",
+                )),
+                None,
+            )),
+        }
+    })
+    .boxed()
 }
 
 fn to_model(computed: &[(ChecksumAlgorithm, Vec<u8>)]) -> Vec<Checksum> {
