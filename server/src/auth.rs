@@ -26,12 +26,14 @@ use tessera_raft::{MetaError, command::Command};
 use tessera_storage::MasterKey;
 
 use crate::datadir;
+use crate::secret_cache::SecretCache;
 
 /// Access keys and their sealed secrets, as kept in raft.
 #[derive(Clone)]
 pub struct KeyStore {
     meta: MetaNode,
     master_key: Arc<MasterKey>,
+    secrets: Arc<SecretCache>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -49,7 +51,11 @@ fn secret_context(key_id: &str) -> Vec<u8> {
 impl KeyStore {
     /// Keys read from `meta`, secrets sealed with `master_key`.
     pub fn new(meta: MetaNode, master_key: Arc<MasterKey>) -> Self {
-        KeyStore { meta, master_key }
+        KeyStore {
+            meta,
+            master_key,
+            secrets: Arc::default(),
+        }
     }
 
     /// Builds the access key record for `creds`, its secret sealed.
@@ -73,19 +79,26 @@ impl KeyStore {
         }
     }
 
-    /// The plain secret of `key`, or `None` if it cannot be opened (wrong master key).
+    /// The plain secret of `key`, or `None` if it cannot be opened (wrong
+    /// master key). Opened secrets are cached while the key keeps them.
     pub fn open(&self, key: &AccessKey) -> Option<String> {
-        let plain = self
-            .master_key
-            .open_secret(&secret_context(&key.id), &key.sealed_secret)
-            .ok()?;
-        String::from_utf8(plain).ok()
+        self.secrets.open(key, |key| {
+            let plain = self
+                .master_key
+                .open_secret(&secret_context(&key.id), &key.sealed_secret)
+                .ok()?;
+            String::from_utf8(plain).ok()
+        })
     }
 
     /// Looks a key up in this member's applied state.
     pub async fn get(&self, id: &str) -> Result<Option<AccessKey>, MetaError> {
         let id = id.to_owned();
-        self.meta.read_local(move |view| view.access_key(&id)).await
+        let key = self.meta.read_local(|view| view.access_key(&id)).await?;
+        if key.is_none() {
+            self.secrets.forget(&id);
+        }
+        Ok(key)
     }
 
     /// Makes sure the root key exists in raft as an administrator key with

@@ -17,6 +17,7 @@ mod listener;
 pub mod metrics;
 pub mod placement;
 pub mod s3;
+mod secret_cache;
 pub mod testing;
 pub mod tls;
 pub mod vhost;
