@@ -33,7 +33,7 @@ use crate::secret_cache::SecretCache;
 pub struct KeyStore {
     meta: MetaNode,
     master_key: Arc<MasterKey>,
-    secrets: Arc<SecretCache>,
+    pub(crate) secrets: Arc<SecretCache>,
 }
 
 impl std::fmt::Debug for KeyStore {

@@ -146,6 +146,52 @@ mod tests {
         assert_eq!(cache.open(&k, |_| Some("t".into())).as_deref(), Some("t"));
     }
 
+    /// Through the key store, on a real metadata member: a rotated secret
+    /// is the one answered, a deleted key leaves nothing behind.
+    #[tokio::test]
+    async fn the_key_store_answers_the_current_secret() {
+        use std::sync::Arc;
+
+        use tessera_raft::command::Command;
+        use tessera_raft::node::{MetaConfig, MetaNode};
+        use tessera_storage::MasterKey;
+
+        use crate::auth::KeyStore;
+        use crate::datadir::Credentials;
+
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaNode::start(MetaConfig::new(1, dir.path()))
+            .await
+            .unwrap();
+        meta.bootstrap_single().await.unwrap();
+        let keys = KeyStore::new(meta.clone(), Arc::new(MasterKey::generate()));
+        let creds = |secret: &str| Credentials {
+            access_key: "AKCACHE".into(),
+            secret_key: secret.into(),
+        };
+        let current = || async {
+            let key = keys.get("AKCACHE").await.unwrap()?;
+            keys.open(&key)
+        };
+
+        keys.ensure_root(&creds("first-secret")).await.unwrap();
+        assert_eq!(current().await.as_deref(), Some("first-secret"));
+        assert_eq!(current().await.as_deref(), Some("first-secret"));
+        assert_eq!(keys.secrets.len(), 1);
+
+        keys.ensure_root(&creds("second-secret")).await.unwrap();
+        assert_eq!(current().await.as_deref(), Some("second-secret"));
+
+        meta.write(Command::DeleteAccessKey {
+            id: "AKCACHE".into(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(current().await, None);
+        assert_eq!(keys.secrets.len(), 0);
+        meta.shutdown().await.unwrap();
+    }
+
     #[test]
     fn the_cache_is_bounded() {
         let cache = SecretCache::default();
