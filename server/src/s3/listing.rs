@@ -299,7 +299,6 @@ pub(crate) async fn list_multipart_uploads(
             owner: Some(convert::owner(&u.template.owner)),
             storage_class: Some(convert::storage_class(&u.template.system)),
             upload_id: Some(u.upload_id.clone()),
-            ..Default::default()
         })
         .collect();
     Ok(S3Response::new(ListMultipartUploadsOutput {
