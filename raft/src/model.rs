@@ -143,7 +143,7 @@ pub struct PartData {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ObjectData {
     /// Small object, sealed by the gateway and kept in metadata.
-    Inline(Vec<u8>),
+    Inline(#[serde(with = "byte_buf")] Vec<u8>),
     /// Erasure-coded parts on storage nodes.
     Parts(Vec<PartData>),
     /// No data: a delete marker.
@@ -176,6 +176,7 @@ pub struct ObjectVersion {
     /// Access key id that wrote it.
     pub owner: String,
     /// Per-object data key wrapped by the cluster master key (empty for markers).
+    #[serde(with = "byte_buf")]
     pub wrapped_key: Vec<u8>,
     /// The data.
     pub data: ObjectData,
@@ -302,4 +303,74 @@ pub enum WorkItem {
         /// Shard indexes to rebuild.
         shards: Vec<u16>,
     },
+}
+
+/// Serde for byte vectors as one byte string rather than a sequence of
+/// single bytes: the same postcard (and JSON) encoding as a plain `Vec<u8>`,
+/// but copied in one piece instead of byte by byte (the inline data of
+/// every small object goes through it).
+mod byte_buf {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde::ser::Serializer;
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(ByteBuf)
+    }
+
+    struct ByteBuf;
+
+    impl<'de> Visitor<'de> for ByteBuf {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(b) = seq.next_element()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use serde::{Deserialize, Serialize};
+
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Plain(Vec<u8>);
+
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Bytes(#[serde(with = "super")] Vec<u8>);
+
+        #[test]
+        fn the_encoding_is_that_of_a_plain_byte_vector() {
+            for len in [0usize, 1, 127, 128, 4096, 70_000] {
+                let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+                let plain = postcard::to_allocvec(&Plain(data.clone())).unwrap();
+                let bytes = postcard::to_allocvec(&Bytes(data.clone())).unwrap();
+                assert_eq!(plain, bytes, "postcard, {len} bytes");
+                let back: Bytes = postcard::from_bytes(&plain).unwrap();
+                assert_eq!(back.0, data);
+                let json = serde_json::to_string(&Plain(data.clone())).unwrap();
+                assert_eq!(serde_json::to_string(&Bytes(data.clone())).unwrap(), json);
+                let back: Bytes = serde_json::from_str(&json).unwrap();
+                assert_eq!(back.0, data);
+            }
+        }
+    }
 }

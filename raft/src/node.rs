@@ -311,14 +311,21 @@ impl MetaNode {
 
     /// Runs `f` on a view that reflects every write acknowledged before this
     /// call began (linearizable: the leader's read index, waited for locally).
+    ///
+    /// A leader that is the only voter, once it applied an entry of its term,
+    /// reads its own state at once: it applies every write before
+    /// acknowledging it, and no other member can be elected, or acknowledge
+    /// a write, without its vote.
     pub async fn read<T>(
         &self,
         f: impl FnOnce(&ReadView) -> Result<T, MetaError>,
     ) -> Result<T, MetaError> {
         let core = self.core();
-        let deadline = Instant::now() + core.timing.request_timeout;
-        let index = core.read_index(deadline).await?;
-        core.wait_applied(index, deadline).await?;
+        if !core.leads_alone() {
+            let deadline = Instant::now() + core.timing.request_timeout;
+            let index = core.read_index(deadline).await?;
+            core.wait_applied(index, deadline).await?;
+        }
         self.read_local(f).await
     }
 
@@ -565,10 +572,30 @@ impl Core {
 
     /// Whether this member leads but has not heard from a quorum lately.
     fn leader_without_quorum(&self) -> bool {
-        let m = self.raft().metrics().borrow().clone();
+        let metrics = self.raft().metrics();
+        let m = metrics.borrow();
         m.state == ServerState::Leader
             && m.millis_since_quorum_ack
                 .is_some_and(|ms| Duration::from_millis(ms) >= self.quorum_grace())
+    }
+
+    /// Whether this member leads, is the only voter of the effective
+    /// membership (joint configurations included) and has applied an entry
+    /// of its own term (so entries of earlier terms are applied too): its
+    /// applied state then holds every acknowledged write (see
+    /// [`MetaNode::read`]).
+    pub(crate) fn leads_alone(&self) -> bool {
+        let metrics = self.raft().metrics();
+        let m = metrics.borrow();
+        if m.state != ServerState::Leader
+            || m.current_leader != Some(self.id)
+            || m.last_applied
+                .is_none_or(|l| l.leader_id.term != m.current_term)
+        {
+            return false;
+        }
+        let mut voters = m.membership_config.membership().voter_ids();
+        voters.next() == Some(self.id) && voters.next().is_none()
     }
 
     /// The current leader, waiting (at most two election timeouts and until

@@ -33,6 +33,7 @@ use tessera_storage::MasterKey;
 use time::OffsetDateTime;
 
 use crate::datadir;
+use crate::secret_cache::SecretCache;
 use crate::sts::TempKeys;
 
 /// Access keys and their sealed secrets, as kept in raft.
@@ -41,6 +42,7 @@ pub struct KeyStore {
     meta: MetaNode,
     master_key: Arc<MasterKey>,
     temp: Arc<TempKeys>,
+    pub(crate) secrets: Arc<SecretCache>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -62,6 +64,7 @@ impl KeyStore {
             meta,
             temp: Arc::new(TempKeys::new(Arc::clone(&master_key))),
             master_key,
+            secrets: Arc::default(),
         }
     }
 
@@ -91,19 +94,26 @@ impl KeyStore {
         }
     }
 
-    /// The plain secret of `key`, or `None` if it cannot be opened (wrong master key).
+    /// The plain secret of `key`, or `None` if it cannot be opened (wrong
+    /// master key). Opened secrets are cached while the key keeps them.
     pub fn open(&self, key: &AccessKey) -> Option<String> {
-        let plain = self
-            .master_key
-            .open_secret(&secret_context(&key.id), &key.sealed_secret)
-            .ok()?;
-        String::from_utf8(plain).ok()
+        self.secrets.open(key, |key| {
+            let plain = self
+                .master_key
+                .open_secret(&secret_context(&key.id), &key.sealed_secret)
+                .ok()?;
+            String::from_utf8(plain).ok()
+        })
     }
 
     /// Looks a key up in this member's applied state.
     pub async fn get(&self, id: &str) -> Result<Option<AccessKey>, MetaError> {
         let id = id.to_owned();
-        self.meta.read_local(move |view| view.access_key(&id)).await
+        let key = self.meta.read_local(|view| view.access_key(&id)).await?;
+        if key.is_none() {
+            self.secrets.forget(&id);
+        }
+        Ok(key)
     }
 
     /// Makes sure the root key exists in raft as an administrator key with

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod placement;
 pub mod routes;
 pub mod s3;
+mod secret_cache;
 pub mod sts;
 pub mod testing;
 pub mod tls;

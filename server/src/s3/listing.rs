@@ -12,6 +12,7 @@ use tessera_raft::{MetaError, ReadView};
 use super::Gateway;
 use super::convert;
 use super::errors;
+use super::mpu_checksum;
 
 /// Most entries S3 returns in one page.
 const PAGE_LIMIT: i32 = 1000;
@@ -288,6 +289,7 @@ pub(crate) async fn list_multipart_uploads(
         .iter()
         .map(|u| MultipartUpload {
             checksum_algorithm: u.checksum_algorithm.clone().map(ChecksumAlgorithm::from),
+            checksum_type: u.checksum_type.map(mpu_checksum::type_name),
             initiated: Some(convert::timestamp(u.initiated)),
             initiator: Some(Initiator {
                 display_name: Some(u.template.owner.clone()),
@@ -297,7 +299,6 @@ pub(crate) async fn list_multipart_uploads(
             owner: Some(convert::owner(&u.template.owner)),
             storage_class: Some(convert::storage_class(&u.template.system)),
             upload_id: Some(u.upload_id.clone()),
-            ..Default::default()
         })
         .collect();
     Ok(S3Response::new(ListMultipartUploadsOutput {
@@ -359,6 +360,7 @@ pub(crate) async fn list_parts(
             .checksum_algorithm
             .clone()
             .map(ChecksumAlgorithm::from),
+        checksum_type: upload.checksum_type.map(mpu_checksum::type_name),
         initiator: Some(Initiator {
             display_name: Some(owner.clone()),
             id: Some(owner.clone()),

@@ -419,7 +419,8 @@ async fn checksummed_upload(
     } else {
         ChecksumType::Composite
     };
-    assert_eq!(up.checksum_type(), Some(&kind.unwrap_or(default_kind)));
+    let expected_kind = kind.unwrap_or(default_kind);
+    assert_eq!(up.checksum_type(), Some(&expected_kind));
     assert_eq!(up.checksum_algorithm(), Some(&algorithm));
     let id = up.upload_id().unwrap().to_owned();
     let mut completed = Vec::new();
@@ -447,6 +448,30 @@ async fn checksummed_upload(
                 .build(),
         );
     }
+    let listed = c
+        .list_parts()
+        .bucket("mpu")
+        .key(key)
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.checksum_algorithm(), Some(&algorithm), "{key}");
+    assert_eq!(listed.checksum_type(), Some(&expected_kind), "{key}");
+    let uploads = c
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    let mine = uploads
+        .uploads()
+        .iter()
+        .find(|u| u.upload_id() == Some(id.as_str()))
+        .expect("the upload is listed");
+    assert_eq!(mine.checksum_algorithm(), Some(&algorithm), "{key}");
+    assert_eq!(mine.checksum_type(), Some(&expected_kind), "{key}");
     (id, completed)
 }
 
