@@ -9,11 +9,13 @@
 //! size of the uploads.
 //!
 //! The budget also keeps the stripe buffers of finished stripes for the next
-//! ones ([`Reserved`] gives its buffer back when dropped): buffers of several
-//! MiB allocated and freed on many threads otherwise leave glibc's arenas
-//! holding about three times the live memory.
+//! ones (a reserved buffer goes back when its last view is dropped): buffers
+//! of several MiB allocated and freed on many threads otherwise leave glibc's
+//! arenas holding about three times the live memory.
 
 use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -97,16 +99,34 @@ impl Reservation {
     }
 }
 
+/// A buffer for bytes held under `reservation`: from its pool, or a fresh
+/// one when there is no budget.
+pub(crate) fn buffer_for(reservation: Option<&Arc<Reservation>>, capacity: usize) -> Vec<u8> {
+    match reservation {
+        Some(r) => r.buffer(capacity),
+        None => Vec::with_capacity(capacity),
+    }
+}
+
+/// `buf` as shared bytes that keep `reservation` (and give the buffer back
+/// to its pool) until the last view of them is dropped.
+pub(crate) fn reserved_bytes(buf: Vec<u8>, reservation: Option<Arc<Reservation>>) -> Bytes {
+    match reservation {
+        Some(r) => Bytes::from_owner(Reserved::new(buf, r)),
+        None => Bytes::from(buf),
+    }
+}
+
 /// A buffer whose memory stays reserved until the last view of it is
 /// dropped; the buffer then goes back to the budget's pool.
-pub(crate) struct Reserved {
+struct Reserved {
     bytes: Vec<u8>,
     reservation: Arc<Reservation>,
 }
 
 impl Reserved {
     /// `bytes` (ideally from [`Reservation::buffer`]), held under `reservation`.
-    pub(crate) fn new(bytes: Vec<u8>, reservation: Arc<Reservation>) -> Self {
+    fn new(bytes: Vec<u8>, reservation: Arc<Reservation>) -> Self {
         Reserved { bytes, reservation }
     }
 }

@@ -65,13 +65,13 @@ impl ChecksumAlgorithm {
         h.finish()
     }
 
-    /// The CRC behind a CRC algorithm, with its digest length (`None` for SHA).
-    fn crc(self) -> Option<(crc_fast::CrcAlgorithm, usize)> {
+    /// The CRC behind a CRC algorithm (`None` for SHA).
+    fn crc(self) -> Option<crc_fast::CrcAlgorithm> {
         use crc_fast::CrcAlgorithm as C;
         match self {
-            ChecksumAlgorithm::Crc32 => Some((C::Crc32IsoHdlc, 4)),
-            ChecksumAlgorithm::Crc32c => Some((C::Crc32Iscsi, 4)),
-            ChecksumAlgorithm::Crc64Nvme => Some((C::Crc64Nvme, 8)),
+            ChecksumAlgorithm::Crc32 => Some(C::Crc32IsoHdlc),
+            ChecksumAlgorithm::Crc32c => Some(C::Crc32Iscsi),
+            ChecksumAlgorithm::Crc64Nvme => Some(C::Crc64Nvme),
             ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => None,
         }
     }
@@ -86,7 +86,7 @@ impl ChecksumAlgorithm {
     /// [`Checksums`] holds them). `None` for SHA algorithms and for digests
     /// of the wrong length.
     pub fn combine(self, first: &[u8], second: &[u8], second_len: u64) -> Option<Vec<u8>> {
-        let (crc, len) = self.crc()?;
+        let (crc, len) = (self.crc()?, self.digest_len());
         let value = |d: &[u8]| {
             (d.len() == len).then(|| d.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)))
         };
@@ -123,7 +123,7 @@ enum AlgorithmHasher {
 impl AlgorithmHasher {
     fn new(algorithm: ChecksumAlgorithm) -> Self {
         match algorithm.crc() {
-            Some((crc, len)) => Self::Crc(crc_fast::Digest::new(crc), len),
+            Some(crc) => Self::Crc(crc_fast::Digest::new(crc), algorithm.digest_len()),
             None if algorithm == ChecksumAlgorithm::Sha1 => Self::Sha1(sha1::Sha1::new()),
             None => Self::Sha256(sha2::Sha256::new()),
         }

@@ -20,7 +20,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::budget::{MemoryBudget, Reservation, Reserved};
+use crate::budget::{MemoryBudget, Reservation, buffer_for, reserved_bytes};
 use crate::checksum::{ChecksumAlgorithm, Checksums, Hasher};
 use crate::codec::{Codec, DEFAULT_CODEC};
 use crate::crypto::{BlockCipher, BlockPosition, DataKey, TAG_LEN};
@@ -174,10 +174,7 @@ pub(crate) fn encode_stripe(
     let plen = parity_len(plain_lens[0] + TAG_LEN);
     let data_len: usize = plain_lens.iter().map(|l| l + TAG_LEN + HASH_LEN).sum();
     let total = data_len + m * (plen + HASH_LEN);
-    let mut out = match &reservation {
-        Some(r) => r.buffer(total),
-        None => Vec::with_capacity(total),
-    };
+    let mut out = buffer_for(reservation.as_ref(), total);
     let shard = |index: usize| ShardId {
         object,
         part,
@@ -231,10 +228,7 @@ pub(crate) fn encode_stripe(
         rec[plen..].copy_from_slice(&hash);
     }
 
-    let out = match reservation {
-        Some(reservation) => Bytes::from_owner(Reserved::new(out, reservation)),
-        None => Bytes::from(out),
-    };
+    let out = reserved_bytes(out, reservation);
     let mut framed = Vec::with_capacity(k + m);
     let mut at = 0;
     for len in plain_lens
@@ -332,16 +326,6 @@ pub(crate) async fn delete_all(stores: &[Arc<dyn ShardStore>], ids: &[ShardId]) 
         }
     });
     futures::future::join_all(deletes).await;
-}
-
-/// The filled plain-text buffer as shared bytes, given back to the budget's
-/// pool once hashed and encoded.
-fn stripe_bytes(buf: &mut Vec<u8>, reservation: &Option<Arc<Reservation>>) -> Bytes {
-    let bytes = std::mem::take(buf);
-    match reservation {
-        Some(r) => Bytes::from_owner(Reserved::new(bytes, Arc::clone(r))),
-        None => Bytes::from(bytes),
-    }
 }
 
 /// What every stripe of one write is encoded with.
@@ -443,8 +427,7 @@ impl ShardWriters {
             encode_stripe(&cipher, geometry, object, part, index, &plain, reservation)
         }));
         if pending.len() >= self.depth {
-            let framed = joined(pending.next().await)?;
-            self.send_all(&framed).await?;
+            self.send_oldest(pending).await?;
         }
         Ok(())
     }
@@ -460,12 +443,20 @@ impl ShardWriters {
         len as usize
     }
 
+    /// Waits for the oldest pending encode job and sends its blocks; false
+    /// when none was pending.
+    async fn send_oldest(&mut self, pending: &mut PendingStripes) -> Result<bool, StorageError> {
+        let Some(done) = pending.next().await else {
+            return Ok(false);
+        };
+        let framed = joined(done)?;
+        self.send_all(&framed).await?;
+        Ok(true)
+    }
+
     /// Waits for every pending encode job and sends its blocks.
     async fn flush(&mut self, pending: &mut PendingStripes) -> Result<(), StorageError> {
-        while let Some(done) = pending.next().await {
-            let framed = joined(Some(done))?;
-            self.send_all(&framed).await?;
-        }
+        while self.send_oldest(pending).await? {}
         Ok(())
     }
 
@@ -547,15 +538,12 @@ impl ShardWriters {
                         } else {
                             if buf.capacity() == 0 {
                                 // One (reused) buffer per stripe, not a doubling series.
-                                let len = self.stripe_len_at(size);
-                                buf = match &held {
-                                    Some(r) => r.buffer(len),
-                                    None => Vec::with_capacity(len),
-                                };
+                                buf = buffer_for(held.as_ref(), self.stripe_len_at(size));
                             }
                             let take = (stripe_size - buf.len()).min(chunk.len());
                             buf.extend_from_slice(&chunk.split_to(take));
-                            (buf.len() == stripe_size).then(|| stripe_bytes(&mut buf, &held))
+                            (buf.len() == stripe_size)
+                                .then(|| reserved_bytes(std::mem::take(&mut buf), held.clone()))
                         };
                         if let Some(plain) = full {
                             size += plain.len() as u64;
@@ -570,7 +558,7 @@ impl ShardWriters {
         }
         if !buf.is_empty() {
             size += buf.len() as u64;
-            let plain = stripe_bytes(&mut buf, &held);
+            let plain = reserved_bytes(std::mem::take(&mut buf), held.clone());
             self.submit(&mut enc, plain, held.take(), &mut pending)
                 .await?;
         }
@@ -638,11 +626,7 @@ impl ShardWriters {
 }
 
 fn joined(
-    done: Option<Result<Result<Vec<Bytes>, StorageError>, tokio::task::JoinError>>,
+    done: Result<Result<Vec<Bytes>, StorageError>, tokio::task::JoinError>,
 ) -> Result<Vec<Bytes>, StorageError> {
-    match done {
-        Some(Ok(result)) => result,
-        Some(Err(e)) => Err(StorageError::Codec(format!("encode task failed: {e}"))),
-        None => Err(StorageError::Codec("encode queue empty".into())),
-    }
+    done.unwrap_or_else(|e| Err(StorageError::Codec(format!("encode task failed: {e}"))))
 }

@@ -224,7 +224,7 @@ impl Gateway {
         while head_len <= threshold {
             match body.next().await {
                 Some(chunk) => {
-                    let chunk = chunk.map_err(body_error)?;
+                    let chunk = chunk.map_err(|e| body_failure(&e))?;
                     head_len += chunk.len();
                     head.push(chunk);
                 }
@@ -314,10 +314,6 @@ impl Gateway {
             }
         });
     }
-}
-
-fn body_error(e: std::io::Error) -> S3Error {
-    body_failure(&e)
 }
 
 /// The S3 error for a body that could not be read: `RequestTimeout` when the
