@@ -10,27 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use tessera_server::admin::{GrantSet, KeyCreate};
 use tessera_server::testing::TestServer;
 
-/// The S3 error code of a failed SDK call.
-fn code<T, E: ProvideErrorMetadata>(result: Result<T, E>) -> String {
-    match result {
-        Ok(_) => "no error".to_owned(),
-        Err(e) => e.code().unwrap_or("no code").to_owned(),
-    }
-}
-
-/// The error code of a GET (`"no error"` when it succeeds).
-async fn get_code(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
-    code(client.get_object().bucket(bucket).key(key).send().await)
-}
-
-/// The names `ListBuckets` shows this client.
-async fn bucket_names(client: &aws_sdk_s3::Client) -> Vec<String> {
-    let out = client.list_buckets().send().await.unwrap();
-    out.buckets()
-        .iter()
-        .filter_map(|b| b.name().map(str::to_owned))
-        .collect()
-}
+use common::{bucket_names, code, get_code};
 
 async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(), String> {
     client

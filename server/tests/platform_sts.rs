@@ -23,6 +23,8 @@ use tessera_server::sts::{MAX_ACCESS_KEY_ID_LEN, TempKeys};
 use tessera_server::testing::TestServer;
 use time::OffsetDateTime;
 
+use common::{bucket_names, code, get_code};
+
 /// An STS client of `server` signed with this key (never reads the environment).
 fn sts_client(server: &TestServer, access_key: &str, secret_key: &str) -> aws_sdk_sts::Client {
     let conf = aws_sdk_sts::Config::builder()
@@ -95,14 +97,6 @@ fn s3_with(server: &TestServer, temp: &Temp) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// The S3 error code of a failed SDK call (`"no error"` when it succeeded).
-fn code<T, E: ProvideErrorMetadata>(result: Result<T, E>) -> String {
-    match result {
-        Ok(_) => "no error".to_owned(),
-        Err(e) => e.code().unwrap_or("no code").to_owned(),
-    }
-}
-
 async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
     code(
         client
@@ -113,18 +107,6 @@ async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
             .send()
             .await,
     )
-}
-
-async fn get(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
-    code(client.get_object().bucket(bucket).key(key).send().await)
-}
-
-async fn bucket_names(client: &aws_sdk_s3::Client) -> Vec<String> {
-    let out = client.list_buckets().send().await.unwrap();
-    out.buckets()
-        .iter()
-        .filter_map(|b| b.name().map(str::to_owned))
-        .collect()
 }
 
 async fn create_key(server: &TestServer, name: &str, allow_create_bucket: bool) -> KeyCreated {
@@ -195,7 +177,7 @@ async fn an_admin_key_gets_working_temporary_admin_credentials() {
     let s3 = s3_with(&server, &temp);
     s3.create_bucket().bucket("temp-made").send().await.unwrap();
     assert_eq!(put(&s3, "temp-made", "a.txt").await, "no error");
-    assert_eq!(get(&s3, "temp-made", "a.txt").await, "no error");
+    assert_eq!(get_code(&s3, "temp-made", "a.txt").await, "no error");
     // An admin's temporary credentials see and manage everything.
     assert_eq!(bucket_names(&s3).await, ["temp-made"]);
     s3.put_bucket_versioning()
@@ -274,7 +256,7 @@ async fn temporary_credentials_carry_the_parents_grants_and_die_with_it() {
         .unwrap();
     let s3 = s3_with(&server, &temp);
     // What the reader may do...
-    assert_eq!(get(&s3, "shared", "doc.txt").await, "no error");
+    assert_eq!(get_code(&s3, "shared", "doc.txt").await, "no error");
     assert_eq!(
         code(s3.list_objects_v2().bucket("shared").send().await),
         "no error"
@@ -282,7 +264,7 @@ async fn temporary_credentials_carry_the_parents_grants_and_die_with_it() {
     assert_eq!(bucket_names(&s3).await, ["shared"]);
     // ...and what it may not.
     assert_eq!(put(&s3, "shared", "new.txt").await, "AccessDenied");
-    assert_eq!(get(&s3, "other", "x").await, "AccessDenied");
+    assert_eq!(get_code(&s3, "other", "x").await, "AccessDenied");
     assert_eq!(
         code(
             s3.delete_object()
@@ -315,11 +297,14 @@ async fn temporary_credentials_carry_the_parents_grants_and_die_with_it() {
     assert_eq!(put(&cs3, "mine", "k").await, "no error");
     let parent = common::client_for(&server.s3_url(), &creator.access_key, &creator.secret_key);
     assert_eq!(bucket_names(&parent).await, ["mine"]);
-    assert_eq!(get(&parent, "mine", "k").await, "no error");
+    assert_eq!(get_code(&parent, "mine", "k").await, "no error");
 
     // Deleting the parent key revokes its temporary credentials.
     admin.delete_key(&reader.access_key).await.unwrap();
-    assert_eq!(get(&s3, "shared", "doc.txt").await, "InvalidAccessKeyId");
+    assert_eq!(
+        get_code(&s3, "shared", "doc.txt").await,
+        "InvalidAccessKeyId"
+    );
     server.shutdown().await.unwrap();
 }
 
@@ -341,7 +326,7 @@ async fn forged_tampered_tokenless_and_expired_credentials_are_refused() {
         ..temp.clone()
     };
     assert_eq!(
-        get(&s3_with(&server, &without_token), "sts-bucket", "k").await,
+        get_code(&s3_with(&server, &without_token), "sts-bucket", "k").await,
         "InvalidToken"
     );
     let mut wrong = temp.token.clone().unwrap();
@@ -351,7 +336,7 @@ async fn forged_tampered_tokenless_and_expired_credentials_are_refused() {
         ..temp.clone()
     };
     assert_eq!(
-        get(&s3_with(&server, &wrong_token), "sts-bucket", "k").await,
+        get_code(&s3_with(&server, &wrong_token), "sts-bucket", "k").await,
         "InvalidToken"
     );
     let (other, _) = assume_role(&server, &ak, &sk, None).await.unwrap();
@@ -360,7 +345,7 @@ async fn forged_tampered_tokenless_and_expired_credentials_are_refused() {
         ..temp.clone()
     };
     assert_eq!(
-        get(&s3_with(&server, &swapped), "sts-bucket", "k").await,
+        get_code(&s3_with(&server, &swapped), "sts-bucket", "k").await,
         "InvalidToken"
     );
     let mut id = temp.access_key.clone();
@@ -372,7 +357,7 @@ async fn forged_tampered_tokenless_and_expired_credentials_are_refused() {
         ..temp.clone()
     };
     assert_eq!(
-        get(&s3_with(&server, &tampered), "sts-bucket", "k").await,
+        get_code(&s3_with(&server, &tampered), "sts-bucket", "k").await,
         "InvalidAccessKeyId"
     );
     let wrong_secret = Temp {
@@ -380,7 +365,7 @@ async fn forged_tampered_tokenless_and_expired_credentials_are_refused() {
         ..temp.clone()
     };
     assert_eq!(
-        get(&s3_with(&server, &wrong_secret), "sts-bucket", "k").await,
+        get_code(&s3_with(&server, &wrong_secret), "sts-bucket", "k").await,
         "SignatureDoesNotMatch"
     );
 
@@ -406,12 +391,12 @@ async fn forged_tampered_tokenless_and_expired_credentials_are_refused() {
     };
     let live = crafted(now + time::Duration::minutes(5));
     assert_eq!(
-        get(&s3_with(&server, &live), "sts-bucket", "k").await,
+        get_code(&s3_with(&server, &live), "sts-bucket", "k").await,
         "NoSuchKey"
     );
     let expired = crafted(now - time::Duration::seconds(1));
     assert_eq!(
-        get(&s3_with(&server, &expired), "sts-bucket", "k").await,
+        get_code(&s3_with(&server, &expired), "sts-bucket", "k").await,
         "ExpiredToken"
     );
     server.shutdown().await.unwrap();

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unused_imports)]
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use tessera_server::testing::TestServer;
 
 pub use tessera_server::testing::{TEST_ACCESS_KEY, TEST_SECRET_KEY};
@@ -70,4 +71,26 @@ pub async fn http_get(url: &str) -> (u16, String) {
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The S3 error code of an SDK call (`"no error"` when it succeeded).
+pub fn code<T, E: ProvideErrorMetadata>(result: Result<T, E>) -> String {
+    match result {
+        Ok(_) => "no error".to_owned(),
+        Err(e) => e.code().unwrap_or("no code").to_owned(),
+    }
+}
+
+/// The error code of a GET (`"no error"` when it succeeds).
+pub async fn get_code(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    code(client.get_object().bucket(bucket).key(key).send().await)
+}
+
+/// The names `ListBuckets` shows this client.
+pub async fn bucket_names(client: &aws_sdk_s3::Client) -> Vec<String> {
+    let out = client.list_buckets().send().await.unwrap();
+    out.buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_owned))
+        .collect()
 }
