@@ -1,7 +1,9 @@
 //! Throughput of the data path, in MB/s of object data (`cargo bench -p tessera-storage`).
 //!
-//! Groups: `codec` (reed-solomon-simd against reed-solomon-novelpoly),
-//! `primitives` (the cipher, the block checksum and memcpy on one 1 MiB block),
+//! Groups: `codec` (the default codec: reed-solomon-simd encoding, rebuilds
+//! by cached recovery matrix on GFNI; reed-solomon-simd's own decoder and
+//! reed-solomon-novelpoly beside it), `primitives` (the block cipher,
+//! aws-lc's GCM-SIV, the block checksum and memcpy on one 1 MiB block),
 //! `writer_pipeline` (split + seal + encode + xxh3; no MD5, no I/O),
 //! `read` (healthy and with m data shards lost, from memory stores),
 //! `full_writer` (write_object with MD5 into memory stores) against `md5` alone.
@@ -23,6 +25,7 @@ use futures::StreamExt;
 use md5::Digest;
 use reed_solomon_novelpoly::{CodeParams, WrappedShard};
 use tessera_storage::codec::{Codec, DEFAULT_CODEC};
+use tessera_storage::crypto::BlockPosition;
 use tessera_storage::{
     DataKey, Geometry, Memory, ObjectId, ObjectLocation, ReadOptions, ShardStore, StripeEncoder,
     WriteOptions, read_object, write_object,
@@ -120,6 +123,25 @@ fn codec(c: &mut Cpu) {
         group.bench_function(format!("simd_reconstruct_{k}+{m}"), |b| {
             b.iter(|| reconstruct(&mut rebuilt))
         });
+        group.bench_function(format!("simd_decoder_reconstruct_{k}+{m}"), |b| {
+            b.iter(|| {
+                black_box(
+                    reed_solomon_simd::decode(
+                        k,
+                        m,
+                        present
+                            .iter()
+                            .filter(|(i, _)| *i < k)
+                            .map(|(i, s)| (*i, *s)),
+                        present
+                            .iter()
+                            .filter(|(i, _)| *i >= k)
+                            .map(|(i, s)| (*i - k, *s)),
+                    )
+                    .unwrap(),
+                )
+            })
+        });
 
         let whole = data.concat();
         let rs = CodeParams::derive_parameters(k + m, k)
@@ -143,8 +165,9 @@ fn codec(c: &mut Cpu) {
     group.finish();
 }
 
-/// The pipeline's per-byte steps alone, on one 1 MiB block: the sealing
-/// cipher (aws-lc AES-256-GCM-SIV, the writer's) and the block checksum.
+/// The pipeline's per-byte steps alone, on one 1 MiB block: the block cipher
+/// (the writer's; VAES where the CPU has it), aws-lc's AES-256-GCM-SIV (the
+/// fallback) and the block checksum.
 fn primitives(c: &mut Cpu) {
     use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, Nonce, UnboundKey};
     let mut group = c.benchmark_group("primitives");
@@ -152,7 +175,29 @@ fn primitives(c: &mut Cpu) {
     group.throughput(Throughput::BytesDecimal(MIB as u64));
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM_SIV, &[7; 32]).unwrap());
     let mut block = payload(MIB);
-    group.bench_function("aes_256_gcm_siv_seal", |b| {
+    let cipher = DataKey::generate().block_cipher();
+    let pos = BlockPosition {
+        object: ObjectId::random(),
+        part: 1,
+        index: 0,
+        block: 0,
+        geometry: Geometry::default(),
+    };
+    group.bench_function(format!("block_seal_{}", cipher.implementation()), |b| {
+        b.iter(|| black_box(cipher.seal(&pos, &mut block)))
+    });
+    let tag = cipher.seal(&pos, &mut block);
+    group.bench_function(
+        format!("block_seal_open_{}", cipher.implementation()),
+        |b| {
+            b.iter(|| {
+                let tag = cipher.seal(&pos, &mut block);
+                cipher.open(&pos, &mut block, &tag).unwrap();
+            })
+        },
+    );
+    cipher.open(&pos, &mut block, &tag).unwrap();
+    group.bench_function("aws_lc_aes_256_gcm_siv_seal", |b| {
         b.iter(|| {
             let nonce = Nonce::assume_unique_for_key([1; 12]);
             black_box(

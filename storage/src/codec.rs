@@ -2,10 +2,13 @@
 //! (`benches/` runs `reed-solomon-novelpoly` against the default).
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
 use crate::error::StorageError;
+
+mod matrix;
 
 /// A systematic k + m erasure code over equally long shards (length even).
 pub trait Codec: Send + Sync + std::fmt::Debug {
@@ -34,6 +37,33 @@ thread_local! {
     // Encoders and decoders keep large work buffers: reuse them per thread.
     static ENCODER: RefCell<Option<ReedSolomonEncoder>> = const { RefCell::new(None) };
     static DECODER: RefCell<Option<ReedSolomonDecoder>> = const { RefCell::new(None) };
+    // Recovery matrices of the erasure patterns met last, newest at the end.
+    static MATRICES: RefCell<Vec<Rc<matrix::RecoveryMatrix>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Erasure patterns whose recovery matrix a thread keeps.
+const CACHED_PATTERNS: usize = 8;
+
+/// The recovery matrix for rebuilding `outputs` from `inputs`, cached per thread.
+fn recovery_matrix(
+    k: usize,
+    m: usize,
+    inputs: &[usize],
+    outputs: &[usize],
+) -> Result<Rc<matrix::RecoveryMatrix>, StorageError> {
+    MATRICES.with_borrow_mut(|cache| {
+        if let Some(at) = cache.iter().position(|x| x.is_for(k, m, inputs, outputs)) {
+            let found = cache.remove(at);
+            cache.push(found.clone());
+            return Ok(found);
+        }
+        let made = Rc::new(matrix::RecoveryMatrix::new(k, m, inputs, outputs)?);
+        if cache.len() == CACHED_PATTERNS {
+            cache.remove(0);
+        }
+        cache.push(made.clone());
+        Ok(made)
+    })
 }
 
 /// Bytes of each shard coded per encoder call: small enough for the shards'
@@ -100,6 +130,19 @@ impl Codec for ReedSolomonSimd {
         present: &[(usize, &[u8])],
         missing: &mut [(usize, &mut [u8])],
     ) -> Result<(), StorageError> {
+        let by_matrix = matrix::supported()
+            && present.len() >= k
+            && missing
+                .iter()
+                .all(|(i, _)| *i < k && present.iter().all(|(p, _)| p != i));
+        if by_matrix {
+            let present = &present[..k];
+            let inputs: Vec<usize> = present.iter().map(|p| p.0).collect();
+            let outputs: Vec<usize> = missing.iter().map(|p| p.0).collect();
+            let shards: Vec<&[u8]> = present.iter().map(|p| p.1).collect();
+            let mut rebuilt: Vec<&mut [u8]> = missing.iter_mut().map(|p| &mut *p.1).collect();
+            return recovery_matrix(k, m, &inputs, &outputs)?.apply(&shards, &mut rebuilt);
+        }
         let len = present.first().map_or(0, |p| p.1.len());
         DECODER.with_borrow_mut(|slot| {
             // As for encoding, a slice at a time bounds the work buffer.
@@ -196,5 +239,40 @@ mod tests {
             .reconstruct(3, 2, &present, &mut [(0, &mut a), (1, &mut b)])
             .unwrap();
         assert!(a == data[0] && b == data[1]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any k of the k + m shards rebuild the lost data shards exactly,
+        /// whatever the length (whole 64-byte chunks and a trailing part).
+        #[test]
+        fn any_k_shards_rebuild_the_lost_data(
+            k in 1usize..=20,
+            m in 1usize..=6,
+            half_len in 0usize..1500,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            use rand::{Rng, SeedableRng, seq::SliceRandom};
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let len = 2 * half_len.max(1);
+            let data: Vec<Vec<u8>> = (0..k).map(|_| (0..len).map(|_| rng.random()).collect()).collect();
+            let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+            let mut parity = vec![vec![0u8; len]; m];
+            let mut prefs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+            DEFAULT_CODEC.encode(&refs, &mut prefs).unwrap();
+            let all: Vec<&[u8]> = refs.iter().copied().chain(parity.iter().map(Vec::as_slice)).collect();
+            let mut order: Vec<usize> = (0..k + m).collect();
+            order.shuffle(&mut rng);
+            let lost: Vec<usize> = order[..m.min(k)].iter().copied().filter(|&i| i < k).collect();
+            let present: Vec<(usize, &[u8])> = order[m.min(k)..].iter().map(|&i| (i, all[i])).collect();
+            let mut rebuilt = vec![vec![0u8; len]; lost.len()];
+            let mut missing: Vec<(usize, &mut [u8])> =
+                lost.iter().copied().zip(rebuilt.iter_mut().map(Vec::as_mut_slice)).collect();
+            DEFAULT_CODEC.reconstruct(k, m, &present, &mut missing).unwrap();
+            for (i, bytes) in lost.iter().zip(&rebuilt) {
+                proptest::prop_assert_eq!(bytes, &data[*i], "shard {}", i);
+            }
+        }
     }
 }

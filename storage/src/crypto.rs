@@ -1,5 +1,7 @@
-//! Keys and sealing: AES-256-GCM-SIV (RFC 8452) everywhere, from aws-lc
-//! (assembly AES-NI/CLMUL code paths; the same library rustls uses).
+//! Keys and sealing: AES-256-GCM-SIV (RFC 8452) everywhere. Shard blocks,
+//! the per-byte hot path, use [`vaes`] (512-bit VAES + VPCLMULQDQ) where the
+//! CPU has it; everything else, and blocks on other CPUs, use aws-lc (the
+//! library rustls uses). Both produce the same bytes.
 //!
 //! * [`MasterKey`]: the cluster key. It wraps per-object [`DataKey`]s (bound to
 //!   the object id) and seals small secrets such as access-key secrets (bound to
@@ -23,6 +25,8 @@ use zeroize::Zeroize;
 use crate::error::StorageError;
 use crate::format::Geometry;
 use crate::store::ObjectId;
+
+mod vaes;
 
 /// AEAD tag length in bytes.
 pub const TAG_LEN: usize = 16;
@@ -122,28 +126,36 @@ impl DataKey {
     }
 
     /// A block cipher keyed once, for sealing or opening many blocks.
-    pub(crate) fn block_cipher(&self) -> BlockCipher {
-        BlockCipher(cipher(&self.0))
+    pub fn block_cipher(&self) -> BlockCipher {
+        match vaes::VaesGcmSiv::new(&self.0) {
+            Some(wide) => BlockCipher(Implementation::Wide(Box::new(wide))),
+            None => BlockCipher(Implementation::AwsLc(cipher(&self.0))),
+        }
     }
 }
 
 /// Where a block sits; bound into its nonce and associated data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BlockPosition {
+pub struct BlockPosition {
+    /// The object (version) the block belongs to.
     pub object: ObjectId,
+    /// Part number (1 for a single-part object).
     pub part: u32,
+    /// Shard index.
     pub index: u16,
+    /// Block (stripe) number within the shard.
     pub block: u64,
+    /// The object's coding geometry.
     pub geometry: Geometry,
 }
 
 impl BlockPosition {
-    fn nonce(&self) -> Nonce {
+    fn nonce(&self) -> [u8; NONCE_LEN] {
         let mut n = [0u8; NONCE_LEN];
         n[0..4].copy_from_slice(&self.part.to_le_bytes());
         n[4..6].copy_from_slice(&self.index.to_le_bytes());
         n[6..12].copy_from_slice(&self.block.to_le_bytes()[..6]);
-        Nonce::assume_unique_for_key(n)
+        n
     }
 
     fn aad(&self) -> [u8; 54] {
@@ -160,8 +172,16 @@ impl BlockPosition {
     }
 }
 
-/// AES-256-GCM-SIV keyed with one object's data key.
-pub(crate) struct BlockCipher(LessSafeKey);
+/// AES-256-GCM-SIV keyed with one object's data key: seals and opens shard
+/// blocks at their [`BlockPosition`].
+pub struct BlockCipher(Implementation);
+
+enum Implementation {
+    /// 512-bit vector implementation (AVX-512 with VAES and VPCLMULQDQ).
+    Wide(Box<vaes::VaesGcmSiv>),
+    /// aws-lc, on every other CPU.
+    AwsLc(LessSafeKey),
+}
 
 /// An AES-256-GCM-SIV key. Every 32-byte key is valid for the algorithm.
 fn cipher(key: &[u8; 32]) -> LessSafeKey {
@@ -184,22 +204,57 @@ fn seal_in_place(key: &LessSafeKey, nonce: Nonce, aad: &[u8], buf: &mut [u8]) ->
 }
 
 impl BlockCipher {
+    /// Which implementation runs: `"vaes"` or `"aws-lc"`.
+    pub fn implementation(&self) -> &'static str {
+        match self.0 {
+            Implementation::Wide(_) => "vaes",
+            Implementation::AwsLc(_) => "aws-lc",
+        }
+    }
+
     /// Encrypts `buf` in place and returns the tag.
     pub fn seal(&self, pos: &BlockPosition, buf: &mut [u8]) -> [u8; TAG_LEN] {
-        seal_in_place(&self.0, pos.nonce(), &pos.aad(), buf)
+        match &self.0 {
+            Implementation::Wide(c) => c.seal(&pos.nonce(), &pos.aad(), buf),
+            Implementation::AwsLc(c) => seal_in_place(
+                c,
+                Nonce::assume_unique_for_key(pos.nonce()),
+                &pos.aad(),
+                buf,
+            ),
+        }
     }
 
     /// Decrypts `buf` in place if `tag` authenticates it at `pos`.
-    pub fn open(&self, pos: &BlockPosition, buf: &mut [u8], tag: &[u8]) -> Result<(), ()> {
-        if tag.len() != TAG_LEN {
-            return Err(());
+    pub fn open(
+        &self,
+        pos: &BlockPosition,
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), AuthenticationFailed> {
+        let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| AuthenticationFailed)?;
+        match &self.0 {
+            Implementation::Wide(c) => c
+                .open(&pos.nonce(), &pos.aad(), buf, tag)
+                .then_some(())
+                .ok_or(AuthenticationFailed),
+            Implementation::AwsLc(c) => c
+                .open_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(pos.nonce()),
+                    Aad::from(pos.aad()),
+                    tag,
+                    buf,
+                )
+                .map(|_| ())
+                .map_err(|_| AuthenticationFailed),
         }
-        self.0
-            .open_in_place_separate_tag(pos.nonce(), Aad::from(pos.aad()), tag, buf)
-            .map(|_| ())
-            .map_err(|_| ())
     }
 }
+
+/// A block's tag did not match: it was altered, truncated or moved.
+#[derive(Debug, thiserror::Error)]
+#[error("block failed authentication")]
+pub struct AuthenticationFailed;
 
 fn aad_of(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()

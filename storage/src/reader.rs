@@ -479,7 +479,7 @@ impl StripeJob {
         out.extend_from_slice(ciphertext);
         self.cipher
             .open(&self.position(j), &mut out[start..], tag)
-            .map_err(|()| {
+            .map_err(|_| {
                 StorageError::corrupt(
                     self.loc.shard(j),
                     format!("block {} failed authentication", self.stripe),

@@ -1,0 +1,230 @@
+//! Reconstruction by decoding matrix on GFNI: each lost data shard is a
+//! GF(2^16)-linear combination of any k shards that survive, and
+//! multiplying by a constant of GF(2^16) is a linear map of the 16 bits, so
+//! one term costs two `vgf2p8affineqb` per 32 symbols.
+//!
+//! reed-solomon-simd's decoder runs an inverse and a forward FFT over the
+//! next power of two above the shard count for every call; for the handful
+//! of erasure patterns a read meets, computing the combination once and
+//! applying it is several times faster. The coefficients are not derived
+//! here from the code's definition: they are read off reed-solomon-simd's
+//! own decoder, run once per pattern on unit shards, so they stay whatever
+//! that code is.
+//!
+//! Symbol layout (reed-solomon-simd's): in every whole 64-byte chunk of a
+//! shard, symbol `t` has its low byte at `t` and its high byte at `32 + t`;
+//! a trailing chunk of `r < 64` bytes holds `r / 2` symbols, low bytes
+//! first, then high bytes.
+
+// GFNI / AVX-512 intrinsics that touch memory, and calls into functions
+// compiled for CPU features checked at run time, need `unsafe`.
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::*;
+
+use reed_solomon_simd::ReedSolomonDecoder;
+use reed_solomon_simd::engine::tables;
+
+use crate::error::StorageError;
+
+/// Symbols per 64-byte chunk.
+const SYMBOLS: usize = 32;
+
+/// Whether this CPU runs the GFNI kernel.
+pub(super) fn supported() -> bool {
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("gfni")
+}
+
+/// How to rebuild the lost data shards of one erasure pattern from `k`
+/// surviving shards.
+#[derive(Debug)]
+pub(super) struct RecoveryMatrix {
+    /// Data and parity shard counts of the code.
+    code: (usize, usize),
+    /// Shard indexes read, in order (`k` of them).
+    pub inputs: Vec<usize>,
+    /// Data shard indexes rebuilt, in order.
+    pub outputs: Vec<usize>,
+    /// Per output, per input: the two affine matrices (see [`affine_pair`]),
+    /// or `None` where the coefficient is zero.
+    terms: Vec<Vec<Option<[[u64; 8]; 2]>>>,
+}
+
+impl RecoveryMatrix {
+    /// The matrix rebuilding data shards `outputs` from shards `inputs` of a
+    /// k + m code (`inputs.len() == k`).
+    pub fn new(
+        k: usize,
+        m: usize,
+        inputs: &[usize],
+        outputs: &[usize],
+    ) -> Result<Self, StorageError> {
+        let codec = |e: reed_solomon_simd::Error| StorageError::Codec(e.to_string());
+        // Input i carries the symbol 1 at position i and 0 elsewhere; as the
+        // code works position by position, position i of each rebuilt shard
+        // is then the coefficient of input i.
+        let chunks = k.div_ceil(SYMBOLS);
+        let len = chunks * 64;
+        let mut decoder = ReedSolomonDecoder::new(k, m, len).map_err(codec)?;
+        for (i, &index) in inputs.iter().enumerate() {
+            let mut unit = vec![0u8; len];
+            unit[(i / SYMBOLS) * 64 + i % SYMBOLS] = 1;
+            if index < k {
+                decoder.add_original_shard(index, &unit).map_err(codec)?;
+            } else {
+                decoder
+                    .add_recovery_shard(index - k, &unit)
+                    .map_err(codec)?;
+            }
+        }
+        let result = decoder.decode().map_err(codec)?;
+        let exp_log = tables::get_exp_log();
+        let mut terms = Vec::with_capacity(outputs.len());
+        for &out in outputs {
+            let rebuilt = result
+                .restored_original(out)
+                .ok_or_else(|| StorageError::Codec(format!("shard {out} was not restored")))?;
+            let row = (0..inputs.len())
+                .map(|i| {
+                    let at = (i / SYMBOLS) * 64 + i % SYMBOLS;
+                    let c = u16::from_le_bytes([rebuilt[at], rebuilt[at + SYMBOLS]]);
+                    (c != 0).then(|| {
+                        // Column b of "multiply by c": c times the element with bit b set.
+                        let log_c = exp_log.log[usize::from(c)];
+                        let columns: [u16; 16] = std::array::from_fn(|b| {
+                            tables::mul(1 << b, log_c, &exp_log.exp, &exp_log.log)
+                        });
+                        affine_pair(&columns)
+                    })
+                })
+                .collect();
+            terms.push(row);
+        }
+        Ok(RecoveryMatrix {
+            code: (k, m),
+            inputs: inputs.to_vec(),
+            outputs: outputs.to_vec(),
+            terms,
+        })
+    }
+
+    /// Whether this matrix is the one for this code and pattern.
+    pub fn is_for(&self, k: usize, m: usize, inputs: &[usize], outputs: &[usize]) -> bool {
+        self.code == (k, m) && self.inputs == inputs && self.outputs == outputs
+    }
+
+    /// Rebuilds every output: `outputs[o]` from `inputs` (same order as
+    /// [`RecoveryMatrix::inputs`], all of one even length).
+    pub fn apply(&self, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) -> Result<(), StorageError> {
+        let len = inputs.first().map_or(0, |s| s.len());
+        if !supported()
+            || inputs.len() != self.inputs.len()
+            || outputs.len() != self.outputs.len()
+            || !len.is_multiple_of(2)
+            || inputs.iter().any(|s| s.len() != len)
+            || outputs.iter().any(|s| s.len() != len)
+        {
+            return Err(StorageError::Codec(
+                "shards of unequal or odd length".into(),
+            ));
+        }
+        let whole = len / 64 * 64;
+        let tail = len - whole;
+        for (out, row) in outputs.iter_mut().zip(&self.terms) {
+            // SAFETY: the CPU features were checked above; every input and
+            // output is `len` bytes long.
+            unsafe {
+                combine(
+                    &inputs.iter().map(|s| &s[..whole]).collect::<Vec<_>>(),
+                    row,
+                    &mut out[..whole],
+                )
+            };
+            if tail > 0 {
+                // The trailing chunk in reed-solomon-simd's layout, one chunk per shard.
+                let half = tail / 2;
+                let chunks: Vec<[u8; 64]> = inputs
+                    .iter()
+                    .map(|s| {
+                        let mut c = [0u8; 64];
+                        c[..half].copy_from_slice(&s[whole..whole + half]);
+                        c[SYMBOLS..SYMBOLS + half].copy_from_slice(&s[whole + half..len]);
+                        c
+                    })
+                    .collect();
+                let mut rebuilt = [0u8; 64];
+                // SAFETY: as above; every slice is 64 bytes.
+                unsafe {
+                    combine(
+                        &chunks.iter().map(|c| &c[..]).collect::<Vec<_>>(),
+                        row,
+                        &mut rebuilt,
+                    )
+                };
+                out[whole..whole + half].copy_from_slice(&rebuilt[..half]);
+                out[whole + half..len].copy_from_slice(&rebuilt[SYMBOLS..SYMBOLS + half]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The 16 × 16 bit matrix whose column `b` is `columns[b]`, cut into the
+/// operands of two byte-wise affine transforms over a 64-byte chunk
+/// `[low bytes | high bytes]`: the first maps (low → low, high → high), the
+/// second, applied to the chunk with its halves swapped, (high → low, low → high).
+fn affine_pair(columns: &[u16; 16]) -> [[u64; 8]; 2] {
+    // GF2P8AFFINEQB: bit i of a result byte is the parity of (matrix byte 7 - i) & input byte.
+    let block = |out_high: bool, in_high: bool| {
+        let mut q = 0u64;
+        for i in 0..8 {
+            let row = i + if out_high { 8 } else { 0 };
+            let mut bits = 0u64;
+            for j in 0..8 {
+                let column = j + if in_high { 8 } else { 0 };
+                bits |= u64::from((columns[column] >> row) & 1) << j;
+            }
+            q |= bits << (8 * (7 - i));
+        }
+        q
+    };
+    let lanes = |low: u64, high: u64| [low, low, low, low, high, high, high, high];
+    [
+        lanes(block(false, false), block(true, true)),
+        lanes(block(false, true), block(true, false)),
+    ]
+}
+
+/// `out = Σ term_i · inputs[i]` over whole 64-byte chunks.
+#[target_feature(enable = "avx512f,avx512bw,gfni")]
+unsafe fn combine(inputs: &[&[u8]], terms: &[Option<[[u64; 8]; 2]>], out: &mut [u8]) {
+    let matrices: Vec<(usize, __m512i, __m512i)> = terms
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let [straight, crossed] = (*t)?;
+            // SAFETY: each matrix is 64 readable bytes.
+            Some(unsafe {
+                (
+                    i,
+                    _mm512_loadu_si512(straight.as_ptr().cast()),
+                    _mm512_loadu_si512(crossed.as_ptr().cast()),
+                )
+            })
+        })
+        .collect();
+    for (c, chunk) in out.chunks_exact_mut(64).enumerate() {
+        let mut acc = _mm512_setzero_si512();
+        for &(i, straight, crossed) in &matrices {
+            // SAFETY: every input is as long as `out`, so chunk c exists in it.
+            let x = unsafe { _mm512_loadu_si512(inputs[i].as_ptr().add(64 * c).cast()) };
+            let swapped = _mm512_shuffle_i64x2::<0x4e>(x, x);
+            acc = _mm512_xor_si512(acc, _mm512_gf2p8affine_epi64_epi8::<0>(x, straight));
+            acc = _mm512_xor_si512(acc, _mm512_gf2p8affine_epi64_epi8::<0>(swapped, crossed));
+        }
+        // SAFETY: the chunk is 64 writable bytes.
+        unsafe { _mm512_storeu_si512(chunk.as_mut_ptr().cast(), acc) };
+    }
+}
