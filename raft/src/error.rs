@@ -54,6 +54,7 @@ storage_error_from!(
     redb::TableError,
     redb::StorageError,
     redb::CommitError,
+    redb::SetDurabilityError,
     std::io::Error,
 );
 
