@@ -37,27 +37,32 @@ thread_local! {
     // Encoders and decoders keep large work buffers: reuse them per thread.
     static ENCODER: RefCell<Option<ReedSolomonEncoder>> = const { RefCell::new(None) };
     static DECODER: RefCell<Option<ReedSolomonDecoder>> = const { RefCell::new(None) };
-    // Recovery matrices of the erasure patterns met last, newest at the end.
-    static MATRICES: RefCell<Vec<Rc<matrix::RecoveryMatrix>>> = const { RefCell::new(Vec::new()) };
+    // Coding matrices of the codes and erasure patterns met last, newest at the end.
+    static MATRICES: RefCell<Vec<Rc<matrix::CodingMatrix>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Erasure patterns whose recovery matrix a thread keeps.
+/// Coding matrices a thread keeps.
 const CACHED_PATTERNS: usize = 8;
 
-/// The recovery matrix for rebuilding `outputs` from `inputs`, cached per thread.
-fn recovery_matrix(
+/// The matrix computing shards `outputs` from shards `inputs` (the parity
+/// from the data, or lost data shards from k others), cached per thread.
+fn coding_matrix(
     k: usize,
     m: usize,
     inputs: &[usize],
     outputs: &[usize],
-) -> Result<Rc<matrix::RecoveryMatrix>, StorageError> {
+) -> Result<Rc<matrix::CodingMatrix>, StorageError> {
     MATRICES.with_borrow_mut(|cache| {
         if let Some(at) = cache.iter().position(|x| x.is_for(k, m, inputs, outputs)) {
             let found = cache.remove(at);
             cache.push(found.clone());
             return Ok(found);
         }
-        let made = Rc::new(matrix::RecoveryMatrix::new(k, m, inputs, outputs)?);
+        let made = Rc::new(if outputs.first() == Some(&k) {
+            matrix::CodingMatrix::parity(k, m)?
+        } else {
+            matrix::CodingMatrix::recovery(k, m, inputs, outputs)?
+        });
         if cache.len() == CACHED_PATTERNS {
             cache.remove(0);
         }
@@ -91,36 +96,13 @@ fn codec_err(e: reed_solomon_simd::Error) -> StorageError {
 
 impl Codec for ReedSolomonSimd {
     fn encode(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), StorageError> {
-        let len = data.first().map_or(0, |d| d.len());
-        ENCODER.with_borrow_mut(|slot| {
-            // Code the shards a slice at a time so the inputs, the codec's
-            // work buffer and the outputs stay in cache (the code is
-            // position-wise, so slices encode independently).
-            let mut at = 0;
-            while at < len {
-                let end = (at + ENCODE_SLICE).min(len);
-                let encoder = match slot.as_mut() {
-                    Some(e) => {
-                        e.reset(data.len(), parity.len(), end - at)
-                            .map_err(codec_err)?;
-                        e
-                    }
-                    None => slot.insert(
-                        ReedSolomonEncoder::new(data.len(), parity.len(), end - at)
-                            .map_err(codec_err)?,
-                    ),
-                };
-                for d in data {
-                    encoder.add_original_shard(&d[at..end]).map_err(codec_err)?;
-                }
-                let result = encoder.encode().map_err(codec_err)?;
-                for (out, recovery) in parity.iter_mut().zip(result.recovery_iter()) {
-                    out[at..end].copy_from_slice(recovery);
-                }
-                at = end;
-            }
-            Ok(())
-        })
+        let (k, m) = (data.len(), parity.len());
+        if matrix::supported() && k > 0 && m > 0 {
+            let inputs: Vec<usize> = (0..k).collect();
+            let outputs: Vec<usize> = (k..k + m).collect();
+            return coding_matrix(k, m, &inputs, &outputs)?.apply(data, parity);
+        }
+        encode_by_encoder(data, parity)
     }
 
     fn reconstruct(
@@ -141,10 +123,44 @@ impl Codec for ReedSolomonSimd {
             let outputs: Vec<usize> = missing.iter().map(|p| p.0).collect();
             let shards: Vec<&[u8]> = present.iter().map(|p| p.1).collect();
             let mut rebuilt: Vec<&mut [u8]> = missing.iter_mut().map(|p| &mut *p.1).collect();
-            return recovery_matrix(k, m, &inputs, &outputs)?.apply(&shards, &mut rebuilt);
+            return coding_matrix(k, m, &inputs, &outputs)?.apply(&shards, &mut rebuilt);
         }
         reconstruct_by_decoder(k, m, present, missing)
     }
+}
+
+/// Encodes with reed-solomon-simd's encoder (any CPU).
+fn encode_by_encoder(data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), StorageError> {
+    let len = data.first().map_or(0, |d| d.len());
+    ENCODER.with_borrow_mut(|slot| {
+        // Code the shards a slice at a time so the inputs, the codec's
+        // work buffer and the outputs stay in cache (the code is
+        // position-wise, so slices encode independently).
+        let mut at = 0;
+        while at < len {
+            let end = (at + ENCODE_SLICE).min(len);
+            let encoder = match slot.as_mut() {
+                Some(e) => {
+                    e.reset(data.len(), parity.len(), end - at)
+                        .map_err(codec_err)?;
+                    e
+                }
+                None => slot.insert(
+                    ReedSolomonEncoder::new(data.len(), parity.len(), end - at)
+                        .map_err(codec_err)?,
+                ),
+            };
+            for d in data {
+                encoder.add_original_shard(&d[at..end]).map_err(codec_err)?;
+            }
+            let result = encoder.encode().map_err(codec_err)?;
+            for (out, recovery) in parity.iter_mut().zip(result.recovery_iter()) {
+                out[at..end].copy_from_slice(recovery);
+            }
+            at = end;
+        }
+        Ok(())
+    })
 }
 
 /// Rebuilds with reed-solomon-simd's decoder, in slices (any CPU, any pattern).
@@ -268,6 +284,11 @@ mod tests {
             let mut parity = vec![vec![0u8; len]; m];
             let mut prefs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
             DEFAULT_CODEC.encode(&refs, &mut prefs).unwrap();
+            // The portable encoder (CPUs without GFNI) agrees.
+            let mut portable = vec![vec![0u8; len]; m];
+            let mut outs: Vec<&mut [u8]> = portable.iter_mut().map(Vec::as_mut_slice).collect();
+            encode_by_encoder(&refs, &mut outs).unwrap();
+            proptest::prop_assert_eq!(&portable, &parity);
             let all: Vec<&[u8]> = refs.iter().copied().chain(parity.iter().map(Vec::as_slice)).collect();
             let mut order: Vec<usize> = (0..k + m).collect();
             order.shuffle(&mut rng);

@@ -225,6 +225,19 @@ impl BlockCipher {
         }
     }
 
+    /// Appends `plain` sealed at `pos` (`ciphertext | tag`) to `out`.
+    pub fn seal_append(&self, pos: &BlockPosition, plain: &[u8], out: &mut Vec<u8>) {
+        match &self.0 {
+            Implementation::Wide(c) => c.seal_append(&pos.nonce(), &pos.aad(), plain, out),
+            Implementation::AwsLc(_) => {
+                let at = out.len();
+                out.extend_from_slice(plain);
+                let tag = self.seal(pos, &mut out[at..]);
+                out.extend_from_slice(&tag);
+            }
+        }
+    }
+
     /// Decrypts `buf` in place if `tag` authenticates it at `pos`.
     pub fn open(
         &self,
@@ -365,6 +378,13 @@ mod tests {
             let tag = wide.seal(&pos, &mut a);
             assert_eq!(tag, portable.seal(&pos, &mut b), "length {len}");
             assert_eq!(a, b, "length {len}");
+            let (mut c, mut d) = (vec![1u8], vec![1u8]);
+            wide.seal_append(&pos, &plain, &mut c);
+            portable.seal_append(&pos, &plain, &mut d);
+            assert!(
+                c == d && c[1..] == [&a[..], &tag[..]].concat()[..],
+                "length {len}"
+            );
             portable.open(&pos, &mut a, &tag).unwrap();
             wide.open(&pos, &mut b, &tag).unwrap();
             assert!(a == plain && b == plain);

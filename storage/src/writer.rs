@@ -184,7 +184,6 @@ pub(crate) fn encode_stripe(
     for (j, &len) in plain_lens.iter().enumerate() {
         let at = out.len();
         let start = (j * block).min(plain.len());
-        out.extend_from_slice(&plain[start..start + len]);
         let pos = BlockPosition {
             object,
             part,
@@ -192,8 +191,7 @@ pub(crate) fn encode_stripe(
             block: stripe,
             geometry,
         };
-        let tag = cipher.seal(&pos, &mut out[at..]);
-        out.extend_from_slice(&tag);
+        cipher.seal_append(&pos, &plain[start..start + len], &mut out);
         let hash = block_hash(shard(j), stripe, &out[at..]);
         out.extend_from_slice(&hash);
         sealed_ranges.push(at..at + len + TAG_LEN);

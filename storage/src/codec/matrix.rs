@@ -1,5 +1,5 @@
-//! Reconstruction by decoding matrix on GFNI: each lost data shard is a
-//! GF(2^16)-linear combination of any k shards that survive, and
+//! Coding by matrix on GFNI: each parity shard, and each lost data shard, is
+//! a GF(2^16)-linear combination of k other shards, and
 //! multiplying by a constant of GF(2^16) is a linear map of the 16 bits, so
 //! one term costs two `vgf2p8affineqb` per 32 symbols.
 //!
@@ -22,13 +22,31 @@
 
 use std::arch::x86_64::*;
 
-use reed_solomon_simd::ReedSolomonDecoder;
 use reed_solomon_simd::engine::tables;
+use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
 use crate::error::StorageError;
 
 /// Symbols per 64-byte chunk.
 const SYMBOLS: usize = 32;
+
+fn codec(e: reed_solomon_simd::Error) -> StorageError {
+    StorageError::Codec(e.to_string())
+}
+
+/// Length of the unit shards for a code with `k` inputs: one symbol position each.
+fn unit_len(k: usize) -> usize {
+    k.div_ceil(SYMBOLS) * 64
+}
+
+/// Input number `i` as a unit shard: the symbol 1 at position i, 0 elsewhere.
+/// The code works position by position, so position i of every output is
+/// then the coefficient of input i.
+fn unit_shard(i: usize, len: usize) -> Vec<u8> {
+    let mut unit = vec![0u8; len];
+    unit[(i / SYMBOLS) * 64 + i % SYMBOLS] = 1;
+    unit
+}
 
 /// Whether this CPU runs the GFNI kernel.
 pub(super) fn supported() -> bool {
@@ -37,40 +55,35 @@ pub(super) fn supported() -> bool {
         && is_x86_feature_detected!("gfni")
 }
 
-/// How to rebuild the lost data shards of one erasure pattern from `k`
-/// surviving shards.
+/// How to compute some shards of a k + m code from `k` others: the parity
+/// from the data, or the lost data shards of one erasure pattern from `k`
+/// that survive.
 #[derive(Debug)]
-pub(super) struct RecoveryMatrix {
+pub(super) struct CodingMatrix {
     /// Data and parity shard counts of the code.
     code: (usize, usize),
     /// Shard indexes read, in order (`k` of them).
     pub inputs: Vec<usize>,
-    /// Data shard indexes rebuilt, in order.
+    /// Shard indexes computed, in order.
     pub outputs: Vec<usize>,
     /// Per output, per input: the two affine matrices (see [`affine_pair`]),
     /// or `None` where the coefficient is zero.
     terms: Vec<Vec<Option<[[u64; 8]; 2]>>>,
 }
 
-impl RecoveryMatrix {
+impl CodingMatrix {
     /// The matrix rebuilding data shards `outputs` from shards `inputs` of a
     /// k + m code (`inputs.len() == k`).
-    pub fn new(
+    pub fn recovery(
         k: usize,
         m: usize,
         inputs: &[usize],
         outputs: &[usize],
     ) -> Result<Self, StorageError> {
-        let codec = |e: reed_solomon_simd::Error| StorageError::Codec(e.to_string());
-        // Input i carries the symbol 1 at position i and 0 elsewhere; as the
-        // code works position by position, position i of each rebuilt shard
-        // is then the coefficient of input i.
-        let chunks = k.div_ceil(SYMBOLS);
-        let len = chunks * 64;
+        let len = unit_len(k);
         let mut decoder = ReedSolomonDecoder::new(k, m, len).map_err(codec)?;
         for (i, &index) in inputs.iter().enumerate() {
-            let mut unit = vec![0u8; len];
-            unit[(i / SYMBOLS) * 64 + i % SYMBOLS] = 1;
+            let unit = unit_shard(i, len);
             if index < k {
                 decoder.add_original_shard(index, &unit).map_err(codec)?;
             } else {
@@ -80,34 +93,68 @@ impl RecoveryMatrix {
             }
         }
         let result = decoder.decode().map_err(codec)?;
-        let exp_log = tables::get_exp_log();
-        let mut terms = Vec::with_capacity(outputs.len());
-        for &out in outputs {
-            let rebuilt = result
-                .restored_original(out)
-                .ok_or_else(|| StorageError::Codec(format!("shard {out} was not restored")))?;
-            let row = (0..inputs.len())
-                .map(|i| {
-                    let at = (i / SYMBOLS) * 64 + i % SYMBOLS;
-                    let c = u16::from_le_bytes([rebuilt[at], rebuilt[at + SYMBOLS]]);
-                    (c != 0).then(|| {
-                        // Column b of "multiply by c": c times the element with bit b set.
-                        let log_c = exp_log.log[usize::from(c)];
-                        let columns: [u16; 16] = std::array::from_fn(|b| {
-                            tables::mul(1 << b, log_c, &exp_log.exp, &exp_log.log)
-                        });
-                        affine_pair(&columns)
-                    })
-                })
-                .collect();
-            terms.push(row);
+        let responses = outputs
+            .iter()
+            .map(|&out| {
+                result
+                    .restored_original(out)
+                    .ok_or_else(|| StorageError::Codec(format!("shard {out} was not restored")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_responses((k, m), inputs, outputs, &responses))
+    }
+
+    /// The matrix computing the m parity shards (indexes `k..k + m`) from the
+    /// k data shards.
+    pub fn parity(k: usize, m: usize) -> Result<Self, StorageError> {
+        let len = unit_len(k);
+        let mut encoder = ReedSolomonEncoder::new(k, m, len).map_err(codec)?;
+        for i in 0..k {
+            encoder
+                .add_original_shard(unit_shard(i, len))
+                .map_err(codec)?;
         }
-        Ok(RecoveryMatrix {
-            code: (k, m),
+        let result = encoder.encode().map_err(codec)?;
+        let responses: Vec<&[u8]> = result.recovery_iter().collect();
+        let inputs: Vec<usize> = (0..k).collect();
+        let outputs: Vec<usize> = (k..k + m).collect();
+        Ok(Self::from_responses((k, m), &inputs, &outputs, &responses))
+    }
+
+    /// The matrix whose coefficient (output o, input i) is symbol i of
+    /// `responses[o]`: what the code made of unit inputs (see [`unit_shard`]).
+    fn from_responses(
+        code: (usize, usize),
+        inputs: &[usize],
+        outputs: &[usize],
+        responses: &[&[u8]],
+    ) -> Self {
+        let exp_log = tables::get_exp_log();
+        let terms = responses
+            .iter()
+            .map(|response| {
+                (0..inputs.len())
+                    .map(|i| {
+                        let at = (i / SYMBOLS) * 64 + i % SYMBOLS;
+                        let c = u16::from_le_bytes([response[at], response[at + SYMBOLS]]);
+                        (c != 0).then(|| {
+                            // Column b of "multiply by c": c times the element with bit b set.
+                            let log_c = exp_log.log[usize::from(c)];
+                            let columns: [u16; 16] = std::array::from_fn(|b| {
+                                tables::mul(1 << b, log_c, &exp_log.exp, &exp_log.log)
+                            });
+                            affine_pair(&columns)
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        CodingMatrix {
+            code,
             inputs: inputs.to_vec(),
             outputs: outputs.to_vec(),
             terms,
-        })
+        }
     }
 
     /// Whether this matrix is the one for this code and pattern.
@@ -116,7 +163,7 @@ impl RecoveryMatrix {
     }
 
     /// Rebuilds every output: `outputs[o]` from `inputs` (same order as
-    /// [`RecoveryMatrix::inputs`], all of one even length).
+    /// [`CodingMatrix::inputs`], all of one even length).
     pub fn apply(&self, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) -> Result<(), StorageError> {
         let len = inputs.first().map_or(0, |s| s.len());
         if !supported()

@@ -74,6 +74,25 @@ impl VaesGcmSiv {
         unsafe { seal(&self.round_keys, nonce, aad, buf) }
     }
 
+    /// Appends `plain` sealed (`ciphertext | tag`) to `out`, encrypting
+    /// straight from `plain` into `out`.
+    pub fn seal_append(&self, nonce: &[u8; 12], aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
+        out.reserve(plain.len() + TAG_LEN);
+        // SAFETY: the features were detected (see `seal`); the spare
+        // capacity holds `plain.len()` bytes and cannot overlap `plain`.
+        unsafe {
+            let tag = seal_to(
+                &self.round_keys,
+                nonce,
+                aad,
+                plain,
+                out.spare_capacity_mut().as_mut_ptr().cast(),
+            );
+            out.set_len(out.len() + plain.len());
+            out.extend_from_slice(&tag);
+        }
+    }
+
     /// Decrypts `buf` in place if `tag` authenticates it; on failure `buf`
     /// is zeroed.
     pub fn open(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
@@ -104,6 +123,25 @@ unsafe fn seal(
     let keys = message_keys(kgk, nonce);
     let tag = tag_of(&keys, nonce, aad, buf);
     ctr(&keys.round_keys, tag, buf);
+    let mut out = [0u8; TAG_LEN];
+    // SAFETY: `out` is 16 writable bytes.
+    unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), tag) };
+    out
+}
+
+/// Seals `plain` into `dst` (`plain.len()` writable bytes, not overlapping it).
+#[target_feature(enable = "avx512f,avx512bw,vaes,vpclmulqdq,aes,pclmulqdq,avx2")]
+unsafe fn seal_to(
+    kgk: &[[u8; 16]; 15],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    plain: &[u8],
+    dst: *mut u8,
+) -> [u8; TAG_LEN] {
+    let keys = message_keys(kgk, nonce);
+    let tag = tag_of(&keys, nonce, aad, plain);
+    // SAFETY: as the caller promises.
+    unsafe { ctr_to(&keys.round_keys, tag, plain.as_ptr(), dst, plain.len()) };
     let mut out = [0u8; TAG_LEN];
     // SAFETY: `out` is 16 writable bytes.
     unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), tag) };
@@ -262,17 +300,30 @@ fn reduce(lo: __m128i, hi: __m128i, mid: __m128i) -> __m128i {
     _mm_xor_si128(fold(fold(lo)), hi)
 }
 
-/// Encrypts (or decrypts) `buf` in counter mode: the counter block is the tag
-/// with its top bit set, its first 32 bits a little-endian counter that wraps.
+/// Encrypts (or decrypts) `buf` in place in counter mode.
 #[target_feature(enable = "avx512f,avx512bw,vaes,vpclmulqdq,aes,pclmulqdq,avx2")]
 fn ctr(keys: &RoundKeys, tag: __m128i, buf: &mut [u8]) {
+    let at = buf.as_mut_ptr();
+    // SAFETY: source and destination are the same `buf.len()` bytes.
+    unsafe { ctr_to(keys, tag, at, at, buf.len()) }
+}
+
+/// Encrypts (or decrypts) `len` bytes from `src` to `dst` in counter mode:
+/// the counter block is the tag with its top bit set, its first 32 bits a
+/// little-endian counter that wraps.
+///
+/// # Safety
+/// `src` must be readable and `dst` writable for `len` bytes; they are
+/// either the same pointer or do not overlap.
+#[target_feature(enable = "avx512f,avx512bw,vaes,vpclmulqdq,aes,pclmulqdq,avx2")]
+unsafe fn ctr_to(keys: &RoundKeys, tag: __m128i, src: *const u8, dst: *mut u8, len: usize) {
     let first = _mm_or_si128(tag, _mm_set_epi64x(i64::MIN, 0));
     let wide: [__m512i; 15] = std::array::from_fn(|i| _mm512_broadcast_i32x4(keys[i]));
     let lane_offsets = _mm512_set_epi32(0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0);
     let four = _mm512_set_epi32(0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4);
     let mut counters = _mm512_add_epi32(_mm512_broadcast_i32x4(first), lane_offsets);
-    let mut chunks = buf.chunks_exact_mut(CHUNK);
-    for chunk in &mut chunks {
+    let whole = len / CHUNK * CHUNK;
+    for offset in (0..whole).step_by(CHUNK) {
         let mut blocks = [counters; 4];
         for block in &mut blocks[1..] {
             counters = _mm512_add_epi32(counters, four);
@@ -289,25 +340,32 @@ fn ctr(keys: &RoundKeys, tag: __m128i, buf: &mut [u8]) {
         }
         for (v, block) in blocks.iter().enumerate() {
             let stream = _mm512_aesenclast_epi128(*block, wide[14]);
-            // SAFETY: the chunk holds 256 bytes, so 64 at offset 64·v.
+            // SAFETY: offset + 256 <= len, so 64 bytes at offset + 64·v are in bounds.
             unsafe {
-                let at = chunk.as_mut_ptr().add(64 * v).cast::<__m512i>();
-                _mm512_storeu_si512(at, _mm512_xor_si512(_mm512_loadu_si512(at), stream));
+                let from = src.add(offset + 64 * v).cast::<__m512i>();
+                let to = dst.add(offset + 64 * v).cast::<__m512i>();
+                _mm512_storeu_si512(to, _mm512_xor_si512(_mm512_loadu_si512(from), stream));
             }
         }
     }
     // The rest, a block at a time from lane 0 of the counters.
     let mut counter = _mm512_castsi512_si128(counters);
     let one = _mm_set_epi32(0, 0, 0, 1);
-    for block in chunks.into_remainder().chunks_mut(16) {
-        let stream = encrypt_block(keys, counter);
-        counter = _mm_add_epi32(counter, one);
-        let mut bytes = [0u8; 16];
-        // SAFETY: `bytes` is 16 writable bytes.
-        unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), stream) };
-        for (b, k) in block.iter_mut().zip(bytes) {
-            *b ^= k;
+    for offset in (whole..len).step_by(16) {
+        let n = (len - offset).min(16);
+        let mut block = [0u8; 16];
+        // SAFETY: offset + n <= len; `block` is 16 bytes and `dst` does not
+        // partially overlap `src`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.add(offset), block.as_mut_ptr(), n);
+            let sealed = _mm_xor_si128(
+                _mm_loadu_si128(block.as_ptr().cast()),
+                encrypt_block(keys, counter),
+            );
+            _mm_storeu_si128(block.as_mut_ptr().cast(), sealed);
+            std::ptr::copy_nonoverlapping(block.as_ptr(), dst.add(offset), n);
         }
+        counter = _mm_add_epi32(counter, one);
     }
 }
 
@@ -451,7 +509,10 @@ mod tests {
             let tag = c.seal(&nonce, &aad, &mut buf);
             let (want, want_tag) = reference(&key, &nonce, &aad, &plain);
             prop_assert_eq!(&buf, &want);
-            prop_assert_eq!(tag.to_vec(), want_tag);
+            prop_assert_eq!(tag.to_vec(), want_tag.clone());
+            let mut appended = vec![9u8; 3];
+            c.seal_append(&nonce, &aad, &plain, &mut appended);
+            prop_assert_eq!(&appended[3..], &[&want[..], &want_tag[..]].concat()[..]);
             let mut opened = buf.clone();
             prop_assert!(c.open(&nonce, &aad, &mut opened, &tag));
             prop_assert_eq!(&opened, &plain);
