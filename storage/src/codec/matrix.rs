@@ -30,6 +30,10 @@ use crate::error::StorageError;
 /// Symbols per 64-byte chunk.
 const SYMBOLS: usize = 32;
 
+/// Bytes of each shard combined for every output before moving on: the k
+/// input tiles stay in L1/L2 while the outputs are computed from them.
+const TILE: usize = 4096;
+
 fn codec(e: reed_solomon_simd::Error) -> StorageError {
     StorageError::Codec(e.to_string())
 }
@@ -179,16 +183,17 @@ impl CodingMatrix {
         }
         let whole = len / 64 * 64;
         let tail = len - whole;
+        // Tile by tile, so the inputs a tile reads for one output are still
+        // in cache for the next output.
+        for start in (0..whole).step_by(TILE) {
+            let end = (start + TILE).min(whole);
+            for (out, row) in outputs.iter_mut().zip(&self.terms) {
+                // SAFETY: the CPU features were checked above; every input is
+                // `len >= end` bytes long.
+                unsafe { combine(inputs, start, row, &mut out[start..end]) };
+            }
+        }
         for (out, row) in outputs.iter_mut().zip(&self.terms) {
-            // SAFETY: the CPU features were checked above; every input and
-            // output is `len` bytes long.
-            unsafe {
-                combine(
-                    &inputs.iter().map(|s| &s[..whole]).collect::<Vec<_>>(),
-                    row,
-                    &mut out[..whole],
-                )
-            };
             if tail > 0 {
                 // The trailing chunk in reed-solomon-simd's layout, one chunk per shard.
                 let half = tail / 2;
@@ -202,14 +207,9 @@ impl CodingMatrix {
                     })
                     .collect();
                 let mut rebuilt = [0u8; 64];
+                let chunks: Vec<&[u8]> = chunks.iter().map(|c| &c[..]).collect();
                 // SAFETY: as above; every slice is 64 bytes.
-                unsafe {
-                    combine(
-                        &chunks.iter().map(|c| &c[..]).collect::<Vec<_>>(),
-                        row,
-                        &mut rebuilt,
-                    )
-                };
+                unsafe { combine(&chunks, 0, row, &mut rebuilt) };
                 out[whole..whole + half].copy_from_slice(&rebuilt[..half]);
                 out[whole + half..len].copy_from_slice(&rebuilt[SYMBOLS..SYMBOLS + half]);
             }
@@ -244,34 +244,42 @@ fn affine_pair(columns: &[u16; 16]) -> [[u64; 8]; 2] {
     ]
 }
 
-/// `out = Σ term_i · inputs[i]` over whole 64-byte chunks.
+/// `out = Σ term_i · inputs[i][from..from + out.len()]` over whole 64-byte chunks.
+///
+/// # Safety
+/// The CPU has AVX-512 (F, BW) and GFNI; every input holds at least
+/// `from + out.len()` bytes.
 #[target_feature(enable = "avx512f,avx512bw,gfni")]
-unsafe fn combine(inputs: &[&[u8]], terms: &[Option<[[u64; 8]; 2]>], out: &mut [u8]) {
-    let matrices: Vec<(usize, __m512i, __m512i)> = terms
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| {
-            let [straight, crossed] = (*t)?;
+unsafe fn combine(inputs: &[&[u8]], from: usize, terms: &[Option<[[u64; 8]; 2]>], out: &mut [u8]) {
+    // Four chunks at a time, so each term's matrices are loaded once per 256 bytes.
+    const STEP: usize = 4;
+    for (group, chunks) in out.chunks_mut(64 * STEP).enumerate() {
+        let n = chunks.len() / 64;
+        let mut acc = [_mm512_setzero_si512(); STEP];
+        for (input, term) in inputs.iter().zip(terms) {
+            let Some([straight, crossed]) = term else {
+                continue;
+            };
             // SAFETY: each matrix is 64 readable bytes.
-            Some(unsafe {
+            let (straight, crossed) = unsafe {
                 (
-                    i,
                     _mm512_loadu_si512(straight.as_ptr().cast()),
                     _mm512_loadu_si512(crossed.as_ptr().cast()),
                 )
-            })
-        })
-        .collect();
-    for (c, chunk) in out.chunks_exact_mut(64).enumerate() {
-        let mut acc = _mm512_setzero_si512();
-        for &(i, straight, crossed) in &matrices {
-            // SAFETY: every input is as long as `out`, so chunk c exists in it.
-            let x = unsafe { _mm512_loadu_si512(inputs[i].as_ptr().add(64 * c).cast()) };
-            let swapped = _mm512_shuffle_i64x2::<0x4e>(x, x);
-            acc = _mm512_xor_si512(acc, _mm512_gf2p8affine_epi64_epi8::<0>(x, straight));
-            acc = _mm512_xor_si512(acc, _mm512_gf2p8affine_epi64_epi8::<0>(swapped, crossed));
+            };
+            for (c, acc) in acc.iter_mut().enumerate().take(n) {
+                // SAFETY: the input holds `from + out.len()` bytes.
+                let x = unsafe {
+                    _mm512_loadu_si512(input.as_ptr().add(from + 64 * (STEP * group + c)).cast())
+                };
+                let swapped = _mm512_shuffle_i64x2::<0x4e>(x, x);
+                *acc = _mm512_xor_si512(*acc, _mm512_gf2p8affine_epi64_epi8::<0>(x, straight));
+                *acc = _mm512_xor_si512(*acc, _mm512_gf2p8affine_epi64_epi8::<0>(swapped, crossed));
+            }
         }
-        // SAFETY: the chunk is 64 writable bytes.
-        unsafe { _mm512_storeu_si512(chunk.as_mut_ptr().cast(), acc) };
+        for (chunk, acc) in chunks.chunks_exact_mut(64).zip(acc) {
+            // SAFETY: the chunk is 64 writable bytes.
+            unsafe { _mm512_storeu_si512(chunk.as_mut_ptr().cast(), acc) };
+        }
     }
 }
