@@ -53,6 +53,9 @@ pub struct Config {
     /// Memory all uploads together may hold in stripes being encoded and
     /// written, in bytes; uploads beyond it wait their turn.
     pub write_buffer: usize,
+    /// Memory all downloads together may hold in stripes being read,
+    /// decrypted and sent, in bytes; reads beyond it wait their turn.
+    pub read_buffer: usize,
 }
 
 /// Paths of a PEM certificate chain and its private key.
@@ -82,6 +85,7 @@ impl Config {
             gc_interval: Duration::from_secs(5),
             health_interval: Duration::from_secs(5),
             write_buffer: 96 << 20,
+            read_buffer: 32 << 20,
         }
     }
 
@@ -148,6 +152,9 @@ pub struct ConfigLayer {
     /// MiB of memory all uploads together may buffer; more uploads wait [default: 96]
     #[arg(long, env = "TESSERA_WRITE_BUFFER_MIB")]
     pub write_buffer_mib: Option<usize>,
+    /// MiB of memory all downloads together may buffer; more reads wait [default: 32]
+    #[arg(long, env = "TESSERA_READ_BUFFER_MIB")]
+    pub read_buffer_mib: Option<usize>,
 }
 
 impl ConfigLayer {
@@ -175,6 +182,7 @@ impl ConfigLayer {
             parity_shards: self.parity_shards.or(lower.parity_shards),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
             write_buffer_mib: self.write_buffer_mib.or(lower.write_buffer_mib),
+            read_buffer_mib: self.read_buffer_mib.or(lower.read_buffer_mib),
         }
     }
 
@@ -224,6 +232,12 @@ impl ConfigLayer {
                 bail!("write_buffer_mib must be at least 1");
             }
             cfg.write_buffer = v.saturating_mul(1 << 20);
+        }
+        if let Some(v) = self.read_buffer_mib {
+            if v == 0 {
+                bail!("read_buffer_mib must be at least 1");
+            }
+            cfg.read_buffer = v.saturating_mul(1 << 20);
         }
         cfg.check()?;
         Ok(cfg)

@@ -97,6 +97,7 @@ impl Server {
             .context("erasure code geometry")?,
             region: config.region.clone(),
             write_budget: MemoryBudget::new(config.write_buffer),
+            read_budget: MemoryBudget::new(config.read_buffer),
             ..GatewaySettings::default()
         };
         let host = config

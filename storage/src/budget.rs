@@ -1,4 +1,4 @@
-//! A memory budget shared by concurrent object writes.
+//! A memory budget shared by concurrent object writes (or reads).
 //!
 //! Every stripe a writer holds (its plain text while it is hashed and
 //! encoded, its k + m framed blocks until every store has written them)
@@ -6,11 +6,13 @@
 //! the next stripe of its body, so when the budget is spent, uploads wait
 //! (and TCP pushes back on their clients) instead of buffering: the memory a
 //! gateway uses for writes is bounded by the budget, whatever the number or
-//! size of the uploads.
+//! size of the uploads. A reader likewise reserves each stripe's blocks
+//! before it fetches them and keeps the reservation until the consumer drops
+//! the last bytes of the stripe it yielded.
 //!
-//! The budget also keeps the stripe buffers of finished stripes for the next
-//! ones (a reserved buffer goes back when its last view is dropped): buffers
-//! of several MiB allocated and freed on many threads otherwise leave glibc's
+//! The budget also keeps the buffers of finished stripes for the next ones
+//! (a reserved buffer goes back when its last view is dropped): buffers of a
+//! MiB or more allocated and freed on many threads otherwise leave glibc's
 //! arenas holding about three times the live memory.
 
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Accounting unit: reservations are rounded up to whole KiB.
 const UNIT: usize = 1024;
 
-/// A budget of bytes shared by writers (cheap to clone: clones share it).
+/// A budget of bytes shared by writers or readers (cheap to clone: clones share it).
 #[derive(Clone, Debug)]
 pub struct MemoryBudget {
     permits: Arc<Semaphore>,
@@ -63,8 +65,8 @@ impl MemoryBudget {
             .try_acquire_many_owned(self.units_for(bytes))
             .ok()?;
         Some(Reservation {
-            _permit: Some(permit),
-            pool: self.pool.clone(),
+            permit: Some(permit),
+            budget: self.clone(),
         })
     }
 
@@ -76,11 +78,11 @@ impl MemoryBudget {
         let want = self.units_for(bytes);
         Reservation {
             // The semaphore is never closed, so this is always Ok.
-            _permit: Arc::clone(&self.permits)
+            permit: Arc::clone(&self.permits)
                 .acquire_many_owned(want)
                 .await
                 .ok(),
-            pool: self.pool.clone(),
+            budget: self.clone(),
         }
     }
 }
@@ -88,14 +90,25 @@ impl MemoryBudget {
 /// Part of a [`MemoryBudget`], given back when dropped.
 #[derive(Debug)]
 pub struct Reservation {
-    _permit: Option<OwnedSemaphorePermit>,
-    pool: BufferPool,
+    permit: Option<OwnedSemaphorePermit>,
+    budget: MemoryBudget,
 }
 
 impl Reservation {
     /// An empty buffer of at least `capacity` bytes, reused if one is free.
     pub(crate) fn buffer(&self, capacity: usize) -> Vec<u8> {
-        self.pool.take(capacity)
+        self.budget.pool.take(capacity)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        // Nothing reserved any more: the load is over for now, so the
+        // allocator gets the idle buffers back (for other work, or the OS).
+        if self.budget.available() == self.budget.capacity() {
+            self.budget.pool.clear();
+        }
     }
 }
 
@@ -105,6 +118,14 @@ pub(crate) fn buffer_for(reservation: Option<&Arc<Reservation>>, capacity: usize
     match reservation {
         Some(r) => r.buffer(capacity),
         None => Vec::with_capacity(capacity),
+    }
+}
+
+/// Gives a buffer no longer needed back to `reservation`'s pool (dropped
+/// when there is no budget).
+pub(crate) fn recycle(reservation: Option<&Arc<Reservation>>, buf: Vec<u8>) {
+    if let Some(r) = reservation {
+        r.budget.pool.give(buf);
     }
 }
 
@@ -139,7 +160,10 @@ impl AsRef<[u8]> for Reserved {
 
 impl Drop for Reserved {
     fn drop(&mut self) {
-        self.reservation.pool.give(std::mem::take(&mut self.bytes));
+        self.reservation
+            .budget
+            .pool
+            .give(std::mem::take(&mut self.bytes));
     }
 }
 
@@ -158,10 +182,15 @@ impl BufferPool {
         }
     }
 
-    /// A free buffer of at least `capacity` bytes (emptied), or a new one.
+    /// The smallest free buffer of at least `capacity` bytes (emptied), or
+    /// a new one.
     fn take(&self, capacity: usize) -> Vec<u8> {
         let reused = self.free.lock().ok().and_then(|mut free| {
-            let at = free.iter().position(|b| b.capacity() >= capacity)?;
+            let (at, _) = free
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.capacity() >= capacity)
+                .min_by_key(|(_, b)| b.capacity())?;
             Some(free.swap_remove(at))
         });
         match reused {
@@ -171,6 +200,12 @@ impl BufferPool {
             }
             None => Vec::with_capacity(capacity),
         }
+    }
+
+    /// Frees every free buffer.
+    fn clear(&self) {
+        let idle = self.free.lock().map(|mut free| std::mem::take(&mut *free));
+        drop(idle);
     }
 
     /// Keeps `buf` for reuse while the free buffers stay under the limit.
@@ -213,19 +248,38 @@ mod tests {
         assert_eq!(budget.available(), budget.capacity());
     }
 
+    fn free_bytes(budget: &MemoryBudget) -> usize {
+        budget
+            .pool
+            .free
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Vec::capacity)
+            .sum()
+    }
+
     #[tokio::test]
-    async fn stripe_buffers_are_reused() {
+    async fn stripe_buffers_are_reused_until_the_budget_is_idle() {
         let budget = MemoryBudget::new(64 * UNIT);
         let r = Arc::new(budget.reserve(8 * UNIT).await);
         let mut buf = r.buffer(8 * UNIT);
         buf.extend_from_slice(&[7; 100]);
         let address = buf.as_ptr();
         drop(Reserved::new(buf, Arc::clone(&r)));
+        drop(Reserved::new(Vec::with_capacity(16 * UNIT), Arc::clone(&r)));
         let again = r.buffer(4 * UNIT);
-        assert_eq!(again.as_ptr(), address, "the freed buffer comes back");
+        assert_eq!(
+            again.as_ptr(),
+            address,
+            "the smallest free buffer that fits"
+        );
         assert!(again.is_empty() && again.capacity() >= 8 * UNIT);
         // Buffers beyond the budget's size are not kept.
         drop(Reserved::new(vec![0; 65 * UNIT], Arc::clone(&r)));
-        assert!(budget.pool.free.lock().unwrap().is_empty());
+        assert_eq!(free_bytes(&budget), 16 * UNIT);
+        // Once nothing is reserved, the free buffers go back to the allocator.
+        drop(r);
+        assert_eq!(free_bytes(&budget), 0);
     }
 }

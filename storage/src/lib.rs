@@ -8,10 +8,12 @@
 //!   cut into stripes of k blocks, each block sealed with AES-256-GCM-SIV under
 //!   the object's [`DataKey`], m parity blocks computed with Reed-Solomon, and
 //!   the k + m shard streams written in parallel to k + m distinct
-//!   [`ShardStore`]s. Memory is bounded by `stripes_in_flight` stripes.
+//!   [`ShardStore`]s. Memory is bounded by `stripes_in_flight` stripes, and
+//!   across writes by a shared [`MemoryBudget`].
 //! * [`read_object`]: any byte range, reading only the stripes it covers from
 //!   k stores in parallel; missing, failing, slow or corrupt shards are read
-//!   around (parity + reconstruction) and reported. Never wrong bytes.
+//!   around (parity + reconstruction) and reported. Never wrong bytes. Memory
+//!   across reads is bounded by a shared [`MemoryBudget`] too.
 //! * [`repair_shard`] (rebuild one shard onto a store) and [`scrub_shard`]
 //!   (check a stored shard without the key).
 //! * [`seal_inline`] / [`open_inline`] for objects small enough to live in metadata.
@@ -92,6 +94,7 @@ pub use inline::{DEFAULT_INLINE_THRESHOLD, open_inline, seal_inline};
 pub use reader::{BadShardCallback, ObjectLocation, ReadOptions, read_object};
 pub use repair::{repair_shard, scrub_shard};
 pub use store::{
-    ByteStream, LocalDir, Memory, ObjectId, ShardId, ShardStat, ShardStore, StoreHealth,
+    ByteStream, LocalDir, Memory, ObjectId, ShardId, ShardReader, ShardStat, ShardStore,
+    StoreHealth,
 };
 pub use writer::{StripeEncoder, WriteOptions, WriteOutcome, write_object};

@@ -1,7 +1,8 @@
 //! The object reader: any byte range, verified, decrypted, degraded-tolerant.
 //!
 //! For each stripe covering the range the reader fetches only the data blocks
-//! it needs, one streaming `get` per shard over the whole range. A shard that
+//! it needs, through one [`ShardStore::open_reader`] per shard over the whole
+//! range, each block into a buffer of its own. A shard that
 //! is missing, errors, times out or fails its xxh3 check is reported, dropped,
 //! and replaced by other shards (parity first-come) from that stripe on; the
 //! missing data blocks are rebuilt with the codec. Each data block's AEAD tag
@@ -9,22 +10,28 @@
 //! with an error, never with wrong bytes.
 //!
 //! A producer task fetches stripe s + 1 while a blocking job verifies,
-//! rebuilds and decrypts stripe s.
+//! rebuilds and decrypts stripe s. Blocks are decrypted in place and yielded
+//! one by one without a copy. With a [`MemoryBudget`] the producer reserves
+//! each stripe before fetching it and takes the buffers from the budget's
+//! pool; when the budget is spent it first yields the stripe it decoded, then
+//! waits (see [`ReadOptions::budget`]).
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::budget::{MemoryBudget, Reservation, buffer_for, recycle, reserved_bytes};
 use crate::codec::{Codec, DEFAULT_CODEC};
 use crate::crypto::{BlockCipher, BlockPosition, DataKey, TAG_LEN};
 use crate::error::StorageError;
 use crate::format::{Geometry, HASH_LEN, check_block, parity_len};
-use crate::store::{ByteStream, ObjectId, ShardId, ShardStore};
+use crate::store::{ByteStream, ObjectId, ShardId, ShardReader, ShardStore};
 use crate::writer::encode_stripe;
 
 /// Where an object's shards are.
@@ -43,6 +50,11 @@ pub struct ObjectLocation {
 }
 
 impl ObjectLocation {
+    /// Length of framed block `stripe` of shard `index` (sealed bytes + xxh3).
+    fn framed_len(&self, stripe: u64, index: usize) -> usize {
+        self.geometry.sealed_len(self.size, stripe, index) + HASH_LEN
+    }
+
     /// Shard id of shard `index`.
     pub fn shard(&self, index: usize) -> ShardId {
         ShardId {
@@ -64,14 +76,22 @@ pub struct ReadOptions {
     /// Told about every bad shard (to queue a repair). Shards whose store is
     /// `None` in the location are not reported: the caller already knows.
     pub on_bad_shard: Option<BadShardCallback>,
+    /// Memory shared with other reads: each stripe reserves the bytes it
+    /// will hold (the framed blocks it fetches, which are decrypted in place)
+    /// before it is fetched, reads them into the budget's pooled buffers and
+    /// keeps the reservation until the consumer drops the last bytes the
+    /// stripe yielded. `None`: fresh buffers, and only the reader's pipeline
+    /// (about three stripes) bounds its memory.
+    pub budget: Option<MemoryBudget>,
 }
 
 impl Default for ReadOptions {
-    /// 10 s timeout, no callback.
+    /// 10 s timeout, no callback, no budget.
     fn default() -> Self {
         ReadOptions {
             shard_timeout: Duration::from_secs(10),
             on_bad_shard: None,
+            budget: None,
         }
     }
 }
@@ -81,6 +101,7 @@ impl std::fmt::Debug for ReadOptions {
         f.debug_struct("ReadOptions")
             .field("shard_timeout", &self.shard_timeout)
             .field("on_bad_shard", &self.on_bad_shard.is_some())
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -172,15 +193,39 @@ async fn produce(
     let last = (range.end - 1) / stripe_size;
     let cipher = Arc::new(key.block_cipher());
     let loc = Arc::new(loc);
+    let budget = opts.budget.clone();
     let mut source = StripeSource::new(loc.clone(), opts, last);
-    let mut decoding: Option<JoinHandle<Result<Bytes, StorageError>>> = None;
+    let mut decoding: Option<Decoding> = None;
     for stripe in first..=last {
         let base = stripe * stripe_size;
         let lo = range.start.max(base) - base;
         let hi = range.end.min(base + stripe_size) - base;
         let block = u64::from(g.block_size);
         let wanted: Vec<usize> = ((lo / block) as usize..=((hi - 1) / block) as usize).collect();
-        let fetched = source.fetch_stripe(stripe, &wanted).await;
+        let reservation = match &budget {
+            None => None,
+            Some(budget) => {
+                let cost = source.stripe_cost(stripe, &wanted);
+                let reserved = match budget.try_reserve(cost) {
+                    Some(r) => r,
+                    None => {
+                        // Yield the decoded stripe before waiting: readers
+                        // waiting while they hold stripes only they can hand
+                        // on would deadlock each other.
+                        if let Some(job) = decoding.take()
+                            && !forward(&tx, job).await
+                        {
+                            return;
+                        }
+                        budget.reserve(cost).await
+                    }
+                };
+                Some(Arc::new(reserved))
+            }
+        };
+        let fetched = source
+            .fetch_stripe(stripe, &wanted, reservation.as_ref())
+            .await;
         if let Some(job) = decoding.take()
             && !forward(&tx, job).await
         {
@@ -198,6 +243,7 @@ async fn produce(
             cipher: cipher.clone(),
             stripe,
             records,
+            reservation,
         };
         decoding = Some(tokio::task::spawn_blocking(move || {
             job.decrypt_range(lo..hi)
@@ -208,57 +254,55 @@ async fn produce(
     }
 }
 
-/// Sends a finished stripe to the consumer; false when the read is over.
-async fn forward(
-    tx: &mpsc::Sender<Result<Bytes, StorageError>>,
-    job: JoinHandle<Result<Bytes, StorageError>>,
-) -> bool {
+/// A stripe being verified, rebuilt and decrypted: its plain blocks.
+type Decoding = JoinHandle<Result<Vec<Bytes>, StorageError>>;
+
+/// Sends a finished stripe's blocks to the consumer; false when the read is over.
+async fn forward(tx: &mpsc::Sender<Result<Bytes, StorageError>>, job: Decoding) -> bool {
     let out = job
         .await
         .unwrap_or_else(|e| Err(StorageError::Codec(format!("decode task failed: {e}"))));
-    let ok = out.is_ok();
-    tx.send(out).await.is_ok() && ok
+    match out {
+        Ok(blocks) => {
+            for block in blocks {
+                if tx.send(Ok(block)).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        }
+        Err(e) => {
+            let _ = tx.send(Err(e)).await;
+            false
+        }
+    }
 }
 
-/// An open streaming read of consecutive blocks of one shard.
+/// An open read of consecutive blocks of one shard.
 pub(crate) struct Cursor {
-    stream: ByteStream,
-    head: Bytes,
+    reader: Box<dyn ShardReader>,
     next_block: u64,
 }
 
 impl Cursor {
-    /// A cursor over `stream`, whose first bytes are block `first_block`.
-    pub(crate) fn new(stream: ByteStream, first_block: u64) -> Self {
+    /// A cursor over `reader`, whose first bytes are block `first_block`.
+    pub(crate) fn new(reader: Box<dyn ShardReader>, first_block: u64) -> Self {
         Cursor {
-            stream,
-            head: Bytes::new(),
+            reader,
             next_block: first_block,
         }
     }
 
-    /// Reads exactly `len` bytes (one framed block).
+    /// Appends exactly `len` bytes (one framed block) to `buf`.
     pub(crate) async fn take(
         &mut self,
+        buf: Vec<u8>,
         len: usize,
         timeout: Duration,
-    ) -> Result<Bytes, StorageError> {
-        if self.head.len() >= len {
-            return Ok(self.head.split_to(len));
-        }
-        let mut acc = BytesMut::with_capacity(len);
-        acc.extend_from_slice(&std::mem::take(&mut self.head));
-        while acc.len() < len {
-            let chunk = match tokio::time::timeout(timeout, self.stream.next()).await {
-                Err(_) => return Err(StorageError::Timeout),
-                Ok(None) => return Err(StorageError::Format("shard ended early".into())),
-                Ok(Some(chunk)) => chunk?,
-            };
-            let take = (len - acc.len()).min(chunk.len());
-            acc.extend_from_slice(&chunk[..take]);
-            self.head = chunk.slice(take..);
-        }
-        Ok(acc.freeze())
+    ) -> Result<Vec<u8>, StorageError> {
+        tokio::time::timeout(timeout, self.reader.read(buf, len))
+            .await
+            .map_err(|_| StorageError::Timeout)?
     }
 }
 
@@ -304,23 +348,48 @@ impl StripeSource {
         }
     }
 
+    /// The shards a read of `stripe` for `wanted` starts with: open cursors
+    /// (they must advance every stripe) and the wanted shards not known bad.
+    fn first_batch(&self, wanted: &[usize]) -> Vec<usize> {
+        (0..self.cursors.len())
+            .filter(|&i| self.cursors[i].is_some() || (wanted.contains(&i) && !self.bad[i]))
+            .collect()
+    }
+
+    /// Bytes a read of `stripe` for `wanted` will hold, as far as the shards
+    /// found bad so far tell: the framed block of every shard it reads, and
+    /// for each wanted shard known bad one more read and the rebuilt block.
+    pub(crate) fn stripe_cost(&self, stripe: u64, wanted: &[usize]) -> usize {
+        let reads: usize = self
+            .first_batch(wanted)
+            .into_iter()
+            .map(|i| self.loc.framed_len(stripe, i))
+            .sum();
+        let rebuilt: usize = wanted
+            .iter()
+            .filter(|&&j| self.bad[j])
+            .map(|&j| 2 * self.loc.framed_len(stripe, j))
+            .sum();
+        reads + rebuilt
+    }
+
     /// Sealed blocks of `stripe`: every block in `wanted`, or failing that at
-    /// least k blocks from any shards. Index = shard index.
+    /// least k blocks from any shards. Index = shard index. Their buffers come
+    /// from `reservation`'s pool.
     pub(crate) async fn fetch_stripe(
         &mut self,
         stripe: u64,
         wanted: &[usize],
-    ) -> Result<Vec<Option<Bytes>>, StorageError> {
+        reservation: Option<&Arc<Reservation>>,
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
         let n = self.cursors.len();
         let k = self.loc.geometry.k();
-        let mut records: Vec<Option<Bytes>> = vec![None; n];
-        // Open cursors must advance every stripe; wanted shards join them.
-        let mut batch: Vec<usize> = (0..n)
-            .filter(|&i| self.cursors[i].is_some() || (wanted.contains(&i) && !self.bad[i]))
-            .collect();
+        let mut records: Vec<Option<Vec<u8>>> = vec![None; n];
+        let mut batch = self.first_batch(wanted);
         let mut replacing = false;
         loop {
-            self.read_batch(stripe, &batch, &mut records).await;
+            self.read_batch(stripe, &batch, &mut records, reservation)
+                .await;
             let have = records.iter().flatten().count();
             let complete = wanted.iter().all(|&j| records[j].is_some());
             if complete || have >= k {
@@ -345,12 +414,19 @@ impl StripeSource {
     }
 
     /// Reads block `stripe` from each shard in `batch` in parallel.
-    async fn read_batch(&mut self, stripe: u64, batch: &[usize], records: &mut [Option<Bytes>]) {
+    async fn read_batch(
+        &mut self,
+        stripe: u64,
+        batch: &[usize],
+        records: &mut [Option<Vec<u8>>],
+        reservation: Option<&Arc<Reservation>>,
+    ) {
         let loc = &self.loc;
         let timeout = self.opts.shard_timeout;
         let last = self.last_stripe;
         let reads = batch.iter().map(|&i| {
             let cursor = self.cursors[i].take();
+            let len = loc.framed_len(stripe, i);
             async move {
                 let mut cursor = match cursor {
                     Some(c) => c,
@@ -359,13 +435,12 @@ impl StripeSource {
                         .map_err(|e| (i, e))?,
                 };
                 debug_assert_eq!(cursor.next_block, stripe);
-                let len = loc.geometry.sealed_len(loc.size, stripe, i) + HASH_LEN;
-                let framed = cursor.take(len, timeout).await.map_err(|e| (i, e))?;
-                let shard = loc.shard(i);
-                check_block(shard, stripe, &framed).map_err(|e| (i, e))?;
+                let buf = buffer_for(reservation, len);
+                let mut framed = cursor.take(buf, len, timeout).await.map_err(|e| (i, e))?;
+                check_block(loc.shard(i), stripe, &framed).map_err(|e| (i, e))?;
                 cursor.next_block += 1;
-                let sealed = framed.slice(..len - HASH_LEN);
-                Ok::<_, (usize, StorageError)>((i, cursor, sealed))
+                framed.truncate(len - HASH_LEN);
+                Ok::<_, (usize, StorageError)>((i, cursor, framed))
             }
         });
         for result in futures::future::join_all(reads).await {
@@ -397,11 +472,11 @@ async fn open_cursor(
     };
     let g = loc.geometry;
     let start = g.block_offset(from);
-    let end = g.block_offset(to) + (g.sealed_len(loc.size, to, index) + HASH_LEN) as u64;
-    let stream = tokio::time::timeout(timeout, store.get(loc.shard(index), start..end))
+    let end = g.block_offset(to) + loc.framed_len(to, index) as u64;
+    let reader = tokio::time::timeout(timeout, store.open_reader(loc.shard(index), start..end))
         .await
         .map_err(|_| StorageError::Timeout)??;
-    Ok(Cursor::new(stream, from))
+    Ok(Cursor::new(reader, from))
 }
 
 /// The CPU side of one stripe: rebuild, authenticate and decrypt.
@@ -410,7 +485,17 @@ pub(crate) struct StripeJob {
     pub cipher: Arc<BlockCipher>,
     pub stripe: u64,
     /// Sealed blocks by shard index (from [`StripeSource::fetch_stripe`]).
-    pub records: Vec<Option<Bytes>>,
+    pub records: Vec<Option<Vec<u8>>>,
+    /// What the records are held under; their buffers go back to its pool.
+    pub reservation: Option<Arc<Reservation>>,
+}
+
+impl Drop for StripeJob {
+    fn drop(&mut self) {
+        for buf in self.records.drain(..).flatten() {
+            recycle(self.reservation.as_ref(), buf);
+        }
+    }
 }
 
 impl StripeJob {
@@ -438,7 +523,7 @@ impl StripeJob {
         let (k, m) = (g.k(), usize::from(g.parity_shards));
         let size = self.loc.size;
         let plen = parity_len(g.sealed_len(size, self.stripe, 0));
-        let padded: Vec<(usize, Bytes)> = self
+        let padded: Vec<(usize, Cow<'_, [u8]>)> = self
             .records
             .iter()
             .enumerate()
@@ -446,45 +531,56 @@ impl StripeJob {
             .take(k)
             .map(|(i, r)| {
                 if r.len() == plen {
-                    (i, r.clone())
+                    (i, Cow::Borrowed(&r[..]))
                 } else {
-                    let mut v = BytesMut::zeroed(plen);
+                    let mut v = vec![0; plen];
                     v[..r.len()].copy_from_slice(r);
-                    (i, v.freeze())
+                    (i, Cow::Owned(v))
                 }
             })
             .collect();
         let present: Vec<(usize, &[u8])> = padded.iter().map(|(i, r)| (*i, &r[..])).collect();
-        let mut outputs: Vec<Vec<u8>> = missing.iter().map(|_| vec![0u8; plen]).collect();
+        let mut outputs: Vec<Vec<u8>> = missing
+            .iter()
+            .map(|_| {
+                let mut out = buffer_for(self.reservation.as_ref(), plen);
+                out.resize(plen, 0);
+                out
+            })
+            .collect();
         let mut targets: Vec<(usize, &mut [u8])> = missing
             .iter()
             .copied()
             .zip(outputs.iter_mut().map(Vec::as_mut_slice))
             .collect();
         DEFAULT_CODEC.reconstruct(k, m, &present, &mut targets)?;
+        drop(padded);
         for (j, mut out) in missing.into_iter().zip(outputs) {
             out.truncate(g.sealed_len(size, self.stripe, j));
-            self.records[j] = Some(Bytes::from(out));
+            self.records[j] = Some(out);
         }
         Ok(())
     }
 
-    /// Authenticates and decrypts data block `j` into `out`.
-    pub(crate) fn open_block(&self, j: usize, out: &mut BytesMut) -> Result<(), StorageError> {
-        let Some(sealed) = &self.records[j] else {
+    /// Authenticates sealed data block `j` and decrypts it in place, leaving
+    /// its plain text.
+    fn open_block(&mut self, j: usize) -> Result<Vec<u8>, StorageError> {
+        let corrupt = |why: String| StorageError::corrupt(self.loc.shard(j), why);
+        let Some(mut sealed) = self.records[j].take() else {
             return Err(StorageError::Codec(format!("block {j} not available")));
         };
-        let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
-        let start = out.len();
-        out.extend_from_slice(ciphertext);
+        let Some(len) = sealed.len().checked_sub(TAG_LEN) else {
+            return Err(corrupt(format!(
+                "block {} shorter than its tag",
+                self.stripe
+            )));
+        };
+        let (ciphertext, tag) = sealed.split_at_mut(len);
         self.cipher
-            .open(&self.position(j), &mut out[start..], tag)
-            .map_err(|_| {
-                StorageError::corrupt(
-                    self.loc.shard(j),
-                    format!("block {} failed authentication", self.stripe),
-                )
-            })
+            .open(&self.position(j), ciphertext, tag)
+            .map_err(|_| corrupt(format!("block {} failed authentication", self.stripe)))?;
+        sealed.truncate(len);
+        Ok(sealed)
     }
 
     /// Re-creates the framed block of shard `index`: rebuilds and authenticates
@@ -494,9 +590,11 @@ impl StripeJob {
         let g = self.loc.geometry;
         let data: Vec<usize> = (0..g.k()).collect();
         self.rebuild(&data)?;
-        let mut plain = BytesMut::with_capacity(g.stripe_size() as usize);
+        let mut plain = Vec::with_capacity(g.stripe_size() as usize);
         for &j in &data {
-            self.open_block(j, &mut plain)?;
+            let block = self.open_block(j)?;
+            plain.extend_from_slice(&block);
+            recycle(self.reservation.as_ref(), block);
         }
         let mut framed = encode_stripe(
             &self.cipher,
@@ -510,18 +608,21 @@ impl StripeJob {
         Ok(framed.swap_remove(index))
     }
 
-    /// Plain text of stripe-relative bytes `range`.
-    fn decrypt_range(mut self, range: Range<u64>) -> Result<Bytes, StorageError> {
+    /// Plain text of stripe-relative bytes `range`, one piece per data block;
+    /// each keeps the stripe's reservation until it is dropped.
+    fn decrypt_range(mut self, range: Range<u64>) -> Result<Vec<Bytes>, StorageError> {
         let block = u64::from(self.loc.geometry.block_size);
         let first = (range.start / block) as usize;
         let wanted: Vec<usize> = (first..=((range.end - 1) / block) as usize).collect();
         self.rebuild(&wanted)?;
-        let mut out = BytesMut::with_capacity(wanted.len() * block as usize);
+        let mut out = Vec::with_capacity(wanted.len());
         for &j in &wanted {
-            self.open_block(j, &mut out)?;
+            let plain = self.open_block(j)?;
+            let base = j as u64 * block;
+            let hi = ((range.end.min(base + block) - base) as usize).min(plain.len());
+            let lo = ((range.start.max(base) - base) as usize).min(hi);
+            out.push(reserved_bytes(plain, self.reservation.clone()).slice(lo..hi));
         }
-        let skip = (range.start - first as u64 * block) as usize;
-        let len = (range.end - range.start) as usize;
-        Ok(out.freeze().slice(skip..skip + len))
+        Ok(out)
     }
 }

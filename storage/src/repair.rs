@@ -56,12 +56,13 @@ pub async fn repair_shard(
             .await
             .map_err(|_| closed())?;
         for stripe in 0..stripes {
-            let records = source.fetch_stripe(stripe, &data).await?;
+            let records = source.fetch_stripe(stripe, &data, None).await?;
             let job = StripeJob {
                 loc: loc.clone(),
                 cipher: cipher.clone(),
                 stripe,
                 records,
+                reservation: None,
             };
             let framed = tokio::task::spawn_blocking(move || job.rebuild_framed(i))
                 .await
@@ -99,8 +100,8 @@ pub async fn scrub_shard(
     if stat.size < (HEADER_LEN + TRAILER_LEN) as u64 {
         return Err(StorageError::corrupt(id, "shorter than header and trailer"));
     }
-    let mut cursor = Cursor::new(store.get(id, 0..stat.size).await?, 0);
-    let header = ShardHeader::decode(&cursor.take(HEADER_LEN, timeout).await?)?;
+    let mut cursor = Cursor::new(store.open_reader(id, 0..stat.size).await?, 0);
+    let header = ShardHeader::decode(&cursor.take(Vec::new(), HEADER_LEN, timeout).await?)?;
     if header.shard != id {
         return Err(StorageError::corrupt(
             id,
@@ -108,10 +109,14 @@ pub async fn scrub_shard(
         ));
     }
     let tail = store
-        .get(id, stat.size - TRAILER_LEN as u64..stat.size)
+        .open_reader(id, stat.size - TRAILER_LEN as u64..stat.size)
         .await?;
-    let trailer =
-        ShardTrailer::decode(id, &Cursor::new(tail, 0).take(TRAILER_LEN, timeout).await?)?;
+    let trailer = ShardTrailer::decode(
+        id,
+        &Cursor::new(tail, 0)
+            .take(Vec::new(), TRAILER_LEN, timeout)
+            .await?,
+    )?;
     let g = header.geometry;
     let index = usize::from(id.index);
     if trailer.blocks > stat.size
@@ -123,9 +128,13 @@ pub async fn scrub_shard(
             "file length does not match its trailer",
         ));
     }
+    // One buffer for every block in turn.
+    let mut buf = Vec::new();
     for block in 0..trailer.blocks {
         let len = g.sealed_len(trailer.size, block, index) + HASH_LEN;
-        check_block(id, block, &cursor.take(len, timeout).await?)?;
+        buf.clear();
+        buf = cursor.take(buf, len, timeout).await?;
+        check_block(id, block, &buf)?;
     }
     Ok(ShardSummary { header, trailer })
 }

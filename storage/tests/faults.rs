@@ -269,6 +269,7 @@ async fn slow_and_failing_stores_are_read_around() {
         on_bad_shard: Some(Arc::new(move |id, _e: &StorageError| {
             sink.lock().unwrap().push(id.index)
         })),
+        ..ReadOptions::default()
     };
     let started = std::time::Instant::now();
     let out = collect(read_object(

@@ -61,6 +61,9 @@ pub struct GatewaySettings {
     pub shard_timeout: Duration,
     /// Memory shared by all uploads' stripes in flight.
     pub write_budget: MemoryBudget,
+    /// Memory shared by all reads' stripes, from the stores until the
+    /// client has been sent them.
+    pub read_budget: MemoryBudget,
     /// An upload that sends no body bytes for this long fails with
     /// `RequestTimeout` (and gives back its share of the write budget).
     pub body_idle_timeout: Duration,
@@ -76,6 +79,7 @@ impl Default for GatewaySettings {
             stripes_in_flight: 2,
             shard_timeout: Duration::from_secs(10),
             write_budget: MemoryBudget::new(96 << 20),
+            read_budget: MemoryBudget::new(32 << 20),
             body_idle_timeout: Duration::from_secs(30),
         }
     }

@@ -124,6 +124,7 @@ impl Gateway {
         ReadOptions {
             shard_timeout: self.settings.shard_timeout,
             on_bad_shard: Some(Arc::new(hook)),
+            budget: Some(self.settings.read_budget.clone()),
         }
     }
 }

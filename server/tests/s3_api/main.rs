@@ -22,13 +22,19 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::StalledStreamProtectionConfig;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
+use tessera_server::Config;
 use tessera_server::testing::TestServer;
 
 /// A fresh server and a client of it. The shared build machine can be so
 /// loaded that a body pauses for seconds, so the SDK's stalled-stream guard
 /// gets a long grace period.
 pub async fn setup() -> (TestServer, Client) {
-    let server = TestServer::start().await.unwrap();
+    setup_with(|_| {}).await
+}
+
+/// [`setup`] with the server's configuration adjusted first.
+pub async fn setup_with(adjust: impl FnOnce(&mut Config)) -> (TestServer, Client) {
+    let server = TestServer::start_with(adjust).await.unwrap();
     let creds = server.credentials();
     let config = common::config_builder(&server.s3_url(), &creds.access_key, &creds.secret_key)
         .stalled_stream_protection(

@@ -8,7 +8,7 @@ use aws_sdk_s3::types::{
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use super::{code, data, get, md5_hex, put, status, with_bucket};
+use super::{code, data, get, md5_hex, put, setup_with, status, with_bucket};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_and_large_round_trip() {
@@ -494,4 +494,47 @@ async fn streaming_upload_with_trailer_checksum() {
         got.body.collect().await.unwrap().into_bytes().to_vec(),
         body
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_take_turns_in_a_small_read_budget() {
+    // 1 MiB: less than one stripe, so every read holds the whole budget for
+    // each stripe it has not sent yet, and the reads must take turns.
+    let (_s, c) = setup_with(|config| config.read_buffer = 1 << 20).await;
+    c.create_bucket().bucket("bkt").send().await.unwrap();
+    let body = data((9 << 20) + 77, 7);
+    put(&c, "bkt", "big", &body).await;
+    let range = 1_000_000..6_000_000;
+    let whole = (0..4).map(|_| get(&c, "bkt", "big"));
+    let ranged = (0..2).map(|_| async {
+        let out = c
+            .get_object()
+            .bucket("bkt")
+            .key("big")
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+            .unwrap();
+        out.body.collect().await.unwrap().into_bytes().to_vec()
+    });
+    let copy = c
+        .copy_object()
+        .bucket("bkt")
+        .key("copy")
+        .copy_source("bkt/big")
+        .send();
+    let all = async {
+        futures::join!(
+            futures::future::join_all(whole),
+            futures::future::join_all(ranged),
+            copy
+        )
+    };
+    let (whole, ranged, copied) = tokio::time::timeout(std::time::Duration::from_secs(120), all)
+        .await
+        .expect("reads sharing a read budget must not deadlock");
+    assert!(whole.iter().all(|b| *b == body));
+    assert!(ranged.iter().all(|b| *b == body[range.start..range.end]));
+    copied.unwrap();
+    assert!(get(&c, "bkt", "copy").await == body);
 }

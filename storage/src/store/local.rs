@@ -13,16 +13,16 @@
 //! S3 keys. A put writes a temp file, fsyncs it, renames it into place and
 //! fsyncs the directory, so a shard is either absent or complete.
 
+use std::fs::File;
 use std::io::{ErrorKind, Write};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{ByteStream, ObjectId, ShardId, ShardStat, ShardStore, StoreHealth};
+use super::{ByteStream, ObjectId, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth};
 use crate::error::StorageError;
 
 /// Largest chunk a `get` stream yields.
@@ -169,6 +169,77 @@ fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageErro
     move |e| StorageError::io(context, e)
 }
 
+impl LocalDir {
+    /// Opens the file of shard `id` for reading.
+    async fn open_shard(&self, id: ShardId) -> Result<(Arc<File>, Arc<PathBuf>), StorageError> {
+        let path = self.shard_path(id);
+        let opened = path.clone();
+        let file = blocking(move || match File::open(&opened) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(StorageError::NotFound(id)),
+            Err(e) => Err(io_err("opening", &opened)(e)),
+        })
+        .await?;
+        Ok((Arc::new(file), Arc::new(path)))
+    }
+}
+
+/// Appends up to `len` bytes of `file` from offset `at` to `buf`, read
+/// (`pread`) straight into its spare capacity; fewer only where the file ends.
+fn read_at(
+    file: &File,
+    path: &Path,
+    mut buf: Vec<u8>,
+    at: u64,
+    len: usize,
+) -> Result<Vec<u8>, StorageError> {
+    let start = buf.len();
+    buf.reserve(len);
+    while buf.len() < start + len {
+        let offset = at + (buf.len() - start) as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), offset) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(io_err("reading", path)(e.into())),
+        }
+    }
+    // The spare capacity may be larger than `len`: drop what was read past it.
+    buf.truncate(start + len);
+    Ok(buf)
+}
+
+/// Reads of a range of one shard file straight into the caller's buffers.
+struct FileReader {
+    file: Arc<File>,
+    path: Arc<PathBuf>,
+    /// What is left of the range.
+    range: Range<u64>,
+}
+
+#[async_trait::async_trait]
+impl ShardReader for FileReader {
+    async fn read(&mut self, buf: Vec<u8>, len: usize) -> Result<Vec<u8>, StorageError> {
+        if len == 0 {
+            return Ok(buf);
+        }
+        let at = self.range.start;
+        if at + len as u64 > self.range.end {
+            return Err(StorageError::Format(
+                "read past the end of the range".into(),
+            ));
+        }
+        let (file, path) = (Arc::clone(&self.file), Arc::clone(&self.path));
+        let start = buf.len();
+        let buf = blocking(move || read_at(&file, &path, buf, at, len)).await?;
+        if buf.len() < start + len {
+            return Err(StorageError::Format("shard ended early".into()));
+        }
+        self.range.start += len as u64;
+        Ok(buf)
+    }
+}
+
 #[async_trait::async_trait]
 impl ShardStore for LocalDir {
     fn id(&self) -> &str {
@@ -217,17 +288,7 @@ impl ShardStore for LocalDir {
     }
 
     async fn get(&self, id: ShardId, range: Range<u64>) -> Result<ByteStream, StorageError> {
-        let path = self.shard_path(id);
-        let opened = path.clone();
-        let file = blocking(move || match std::fs::File::open(&opened) {
-            Ok(f) => Ok(f),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(StorageError::NotFound(id)),
-            Err(e) => Err(io_err("opening", &opened)(e)),
-        })
-        .await?;
-        let file = Arc::new(file);
-        let path = Arc::new(path);
-        // Positioned reads (pread) straight into each chunk's buffer.
+        let (file, path) = self.open_shard(id).await?;
         let stream = futures::stream::try_unfold(range, move |range| {
             let (file, path) = (Arc::clone(&file), Arc::clone(&path));
             async move {
@@ -236,21 +297,9 @@ impl ShardStore for LocalDir {
                 }
                 let want = (range.end - range.start).min(READ_CHUNK as u64) as usize;
                 let at = range.start;
-                let buf = blocking(move || {
-                    let mut buf = BytesMut::zeroed(want);
-                    let mut filled = 0;
-                    while filled < want {
-                        match file.read_at(&mut buf[filled..], at + filled as u64) {
-                            Ok(0) => break,
-                            Ok(n) => filled += n,
-                            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                            Err(e) => return Err(io_err("reading", &path)(e)),
-                        }
-                    }
-                    buf.truncate(filled);
-                    Ok(buf)
-                })
-                .await?;
+                let buf =
+                    blocking(move || read_at(&file, &path, Vec::with_capacity(want), at, want))
+                        .await?;
                 if buf.is_empty() {
                     return Ok(None);
                 }
@@ -260,10 +309,19 @@ impl ShardStore for LocalDir {
                 } else {
                     at + want as u64..range.end
                 };
-                Ok(Some((buf.freeze(), next)))
+                Ok(Some((Bytes::from(buf), next)))
             }
         });
         Ok(stream.boxed())
+    }
+
+    async fn open_reader(
+        &self,
+        id: ShardId,
+        range: Range<u64>,
+    ) -> Result<Box<dyn ShardReader>, StorageError> {
+        let (file, path) = self.open_shard(id).await?;
+        Ok(Box::new(FileReader { file, path, range }))
     }
 
     async fn stat(&self, id: ShardId) -> Result<Option<ShardStat>, StorageError> {

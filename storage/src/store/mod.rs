@@ -1,4 +1,5 @@
-//! Shard identities and the [`ShardStore`] trait every backend implements.
+//! Shard identities and the [`ShardStore`] trait every backend implements
+//! (with [`ShardReader`], its reads into the caller's buffers).
 
 mod local;
 mod memory;
@@ -10,6 +11,9 @@ use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
 use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::StreamExt;
 
 use crate::error::StorageError;
 
@@ -108,6 +112,19 @@ pub trait ShardStore: Send + Sync + fmt::Debug + 'static {
     /// only the bytes that exist (the caller notices the short read).
     async fn get(&self, id: ShardId, range: Range<u64>) -> Result<ByteStream, StorageError>;
 
+    /// Opens bytes `range` of the shard file for reading in pieces into the
+    /// caller's buffers (the object reader's pooled block buffers). A range
+    /// past the end fails when a read reaches it. The default copies from
+    /// [`ShardStore::get`]'s stream; a store that can read straight into the
+    /// buffer (a file: `pread`) does so.
+    async fn open_reader(
+        &self,
+        id: ShardId,
+        range: Range<u64>,
+    ) -> Result<Box<dyn ShardReader>, StorageError> {
+        Ok(Box::new(StreamReader::new(self.get(id, range).await?)))
+    }
+
     /// Size and age of the shard, `None` when absent.
     async fn stat(&self, id: ShardId) -> Result<Option<ShardStat>, StorageError>;
 
@@ -123,4 +140,47 @@ pub trait ShardStore: Send + Sync + fmt::Debug + 'static {
 
     /// Capacity, free space and state.
     async fn health(&self) -> Result<StoreHealth, StorageError>;
+}
+
+/// Consecutive reads of a byte range of one shard (see [`ShardStore::open_reader`]).
+#[async_trait::async_trait]
+pub trait ShardReader: Send {
+    /// Appends the next `len` bytes of the range to `buf` and returns it;
+    /// fails if the shard (or the range) ends first.
+    async fn read(&mut self, buf: Vec<u8>, len: usize) -> Result<Vec<u8>, StorageError>;
+}
+
+/// A [`ShardReader`] over a [`ByteStream`]: copies its chunks into the buffers.
+struct StreamReader {
+    stream: ByteStream,
+    head: Bytes,
+}
+
+impl StreamReader {
+    /// Reads from `stream`.
+    fn new(stream: ByteStream) -> Self {
+        StreamReader {
+            stream,
+            head: Bytes::new(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ShardReader for StreamReader {
+    async fn read(&mut self, mut buf: Vec<u8>, len: usize) -> Result<Vec<u8>, StorageError> {
+        let want = buf.len() + len;
+        buf.reserve(len);
+        while buf.len() < want {
+            if self.head.is_empty() {
+                self.head = match self.stream.next().await {
+                    Some(chunk) => chunk?,
+                    None => return Err(StorageError::Format("shard ended early".into())),
+                };
+            }
+            let take = (want - buf.len()).min(self.head.len());
+            buf.extend_from_slice(&self.head.split_to(take));
+        }
+        Ok(buf)
+    }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use tessera_storage::{
-    ByteStream, DataKey, Geometry, Memory, ObjectId, ObjectLocation, ReadOptions, ShardId,
-    ShardStat, ShardStore, StorageError, StoreHealth, WriteOptions, WriteOutcome, read_object,
-    write_object,
+    ByteStream, DataKey, Geometry, Memory, MemoryBudget, ObjectId, ObjectLocation, ReadOptions,
+    ShardId, ShardStat, ShardStore, StorageError, StoreHealth, WriteOptions, WriteOutcome,
+    read_object, write_object,
 };
 
 /// One multi-threaded runtime shared by the proptests of a test binary.
@@ -146,6 +146,8 @@ impl Written {
             on_bad_shard: Some(Arc::new(move |id: ShardId, _e: &StorageError| {
                 sink.lock().unwrap().push(id.index)
             })),
+            // Degraded reads through pooled, reserved buffers too.
+            budget: Some(MemoryBudget::new(1 << 20)),
         };
         let out = collect(read_object(loc, self.key.clone(), range, opts)).await;
         let mut bad = bad.lock().unwrap().clone();
