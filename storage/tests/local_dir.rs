@@ -11,8 +11,8 @@ use bytes::Bytes;
 use common::{collect, data};
 use futures::StreamExt;
 use tessera_storage::{
-    ByteStream, DataKey, Geometry, LocalDir, ObjectId, ObjectLocation, ReadOptions, ShardId,
-    ShardStore, StorageError, WriteOptions, read_object, write_object,
+    ByteStream, DataKey, Geometry, LocalDir, Memory, ObjectId, ObjectLocation, ReadOptions,
+    ShardId, ShardStore, StorageError, WriteOptions, read_object, write_object,
 };
 
 fn id(seed: u8, part: u32, index: u16) -> ShardId {
@@ -86,6 +86,40 @@ async fn put_get_stat_list_delete() {
     ));
     let health = store.health().await.unwrap();
     assert!(health.ok && health.capacity >= health.free && health.capacity > 0);
+}
+
+#[tokio::test]
+async fn shard_readers_fill_the_callers_buffers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = LocalDir::open("disk-1", tmp.path()).unwrap();
+    let memory = Memory::new("mem-1");
+    let bytes = data(300_000, 2);
+    let a = id(2, 1, 0);
+    // LocalDir reads with pread; Memory uses the default, a copy from `get`.
+    for store in [&local as &dyn ShardStore, &memory] {
+        store.put(a, stream_of(bytes.clone(), 7_000)).await.unwrap();
+        let mut reader = store.open_reader(a, 1000..250_000).await.unwrap();
+        let buf = reader.read(vec![1, 2, 3], 100_000).await.unwrap();
+        assert_eq!(buf[..3], [1, 2, 3], "{}: appended", store.id());
+        assert_eq!(buf[3..], bytes[1000..101_000], "{}", store.id());
+        let buf = reader.read(Vec::with_capacity(1 << 20), 148_000).await;
+        assert_eq!(buf.unwrap(), &bytes[101_000..249_000], "{}", store.id());
+        assert!(
+            reader.read(Vec::new(), 2000).await.is_err(),
+            "{}: past the range",
+            store.id()
+        );
+        let mut reader = store.open_reader(a, 299_000..400_000).await.unwrap();
+        assert!(
+            reader.read(Vec::new(), 5000).await.is_err(),
+            "{}: past the file",
+            store.id()
+        );
+        assert!(matches!(
+            store.open_reader(id(3, 1, 0), 0..10).await.err(),
+            Some(StorageError::NotFound(_))
+        ));
+    }
 }
 
 #[tokio::test]
