@@ -70,8 +70,10 @@ impl VaesGcmSiv {
 
     /// Encrypts `buf` in place and returns the tag.
     pub fn seal(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
-        // SAFETY: a VaesGcmSiv only exists where the features were detected.
-        unsafe { seal(&self.round_keys, nonce, aad, buf) }
+        let at = buf.as_mut_ptr();
+        // SAFETY: a VaesGcmSiv only exists where the features were detected;
+        // source and destination are the same `buf.len()` bytes.
+        unsafe { seal(&self.round_keys, nonce, aad, at, at, buf.len()) }
     }
 
     /// Appends `plain` sealed (`ciphertext | tag`) to `out`, encrypting
@@ -81,12 +83,13 @@ impl VaesGcmSiv {
         // SAFETY: the features were detected (see `seal`); the spare
         // capacity holds `plain.len()` bytes and cannot overlap `plain`.
         unsafe {
-            let tag = seal_to(
+            let tag = seal(
                 &self.round_keys,
                 nonce,
                 aad,
-                plain,
+                plain.as_ptr(),
                 out.spare_capacity_mut().as_mut_ptr().cast(),
+                plain.len(),
             );
             out.set_len(out.len() + plain.len());
             out.extend_from_slice(&tag);
@@ -113,35 +116,29 @@ struct MessageKeys {
     round_keys: RoundKeys,
 }
 
+/// Seals the `len` bytes at `src` into `dst` and returns the tag.
+///
+/// # Safety
+/// The CPU has the features this is compiled for; `src` is readable and
+/// `dst` writable for `len` bytes, either the same pointer (in place) or
+/// not overlapping.
 #[target_feature(enable = "avx512f,avx512bw,vaes,vpclmulqdq,aes,pclmulqdq,avx2")]
 unsafe fn seal(
     kgk: &[[u8; 16]; 15],
     nonce: &[u8; 12],
     aad: &[u8],
-    buf: &mut [u8],
-) -> [u8; TAG_LEN] {
-    let keys = message_keys(kgk, nonce);
-    let tag = tag_of(&keys, nonce, aad, buf);
-    ctr(&keys.round_keys, tag, buf);
-    let mut out = [0u8; TAG_LEN];
-    // SAFETY: `out` is 16 writable bytes.
-    unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), tag) };
-    out
-}
-
-/// Seals `plain` into `dst` (`plain.len()` writable bytes, not overlapping it).
-#[target_feature(enable = "avx512f,avx512bw,vaes,vpclmulqdq,aes,pclmulqdq,avx2")]
-unsafe fn seal_to(
-    kgk: &[[u8; 16]; 15],
-    nonce: &[u8; 12],
-    aad: &[u8],
-    plain: &[u8],
+    src: *const u8,
     dst: *mut u8,
+    len: usize,
 ) -> [u8; TAG_LEN] {
     let keys = message_keys(kgk, nonce);
-    let tag = tag_of(&keys, nonce, aad, plain);
+    // SAFETY: `src` is readable for `len` bytes; the slice is not used once
+    // counter mode starts writing (which may be to the same bytes).
+    let tag = tag_of(&keys, nonce, aad, unsafe {
+        std::slice::from_raw_parts(src, len)
+    });
     // SAFETY: as the caller promises.
-    unsafe { ctr_to(&keys.round_keys, tag, plain.as_ptr(), dst, plain.len()) };
+    unsafe { ctr_to(&keys.round_keys, tag, src, dst, len) };
     let mut out = [0u8; TAG_LEN];
     // SAFETY: `out` is 16 writable bytes.
     unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), tag) };
