@@ -193,21 +193,22 @@ impl CodingMatrix {
                 unsafe { combine(inputs, start, row, &mut out[start..end]) };
             }
         }
-        for (out, row) in outputs.iter_mut().zip(&self.terms) {
-            if tail > 0 {
-                // The trailing chunk in reed-solomon-simd's layout, one chunk per shard.
-                let half = tail / 2;
-                let chunks: Vec<[u8; 64]> = inputs
-                    .iter()
-                    .map(|s| {
-                        let mut c = [0u8; 64];
-                        c[..half].copy_from_slice(&s[whole..whole + half]);
-                        c[SYMBOLS..SYMBOLS + half].copy_from_slice(&s[whole + half..len]);
-                        c
-                    })
-                    .collect();
+        if tail > 0 {
+            // The trailing chunk in reed-solomon-simd's layout, one chunk per
+            // shard, laid out once for every output.
+            let half = tail / 2;
+            let chunks: Vec<[u8; 64]> = inputs
+                .iter()
+                .map(|s| {
+                    let mut c = [0u8; 64];
+                    c[..half].copy_from_slice(&s[whole..whole + half]);
+                    c[SYMBOLS..SYMBOLS + half].copy_from_slice(&s[whole + half..len]);
+                    c
+                })
+                .collect();
+            let chunks: Vec<&[u8]> = chunks.iter().map(|c| &c[..]).collect();
+            for (out, row) in outputs.iter_mut().zip(&self.terms) {
                 let mut rebuilt = [0u8; 64];
-                let chunks: Vec<&[u8]> = chunks.iter().map(|c| &c[..]).collect();
                 // SAFETY: as above; every slice is 64 bytes.
                 unsafe { combine(&chunks, 0, row, &mut rebuilt) };
                 out[whole..whole + half].copy_from_slice(&rebuilt[..half]);
