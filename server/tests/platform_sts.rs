@@ -31,13 +31,7 @@ fn sts_client(server: &TestServer, access_key: &str, secret_key: &str) -> aws_sd
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(server.s3_url())
-        .credentials_provider(Credentials::new(
-            access_key,
-            secret_key,
-            None,
-            None,
-            "tessera-test",
-        ))
+        .credentials_provider(common::credentials(access_key, secret_key))
         .build();
     aws_sdk_sts::Client::from_conf(conf)
 }

@@ -34,14 +34,13 @@ pub fn config_builder(
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(url)
-        .credentials_provider(Credentials::new(
-            access_key,
-            secret_key,
-            None,
-            None,
-            "tessera-test",
-        ))
+        .credentials_provider(credentials(access_key, secret_key))
         .force_path_style(true)
+}
+
+/// Static credentials for SDK clients in tests (S3 and STS alike).
+pub fn credentials(access_key: &str, secret_key: &str) -> Credentials {
+    Credentials::new(access_key, secret_key, None, None, "tessera-test")
 }
 
 /// An HTTPS client for the SDK that trusts exactly the PEM certificate `ca_pem`.
