@@ -72,10 +72,14 @@ enum Op {
     Purge(LogId, oneshot::Sender<Result<(), String>>),
 }
 
+/// Page cache of the log file. Entries are written once and read back only
+/// while they are applied or sent to a lagging member, so a small cache does.
+const LOG_CACHE_BYTES: usize = 4 << 20;
+
 impl LogStore {
     /// Opens (or creates) the log in `path`.
     pub fn open(path: &Path) -> Result<LogStore, MetaError> {
-        let db = Arc::new(crate::types::open_database(path)?);
+        let db = Arc::new(crate::types::open_database(path, LOG_CACHE_BYTES)?);
         let txn = db.begin_write()?;
         txn.open_table(ENTRIES)?;
         txn.open_table(META)?;

@@ -85,10 +85,16 @@ pub struct MetaConfig {
     pub tls: Option<ClusterTls>,
     /// Raft timing.
     pub timing: RaftTiming,
+    /// Most memory the state file's page cache may hold, in bytes.
+    pub state_cache_bytes: usize,
 }
 
+/// Default of [`MetaConfig::state_cache_bytes`].
+pub const DEFAULT_STATE_CACHE_BYTES: usize = 32 << 20;
+
 impl MetaConfig {
-    /// A config for member `node_id` in `data_dir`, without RPC, default timing.
+    /// A config for member `node_id` in `data_dir`, without RPC, default
+    /// timing and state cache.
     pub fn new(node_id: u64, data_dir: impl Into<PathBuf>) -> MetaConfig {
         MetaConfig {
             node_id,
@@ -97,6 +103,7 @@ impl MetaConfig {
             advertise: None,
             tls: None,
             timing: RaftTiming::default(),
+            state_cache_bytes: DEFAULT_STATE_CACHE_BYTES,
         }
     }
 }
@@ -152,6 +159,7 @@ pub(crate) struct Core {
     pub(crate) timing: RaftTiming,
     pub(crate) peers: Arc<Peers>,
     data_dir: PathBuf,
+    state_cache_bytes: usize,
     running: RwLock<Running>,
     /// When this member was created; the origin of `leader_contact_ms`.
     epoch: Instant,
@@ -231,13 +239,21 @@ impl MetaNode {
             .unwrap_or_default();
 
         let peers = Arc::new(Peers::new(client_tls));
-        let running = open_running(cfg.node_id, &cfg.data_dir, &cfg.timing, &peers).await?;
+        let running = open_running(
+            cfg.node_id,
+            &cfg.data_dir,
+            &cfg.timing,
+            cfg.state_cache_bytes,
+            &peers,
+        )
+        .await?;
         let (proposals, pending) = mpsc::unbounded_channel();
         let core = Arc::new(Core {
             id: cfg.node_id,
             timing: cfg.timing.clone(),
             peers,
             data_dir: cfg.data_dir.clone(),
+            state_cache_bytes: cfg.state_cache_bytes,
             running: RwLock::new(running),
             epoch: Instant::now(),
             leader_contact_ms: AtomicU64::new(0),
@@ -431,10 +447,15 @@ async fn open_running(
     id: NodeId,
     dir: &Path,
     timing: &RaftTiming,
+    state_cache_bytes: usize,
     peers: &Arc<Peers>,
 ) -> Result<Running, MetaError> {
     let log = LogStore::open(&dir.join("raft-log.redb"))?;
-    let sm = StateMachineStore::open(&dir.join("state.redb"), &dir.join("snapshots"))?;
+    let sm = StateMachineStore::open(
+        &dir.join("state.redb"),
+        &dir.join("snapshots"),
+        state_cache_bytes,
+    )?;
     let state = sm.db();
     let files = vec![log.db_weak(), Arc::downgrade(&state)];
     let tail = log.tail();
@@ -504,7 +525,14 @@ impl Core {
 
     /// Starts raft again on this member's files (after [`Core::stop_raft`]).
     pub(crate) async fn restart_raft(&self) -> Result<(), MetaError> {
-        let running = open_running(self.id, &self.data_dir, &self.timing, &self.peers).await?;
+        let running = open_running(
+            self.id,
+            &self.data_dir,
+            &self.timing,
+            self.state_cache_bytes,
+            &self.peers,
+        )
+        .await?;
         *self
             .running
             .write()

@@ -58,8 +58,13 @@ pub struct StateMachineStore {
 }
 
 impl StateMachineStore {
-    /// Opens (or creates) the state file at `path`; snapshots live in `snapshot_dir`.
-    pub fn open(path: &Path, snapshot_dir: &Path) -> Result<StateMachineStore, MetaError> {
+    /// Opens (or creates) the state file at `path`, with a page cache of at
+    /// most `cache_bytes`; snapshots live in `snapshot_dir`.
+    pub fn open(
+        path: &Path,
+        snapshot_dir: &Path,
+        cache_bytes: usize,
+    ) -> Result<StateMachineStore, MetaError> {
         std::fs::create_dir_all(snapshot_dir)?;
         // Half-received snapshots of a previous run are useless.
         for entry in std::fs::read_dir(snapshot_dir)? {
@@ -72,7 +77,7 @@ impl StateMachineStore {
                 std::fs::remove_file(entry.path())?;
             }
         }
-        let db = Arc::new(crate::types::open_database(path)?);
+        let db = Arc::new(crate::types::open_database(path, cache_bytes)?);
         let txn = db.begin_write()?;
         txn.open_table(RAFT_STATE)?;
         crate::tables::create_all(&txn)?;

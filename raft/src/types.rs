@@ -73,13 +73,20 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postc
     postcard::from_bytes(bytes)
 }
 
-/// Opens (or creates) a redb file. A file closed a moment ago by this
-/// process (a member restarting) may still be locked while its last handle
-/// finishes dropping: retry that for a few seconds.
-pub(crate) fn open_database(path: &std::path::Path) -> Result<redb::Database, crate::MetaError> {
+/// Opens (or creates) a redb file whose page cache holds at most
+/// `cache_bytes` (redb's own default is 1 GiB per file). A file closed a
+/// moment ago by this process (a member restarting) may still be locked
+/// while its last handle finishes dropping: retry that for a few seconds.
+pub(crate) fn open_database(
+    path: &std::path::Path,
+    cache_bytes: usize,
+) -> Result<redb::Database, crate::MetaError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match redb::Database::create(path) {
+        match redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)
+        {
             Err(redb::DatabaseError::DatabaseAlreadyOpen)
                 if std::time::Instant::now() < deadline =>
             {

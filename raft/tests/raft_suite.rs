@@ -18,6 +18,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let sm = StateMachineStore::open(
             &dir.path().join("state.redb"),
             &dir.path().join("snapshots"),
+            tessera_raft::node::DEFAULT_STATE_CACHE_BYTES,
         )
         .unwrap();
         Ok((dir, log, sm))

@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the S3 gateway (with no options: the embedded default under ./tessera-data).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Administer a running server through its admin API.
     Admin(AdminArgs),
 }
@@ -130,7 +130,7 @@ pub enum BucketCommand {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Admin(args) => admin(args).await,
     }
 }

@@ -19,6 +19,10 @@ use crate::datadir::Credentials;
 pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
 /// Default region.
 pub const DEFAULT_REGION: &str = "us-east-1";
+/// Default of [`Config::write_buffer`]: six 4 + 2 stripes in flight.
+pub const DEFAULT_WRITE_BUFFER: usize = 64 << 20;
+/// Default of [`Config::read_buffer`].
+pub const DEFAULT_READ_BUFFER: usize = 32 << 20;
 
 /// The resolved configuration of `tessera serve`.
 #[derive(Debug, Clone)]
@@ -56,6 +60,8 @@ pub struct Config {
     /// Memory all downloads together may hold in stripes being read,
     /// decrypted and sent, in bytes; reads beyond it wait their turn.
     pub read_buffer: usize,
+    /// Most memory the metadata state file's page cache may hold, in bytes.
+    pub metadata_cache: usize,
 }
 
 /// Paths of a PEM certificate chain and its private key.
@@ -84,8 +90,9 @@ impl Config {
             shutdown_timeout: Duration::from_secs(30),
             gc_interval: Duration::from_secs(5),
             health_interval: Duration::from_secs(5),
-            write_buffer: 96 << 20,
-            read_buffer: 32 << 20,
+            write_buffer: DEFAULT_WRITE_BUFFER,
+            read_buffer: DEFAULT_READ_BUFFER,
+            metadata_cache: tessera_raft::node::DEFAULT_STATE_CACHE_BYTES,
         }
     }
 
@@ -149,12 +156,15 @@ pub struct ConfigLayer {
     /// Seconds shutdown waits for in-flight requests [default: 30]
     #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout_secs: Option<u64>,
-    /// MiB of memory all uploads together may buffer; more uploads wait [default: 96]
+    /// MiB of memory all uploads together may buffer; more uploads wait [default: 64]
     #[arg(long, env = "TESSERA_WRITE_BUFFER_MIB")]
     pub write_buffer_mib: Option<usize>,
     /// MiB of memory all downloads together may buffer; more reads wait [default: 32]
     #[arg(long, env = "TESSERA_READ_BUFFER_MIB")]
     pub read_buffer_mib: Option<usize>,
+    /// MiB of memory the metadata page cache may hold [default: 32]
+    #[arg(long, env = "TESSERA_METADATA_CACHE_MIB")]
+    pub metadata_cache_mib: Option<usize>,
 }
 
 impl ConfigLayer {
@@ -183,6 +193,7 @@ impl ConfigLayer {
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
             write_buffer_mib: self.write_buffer_mib.or(lower.write_buffer_mib),
             read_buffer_mib: self.read_buffer_mib.or(lower.read_buffer_mib),
+            metadata_cache_mib: self.metadata_cache_mib.or(lower.metadata_cache_mib),
         }
     }
 
@@ -238,6 +249,12 @@ impl ConfigLayer {
                 bail!("read_buffer_mib must be at least 1");
             }
             cfg.read_buffer = v.saturating_mul(1 << 20);
+        }
+        if let Some(v) = self.metadata_cache_mib {
+            if v == 0 {
+                bail!("metadata_cache_mib must be at least 1");
+            }
+            cfg.metadata_cache = v.saturating_mul(1 << 20);
         }
         cfg.check()?;
         Ok(cfg)

@@ -109,7 +109,7 @@ impl Server {
         let s3_listener = listener::bind(config.listen, "S3").await?;
         let admin_listener = listener::bind(config.admin_listen, "admin").await?;
 
-        let meta = start_meta(&dir).await?;
+        let meta = start_meta(&dir, config.metadata_cache).await?;
         let keys = KeyStore::new(meta.clone(), Arc::clone(&master_key));
         if let Err(e) = keys.ensure_root(&credentials).await {
             let _ = meta.shutdown().await;
@@ -172,10 +172,12 @@ impl Server {
     }
 }
 
-/// Starts the embedded single-member metadata plane under `<data-dir>/meta`
-/// and waits for it to lead.
-async fn start_meta(dir: &DataDir) -> Result<MetaNode> {
-    let meta = MetaNode::start(MetaConfig::new(1, dir.meta_dir()))
+/// Starts the embedded single-member metadata plane under `<data-dir>/meta`,
+/// its state cache holding at most `cache_bytes`, and waits for it to lead.
+async fn start_meta(dir: &DataDir, cache_bytes: usize) -> Result<MetaNode> {
+    let mut meta_config = MetaConfig::new(1, dir.meta_dir());
+    meta_config.state_cache_bytes = cache_bytes;
+    let meta = MetaNode::start(meta_config)
         .await
         .context("starting the metadata member")?;
     meta.bootstrap_single()

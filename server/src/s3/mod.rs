@@ -78,8 +78,8 @@ impl Default for GatewaySettings {
             region: "us-east-1".to_owned(),
             stripes_in_flight: 2,
             shard_timeout: Duration::from_secs(10),
-            write_budget: MemoryBudget::new(96 << 20),
-            read_budget: MemoryBudget::new(32 << 20),
+            write_budget: MemoryBudget::new(crate::config::DEFAULT_WRITE_BUFFER),
+            read_budget: MemoryBudget::new(crate::config::DEFAULT_READ_BUFFER),
             body_idle_timeout: Duration::from_secs(30),
         }
     }
