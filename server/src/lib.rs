@@ -96,8 +96,8 @@ impl Server {
             )
             .context("erasure code geometry")?,
             region: config.region.clone(),
-            write_budget: MemoryBudget::new(config.write_buffer),
-            read_budget: MemoryBudget::new(config.read_buffer),
+            write_budget: MemoryBudget::new(config.write_buffer).named("write"),
+            read_budget: MemoryBudget::new(config.read_buffer).named("read"),
             ..GatewaySettings::default()
         };
         let host = config

@@ -128,6 +128,20 @@ fn describe() {
         "tessera_gc_queue_length",
         "Work items GC saw queued at its last pass"
     );
+    describe_gauge!(
+        "tessera_memory_budget_capacity_bytes",
+        metrics::Unit::Bytes,
+        "Size of a memory budget (write_buffer_mib, read_buffer_mib)"
+    );
+    describe_gauge!(
+        "tessera_memory_budget_reserved_bytes",
+        metrics::Unit::Bytes,
+        "Bytes of a memory budget held by stripes being written or read"
+    );
+    describe_counter!(
+        "tessera_memory_budget_waits_total",
+        "Stripes that waited for their memory budget (uploads or downloads held back)"
+    );
 }
 
 tokio::task_local! {

@@ -62,6 +62,9 @@ async fn health_metrics_and_status() {
         "tessera_s3_requests_total{op=\"PutObject\",status=\"200\"} 1",
         "tessera_s3_request_duration_seconds_bucket{op=\"PutObject\"",
         "tessera_s3_bytes_in_total 100000",
+        "tessera_memory_budget_capacity_bytes{budget=\"write\"} 67108864",
+        "tessera_memory_budget_capacity_bytes{budget=\"read\"} 33554432",
+        "tessera_memory_budget_reserved_bytes{budget=\"write\"}",
     ] {
         assert!(
             metrics.contains(needle),

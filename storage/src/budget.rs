@@ -14,6 +14,12 @@
 //! (a reserved buffer goes back when its last view is dropped): buffers of a
 //! MiB or more allocated and freed on many threads otherwise leave glibc's
 //! arenas holding about three times the live memory.
+//!
+//! A budget given a name ([`MemoryBudget::named`]) publishes the gauges
+//! `tessera_memory_budget_capacity_bytes` and
+//! `tessera_memory_budget_reserved_bytes` and the counter
+//! `tessera_memory_budget_waits_total` (reservations that had to wait),
+//! each labelled `budget="<name>"`.
 
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +36,8 @@ pub struct MemoryBudget {
     permits: Arc<Semaphore>,
     units: u32,
     pool: BufferPool,
+    /// Label of the budget's metrics; none are published without one.
+    name: Option<&'static str>,
 }
 
 impl MemoryBudget {
@@ -40,6 +48,24 @@ impl MemoryBudget {
             permits: Arc::new(Semaphore::new(units as usize)),
             units,
             pool: BufferPool::new(units as usize * UNIT),
+            name: None,
+        }
+    }
+
+    /// This budget, publishing its metrics under `budget="<name>"`.
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        metrics::gauge!("tessera_memory_budget_capacity_bytes", "budget" => name)
+            .set(self.capacity() as f64);
+        self.publish_reserved();
+        self
+    }
+
+    /// Publishes how much is reserved now (named budgets only).
+    fn publish_reserved(&self) {
+        if let Some(name) = self.name {
+            metrics::gauge!("tessera_memory_budget_reserved_bytes", "budget" => name)
+                .set((self.capacity() - self.available()) as f64);
         }
     }
 
@@ -64,6 +90,7 @@ impl MemoryBudget {
         let permit = Arc::clone(&self.permits)
             .try_acquire_many_owned(self.units_for(bytes))
             .ok()?;
+        self.publish_reserved();
         Some(Reservation {
             permit: Some(permit),
             budget: self.clone(),
@@ -76,12 +103,19 @@ impl MemoryBudget {
     /// reservations whose memory only it can release.
     pub async fn reserve(&self, bytes: usize) -> Reservation {
         let want = self.units_for(bytes);
+        if let Some(name) = self.name
+            && self.permits.available_permits() < want as usize
+        {
+            metrics::counter!("tessera_memory_budget_waits_total", "budget" => name).increment(1);
+        }
+        // The semaphore is never closed, so this is always Ok.
+        let permit = Arc::clone(&self.permits)
+            .acquire_many_owned(want)
+            .await
+            .ok();
+        self.publish_reserved();
         Reservation {
-            // The semaphore is never closed, so this is always Ok.
-            permit: Arc::clone(&self.permits)
-                .acquire_many_owned(want)
-                .await
-                .ok(),
+            permit,
             budget: self.clone(),
         }
     }
@@ -104,6 +138,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         drop(self.permit.take());
+        self.budget.publish_reserved();
         // Nothing reserved any more: the load is over for now, so the
         // allocator gets the idle buffers back (for other work, or the OS).
         if self.budget.available() == self.budget.capacity() {
