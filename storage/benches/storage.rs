@@ -6,7 +6,8 @@
 //! aws-lc's GCM-SIV, the block checksum and memcpy on one 1 MiB block),
 //! `writer_pipeline` (split + seal + encode + xxh3; no MD5, no I/O),
 //! `read` (healthy and with m data shards lost, from memory stores),
-//! `full_writer` (write_object with MD5 into memory stores) against `md5` alone.
+//! `full_writer` (write_object with MD5 into memory stores) against `md5` alone
+//! and eight MD5 streams sharing the AVX-512 lanes.
 //!
 //! The clock is the process CPU time (all threads), so a figure is what one
 //! core does per second, unaffected by other load on a shared machine.
@@ -340,6 +341,24 @@ fn full_writer(c: &mut Cpu) {
     });
     group.bench_function("md5_rustcrypto", |b| {
         b.iter(|| black_box(md5::Md5::digest(&data)))
+    });
+    // Eight uploads at once, each hashing its own 1/8 of the object in 4 MiB
+    // stripes through the shared lanes (MB/s per CPU second, all threads).
+    group.bench_function("md5_shared_8_streams", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for part in 0..8 {
+                    let data = data.slice(part * OBJECT / 8..(part + 1) * OBJECT / 8);
+                    s.spawn(move || {
+                        let mut h = tessera_storage::md5::Md5::new();
+                        for at in (0..data.len()).step_by(4 * MIB) {
+                            h.update_shared(&data.slice(at..(at + 4 * MIB).min(data.len())));
+                        }
+                        black_box(h.finish())
+                    });
+                }
+            })
+        })
     });
     for (k, m) in [(4u16, 2u16), (8, 4)] {
         let t = target(k, m);

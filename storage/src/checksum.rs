@@ -3,6 +3,8 @@
 
 use sha2::Digest as _;
 
+use bytes::Bytes;
+
 use crate::md5::Md5;
 
 /// An S3 additional checksum algorithm.
@@ -170,6 +172,17 @@ impl Hasher {
     /// Feeds the next bytes of the body.
     pub fn update(&mut self, data: &[u8]) {
         self.md5.update(data);
+        self.update_others(data);
+    }
+
+    /// Feeds the next bytes of the body, their MD5 in the lanes shared with
+    /// concurrent uploads (see [`Md5::update_shared`]).
+    pub fn update_shared(&mut self, data: &Bytes) {
+        self.md5.update_shared(data);
+        self.update_others(data);
+    }
+
+    fn update_others(&mut self, data: &[u8]) {
         for (_, h) in &mut self.others {
             h.update(data);
         }

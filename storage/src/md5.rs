@@ -1,17 +1,26 @@
-//! MD5, the S3 ETag of every single-part object, from aws-lc's assembly
-//! implementation: it is the one hash no PUT can skip, so it is the ceiling
-//! of a single upload stream (about twice the speed of a portable one here).
+//! MD5, the S3 ETag of every single-part object and of every part.
+//!
+//! It is the one hash no PUT can skip, and it cannot be split within one
+//! stream, so it is the ceiling of a single upload: aws-lc's assembly runs
+//! one stream at about 780 MB/s. Concurrent uploads hash their bulk side by
+//! side instead ([`Md5::update_shared`]): one thread runs up to sixteen
+//! streams at once in the lanes of AVX-512 vectors (see [`lanes`]).
 
-// The only unsafe code in the crate: calls into aws-lc's digest API on a
-// context this type owns.
+// Calls into aws-lc's digest API on a context this type owns.
 #![allow(unsafe_code)]
+
+mod lanes;
 
 use std::ptr::NonNull;
 
 use aws_lc_sys::{
     EVP_DigestFinal_ex, EVP_DigestInit_ex, EVP_DigestUpdate, EVP_MD_CTX, EVP_MD_CTX_free,
-    EVP_MD_CTX_new, EVP_md5,
+    EVP_MD_CTX_new, EVP_md5, MD5_CTX,
 };
+use bytes::Bytes;
+
+/// Updates shorter than this are hashed on the caller's thread.
+const SHARED_MIN: usize = 64 * 1024;
 
 /// An incremental MD5 computation.
 pub struct Md5(NonNull<EVP_MD_CTX>);
@@ -46,6 +55,38 @@ impl Md5 {
         }
     }
 
+    /// Feeds `data` like [`update`](Self::update), but hashes its whole
+    /// 64-byte blocks in the shared lanes beside other streams when the CPU
+    /// has them: far less CPU per byte when several uploads run at once,
+    /// the same speed for a lone one. Blocks the calling thread meanwhile.
+    pub fn update_shared(&mut self, data: &Bytes) {
+        let Some(lanes) = lanes::shared().filter(|_| data.len() >= SHARED_MIN) else {
+            return self.update(data);
+        };
+        // Complete the buffered partial block first, so the state is at a
+        // block boundary.
+        let head = ((64 - self.state().num as usize) % 64).min(data.len());
+        self.update(&data[..head]);
+        let whole = (data.len() - head) / 64 * 64;
+        if whole > 0 {
+            let state = self.state();
+            state.h = lanes.compress(state.h, data.slice(head..head + whole));
+            let bits =
+                ((u64::from(state.Nh) << 32) | u64::from(state.Nl)).wrapping_add(whole as u64 * 8);
+            state.Nl = bits as u32;
+            state.Nh = (bits >> 32) as u32;
+        }
+        self.update(&data[head + whole..]);
+    }
+
+    /// The MD5 state inside the context.
+    fn state(&mut self) -> &mut MD5_CTX {
+        // SAFETY: a context initialised with EVP_md5 keeps its MD5_CTX
+        // (openssl/md5.h) at `md_data` (openssl/digest.h); it lives as long
+        // as the context and is borrowed through `self` exclusively.
+        unsafe { &mut *(*self.0.as_ptr()).md_data.cast::<MD5_CTX>() }
+    }
+
     /// The 16-byte digest of everything fed.
     pub fn finish(self) -> [u8; 16] {
         let mut out = [0u8; 16];
@@ -78,8 +119,19 @@ impl Default for Md5 {
     }
 }
 
+/// Runs MD5's compression over whole blocks from state `h` (the scalar path
+/// of the lanes).
+fn compress_scalar(h: [u32; 4], blocks: &[u8]) -> [u32; 4] {
+    let mut md5 = Md5::new();
+    md5.state().h = h;
+    md5.update(blocks);
+    md5.state().h
+}
+
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::Md5;
 
     #[test]
@@ -95,5 +147,36 @@ mod tests {
             h.update(chunk);
         }
         assert_eq!(hex(h.finish()), "57edf4a22be3c955ac49da2e2107b67a");
+    }
+
+    #[test]
+    fn shared_updates_match_one_stream_from_many_threads() {
+        // Six streams at once, fed in uneven pieces (partial blocks, pieces
+        // under and over the sharing threshold): each digest must equal the
+        // plain one.
+        let threads: Vec<_> = (0..6u64)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let len = 3 * 1024 * 1024 + 17 * t as usize;
+                    let data: Vec<u8> = (0..len)
+                        .map(|i| (i as u64).wrapping_mul(2_654_435_761 + t) as u8)
+                        .collect();
+                    let data = Bytes::from(data);
+                    let mut shared = Md5::new();
+                    let mut at = 0;
+                    let mut piece = 1 + 37 * t as usize;
+                    while at < data.len() {
+                        let end = (at + piece).min(data.len());
+                        shared.update_shared(&data.slice(at..end));
+                        at = end;
+                        piece = (piece * 7 + 100_003) % 700_000 + 1;
+                    }
+                    assert_eq!(shared.finish(), Md5::digest(&data), "stream {t}");
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 }

@@ -502,7 +502,7 @@ impl ShardWriters {
         let hasher = tokio::task::spawn_blocking(move || {
             let mut hasher = Hasher::new(&algorithms);
             while let Some(chunk) = hash_rx.blocking_recv() {
-                hasher.update(&chunk);
+                hasher.update_shared(&chunk);
             }
             hasher.finish()
         });
