@@ -120,12 +120,13 @@ impl Default for Md5 {
 }
 
 /// Runs MD5's compression over whole blocks from state `h` (the scalar path
-/// of the lanes).
-fn compress_scalar(h: [u32; 4], blocks: &[u8]) -> [u32; 4] {
-    let mut md5 = Md5::new();
-    md5.state().h = h;
-    md5.update(blocks);
-    md5.state().h
+/// of the lanes) on `scratch`, a context kept for this alone: its length
+/// count means nothing, and it holds no partial block since it is only ever
+/// fed whole ones.
+fn compress_scalar(scratch: &mut Md5, h: [u32; 4], blocks: &[u8]) -> [u32; 4] {
+    scratch.state().h = h;
+    scratch.update(blocks);
+    scratch.state().h
 }
 
 #[cfg(test)]

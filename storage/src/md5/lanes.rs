@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
 
-use super::compress_scalar;
+use super::{Md5, compress_scalar};
 
 /// Lanes in one vector.
 const LANES: usize = 16;
@@ -183,6 +183,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// jobs into free lanes between rounds.
 fn work(queue: &Queue) {
     let filler = vec![0u8; ROUND];
+    let mut scalar = Md5::new();
     let mut active: Vec<Job> = Vec::with_capacity(LANES);
     loop {
         {
@@ -202,7 +203,7 @@ fn work(queue: &Queue) {
         }
         if let [job] = active.as_mut_slice() {
             let end = (job.at + ROUND).min(job.blocks.len());
-            job.h = compress_scalar(job.h, &job.blocks[job.at..end]);
+            job.h = compress_scalar(&mut scalar, job.h, &job.blocks[job.at..end]);
             job.at = end;
         } else {
             let len = active
@@ -225,13 +226,8 @@ fn work(queue: &Queue) {
                 job.at += len;
             }
         }
-        let mut lane = 0;
-        while lane < active.len() {
-            if active[lane].at == active[lane].blocks.len() {
-                active.swap_remove(lane).finish();
-            } else {
-                lane += 1;
-            }
+        for job in active.extract_if(.., |job| job.at == job.blocks.len()) {
+            job.finish();
         }
     }
 }
@@ -345,13 +341,11 @@ mod tests {
         }
         let data: [&[u8]; LANES] = std::array::from_fn(|l| streams[l].as_slice());
         unsafe { compress16(&mut h, &data) };
+        let mut scratch = Md5::new();
         for lane in 0..LANES {
             let got: [u32; 4] = std::array::from_fn(|w| h[w][lane]);
-            assert_eq!(
-                got,
-                compress_scalar(starts[lane], &streams[lane]),
-                "lane {lane}"
-            );
+            let want = compress_scalar(&mut scratch, starts[lane], &streams[lane]);
+            assert_eq!(got, want, "lane {lane}");
         }
     }
 }
