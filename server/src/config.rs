@@ -238,23 +238,29 @@ impl ConfigLayer {
         if let Some(v) = self.shutdown_timeout_secs {
             cfg.shutdown_timeout = Duration::from_secs(v);
         }
-        if let Some(v) = self.write_buffer_mib {
-            if v == 0 {
-                bail!("write_buffer_mib must be at least 1");
+        for (name, mib, bytes) in [
+            (
+                "write_buffer_mib",
+                self.write_buffer_mib,
+                &mut cfg.write_buffer,
+            ),
+            (
+                "read_buffer_mib",
+                self.read_buffer_mib,
+                &mut cfg.read_buffer,
+            ),
+            (
+                "metadata_cache_mib",
+                self.metadata_cache_mib,
+                &mut cfg.metadata_cache,
+            ),
+        ] {
+            if let Some(mib) = mib {
+                if mib == 0 {
+                    bail!("{name} must be at least 1");
+                }
+                *bytes = mib.saturating_mul(1 << 20);
             }
-            cfg.write_buffer = v.saturating_mul(1 << 20);
-        }
-        if let Some(v) = self.read_buffer_mib {
-            if v == 0 {
-                bail!("read_buffer_mib must be at least 1");
-            }
-            cfg.read_buffer = v.saturating_mul(1 << 20);
-        }
-        if let Some(v) = self.metadata_cache_mib {
-            if v == 0 {
-                bail!("metadata_cache_mib must be at least 1");
-            }
-            cfg.metadata_cache = v.saturating_mul(1 << 20);
         }
         cfg.check()?;
         Ok(cfg)
@@ -330,5 +336,22 @@ mod tests {
             ..Default::default()
         };
         assert!(half_tls.resolve().is_err());
+    }
+
+    #[test]
+    fn memory_settings_are_mib_and_never_zero() {
+        let layer: ConfigLayer =
+            toml::from_str("write_buffer_mib = 48\nread_buffer_mib = 16\nmetadata_cache_mib = 4")
+                .unwrap();
+        let cfg = layer.resolve().unwrap();
+        assert_eq!(
+            (cfg.write_buffer, cfg.read_buffer, cfg.metadata_cache),
+            (48 << 20, 16 << 20, 4 << 20)
+        );
+        for key in ["write_buffer_mib", "read_buffer_mib", "metadata_cache_mib"] {
+            let zero: ConfigLayer = toml::from_str(&format!("{key} = 0")).unwrap();
+            let err = zero.resolve().unwrap_err().to_string();
+            assert_eq!(err, format!("{key} must be at least 1"));
+        }
     }
 }
