@@ -147,6 +147,9 @@ field() { jq -r --arg phase "$1" --arg op "$2" \
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# The standard set, the same for both clients.
+LARGE_OBJECTS=8 LARGE_MIB=64 SMALL_OBJECTS=2000 SMALL_KIB=4
+
 # s5cmd against the endpoint, with the run's credentials.
 s5() { AWS_ACCESS_KEY_ID=$access_key AWS_SECRET_ACCESS_KEY=$secret_key AWS_REGION=us-east-1 \
     "$s5cmd" --endpoint-url "$endpoint" "$@"; }
@@ -193,10 +196,11 @@ s5cmd_run() {
     s5 rm "s3://$b/*" >/dev/null
     s5 rb "s3://$b" >/dev/null
     {
-        echo "put_mbs $(echo "8 * 67.108864 / $put" | bc -l)"
-        echo "get_mbs $(echo "8 * 67.108864 / $get" | bc -l)"
-        echo "small_put $(echo "2000 / $small_put" | bc -l)"
-        echo "small_get $(echo "2000 / $small_get" | bc -l)"
+        local large_bytes=$((LARGE_OBJECTS * LARGE_MIB * 1048576))
+        echo "put_mbs $(echo "$large_bytes / 1000000 / $put" | bc -l)"
+        echo "get_mbs $(echo "$large_bytes / 1000000 / $get" | bc -l)"
+        echo "small_put $(echo "$SMALL_OBJECTS / $small_put" | bc -l)"
+        echo "small_get $(echo "$SMALL_OBJECTS / $small_get" | bc -l)"
         [ -s "$workdir/rss-$run" ] && echo "rss $(cat "$workdir/rss-$run")"
     } >>"$workdir/figures"
 }
@@ -206,27 +210,30 @@ if [ "$client" = s5cmd ]; then
     scratch=$(mktemp -d "$( [ -d /dev/shm ] && echo /dev/shm || echo "$workdir")/compare.XXXXXX")
     trap 'rm -rf "$scratch"; cleanup' EXIT
     mkdir -p "$scratch/src/large" "$scratch/src/small"
-    for i in $(seq 1 8); do head -c 64MiB /dev/urandom >"$scratch/src/large/object-$i"; done
-    head -c $((2000 * 4096)) /dev/urandom | split -b 4096 -a 4 -d - "$scratch/src/small/object-"
+    for i in $(seq 1 "$LARGE_OBJECTS"); do
+        head -c "${LARGE_MIB}MiB" /dev/urandom >"$scratch/src/large/object-$i"
+    done
+    head -c $((SMALL_OBJECTS * SMALL_KIB * 1024)) /dev/urandom |
+        split -b "${SMALL_KIB}KiB" -a 4 -d - "$scratch/src/small/object-"
     for run in $(seq 1 "$runs"); do s5cmd_run "$run"; done
+else
+    for run in $(seq 1 "$runs"); do
+        bench_run "large-$run" get --objects "$LARGE_OBJECTS" --size "${LARGE_MIB}MiB" --concurrency 4 \
+            --multipart-size 50MiB --part-concurrency 5
+        bench_run "small-$run" get --objects "$SMALL_OBJECTS" --size "${SMALL_KIB}KiB" --concurrency 32
+        bench_run "list-$run" list --objects "$SMALL_OBJECTS" --size "${SMALL_KIB}KiB" --concurrency 8 --ops 100
+        {
+            echo "put_mbs $(field prepare PUT mb_per_sec "large-$run")"
+            echo "get_mbs $(field get GET mb_per_sec "large-$run")"
+            echo "small_put $(field prepare PUT ops_per_sec "small-$run")"
+            echo "small_get $(field get GET ops_per_sec "small-$run")"
+            echo "list $(field list LIST ops_per_sec "list-$run")"
+            for label in large small list; do
+                echo "rss $(jq -r '.server_memory.peak_rss_bytes // empty' "$workdir/$label-$run.json")"
+            done
+        } >>"$workdir/figures"
+    done
 fi
-
-for run in $(seq 1 "$([ "$client" = tessera-bench ] && echo "$runs" || echo 0)"); do
-    bench_run "large-$run" get --objects 8 --size 64MiB --concurrency 4 \
-        --multipart-size 50MiB --part-concurrency 5
-    bench_run "small-$run" get --objects 2000 --size 4KiB --concurrency 32
-    bench_run "list-$run" list --objects 2000 --size 4KiB --concurrency 8 --ops 100
-    {
-        echo "put_mbs $(field prepare PUT mb_per_sec "large-$run")"
-        echo "get_mbs $(field get GET mb_per_sec "large-$run")"
-        echo "small_put $(field prepare PUT ops_per_sec "small-$run")"
-        echo "small_get $(field get GET ops_per_sec "small-$run")"
-        echo "list $(field list LIST ops_per_sec "list-$run")"
-        for label in large small list; do
-            echo "rss $(jq -r '.server_memory.peak_rss_bytes // empty' "$workdir/$label-$run.json")"
-        done
-    } >>"$workdir/figures"
-done
 
 metric() { awk -v m="$1" '$1 == m && $2 != "" { print $2 }' "$workdir/figures"; }
 fmt() { awk '{ printf "%\047.0f", $1 }'; }
