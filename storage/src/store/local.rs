@@ -10,11 +10,12 @@
 //! `<h0h1>/<h2h3>` are the first four hex digits of the object id, so lexical
 //! order of the paths is [`ShardId`] order and no directory grows past a few
 //! thousand entries per million objects. Names come only from ids, never from
-//! S3 keys. A put writes a temp file, fsyncs it, renames it into place and
-//! fsyncs the directory, so a shard is either absent or complete.
+//! S3 keys. A put writes a temp file (around the page cache, see
+//! [`DirectFile`]), fsyncs it, renames it into place and fsyncs the
+//! directory, so a shard is either absent or complete.
 
 use std::fs::File;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use super::direct::DirectFile;
 use super::{ByteStream, ObjectId, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth};
 use crate::error::StorageError;
 
@@ -253,33 +255,29 @@ impl ShardStore for LocalDir {
             .tmp
             .join(format!("{:016x}.tmp", rand::random::<u64>()));
         let mut guard = TempFile(Some(tmp_path.clone()));
-        // Plain files on the blocking pool, one write per chunk straight from
-        // the chunk's memory (tokio::fs would copy every byte once more).
+        // Plain files on the blocking pool (tokio::fs would copy every byte
+        // once more), written around the page cache.
         let path = tmp_path.clone();
         let mut file =
-            blocking(move || std::fs::File::create(&path).map_err(io_err("creating", &path)))
-                .await?;
-        let mut len = 0u64;
+            blocking(move || DirectFile::create(&path).map_err(io_err("creating", &path))).await?;
         while let Some(chunk) = data.next().await {
             let chunk = chunk?;
-            len += chunk.len() as u64;
             let path = tmp_path.clone();
             file = blocking(move || {
-                file.write_all(&chunk).map_err(io_err("writing", &path))?;
+                file.write(&chunk).map_err(io_err("writing", &path))?;
                 Ok(file)
             })
             .await?;
         }
         let from = tmp_path.clone();
-        blocking(move || {
-            file.sync_all().map_err(io_err("syncing", &from))?;
-            drop(file);
+        let len = blocking(move || {
+            let len = file.finish().map_err(io_err("finishing", &from))?;
             ensure_parent(&target)?;
             std::fs::rename(&from, &target).map_err(io_err("renaming into", &target))?;
-            match target.parent() {
-                Some(dir) => sync_dir(dir),
-                None => Ok(()),
+            if let Some(dir) = target.parent() {
+                sync_dir(dir)?;
             }
+            Ok(len)
         })
         .await?;
         guard.0 = None;

@@ -1,6 +1,7 @@
 //! Shard identities and the [`ShardStore`] trait every backend implements
 //! (with [`ShardReader`], its reads into the caller's buffers).
 
+mod direct;
 mod local;
 mod memory;
 
