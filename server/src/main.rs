@@ -36,10 +36,14 @@ fn main() -> ExitCode {
 /// with blocks of 1 MiB and more mapped and unmapped on their own (the
 /// budgets' pools keep the hot ones), the standard benchmark set peaked at
 /// about 190 MB RSS and idled at 90 MB, against 435 and 125 MB with the
-/// defaults, at the same throughput.
+/// defaults, at the same throughput. A fixed mmap threshold also fixes the
+/// trim threshold at 128 KiB, so an arena handed pages back to the kernel,
+/// and faulted them in again, whenever that much at its top was free: at
+/// 8 MiB, s5cmd's 4 KiB PUTs ran about 15 % faster at the same peak RSS.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_malloc() {
     const MMAP_THRESHOLD: libc::c_int = 1 << 20;
+    const TRIM_THRESHOLD: libc::c_int = 8 << 20;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
     // SAFETY: mallopt only sets allocator parameters; it runs before any
@@ -48,6 +52,7 @@ fn tune_malloc() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, arenas);
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
     }
 }
 
