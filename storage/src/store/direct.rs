@@ -21,10 +21,10 @@ use rustix::fs::OFlags;
 
 /// Alignment of the buffer, of every write's offset and of its length: a
 /// multiple of every logical block size disks use (512 and 4,096 bytes).
-pub(super) const ALIGN: usize = 4096;
+const ALIGN: usize = 4096;
 
 /// Bytes per write to the file (the last may be shorter).
-pub(super) const STAGE: usize = 256 * 1024;
+const STAGE: usize = 256 * 1024;
 
 /// A file being written, through an aligned buffer of [`STAGE`] bytes.
 pub(super) struct DirectFile {
