@@ -24,7 +24,14 @@ use bytes::Bytes;
 const SHARED_MIN: usize = 64 * 1024;
 
 /// An incremental MD5 computation.
-pub struct Md5(NonNull<EVP_MD_CTX>);
+pub struct Md5 {
+    ctx: NonNull<EVP_MD_CTX>,
+    /// Set by the first large [`update_shared`](Self::update_shared): from
+    /// then on every byte goes to the shared lanes.
+    lane: Option<lanes::Stream>,
+    /// Bytes handed to `lane`.
+    lane_bytes: u64,
+}
 
 // SAFETY: the context is owned exclusively by this value (no shared state in
 // aws-lc), so it may move to and be used from another thread.
@@ -43,41 +50,50 @@ impl Md5 {
             if EVP_DigestInit_ex(ctx.as_ptr(), EVP_md5(), std::ptr::null_mut()) != 1 {
                 std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 128]>());
             }
-            Md5(ctx)
+            Md5 {
+                ctx,
+                lane: None,
+                lane_bytes: 0,
+            }
         }
     }
 
     /// Feeds `data`.
     pub fn update(&mut self, data: &[u8]) {
+        if let Some(lane) = &mut self.lane {
+            lane.push(Bytes::copy_from_slice(data));
+            self.lane_bytes += data.len() as u64;
+            return;
+        }
         // SAFETY: the context is initialised and exclusively borrowed; the
         // pointer and length describe a live slice. MD5 updates cannot fail.
         unsafe {
-            EVP_DigestUpdate(self.0.as_ptr(), data.as_ptr().cast(), data.len());
+            EVP_DigestUpdate(self.ctx.as_ptr(), data.as_ptr().cast(), data.len());
         }
     }
 
-    /// Feeds `data` like [`update`](Self::update), but hashes its whole
-    /// 64-byte blocks in the shared lanes beside other streams when the CPU
-    /// has them: far less CPU per byte when several uploads run at once,
-    /// the same speed for a lone one. Blocks the calling thread meanwhile.
+    /// Feeds `data` like [`update`](Self::update), but, when the CPU has
+    /// the shared lanes, hashes it there beside other streams and returns
+    /// without waiting for it: far less CPU per byte when several uploads
+    /// run at once. The first piece of at least 64 KiB moves the stream to
+    /// the lanes; every byte after it follows, and [`finish`](Self::finish)
+    /// waits for them.
     pub fn update_shared(&mut self, data: &Bytes) {
-        let Some(lanes) = lanes::shared().filter(|_| data.len() >= SHARED_MIN) else {
-            return self.update(data);
-        };
-        // Complete the buffered partial block first, so the state is at a
-        // block boundary.
-        let head = ((64 - self.state().num as usize) % 64).min(data.len());
-        self.update(&data[..head]);
-        let whole = (data.len() - head) / 64 * 64;
-        if whole > 0 {
-            let state = self.state();
-            state.h = lanes.compress(state.h, data.slice(head..head + whole));
-            let bits =
-                ((u64::from(state.Nh) << 32) | u64::from(state.Nl)).wrapping_add(whole as u64 * 8);
-            state.Nl = bits as u32;
-            state.Nh = (bits >> 32) as u32;
+        if self.lane.is_none() {
+            let Some(lanes) = lanes::shared().filter(|_| data.len() >= SHARED_MIN) else {
+                return self.update(data);
+            };
+            // Complete the buffered partial block first, so the lanes start
+            // at a block boundary.
+            let head = ((64 - self.state().num as usize) % 64).min(data.len());
+            self.update(&data[..head]);
+            self.lane = Some(lanes.open(self.state().h));
+            return self.update_shared(&data.slice(head..));
         }
-        self.update(&data[head + whole..]);
+        if let Some(lane) = &mut self.lane {
+            lane.push(data.clone());
+            self.lane_bytes += data.len() as u64;
+        }
     }
 
     /// The MD5 state inside the context.
@@ -85,16 +101,26 @@ impl Md5 {
         // SAFETY: a context initialised with EVP_md5 keeps its MD5_CTX
         // (openssl/md5.h) at `md_data` (openssl/digest.h); it lives as long
         // as the context and is borrowed through `self` exclusively.
-        unsafe { &mut *(*self.0.as_ptr()).md_data.cast::<MD5_CTX>() }
+        unsafe { &mut *(*self.ctx.as_ptr()).md_data.cast::<MD5_CTX>() }
     }
 
     /// The 16-byte digest of everything fed.
-    pub fn finish(self) -> [u8; 16] {
+    pub fn finish(mut self) -> [u8; 16] {
+        if let Some(lane) = self.lane.take() {
+            let (h, rest) = lane.finish();
+            let hashed = self.lane_bytes - rest.len() as u64;
+            let state = self.state();
+            state.h = h;
+            let bits = ((u64::from(state.Nh) << 32) | u64::from(state.Nl)).wrapping_add(hashed * 8);
+            state.Nl = bits as u32;
+            state.Nh = (bits >> 32) as u32;
+            self.update(&rest);
+        }
         let mut out = [0u8; 16];
         let mut len = 0u32;
         // SAFETY: the context is initialised; `out` has the 16 bytes MD5 writes.
         unsafe {
-            EVP_DigestFinal_ex(self.0.as_ptr(), out.as_mut_ptr(), &mut len);
+            EVP_DigestFinal_ex(self.ctx.as_ptr(), out.as_mut_ptr(), &mut len);
         }
         out
     }
@@ -110,7 +136,7 @@ impl Md5 {
 impl Drop for Md5 {
     fn drop(&mut self) {
         // SAFETY: the context came from EVP_MD_CTX_new and is freed once.
-        unsafe { EVP_MD_CTX_free(self.0.as_ptr()) }
+        unsafe { EVP_MD_CTX_free(self.ctx.as_ptr()) }
     }
 }
 
@@ -179,6 +205,33 @@ mod tests {
             .collect();
         for t in threads {
             t.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn plain_updates_after_the_move_to_the_lanes_count() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut h = Md5::new();
+        h.update(&data[..5]);
+        h.update_shared(&Bytes::copy_from_slice(&data[5..200_000]));
+        h.update(&data[200_000..200_003]);
+        h.update_shared(&Bytes::copy_from_slice(&data[200_003..]));
+        assert_eq!(h.finish(), Md5::digest(&data));
+    }
+
+    #[test]
+    fn a_stream_dropped_unfinished_leaves_the_others_whole() {
+        let data = Bytes::from((0..1_000_000u32).map(|i| (i / 3) as u8).collect::<Vec<_>>());
+        for _ in 0..20 {
+            let mut dropped = Md5::new();
+            dropped.update_shared(&data);
+            let mut kept = Md5::new();
+            kept.update_shared(&data);
+            drop(dropped);
+            kept.update_shared(&data.slice(..77_777));
+            let mut whole = data.to_vec();
+            whole.extend_from_slice(&data[..77_777]);
+            assert_eq!(kept.finish(), Md5::digest(&whole));
         }
     }
 }

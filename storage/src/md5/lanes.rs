@@ -1,21 +1,39 @@
 //! MD5 of several streams at once, one per 32-bit lane of SIMD vectors,
-//! behind one process-wide worker thread: sixteen lanes with AVX-512
-//! ([`avx512`]), eight with AVX2 ([`avx2`]).
+//! behind one process-wide worker thread: eight lanes of AVX2 vectors
+//! ([`avx2`]) for rounds of up to eight streams, sixteen of AVX-512 ones
+//! ([`avx512`]) for more where the CPU has them.
 //!
-//! Callers hand the worker whole 64-byte blocks of their stream with the
-//! stream's state and wait. The worker takes every waiting job, as many as
-//! it has lanes, and advances them together [`ROUND`] bytes at a time, so
-//! jobs that arrive meanwhile join at the next round; a job alone, or too
-//! few jobs to pay for a vector's idle lanes, run on the scalar code
-//! instead. With eight uploads in flight this hashes about 3.7 (AVX-512,
-//! Zen 4) or 2.8 (AVX2, Zen 3) times as many bytes per CPU second as eight
-//! scalar streams.
+//! A [`Stream`] hands the worker its bytes and goes on without waiting; the
+//! worker keeps each stream's state and queued pieces and advances the
+//! streams side by side, [`ROUND`] bytes each at a time. Uploads' stripes
+//! arrive at different moments, so the worker lets them line up before it
+//! starts: it runs when every open stream has bytes queued, when its lanes
+//! would be full, when a stream is finishing or has [`QUEUE_MAX`] pieces
+//! queued, or when the oldest piece has waited [`MAX_WAIT`]. A round with
+//! too few streams to pay for a vector's idle lanes runs on the scalar code.
+
+/// Expands `$body` once for each of MD5's 64 steps, with the constant `$i`
+/// set to the step's number: every step's function, message word, additive
+/// constant and rotation are then fixed when it compiles (a loop over the
+/// steps was left rolled, with its rotations and branches at run time).
+macro_rules! each_step {
+    ($i:ident => $body:block) => {
+        each_step!(@ $i $body; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63)
+    };
+    (@ $i:ident $body:block; $($n:literal)*) => {
+        $({
+            const $i: usize = $n;
+            $body
+        })*
+    };
+}
 
 mod avx2;
 mod avx512;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -29,8 +47,14 @@ use super::{Md5, compress_scalar};
 /// length, a multiple of 64.
 type Kernel<const N: usize> = unsafe fn(&mut [[u32; N]; 4], &[&[u8]; N]);
 
-/// Bytes every active stream advances per round.
+/// Bytes every stream in a round advances.
 const ROUND: usize = 16 * 1024;
+
+/// Pieces a stream may have queued; its feeder waits for room beyond that.
+const QUEUE_MAX: usize = 2;
+
+/// The longest a queued piece waits for other streams to line up with it.
+const MAX_WAIT: Duration = Duration::from_millis(50);
 
 /// MD5's per-step additive constants, `floor(|sin(i + 1)| · 2^32)`.
 const K: [u32; 64] = [
@@ -100,6 +124,16 @@ const K: [u32; 64] = [
     0xeb86_d391,
 ];
 
+/// The message word step `i` adds.
+const fn word(i: usize) -> usize {
+    match i / 16 {
+        0 => i,
+        1 => (5 * i + 1) % 16,
+        2 => (3 * i + 5) % 16,
+        _ => (7 * i) % 16,
+    }
+}
+
 /// Left-rotation amounts of each step.
 const S: [u32; 64] = [
     7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9,
@@ -107,148 +141,384 @@ const S: [u32; 64] = [
     21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
 ];
 
-/// The shared worker, started on first use with the widest kernel this CPU
-/// runs; `None` without AVX2.
+/// The shared worker, started on first use with the kernels this CPU runs;
+/// `None` without AVX2.
 pub(super) fn shared() -> Option<&'static Lanes> {
     static SHARED: OnceLock<Option<Lanes>> = OnceLock::new();
     SHARED
         .get_or_init(|| {
-            let queue = Arc::new(Queue::default());
-            let worker = Arc::clone(&queue);
-            let thread = std::thread::Builder::new().name("md5-lanes".into());
-            if avx512::supported() {
-                thread.spawn(move || {
-                    work::<{ avx512::LANES }>(&worker, avx512::compress, avx512::MIN_STREAMS)
-                })
-            } else if avx2::supported() {
-                thread.spawn(move || {
-                    work::<{ avx2::LANES }>(&worker, avx2::compress, avx2::MIN_STREAMS)
-                })
-            } else {
-                return None;
-            }
-            .ok()?;
-            Some(Lanes { queue })
+            let kernels = Kernels::detect()?;
+            let inner = Arc::new(Inner::default());
+            let worker = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("md5-lanes".into())
+                .spawn(move || work(&worker, &kernels))
+                .ok()?;
+            Some(Lanes { inner })
         })
         .as_ref()
 }
 
-/// The handle callers use.
-pub(super) struct Lanes {
-    queue: Arc<Queue>,
+/// The kernels the worker picks from, by how many streams a round has.
+struct Kernels {
+    /// Eight lanes, from `min_streams` streams up. On Zen 4 a call costs
+    /// about 0.7 of a sixteen-lane one, so eight streams or fewer take it.
+    narrow: Kernel<{ avx2::LANES }>,
+    /// The fewest streams worth a vector round.
+    min_streams: usize,
+    /// Sixteen lanes, for rounds of more than eight streams.
+    wide: Option<Kernel<{ avx512::LANES }>>,
 }
 
-impl Lanes {
-    /// Runs MD5's compression from state `h` over `blocks` (whole 64-byte
-    /// blocks) and returns the new state; waits for the worker.
-    pub(super) fn compress(&self, h: [u32; 4], blocks: Bytes) -> [u32; 4] {
-        let done = Arc::new(Done::default());
-        lock(&self.queue.jobs).push_back(Job {
-            h,
-            blocks,
-            at: 0,
-            done: Arc::clone(&done),
-        });
-        self.queue.arrived.notify_one();
-        let mut result = lock(&done.result);
-        loop {
-            if let Some(h) = *result {
-                return h;
-            }
-            result = done
-                .ready
-                .wait(result)
-                .unwrap_or_else(PoisonError::into_inner);
+impl Kernels {
+    fn detect() -> Option<Kernels> {
+        avx2::supported().then(|| Kernels {
+            narrow: avx2::compress,
+            min_streams: avx2::MIN_STREAMS,
+            wide: avx512::supported().then_some(avx512::compress as Kernel<{ avx512::LANES }>),
+        })
+    }
+
+    /// The most streams one round takes.
+    fn capacity(&self) -> usize {
+        if self.wide.is_some() {
+            avx512::LANES
+        } else {
+            avx2::LANES
         }
     }
 }
 
-#[derive(Default)]
-struct Queue {
-    jobs: Mutex<VecDeque<Job>>,
-    arrived: Condvar,
+/// The handle streams are opened on.
+pub(super) struct Lanes {
+    inner: Arc<Inner>,
 }
 
-/// Where a job's caller waits for its state.
-#[derive(Default)]
-struct Done {
-    result: Mutex<Option<[u32; 4]>>,
-    ready: Condvar,
-}
-
-/// One caller's blocks, hashed up to `at`, with the state so far.
-struct Job {
-    h: [u32; 4],
-    blocks: Bytes,
-    at: usize,
-    done: Arc<Done>,
-}
-
-impl Job {
-    fn finish(self) {
-        *lock(&self.done.result) = Some(self.h);
-        self.done.ready.notify_one();
+impl Lanes {
+    /// A stream whose compression starts from state `h`.
+    pub(super) fn open(&self, h: [u32; 4]) -> Stream {
+        let mut state = lock(&self.inner.state);
+        let slot = Slot {
+            h,
+            queue: VecDeque::new(),
+            at: 0,
+            carry: [0; 64],
+            carried: 0,
+            closing: false,
+            busy: false,
+            abandoned: false,
+        };
+        let index = match state.slots.iter().position(Option::is_none) {
+            Some(free) => {
+                state.slots[free] = Some(slot);
+                free
+            }
+            None => {
+                state.slots.push(Some(slot));
+                state.slots.len() - 1
+            }
+        };
+        Stream {
+            inner: Arc::clone(&self.inner),
+            slot: Some(index),
+        }
     }
+}
+
+/// One stream's bytes on their way through the worker.
+pub(super) struct Stream {
+    inner: Arc<Inner>,
+    /// The stream's slot; `None` once finished.
+    slot: Option<usize>,
+}
+
+impl Stream {
+    /// Queues `bytes` for hashing; waits only while the stream already has
+    /// [`QUEUE_MAX`] pieces queued.
+    pub(super) fn push(&mut self, bytes: Bytes) {
+        let Some(index) = self.slot.filter(|_| !bytes.is_empty()) else {
+            return;
+        };
+        let mut state = lock(&self.inner.state);
+        while state.slot(index).queue.len() >= QUEUE_MAX {
+            state = wait(&self.inner.progress, state);
+        }
+        state.slot(index).queue.push_back(Piece {
+            bytes,
+            since: Instant::now(),
+        });
+        drop(state);
+        self.inner.arrived.notify_one();
+    }
+
+    /// Waits until every byte pushed is hashed; returns the state and the
+    /// bytes after the last whole block (fewer than 64).
+    pub(super) fn finish(mut self) -> ([u32; 4], Vec<u8>) {
+        let Some(index) = self.slot.take() else {
+            return ([0; 4], Vec::new());
+        };
+        let mut state = lock(&self.inner.state);
+        state.slot(index).closing = true;
+        self.inner.arrived.notify_one();
+        loop {
+            let slot = state.slot(index);
+            if slot.queue.is_empty() && !slot.busy {
+                break;
+            }
+            state = wait(&self.inner.progress, state);
+        }
+        let slot = state.slots[index].take().unwrap_or_else(|| unreachable!());
+        (slot.h, slot.carry[..slot.carried].to_vec())
+    }
+}
+
+impl Drop for Stream {
+    /// A stream dropped unfinished gives up its slot (after the round that
+    /// holds it, if any).
+    fn drop(&mut self) {
+        let Some(index) = self.slot.take() else {
+            return;
+        };
+        let mut state = lock(&self.inner.state);
+        let slot = state.slot(index);
+        if slot.busy {
+            slot.abandoned = true;
+        } else {
+            state.slots[index] = None;
+        }
+    }
+}
+
+/// What the worker and the streams share.
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+    /// Bytes arrived, or a stream is finishing.
+    arrived: Condvar,
+    /// Pieces left a queue, or a round ended.
+    progress: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    slots: Vec<Option<Slot>>,
+}
+
+impl State {
+    fn slot(&mut self, index: usize) -> &mut Slot {
+        self.slots[index]
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("a live stream's slot is occupied"))
+    }
+}
+
+/// One stream's place in the worker.
+struct Slot {
+    /// The compression state after everything hashed so far.
+    h: [u32; 4],
+    queue: VecDeque<Piece>,
+    /// Bytes of the front piece already hashed or carried.
+    at: usize,
+    /// Bytes short of a whole block, waiting for the next piece.
+    carry: [u8; 64],
+    carried: usize,
+    /// Its owner waits in [`Stream::finish`].
+    closing: bool,
+    /// In a round outside the lock.
+    busy: bool,
+    /// Dropped while busy: freed when the round ends.
+    abandoned: bool,
+}
+
+impl Slot {
+    /// Brings the front piece to a block boundary: completes the carried
+    /// block from it, or carries its last partial block, dropping pieces
+    /// used up on the way. Afterwards the queue is empty or its front has a
+    /// whole block at `at`. True if a piece left the queue.
+    fn align(&mut self, scratch: &mut Md5) -> bool {
+        let mut popped = false;
+        while let Some(front) = self.queue.front() {
+            let rest = &front.bytes[self.at..];
+            if self.carried > 0 {
+                let take = (64 - self.carried).min(rest.len());
+                self.carry[self.carried..self.carried + take].copy_from_slice(&rest[..take]);
+                self.carried += take;
+                self.at += take;
+                if self.carried == 64 {
+                    self.h = compress_scalar(scratch, self.h, &self.carry);
+                    self.carried = 0;
+                }
+            } else if rest.len() < 64 {
+                self.carry[..rest.len()].copy_from_slice(rest);
+                self.carried = rest.len();
+                self.at += rest.len();
+            } else {
+                break;
+            }
+            if self.at == front.bytes.len() {
+                self.queue.pop_front();
+                self.at = 0;
+                popped = true;
+            }
+        }
+        popped
+    }
+
+    /// Whether the worker should not wait for other streams on its account.
+    fn urgent(&self) -> bool {
+        self.closing || self.queue.len() >= QUEUE_MAX
+    }
+}
+
+/// A piece of a stream and when it was queued.
+struct Piece {
+    bytes: Bytes,
+    since: Instant,
+}
+
+/// A stream's part in a round: whole blocks `at..end` of `bytes`.
+struct Job {
+    slot: usize,
+    h: [u32; 4],
+    bytes: Bytes,
+    at: usize,
+    end: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The worker: advances every active job a round at a time, taking new
-/// jobs into free lanes between rounds. Rounds with fewer than
-/// `min_streams` jobs run on the scalar code, which is then cheaper than
-/// a vector with so many idle lanes.
-fn work<const N: usize>(queue: &Queue, kernel: Kernel<N>, min_streams: usize) {
+fn wait<'a, T>(c: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    c.wait(guard).unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The worker: picks the streams of each round, runs it outside the lock,
+/// and writes the states back.
+fn work(inner: &Inner, kernels: &Kernels) {
     let filler = vec![0u8; ROUND];
-    let mut scalar = Md5::new();
-    let mut active: Vec<Job> = Vec::with_capacity(N);
+    let mut scratch = Md5::new();
+    let mut jobs: Vec<Job> = Vec::with_capacity(kernels.capacity());
+    let mut state = lock(&inner.state);
     loop {
-        {
-            let mut jobs = lock(&queue.jobs);
-            while active.is_empty() && jobs.is_empty() {
-                jobs = queue
-                    .arrived
-                    .wait(jobs)
-                    .unwrap_or_else(PoisonError::into_inner);
+        match pick(
+            &mut state,
+            &mut scratch,
+            kernels.capacity(),
+            &mut jobs,
+            &inner.progress,
+        ) {
+            Ok(()) => {}
+            Err(None) => {
+                state = wait(&inner.arrived, state);
+                continue;
             }
-            while active.len() < N {
-                match jobs.pop_front() {
-                    Some(job) => active.push(job),
-                    None => break,
-                }
+            Err(Some(timeout)) => {
+                state = inner
+                    .arrived
+                    .wait_timeout(state, timeout)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                continue;
             }
         }
-        if active.len() < min_streams {
-            for job in &mut active {
-                let end = (job.at + ROUND).min(job.blocks.len());
-                job.h = compress_scalar(&mut scalar, job.h, &job.blocks[job.at..end]);
+        drop(state);
+        if jobs.len() < kernels.min_streams {
+            for job in &mut jobs {
+                let end = (job.at + ROUND).min(job.end);
+                job.h = compress_scalar(&mut scratch, job.h, &job.bytes[job.at..end]);
                 job.at = end;
             }
         } else {
-            let len = active
-                .iter()
-                .map(|j| j.blocks.len() - j.at)
-                .fold(ROUND, usize::min);
-            let mut h = [[0u32; N]; 4];
-            let mut data: [&[u8]; N] = [&filler[..len]; N];
-            for (lane, job) in active.iter().enumerate() {
-                for (word, state) in h.iter_mut().zip(job.h) {
-                    word[lane] = state;
-                }
-                data[lane] = &job.blocks[job.at..job.at + len];
-            }
-            // SAFETY: the kernel's features were detected before the worker
-            // started; every lane holds `len` bytes, a multiple of 64.
-            unsafe { kernel(&mut h, &data) };
-            for (lane, job) in active.iter_mut().enumerate() {
-                job.h = std::array::from_fn(|word| h[word][lane]);
-                job.at += len;
+            match kernels.wide {
+                Some(wide) if jobs.len() > avx2::LANES => vector_round(wide, &mut jobs, &filler),
+                _ => vector_round(kernels.narrow, &mut jobs, &filler),
             }
         }
-        for job in active.extract_if(.., |job| job.at == job.blocks.len()) {
-            job.finish();
+        state = lock(&inner.state);
+        for job in jobs.drain(..) {
+            let slot = state.slot(job.slot);
+            if slot.abandoned {
+                state.slots[job.slot] = None;
+                continue;
+            }
+            slot.h = job.h;
+            slot.at = job.at;
+            slot.busy = false;
         }
+        inner.progress.notify_all();
+    }
+}
+
+/// Chooses the next round's streams into `jobs` (marking them busy), or
+/// says how long to wait for more: `Err(None)` until bytes arrive. Aligns
+/// every stream on the way and wakes `progress` if a queue shrank.
+fn pick(
+    state: &mut State,
+    scratch: &mut Md5,
+    capacity: usize,
+    jobs: &mut Vec<Job>,
+    progress: &Condvar,
+) -> Result<(), Option<Duration>> {
+    let now = Instant::now();
+    let mut open = 0;
+    let mut popped = false;
+    // (slot, urgent, queued since) of every stream with a whole block.
+    let mut ready: Vec<(usize, bool, Instant)> = Vec::new();
+    for (index, slot) in state.slots.iter_mut().enumerate() {
+        let Some(slot) = slot else { continue };
+        open += 1;
+        popped |= slot.align(scratch);
+        if let Some(front) = slot.queue.front() {
+            ready.push((index, slot.urgent(), front.since));
+        }
+    }
+    if popped {
+        // Feeders waiting for room, finishers for an empty queue.
+        progress.notify_all();
+    }
+    let Some(oldest) = ready.iter().map(|r| r.2).min() else {
+        return Err(None);
+    };
+    let deadline = oldest + MAX_WAIT;
+    let go = ready.len() >= open.min(capacity) || ready.iter().any(|r| r.1) || now >= deadline;
+    if !go {
+        return Err(Some(deadline - now));
+    }
+    ready.sort_by_key(|&(_, urgent, since)| (!urgent, since));
+    for &(index, ..) in ready.iter().take(capacity) {
+        let slot = state.slot(index);
+        slot.busy = true;
+        let front = &slot.queue[0].bytes;
+        jobs.push(Job {
+            slot: index,
+            h: slot.h,
+            bytes: front.clone(),
+            at: slot.at,
+            end: slot.at + (front.len() - slot.at) / 64 * 64,
+        });
+    }
+    Ok(())
+}
+
+/// Advances every job by the same number of bytes (at most [`ROUND`]) with
+/// `kernel`; lanes without a job hash zeros.
+fn vector_round<const N: usize>(kernel: Kernel<N>, jobs: &mut [Job], filler: &[u8]) {
+    let len = jobs.iter().map(|j| j.end - j.at).fold(ROUND, usize::min);
+    let mut h = [[0u32; N]; 4];
+    let mut data: [&[u8]; N] = [&filler[..len]; N];
+    for (lane, job) in jobs.iter().enumerate() {
+        for (word, state) in h.iter_mut().zip(job.h) {
+            word[lane] = state;
+        }
+        data[lane] = &job.bytes[job.at..job.at + len];
+    }
+    // SAFETY: the kernel's features were detected before the worker started;
+    // every lane holds `len` bytes, a multiple of 64.
+    unsafe { kernel(&mut h, &data) };
+    for (lane, job) in jobs.iter_mut().enumerate() {
+        job.h = std::array::from_fn(|word| h[word][lane]);
+        job.at += len;
     }
 }
 

@@ -5,15 +5,15 @@
 
 use std::arch::x86_64::*;
 
-use super::{K, S};
+use super::{K, S, word};
 
 /// Streams per call.
 pub(super) const LANES: usize = 8;
 
 /// The fewest streams for which a call costs less than the scalar code on
-/// each: on Zen 3 a call hashes 1.9 GB/s over eight lanes and the scalar
-/// code 0.69 GB/s, even at 2.9 streams.
-pub(super) const MIN_STREAMS: usize = 3;
+/// each: on Zen 4 a call hashes 4.4 GB/s over eight lanes and the scalar
+/// code 0.78 GB/s, even at 1.4 streams.
+pub(super) const MIN_STREAMS: usize = 2;
 
 /// Whether this CPU runs [`compress`].
 pub(super) fn supported() -> bool {
@@ -42,42 +42,30 @@ pub(super) unsafe fn compress(h: &mut [[u32; LANES]; 4], data: &[&[u8]; LANES]) 
         let words: [__m256i; 16] =
             std::array::from_fn(|w| if w < 8 { low[w] } else { high[w - 8] });
         let [mut a, mut b, mut c, mut d] = state;
-        for i in 0..64 {
-            let (f, g) = match i / 16 {
+        each_step!(I => {
+            let f = match I / 16 {
                 // F = (b & c) | (!b & d)
-                0 => (
-                    _mm256_xor_si256(d, _mm256_and_si256(b, _mm256_xor_si256(c, d))),
-                    i,
-                ),
+                0 => _mm256_xor_si256(d, _mm256_and_si256(b, _mm256_xor_si256(c, d))),
                 // G = (b & d) | (c & !d)
-                1 => (
-                    _mm256_xor_si256(c, _mm256_and_si256(d, _mm256_xor_si256(b, c))),
-                    (5 * i + 1) % 16,
-                ),
+                1 => _mm256_xor_si256(c, _mm256_and_si256(d, _mm256_xor_si256(b, c))),
                 // H = b ^ c ^ d
-                2 => (
-                    _mm256_xor_si256(_mm256_xor_si256(b, c), d),
-                    (3 * i + 5) % 16,
-                ),
+                2 => _mm256_xor_si256(_mm256_xor_si256(b, c), d),
                 // I = c ^ (b | !d)
-                _ => (
-                    _mm256_xor_si256(c, _mm256_or_si256(b, _mm256_xor_si256(d, ones))),
-                    (7 * i) % 16,
-                ),
+                _ => _mm256_xor_si256(c, _mm256_or_si256(b, _mm256_xor_si256(d, ones))),
             };
             let sum = _mm256_add_epi32(
                 _mm256_add_epi32(a, f),
-                _mm256_add_epi32(words[g], _mm256_set1_epi32(K[i] as i32)),
+                _mm256_add_epi32(words[word(I)], _mm256_set1_epi32(K[I] as i32)),
             );
             let rotated = _mm256_or_si256(
-                _mm256_sllv_epi32(sum, _mm256_set1_epi32(S[i] as i32)),
-                _mm256_srlv_epi32(sum, _mm256_set1_epi32(32 - S[i] as i32)),
+                _mm256_slli_epi32::<{ S[I] as i32 }>(sum),
+                _mm256_srli_epi32::<{ 32 - S[I] as i32 }>(sum),
             );
             a = d;
             d = c;
             c = b;
             b = _mm256_add_epi32(b, rotated);
-        }
+        });
         state = [
             _mm256_add_epi32(state[0], a),
             _mm256_add_epi32(state[1], b),
