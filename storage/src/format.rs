@@ -17,6 +17,11 @@ pub const TRAILER_LEN: usize = 32;
 pub const HASH_LEN: usize = 8;
 /// Bytes a block adds to its payload: AEAD tag and checksum.
 pub const BLOCK_OVERHEAD: usize = TAG_LEN + HASH_LEN;
+/// Alignment of direct I/O (a multiple of every disk's logical block size).
+/// The writer lays each framed block in memory at an address congruent to
+/// its file offset modulo this, so a local store can hand the block's whole
+/// pages to the disk without copying them first.
+pub const IO_ALIGN: usize = 4096;
 /// The format version this code writes and reads.
 pub const FORMAT_VERSION: u16 = 1;
 

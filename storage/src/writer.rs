@@ -25,7 +25,9 @@ use crate::checksum::{ChecksumAlgorithm, Checksums, Hasher};
 use crate::codec::{Codec, DEFAULT_CODEC};
 use crate::crypto::{BlockCipher, BlockPosition, DataKey, TAG_LEN};
 use crate::error::StorageError;
-use crate::format::{Geometry, HASH_LEN, ShardHeader, ShardTrailer, block_hash, parity_len};
+use crate::format::{
+    Geometry, HASH_LEN, IO_ALIGN, ShardHeader, ShardTrailer, block_hash, parity_len,
+};
 use crate::store::{ByteStream, ObjectId, ShardId, ShardStore};
 
 /// How to write an object.
@@ -172,9 +174,26 @@ pub(crate) fn encode_stripe(
         .map(|j| plain.len().saturating_sub(j * block).min(block))
         .collect();
     let plen = parity_len(plain_lens[0] + TAG_LEN);
-    let data_len: usize = plain_lens.iter().map(|l| l + TAG_LEN + HASH_LEN).sum();
-    let total = data_len + m * (plen + HASH_LEN);
-    let mut out = buffer_for(reservation.as_ref(), total);
+    let records: Vec<usize> = plain_lens
+        .iter()
+        .map(|l| l + TAG_LEN + HASH_LEN)
+        .chain(std::iter::repeat_n(plen + HASH_LEN, m))
+        .collect();
+    let total: usize = records.iter().sum();
+    let mut out = buffer_for(reservation.as_ref(), total + records.len() * IO_ALIGN);
+    // Every block of the stripe starts at the same offset in its shard
+    // file; each record starts at an address congruent to it (modulo
+    // IO_ALIGN), at most IO_ALIGN - 1 zeros after the one before.
+    let residue = (geometry.block_offset(stripe) % IO_ALIGN as u64) as usize;
+    let first = (residue + IO_ALIGN - out.as_ptr() as usize % IO_ALIGN) % IO_ALIGN;
+    let starts: Vec<usize> = records
+        .iter()
+        .scan(first, |at, len| {
+            let start = *at;
+            *at += len.next_multiple_of(IO_ALIGN);
+            Some(start)
+        })
+        .collect();
     let shard = |index: usize| ShardId {
         object,
         part,
@@ -182,7 +201,8 @@ pub(crate) fn encode_stripe(
     };
     let mut sealed_ranges = Vec::with_capacity(k);
     for (j, &len) in plain_lens.iter().enumerate() {
-        let at = out.len();
+        let at = starts[j];
+        out.resize(at, 0);
         let start = (j * block).min(plain.len());
         let pos = BlockPosition {
             object,
@@ -197,11 +217,12 @@ pub(crate) fn encode_stripe(
         sealed_ranges.push(at..at + len + TAG_LEN);
     }
     // Only the parity region needs initialising before the codec fills it.
-    out.resize(total, 0);
-    let (data_out, parity_out) = out.split_at_mut(data_len);
+    out.resize(starts[k + m - 1] + records[k + m - 1], 0);
+    let (data_out, parity_out) = out.split_at_mut(starts[k]);
+    let stride = (plen + HASH_LEN).next_multiple_of(IO_ALIGN);
 
     let mut parity: Vec<&mut [u8]> = parity_out
-        .chunks_exact_mut(plen + HASH_LEN)
+        .chunks_mut(stride)
         .map(|c| &mut c[..plen])
         .collect();
     if sealed_ranges.iter().all(|r| r.len() == plen) {
@@ -221,23 +242,17 @@ pub(crate) fn encode_stripe(
         DEFAULT_CODEC.encode(&data, &mut parity)?;
     }
     drop(parity);
-    for (p, rec) in parity_out.chunks_exact_mut(plen + HASH_LEN).enumerate() {
+    for (p, rec) in parity_out.chunks_mut(stride).enumerate() {
         let hash = block_hash(shard(k + p), stripe, &rec[..plen]);
-        rec[plen..].copy_from_slice(&hash);
+        rec[plen..plen + HASH_LEN].copy_from_slice(&hash);
     }
 
     let out = reserved_bytes(out, reservation);
-    let mut framed = Vec::with_capacity(k + m);
-    let mut at = 0;
-    for len in plain_lens
+    Ok(starts
         .iter()
-        .map(|l| l + TAG_LEN + HASH_LEN)
-        .chain(std::iter::repeat_n(plen + HASH_LEN, m))
-    {
-        framed.push(out.slice(at..at + len));
-        at += len;
-    }
-    Ok(framed)
+        .zip(&records)
+        .map(|(&at, &len)| out.slice(at..at + len))
+        .collect())
 }
 
 /// Streams `body` into shard `i` of `stores[i]` for every i, returning once the
@@ -397,7 +412,7 @@ impl ShardWriters {
         };
         let g = self.geometry;
         let plain = self.stripe_len_at(offset);
-        let cost = plain + plain.div_ceil(g.k()) * g.total_shards();
+        let cost = plain + (plain.div_ceil(g.k()) + IO_ALIGN) * g.total_shards();
         if let Some(r) = budget.try_reserve(cost) {
             return Ok(Some(Arc::new(r)));
         }

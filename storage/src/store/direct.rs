@@ -7,10 +7,13 @@
 //! there), and it pushes other data out of the cache. With `O_DIRECT` the
 //! disk reads the bytes straight from one aligned buffer per file.
 //!
-//! The bytes go through that buffer in whole [`STAGE`] writes; the last,
-//! short one is padded to [`ALIGN`] and the file then cut to its length.
-//! Where the file system refuses `O_DIRECT` (at open, or with `EINVAL` on
-//! a write) the file falls back to ordinary buffered writes.
+//! Bytes whose address sits at their file offset modulo [`ALIGN`] (the
+//! writer lays framed blocks out so) go to the disk from where they are:
+//! only the partial pages at their two ends pass through that buffer. Other
+//! bytes go through the buffer in whole [`STAGE`] writes. The last, short
+//! write is padded to [`ALIGN`] and the file then cut to its length. Where
+//! the file system refuses `O_DIRECT` (at open, or with `EINVAL` on a
+//! write) the file falls back to ordinary buffered writes.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
@@ -21,7 +24,7 @@ use rustix::fs::OFlags;
 
 /// Alignment of the buffer, of every write's offset and of its length: a
 /// multiple of every logical block size disks use (512 and 4,096 bytes).
-const ALIGN: usize = 4096;
+const ALIGN: usize = crate::format::IO_ALIGN;
 
 /// Bytes per write to the file (the last may be shorter).
 const STAGE: usize = 256 * 1024;
@@ -71,6 +74,27 @@ impl DirectFile {
 
     /// Appends `data`.
     pub(super) fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        let at = self.len as usize + self.filled;
+        if self.direct && (data.as_ptr() as usize) % ALIGN == at % ALIGN {
+            // Complete the staged partial page; the whole pages after it
+            // are aligned in memory and in the file alike.
+            let head = ((ALIGN - at % ALIGN) % ALIGN).min(data.len());
+            self.stage(&data[..head])?;
+            data = &data[head..];
+            let whole = data.len() / ALIGN * ALIGN;
+            if whole > 0 {
+                if self.filled > 0 {
+                    self.flush_stage(self.filled)?;
+                }
+                self.write_at_end(&data[..whole])?;
+                data = &data[whole..];
+            }
+        }
+        self.stage(data)
+    }
+
+    /// Appends `data` through the buffer.
+    fn stage(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         while !data.is_empty() {
             let n = data.len().min(STAGE - self.filled);
             let at = self.offset + self.filled;
@@ -87,16 +111,17 @@ impl DirectFile {
     /// Writes what is staged and makes the file durable (`fsync`): its
     /// length is then what [`write`](Self::write) was given.
     pub(super) fn finish(mut self) -> std::io::Result<u64> {
-        if self.filled > 0 {
+        let filled = self.filled;
+        if filled > 0 {
             let padded = if self.direct {
-                self.filled.next_multiple_of(ALIGN)
+                filled.next_multiple_of(ALIGN)
             } else {
-                self.filled
+                filled
             };
             let at = self.offset;
-            self.memory[at + self.filled..at + padded].fill(0);
+            self.memory[at + filled..at + padded].fill(0);
             self.flush_stage(padded)?;
-            if padded != self.filled {
+            if padded != filled {
                 self.file.set_len(self.len)?;
             }
         }
@@ -108,23 +133,40 @@ impl DirectFile {
     /// `filled` are data) at the end of the data so far, and empties it.
     fn flush_stage(&mut self, len: usize) -> std::io::Result<()> {
         let buf = &self.memory[self.offset..self.offset + len];
-        match self.file.write_all_at(buf, self.len) {
-            Err(e)
-                if self.direct
-                    && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
-            {
-                // The file system takes O_DIRECT at open but not these
-                // writes (a larger alignment, say): go on buffered.
-                let flags = rustix::fs::fcntl_getfl(&self.file)?;
-                rustix::fs::fcntl_setfl(&self.file, flags.difference(OFlags::DIRECT))?;
-                self.direct = false;
-                self.file.write_all_at(&buf[..self.filled], self.len)?;
-            }
-            result => result?,
-        }
+        write_at(&self.file, &mut self.direct, buf, self.filled, self.len)?;
         self.len += self.filled as u64;
         self.filled = 0;
         Ok(())
+    }
+
+    /// Writes `buf`, whole pages, at the end of the data so far.
+    fn write_at_end(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        write_at(&self.file, &mut self.direct, buf, buf.len(), self.len)?;
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+}
+
+/// Writes `buf` (of which the first `data` bytes count; the rest is
+/// padding) to `file` at `offset`. If the file system refuses the direct
+/// write, clears `direct` and writes the data buffered.
+fn write_at(
+    file: &File,
+    direct: &mut bool,
+    buf: &[u8],
+    data: usize,
+    offset: u64,
+) -> std::io::Result<()> {
+    match file.write_all_at(buf, offset) {
+        Err(e) if *direct && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+            // The file system takes O_DIRECT at open but not these writes (a
+            // larger alignment, say): go on buffered.
+            let flags = rustix::fs::fcntl_getfl(file)?;
+            rustix::fs::fcntl_setfl(file, flags.difference(OFlags::DIRECT))?;
+            *direct = false;
+            file.write_all_at(&buf[..data], offset)
+        }
+        result => result,
     }
 }
 
@@ -158,6 +200,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn pieces_aligned_with_their_offsets_read_back_as_written() {
+        // A 64-byte header, then pieces laid in memory at their file offset
+        // modulo ALIGN, as the writer lays framed blocks: their whole pages
+        // go to the disk from where they are.
+        let dir = tempfile::tempdir().unwrap();
+        let memory: Vec<u8> = (0..4 * STAGE).map(|i| (i * 13 + i / 5003) as u8).collect();
+        let base = memory.as_ptr() as usize;
+        let path = dir.path().join("aligned");
+        let mut file = DirectFile::create(&path).unwrap();
+        let mut want = vec![7u8; 64];
+        file.write(&want).unwrap();
+        for len in [10, ALIGN, STAGE + ALIGN + 48, 3 * ALIGN - 1, 100_000] {
+            let at = (want.len() + ALIGN - base % ALIGN) % ALIGN;
+            let piece = &memory[at..at + len];
+            assert_eq!(piece.as_ptr() as usize % ALIGN, want.len() % ALIGN);
+            file.write(piece).unwrap();
+            want.extend_from_slice(piece);
+        }
+        assert_eq!(file.finish().unwrap(), want.len() as u64);
+        assert_eq!(std::fs::read(&path).unwrap(), want);
     }
 
     #[test]
