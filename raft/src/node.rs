@@ -172,9 +172,12 @@ pub(crate) struct Core {
 /// A command waiting for a proposal, and who waits for its outcome.
 type Pending = (Command, oneshot::Sender<Result<CommandResponse, MetaError>>);
 
-/// Proposals in flight at once: while they wait for their fsync, the next
-/// commands gather into the next proposal.
-const PROPOSALS_IN_FLIGHT: usize = 2;
+/// Proposals in flight at once: while one waits for its fsync, the next
+/// commands gather into the next proposal. One, so batches grow with the
+/// load: under 32 concurrent small PUTs (s5cmd) two in flight made batches
+/// of five commands, one makes them of nine and spends 16 % less CPU per
+/// PUT (fewer log fsyncs, transactions and wake-ups).
+const PROPOSALS_IN_FLIGHT: usize = 1;
 
 /// The parts replaced when raft restarts (forced failover).
 struct Running {
