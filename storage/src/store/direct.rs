@@ -5,12 +5,14 @@
 //! must first be found (on a fresh virtual machine, first backed by the
 //! host: a write into free memory runs at a fifth of the disk's speed
 //! there), and it pushes other data out of the cache. With `O_DIRECT` the
-//! disk reads the bytes straight from one aligned buffer per file.
+//! disk reads the bytes from the caller's memory or from one aligned buffer
+//! per file.
 //!
 //! Bytes whose address sits at their file offset modulo [`ALIGN`] (the
 //! writer lays framed blocks out so) go to the disk from where they are:
-//! only the partial pages at their two ends pass through that buffer. Other
-//! bytes go through the buffer in whole [`STAGE`] writes. The last, short
+//! only the partial pages at their two ends pass through the buffer, which
+//! then stays at [`FIRST_STAGE`] bytes. Other bytes grow it and go through
+//! it in whole [`STAGE`] writes. The last, short
 //! write is padded to [`ALIGN`] and the file then cut to its length. Where
 //! the file system refuses `O_DIRECT` (at open, or with `EINVAL` on a
 //! write) the file falls back to ordinary buffered writes.
@@ -26,16 +28,24 @@ use rustix::fs::OFlags;
 /// multiple of every logical block size disks use (512 and 4,096 bytes).
 const ALIGN: usize = crate::format::IO_ALIGN;
 
-/// Bytes per write to the file (the last may be shorter).
+/// Bytes per write to the file through the buffer (the last may be
+/// shorter), once bytes arrive that cannot go from where they are.
 const STAGE: usize = 256 * 1024;
 
-/// A file being written, through an aligned buffer of [`STAGE`] bytes.
+/// The buffer's size at first: the partial pages around bytes that go to
+/// the disk from where they are, plus a header or trailer.
+const FIRST_STAGE: usize = 2 * ALIGN;
+
+/// A file being written, through an aligned buffer of [`FIRST_STAGE`]
+/// bytes, grown to [`STAGE`] when needed.
 pub(super) struct DirectFile {
     file: File,
-    /// Backing memory; the buffer proper is `memory[offset..offset + STAGE]`,
+    /// Backing memory; the buffer proper is `memory[offset..offset + stage]`,
     /// which starts on an [`ALIGN`] boundary.
     memory: Vec<u8>,
     offset: usize,
+    /// The buffer's size: [`FIRST_STAGE`] or [`STAGE`].
+    stage: usize,
     /// Bytes of the buffer holding data not yet written.
     filled: usize,
     /// Bytes written to the file so far, padding excluded.
@@ -60,12 +70,13 @@ impl DirectFile {
             Err(e) if e.kind() == ErrorKind::InvalidInput => (open(OFlags::empty())?, false),
             Err(e) => return Err(e),
         };
-        let memory = vec![0u8; STAGE + ALIGN];
+        let memory = vec![0u8; FIRST_STAGE + ALIGN];
         let offset = memory.as_ptr().align_offset(ALIGN);
         Ok(DirectFile {
             file,
             memory,
             offset,
+            stage: FIRST_STAGE,
             filled: 0,
             len: 0,
             direct,
@@ -96,16 +107,30 @@ impl DirectFile {
     /// Appends `data` through the buffer.
     fn stage(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         while !data.is_empty() {
-            let n = data.len().min(STAGE - self.filled);
+            if data.len() > self.stage - self.filled && self.stage < STAGE {
+                self.grow();
+            }
+            let n = data.len().min(self.stage - self.filled);
             let at = self.offset + self.filled;
             self.memory[at..at + n].copy_from_slice(&data[..n]);
             self.filled += n;
             data = &data[n..];
-            if self.filled == STAGE {
-                self.flush_stage(STAGE)?;
+            if self.filled == self.stage {
+                self.flush_stage(self.stage)?;
             }
         }
         Ok(())
+    }
+
+    /// Grows the buffer to [`STAGE`], keeping what it holds.
+    fn grow(&mut self) {
+        let mut memory = vec![0u8; STAGE + ALIGN];
+        let offset = memory.as_ptr().align_offset(ALIGN);
+        memory[offset..offset + self.filled]
+            .copy_from_slice(&self.memory[self.offset..self.offset + self.filled]);
+        self.memory = memory;
+        self.offset = offset;
+        self.stage = STAGE;
     }
 
     /// Writes what is staged and makes the file durable (`fsync`): its
@@ -221,6 +246,8 @@ mod tests {
             file.write(piece).unwrap();
             want.extend_from_slice(piece);
         }
+        // Only the partial pages went through the buffer.
+        assert_eq!(file.stage, FIRST_STAGE);
         assert_eq!(file.finish().unwrap(), want.len() as u64);
         assert_eq!(std::fs::read(&path).unwrap(), want);
     }
