@@ -446,7 +446,8 @@ fn work(inner: &Inner, kernels: &Kernels) {
             slot.at = job.at;
             slot.busy = false;
         }
-        inner.progress.notify_all();
+        // No waiter is woken here: a queue only shrinks in `pick`, which
+        // wakes them (a busy stream's piece is still queued).
     }
 }
 
