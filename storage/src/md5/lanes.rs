@@ -254,9 +254,10 @@ impl Stream {
     /// Waits until every byte pushed is hashed; returns the state and the
     /// bytes after the last whole block (fewer than 64).
     pub(super) fn finish(mut self) -> ([u32; 4], Vec<u8>) {
-        let Some(index) = self.slot.take() else {
-            return ([0; 4], Vec::new());
-        };
+        let index = self
+            .slot
+            .take()
+            .unwrap_or_else(|| unreachable!("only finish and drop take the slot"));
         let mut state = lock(&self.inner.state);
         state.slot(index).closing = true;
         self.inner.arrived.notify_one();
@@ -295,7 +296,7 @@ struct Inner {
     state: Mutex<State>,
     /// Bytes arrived, or a stream is finishing.
     arrived: Condvar,
-    /// Pieces left a queue, or a round ended.
+    /// Pieces left a queue (feeders wait for room, finishers for none).
     progress: Condvar,
 }
 
