@@ -14,9 +14,9 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use crate::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
 use crate::error::MetaError;
 use crate::model::{
-    AccessKey, Bucket, Checksum, Grant, Millis, MultipartUpload, NULL_VERSION_ID, NodeState,
-    ObjectData, ObjectVersion, PartData, Segment, StorageNode, SystemMetadata, Tag, Versioning,
-    WorkItem,
+    AccessKey, Bucket, Checksum, Grant, ListedObject, Millis, MultipartUpload, NULL_VERSION_ID,
+    NodeState, ObjectData, ObjectVersion, PartData, Segment, StorageNode, SystemMetadata, Tag,
+    Versioning, WorkItem,
 };
 use crate::tables::{self, decode, encode};
 
@@ -373,7 +373,8 @@ impl<'txn> Applier<'txn> {
         if version.is_delete_marker() {
             self.live.remove(object.as_slice())?;
         } else {
-            self.live.insert(object.as_slice(), bytes.as_slice())?;
+            let listed = encode(&ListedObject::from(&version))?;
+            self.live.insert(object.as_slice(), listed.as_slice())?;
         }
         Ok(version)
     }
@@ -389,14 +390,15 @@ impl<'txn> Applier<'txn> {
         self.discard(old.segments())
     }
 
-    /// Rewrite a version in place (same position, same id).
+    /// Rewrite a version in place (same position, same id) with changes a
+    /// listing does not show (tags, placement), so its live entry stands.
     fn rewrite_version(&mut self, index: u64, version: &ObjectVersion) -> Step<()> {
         let (bucket, key) = (version.bucket.as_str(), version.key.as_str());
         self.versions.insert(
             tables::version_key(bucket, key, index).as_slice(),
             encode(version)?.as_slice(),
         )?;
-        self.refresh_live(bucket, key)
+        Ok(())
     }
 
     /// Make the live entry of a key match its latest version.
@@ -404,8 +406,8 @@ impl<'txn> Applier<'txn> {
         let object = tables::object_key(bucket, key);
         match tables::latest_version(&self.versions, bucket, key)? {
             Some((_, latest)) if !latest.is_delete_marker() => {
-                self.live
-                    .insert(object.as_slice(), encode(&latest)?.as_slice())?;
+                let listed = encode(&ListedObject::from(&latest))?;
+                self.live.insert(object.as_slice(), listed.as_slice())?;
             }
             _ => {
                 self.live.remove(object.as_slice())?;

@@ -12,7 +12,7 @@ use std::ops::Bound;
 use redb::ReadOnlyTable;
 
 use crate::error::MetaError;
-use crate::model::{MultipartUpload, ObjectVersion, PartData};
+use crate::model::{ListedObject, MultipartUpload, ObjectVersion, PartData};
 use crate::tables::{self, decode};
 
 /// A model table opened for reading.
@@ -34,8 +34,8 @@ pub struct ListObjectsQuery {
 /// A page of `ListObjects`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectsPage {
-    /// Latest versions that are not delete markers, by key.
-    pub objects: Vec<ObjectVersion>,
+    /// Latest versions that are not delete markers, by key, as listed.
+    pub objects: Vec<ListedObject>,
     /// Common prefixes, sorted.
     pub common_prefixes: Vec<String>,
     /// Whether more entries follow.

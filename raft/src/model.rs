@@ -197,6 +197,42 @@ impl ObjectVersion {
     }
 }
 
+/// What a listing shows of a key's latest version: the value of the `live`
+/// table. Kept apart from [`ObjectVersion`] so that a small PUT writes its
+/// inline data once, not twice, and a listing decodes no data, wrapped key,
+/// metadata or placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedObject {
+    /// Object key.
+    pub key: String,
+    /// Last-Modified.
+    pub last_modified: Millis,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes.
+    pub etag: String,
+    /// Whole-object checksums (listings show their algorithms).
+    pub checksums: Vec<Checksum>,
+    /// Access key id that wrote it.
+    pub owner: String,
+    /// Storage class, when one was given.
+    pub storage_class: Option<String>,
+}
+
+impl From<&ObjectVersion> for ListedObject {
+    fn from(v: &ObjectVersion) -> Self {
+        ListedObject {
+            key: v.key.clone(),
+            last_modified: v.last_modified,
+            size: v.size,
+            etag: v.etag.clone(),
+            checksums: v.checksums.clone(),
+            owner: v.owner.clone(),
+            storage_class: v.system.storage_class.clone(),
+        }
+    }
+}
+
 /// A multipart upload in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MultipartUpload {

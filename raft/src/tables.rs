@@ -17,7 +17,7 @@
 //! | buckets | name | [`Bucket`](crate::model::Bucket) |
 //! | versions | object ++ u64-BE(u64::MAX − log index) | [`ObjectVersion`](crate::model::ObjectVersion) |
 //! | version_ids | object ++ version id | u64-BE log index of that version |
-//! | live | object | latest version when it is not a delete marker |
+//! | live | object | [`ListedObject`](crate::model::ListedObject) of the latest version when it is not a delete marker |
 //! | uploads | object ++ escape(upload id) ++ terminator | [`MultipartUpload`](crate::model::MultipartUpload) |
 //! | parts | upload key ++ u32-BE(part number) | [`PartData`](crate::model::PartData) |
 //! | access_keys | key id | [`AccessKey`](crate::model::AccessKey) |
@@ -47,7 +47,7 @@ pub const BUCKETS: RawTable = TableDefinition::new("model_buckets");
 pub const VERSIONS: RawTable = TableDefinition::new("model_versions");
 /// Version id → log index of the version (its position in [`VERSIONS`]).
 pub const VERSION_IDS: RawTable = TableDefinition::new("model_version_ids");
-/// The latest version of each key whose latest version is not a delete marker.
+/// What listings show of each key whose latest version is not a delete marker.
 pub const LIVE: RawTable = TableDefinition::new("model_live");
 /// Multipart uploads in progress.
 pub const UPLOADS: RawTable = TableDefinition::new("model_uploads");

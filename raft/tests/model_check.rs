@@ -14,8 +14,8 @@ use model_support::*;
 use proptest::prelude::*;
 use tessera_raft::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
 use tessera_raft::model::{
-    MultipartUpload, NULL_VERSION_ID, ObjectData, ObjectVersion, PartData, SystemMetadata,
-    Versioning, WorkItem,
+    ListedObject, MultipartUpload, NULL_VERSION_ID, ObjectData, ObjectVersion, PartData,
+    SystemMetadata, Versioning, WorkItem,
 };
 use tessera_raft::{ListObjectsQuery, ListUploadsQuery, ListVersionsQuery};
 
@@ -312,10 +312,10 @@ fn compare_listings(meta: &Meta, r: &Reference, prefix: &str, delimiter: Option<
     let view = meta.view();
     let delim = delimiter.map(str::to_owned);
 
-    let live: Vec<(String, ObjectVersion)> = r
+    let live: Vec<(String, ListedObject)> = r
         .objects
         .keys()
-        .filter_map(|k| r.current(k).map(|v| (k.clone(), v.clone())))
+        .filter_map(|k| r.current(k).map(|v| (k.clone(), ListedObject::from(v))))
         .collect();
     let got = page_all(max, |marker| {
         let p = view

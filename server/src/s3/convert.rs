@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use s3s::S3Error;
 use s3s::dto::{self, ETag, Timestamp};
 use s3s::s3_error;
-use tessera_raft::model::{Checksum, Millis, ObjectVersion, SystemMetadata, Tag};
+use tessera_raft::model::{Checksum, Millis, ObjectVersion, Tag};
 
 /// A model time as an S3 timestamp.
 pub(crate) fn timestamp(ms: Millis) -> Timestamp {
@@ -135,14 +135,10 @@ pub(crate) fn expires_out(s: Option<&String>) -> Option<Timestamp> {
     s.and_then(|s| Timestamp::parse(dto::TimestampFormat::HttpDate, s).ok())
 }
 
-/// The storage class S3 reports for a version.
-pub(crate) fn storage_class(system: &SystemMetadata) -> dto::StorageClass {
-    dto::StorageClass::from(
-        system
-            .storage_class
-            .clone()
-            .unwrap_or_else(|| dto::StorageClass::STANDARD.to_owned()),
-    )
+/// The storage class S3 reports for a version stored with `class` (STANDARD
+/// when none was given).
+pub(crate) fn storage_class(class: Option<&str>) -> dto::StorageClass {
+    dto::StorageClass::from(class.unwrap_or(dto::StorageClass::STANDARD).to_owned())
 }
 
 /// The owner as S3 lists it.

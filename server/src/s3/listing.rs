@@ -59,7 +59,7 @@ impl Encoder {
     }
 }
 
-fn object_entry(v: &model::ObjectVersion, enc: &Encoder, owner: bool) -> Object {
+fn object_entry(v: &model::ListedObject, enc: &Encoder, owner: bool) -> Object {
     Object {
         checksum_algorithm: convert::checksum_algorithms(&v.checksums),
         e_tag: Some(convert::etag(&v.etag)),
@@ -68,7 +68,9 @@ fn object_entry(v: &model::ObjectVersion, enc: &Encoder, owner: bool) -> Object 
         owner: owner.then(|| convert::owner(&v.owner)),
         size: Some(i64::try_from(v.size).unwrap_or(i64::MAX)),
         storage_class: Some(ObjectStorageClass::from(
-            convert::storage_class(&v.system).as_str().to_owned(),
+            convert::storage_class(v.storage_class.as_deref())
+                .as_str()
+                .to_owned(),
         )),
         ..Default::default()
     }
@@ -297,7 +299,9 @@ pub(crate) async fn list_multipart_uploads(
             }),
             key: Some(enc.name(&u.key)),
             owner: Some(convert::owner(&u.template.owner)),
-            storage_class: Some(convert::storage_class(&u.template.system)),
+            storage_class: Some(convert::storage_class(
+                u.template.system.storage_class.as_deref(),
+            )),
             upload_id: Some(u.upload_id.clone()),
         })
         .collect();
@@ -374,7 +378,9 @@ pub(crate) async fn list_parts(
         owner: Some(convert::owner(owner)),
         part_number_marker: i.part_number_marker,
         parts: Some(parts),
-        storage_class: Some(convert::storage_class(&upload.template.system)),
+        storage_class: Some(convert::storage_class(
+            upload.template.system.storage_class.as_deref(),
+        )),
         upload_id: Some(i.upload_id),
         ..Default::default()
     }))

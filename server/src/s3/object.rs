@@ -613,7 +613,7 @@ pub(crate) async fn get_object_attributes(
         out.object_size = Some(i64::try_from(v.size).unwrap_or(i64::MAX));
     }
     if wants(ObjectAttributes::STORAGE_CLASS) {
-        out.storage_class = Some(convert::storage_class(&v.system));
+        out.storage_class = Some(convert::storage_class(v.system.storage_class.as_deref()));
     }
     if wants(ObjectAttributes::OBJECT_PARTS)
         && v.etag.contains('-')
