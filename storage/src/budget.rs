@@ -13,12 +13,7 @@
 //! The budget also keeps the buffers of finished stripes for the next ones
 //! (a reserved buffer goes back when its last view is dropped): buffers of a
 //! MiB or more allocated and freed on many threads otherwise leave glibc's
-//! arenas holding about three times the live memory. The kept buffers go
-//! back to the allocator once nothing has been reserved for
-//! `IDLE_BEFORE_TRIM` (a second), not at the first idle moment: between the parts of
-//! an upload the budget is often idle for a few milliseconds, and freeing
-//! then meant mapping, faulting in and zeroing every stripe buffer anew
-//! (7 % of the server's CPU under s5cmd's large PUTs).
+//! arenas holding about three times the live memory.
 //!
 //! A budget given a name ([`MemoryBudget::named`]) publishes the gauges
 //! `tessera_memory_budget_capacity_bytes` and
@@ -26,9 +21,7 @@
 //! `tessera_memory_budget_waits_total` (reservations that had to wait),
 //! each labelled `budget="<name>"`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -36,10 +29,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Accounting unit: reservations are rounded up to whole KiB.
 const UNIT: usize = 1024;
-
-/// How long a budget stays idle (nothing reserved, none taken) before the
-/// buffers it keeps are freed.
-const IDLE_BEFORE_TRIM: Duration = Duration::from_secs(1);
 
 /// A budget of bytes shared by writers or readers (cheap to clone: clones share it).
 #[derive(Clone, Debug)]
@@ -90,47 +79,6 @@ impl MemoryBudget {
         self.permits.available_permits() * UNIT
     }
 
-    fn is_idle(&self) -> bool {
-        self.available() == self.capacity()
-    }
-
-    /// Frees the kept buffers once the budget has stayed idle for
-    /// [`IDLE_BEFORE_TRIM`] (at once if no reservation was ever taken on a
-    /// tokio runtime). One timer waits at a time; it starts its wait over
-    /// while reservations come.
-    fn trim_when_idle(&self) {
-        // The last view of a stripe is often dropped on a thread of no
-        // runtime (the MD5 worker's), hence the remembered one.
-        let Some(runtime) = self.pool.trim.runtime.get().cloned() else {
-            self.pool.clear();
-            return;
-        };
-        let trim = &self.pool.trim;
-        if trim.waiting.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let budget = self.clone();
-        runtime.spawn(async move {
-            let trim = &budget.pool.trim;
-            let mut seen = trim.taken.load(Ordering::Acquire);
-            loop {
-                tokio::time::sleep(IDLE_BEFORE_TRIM).await;
-                let now = trim.taken.load(Ordering::Acquire);
-                if now == seen && budget.is_idle() {
-                    budget.pool.clear();
-                    break;
-                }
-                seen = now;
-            }
-            trim.waiting.store(false, Ordering::Release);
-            // A load that came and went while the buffers were freed may
-            // have left some behind, with no timer to see it.
-            if trim.taken.load(Ordering::Acquire) != seen && budget.is_idle() {
-                budget.trim_when_idle();
-            }
-        });
-    }
-
     fn units_for(&self, bytes: usize) -> u32 {
         u32::try_from(bytes.div_ceil(UNIT))
             .unwrap_or(u32::MAX)
@@ -142,7 +90,6 @@ impl MemoryBudget {
         let permit = Arc::clone(&self.permits)
             .try_acquire_many_owned(self.units_for(bytes))
             .ok()?;
-        self.pool.trim.taken_on_this_runtime();
         self.publish_reserved();
         Some(Reservation {
             permit: Some(permit),
@@ -166,7 +113,6 @@ impl MemoryBudget {
             .acquire_many_owned(want)
             .await
             .ok();
-        self.pool.trim.taken_on_this_runtime();
         self.publish_reserved();
         Reservation {
             permit,
@@ -193,11 +139,10 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         drop(self.permit.take());
         self.budget.publish_reserved();
-        // Nothing reserved any more: if it stays that way the load is
-        // over, and the allocator gets the idle buffers back (for other
-        // work, or the OS).
-        if self.budget.is_idle() {
-            self.budget.trim_when_idle();
+        // Nothing reserved any more: the load is over for now, so the
+        // allocator gets the idle buffers back (for other work, or the OS).
+        if self.budget.available() == self.budget.capacity() {
+            self.budget.pool.clear();
         }
     }
 }
@@ -262,31 +207,6 @@ impl Drop for Reserved {
 struct BufferPool {
     free: Arc<Mutex<Vec<Vec<u8>>>>,
     limit: usize,
-    trim: Arc<IdleTrim>,
-}
-
-/// What the timer that frees an idle budget's buffers goes by.
-#[derive(Debug, Default)]
-struct IdleTrim {
-    /// Reservations taken so far: the buffers are freed only if none was
-    /// taken during the whole wait.
-    taken: AtomicU64,
-    /// Whether a timer is waiting.
-    waiting: AtomicBool,
-    /// The runtime of the first reservation taken on one: the timer's.
-    runtime: OnceLock<tokio::runtime::Handle>,
-}
-
-impl IdleTrim {
-    /// Counts a reservation, remembering the runtime it was taken on.
-    fn taken_on_this_runtime(&self) {
-        self.taken.fetch_add(1, Ordering::AcqRel);
-        if self.runtime.get().is_none()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let _ = self.runtime.set(runtime);
-        }
-    }
 }
 
 impl BufferPool {
@@ -294,7 +214,6 @@ impl BufferPool {
         BufferPool {
             free: Arc::new(Mutex::new(Vec::new())),
             limit,
-            trim: Arc::default(),
         }
     }
 
@@ -375,8 +294,8 @@ mod tests {
             .sum()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn stripe_buffers_are_reused_until_the_budget_stays_idle() {
+    #[tokio::test]
+    async fn stripe_buffers_are_reused_until_the_budget_is_idle() {
         let budget = MemoryBudget::new(64 * UNIT);
         let r = Arc::new(budget.reserve(8 * UNIT).await);
         let mut buf = r.buffer(8 * UNIT);
@@ -394,30 +313,7 @@ mod tests {
         // Buffers beyond the budget's size are not kept.
         drop(Reserved::new(vec![0; 65 * UNIT], Arc::clone(&r)));
         assert_eq!(free_bytes(&budget), 16 * UNIT);
-        // Nothing reserved: the buffers stay for a while, in case the load
-        // goes on, and a reservation in the meantime keeps them longer. The
-        // last view may go on a thread of no runtime (the MD5 worker's).
-        std::thread::spawn(move || drop(r)).join().unwrap();
-        assert_eq!(free_bytes(&budget), 16 * UNIT);
-        tokio::time::sleep(IDLE_BEFORE_TRIM / 2).await;
-        drop(budget.reserve(UNIT).await);
-        tokio::time::sleep(IDLE_BEFORE_TRIM).await;
-        assert_eq!(
-            free_bytes(&budget),
-            16 * UNIT,
-            "a reservation restarts the wait"
-        );
-        // Idle for a whole wait: they go back to the allocator.
-        tokio::time::sleep(IDLE_BEFORE_TRIM * 2).await;
-        assert_eq!(free_bytes(&budget), 0);
-    }
-
-    #[test]
-    fn outside_a_runtime_idle_buffers_are_freed_at_once() {
-        let budget = MemoryBudget::new(64 * UNIT);
-        let r = Arc::new(budget.try_reserve(8 * UNIT).unwrap());
-        drop(Reserved::new(Vec::with_capacity(8 * UNIT), Arc::clone(&r)));
-        assert_eq!(free_bytes(&budget), 8 * UNIT);
+        // Once nothing is reserved, the free buffers go back to the allocator.
         drop(r);
         assert_eq!(free_bytes(&budget), 0);
     }
