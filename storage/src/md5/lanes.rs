@@ -142,31 +142,32 @@ const S: [u32; 64] = [
     21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
 ];
 
-/// The shared worker, started on first use with the kernels this CPU runs;
-/// `None` without AVX2.
+/// The shared worker, started on first use; `None` without AVX2.
 pub(super) fn shared() -> Option<&'static Lanes> {
     static SHARED: OnceLock<Option<Lanes>> = OnceLock::new();
     SHARED
         .get_or_init(|| {
-            let kernels = Kernels::detect()?;
+            if !avx2::supported() {
+                return None;
+            }
             let inner = Arc::new(Inner::default());
             let worker = Arc::clone(&inner);
+            // The kernels are timed on the worker's thread, not the first
+            // caller's; streams queue their pieces meanwhile.
             std::thread::Builder::new()
                 .name("md5-lanes".into())
-                .spawn(move || work(&worker, &kernels))
+                .spawn(move || work(&worker, &Kernels::measure()))
                 .ok()?;
             Some(Lanes { inner })
         })
         .as_ref()
 }
 
-/// The kernels the worker picks from, by how many streams a round has.
+/// The kernels the worker picks from, by how many streams a round has:
+/// the scalar code below [`avx2::MIN_STREAMS`], then AVX2's eight lanes up
+/// to `wide_from`.
 struct Kernels {
-    /// Eight lanes, from `min_streams` streams up to `wide_from`.
-    narrow: Kernel<{ avx2::LANES }>,
-    /// The fewest streams worth a vector round.
-    min_streams: usize,
-    /// Sixteen lanes, from `wide_from` streams up.
+    /// Sixteen lanes, from `wide_from` streams up, where the CPU has them.
     wide: Option<Kernel<{ avx512::LANES }>>,
     /// The fewest streams a round takes `wide` for: more than eight, or every
     /// vector round where one sixteen-lane call is quicker than one
@@ -180,22 +181,15 @@ struct Kernels {
 const CALIBRATION_TRIALS: usize = 8;
 
 impl Kernels {
-    fn detect() -> Option<Kernels> {
-        if !avx2::supported() {
-            return None;
-        }
-        let narrow: Kernel<{ avx2::LANES }> = avx2::compress;
+    /// The kernels of this CPU, which has AVX2, with the wide one's share
+    /// timed.
+    fn measure() -> Kernels {
         let wide = avx512::supported().then_some(avx512::compress as Kernel<{ avx512::LANES }>);
         let wide_from = match wide {
-            Some(wide) if wide_is_quicker(narrow, wide) => avx2::MIN_STREAMS,
+            Some(wide) if wide_is_quicker(avx2::compress, wide) => avx2::MIN_STREAMS,
             _ => avx2::LANES + 1,
         };
-        Some(Kernels {
-            narrow,
-            min_streams: avx2::MIN_STREAMS,
-            wide,
-            wide_from,
-        })
+        Kernels { wide, wide_from }
     }
 
     /// The most streams one round takes.
@@ -466,7 +460,7 @@ fn work(inner: &Inner, kernels: &Kernels) {
             }
         }
         drop(state);
-        if jobs.len() < kernels.min_streams {
+        if jobs.len() < avx2::MIN_STREAMS {
             for job in &mut jobs {
                 let end = (job.at + ROUND).min(job.end);
                 job.h = compress_scalar(&mut scratch, job.h, &job.bytes[job.at..end]);
@@ -477,7 +471,7 @@ fn work(inner: &Inner, kernels: &Kernels) {
                 Some(wide) if jobs.len() >= kernels.wide_from => {
                     vector_round(wide, &mut jobs, &filler)
                 }
-                _ => vector_round(kernels.narrow, &mut jobs, &filler),
+                _ => vector_round(avx2::compress, &mut jobs, &filler),
             }
         }
         state = lock(&inner.state);
