@@ -88,6 +88,10 @@ impl Server {
             dir.root_credentials(config.credentials.clone())?;
         let admin_token = dir.admin_token()?;
         let stores = open_stores(&dir, config.disks)?;
+        let write_budget = MemoryBudget::new(config.write_buffer).named("write");
+        let read_budget = MemoryBudget::new(config.read_buffer)
+            .sharing_buffers_with(&write_budget)
+            .named("read");
         let settings = GatewaySettings {
             geometry: Geometry::new(
                 config.data_shards,
@@ -96,8 +100,8 @@ impl Server {
             )
             .context("erasure code geometry")?,
             region: config.region.clone(),
-            write_budget: MemoryBudget::new(config.write_buffer).named("write"),
-            read_budget: MemoryBudget::new(config.read_buffer).named("read"),
+            write_budget: write_budget.clone(),
+            read_budget,
             ..GatewaySettings::default()
         };
         let host = config
@@ -155,6 +159,7 @@ impl Server {
         let workers = vec![
             tokio::spawn(health.run(stop.clone())),
             tokio::spawn(gc.run(stop.clone())),
+            tokio::spawn(workers::buffers::free_when_idle(write_budget, stop.clone())),
         ];
         tracing::info!(%s3_addr, %admin_addr, tls = is_tls, data_dir = %config.data_dir.display(), "tessera serving");
         Ok(RunningServer {

@@ -11,9 +11,10 @@
 //! the last bytes of the stripe it yielded.
 //!
 //! The budget also keeps the buffers of finished stripes for the next ones
-//! (a reserved buffer goes back when its last view is dropped): buffers of a
-//! MiB or more allocated and freed on many threads otherwise leave glibc's
-//! arenas holding about three times the live memory.
+//! (a reserved buffer goes back when its last view is dropped) in a pool
+//! of free buffers, which budgets may share
+//! ([`MemoryBudget::sharing_buffers_with`]) and whose owner frees once it
+//! has been idle a while ([`MemoryBudget::free_idle_buffers`]).
 //!
 //! A budget given a name ([`MemoryBudget::named`]) publishes the gauges
 //! `tessera_memory_budget_capacity_bytes` and
@@ -21,11 +22,14 @@
 //! `tessera_memory_budget_waits_total` (reservations that had to wait),
 //! each labelled `budget="<name>"`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::pool::BufferPool;
 
 /// Accounting unit: reservations are rounded up to whole KiB.
 const UNIT: usize = 1024;
@@ -61,6 +65,33 @@ impl MemoryBudget {
         self
     }
 
+    /// This budget, keeping its free buffers in `other`'s pool (which
+    /// grows by this budget's size): what one budget's stripes gave back
+    /// serves the other's next ones.
+    pub fn sharing_buffers_with(mut self, other: &MemoryBudget) -> Self {
+        other.pool.grow_limit(self.capacity());
+        self.pool = other.pool.clone();
+        self
+    }
+
+    /// Frees the free buffers kept for this budget (and those sharing them)
+    /// if none of them has held a reservation for at least `idle`: the load
+    /// is over for now, so the allocator gets them back. Returns the bytes
+    /// freed.
+    pub fn free_idle_buffers(&self, idle: Duration) -> usize {
+        self.pool.free_if_idle(idle)
+    }
+
+    /// A reservation of `permit`, counted in the pool until dropped.
+    fn reservation(&self, permit: Option<OwnedSemaphorePermit>) -> Reservation {
+        self.pool.hold();
+        self.publish_reserved();
+        Reservation {
+            permit,
+            budget: self.clone(),
+        }
+    }
+
     /// Publishes how much is reserved now (named budgets only).
     fn publish_reserved(&self) {
         if let Some(name) = self.name {
@@ -90,11 +121,7 @@ impl MemoryBudget {
         let permit = Arc::clone(&self.permits)
             .try_acquire_many_owned(self.units_for(bytes))
             .ok()?;
-        self.publish_reserved();
-        Some(Reservation {
-            permit: Some(permit),
-            budget: self.clone(),
-        })
+        Some(self.reservation(Some(permit)))
     }
 
     /// Waits until `bytes` can be reserved, then reserves them. A request
@@ -113,11 +140,7 @@ impl MemoryBudget {
             .acquire_many_owned(want)
             .await
             .ok();
-        self.publish_reserved();
-        Reservation {
-            permit,
-            budget: self.clone(),
-        }
+        self.reservation(permit)
     }
 }
 
@@ -139,11 +162,7 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         drop(self.permit.take());
         self.budget.publish_reserved();
-        // Nothing reserved any more: the load is over for now, so the
-        // allocator gets the idle buffers back (for other work, or the OS).
-        if self.budget.available() == self.budget.capacity() {
-            self.budget.pool.clear();
-        }
+        self.budget.pool.release();
     }
 }
 
@@ -202,61 +221,6 @@ impl Drop for Reserved {
     }
 }
 
-/// Free buffers, at most `limit` bytes of them.
-#[derive(Clone, Debug)]
-struct BufferPool {
-    free: Arc<Mutex<Vec<Vec<u8>>>>,
-    limit: usize,
-}
-
-impl BufferPool {
-    fn new(limit: usize) -> Self {
-        BufferPool {
-            free: Arc::new(Mutex::new(Vec::new())),
-            limit,
-        }
-    }
-
-    /// The smallest free buffer of at least `capacity` bytes (emptied), or
-    /// a new one.
-    fn take(&self, capacity: usize) -> Vec<u8> {
-        let reused = self.free.lock().ok().and_then(|mut free| {
-            let (at, _) = free
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.capacity() >= capacity)
-                .min_by_key(|(_, b)| b.capacity())?;
-            Some(free.swap_remove(at))
-        });
-        match reused {
-            Some(mut buf) => {
-                buf.clear();
-                buf
-            }
-            None => Vec::with_capacity(capacity),
-        }
-    }
-
-    /// Frees every free buffer.
-    fn clear(&self) {
-        let idle = self.free.lock().map(|mut free| std::mem::take(&mut *free));
-        drop(idle);
-    }
-
-    /// Keeps `buf` for reuse while the free buffers stay under the limit.
-    fn give(&self, buf: Vec<u8>) {
-        if buf.capacity() == 0 {
-            return;
-        }
-        if let Ok(mut free) = self.free.lock() {
-            let held: usize = free.iter().map(Vec::capacity).sum();
-            if held + buf.capacity() <= self.limit {
-                free.push(buf);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,38 +247,28 @@ mod tests {
         assert_eq!(budget.available(), budget.capacity());
     }
 
-    fn free_bytes(budget: &MemoryBudget) -> usize {
-        budget
-            .pool
-            .free
-            .lock()
-            .unwrap()
-            .iter()
-            .map(Vec::capacity)
-            .sum()
-    }
-
     #[tokio::test]
-    async fn stripe_buffers_are_reused_until_the_budget_is_idle() {
-        let budget = MemoryBudget::new(64 * UNIT);
-        let r = Arc::new(budget.reserve(8 * UNIT).await);
-        let mut buf = r.buffer(8 * UNIT);
-        buf.extend_from_slice(&[7; 100]);
+    async fn stripe_buffers_are_kept_until_every_sharing_budget_is_idle() {
+        let writes = MemoryBudget::new(64 * UNIT);
+        let reads = MemoryBudget::new(32 * UNIT).sharing_buffers_with(&writes);
+        let w = Arc::new(writes.reserve(8 * UNIT).await);
+        let buf = w.buffer(8 * UNIT);
         let address = buf.as_ptr();
-        drop(Reserved::new(buf, Arc::clone(&r)));
-        drop(Reserved::new(Vec::with_capacity(16 * UNIT), Arc::clone(&r)));
+        drop(Reserved::new(buf, Arc::clone(&w)));
+        drop(w);
+        // A read takes the buffer a write gave back.
+        let r = Arc::new(reads.reserve(8 * UNIT).await);
         let again = r.buffer(4 * UNIT);
+        assert_eq!(again.as_ptr(), address, "the write's buffer is reused");
+        assert!(again.is_empty());
+        drop(Reserved::new(again, Arc::clone(&r)));
         assert_eq!(
-            again.as_ptr(),
-            address,
-            "the smallest free buffer that fits"
+            writes.free_idle_buffers(Duration::ZERO),
+            0,
+            "a read is reserved"
         );
-        assert!(again.is_empty() && again.capacity() >= 8 * UNIT);
-        // Buffers beyond the budget's size are not kept.
-        drop(Reserved::new(vec![0; 65 * UNIT], Arc::clone(&r)));
-        assert_eq!(free_bytes(&budget), 16 * UNIT);
-        // Once nothing is reserved, the free buffers go back to the allocator.
         drop(r);
-        assert_eq!(free_bytes(&budget), 0);
+        assert!(reads.free_idle_buffers(Duration::ZERO) >= 8 * UNIT);
+        assert_eq!(writes.pool.free_bytes(), 0);
     }
 }

@@ -80,6 +80,7 @@ pub mod error;
 pub mod format;
 pub mod inline;
 pub mod md5;
+mod pool;
 pub mod reader;
 pub mod repair;
 pub mod store;

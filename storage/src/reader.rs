@@ -590,21 +590,23 @@ impl StripeJob {
         let g = self.loc.geometry;
         let data: Vec<usize> = (0..g.k()).collect();
         self.rebuild(&data)?;
-        let mut plain = Vec::with_capacity(g.stripe_size() as usize);
-        for &j in &data {
-            let block = self.open_block(j)?;
-            plain.extend_from_slice(&block);
-            recycle(self.reservation.as_ref(), block);
-        }
+        let plain = data
+            .iter()
+            .map(|&j| self.open_block(j))
+            .collect::<Result<Vec<_>, _>>()?;
+        let blocks: Vec<&[u8]> = plain.iter().map(Vec::as_slice).collect();
         let mut framed = encode_stripe(
             &self.cipher,
             g,
             self.loc.object,
             self.loc.part,
             self.stripe,
-            &plain,
+            &blocks,
             None,
         )?;
+        for block in plain {
+            recycle(self.reservation.as_ref(), block);
+        }
         Ok(framed.swap_remove(index))
     }
 

@@ -143,67 +143,73 @@ impl StripeEncoder {
                 "more than one stripe of data".into(),
             ));
         }
+        let blocks: Vec<&[u8]> = plain.chunks(self.geometry.block_size as usize).collect();
         encode_stripe(
             &self.cipher,
             self.geometry,
             self.object,
             self.part,
             stripe,
-            plain,
+            &blocks,
             None,
         )
     }
 }
 
-/// Seals, encodes and frames one stripe: returns the k + m framed blocks
-/// (`sealed | xxh3`) for block number `stripe` of each shard. They share one
-/// buffer, which keeps `reservation` until the last of them is dropped.
+/// Capacity of the buffer of one framed record whose sealed block the codec
+/// sees as `plen` bytes: the padded block and its checksum, with room to
+/// start it at any address modulo [`IO_ALIGN`]. A full stripe's plain
+/// blocks take buffers of the same size as its records, so the memory
+/// budget's pool hands finished stripes' buffers to the next ones rather
+/// than allocating (and faulting in) new ones.
+pub(crate) fn record_capacity(plen: usize) -> usize {
+    plen + HASH_LEN + IO_ALIGN
+}
+
+/// A buffer for one framed record of block number `stripe`, filled with
+/// zeros up to the offset at which the record starts: that offset's address
+/// is congruent (modulo [`IO_ALIGN`]) to the block's offset in its shard
+/// file, so the store can write it from where it is.
+fn record_buffer(
+    geometry: Geometry,
+    stripe: u64,
+    plen: usize,
+    reservation: Option<&Arc<Reservation>>,
+) -> (Vec<u8>, usize) {
+    let mut buf = buffer_for(reservation, record_capacity(plen));
+    let residue = (geometry.block_offset(stripe) % IO_ALIGN as u64) as usize;
+    let start = (residue + IO_ALIGN - buf.as_ptr() as usize % IO_ALIGN) % IO_ALIGN;
+    buf.resize(start, 0);
+    (buf, start)
+}
+
+/// Seals, encodes and frames one stripe whose plain text is `blocks` (its
+/// data blocks in order, each a whole block but the last; fewer than k at
+/// the end of an object): returns the k + m framed blocks (`sealed |
+/// xxh3`) for block number `stripe` of each shard. Each has a buffer of its
+/// own, which keeps `reservation` until it is dropped.
 pub(crate) fn encode_stripe(
     cipher: &BlockCipher,
     geometry: Geometry,
     object: ObjectId,
     part: u32,
     stripe: u64,
-    plain: &[u8],
+    blocks: &[&[u8]],
     reservation: Option<Arc<Reservation>>,
 ) -> Result<Vec<Bytes>, StorageError> {
     let k = geometry.k();
     let m = usize::from(geometry.parity_shards);
-    let block = geometry.block_size as usize;
-    let plain_lens: Vec<usize> = (0..k)
-        .map(|j| plain.len().saturating_sub(j * block).min(block))
-        .collect();
-    let plen = parity_len(plain_lens[0] + TAG_LEN);
-    let records: Vec<usize> = plain_lens
-        .iter()
-        .map(|l| l + TAG_LEN + HASH_LEN)
-        .chain(std::iter::repeat_n(plen + HASH_LEN, m))
-        .collect();
-    let total: usize = records.iter().sum();
-    let mut out = buffer_for(reservation.as_ref(), total + records.len() * IO_ALIGN);
-    // Every block of the stripe starts at the same offset in its shard
-    // file; each record starts at an address congruent to it (modulo
-    // IO_ALIGN), at most IO_ALIGN - 1 zeros after the one before.
-    let residue = (geometry.block_offset(stripe) % IO_ALIGN as u64) as usize;
-    let first = (residue + IO_ALIGN - out.as_ptr() as usize % IO_ALIGN) % IO_ALIGN;
-    let starts: Vec<usize> = records
-        .iter()
-        .scan(first, |at, len| {
-            let start = *at;
-            *at += len.next_multiple_of(IO_ALIGN);
-            Some(start)
-        })
-        .collect();
+    let plain = |j: usize| blocks.get(j).copied().unwrap_or_default();
+    let plen = parity_len(plain(0).len() + TAG_LEN);
     let shard = |index: usize| ShardId {
         object,
         part,
         index: index as u16,
     };
-    let mut sealed_ranges = Vec::with_capacity(k);
-    for (j, &len) in plain_lens.iter().enumerate() {
-        let at = starts[j];
-        out.resize(at, 0);
-        let start = (j * block).min(plain.len());
+    // Sealed data blocks, each zero-padded to `plen` for the codec.
+    let mut records: Vec<(Vec<u8>, usize)> = Vec::with_capacity(k + m);
+    for j in 0..k {
+        let (mut buf, at) = record_buffer(geometry, stripe, plen, reservation.as_ref());
         let pos = BlockPosition {
             object,
             part,
@@ -211,48 +217,33 @@ pub(crate) fn encode_stripe(
             block: stripe,
             geometry,
         };
-        cipher.seal_append(&pos, &plain[start..start + len], &mut out);
-        let hash = block_hash(shard(j), stripe, &out[at..]);
-        out.extend_from_slice(&hash);
-        sealed_ranges.push(at..at + len + TAG_LEN);
+        cipher.seal_append(&pos, plain(j), &mut buf);
+        buf.resize(at + plen, 0);
+        records.push((buf, at));
     }
-    // Only the parity region needs initialising before the codec fills it.
-    out.resize(starts[k + m - 1] + records[k + m - 1], 0);
-    let (data_out, parity_out) = out.split_at_mut(starts[k]);
-    let stride = (plen + HASH_LEN).next_multiple_of(IO_ALIGN);
+    for _ in 0..m {
+        let (mut buf, at) = record_buffer(geometry, stripe, plen, reservation.as_ref());
+        buf.resize(at + plen, 0);
+        records.push((buf, at));
+    }
+    let (data, parity) = records.split_at_mut(k);
+    let data: Vec<&[u8]> = data.iter().map(|(buf, at)| &buf[*at..]).collect();
+    let mut parity: Vec<&mut [u8]> = parity.iter_mut().map(|(buf, at)| &mut buf[*at..]).collect();
+    DEFAULT_CODEC.encode(&data, &mut parity)?;
 
-    let mut parity: Vec<&mut [u8]> = parity_out
-        .chunks_mut(stride)
-        .map(|c| &mut c[..plen])
-        .collect();
-    if sealed_ranges.iter().all(|r| r.len() == plen) {
-        let data: Vec<&[u8]> = sealed_ranges.iter().map(|r| &data_out[r.clone()]).collect();
-        DEFAULT_CODEC.encode(&data, &mut parity)?;
-    } else {
-        // Short last stripe: the codec sees every sealed block zero-padded to `plen`.
-        let padded: Vec<Vec<u8>> = sealed_ranges
-            .iter()
-            .map(|r| {
-                let mut v = data_out[r.clone()].to_vec();
-                v.resize(plen, 0);
-                v
-            })
-            .collect();
-        let data: Vec<&[u8]> = padded.iter().map(Vec::as_slice).collect();
-        DEFAULT_CODEC.encode(&data, &mut parity)?;
+    let mut framed = Vec::with_capacity(k + m);
+    for (index, (mut buf, at)) in records.into_iter().enumerate() {
+        let sealed = if index < k {
+            plain(index).len() + TAG_LEN
+        } else {
+            plen
+        };
+        buf.truncate(at + sealed);
+        let hash = block_hash(shard(index), stripe, &buf[at..]);
+        buf.extend_from_slice(&hash);
+        framed.push(reserved_bytes(buf, reservation.clone()).slice(at..));
     }
-    drop(parity);
-    for (p, rec) in parity_out.chunks_mut(stride).enumerate() {
-        let hash = block_hash(shard(k + p), stripe, &rec[..plen]);
-        rec[plen..plen + HASH_LEN].copy_from_slice(&hash);
-    }
-
-    let out = reserved_bytes(out, reservation);
-    Ok(starts
-        .iter()
-        .zip(&records)
-        .map(|(&at, &len)| out.slice(at..at + len))
-        .collect())
+    Ok(framed)
 }
 
 /// Streams `body` into shard `i` of `stores[i]` for every i, returning once the
@@ -343,8 +334,8 @@ pub(crate) async fn delete_all(stores: &[Arc<dyn ShardStore>], ids: &[ShardId]) 
 
 /// What every stripe of one write is encoded with.
 struct Encoding {
-    /// Plain text to the checksum thread.
-    hash_tx: mpsc::Sender<Bytes>,
+    /// Plain text to the checksum thread, a stripe's blocks at a time.
+    hash_tx: mpsc::Sender<Vec<Bytes>>,
     cipher: Arc<BlockCipher>,
     object: ObjectId,
     part: u32,
@@ -398,10 +389,11 @@ impl ShardWriters {
     }
 
     /// Reserves memory for the next stripe, whose first byte is body byte
-    /// `offset`: plain text plus framed blocks, for a whole stripe or what
-    /// the size hint says is left. `None` without a budget. When the budget
-    /// is spent it first sends every stripe still `pending` to the stores,
-    /// since only their writes can give this writer's reservations back.
+    /// `offset`: the buffers of its plain blocks and framed records, for a
+    /// whole stripe or what the size hint says is left. `None` without a
+    /// budget. When the budget is spent it first sends every stripe still
+    /// `pending` to the stores, since only their writes can give this
+    /// writer's reservations back.
     async fn reserve(
         &mut self,
         offset: u64,
@@ -410,9 +402,10 @@ impl ShardWriters {
         let Some(budget) = self.budget.clone() else {
             return Ok(None);
         };
-        let g = self.geometry;
         let plain = self.stripe_len_at(offset);
-        let cost = plain + (plain.div_ceil(g.k()) + IO_ALIGN) * g.total_shards();
+        let block = self.geometry.block_size as usize;
+        let cost = (plain.div_ceil(block) + self.geometry.total_shards())
+            * self.buffer_capacity_at(offset);
         if let Some(r) = budget.try_reserve(cost) {
             return Ok(Some(Arc::new(r)));
         }
@@ -420,24 +413,26 @@ impl ShardWriters {
         Ok(Some(Arc::new(budget.reserve(cost).await)))
     }
 
-    /// Hands one stripe's plain text to the checksum thread and to an encode
-    /// job; once `depth` jobs are in flight, sends the oldest one's blocks.
+    /// Hands one stripe's plain blocks to the checksum thread and to an
+    /// encode job; once `depth` jobs are in flight, sends the oldest one's
+    /// blocks.
     async fn submit(
         &mut self,
         enc: &mut Encoding,
-        plain: Bytes,
+        blocks: Vec<Bytes>,
         reservation: Option<Arc<Reservation>>,
         pending: &mut PendingStripes,
     ) -> Result<(), StorageError> {
         enc.hash_tx
-            .send(plain.clone())
+            .send(blocks.clone())
             .await
             .map_err(|_| StorageError::Codec("checksum thread stopped".into()))?;
         let (cipher, geometry) = (Arc::clone(&enc.cipher), self.geometry);
         let (object, part, index) = (enc.object, enc.part, enc.next_stripe);
         enc.next_stripe += 1;
         pending.push_back(tokio::task::spawn_blocking(move || {
-            encode_stripe(&cipher, geometry, object, part, index, &plain, reservation)
+            let blocks: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
+            encode_stripe(&cipher, geometry, object, part, index, &blocks, reservation)
         }));
         if pending.len() >= self.depth {
             self.send_oldest(pending).await?;
@@ -454,6 +449,15 @@ impl ShardWriters {
             None => stripe,
         };
         len as usize
+    }
+
+    /// Capacity of every buffer of the stripe starting at body byte
+    /// `offset`: its plain blocks' and its framed records'.
+    fn buffer_capacity_at(&self, offset: u64) -> usize {
+        let first_block = self
+            .stripe_len_at(offset)
+            .min(self.geometry.block_size as usize);
+        record_capacity(parity_len(first_block + TAG_LEN))
     }
 
     /// Waits for the oldest pending encode job and sends its blocks; false
@@ -512,12 +516,14 @@ impl ShardWriters {
             .collect();
         self.send_all(&headers).await?;
 
-        let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(self.depth);
+        let (hash_tx, mut hash_rx) = mpsc::channel::<Vec<Bytes>>(self.depth);
         let algorithms = algorithms.to_vec();
         let hasher = tokio::task::spawn_blocking(move || {
             let mut hasher = Hasher::new(&algorithms);
-            while let Some(chunk) = hash_rx.blocking_recv() {
-                hasher.update_shared(&chunk);
+            while let Some(blocks) = hash_rx.blocking_recv() {
+                for block in &blocks {
+                    hasher.update_shared(block);
+                }
             }
             hasher.finish()
         });
@@ -529,12 +535,15 @@ impl ShardWriters {
             part: self.ids[0].part,
             next_stripe: 0,
         };
-        let stripe_size = geometry.stripe_size() as usize;
+        let (block_size, k) = (geometry.block_size as usize, geometry.k());
         let mut pending = PendingStripes::new();
+        // The stripe being filled: its whole blocks, and the one being filled.
+        let mut blocks: Vec<Bytes> = Vec::with_capacity(k);
         let mut buf = Vec::new();
         // The reservation for the stripe being filled, taken before reading
         // its bytes so a spent budget holds the body back.
         let mut held: Option<Arc<Reservation>> = None;
+        // Body bytes in the stripes submitted so far.
         let mut size = 0u64;
         loop {
             if held.is_none() {
@@ -546,21 +555,22 @@ impl ShardWriters {
                         if held.is_none() {
                             held = self.reserve(size, &mut pending).await?;
                         }
-                        let full = if buf.is_empty() && chunk.len() >= stripe_size {
-                            Some(chunk.split_to(stripe_size))
+                        if buf.is_empty() && chunk.len() >= block_size {
+                            blocks.push(chunk.split_to(block_size));
                         } else {
                             if buf.capacity() == 0 {
-                                // One (reused) buffer per stripe, not a doubling series.
-                                buf = buffer_for(held.as_ref(), self.stripe_len_at(size));
+                                buf = buffer_for(held.as_ref(), self.buffer_capacity_at(size));
                             }
-                            let take = (stripe_size - buf.len()).min(chunk.len());
+                            let take = (block_size - buf.len()).min(chunk.len());
                             buf.extend_from_slice(&chunk.split_to(take));
-                            (buf.len() == stripe_size)
-                                .then(|| reserved_bytes(std::mem::take(&mut buf), held.clone()))
-                        };
-                        if let Some(plain) = full {
-                            size += plain.len() as u64;
-                            self.submit(&mut enc, plain, held.take(), &mut pending)
+                            if buf.len() == block_size {
+                                blocks.push(reserved_bytes(std::mem::take(&mut buf), held.clone()));
+                            }
+                        }
+                        if blocks.len() == k {
+                            size += (k * block_size) as u64;
+                            let stripe = std::mem::replace(&mut blocks, Vec::with_capacity(k));
+                            self.submit(&mut enc, stripe, held.take(), &mut pending)
                                 .await?;
                         }
                     }
@@ -570,9 +580,11 @@ impl ShardWriters {
             }
         }
         if !buf.is_empty() {
-            size += buf.len() as u64;
-            let plain = reserved_bytes(std::mem::take(&mut buf), held.clone());
-            self.submit(&mut enc, plain, held.take(), &mut pending)
+            blocks.push(reserved_bytes(std::mem::take(&mut buf), held.clone()));
+        }
+        if !blocks.is_empty() {
+            size += blocks.iter().map(|b| b.len() as u64).sum::<u64>();
+            self.submit(&mut enc, blocks, held.take(), &mut pending)
                 .await?;
         }
         self.flush(&mut pending).await?;

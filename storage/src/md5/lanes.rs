@@ -9,7 +9,7 @@
 //! streams side by side, [`ROUND`] bytes each at a time. Uploads' stripes
 //! arrive at different moments, so the worker lets them line up before it
 //! starts: it runs when every open stream has bytes queued, when its lanes
-//! would be full, when a stream is finishing or has [`QUEUE_MAX`] pieces
+//! would be full, when a stream is finishing or has [`QUEUE_MAX`] bytes
 //! queued, or when the oldest piece has waited [`MAX_WAIT`]. A round with
 //! too few streams to pay for a vector's idle lanes runs on the scalar code.
 
@@ -51,8 +51,9 @@ type Kernel<const N: usize> = unsafe fn(&mut [[u32; N]; 4], &[&[u8]; N]);
 /// Bytes every stream in a round advances.
 const ROUND: usize = 16 * 1024;
 
-/// Pieces a stream may have queued; its feeder waits for room beyond that.
-const QUEUE_MAX: usize = 2;
+/// Bytes a stream may have queued (two stripes of the default geometry);
+/// its feeder waits for room beyond that.
+const QUEUE_MAX: usize = 8 << 20;
 
 /// The longest a queued piece waits for other streams to line up with it.
 const MAX_WAIT: Duration = Duration::from_millis(50);
@@ -270,13 +271,13 @@ pub(super) struct Stream {
 
 impl Stream {
     /// Queues `bytes` for hashing; waits only while the stream already has
-    /// [`QUEUE_MAX`] pieces queued.
+    /// [`QUEUE_MAX`] bytes queued.
     pub(super) fn push(&mut self, bytes: Bytes) {
         let Some(index) = self.slot.filter(|_| !bytes.is_empty()) else {
             return;
         };
         let mut state = lock(&self.inner.state);
-        while state.slot(index).queue.len() >= QUEUE_MAX {
+        while state.slot(index).queued() >= QUEUE_MAX {
             state = wait(&self.inner.progress, state);
         }
         state.slot(index).queue.push_back(Piece {
@@ -403,7 +404,12 @@ impl Slot {
 
     /// Whether the worker should not wait for other streams on its account.
     fn urgent(&self) -> bool {
-        self.closing || self.queue.len() >= QUEUE_MAX
+        self.closing || self.queued() >= QUEUE_MAX
+    }
+
+    /// Bytes queued and not yet hashed.
+    fn queued(&self) -> usize {
+        self.queue.iter().map(|p| p.bytes.len()).sum::<usize>() - self.at
     }
 }
 
