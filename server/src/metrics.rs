@@ -142,6 +142,14 @@ fn describe() {
         "tessera_memory_budget_waits_total",
         "Stripes that waited for their memory budget (uploads or downloads held back)"
     );
+    describe_counter!(
+        "tessera_md5_lane_rounds_total",
+        "Rounds of the shared MD5 worker, by kernel (scalar, avx2, avx512)"
+    );
+    describe_counter!(
+        "tessera_md5_lane_streams_total",
+        "Uploads advanced by the shared MD5 worker's rounds (over the rounds: how full its lanes run)"
+    );
 }
 
 tokio::task_local! {

@@ -12,6 +12,10 @@
 //! would be full, when a stream is finishing or has [`QUEUE_MAX`] bytes
 //! queued, or when the oldest piece has waited [`MAX_WAIT`]. A round with
 //! too few streams to pay for a vector's idle lanes runs on the scalar code.
+//!
+//! The worker counts its rounds by kernel in `tessera_md5_lane_rounds_total`
+//! (`kernel="scalar|avx2|avx512"`) and the streams they advanced in
+//! `tessera_md5_lane_streams_total`: their ratio is how full the lanes run.
 
 /// Expands `$body` once for each of MD5's 64 steps, with the constant `$i`
 /// set to the step's number: every step's function, message word, additive
@@ -439,6 +443,10 @@ fn wait<'a, T>(c: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
 /// The worker: picks the streams of each round, runs it outside the lock,
 /// and writes the states back.
 fn work(inner: &Inner, kernels: &Kernels) {
+    let rounds = |kernel: &'static str| metrics::counter!("tessera_md5_lane_rounds_total", "kernel" => kernel);
+    let (scalar_rounds, avx2_rounds, wide_rounds) =
+        (rounds("scalar"), rounds("avx2"), rounds("avx512"));
+    let streams_hashed = metrics::counter!("tessera_md5_lane_streams_total");
     let filler = vec![0u8; ROUND];
     let mut scratch = Md5::new();
     let mut jobs: Vec<Job> = Vec::with_capacity(kernels.capacity());
@@ -466,7 +474,9 @@ fn work(inner: &Inner, kernels: &Kernels) {
             }
         }
         drop(state);
+        streams_hashed.increment(jobs.len() as u64);
         if jobs.len() < avx2::MIN_STREAMS {
+            scalar_rounds.increment(1);
             for job in &mut jobs {
                 let end = (job.at + ROUND).min(job.end);
                 job.h = compress_scalar(&mut scratch, job.h, &job.bytes[job.at..end]);
@@ -475,9 +485,13 @@ fn work(inner: &Inner, kernels: &Kernels) {
         } else {
             match kernels.wide {
                 Some(wide) if jobs.len() >= kernels.wide_from => {
+                    wide_rounds.increment(1);
                     vector_round(wide, &mut jobs, &filler)
                 }
-                _ => vector_round(avx2::compress, &mut jobs, &filler),
+                _ => {
+                    avx2_rounds.increment(1);
+                    vector_round(avx2::compress, &mut jobs, &filler)
+                }
             }
         }
         state = lock(&inner.state);
