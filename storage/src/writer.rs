@@ -3,10 +3,14 @@
 //! Pipeline (memory bounded by `stripes_in_flight` stripes, whatever the size):
 //!
 //! ```text
-//! body ──► stripe buffer ──► hash thread (MD5 + requested checksums)
+//! body ──► k plain blocks ──► hash thread (MD5 + requested checksums)
 //!                        └─► encode job (seal k blocks, Reed-Solomon m parity, xxh3)
 //!                               └─► k + m bounded channels ──► store.put() tasks
 //! ```
+//!
+//! Every buffer a stripe holds is one block's (a plain block or a framed
+//! record), all of one size, so the memory budget's pool hands a finished
+//! stripe's buffers to the next stripe of any write or read.
 //!
 //! Hashing runs on its own blocking thread while encode jobs for the next
 //! stripes run on others and the stores write the previous ones.
@@ -162,7 +166,7 @@ impl StripeEncoder {
 /// blocks take buffers of the same size as its records, so the memory
 /// budget's pool hands finished stripes' buffers to the next ones rather
 /// than allocating (and faulting in) new ones.
-pub(crate) fn record_capacity(plen: usize) -> usize {
+fn record_capacity(plen: usize) -> usize {
     plen + HASH_LEN + IO_ALIGN
 }
 

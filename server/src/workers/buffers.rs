@@ -3,9 +3,9 @@
 //!
 //! While uploads and downloads come and go, the buffers of finished stripes
 //! serve the next ones: a buffer allocated anew costs a page fault per 4 KiB
-//! when it is first written (about a tenth of a large PUT's CPU when every
-//! pause between two files emptied the pool). A second without a single
-//! reservation ends the load.
+//! when it is first written (7 % of a large PUT's server CPU under s5cmd
+//! when every pause between two files emptied the pool). A second without
+//! a single reservation ends the load.
 
 use std::time::Duration;
 
