@@ -3,17 +3,19 @@
 //! Pipeline (memory bounded by `stripes_in_flight` stripes, whatever the size):
 //!
 //! ```text
-//! body ──► k plain blocks ──► hash thread (MD5 + requested checksums)
-//!                        └─► encode job (seal k blocks, Reed-Solomon m parity, xxh3)
-//!                               └─► k + m bounded channels ──► store.put() tasks
+//! body ──► plain blocks ──► hash thread (MD5 + requested checksums), each as it fills
+//!               └─► k at a time ──► encode job (seal k blocks, Reed-Solomon m parity, xxh3)
+//!                                      └─► k + m bounded channels ──► store.put() tasks
 //! ```
 //!
 //! Every buffer a stripe holds is one block's (a plain block or a framed
 //! record), all of one size, so the memory budget's pool hands a finished
 //! stripe's buffers to the next stripe of any write or read.
 //!
-//! Hashing runs on its own blocking thread while encode jobs for the next
-//! stripes run on others and the stores write the previous ones.
+//! Hashing runs on its own blocking thread, each block as soon as it is
+//! filled (so a stripe's hashing is all but done when its last byte
+//! arrives), while encode jobs for the next stripes run on others and the
+//! stores write the previous ones.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -338,12 +340,23 @@ pub(crate) async fn delete_all(stores: &[Arc<dyn ShardStore>], ids: &[ShardId]) 
 
 /// What every stripe of one write is encoded with.
 struct Encoding {
-    /// Plain text to the checksum thread, a stripe's blocks at a time.
-    hash_tx: mpsc::Sender<Vec<Bytes>>,
+    /// Plain text to the checksum thread, a block at a time as each fills.
+    hash_tx: mpsc::Sender<Bytes>,
     cipher: Arc<BlockCipher>,
     object: ObjectId,
     part: u32,
     next_stripe: u64,
+}
+
+impl Encoding {
+    /// Hands a filled plain block to the checksum thread, which hashes it
+    /// while the rest of its stripe is still being read.
+    async fn hash(&self, block: &Bytes) -> Result<(), StorageError> {
+        self.hash_tx
+            .send(block.clone())
+            .await
+            .map_err(|_| StorageError::Codec("checksum thread stopped".into()))
+    }
 }
 
 /// Encode jobs in stripe order, each yielding the stripe's k + m framed blocks.
@@ -417,8 +430,7 @@ impl ShardWriters {
         Ok(Some(Arc::new(budget.reserve(cost).await)))
     }
 
-    /// Hands one stripe's plain blocks to the checksum thread and to an
-    /// encode job; once `depth` jobs are in flight, sends the oldest one's
+    /// Hands one stripe's plain blocks to an encode job; once `depth` jobs are in flight, sends the oldest one's
     /// blocks.
     async fn submit(
         &mut self,
@@ -427,10 +439,6 @@ impl ShardWriters {
         reservation: Option<Arc<Reservation>>,
         pending: &mut PendingStripes,
     ) -> Result<(), StorageError> {
-        enc.hash_tx
-            .send(blocks.clone())
-            .await
-            .map_err(|_| StorageError::Codec("checksum thread stopped".into()))?;
         let (cipher, geometry) = (Arc::clone(&enc.cipher), self.geometry);
         let (object, part, index) = (enc.object, enc.part, enc.next_stripe);
         enc.next_stripe += 1;
@@ -520,14 +528,13 @@ impl ShardWriters {
             .collect();
         self.send_all(&headers).await?;
 
-        let (hash_tx, mut hash_rx) = mpsc::channel::<Vec<Bytes>>(self.depth);
+        let (k, block_size) = (geometry.k(), geometry.block_size as usize);
+        let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(self.depth * k);
         let algorithms = algorithms.to_vec();
         let hasher = tokio::task::spawn_blocking(move || {
             let mut hasher = Hasher::new(&algorithms);
-            while let Some(blocks) = hash_rx.blocking_recv() {
-                for block in &blocks {
-                    hasher.update_shared(block);
-                }
+            while let Some(block) = hash_rx.blocking_recv() {
+                hasher.update_shared(&block);
             }
             hasher.finish()
         });
@@ -539,7 +546,6 @@ impl ShardWriters {
             part: self.ids[0].part,
             next_stripe: 0,
         };
-        let (block_size, k) = (geometry.block_size as usize, geometry.k());
         let mut pending = PendingStripes::new();
         // The stripe being filled: its whole blocks, and the one being filled.
         let mut blocks: Vec<Bytes> = Vec::with_capacity(k);
@@ -559,17 +565,20 @@ impl ShardWriters {
                         if held.is_none() {
                             held = self.reserve(size, &mut pending).await?;
                         }
-                        if buf.is_empty() && chunk.len() >= block_size {
-                            blocks.push(chunk.split_to(block_size));
+                        let filled = if buf.is_empty() && chunk.len() >= block_size {
+                            Some(chunk.split_to(block_size))
                         } else {
                             if buf.capacity() == 0 {
                                 buf = buffer_for(held.as_ref(), self.buffer_capacity_at(size));
                             }
                             let take = (block_size - buf.len()).min(chunk.len());
                             buf.extend_from_slice(&chunk.split_to(take));
-                            if buf.len() == block_size {
-                                blocks.push(reserved_bytes(std::mem::take(&mut buf), held.clone()));
-                            }
+                            (buf.len() == block_size)
+                                .then(|| reserved_bytes(std::mem::take(&mut buf), held.clone()))
+                        };
+                        if let Some(block) = filled {
+                            enc.hash(&block).await?;
+                            blocks.push(block);
                         }
                         if blocks.len() == k {
                             size += (k * block_size) as u64;
@@ -584,7 +593,9 @@ impl ShardWriters {
             }
         }
         if !buf.is_empty() {
-            blocks.push(reserved_bytes(std::mem::take(&mut buf), held.clone()));
+            let block = reserved_bytes(std::mem::take(&mut buf), held.clone());
+            enc.hash(&block).await?;
+            blocks.push(block);
         }
         if !blocks.is_empty() {
             size += blocks.iter().map(|b| b.len() as u64).sum::<u64>();
