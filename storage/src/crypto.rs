@@ -1,7 +1,7 @@
 //! Keys and sealing: AES-256-GCM-SIV (RFC 8452) everywhere. Shard blocks,
-//! the per-byte hot path, use [`vaes`] (512-bit VAES + VPCLMULQDQ) where the
-//! CPU has it; everything else, and blocks on other CPUs, use aws-lc (the
-//! library rustls uses). Both produce the same bytes.
+//! the per-byte hot path, use [`vaes`] (VAES + VPCLMULQDQ on 512- or 256-bit
+//! vectors) where the CPU has it; everything else, and blocks on other CPUs,
+//! use aws-lc (the library rustls uses). Both produce the same bytes.
 //!
 //! * [`MasterKey`]: the cluster key. It wraps per-object [`DataKey`]s (bound to
 //!   the object id) and seals small secrets such as access-key secrets (bound to
@@ -177,7 +177,7 @@ impl BlockPosition {
 pub struct BlockCipher(Implementation);
 
 enum Implementation {
-    /// 512-bit vector implementation (AVX-512 with VAES and VPCLMULQDQ).
+    /// Wide-vector implementation (VAES and VPCLMULQDQ, 512- or 256-bit).
     Wide(Box<vaes::VaesGcmSiv>),
     /// aws-lc, on every other CPU.
     AwsLc(LessSafeKey),
