@@ -49,8 +49,8 @@ impl Drop for VaesGcmSiv {
     }
 }
 
-/// The vector width of the bulk loops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The vector width of the bulk loops, narrowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Width {
     /// 256-bit vectors: AVX2 with VAES and VPCLMULQDQ.
     Ymm,
@@ -59,19 +59,30 @@ enum Width {
 }
 
 impl Width {
-    /// The widths this CPU runs, narrowest first.
-    fn supported() -> Vec<Width> {
-        let base = is_x86_feature_detected!("aes")
+    /// The widest vectors this CPU runs the bulk loops on (it then runs
+    /// every narrower width too), or `None` without the extensions.
+    fn widest() -> Option<Width> {
+        let ymm = is_x86_feature_detected!("aes")
             && is_x86_feature_detected!("pclmulqdq")
             && is_x86_feature_detected!("sse4.1")
             && is_x86_feature_detected!("vaes")
-            && is_x86_feature_detected!("vpclmulqdq");
-        let ymm = base && is_x86_feature_detected!("avx2");
+            && is_x86_feature_detected!("vpclmulqdq")
+            && is_x86_feature_detected!("avx2");
         let zmm =
             ymm && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw");
-        [(ymm, Width::Ymm), (zmm, Width::Zmm)]
+        if zmm {
+            Some(Width::Zmm)
+        } else {
+            ymm.then_some(Width::Ymm)
+        }
+    }
+
+    /// Every width this CPU runs, narrowest first.
+    #[cfg(test)]
+    fn supported() -> Vec<Width> {
+        [Width::Ymm, Width::Zmm]
             .into_iter()
-            .filter_map(|(has, width)| has.then_some(width))
+            .filter(|&w| Width::widest().is_some_and(|top| w <= top))
             .collect()
     }
 }
@@ -80,9 +91,7 @@ impl VaesGcmSiv {
     /// The cipher for `key` on the widest vectors this CPU has, or `None` if
     /// it lacks the extensions.
     pub fn new(key: &[u8; 32]) -> Option<Self> {
-        Width::supported()
-            .last()
-            .map(|&width| Self::with_width(key, width))
+        Width::widest().map(|width| Self::with_width(key, width))
     }
 
     /// The cipher for `key` on `width`, which this CPU runs.
