@@ -430,8 +430,8 @@ impl ShardWriters {
         Ok(Some(Arc::new(budget.reserve(cost).await)))
     }
 
-    /// Hands one stripe's plain blocks to an encode job; once `depth` jobs are in flight, sends the oldest one's
-    /// blocks.
+    /// Hands one stripe's plain blocks to an encode job; once `depth` jobs
+    /// are in flight, sends the oldest one's blocks.
     async fn submit(
         &mut self,
         enc: &mut Encoding,
