@@ -200,42 +200,119 @@ struct Ymm;
 /// 512-bit vectors.
 struct Zmm;
 
-impl Bulk for Ymm {
-    unsafe fn polyval(powers: &[__m128i; 16], s: __m128i, data: &[u8]) -> __m128i {
-        // SAFETY: as the caller promises.
-        unsafe { polyval_ymm(powers, s, data) }
-    }
+/// Implements [`Bulk`] for `$width`, whose vectors of type `$v` hold `$lanes`
+/// 16-byte blocks, compiled for `$features`. The loops are the same at every
+/// width; only the intrinsics' names differ, so they are written once here
+/// and each width names its own (a generic over a trait of vector operations
+/// would leave their inlining into the `target_feature` loops to chance).
+macro_rules! bulk {
+    (
+        $width:ident, $v:ty, lanes: $lanes:literal, features: $features:literal,
+        load: $load:ident, store: $store:ident, zero: $zero:ident, xor: $xor:ident,
+        widen: $widen:ident, low: $low:ident, broadcast: $broadcast:ident,
+        add: $add:ident, clmul: $clmul:ident, aesenc: $aesenc:ident,
+        aesenclast: $aesenclast:ident, fold: $fold:ident
+    ) => {
+        impl Bulk for $width {
+            #[target_feature(enable = $features)]
+            unsafe fn polyval(powers: &[__m128i; 16], mut s: __m128i, data: &[u8]) -> __m128i {
+                const VECTORS: usize = CHUNK / (16 * $lanes);
+                // Block j of a chunk is multiplied by H^(16-j): the
+                // vectors hold H^16 … H^1, lane 0 first.
+                let wide: [$v; VECTORS] = std::array::from_fn(|v| {
+                    let blocks: [__m128i; $lanes] =
+                        std::array::from_fn(|l| powers[15 - $lanes * v - l]);
+                    // SAFETY: `blocks` is one vector's readable bytes.
+                    unsafe { $load(blocks.as_ptr().cast()) }
+                });
+                for chunk in data.chunks_exact(CHUNK) {
+                    let mut lo = $zero();
+                    let mut hi = $zero();
+                    let mut mid = $zero();
+                    for (v, h) in wide.iter().enumerate() {
+                        // SAFETY: the chunk holds 256 bytes, so a vector's
+                        // worth at the v-th vector's offset.
+                        let mut x = unsafe { $load(chunk.as_ptr().add(16 * $lanes * v).cast()) };
+                        if v == 0 {
+                            x = $xor(x, $widen(s));
+                        }
+                        lo = $xor(lo, $clmul::<0x00>(x, *h));
+                        hi = $xor(hi, $clmul::<0x11>(x, *h));
+                        mid = $xor(mid, $clmul::<0x01>(x, *h));
+                        mid = $xor(mid, $clmul::<0x10>(x, *h));
+                    }
+                    s = reduce($fold(lo), $fold(hi), $fold(mid));
+                }
+                s
+            }
 
-    unsafe fn ctr(
-        keys: &RoundKeys,
-        first: __m128i,
-        src: *const u8,
-        dst: *mut u8,
-        len: usize,
-    ) -> __m128i {
-        // SAFETY: as the caller promises.
-        unsafe { ctr_ymm(keys, first, src, dst, len) }
-    }
+            #[target_feature(enable = $features)]
+            unsafe fn ctr(
+                keys: &RoundKeys,
+                first: __m128i,
+                src: *const u8,
+                dst: *mut u8,
+                len: usize,
+            ) -> __m128i {
+                const VECTORS: usize = CHUNK / (16 * $lanes);
+                let wide: [$v; 15] = std::array::from_fn(|i| $broadcast(keys[i]));
+                // Lane l counts from `first + l`, every lane steps by the
+                // number of lanes.
+                let offsets: [__m128i; $lanes] =
+                    std::array::from_fn(|l| _mm_set_epi32(0, 0, 0, l as i32));
+                // SAFETY: `offsets` is one vector's readable bytes.
+                let offsets: $v = unsafe { $load(offsets.as_ptr().cast()) };
+                let step = $broadcast(_mm_set_epi32(0, 0, 0, $lanes));
+                let mut counters = $add($broadcast(first), offsets);
+                for offset in (0..len).step_by(CHUNK) {
+                    let mut blocks = [counters; VECTORS];
+                    for block in &mut blocks[1..] {
+                        counters = $add(counters, step);
+                        *block = counters;
+                    }
+                    counters = $add(counters, step);
+                    for block in &mut blocks {
+                        *block = $xor(*block, wide[0]);
+                    }
+                    for key in &wide[1..14] {
+                        for block in &mut blocks {
+                            *block = $aesenc(*block, *key);
+                        }
+                    }
+                    for (v, block) in blocks.iter().enumerate() {
+                        let stream = $aesenclast(*block, wide[14]);
+                        // SAFETY: offset + 256 <= len, so the v-th
+                        // vector's bytes of this chunk are in bounds.
+                        unsafe {
+                            let at = offset + 16 * $lanes * v;
+                            $store(dst.add(at).cast(), $xor($load(src.add(at).cast()), stream));
+                        }
+                    }
+                }
+                $low(counters)
+            }
+        }
+    };
 }
 
-impl Bulk for Zmm {
-    unsafe fn polyval(powers: &[__m128i; 16], s: __m128i, data: &[u8]) -> __m128i {
-        // SAFETY: as the caller promises.
-        unsafe { polyval_zmm(powers, s, data) }
-    }
+bulk!(
+    Ymm, __m256i, lanes: 2, features: "avx2,vaes,vpclmulqdq,aes,pclmulqdq,sse4.1",
+    load: _mm256_loadu_si256, store: _mm256_storeu_si256, zero: _mm256_setzero_si256,
+    xor: _mm256_xor_si256, widen: _mm256_zextsi128_si256, low: _mm256_castsi256_si128,
+    broadcast: _mm256_broadcastsi128_si256, add: _mm256_add_epi32,
+    clmul: _mm256_clmulepi64_epi128, aesenc: _mm256_aesenc_epi128,
+    aesenclast: _mm256_aesenclast_epi128, fold: fold_ymm
+);
 
-    unsafe fn ctr(
-        keys: &RoundKeys,
-        first: __m128i,
-        src: *const u8,
-        dst: *mut u8,
-        len: usize,
-    ) -> __m128i {
-        // SAFETY: as the caller promises.
-        unsafe { ctr_zmm(keys, first, src, dst, len) }
-    }
-}
-
+bulk!(
+    Zmm, __m512i, lanes: 4,
+    features: "avx512f,avx512bw,vaes,vpclmulqdq,aes,pclmulqdq,sse4.1,avx2",
+    load: _mm512_loadu_si512, store: _mm512_storeu_si512, zero: _mm512_setzero_si512,
+    xor: _mm512_xor_si512, widen: _mm512_zextsi128_si512, low: _mm512_castsi512_si128,
+    broadcast: _mm512_broadcast_i32x4, add: _mm512_add_epi32,
+    clmul: _mm512_clmulepi64_epi128, aesenc: _mm512_aesenc_epi128,
+    aesenclast: _mm512_aesenclast_epi128, fold: fold_zmm
+);
 /// The per-message keys of RFC 8452 section 4, from the key-generating key.
 struct MessageKeys {
     /// POLYVAL key H and its powers `H^1 … H^16` (index `i` holds `H^(i+1)`).
@@ -384,62 +461,6 @@ unsafe fn polyval<W: Bulk>(powers: &[__m128i; 16], s: __m128i, data: &[u8]) -> _
     s
 }
 
-/// [`Bulk::polyval`] on 256-bit vectors: two blocks each.
-#[target_feature(enable = "avx2,vpclmulqdq,pclmulqdq,sse4.1")]
-fn polyval_ymm(powers: &[__m128i; 16], mut s: __m128i, data: &[u8]) -> __m128i {
-    // H^16 H^15 | H^14 H^13 | … | H^2 H^1, lane 0 first.
-    let wide: [__m256i; 8] =
-        std::array::from_fn(|v| _mm256_set_m128i(powers[14 - 2 * v], powers[15 - 2 * v]));
-    for chunk in data.chunks_exact(CHUNK) {
-        let mut lo = _mm256_setzero_si256();
-        let mut hi = _mm256_setzero_si256();
-        let mut mid = _mm256_setzero_si256();
-        for (v, h) in wide.iter().enumerate() {
-            // SAFETY: the chunk holds 256 bytes, so 32 at offset 32·v.
-            let mut x = unsafe { _mm256_loadu_si256(chunk.as_ptr().add(32 * v).cast()) };
-            if v == 0 {
-                x = _mm256_xor_si256(x, _mm256_zextsi128_si256(s));
-            }
-            lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128::<0x00>(x, *h));
-            hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128::<0x11>(x, *h));
-            mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x01>(x, *h));
-            mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x10>(x, *h));
-        }
-        s = reduce(fold_ymm(lo), fold_ymm(hi), fold_ymm(mid));
-    }
-    s
-}
-
-/// [`Bulk::polyval`] on 512-bit vectors: four blocks each.
-#[target_feature(enable = "avx512f,avx512bw,vpclmulqdq,pclmulqdq,sse4.1,avx2")]
-fn polyval_zmm(powers: &[__m128i; 16], mut s: __m128i, data: &[u8]) -> __m128i {
-    // H^16 … H^13 | H^12 … H^9 | H^8 … H^5 | H^4 … H^1, lane 0 first.
-    let wide: [__m512i; 4] = std::array::from_fn(|v| {
-        let p = |i: usize| powers[15 - 4 * v - i];
-        let lo = _mm256_set_m128i(p(1), p(0));
-        let hi = _mm256_set_m128i(p(3), p(2));
-        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
-    });
-    for chunk in data.chunks_exact(CHUNK) {
-        let mut lo = _mm512_setzero_si512();
-        let mut hi = _mm512_setzero_si512();
-        let mut mid = _mm512_setzero_si512();
-        for (v, h) in wide.iter().enumerate() {
-            // SAFETY: the chunk holds 256 bytes, so 64 at offset 64·v.
-            let mut x = unsafe { _mm512_loadu_si512(chunk.as_ptr().add(64 * v).cast()) };
-            if v == 0 {
-                x = _mm512_xor_si512(x, _mm512_zextsi128_si512(s));
-            }
-            lo = _mm512_xor_si512(lo, _mm512_clmulepi64_epi128::<0x00>(x, *h));
-            hi = _mm512_xor_si512(hi, _mm512_clmulepi64_epi128::<0x11>(x, *h));
-            mid = _mm512_xor_si512(mid, _mm512_clmulepi64_epi128::<0x01>(x, *h));
-            mid = _mm512_xor_si512(mid, _mm512_clmulepi64_epi128::<0x10>(x, *h));
-        }
-        s = reduce(fold_zmm(lo), fold_zmm(hi), fold_zmm(mid));
-    }
-    s
-}
-
 /// XORs the two 128-bit lanes of `v`.
 #[target_feature(enable = "avx2")]
 fn fold_ymm(v: __m256i) -> __m128i {
@@ -532,96 +553,6 @@ unsafe fn ctr_to<W: Bulk>(
         }
         counter = _mm_add_epi32(counter, one);
     }
-}
-
-/// [`Bulk::ctr`] on 256-bit vectors: eight of two counter blocks per chunk.
-///
-/// # Safety
-/// As [`Bulk::ctr`].
-#[target_feature(enable = "avx2,vaes,aes")]
-unsafe fn ctr_ymm(
-    keys: &RoundKeys,
-    first: __m128i,
-    src: *const u8,
-    dst: *mut u8,
-    len: usize,
-) -> __m128i {
-    let wide: [__m256i; 15] = std::array::from_fn(|i| _mm256_broadcastsi128_si256(keys[i]));
-    let two = _mm256_set_epi32(0, 0, 0, 2, 0, 0, 0, 2);
-    let mut counters = _mm256_add_epi32(
-        _mm256_broadcastsi128_si256(first),
-        _mm256_set_epi32(0, 0, 0, 1, 0, 0, 0, 0),
-    );
-    for offset in (0..len).step_by(CHUNK) {
-        let mut blocks = [counters; 8];
-        for block in &mut blocks[1..] {
-            counters = _mm256_add_epi32(counters, two);
-            *block = counters;
-        }
-        counters = _mm256_add_epi32(counters, two);
-        for block in &mut blocks {
-            *block = _mm256_xor_si256(*block, wide[0]);
-        }
-        for key in &wide[1..14] {
-            for block in &mut blocks {
-                *block = _mm256_aesenc_epi128(*block, *key);
-            }
-        }
-        for (v, block) in blocks.iter().enumerate() {
-            let stream = _mm256_aesenclast_epi128(*block, wide[14]);
-            // SAFETY: offset + 256 <= len, so 32 bytes at offset + 32·v are in bounds.
-            unsafe {
-                let from = src.add(offset + 32 * v).cast::<__m256i>();
-                let to = dst.add(offset + 32 * v).cast::<__m256i>();
-                _mm256_storeu_si256(to, _mm256_xor_si256(_mm256_loadu_si256(from), stream));
-            }
-        }
-    }
-    _mm256_castsi256_si128(counters)
-}
-
-/// [`Bulk::ctr`] on 512-bit vectors: four of four counter blocks per chunk.
-///
-/// # Safety
-/// As [`Bulk::ctr`].
-#[target_feature(enable = "avx512f,avx512bw,vaes,aes,avx2")]
-unsafe fn ctr_zmm(
-    keys: &RoundKeys,
-    first: __m128i,
-    src: *const u8,
-    dst: *mut u8,
-    len: usize,
-) -> __m128i {
-    let wide: [__m512i; 15] = std::array::from_fn(|i| _mm512_broadcast_i32x4(keys[i]));
-    let lane_offsets = _mm512_set_epi32(0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0);
-    let four = _mm512_set_epi32(0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4);
-    let mut counters = _mm512_add_epi32(_mm512_broadcast_i32x4(first), lane_offsets);
-    for offset in (0..len).step_by(CHUNK) {
-        let mut blocks = [counters; 4];
-        for block in &mut blocks[1..] {
-            counters = _mm512_add_epi32(counters, four);
-            *block = counters;
-        }
-        counters = _mm512_add_epi32(counters, four);
-        for block in &mut blocks {
-            *block = _mm512_xor_si512(*block, wide[0]);
-        }
-        for key in &wide[1..14] {
-            for block in &mut blocks {
-                *block = _mm512_aesenc_epi128(*block, *key);
-            }
-        }
-        for (v, block) in blocks.iter().enumerate() {
-            let stream = _mm512_aesenclast_epi128(*block, wide[14]);
-            // SAFETY: offset + 256 <= len, so 64 bytes at offset + 64·v are in bounds.
-            unsafe {
-                let from = src.add(offset + 64 * v).cast::<__m512i>();
-                let to = dst.add(offset + 64 * v).cast::<__m512i>();
-                _mm512_storeu_si512(to, _mm512_xor_si512(_mm512_loadu_si512(from), stream));
-            }
-        }
-    }
-    _mm512_castsi512_si128(counters)
 }
 
 /// AES-256 of one block.
