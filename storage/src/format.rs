@@ -3,7 +3,7 @@
 //! Everything here is pure: layout arithmetic, header/trailer encoding and a
 //! parser that checks a whole shard file without the key (scrub, fuzzing).
 
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_64_with_seed};
 
 use crate::crypto::TAG_LEN;
 use crate::error::StorageError;
@@ -171,6 +171,27 @@ pub fn block_seed(shard: ShardId, block: u64) -> u64 {
 /// The checksum stored after a block's sealed bytes.
 pub fn block_hash(shard: ShardId, block: u64, sealed: &[u8]) -> [u8; HASH_LEN] {
     xxh3_64_with_seed(sealed, block_seed(shard, block)).to_le_bytes()
+}
+
+/// [`block_hash`] of a block fed a piece at a time, so each piece can be
+/// hashed while it is still in cache.
+pub(crate) struct BlockHasher(Xxh3);
+
+impl BlockHasher {
+    /// The checksum of block number `block` of `shard`, fed nothing yet.
+    pub(crate) fn new(shard: ShardId, block: u64) -> Self {
+        BlockHasher(Xxh3::with_seed(block_seed(shard, block)))
+    }
+
+    /// Feeds the next piece of the sealed bytes.
+    pub(crate) fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    /// The checksum of everything fed.
+    pub(crate) fn finish(&self) -> [u8; HASH_LEN] {
+        self.0.digest().to_le_bytes()
+    }
 }
 
 /// The checksum stored in header bytes 56..64, over header bytes 0..56.
@@ -364,6 +385,29 @@ pub fn verify_shard_file(file: &[u8]) -> Result<ShardSummary, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_hash_fed_in_pieces_is_the_same() {
+        let shard = ShardId {
+            object: ObjectId([3; 16]),
+            part: 2,
+            index: 5,
+        };
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        for len in [0, 1, 17, 240, 241, 1024, 65_536, 65_537, 131_202, 200_000] {
+            for piece in [1, 64, 1000, 65_536] {
+                let mut hasher = BlockHasher::new(shard, 9);
+                for chunk in data[..len].chunks(piece) {
+                    hasher.update(chunk);
+                }
+                assert_eq!(
+                    hasher.finish(),
+                    block_hash(shard, 9, &data[..len]),
+                    "{len} bytes in pieces of {piece}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn geometry_validation() {

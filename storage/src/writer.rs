@@ -32,7 +32,7 @@ use crate::codec::{Codec, DEFAULT_CODEC};
 use crate::crypto::{BlockCipher, BlockPosition, DataKey, TAG_LEN};
 use crate::error::StorageError;
 use crate::format::{
-    Geometry, HASH_LEN, IO_ALIGN, ShardHeader, ShardTrailer, block_hash, parity_len,
+    BlockHasher, Geometry, HASH_LEN, IO_ALIGN, ShardHeader, ShardTrailer, block_hash, parity_len,
 };
 use crate::store::{ByteStream, ObjectId, ShardId, ShardStore};
 
@@ -162,6 +162,11 @@ impl StripeEncoder {
     }
 }
 
+/// Bytes of parity coded and then checksummed at a time: small enough that
+/// the window is still in cache when it is hashed, and a multiple of the
+/// codec's 64-byte chunks so windows code the same bytes as a whole record.
+const CODE_WINDOW: usize = 64 * 1024;
+
 /// Capacity of the buffer of one framed record whose sealed block the codec
 /// sees as `plen` bytes: the padded block and its checksum, with room to
 /// start it at any address modulo [`IO_ALIGN`]. A full stripe's plain
@@ -212,8 +217,10 @@ pub(crate) fn encode_stripe(
         part,
         index: index as u16,
     };
-    // Sealed data blocks, each zero-padded to `plen` for the codec.
+    // Sealed data blocks, each zero-padded to `plen` for the codec, and
+    // checksummed as soon as it is sealed, while it is still in cache.
     let mut records: Vec<(Vec<u8>, usize)> = Vec::with_capacity(k + m);
+    let mut hashes = Vec::with_capacity(k + m);
     for j in 0..k {
         let (mut buf, at) = record_buffer(geometry, stripe, plen, reservation.as_ref());
         let pos = BlockPosition {
@@ -224,28 +231,47 @@ pub(crate) fn encode_stripe(
             geometry,
         };
         cipher.seal_append(&pos, plain(j), &mut buf);
+        hashes.push(block_hash(shard(j), stripe, &buf[at..]));
         buf.resize(at + plen, 0);
         records.push((buf, at));
     }
     for _ in 0..m {
-        let (mut buf, at) = record_buffer(geometry, stripe, plen, reservation.as_ref());
-        buf.resize(at + plen, 0);
-        records.push((buf, at));
+        records.push(record_buffer(geometry, stripe, plen, reservation.as_ref()));
     }
+    // Parity a window at a time (the code is position-wise), each window
+    // zeroed for the codec and checksummed as soon as it is coded.
     let (data, parity) = records.split_at_mut(k);
-    let data: Vec<&[u8]> = data.iter().map(|(buf, at)| &buf[*at..]).collect();
-    let mut parity: Vec<&mut [u8]> = parity.iter_mut().map(|(buf, at)| &mut buf[*at..]).collect();
-    DEFAULT_CODEC.encode(&data, &mut parity)?;
+    let mut hashers: Vec<BlockHasher> = (k..k + m)
+        .map(|i| BlockHasher::new(shard(i), stripe))
+        .collect();
+    for start in (0..plen).step_by(CODE_WINDOW) {
+        let end = (start + CODE_WINDOW).min(plen);
+        let data: Vec<&[u8]> = data
+            .iter()
+            .map(|(buf, at)| &buf[at + start..at + end])
+            .collect();
+        let mut parity: Vec<&mut [u8]> = parity
+            .iter_mut()
+            .map(|(buf, at)| {
+                buf.resize(*at + end, 0);
+                &mut buf[*at + start..]
+            })
+            .collect();
+        DEFAULT_CODEC.encode(&data, &mut parity)?;
+        for (hasher, window) in hashers.iter_mut().zip(&parity) {
+            hasher.update(window);
+        }
+    }
+    hashes.extend(hashers.iter().map(BlockHasher::finish));
 
     let mut framed = Vec::with_capacity(k + m);
-    for (index, (mut buf, at)) in records.into_iter().enumerate() {
+    for (index, ((mut buf, at), hash)) in records.into_iter().zip(hashes).enumerate() {
         let sealed = if index < k {
             plain(index).len() + TAG_LEN
         } else {
             plen
         };
         buf.truncate(at + sealed);
-        let hash = block_hash(shard(index), stripe, &buf[at..]);
         buf.extend_from_slice(&hash);
         framed.push(reserved_bytes(buf, reservation.clone()).slice(at..));
     }
