@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! body ──► plain blocks ──► hash thread (MD5 + requested checksums), each as it fills
-//!               └─► k at a time ──► encode job (seal k blocks, Reed-Solomon m parity, xxh3)
-//!                                      └─► k + m bounded channels ──► store.put() tasks
+//!               └─► sealed and xxh3'd, each as it fills
+//!                     └─► k at a time ──► encode job (Reed-Solomon m parity, xxh3)
+//!                                           └─► k + m bounded channels ──► store.put() tasks
 //! ```
 //!
 //! Every buffer a stripe holds is one block's (a plain block or a framed
@@ -14,8 +15,10 @@
 //!
 //! Hashing runs on its own blocking thread, each block as soon as it is
 //! filled (so a stripe's hashing is all but done when its last byte
-//! arrives), while encode jobs for the next stripes run on others and the
-//! stores write the previous ones.
+//! arrives). Each block is also sealed and checksummed the moment it fills,
+//! while the bytes just copied into it are still in the core's cache (about
+//! 0.1 ms a MiB on the reading task); encode jobs for the next stripes run
+//! on blocking threads and the stores write the previous ones.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -194,6 +197,86 @@ fn record_buffer(
     (buf, start)
 }
 
+/// Where one stripe's blocks go: the object part, the stripe number and the
+/// length every record of the stripe is padded to for the codec.
+#[derive(Clone, Copy)]
+pub(crate) struct StripeAt {
+    geometry: Geometry,
+    object: ObjectId,
+    part: u32,
+    stripe: u64,
+    /// The codec's length: the stripe's first sealed block, made even.
+    plen: usize,
+}
+
+impl StripeAt {
+    /// The stripe `stripe` of `part`, whose first data block holds
+    /// `first_len` plain bytes.
+    pub fn new(
+        geometry: Geometry,
+        object: ObjectId,
+        part: u32,
+        stripe: u64,
+        first_len: usize,
+    ) -> Self {
+        StripeAt {
+            geometry,
+            object,
+            part,
+            stripe,
+            plen: parity_len(first_len + TAG_LEN),
+        }
+    }
+
+    fn shard(&self, index: usize) -> ShardId {
+        ShardId {
+            object: self.object,
+            part: self.part,
+            index: index as u16,
+        }
+    }
+}
+
+/// One data block of a stripe sealed into its record buffer, zero-padded to
+/// the codec's length, with its checksum.
+pub(crate) struct SealedBlock {
+    buf: Vec<u8>,
+    /// Where the record starts in `buf`.
+    at: usize,
+    /// Length of the sealed bytes (ciphertext and tag).
+    sealed: usize,
+    hash: [u8; HASH_LEN],
+}
+
+/// Seals `plain` as data block `index` of the stripe `at` and checksums it
+/// at once, while it is still in cache.
+pub(crate) fn seal_block(
+    cipher: &BlockCipher,
+    at: &StripeAt,
+    index: usize,
+    plain: &[u8],
+    reservation: Option<&Arc<Reservation>>,
+) -> SealedBlock {
+    let (mut buf, start) = record_buffer(at.geometry, at.stripe, at.plen, reservation);
+    let pos = BlockPosition {
+        object: at.object,
+        part: at.part,
+        index: index as u16,
+        block: at.stripe,
+        geometry: at.geometry,
+    };
+    cipher.seal_append(&pos, plain, &mut buf);
+    let hash = block_hash(at.shard(index), at.stripe, &buf[start..]);
+    let sealed = buf.len() - start;
+    buf.resize(start + at.plen, 0);
+    SealedBlock {
+        buf,
+        at: start,
+        sealed,
+        hash,
+    }
+}
+
 /// Seals, encodes and frames one stripe whose plain text is `blocks` (its
 /// data blocks in order, each a whole block but the last; fewer than k at
 /// the end of an object): returns the k + m framed blocks (`sealed |
@@ -208,73 +291,75 @@ pub(crate) fn encode_stripe(
     blocks: &[&[u8]],
     reservation: Option<Arc<Reservation>>,
 ) -> Result<Vec<Bytes>, StorageError> {
-    let k = geometry.k();
-    let m = usize::from(geometry.parity_shards);
-    let plain = |j: usize| blocks.get(j).copied().unwrap_or_default();
-    let plen = parity_len(plain(0).len() + TAG_LEN);
-    let shard = |index: usize| ShardId {
-        object,
-        part,
-        index: index as u16,
-    };
-    // Sealed data blocks, each zero-padded to `plen` for the codec, and
-    // checksummed as soon as it is sealed, while it is still in cache.
-    let mut records: Vec<(Vec<u8>, usize)> = Vec::with_capacity(k + m);
-    let mut hashes = Vec::with_capacity(k + m);
-    for j in 0..k {
-        let (mut buf, at) = record_buffer(geometry, stripe, plen, reservation.as_ref());
-        let pos = BlockPosition {
-            object,
-            part,
-            index: j as u16,
-            block: stripe,
-            geometry,
-        };
-        cipher.seal_append(&pos, plain(j), &mut buf);
-        hashes.push(block_hash(shard(j), stripe, &buf[at..]));
-        buf.resize(at + plen, 0);
-        records.push((buf, at));
-    }
-    for _ in 0..m {
-        records.push(record_buffer(geometry, stripe, plen, reservation.as_ref()));
-    }
-    // Parity a window at a time (the code is position-wise), each window
-    // zeroed for the codec and checksummed as soon as it is coded.
-    let (data, parity) = records.split_at_mut(k);
-    let mut hashers: Vec<BlockHasher> = (k..k + m)
-        .map(|i| BlockHasher::new(shard(i), stripe))
+    let first_len = blocks.first().map_or(0, |b| b.len());
+    let at = StripeAt::new(geometry, object, part, stripe, first_len);
+    let data = blocks
+        .iter()
+        .enumerate()
+        .map(|(j, plain)| seal_block(cipher, &at, j, plain, reservation.as_ref()))
         .collect();
-    for start in (0..plen).step_by(CODE_WINDOW) {
-        let end = (start + CODE_WINDOW).min(plen);
-        let data: Vec<&[u8]> = data
+    finish_stripe(cipher, &at, data, reservation)
+}
+
+/// Completes a stripe from its sealed data blocks (fewer than k at the end
+/// of an object: the rest are sealed empty here): codes the parity, a
+/// window at a time, each window checksummed as soon as it is coded, and
+/// frames all k + m records (`sealed | xxh3`). Each has a buffer of its
+/// own, which keeps `reservation` until it is dropped.
+pub(crate) fn finish_stripe(
+    cipher: &BlockCipher,
+    at: &StripeAt,
+    mut data: Vec<SealedBlock>,
+    reservation: Option<Arc<Reservation>>,
+) -> Result<Vec<Bytes>, StorageError> {
+    let k = at.geometry.k();
+    let m = usize::from(at.geometry.parity_shards);
+    while data.len() < k {
+        let j = data.len();
+        data.push(seal_block(cipher, at, j, &[], reservation.as_ref()));
+    }
+    let mut parity: Vec<(Vec<u8>, usize)> = (0..m)
+        .map(|_| record_buffer(at.geometry, at.stripe, at.plen, reservation.as_ref()))
+        .collect();
+    let mut hashers: Vec<BlockHasher> = (k..k + m)
+        .map(|i| BlockHasher::new(at.shard(i), at.stripe))
+        .collect();
+    for start in (0..at.plen).step_by(CODE_WINDOW) {
+        let end = (start + CODE_WINDOW).min(at.plen);
+        let inputs: Vec<&[u8]> = data
             .iter()
-            .map(|(buf, at)| &buf[at + start..at + end])
+            .map(|d| &d.buf[d.at + start..d.at + end])
             .collect();
-        let mut parity: Vec<&mut [u8]> = parity
+        // Zeroed a window at a time too, just before the codec writes it.
+        let mut outputs: Vec<&mut [u8]> = parity
             .iter_mut()
             .map(|(buf, at)| {
                 buf.resize(*at + end, 0);
                 &mut buf[*at + start..]
             })
             .collect();
-        DEFAULT_CODEC.encode(&data, &mut parity)?;
-        for (hasher, window) in hashers.iter_mut().zip(&parity) {
+        DEFAULT_CODEC.encode(&inputs, &mut outputs)?;
+        for (hasher, window) in hashers.iter_mut().zip(&outputs) {
             hasher.update(window);
         }
     }
-    hashes.extend(hashers.iter().map(BlockHasher::finish));
 
-    let mut framed = Vec::with_capacity(k + m);
-    for (index, ((mut buf, at), hash)) in records.into_iter().zip(hashes).enumerate() {
-        let sealed = if index < k {
-            plain(index).len() + TAG_LEN
-        } else {
-            plen
-        };
-        buf.truncate(at + sealed);
-        buf.extend_from_slice(&hash);
-        framed.push(reserved_bytes(buf, reservation.clone()).slice(at..));
-    }
+    let records = data
+        .into_iter()
+        .map(|d| (d.buf, d.at, d.sealed, d.hash))
+        .chain(
+            parity
+                .into_iter()
+                .zip(&hashers)
+                .map(|((buf, start), hasher)| (buf, start, at.plen, hasher.finish())),
+        );
+    let framed = records
+        .map(|(mut buf, start, sealed, hash)| {
+            buf.truncate(start + sealed);
+            buf.extend_from_slice(&hash);
+            reserved_bytes(buf, reservation.clone()).slice(start..)
+        })
+        .collect();
     Ok(framed)
 }
 
@@ -383,6 +468,38 @@ impl Encoding {
             .await
             .map_err(|_| StorageError::Codec("checksum thread stopped".into()))
     }
+
+    /// Hands a filled plain block to the checksum thread and seals it as
+    /// the next data block of the stripe being filled.
+    async fn add_block(
+        &self,
+        filling: &mut Filling,
+        geometry: Geometry,
+        block: &Bytes,
+        held: Option<&Arc<Reservation>>,
+    ) -> Result<(), StorageError> {
+        self.hash(block).await?;
+        let (object, part, stripe) = (self.object, self.part, self.next_stripe);
+        let at = *filling
+            .at
+            .get_or_insert_with(|| StripeAt::new(geometry, object, part, stripe, block.len()));
+        let index = filling.sealed.len();
+        filling
+            .sealed
+            .push(seal_block(&self.cipher, &at, index, block, held));
+        filling.bytes += block.len() as u64;
+        Ok(())
+    }
+}
+
+/// The stripe being filled: its place, once its first block is known, its
+/// data blocks sealed so far (each as soon as it fills, while it is in
+/// cache) and their plain bytes.
+#[derive(Default)]
+struct Filling {
+    at: Option<StripeAt>,
+    sealed: Vec<SealedBlock>,
+    bytes: u64,
 }
 
 /// Encode jobs in stripe order, each yielding the stripe's k + m framed blocks.
@@ -456,21 +573,24 @@ impl ShardWriters {
         Ok(Some(Arc::new(budget.reserve(cost).await)))
     }
 
-    /// Hands one stripe's plain blocks to an encode job; once `depth` jobs
-    /// are in flight, sends the oldest one's blocks.
+    /// Hands one stripe's sealed data blocks to an encode job (nothing if
+    /// it has none); once `depth` jobs are in flight, sends the oldest
+    /// one's blocks.
     async fn submit(
         &mut self,
         enc: &mut Encoding,
-        blocks: Vec<Bytes>,
+        stripe: Filling,
         reservation: Option<Arc<Reservation>>,
         pending: &mut PendingStripes,
     ) -> Result<(), StorageError> {
-        let (cipher, geometry) = (Arc::clone(&enc.cipher), self.geometry);
-        let (object, part, index) = (enc.object, enc.part, enc.next_stripe);
+        let Some(at) = stripe.at else {
+            return Ok(());
+        };
+        let data = stripe.sealed;
+        let cipher = Arc::clone(&enc.cipher);
         enc.next_stripe += 1;
         pending.push_back(tokio::task::spawn_blocking(move || {
-            let blocks: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
-            encode_stripe(&cipher, geometry, object, part, index, &blocks, reservation)
+            finish_stripe(&cipher, &at, data, reservation)
         }));
         if pending.len() >= self.depth {
             self.send_oldest(pending).await?;
@@ -573,8 +693,8 @@ impl ShardWriters {
             next_stripe: 0,
         };
         let mut pending = PendingStripes::new();
-        // The stripe being filled: its whole blocks, and the one being filled.
-        let mut blocks: Vec<Bytes> = Vec::with_capacity(k);
+        // The stripe being filled, and the block being filled.
+        let mut filling = Filling::default();
         let mut buf = Vec::new();
         // The reservation for the stripe being filled, taken before reading
         // its bytes so a spent budget holds the body back.
@@ -603,12 +723,12 @@ impl ShardWriters {
                                 .then(|| reserved_bytes(std::mem::take(&mut buf), held.clone()))
                         };
                         if let Some(block) = filled {
-                            enc.hash(&block).await?;
-                            blocks.push(block);
+                            enc.add_block(&mut filling, geometry, &block, held.as_ref())
+                                .await?;
                         }
-                        if blocks.len() == k {
-                            size += (k * block_size) as u64;
-                            let stripe = std::mem::replace(&mut blocks, Vec::with_capacity(k));
+                        if filling.sealed.len() == k {
+                            size += filling.bytes;
+                            let stripe = std::mem::take(&mut filling);
                             self.submit(&mut enc, stripe, held.take(), &mut pending)
                                 .await?;
                         }
@@ -620,14 +740,12 @@ impl ShardWriters {
         }
         if !buf.is_empty() {
             let block = reserved_bytes(std::mem::take(&mut buf), held.clone());
-            enc.hash(&block).await?;
-            blocks.push(block);
-        }
-        if !blocks.is_empty() {
-            size += blocks.iter().map(|b| b.len() as u64).sum::<u64>();
-            self.submit(&mut enc, blocks, held.take(), &mut pending)
+            enc.add_block(&mut filling, geometry, &block, held.as_ref())
                 .await?;
         }
+        size += filling.bytes;
+        self.submit(&mut enc, filling, held.take(), &mut pending)
+            .await?;
         self.flush(&mut pending).await?;
         drop(enc);
         let checksums = hasher
