@@ -6,6 +6,9 @@
 #   LIST of 2,000 keys, 100 times, concurrency 8.
 # Figures are medians over --runs runs; peak RSS is the highest VmRSS of the
 # server process over all of them (needs --pid, or --server which knows it).
+# With s5cmd and a known server process, the last column is the CPU time
+# (user and system) the server spent in each phase, medians too: a less
+# noisy measure than throughput on a machine the client shares.
 #
 # --client s5cmd runs the large and small sets with s5cmd instead (4 workers
 # on 8 × 64 MiB files, 32 on 2,000 × 4 KiB, uploads from and downloads to
@@ -179,6 +182,15 @@ sample_rss() {
     echo $((peak * 1024))
 }
 
+# CPU seconds the server ($pid) has used so far (user and system), or
+# nothing without a pid. The name in /proc/PID/stat may hold spaces, so
+# fields are counted from the parenthesis that closes it.
+server_cpu() {
+    [ -n "$pid" ] || return 0
+    sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null |
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / hz }'
+}
+
 # One s5cmd run of the large and small sets, appending to the figures.
 s5cmd_run() {
     local run=$1 src=$scratch/src dst=$scratch/dst b=$bucket-$run
@@ -189,10 +201,15 @@ s5cmd_run() {
         sample_rss "$workdir/stop-$run" >"$workdir/rss-$run" &
         sampler=$!
     fi
+    local cpu=("$(server_cpu)")
     put=$(seconds s5 --numworkers 4 cp "$src/large/*" "s3://$b/large/")
+    cpu+=("$(server_cpu)")
     get=$(seconds s5 --numworkers 4 cp "s3://$b/large/*" "$dst/large/")
+    cpu+=("$(server_cpu)")
     small_put=$(seconds s5 --numworkers 32 cp "$src/small/*" "s3://$b/small/")
+    cpu+=("$(server_cpu)")
     small_get=$(seconds s5 --numworkers 32 cp "s3://$b/small/*" "$dst/small/")
+    cpu+=("$(server_cpu)")
     touch "$workdir/stop-$run"
     [ -n "$sampler" ] && wait "$sampler"
     diff -r "$src" "$dst" >/dev/null || { echo "compare.sh: downloaded bytes differ" >&2; exit 1; }
@@ -205,6 +222,13 @@ s5cmd_run() {
         echo "small_put $(echo "$SMALL_OBJECTS / $small_put" | bc -l)"
         echo "small_get $(echo "$SMALL_OBJECTS / $small_get" | bc -l)"
         [ -s "$workdir/rss-$run" ] && echo "rss $(cat "$workdir/rss-$run")"
+        if [ -n "$pid" ]; then
+            local phase i=0
+            for phase in put_cpu get_cpu small_put_cpu small_get_cpu; do
+                echo "$phase $(echo "${cpu[i + 1]} - ${cpu[i]}" | bc -l)"
+                i=$((i + 1))
+            done
+        fi
     } >>"$workdir/figures"
 }
 
@@ -243,12 +267,19 @@ fmt() { awk '{ printf "%\047.0f", $1 }'; }
 # The median of figure $1, formatted, or n/a when no run measured it.
 figure() { if [ -n "$(metric "$1")" ]; then metric "$1" | median | fmt; else echo n/a; fi; }
 
+# The median of figure $1 with two decimals, or n/a.
+seconds_figure() {
+    if [ -n "$(metric "$1")" ]; then metric "$1" | median | awk '{ printf "%.2f", $1 }'; else echo n/a; fi
+}
+cpu_figures="$(seconds_figure put_cpu) / $(seconds_figure get_cpu) / $(seconds_figure small_put_cpu) / $(seconds_figure small_get_cpu)"
+[ "$cpu_figures" = "n/a / n/a / n/a / n/a" ] && cpu_figures=n/a
+
 rss=$(metric rss | sort -g | tail -1)
 rss=${rss:+$(awk -v b="$rss" 'BEGIN { printf "%.0f MB", b / 1e6 }')}
 if $header; then
-    echo "| server | PUT MB/s | GET MB/s | small PUT ops/s | small GET ops/s | LIST ops/s (2,000 keys) | peak RSS |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| server | PUT MB/s | GET MB/s | small PUT ops/s | small GET ops/s | LIST ops/s (2,000 keys) | peak RSS | server CPU s (PUT / GET / small PUT / small GET) |"
+    echo "|---|---|---|---|---|---|---|---|"
 fi
-printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" \
+printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" \
     "$(figure put_mbs)" "$(figure get_mbs)" "$(figure small_put)" "$(figure small_get)" \
-    "$(figure list)" "${rss:-n/a}"
+    "$(figure list)" "${rss:-n/a}" "$cpu_figures"
