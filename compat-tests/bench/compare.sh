@@ -264,14 +264,12 @@ fi
 
 metric() { awk -v m="$1" '$1 == m && $2 != "" { print $2 }' "$workdir/figures"; }
 fmt() { awk '{ printf "%\047.0f", $1 }'; }
-# The median of figure $1, formatted, or n/a when no run measured it.
-figure() { if [ -n "$(metric "$1")" ]; then metric "$1" | median | fmt; else echo n/a; fi; }
+hundredths() { awk '{ printf "%.2f", $1 }'; }
+# The median of figure $1, formatted by $2 (default: whole, with thousands
+# separators), or n/a when no run measured it.
+figure() { if [ -n "$(metric "$1")" ]; then metric "$1" | median | "${2:-fmt}"; else echo n/a; fi; }
 
-# The median of figure $1 with two decimals, or n/a.
-seconds_figure() {
-    if [ -n "$(metric "$1")" ]; then metric "$1" | median | awk '{ printf "%.2f", $1 }'; else echo n/a; fi
-}
-cpu_figures="$(seconds_figure put_cpu) / $(seconds_figure get_cpu) / $(seconds_figure small_put_cpu) / $(seconds_figure small_get_cpu)"
+cpu_figures="$(figure put_cpu hundredths) / $(figure get_cpu hundredths) / $(figure small_put_cpu hundredths) / $(figure small_get_cpu hundredths)"
 [ "$cpu_figures" = "n/a / n/a / n/a / n/a" ] && cpu_figures=n/a
 
 rss=$(metric rss | sort -g | tail -1)

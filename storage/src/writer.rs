@@ -200,7 +200,7 @@ fn record_buffer(
 /// Where one stripe's blocks go: the object part, the stripe number and the
 /// length every record of the stripe is padded to for the codec.
 #[derive(Clone, Copy)]
-pub(crate) struct StripeAt {
+struct StripeAt {
     geometry: Geometry,
     object: ObjectId,
     part: u32,
@@ -212,13 +212,7 @@ pub(crate) struct StripeAt {
 impl StripeAt {
     /// The stripe `stripe` of `part`, whose first data block holds
     /// `first_len` plain bytes.
-    pub fn new(
-        geometry: Geometry,
-        object: ObjectId,
-        part: u32,
-        stripe: u64,
-        first_len: usize,
-    ) -> Self {
+    fn new(geometry: Geometry, object: ObjectId, part: u32, stripe: u64, first_len: usize) -> Self {
         StripeAt {
             geometry,
             object,
@@ -228,6 +222,7 @@ impl StripeAt {
         }
     }
 
+    /// Shard `index` of the stripe's part.
     fn shard(&self, index: usize) -> ShardId {
         ShardId {
             object: self.object,
@@ -239,10 +234,10 @@ impl StripeAt {
 
 /// One data block of a stripe sealed into its record buffer, zero-padded to
 /// the codec's length, with its checksum.
-pub(crate) struct SealedBlock {
+struct SealedBlock {
     buf: Vec<u8>,
     /// Where the record starts in `buf`.
-    at: usize,
+    start: usize,
     /// Length of the sealed bytes (ciphertext and tag).
     sealed: usize,
     hash: [u8; HASH_LEN],
@@ -250,7 +245,7 @@ pub(crate) struct SealedBlock {
 
 /// Seals `plain` as data block `index` of the stripe `at` and checksums it
 /// at once, while it is still in cache.
-pub(crate) fn seal_block(
+fn seal_block(
     cipher: &BlockCipher,
     at: &StripeAt,
     index: usize,
@@ -271,7 +266,7 @@ pub(crate) fn seal_block(
     buf.resize(start + at.plen, 0);
     SealedBlock {
         buf,
-        at: start,
+        start,
         sealed,
         hash,
     }
@@ -306,7 +301,7 @@ pub(crate) fn encode_stripe(
 /// window at a time, each window checksummed as soon as it is coded, and
 /// frames all k + m records (`sealed | xxh3`). Each has a buffer of its
 /// own, which keeps `reservation` until it is dropped.
-pub(crate) fn finish_stripe(
+fn finish_stripe(
     cipher: &BlockCipher,
     at: &StripeAt,
     mut data: Vec<SealedBlock>,
@@ -328,14 +323,14 @@ pub(crate) fn finish_stripe(
         let end = (start + CODE_WINDOW).min(at.plen);
         let inputs: Vec<&[u8]> = data
             .iter()
-            .map(|d| &d.buf[d.at + start..d.at + end])
+            .map(|d| &d.buf[d.start + start..d.start + end])
             .collect();
         // Zeroed a window at a time too, just before the codec writes it.
         let mut outputs: Vec<&mut [u8]> = parity
             .iter_mut()
-            .map(|(buf, at)| {
-                buf.resize(*at + end, 0);
-                &mut buf[*at + start..]
+            .map(|(buf, first)| {
+                buf.resize(*first + end, 0);
+                &mut buf[*first + start..]
             })
             .collect();
         DEFAULT_CODEC.encode(&inputs, &mut outputs)?;
@@ -346,7 +341,7 @@ pub(crate) fn finish_stripe(
 
     let records = data
         .into_iter()
-        .map(|d| (d.buf, d.at, d.sealed, d.hash))
+        .map(|d| (d.buf, d.start, d.sealed, d.hash))
         .chain(
             parity
                 .into_iter()
@@ -461,15 +456,7 @@ struct Encoding {
 
 impl Encoding {
     /// Hands a filled plain block to the checksum thread, which hashes it
-    /// while the rest of its stripe is still being read.
-    async fn hash(&self, block: &Bytes) -> Result<(), StorageError> {
-        self.hash_tx
-            .send(block.clone())
-            .await
-            .map_err(|_| StorageError::Codec("checksum thread stopped".into()))
-    }
-
-    /// Hands a filled plain block to the checksum thread and seals it as
+    /// while the rest of its stripe is still being read, and seals it as
     /// the next data block of the stripe being filled.
     async fn add_block(
         &self,
@@ -478,7 +465,10 @@ impl Encoding {
         block: &Bytes,
         held: Option<&Arc<Reservation>>,
     ) -> Result<(), StorageError> {
-        self.hash(block).await?;
+        self.hash_tx
+            .send(block.clone())
+            .await
+            .map_err(|_| StorageError::Codec("checksum thread stopped".into()))?;
         let (object, part, stripe) = (self.object, self.part, self.next_stripe);
         let at = *filling
             .at
@@ -487,19 +477,27 @@ impl Encoding {
         filling
             .sealed
             .push(seal_block(&self.cipher, &at, index, block, held));
-        filling.bytes += block.len() as u64;
         Ok(())
     }
 }
 
-/// The stripe being filled: its place, once its first block is known, its
-/// data blocks sealed so far (each as soon as it fills, while it is in
-/// cache) and their plain bytes.
+/// The stripe being filled: its place, once its first block is known, and
+/// its data blocks sealed so far (each as soon as it fills, while it is in
+/// cache).
 #[derive(Default)]
 struct Filling {
     at: Option<StripeAt>,
     sealed: Vec<SealedBlock>,
-    bytes: u64,
+}
+
+impl Filling {
+    /// Plain bytes of the blocks sealed so far.
+    fn plain_bytes(&self) -> u64 {
+        self.sealed
+            .iter()
+            .map(|d| (d.sealed - TAG_LEN) as u64)
+            .sum()
+    }
 }
 
 /// Encode jobs in stripe order, each yielding the stripe's k + m framed blocks.
@@ -727,7 +725,7 @@ impl ShardWriters {
                                 .await?;
                         }
                         if filling.sealed.len() == k {
-                            size += filling.bytes;
+                            size += filling.plain_bytes();
                             let stripe = std::mem::take(&mut filling);
                             self.submit(&mut enc, stripe, held.take(), &mut pending)
                                 .await?;
@@ -743,7 +741,7 @@ impl ShardWriters {
             enc.add_block(&mut filling, geometry, &block, held.as_ref())
                 .await?;
         }
-        size += filling.bytes;
+        size += filling.plain_bytes();
         self.submit(&mut enc, filling, held.take(), &mut pending)
             .await?;
         self.flush(&mut pending).await?;

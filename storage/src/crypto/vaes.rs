@@ -313,6 +313,7 @@ bulk!(
     clmul: _mm512_clmulepi64_epi128, aesenc: _mm512_aesenc_epi128,
     aesenclast: _mm512_aesenclast_epi128, fold: fold_zmm
 );
+
 /// The per-message keys of RFC 8452 section 4, from the key-generating key.
 struct MessageKeys {
     /// POLYVAL key H and its powers `H^1 … H^16` (index `i` holds `H^(i+1)`).
