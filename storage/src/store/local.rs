@@ -211,6 +211,19 @@ fn read_at(
     Ok(buf)
 }
 
+/// Turns the kernel's read-ahead off for `file`: a [`FileReader`] asks for
+/// whole records, exactly the ones it needs, and the object reader already
+/// fetches the next stripe while it decodes one. Speculative read-ahead (up
+/// to `read_ahead_kb` a file, 8 MiB on some disks) only queued in front of
+/// the records a stripe waits for, across its four or more shard files and
+/// every GET at once, and read bytes past the end of ranged GETs. A hint:
+/// where it is refused, reads are as before.
+fn no_read_ahead(file: &File) {
+    if let Err(e) = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Random) {
+        tracing::debug!(error = %e, "read-ahead hint refused");
+    }
+}
+
 /// Reads of a range of one shard file straight into the caller's buffers.
 struct FileReader {
     file: Arc<File>,
@@ -319,6 +332,7 @@ impl ShardStore for LocalDir {
         range: Range<u64>,
     ) -> Result<Box<dyn ShardReader>, StorageError> {
         let (file, path) = self.open_shard(id).await?;
+        no_read_ahead(&file);
         Ok(Box::new(FileReader { file, path, range }))
     }
 
