@@ -1,8 +1,8 @@
-//! MD5 of several streams at once, one per 32-bit lane of SIMD vectors,
-//! behind one process-wide worker thread: eight lanes of AVX2 vectors
-//! ([`avx2`]) for rounds of up to eight streams, sixteen of AVX-512 ones
-//! ([`avx512`]) for more where the CPU has them (and for every round on
-//! cores where a sixteen-lane call is the quicker one).
+//! MD5 of several streams at once, behind one process-wide worker thread:
+//! one stream per 32-bit lane of SIMD vectors, eight of AVX2 ([`avx2`]) or
+//! sixteen of AVX-512 ([`avx512`]) where the CPU has them, or two to four
+//! streams' scalar steps interleaved ([`interleaved`]); for each number of
+//! streams a round may hold, the kernel that was quickest on this core.
 //!
 //! A [`Stream`] hands the worker its bytes and goes on without waiting; the
 //! worker keeps each stream's state and queued pieces and advances the
@@ -10,11 +10,10 @@
 //! arrive at different moments, so the worker lets them line up before it
 //! starts: it runs when every open stream has bytes queued, when its lanes
 //! would be full, when a stream is finishing or has [`QUEUE_MAX`] bytes
-//! queued, or when the oldest piece has waited [`MAX_WAIT`]. A round with
-//! too few streams to pay for a vector's idle lanes runs on the scalar code.
+//! queued, or when the oldest piece has waited [`MAX_WAIT`].
 //!
 //! The worker counts its rounds by kernel in `tessera_md5_lane_rounds_total`
-//! (`kernel="scalar|avx2|avx512"`) and the streams they advanced in
+//! (`kernel="scalar|interleaved|avx2|avx512"`) and the streams they advanced in
 //! `tessera_md5_lane_streams_total`: their ratio is how full the lanes run.
 
 /// Expands `$body` once for each of MD5's 64 steps, with the constant `$i`
@@ -35,6 +34,7 @@ macro_rules! each_step {
 
 mod avx2;
 mod avx512;
+mod interleaved;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -168,66 +168,126 @@ pub(super) fn shared() -> Option<&'static Lanes> {
         .as_ref()
 }
 
-/// The kernels the worker picks from, by how many streams a round has:
-/// the scalar code below [`avx2::MIN_STREAMS`], then AVX2's eight lanes up
-/// to `wide_from`.
+/// How the worker runs a round of some number of streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Choice {
+    /// The scalar code, one stream after the other.
+    Scalar,
+    /// The streams' scalar steps interleaved (two to four streams).
+    Interleaved,
+    /// One call over AVX2's eight lanes.
+    Avx2,
+    /// One call over AVX-512's sixteen lanes.
+    Avx512,
+}
+
+impl Choice {
+    /// Every choice, in declaration order (`ALL[c as usize] == c`).
+    const ALL: [Choice; 4] = [
+        Choice::Scalar,
+        Choice::Interleaved,
+        Choice::Avx2,
+        Choice::Avx512,
+    ];
+
+    /// The label of its rounds in `tessera_md5_lane_rounds_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Choice::Scalar => "scalar",
+            Choice::Interleaved => "interleaved",
+            Choice::Avx2 => "avx2",
+            Choice::Avx512 => "avx512",
+        }
+    }
+}
+
+/// The kernels the worker picks from, by how many streams a round has.
+/// Which is cheapest for a number of streams depends on the core, so it is
+/// measured: a vector call costs the same however few of its lanes are
+/// used, and its step is slow where vector additions take two cycles. On
+/// Zen 5 a sixteen-lane call costs 138 ns a block, four interleaved scalar
+/// streams 134 ns, three 92 ns, two 78 ns and the scalar code 82 ns for
+/// one; on the Xeon of session 10 the sixteen-lane call took 87 ns.
 struct Kernels {
-    /// Sixteen lanes, from `wide_from` streams up, where the CPU has them.
-    wide: Option<Kernel<{ avx512::LANES }>>,
-    /// The fewest streams a round takes `wide` for: more than eight, or every
-    /// vector round where one sixteen-lane call is quicker than one
-    /// eight-lane call. That depends on the core, so it is measured: on
-    /// Zen 4 the eight-lane call costs 0.7 of the other, on the Xeon of
-    /// session 7 the sixteen-lane one hashed eight streams 22 % faster.
-    wide_from: usize,
+    /// `choice[n]`: how a round of `n` streams runs.
+    choice: Vec<Choice>,
 }
 
 /// Timed calls of each kernel when choosing between them.
 const CALIBRATION_TRIALS: usize = 8;
 
 impl Kernels {
-    /// The kernels of this CPU, which has AVX2, with the wide one's share
-    /// timed.
+    /// The kernels of this CPU, which has AVX2, each timed over a round.
     fn measure() -> Kernels {
-        let wide = avx512::supported().then_some(avx512::compress as Kernel<{ avx512::LANES }>);
-        let wide_from = match wide {
-            Some(wide) if wide_is_quicker(avx2::compress, wide) => avx2::MIN_STREAMS,
-            _ => avx2::LANES + 1,
+        let data = vec![0u8; ROUND];
+        let mut scratch = Md5::new();
+        let scalar = quickest(|| {
+            std::hint::black_box(compress_scalar(&mut scratch, [0; 4], &data));
+        });
+        // Interleaved calls over two, three and four streams.
+        let interleaved: [Duration; interleaved::MAX_LANES - 1] = [
+            time_kernel(interleaved::compress::<2>, &data),
+            time_kernel(interleaved::compress::<3>, &data),
+            time_kernel(interleaved::compress::<4>, &data),
+        ];
+        let avx2 = time_kernel(avx2::compress, &data);
+        let avx512 = avx512::supported().then(|| time_kernel(avx512::compress, &data));
+        let capacity = if avx512.is_some() {
+            avx512::LANES
+        } else {
+            avx2::LANES
         };
-        Kernels { wide, wide_from }
+        let choice = (0..=capacity)
+            .map(|n| {
+                let mut options = vec![(scalar * n as u32, Choice::Scalar)];
+                if let Some(&cost) = n.checked_sub(2).and_then(|i| interleaved.get(i)) {
+                    options.push((cost, Choice::Interleaved));
+                }
+                if n <= avx2::LANES {
+                    options.push((avx2, Choice::Avx2));
+                }
+                if let Some(avx512) = avx512 {
+                    options.push((avx512, Choice::Avx512));
+                }
+                options
+                    .into_iter()
+                    .min_by_key(|(cost, _)| *cost)
+                    .map_or(Choice::Scalar, |(_, choice)| choice)
+            })
+            .collect();
+        let kernels = Kernels { choice };
+        tracing::debug!(choice = ?kernels.choice, "md5 lane kernels chosen");
+        kernels
     }
 
     /// The most streams one round takes.
     fn capacity(&self) -> usize {
-        if self.wide.is_some() {
-            avx512::LANES
-        } else {
-            avx2::LANES
-        }
+        self.choice.len() - 1
     }
 }
 
-/// Whether one call of `wide` over a round takes less time than one of
-/// `narrow`: the quickest of [`CALIBRATION_TRIALS`] interleaved calls each
-/// (a few milliseconds in all, once per process).
-fn wide_is_quicker(narrow: Kernel<{ avx2::LANES }>, wide: Kernel<{ avx512::LANES }>) -> bool {
-    let data = vec![0u8; ROUND];
-    let (mut h8, d8) = ([[0u32; avx2::LANES]; 4], [data.as_slice(); avx2::LANES]);
-    let (mut h16, d16) = ([[0u32; avx512::LANES]; 4], [data.as_slice(); avx512::LANES]);
-    let (mut t8, mut t16) = (Duration::MAX, Duration::MAX);
-    for _ in 0..CALIBRATION_TRIALS {
-        let start = Instant::now();
-        // SAFETY: both kernels' features were detected; every lane holds
+/// The quickest of [`CALIBRATION_TRIALS`] runs of `f`.
+fn quickest(mut f: impl FnMut()) -> Duration {
+    (0..CALIBRATION_TRIALS)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .min()
+        .unwrap_or(Duration::MAX)
+}
+
+/// The quickest call of `kernel` over a round in every lane.
+fn time_kernel<const N: usize>(kernel: Kernel<N>, data: &[u8]) -> Duration {
+    let mut h = [[0u32; N]; 4];
+    let lanes = [data; N];
+    quickest(|| {
+        // SAFETY: the caller checked the kernel's features; every lane holds
         // ROUND bytes, a multiple of 64.
-        unsafe { narrow(&mut h8, &d8) };
-        t8 = t8.min(start.elapsed());
-        let start = Instant::now();
-        // SAFETY: as above.
-        unsafe { wide(&mut h16, &d16) };
-        t16 = t16.min(start.elapsed());
-    }
-    std::hint::black_box((h8, h16));
-    t16 < t8
+        unsafe { kernel(&mut h, &lanes) };
+        std::hint::black_box(&h);
+    })
 }
 
 /// The handle streams are opened on.
@@ -443,9 +503,9 @@ fn wait<'a, T>(c: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
 /// The worker: picks the streams of each round, runs it outside the lock,
 /// and writes the states back.
 fn work(inner: &Inner, kernels: &Kernels) {
-    let rounds = |kernel: &'static str| metrics::counter!("tessera_md5_lane_rounds_total", "kernel" => kernel);
-    let (scalar_rounds, avx2_rounds, wide_rounds) =
-        (rounds("scalar"), rounds("avx2"), rounds("avx512"));
+    let rounds = Choice::ALL.map(
+        |choice| metrics::counter!("tessera_md5_lane_rounds_total", "kernel" => choice.label()),
+    );
     let streams_hashed = metrics::counter!("tessera_md5_lane_streams_total");
     let filler = vec![0u8; ROUND];
     let mut scratch = Md5::new();
@@ -475,22 +535,25 @@ fn work(inner: &Inner, kernels: &Kernels) {
         }
         drop(state);
         streams_hashed.increment(jobs.len() as u64);
-        if jobs.len() < avx2::MIN_STREAMS {
-            scalar_rounds.increment(1);
-            for job in &mut jobs {
-                let end = (job.at + ROUND).min(job.end);
-                job.h = compress_scalar(&mut scratch, job.h, &job.bytes[job.at..end]);
-                job.at = end;
+        let choice = kernels.choice[jobs.len()];
+        rounds[choice as usize].increment(1);
+        match (choice, jobs.len()) {
+            (Choice::Interleaved, 2) => {
+                vector_round(interleaved::compress::<2>, &mut jobs, &filler)
             }
-        } else {
-            match kernels.wide {
-                Some(wide) if jobs.len() >= kernels.wide_from => {
-                    wide_rounds.increment(1);
-                    vector_round(wide, &mut jobs, &filler)
-                }
-                _ => {
-                    avx2_rounds.increment(1);
-                    vector_round(avx2::compress, &mut jobs, &filler)
+            (Choice::Interleaved, 3) => {
+                vector_round(interleaved::compress::<3>, &mut jobs, &filler)
+            }
+            (Choice::Interleaved, 4) => {
+                vector_round(interleaved::compress::<4>, &mut jobs, &filler)
+            }
+            (Choice::Avx2, _) => vector_round(avx2::compress, &mut jobs, &filler),
+            (Choice::Avx512, _) => vector_round(avx512::compress, &mut jobs, &filler),
+            _ => {
+                for job in &mut jobs {
+                    let end = (job.at + ROUND).min(job.end);
+                    job.h = compress_scalar(&mut scratch, job.h, &job.bytes[job.at..end]);
+                    job.at = end;
                 }
             }
         }
@@ -618,6 +681,13 @@ mod tests {
         if avx512::supported() {
             matches_the_scalar_compression::<{ avx512::LANES }>(avx512::compress);
         }
+    }
+
+    #[test]
+    fn interleaved_lanes_match_the_scalar_compression() {
+        matches_the_scalar_compression::<2>(interleaved::compress::<2>);
+        matches_the_scalar_compression::<3>(interleaved::compress::<3>);
+        matches_the_scalar_compression::<4>(interleaved::compress::<4>);
     }
 
     #[test]

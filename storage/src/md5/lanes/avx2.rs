@@ -10,11 +10,6 @@ use super::{K, S, word};
 /// Streams per call.
 pub(super) const LANES: usize = 8;
 
-/// The fewest streams for which a call costs less than the scalar code on
-/// each: on Zen 4 a call hashes 4.4 GB/s over eight lanes and the scalar
-/// code 0.78 GB/s, even at 1.4 streams.
-pub(super) const MIN_STREAMS: usize = 2;
-
 /// Whether this CPU runs [`compress`].
 pub(super) fn supported() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
