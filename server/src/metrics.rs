@@ -144,7 +144,7 @@ fn describe() {
     );
     describe_counter!(
         "tessera_md5_lane_rounds_total",
-        "Rounds of the shared MD5 worker, by kernel (scalar, avx2, avx512)"
+        "Rounds of the shared MD5 worker, by kernel (scalar, interleaved, avx2, avx512)"
     );
     describe_counter!(
         "tessera_md5_lane_streams_total",
