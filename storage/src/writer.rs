@@ -449,6 +449,7 @@ struct Encoding {
     /// Plain text to the checksum thread, a block at a time as each fills.
     hash_tx: mpsc::Sender<Bytes>,
     cipher: Arc<BlockCipher>,
+    geometry: Geometry,
     object: ObjectId,
     part: u32,
     next_stripe: u64,
@@ -461,7 +462,6 @@ impl Encoding {
     async fn add_block(
         &self,
         filling: &mut Filling,
-        geometry: Geometry,
         block: &Bytes,
         held: Option<&Arc<Reservation>>,
     ) -> Result<(), StorageError> {
@@ -469,10 +469,15 @@ impl Encoding {
             .send(block.clone())
             .await
             .map_err(|_| StorageError::Codec("checksum thread stopped".into()))?;
-        let (object, part, stripe) = (self.object, self.part, self.next_stripe);
-        let at = *filling
-            .at
-            .get_or_insert_with(|| StripeAt::new(geometry, object, part, stripe, block.len()));
+        let at = *filling.at.get_or_insert_with(|| {
+            StripeAt::new(
+                self.geometry,
+                self.object,
+                self.part,
+                self.next_stripe,
+                block.len(),
+            )
+        });
         let index = filling.sealed.len();
         filling
             .sealed
@@ -686,6 +691,7 @@ impl ShardWriters {
         let mut enc = Encoding {
             hash_tx,
             cipher: Arc::new(key.block_cipher()),
+            geometry,
             object: self.ids[0].object,
             part: self.ids[0].part,
             next_stripe: 0,
@@ -721,8 +727,7 @@ impl ShardWriters {
                                 .then(|| reserved_bytes(std::mem::take(&mut buf), held.clone()))
                         };
                         if let Some(block) = filled {
-                            enc.add_block(&mut filling, geometry, &block, held.as_ref())
-                                .await?;
+                            enc.add_block(&mut filling, &block, held.as_ref()).await?;
                         }
                         if filling.sealed.len() == k {
                             size += filling.plain_bytes();
@@ -738,8 +743,7 @@ impl ShardWriters {
         }
         if !buf.is_empty() {
             let block = reserved_bytes(std::mem::take(&mut buf), held.clone());
-            enc.add_block(&mut filling, geometry, &block, held.as_ref())
-                .await?;
+            enc.add_block(&mut filling, &block, held.as_ref()).await?;
         }
         size += filling.plain_bytes();
         self.submit(&mut enc, filling, held.take(), &mut pending)

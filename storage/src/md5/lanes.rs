@@ -539,16 +539,16 @@ fn work(inner: &Inner, kernels: &Kernels) {
         rounds[choice as usize].increment(1);
         match (choice, jobs.len()) {
             (Choice::Interleaved, 2) => {
-                vector_round(interleaved::compress::<2>, &mut jobs, &filler)
+                kernel_round(interleaved::compress::<2>, &mut jobs, &filler)
             }
             (Choice::Interleaved, 3) => {
-                vector_round(interleaved::compress::<3>, &mut jobs, &filler)
+                kernel_round(interleaved::compress::<3>, &mut jobs, &filler)
             }
             (Choice::Interleaved, 4) => {
-                vector_round(interleaved::compress::<4>, &mut jobs, &filler)
+                kernel_round(interleaved::compress::<4>, &mut jobs, &filler)
             }
-            (Choice::Avx2, _) => vector_round(avx2::compress, &mut jobs, &filler),
-            (Choice::Avx512, _) => vector_round(avx512::compress, &mut jobs, &filler),
+            (Choice::Avx2, _) => kernel_round(avx2::compress, &mut jobs, &filler),
+            (Choice::Avx512, _) => kernel_round(avx512::compress, &mut jobs, &filler),
             _ => {
                 for job in &mut jobs {
                     let end = (job.at + ROUND).min(job.end);
@@ -625,8 +625,9 @@ fn pick(
 }
 
 /// Advances every job by the same number of bytes (at most [`ROUND`]) with
-/// `kernel`; lanes without a job hash zeros.
-fn vector_round<const N: usize>(kernel: Kernel<N>, jobs: &mut [Job], filler: &[u8]) {
+/// `kernel` (vector lanes or interleaved streams); lanes without a job hash
+/// zeros.
+fn kernel_round<const N: usize>(kernel: Kernel<N>, jobs: &mut [Job], filler: &[u8]) {
     let len = jobs.iter().map(|j| j.end - j.at).fold(ROUND, usize::min);
     let mut h = [[0u32; N]; 4];
     let mut data: [&[u8]; N] = [&filler[..len]; N];
