@@ -15,8 +15,8 @@ use crate::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precond
 use crate::error::MetaError;
 use crate::model::{
     AccessKey, Bucket, Checksum, Grant, ListedObject, Millis, MultipartUpload, NULL_VERSION_ID,
-    NodeState, ObjectData, ObjectVersion, PartData, Segment, StorageNode, SystemMetadata, Tag,
-    Versioning, WorkItem,
+    NodeState, ObjectData, ObjectVersion, PartData, RepairItem, Segment, SegmentOwner, StorageNode,
+    SystemMetadata, Tag, Versioning, WorkItem,
 };
 use crate::tables::{self, decode, encode};
 
@@ -33,7 +33,7 @@ pub fn apply(txn: &WriteTransaction, log_index: u64, cmd: &Command) -> ApplyOutc
     Applier::open(txn)?.apply(log_index, cmd)
 }
 
-type RawTableMut<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
+pub(crate) type RawTableMut<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
 
 /// Why a step of a command stopped: a refusal or a storage failure.
 enum Failure {
@@ -75,6 +75,8 @@ pub struct Applier<'txn> {
     nodes: RawTableMut<'txn>,
     work: RawTableMut<'txn>,
     counters: RawTableMut<'txn>,
+    repairs: RawTableMut<'txn>,
+    segments: RawTableMut<'txn>,
 }
 
 impl<'txn> Applier<'txn> {
@@ -93,6 +95,8 @@ impl<'txn> Applier<'txn> {
             nodes: txn.open_table(tables::NODES)?,
             work: txn.open_table(tables::WORK)?,
             counters: txn.open_table(tables::COUNTERS)?,
+            repairs: txn.open_table(tables::REPAIRS)?,
+            segments: txn.open_table(tables::SEGMENTS)?,
         })
     }
 
@@ -200,6 +204,12 @@ impl<'txn> Applier<'txn> {
                 }
                 Ok(CommandResponse::Done)
             }
+            Command::CompleteRepair {
+                object_id,
+                part,
+                rebuilt,
+                sound,
+            } => self.complete_repair((*object_id, *part), rebuilt, sound),
         }
     }
 
@@ -360,6 +370,12 @@ impl<'txn> Applier<'txn> {
                 .remove(tables::version_key(bucket, key, index).as_slice())?;
             self.discard(unshared(old.segments(), &version.segments()))?;
         }
+        let owner = SegmentOwner::Version {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: version.version_id.clone(),
+        };
+        self.reference(&version.segments(), &owner)?;
         let bytes = encode(&version)?;
         self.versions.insert(
             tables::version_key(bucket, key, log_index).as_slice(),
@@ -579,6 +595,13 @@ impl<'txn> Applier<'txn> {
                 std::slice::from_ref(&part.segment),
             ))?;
         }
+        let owner = SegmentOwner::Upload {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            number: part.number,
+        };
+        self.reference(std::slice::from_ref(&part.segment), &owner)?;
         self.parts.insert(k.as_slice(), encode(part)?.as_slice())?;
         Ok(CommandResponse::Done)
     }
@@ -752,27 +775,193 @@ impl<'txn> Applier<'txn> {
         self.put_node(&node)
     }
 
-    // ---- work queue ----
+    // ---- background work ----
 
+    /// Queue work: deletions in the deletion queue; repairs merge into the
+    /// repair item of their segment (dropped when no version or upload
+    /// references the segment any more: there is nothing left to repair).
     fn enqueue(&mut self, item: &WorkItem) -> Step<()> {
-        let id = match self.counters.get(tables::NEXT_WORK_ID)? {
-            Some(bytes) => tables::be_u64(bytes.value())?,
-            None => 1,
-        };
-        self.work
-            .insert(id.to_be_bytes().as_slice(), encode(item)?.as_slice())?;
-        self.counters
-            .insert(tables::NEXT_WORK_ID, (id + 1).to_be_bytes().as_slice())?;
+        match item {
+            WorkItem::DeleteSegments { .. } => {
+                let id = match self.counters.get(tables::NEXT_WORK_ID)? {
+                    Some(bytes) => tables::be_u64(bytes.value())?,
+                    None => 1,
+                };
+                self.work
+                    .insert(id.to_be_bytes().as_slice(), encode(item)?.as_slice())?;
+                self.counters
+                    .insert(tables::NEXT_WORK_ID, (id + 1).to_be_bytes().as_slice())?;
+            }
+            WorkItem::Repair {
+                object_id,
+                part,
+                shards,
+                ..
+            } => {
+                let key = tables::segment_key(object_id, *part);
+                if self.segments.get(key.as_slice())?.is_some() {
+                    self.queue_repair(object_id, *part, shards)?;
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Queue segments whose data is no longer referenced for deletion.
+    /// Merge `shards` into the repair item of a segment.
+    fn queue_repair(&mut self, object_id: &[u8; 16], part: u32, shards: &[u16]) -> Step<()> {
+        Ok(merge_repair(&mut self.repairs, object_id, part, shards)?)
+    }
+
+    /// Record `owner` as the referrer of `segments`, and queue the repair
+    /// of the shards they were written without.
+    fn reference(&mut self, segments: &[Segment], owner: &SegmentOwner) -> Step<()> {
+        if segments.is_empty() {
+            return Ok(());
+        }
+        let value = encode(owner)?;
+        for seg in segments {
+            let key = tables::segment_key(&seg.object_id, seg.part);
+            self.segments.insert(key.as_slice(), value.as_slice())?;
+            self.queue_repair(&seg.object_id, seg.part, &seg.missing)?;
+        }
+        Ok(())
+    }
+
+    /// Queue segments whose data is no longer referenced for deletion (and
+    /// forget their references and pending repairs).
     fn discard(&mut self, segments: Vec<Segment>) -> Step<()> {
         if segments.is_empty() {
             return Ok(());
         }
+        for seg in &segments {
+            let key = tables::segment_key(&seg.object_id, seg.part);
+            self.segments.remove(key.as_slice())?;
+            self.repairs.remove(key.as_slice())?;
+        }
         self.enqueue(&WorkItem::DeleteSegments { segments })
     }
+
+    /// A repair pass over one segment finished: `rebuilt` shards now live,
+    /// verified, on the named stores; `sound` shards were found intact where
+    /// they are. Both leave the segment's missing list and its repair item.
+    /// A segment nobody references any more only loses its repair item.
+    fn complete_repair(
+        &mut self,
+        (object_id, part): ([u8; 16], u32),
+        rebuilt: &[(u16, String)],
+        sound: &[u16],
+    ) -> Step<CommandResponse> {
+        let key = tables::segment_key(&object_id, part);
+        let owner = match self.segments.get(key.as_slice())? {
+            Some(bytes) => Some(decode::<SegmentOwner>(bytes.value())?),
+            None => None,
+        };
+        let owner_gone = owner.is_none();
+        let fixed: Vec<u16> = rebuilt
+            .iter()
+            .map(|(i, _)| *i)
+            .chain(sound.iter().copied())
+            .collect();
+        let fix = |segment: &mut Segment| -> Step<()> {
+            if fixed
+                .iter()
+                .any(|i| usize::from(*i) >= segment.placement.len())
+            {
+                return Err(ApplyError::InvalidRequest("shard index out of range".into()).into());
+            }
+            for (index, store) in rebuilt {
+                segment.placement[usize::from(*index)] = store.clone();
+            }
+            segment.missing.retain(|m| !fixed.contains(m));
+            Ok(())
+        };
+        match owner {
+            Some(SegmentOwner::Version {
+                bucket,
+                key: object_key,
+                version_id,
+            }) => {
+                let (index, mut version) = self
+                    .find(&bucket, &object_key, &version_id)?
+                    .ok_or_else(|| {
+                        MetaError::Encoding("segment index names a missing version".into())
+                    })?;
+                let segment = match &mut version.data {
+                    ObjectData::Parts(parts) => parts
+                        .iter_mut()
+                        .map(|p| &mut p.segment)
+                        .find(|s| s.object_id == object_id && s.part == part),
+                    ObjectData::Inline(_) | ObjectData::DeleteMarker => None,
+                }
+                .ok_or_else(|| {
+                    MetaError::Encoding("segment index names a version without it".into())
+                })?;
+                fix(segment)?;
+                self.rewrite_version(index, &version)?;
+            }
+            Some(SegmentOwner::Upload {
+                bucket,
+                key: object_key,
+                upload_id,
+                number,
+            }) => {
+                let k = tables::part_key(&bucket, &object_key, &upload_id, number);
+                let mut stored: PartData = match self.parts.get(k.as_slice())? {
+                    Some(bytes) => decode(bytes.value())?,
+                    None => {
+                        return Err(MetaError::Encoding(
+                            "segment index names a missing part".into(),
+                        )
+                        .into());
+                    }
+                };
+                fix(&mut stored.segment)?;
+                self.parts
+                    .insert(k.as_slice(), encode(&stored)?.as_slice())?;
+            }
+            None => {}
+        }
+        let item = match self.repairs.get(key.as_slice())? {
+            Some(bytes) => Some(decode::<RepairItem>(bytes.value())?),
+            None => None,
+        };
+        if let Some(mut item) = item {
+            item.shards.retain(|s| !fixed.contains(s));
+            if item.shards.is_empty() || owner_gone {
+                self.repairs.remove(key.as_slice())?;
+            } else {
+                self.repairs
+                    .insert(key.as_slice(), encode(&item)?.as_slice())?;
+            }
+        }
+        Ok(CommandResponse::Done)
+    }
+}
+
+/// Merge `shards` into the repair item of a segment in `repairs`.
+pub(crate) fn merge_repair(
+    repairs: &mut RawTableMut<'_>,
+    object_id: &[u8; 16],
+    part: u32,
+    shards: &[u16],
+) -> Result<(), MetaError> {
+    if shards.is_empty() {
+        return Ok(());
+    }
+    let key = tables::segment_key(object_id, part);
+    let mut item = match repairs.get(key.as_slice())? {
+        Some(bytes) => decode::<RepairItem>(bytes.value())?,
+        None => RepairItem {
+            object_id: *object_id,
+            part,
+            shards: Vec::new(),
+        },
+    };
+    item.shards.extend_from_slice(shards);
+    item.shards.sort_unstable();
+    item.shards.dedup();
+    repairs.insert(key.as_slice(), encode(&item)?.as_slice())?;
+    Ok(())
 }
 
 /// The arguments of a multipart completion.

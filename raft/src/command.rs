@@ -210,10 +210,25 @@ pub enum Command {
         /// The work.
         item: WorkItem,
     },
-    /// Remove finished work items from the queue.
+    /// Remove finished deletions from the deletion queue.
     CompleteWork {
         /// Queue ids, as returned when reading the queue.
         ids: Vec<u64>,
+    },
+    /// A repair pass over one segment is done: `rebuilt` shards were
+    /// rebuilt and verified on the named stores (placement follows them),
+    /// `sound` shards were found intact where they are. Both leave the
+    /// segment's missing list and its repair item; shards reported bad
+    /// meanwhile stay queued.
+    CompleteRepair {
+        /// Storage object id of the segment.
+        object_id: [u8; 16],
+        /// Part of the segment.
+        part: u32,
+        /// `(shard index, store id)` of every rebuilt shard.
+        rebuilt: Vec<(u16, String)>,
+        /// Shard indexes verified intact on their stores.
+        sound: Vec<u16>,
     },
 }
 

@@ -22,6 +22,7 @@ pub mod state_machine;
 pub mod tables;
 pub mod tls;
 pub mod types;
+pub mod upgrade;
 
 pub use error::MetaError;
 pub use listing::{
@@ -29,5 +30,5 @@ pub use listing::{
     VersionsPage,
 };
 pub use node::{MetaConfig, MetaNode, MetaStatus, RaftTiming};
-pub use read::ReadView;
+pub use read::{QueueLengths, ReadView, SegmentRecord};
 pub use tls::{ClusterCa, ClusterTls};

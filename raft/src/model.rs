@@ -341,6 +341,45 @@ pub enum WorkItem {
     },
 }
 
+/// What references a stored segment: the value of the `segments` index,
+/// which lets GC, repair and the orphan sweep go from shard files back to
+/// the metadata that needs them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SegmentOwner {
+    /// A committed object version.
+    Version {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Version id.
+        version_id: String,
+    },
+    /// A part of a multipart upload in progress.
+    Upload {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Upload id.
+        upload_id: String,
+        /// Part number.
+        number: u32,
+    },
+}
+
+/// Shards of one segment waiting to be rebuilt: the value of the `repairs`
+/// queue, keyed by segment, so reports of the same shard merge into one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairItem {
+    /// Storage object id of the segment.
+    pub object_id: [u8; 16],
+    /// Part of the segment.
+    pub part: u32,
+    /// Shard indexes to check and rebuild, ascending, without duplicates.
+    pub shards: Vec<u16>,
+}
+
 /// Serde for byte vectors as one byte string rather than a sequence of
 /// single bytes: the same postcard (and JSON) encoding as a plain `Vec<u8>`,
 /// but copied in one piece instead of byte by byte (the inline data of

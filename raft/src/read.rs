@@ -1,6 +1,6 @@
 //! [`ReadView`]: consistent reads of the model over one redb read transaction.
 
-use redb::ReadTransaction;
+use redb::{ReadTransaction, ReadableTable};
 
 use crate::command::ApplyError;
 use crate::error::MetaError;
@@ -9,7 +9,8 @@ use crate::listing::{
     RawReadTable, UploadsPage, VersionsPage,
 };
 use crate::model::{
-    AccessKey, Bucket, Grant, MultipartUpload, ObjectVersion, StorageNode, WorkItem,
+    AccessKey, Bucket, Grant, MultipartUpload, ObjectData, ObjectVersion, PartData, RepairItem,
+    Segment, SegmentOwner, StorageNode, WorkItem,
 };
 use crate::tables::{self, RawTable, decode};
 
@@ -207,13 +208,118 @@ impl ReadView {
         Ok(values(self.scan(tables::NODES, b"", usize::MAX)?))
     }
 
-    /// Up to `limit` queued work items with their queue ids, oldest first.
-    pub fn work(&self, limit: usize) -> Result<Vec<(u64, WorkItem)>, MetaError> {
-        self.scan(tables::WORK, b"", limit)?
-            .into_iter()
-            .map(|(k, item)| Ok((tables::be_u64(&k)?, item)))
-            .collect()
+    /// Up to `limit` queued deletions with their queue ids, oldest first.
+    pub fn deletions(&self, limit: usize) -> Result<Vec<(u64, Vec<Segment>)>, MetaError> {
+        let table = self.table(tables::WORK)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = entry?;
+            if let WorkItem::DeleteSegments { segments } = decode(v.value())? {
+                out.push((tables::be_u64(k.value())?, segments));
+            }
+        }
+        Ok(out)
     }
+
+    /// Up to `limit` repair items, in segment order.
+    pub fn repairs(&self, limit: usize) -> Result<Vec<RepairItem>, MetaError> {
+        Ok(values(self.scan(tables::REPAIRS, b"", limit)?))
+    }
+
+    /// How many items wait in each queue.
+    pub fn queue_lengths(&self) -> Result<QueueLengths, MetaError> {
+        use redb::ReadableTableMetadata;
+        Ok(QueueLengths {
+            deletions: self.table(tables::WORK)?.len()?,
+            repairs: self.table(tables::REPAIRS)?.len()?,
+        })
+    }
+
+    /// A segment that a committed version or an upload in progress
+    /// references, with its referrer and the wrapped data key its shards
+    /// are sealed under; `None` when nothing references it.
+    pub fn segment(
+        &self,
+        object_id: &[u8; 16],
+        part: u32,
+    ) -> Result<Option<SegmentRecord>, MetaError> {
+        let key = tables::segment_key(object_id, part);
+        let Some(owner) = self.get::<SegmentOwner>(tables::SEGMENTS, &key)? else {
+            return Ok(None);
+        };
+        let matches = |s: &Segment| s.object_id == *object_id && s.part == part;
+        let found = match &owner {
+            SegmentOwner::Version {
+                bucket,
+                key,
+                version_id,
+            } => self.object(bucket, key, Some(version_id))?.and_then(|v| {
+                let segment = match &v.data {
+                    ObjectData::Parts(parts) => parts
+                        .iter()
+                        .map(|p| &p.segment)
+                        .find(|s| matches(s))
+                        .cloned(),
+                    ObjectData::Inline(_) | ObjectData::DeleteMarker => None,
+                };
+                segment.map(|s| (s, v.wrapped_key))
+            }),
+            SegmentOwner::Upload {
+                bucket,
+                key,
+                upload_id,
+                number,
+            } => {
+                let upload = self.get::<MultipartUpload>(
+                    tables::UPLOADS,
+                    &tables::upload_key(bucket, key, upload_id),
+                )?;
+                let part = self.get::<PartData>(
+                    tables::PARTS,
+                    &tables::part_key(bucket, key, upload_id, *number),
+                )?;
+                match (upload, part) {
+                    (Some(u), Some(p)) if matches(&p.segment) => {
+                        Some((p.segment, u.template.wrapped_key))
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let Some((segment, wrapped_key)) = found else {
+            return Err(MetaError::Encoding(format!(
+                "segment index names {owner:?}, which does not hold the segment"
+            )));
+        };
+        Ok(Some(SegmentRecord {
+            owner,
+            segment,
+            wrapped_key,
+        }))
+    }
+}
+
+/// How many items wait in each background queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueLengths {
+    /// Deletions (each of one or more segments).
+    pub deletions: u64,
+    /// Segments with shards to rebuild.
+    pub repairs: u64,
+}
+
+/// A referenced segment as [`ReadView::segment`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRecord {
+    /// What references it.
+    pub owner: SegmentOwner,
+    /// The segment as its referrer records it (placement, missing shards).
+    pub segment: Segment,
+    /// The data key its shards are sealed under, wrapped by the master key.
+    pub wrapped_key: Vec<u8>,
 }
 
 fn values<T>(entries: Vec<(Vec<u8>, T)>) -> Vec<T> {

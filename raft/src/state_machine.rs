@@ -81,6 +81,7 @@ impl StateMachineStore {
         let txn = db.begin_write()?;
         txn.open_table(RAFT_STATE)?;
         crate::tables::create_all(&txn)?;
+        crate::upgrade::upgrade(&txn)?;
         txn.commit()?;
         Ok(StateMachineStore {
             db,
@@ -395,6 +396,7 @@ fn install_from_file(
     let records = std::iter::from_fn(|| SnapshotRecord::read_from(&mut reader).transpose());
     let count = crate::snapshot_data::import(&txn, records)?;
     tracing::debug!(records = count, "imported snapshot records");
+    crate::upgrade::upgrade(&txn)?;
     write_raft_state(&txn, &meta.last_log_id, &meta.last_membership)?;
     txn.commit()?;
     drop(reader);

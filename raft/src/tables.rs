@@ -24,10 +24,16 @@
 //! | grants | escape(key id) ++ terminator ++ bucket | [`Grant`](crate::model::Grant) |
 //! | grants_by_bucket | bucket ++ `\0` ++ key id | empty |
 //! | nodes | node id | [`StorageNode`](crate::model::StorageNode) |
-//! | work | u64-BE queue id | [`WorkItem`](crate::model::WorkItem) |
+//! | work | u64-BE queue id | [`WorkItem`](crate::model::WorkItem): segments to delete |
 //! | counters | counter name | u64-BE |
+//! | repairs | segment | [`RepairItem`](crate::model::RepairItem) |
+//! | segments | segment | [`SegmentOwner`](crate::model::SegmentOwner) |
 //!
-//! where `object = bucket ++ \0 ++ escape(key) ++ terminator`.
+//! where `object = bucket ++ \0 ++ escape(key) ++ terminator` and
+//! `segment = object id (16 bytes) ++ u32-BE(part)`.
+//!
+//! Each kind of background work has a table of its own (deletions in `work`,
+//! rebuilds in `repairs`), so a backlog of one kind never hides another.
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
@@ -61,14 +67,19 @@ pub const GRANTS: RawTable = TableDefinition::new("model_grants");
 pub const GRANTS_BY_BUCKET: RawTable = TableDefinition::new("model_grants_by_bucket");
 /// Storage nodes by id.
 pub const NODES: RawTable = TableDefinition::new("model_nodes");
-/// The background work queue by queue id.
+/// The deletion queue (segments no longer referenced) by queue id.
 pub const WORK: RawTable = TableDefinition::new("model_work");
 /// Named counters (the next work queue id).
 pub const COUNTERS: RawTable = TableDefinition::new("model_counters");
+/// The repair queue: shards to rebuild, one item per segment.
+pub const REPAIRS: RawTable = TableDefinition::new("model_repairs");
+/// Every segment a committed version or an upload in progress references,
+/// with what references it.
+pub const SEGMENTS: RawTable = TableDefinition::new("model_segments");
 
 /// Every model table, in a fixed order: the position is the table number of
 /// snapshot records, so new tables are appended, never inserted.
-pub const ALL: [RawTable; 12] = [
+pub const ALL: [RawTable; 14] = [
     BUCKETS,
     VERSIONS,
     VERSION_IDS,
@@ -81,6 +92,8 @@ pub const ALL: [RawTable; 12] = [
     NODES,
     WORK,
     COUNTERS,
+    REPAIRS,
+    SEGMENTS,
 ];
 
 /// Create every model table that does not exist yet.
@@ -190,6 +203,14 @@ pub(crate) fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
 pub(crate) fn part_key(bucket: &str, key: &str, upload_id: &str, number: u32) -> Vec<u8> {
     let mut buf = upload_key(bucket, key, upload_id);
     buf.extend_from_slice(&number.to_be_bytes());
+    buf
+}
+
+/// Key of a segment in [`SEGMENTS`] and [`REPAIRS`].
+pub fn segment_key(object_id: &[u8; 16], part: u32) -> [u8; 20] {
+    let mut buf = [0u8; 20];
+    buf[..16].copy_from_slice(object_id);
+    buf[16..].copy_from_slice(&part.to_be_bytes());
     buf
 }
 

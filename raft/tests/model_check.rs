@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use tessera_raft::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
 use tessera_raft::model::{
     ListedObject, MultipartUpload, NULL_VERSION_ID, ObjectData, ObjectVersion, PartData,
-    SystemMetadata, Versioning, WorkItem,
+    SystemMetadata, Versioning,
 };
 use tessera_raft::{ListObjectsQuery, ListUploadsQuery, ListVersionsQuery};
 
@@ -427,13 +427,10 @@ fn compare_state(meta: &Meta, r: &Reference) {
         assert_eq!(listed.parts, parts.values().cloned().collect::<Vec<_>>());
     }
     let queued: Vec<u64> = view
-        .work(usize::MAX)
+        .deletions(usize::MAX)
         .unwrap()
         .into_iter()
-        .flat_map(|(_, item)| match item {
-            WorkItem::DeleteSegments { segments } => seeds(segments),
-            WorkItem::Repair { .. } => Vec::new(),
-        })
+        .flat_map(|(_, segments)| seeds(segments))
         .collect();
     assert_eq!(queued, r.queued, "queued deletions");
     compare_listings(meta, r, "", None, 1000);

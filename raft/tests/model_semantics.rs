@@ -58,16 +58,11 @@ fn keys(meta: &Meta, bucket: &str) -> Vec<String> {
 /// Object ids (first 8 bytes as seed) of segments queued for deletion, in queue order.
 fn queued_seeds(meta: &Meta) -> Vec<u64> {
     meta.view()
-        .work(usize::MAX)
+        .deletions(usize::MAX)
         .unwrap()
         .into_iter()
-        .flat_map(|(_, item)| match item {
-            WorkItem::DeleteSegments { segments } => segments
-                .into_iter()
-                .map(|s| u64::from_be_bytes(s.object_id[..8].try_into().unwrap()))
-                .collect(),
-            WorkItem::Repair { .. } => Vec::new(),
-        })
+        .flat_map(|(_, segments)| segments)
+        .map(|s| u64::from_be_bytes(s.object_id[..8].try_into().unwrap()))
         .collect()
 }
 
@@ -738,19 +733,19 @@ fn tags_placement_nodes_keys_and_work_queue() {
     meta.ok(Command::EnqueueWork { item });
     let ids: Vec<u64> = meta
         .view()
-        .work(10)
+        .deletions(10)
         .unwrap()
         .into_iter()
         .map(|(id, _)| id)
         .collect();
     assert_eq!(ids, vec![1, 2]);
     meta.ok(Command::CompleteWork { ids });
-    assert!(meta.view().work(10).unwrap().is_empty());
+    assert!(meta.view().deletions(10).unwrap().is_empty());
     meta.ok(Command::EnqueueWork {
         item: WorkItem::DeleteSegments { segments: vec![] },
     });
     // Queue ids keep increasing after the queue ran empty.
-    assert_eq!(meta.view().work(10).unwrap()[0].0, 3);
+    assert_eq!(meta.view().deletions(10).unwrap()[0].0, 3);
 }
 
 #[test]

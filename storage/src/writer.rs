@@ -48,8 +48,11 @@ pub struct WriteOptions {
     pub checksums: Vec<ChecksumAlgorithm>,
     /// Stripes being encoded or queued per shard at once (memory bound), at least 1.
     pub stripes_in_flight: usize,
-    /// Shards that must be durable for success: `None` = all k + m; at least k + 1.
+    /// Shards that must be durable for success: `None` = all k + m; at least k.
     pub write_quorum: Option<usize>,
+    /// Shards whose stores are known to be down: not attempted, reported
+    /// missing (they count against the quorum).
+    pub unavailable: Vec<u16>,
     /// Memory shared with other writes: each stripe in flight reserves its
     /// plain and framed bytes here first. `None`: only `stripes_in_flight` bounds it.
     pub budget: Option<MemoryBudget>,
@@ -65,6 +68,7 @@ impl Default for WriteOptions {
             checksums: Vec::new(),
             stripes_in_flight: 2,
             write_quorum: None,
+            unavailable: Vec::new(),
             budget: None,
             size_hint: None,
         }
@@ -390,11 +394,20 @@ where
         ));
     }
     let quorum = opts.write_quorum.unwrap_or(n);
-    if quorum <= geometry.k() || quorum > n {
+    if quorum < geometry.k() || quorum > n {
         return Err(StorageError::InvalidGeometry(format!(
             "write quorum {quorum} must be in {}..={n}",
-            geometry.k() + 1
+            geometry.k()
         )));
+    }
+    let skipped = (0..n)
+        .filter(|&i| opts.unavailable.contains(&(i as u16)))
+        .count();
+    if n - skipped < quorum {
+        return Err(StorageError::Quorum {
+            needed: quorum,
+            available: n - skipped,
+        });
     }
     let shard_ids: Vec<ShardId> = (0..n)
         .map(|i| ShardId {
@@ -531,7 +544,12 @@ impl ShardWriters {
         let depth = opts.stripes_in_flight.max(1);
         let mut senders = Vec::with_capacity(ids.len());
         let mut tasks = Vec::with_capacity(ids.len());
-        for (store, &id) in stores.iter().zip(&ids) {
+        for (index, (store, &id)) in stores.iter().zip(&ids).enumerate() {
+            if opts.unavailable.contains(&(index as u16)) {
+                senders.push(None);
+                tasks.push(None);
+                continue;
+            }
             let (tx, rx) = mpsc::channel(depth + 1);
             let store = store.clone();
             tasks.push(Some(tokio::spawn(async move {
@@ -783,7 +801,10 @@ impl ShardWriters {
                         reason: format!("put task failed: {e}"),
                     })
                 }),
-                None => Err(StorageError::Codec("put task missing".into())),
+                None => Err(StorageError::Unavailable {
+                    store: String::new(),
+                    reason: "store down; shard not written".into(),
+                }),
             };
             match result {
                 Ok(_) if complete[i] => {}

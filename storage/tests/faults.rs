@@ -371,10 +371,65 @@ async fn write_quorum_and_cleanup() {
     loc.stores[5] = None;
     assert_eq!(read_all(loc, &key).await, bytes);
 
-    // Quorum below k + 1 is refused up front.
+    // A store known to be down is not even tried: with shard 1 skipped and
+    // shard 3 failing, quorum 5 cannot be met and nothing is left behind ...
+    let before: Vec<u64> = mems.iter().map(|m| m.stored_bytes()).collect();
     let opts = WriteOptions {
         geometry: g,
+        write_quorum: Some(5),
+        unavailable: vec![1],
+        ..WriteOptions::default()
+    };
+    let err = write_object(
+        &stores,
+        ObjectId::random(),
+        1,
+        &key,
+        &opts,
+        common::body(&bytes, 700),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::Quorum {
+                needed: 5,
+                available: 4
+            }
+        ),
+        "{err}"
+    );
+    let after: Vec<u64> = mems.iter().map(|m| m.stored_bytes()).collect();
+    assert_eq!(after, before);
+    // ... while quorum k accepts it, without parity to spare.
+    let object = ObjectId::random();
+    let opts = WriteOptions {
         write_quorum: Some(4),
+        ..opts
+    };
+    let out = write_object(&stores, object, 1, &key, &opts, common::body(&bytes, 700))
+        .await
+        .unwrap();
+    assert_eq!(out.missing_shards, vec![1, 3]);
+    assert_eq!(
+        mems[1].stored_bytes(),
+        before[1],
+        "the skipped store got nothing"
+    );
+    let loc = ObjectLocation {
+        object,
+        part: 1,
+        size: out.size,
+        geometry: g,
+        stores: stores.iter().cloned().map(Some).collect(),
+    };
+    assert_eq!(read_all(loc, &key).await, bytes);
+
+    // Quorum below k is refused up front.
+    let opts = WriteOptions {
+        geometry: g,
+        write_quorum: Some(3),
         ..WriteOptions::default()
     };
     assert!(matches!(
