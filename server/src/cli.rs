@@ -67,12 +67,41 @@ pub struct AdminArgs {
 pub enum AdminCommand {
     /// Show metadata, store and readiness state.
     Status,
+    /// Show background jobs (gc, repair, scrub, sweep): queued, done, rate, ETA.
+    Jobs {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a pass of a background job now.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Scrub: verify every stored block's checksum.
+    #[command(subcommand)]
+    Scrub(ScrubCommand),
     /// Manage access keys.
     #[command(subcommand)]
     Key(KeyCommand),
     /// Manage per-bucket grants.
     #[command(subcommand)]
     Bucket(BucketCommand),
+}
+
+/// `tessera admin job …`.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Run a pass of the job now instead of at its next turn.
+    Start {
+        /// The job: gc, repair, scrub or sweep
+        name: String,
+    },
+}
+
+/// `tessera admin scrub …`.
+#[derive(Debug, Subcommand)]
+pub enum ScrubCommand {
+    /// Start a full scrub pass now.
+    Start,
 }
 
 /// `tessera admin key …`.
@@ -207,6 +236,22 @@ async fn admin(args: AdminArgs) -> Result<()> {
             let status = client.status().await?;
             println!("{}", serde_json::to_string_pretty(&status)?);
         }
+        AdminCommand::Jobs { json } => {
+            let jobs = client.jobs().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&jobs)?);
+            } else {
+                print!("{}", jobs_table(&jobs));
+            }
+        }
+        AdminCommand::Job(JobCommand::Start { name }) => {
+            client.start_job(&name).await?;
+            println!("{name}: pass started");
+        }
+        AdminCommand::Scrub(ScrubCommand::Start) => {
+            client.start_job("scrub").await?;
+            println!("scrub: pass started; follow it with `tessera admin jobs`");
+        }
         AdminCommand::Key(KeyCommand::Create {
             name,
             no_create_bucket,
@@ -279,4 +324,28 @@ async fn admin(args: AdminArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The jobs as a table: one line each, with rate and ETA.
+fn jobs_table(jobs: &[crate::admin::JobReport]) -> String {
+    let mut out = format!(
+        "{:<8} {:>10} {:>10} {:>8} {:>12} {:>12} {:>10}\n",
+        "JOB", "QUEUED", "DONE", "FAILED", "BYTES", "RATE/s", "ETA"
+    );
+    for j in jobs {
+        let eta = j
+            .eta_secs
+            .map_or_else(|| "-".to_owned(), |s| format!("{}s", s.ceil()));
+        out.push_str(&format!(
+            "{:<8} {:>10} {:>10} {:>8} {:>12} {:>12} {:>10}\n",
+            j.job,
+            j.queued,
+            j.done,
+            j.failed,
+            j.bytes,
+            format!("{:.0}", j.bytes_per_sec),
+            eta
+        ));
+    }
+    out
 }

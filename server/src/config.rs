@@ -23,6 +23,16 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub const DEFAULT_WRITE_BUFFER: usize = 64 << 20;
 /// Default of [`Config::read_buffer`].
 pub const DEFAULT_READ_BUFFER: usize = 32 << 20;
+/// Default of [`Config::gc_grace`], in seconds.
+pub const DEFAULT_GC_GRACE_SECS: u64 = 60;
+/// Default of [`Config::orphan_grace`], in seconds.
+pub const DEFAULT_ORPHAN_GRACE_SECS: u64 = 3600;
+/// Default of [`Config::repair_rate`], in MiB/s.
+pub const DEFAULT_REPAIR_RATE_MIB: u64 = 512;
+/// Default of [`Config::scrub_interval`], in days.
+pub const DEFAULT_SCRUB_INTERVAL_DAYS: u64 = 30;
+/// Default of [`Config::scrub_rate`], in MiB/s.
+pub const DEFAULT_SCRUB_RATE_MIB: u64 = 64;
 
 /// The resolved configuration of `tessera serve`.
 #[derive(Debug, Clone)]
@@ -50,8 +60,8 @@ pub struct Config {
     pub parity_shards: u16,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
-    /// How often the GC worker polls the work queue when idle.
-    pub gc_interval: Duration,
+    /// How often an idle background job (GC, repair) looks at its queue again.
+    pub job_interval: Duration,
     /// How often the shard stores are probed.
     pub health_interval: Duration,
     /// Memory all uploads together may hold in stripes being encoded and
@@ -62,6 +72,24 @@ pub struct Config {
     pub read_buffer: usize,
     /// Most memory the metadata state file's page cache may hold, in bytes.
     pub metadata_cache: usize,
+    /// Shards of a segment that must be durable before a write succeeds
+    /// (`None`: k + 1); the missing ones are queued for repair.
+    pub write_quorum: Option<usize>,
+    /// How long a queued deletion waits before GC carries it out (reads
+    /// in flight hold leases besides).
+    pub gc_grace: Duration,
+    /// How old an unreferenced shard file must be before the orphan sweep
+    /// removes it.
+    pub orphan_grace: Duration,
+    /// How often the orphan sweep lists every store.
+    pub sweep_interval: Duration,
+    /// Bytes per second repair may rebuild (0: no limit).
+    pub repair_rate: u64,
+    /// How long a full scrub pass (every shard's checksums read) is spread
+    /// over; a pass starts when the previous one is this old.
+    pub scrub_interval: Duration,
+    /// Bytes per second scrub may read at most (0: no limit).
+    pub scrub_rate: u64,
 }
 
 /// Paths of a PEM certificate chain and its private key.
@@ -88,11 +116,18 @@ impl Config {
             data_shards: 4,
             parity_shards: 2,
             shutdown_timeout: Duration::from_secs(30),
-            gc_interval: Duration::from_secs(5),
+            job_interval: Duration::from_secs(5),
             health_interval: Duration::from_secs(5),
             write_buffer: DEFAULT_WRITE_BUFFER,
             read_buffer: DEFAULT_READ_BUFFER,
             metadata_cache: tessera_raft::node::DEFAULT_STATE_CACHE_BYTES,
+            write_quorum: None,
+            gc_grace: Duration::from_secs(DEFAULT_GC_GRACE_SECS),
+            orphan_grace: Duration::from_secs(DEFAULT_ORPHAN_GRACE_SECS),
+            sweep_interval: Duration::from_secs(6 * 3600),
+            repair_rate: DEFAULT_REPAIR_RATE_MIB << 20,
+            scrub_interval: Duration::from_secs(DEFAULT_SCRUB_INTERVAL_DAYS * 86_400),
+            scrub_rate: DEFAULT_SCRUB_RATE_MIB << 20,
         }
     }
 
@@ -165,6 +200,24 @@ pub struct ConfigLayer {
     /// MiB of memory the metadata page cache may hold [default: 8]
     #[arg(long, env = "TESSERA_METADATA_CACHE_MIB")]
     pub metadata_cache_mib: Option<usize>,
+    /// Shards that must be durable before a write succeeds, k to k+m [default: k+1]
+    #[arg(long, env = "TESSERA_WRITE_QUORUM")]
+    pub write_quorum: Option<usize>,
+    /// Seconds a deletion waits before GC removes its shards [default: 60]
+    #[arg(long, env = "TESSERA_GC_GRACE_SECS")]
+    pub gc_grace_secs: Option<u64>,
+    /// Seconds an unreferenced shard file is kept before the sweep removes it [default: 3600]
+    #[arg(long, env = "TESSERA_ORPHAN_GRACE_SECS")]
+    pub orphan_grace_secs: Option<u64>,
+    /// MiB per second repair may rebuild, 0 for no limit [default: 512]
+    #[arg(long, env = "TESSERA_REPAIR_RATE_MIB")]
+    pub repair_rate_mib: Option<u64>,
+    /// Days a full scrub pass is spread over [default: 30]
+    #[arg(long, env = "TESSERA_SCRUB_INTERVAL_DAYS")]
+    pub scrub_interval_days: Option<u64>,
+    /// MiB per second scrub may read at most, 0 for no limit [default: 64]
+    #[arg(long, env = "TESSERA_SCRUB_RATE_MIB")]
+    pub scrub_rate_mib: Option<u64>,
 }
 
 impl ConfigLayer {
@@ -194,6 +247,12 @@ impl ConfigLayer {
             write_buffer_mib: self.write_buffer_mib.or(lower.write_buffer_mib),
             read_buffer_mib: self.read_buffer_mib.or(lower.read_buffer_mib),
             metadata_cache_mib: self.metadata_cache_mib.or(lower.metadata_cache_mib),
+            write_quorum: self.write_quorum.or(lower.write_quorum),
+            gc_grace_secs: self.gc_grace_secs.or(lower.gc_grace_secs),
+            orphan_grace_secs: self.orphan_grace_secs.or(lower.orphan_grace_secs),
+            repair_rate_mib: self.repair_rate_mib.or(lower.repair_rate_mib),
+            scrub_interval_days: self.scrub_interval_days.or(lower.scrub_interval_days),
+            scrub_rate_mib: self.scrub_rate_mib.or(lower.scrub_rate_mib),
         }
     }
 
@@ -262,6 +321,25 @@ impl ConfigLayer {
                 *bytes = mib.saturating_mul(1 << 20);
             }
         }
+        cfg.write_quorum = self.write_quorum;
+        if let Some(v) = self.gc_grace_secs {
+            cfg.gc_grace = Duration::from_secs(v);
+        }
+        if let Some(v) = self.orphan_grace_secs {
+            cfg.orphan_grace = Duration::from_secs(v);
+        }
+        if let Some(v) = self.repair_rate_mib {
+            cfg.repair_rate = v.saturating_mul(1 << 20);
+        }
+        if let Some(v) = self.scrub_interval_days {
+            if v == 0 {
+                bail!("scrub_interval_days must be at least 1");
+            }
+            cfg.scrub_interval = Duration::from_secs(v.saturating_mul(86_400));
+        }
+        if let Some(v) = self.scrub_rate_mib {
+            cfg.scrub_rate = v.saturating_mul(1 << 20);
+        }
         cfg.check()?;
         Ok(cfg)
     }
@@ -283,6 +361,14 @@ impl Config {
         }
         if self.region.is_empty() {
             bail!("region must not be empty");
+        }
+        if let Some(q) = self.write_quorum
+            && (q < usize::from(self.data_shards) || q > width)
+        {
+            bail!(
+                "write_quorum {q} must be between {} and {width} (k to k+m)",
+                self.data_shards
+            );
         }
         Ok(())
     }
@@ -336,6 +422,16 @@ mod tests {
             ..Default::default()
         };
         assert!(half_tls.resolve().is_err());
+    }
+
+    #[test]
+    fn write_quorum_stays_between_k_and_k_plus_m() {
+        for (q, ok) in [(3, false), (4, true), (6, true), (7, false)] {
+            let layer: ConfigLayer = toml::from_str(&format!("write_quorum = {q}")).unwrap();
+            assert_eq!(layer.resolve().is_ok(), ok, "write_quorum {q}");
+        }
+        let cfg = ConfigLayer::default().resolve().unwrap();
+        assert_eq!(cfg.write_quorum, None);
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod datadir;
+pub mod leases;
 mod listener;
+pub mod location;
 pub mod metrics;
 pub mod placement;
 pub mod routes;
@@ -45,7 +47,10 @@ use auth::{GrantAccess, KeyAuth, KeyStore};
 use datadir::DataDir;
 use placement::StoreSet;
 use s3::{Gateway, GatewayDeps, GatewaySettings};
-use workers::gc::GcWorker;
+use leases::ReadLeases;
+use workers::gc::GcJob;
+use workers::job::{self, Jobs};
+use workers::repair::RepairJob;
 use workers::health::HealthWorker;
 
 /// How long startup waits for the metadata member to elect a leader.
@@ -92,6 +97,7 @@ impl Server {
         let read_budget = MemoryBudget::new(config.read_buffer)
             .sharing_buffers_with(&write_budget)
             .named("read");
+        let leases = ReadLeases::new();
         let settings = GatewaySettings {
             geometry: Geometry::new(
                 config.data_shards,
@@ -102,6 +108,7 @@ impl Server {
             region: config.region.clone(),
             write_budget: write_budget.clone(),
             read_budget,
+            write_quorum: config.write_quorum,
             ..GatewaySettings::default()
         };
         let host = config
@@ -123,8 +130,9 @@ impl Server {
         let gateway = Gateway::new(GatewayDeps {
             meta: meta.clone(),
             stores: stores.clone(),
-            master_key,
+            master_key: Arc::clone(&master_key),
             settings,
+            leases: leases.clone(),
         });
         let routes = routes::Routes::new(gateway.cors_route(), sts::StsRoute::new(keys.clone()));
         let mut s3 = S3ServiceBuilder::new(gateway);
@@ -136,10 +144,12 @@ impl Server {
         }
         let s3 = metrics::Measured(s3::CorsLayer::new(s3.build(), meta.clone(), host));
 
+        let jobs = Jobs::new();
         let admin_state = Arc::new(AdminState {
             meta: meta.clone(),
             stores: stores.clone(),
             keys,
+            jobs: jobs.clone(),
             token: admin_token.clone(),
             write_width: usize::from(config.data_shards) + usize::from(config.parity_shards),
         });
@@ -155,10 +165,12 @@ impl Server {
             listener::spawn("admin", admin_listener, None, admin, stop.clone(), grace),
         ];
         let health = HealthWorker::new(meta.clone(), stores.clone(), config.health_interval);
-        let gc = GcWorker::new(meta.clone(), stores, config.gc_interval);
+        let gc = GcJob::new(meta.clone(), stores.clone(), leases, config.gc_grace);
+        let repair = RepairJob::new(meta.clone(), stores, master_key, config.repair_rate);
         let workers = vec![
             tokio::spawn(health.run(stop.clone())),
-            tokio::spawn(gc.run(stop.clone())),
+            job::spawn(&jobs, "gc", gc, config.job_interval, &stop),
+            job::spawn(&jobs, "repair", repair, config.job_interval, &stop),
             tokio::spawn(workers::buffers::free_when_idle(write_budget, stop.clone())),
         ];
         tracing::info!(%s3_addr, %admin_addr, tls = is_tls, data_dir = %config.data_dir.display(), "tessera serving");

@@ -252,6 +252,6 @@ pub(crate) fn gc_error() {
 }
 
 /// GC progress: how many items the last pass found queued.
-pub(crate) fn gc_queue_length(n: usize) {
+pub(crate) fn gc_queue_length(n: u64) {
     gauge!("tessera_gc_queue_length").set(n as f64);
 }

@@ -24,6 +24,15 @@ pub enum PlacementError {
     },
 }
 
+/// Where a new segment's shards go ([`StoreSet::choose_for_write`]).
+#[derive(Debug)]
+pub struct WritePlacement {
+    /// The store of each shard, in shard order.
+    pub stores: Vec<Arc<dyn ShardStore>>,
+    /// Shards whose store is down: not written now, repaired later.
+    pub skipped: Vec<u16>,
+}
+
 /// The known shard stores by id (cheap to clone: shared inside).
 #[derive(Debug, Clone, Default)]
 pub struct StoreSet {
@@ -35,6 +44,7 @@ struct Inner {
     stores: BTreeMap<String, Arc<dyn ShardStore>>,
     down: RwLock<BTreeSet<String>>,
     cursor: AtomicUsize,
+    changes: AtomicUsize,
 }
 
 impl StoreSet {
@@ -46,6 +56,7 @@ impl StoreSet {
                 stores,
                 down: RwLock::default(),
                 cursor: AtomicUsize::new(0),
+                changes: AtomicUsize::new(0),
             }),
         }
     }
@@ -73,11 +84,20 @@ impl StoreSet {
     /// Mark a store down (skipped by placement and reads) or up again.
     pub fn set_down(&self, id: &str, down: bool) {
         let mut set = self.inner.down.write().unwrap_or_else(|e| e.into_inner());
-        if down {
-            set.insert(id.to_owned());
+        let changed = if down {
+            set.insert(id.to_owned())
         } else {
-            set.remove(id);
+            set.remove(id)
+        };
+        if changed {
+            self.inner.changes.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// How many times a store went down or came back up: work that waited
+    /// for a store may try again when this moves.
+    pub fn changes(&self) -> usize {
+        self.inner.changes.load(Ordering::Relaxed)
     }
 
     /// Whether a store is currently reported down.
@@ -111,6 +131,73 @@ impl StoreSet {
         Ok((0..count)
             .map(|i| Arc::clone(healthy[(start + i) % healthy.len()]))
             .collect())
+    }
+
+    /// Choose `count` distinct stores for a new segment that tolerates
+    /// stores being down: healthy stores as [`StoreSet::choose`] picks
+    /// them, and when there are too few, down stores for the last shards
+    /// (returned as the indexes not to write: they go to repair once their
+    /// store is back) as long as at least `quorum` shards can be written.
+    pub fn choose_for_write(
+        &self,
+        count: usize,
+        quorum: usize,
+    ) -> Result<WritePlacement, PlacementError> {
+        if let Ok(stores) = self.choose(count) {
+            return Ok(WritePlacement {
+                stores,
+                skipped: Vec::new(),
+            });
+        }
+        let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
+        let (mut healthy, unhealthy): (Vec<_>, Vec<_>) = self
+            .inner
+            .stores
+            .iter()
+            .partition(|(id, _)| !down.contains(*id));
+        if healthy.len() < quorum.max(1) || self.inner.stores.len() < count {
+            return Err(PlacementError::NotEnoughStores {
+                needed: quorum.max(1),
+                available: healthy.len(),
+            });
+        }
+        let start = self.inner.cursor.fetch_add(1, Ordering::Relaxed) % healthy.len();
+        healthy.rotate_left(start);
+        let written = healthy.len().min(count);
+        let chosen: Vec<Arc<dyn ShardStore>> = healthy
+            .into_iter()
+            .take(written)
+            .chain(unhealthy.into_iter().take(count - written))
+            .map(|(_, s)| Arc::clone(s))
+            .collect();
+        let skipped = (written..count).map(|i| i as u16).collect();
+        Ok(WritePlacement {
+            stores: chosen,
+            skipped,
+        })
+    }
+
+    /// Where to rebuild shard `index` of a segment placed on `placement`:
+    /// its own store when that is known and up, otherwise a healthy store
+    /// holding no other shard of the segment (rotating among them).
+    pub fn repair_target(&self, placement: &[String], index: usize) -> Option<Arc<dyn ShardStore>> {
+        if let Some(own) = placement.get(index).and_then(|id| self.get(id))
+            && !self.is_down(own.id())
+        {
+            return Some(own);
+        }
+        let candidates: Vec<Arc<dyn ShardStore>> = self
+            .inner
+            .stores
+            .iter()
+            .filter(|(id, _)| !placement.contains(id) && !self.is_down(id))
+            .map(|(_, s)| Arc::clone(s))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let start = self.inner.cursor.fetch_add(1, Ordering::Relaxed) % candidates.len();
+        candidates.into_iter().nth(start)
     }
 
     /// The stores holding shards `0..placement.len()` of a segment, `None`
@@ -170,5 +257,50 @@ mod tests {
         );
         let loc = s.locate(&["m3".into(), "m0".into(), "zz".into()]);
         assert!(loc[0].is_none() && loc[1].is_some() && loc[2].is_none());
+    }
+
+    fn ids(stores: &[Arc<dyn ShardStore>]) -> Vec<String> {
+        stores.iter().map(|x| x.id().to_owned()).collect()
+    }
+
+    #[test]
+    fn writes_place_down_stores_last_and_skip_them() {
+        let s = set(6);
+        let all = s.choose_for_write(6, 5).unwrap();
+        assert_eq!((all.stores.len(), all.skipped.len()), (6, 0));
+        s.set_down("m2", true);
+        for _ in 0..6 {
+            let chosen = s.choose_for_write(6, 5).unwrap();
+            let names = ids(&chosen.stores);
+            assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), 6);
+            assert_eq!(names[5], "m2");
+            assert_eq!(chosen.skipped, vec![5]);
+        }
+        s.set_down("m4", true);
+        let chosen = s.choose_for_write(6, 4).unwrap();
+        assert_eq!(chosen.skipped, vec![4, 5]);
+        assert_eq!(ids(&chosen.stores[4..]), vec!["m2", "m4"]);
+        assert_eq!(
+            s.choose_for_write(6, 5).unwrap_err(),
+            PlacementError::NotEnoughStores {
+                needed: 5,
+                available: 4
+            }
+        );
+    }
+
+    #[test]
+    fn repairs_go_home_when_home_is_up_and_elsewhere_when_not() {
+        let s = set(8);
+        let placement: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+        assert_eq!(s.repair_target(&placement, 3).unwrap().id(), "m3");
+        s.set_down("m3", true);
+        for _ in 0..4 {
+            let t = s.repair_target(&placement, 3).unwrap();
+            assert!(["m6", "m7"].contains(&t.id()), "{}", t.id());
+        }
+        s.set_down("m6", true);
+        s.set_down("m7", true);
+        assert!(s.repair_target(&placement, 3).is_none());
     }
 }

@@ -108,8 +108,8 @@ impl TestServer {
 }
 
 /// The configuration of a test server on `dir`: loopback port 0 for both
-/// listeners, the test root key, a short shutdown timeout, GC and health
-/// probes every 200 ms.
+/// listeners, the test root key, a short shutdown timeout, background jobs
+/// and health probes every 200 ms, a GC grace of 300 ms.
 pub fn test_config(dir: &Path) -> Config {
     let mut config = Config::embedded(dir);
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -119,7 +119,8 @@ pub fn test_config(dir: &Path) -> Config {
         secret_key: TEST_SECRET_KEY.to_owned(),
     });
     config.shutdown_timeout = std::time::Duration::from_secs(5);
-    config.gc_interval = std::time::Duration::from_millis(200);
+    config.job_interval = std::time::Duration::from_millis(200);
+    config.gc_grace = std::time::Duration::from_millis(300);
     config.health_interval = std::time::Duration::from_millis(200);
     config
 }

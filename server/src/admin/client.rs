@@ -10,7 +10,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, Status};
+use super::{ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, Status};
 
 /// Talks JSON to one server's admin listener.
 #[derive(Debug, Clone)]
@@ -34,6 +34,20 @@ impl AdminClient {
     pub async fn status(&self) -> Result<Status> {
         self.call::<(), _>(Method::GET, "/admin/v1/status", None)
             .await
+    }
+
+    /// Every background job's progress.
+    pub async fn jobs(&self) -> Result<Vec<JobReport>> {
+        self.call::<(), _>(Method::GET, "/admin/v1/jobs", None)
+            .await
+    }
+
+    /// Starts a pass of the job `name` now (e.g. `scrub`).
+    pub async fn start_job(&self, name: &str) -> Result<()> {
+        let path = format!("/admin/v1/jobs/{name}/start");
+        self.call::<(), serde_json::Value>(Method::POST, &path, None)
+            .await
+            .map(drop)
     }
 
     /// Creates an access key; the answer holds its secret.

@@ -17,6 +17,7 @@ use super::{ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, RaftStatus, Stat
 use crate::auth::{KeyStore, now_millis};
 use crate::datadir::Credentials;
 use crate::placement::StoreSet;
+use crate::workers::job::Jobs;
 
 /// Largest admin API request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -29,6 +30,8 @@ pub(crate) struct AdminState {
     pub stores: StoreSet,
     /// Access keys.
     pub keys: KeyStore,
+    /// The background jobs.
+    pub jobs: Jobs,
     /// Bearer token of the admin API.
     pub token: String,
     /// Stores that must be up to write a segment (k + m).
@@ -105,6 +108,14 @@ impl AdminState {
         let path = req.uri().path().trim_end_matches('/').to_owned();
         match (&method, path.as_str()) {
             (&Method::GET, "/admin/v1/status") => Ok(json(StatusCode::OK, &self.status().await?)),
+            (&Method::GET, "/admin/v1/jobs") => Ok(json(StatusCode::OK, &self.jobs.reports())),
+            (&Method::POST, p) if p.starts_with("/admin/v1/jobs/") && p.ends_with("/start") => {
+                let name = &p["/admin/v1/jobs/".len()..p.len() - "/start".len()];
+                if !self.jobs.wake(name) {
+                    return Err(Failure(StatusCode::NOT_FOUND, format!("no job {name}")));
+                }
+                Ok(json(StatusCode::OK, &serde_json::json!({})))
+            }
             (&Method::GET, "/admin/v1/keys") => Ok(json(StatusCode::OK, &self.list_keys().await?)),
             (&Method::POST, "/admin/v1/keys") => {
                 let create: KeyCreate = read_json(req).await?;
@@ -145,15 +156,9 @@ impl AdminState {
     async fn status(&self) -> Result<Status, Failure> {
         let (ready, _) = self.is_ready();
         let meta = self.meta.status();
-        let (buckets, keys, queued_work) = self
+        let (buckets, keys) = self
             .meta
-            .read_local(|view| {
-                Ok((
-                    view.buckets()?.len(),
-                    view.access_keys()?.len(),
-                    view.work(usize::MAX)?.len(),
-                ))
-            })
+            .read_local(|view| Ok((view.buckets()?.len(), view.access_keys()?.len())))
             .await?;
         let stores = self
             .stores
@@ -175,7 +180,7 @@ impl AdminState {
             stores,
             buckets,
             keys,
-            queued_work,
+            jobs: self.jobs.reports(),
         })
     }
 

@@ -20,6 +20,8 @@ pub(crate) mod http;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::workers::job::JobReport;
+
 /// `POST /admin/v1/keys`: create an access key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyCreate {
@@ -96,8 +98,8 @@ pub struct Status {
     pub buckets: usize,
     /// Number of access keys.
     pub keys: usize,
-    /// Background work items queued (GC and repair).
-    pub queued_work: usize,
+    /// Background jobs: what waits, what was done, at what rate.
+    pub jobs: Vec<JobReport>,
 }
 
 /// The metadata member's view of raft.

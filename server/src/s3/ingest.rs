@@ -16,9 +16,10 @@ use http::HeaderMap;
 use s3s::{S3Error, TrailingHeaders, s3_error};
 use tessera_raft::model::{Checksum, Segment};
 use tessera_storage::checksum::Hasher;
-use tessera_storage::{ChecksumAlgorithm, ObjectId, ShardId, WriteOptions};
+use tessera_storage::{ChecksumAlgorithm, ObjectId, WriteOptions};
 
 use super::Gateway;
+use crate::location;
 use super::errors;
 use super::keys::ObjectKey;
 
@@ -250,16 +251,19 @@ impl Gateway {
         let body = futures::stream::iter(head.into_iter().map(Ok)).chain(body);
         let segment_id = ObjectId::random();
         let geometry = self.settings.geometry;
-        let width = usize::from(geometry.data_shards) + usize::from(geometry.parity_shards);
-        let stores = self
+        let width = geometry.total_shards();
+        let quorum = self.settings.write_quorum.unwrap_or(width.min(geometry.k() + 1));
+        let placement = self
             .stores
-            .choose(width)
+            .choose_for_write(width, quorum)
             .map_err(|e| s3_error!(ServiceUnavailable, "{e}"))?;
+        let stores = placement.stores;
         let opts = WriteOptions {
             geometry,
             checksums: algorithms,
             stripes_in_flight: self.settings.stripes_in_flight,
-            write_quorum: None,
+            write_quorum: Some(quorum),
+            unavailable: placement.skipped,
             budget: Some(self.settings.write_budget.clone()),
             size_hint,
         };
@@ -293,19 +297,14 @@ impl Gateway {
     }
 
     /// Deletes the shards of segments that will never be committed (best
-    /// effort, in the background; the GC catches what this misses).
+    /// effort, in the background; the orphan sweep removes what this misses).
     pub(crate) fn discard(&self, segments: Vec<Segment>) {
         let stores = self.stores.clone();
         tokio::spawn(async move {
             for seg in segments {
-                for (index, store_id) in seg.placement.iter().enumerate() {
+                for (id, store_id) in location::shards(&seg) {
                     let Some(store) = stores.get(store_id) else {
                         continue;
-                    };
-                    let id = ShardId {
-                        object: ObjectId(seg.object_id),
-                        part: seg.part,
-                        index: u16::try_from(index).unwrap_or(u16::MAX),
                     };
                     if let Err(e) = store.delete(id).await {
                         tracing::warn!(error = %e, store = store.id(), "discarding shard failed");

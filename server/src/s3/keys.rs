@@ -7,7 +7,7 @@
 //! all a reader needs.
 
 use s3s::S3Error;
-use tessera_storage::{DataKey, MasterKey, ObjectId};
+use tessera_storage::{DataKey, MasterKey, ObjectId, StorageError};
 
 use super::errors;
 
@@ -37,13 +37,16 @@ impl ObjectKey {
 
     /// Opens an envelope written by [`ObjectKey::wrap`].
     pub(crate) fn unwrap(master: &MasterKey, envelope: &[u8]) -> Result<Self, S3Error> {
+        Self::open(master, envelope).map_err(|e| errors::storage(e, "unwrapping an object's data key"))
+    }
+
+    /// Opens an envelope written by [`ObjectKey::wrap`], outside a request.
+    pub(crate) fn open(master: &MasterKey, envelope: &[u8]) -> Result<Self, StorageError> {
         let (id, wrapped) = envelope
             .split_first_chunk::<16>()
-            .ok_or_else(|| errors::internal("stored data key envelope is too short"))?;
+            .ok_or_else(|| StorageError::Format("stored data key envelope is too short".into()))?;
         let id = ObjectId(*id);
-        let key = master
-            .unwrap(wrapped, id)
-            .map_err(|e| errors::storage(e, "unwrapping an object's data key"))?;
+        let key = master.unwrap(wrapped, id)?;
         Ok(Self { id, key })
     }
 }

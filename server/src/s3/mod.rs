@@ -23,7 +23,7 @@ mod cors_layer;
 mod errors;
 mod ids;
 mod ingest;
-mod keys;
+pub(crate) mod keys;
 mod listing;
 mod mpu_checksum;
 mod multipart;
@@ -39,6 +39,7 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 use tessera_raft::node::MetaNode;
 use tessera_storage::{Geometry, MasterKey, MemoryBudget};
 
+use crate::leases::ReadLeases;
 use crate::placement::StoreSet;
 
 pub use cors::CorsRoute;
@@ -67,6 +68,10 @@ pub struct GatewaySettings {
     /// An upload that sends no body bytes for this long fails with
     /// `RequestTimeout` (and gives back its share of the write budget).
     pub body_idle_timeout: Duration,
+    /// Shards of a segment that must be durable before a write succeeds
+    /// (`None`: k + 1, or k + m when there is no parity); the rest are
+    /// queued for repair.
+    pub write_quorum: Option<usize>,
 }
 
 impl Default for GatewaySettings {
@@ -81,6 +86,7 @@ impl Default for GatewaySettings {
             write_budget: MemoryBudget::new(crate::config::DEFAULT_WRITE_BUFFER),
             read_budget: MemoryBudget::new(crate::config::DEFAULT_READ_BUFFER),
             body_idle_timeout: Duration::from_secs(30),
+            write_quorum: None,
         }
     }
 }
@@ -95,6 +101,8 @@ pub struct GatewayDeps {
     pub master_key: Arc<MasterKey>,
     /// Tunables.
     pub settings: GatewaySettings,
+    /// Leases of the reads in flight (GC spares their segments).
+    pub leases: ReadLeases,
 }
 
 /// The S3 gateway: an [`s3s::S3`] implementation over Tessera's metadata and storage.
@@ -103,6 +111,7 @@ pub struct Gateway {
     stores: StoreSet,
     master_key: Arc<MasterKey>,
     settings: GatewaySettings,
+    leases: ReadLeases,
 }
 
 impl Gateway {
@@ -113,6 +122,7 @@ impl Gateway {
             stores: deps.stores,
             master_key: deps.master_key,
             settings: deps.settings,
+            leases: deps.leases,
         }
     }
 

@@ -13,9 +13,10 @@ use s3s::S3Error;
 use s3s::dto::StreamingBlob;
 use tessera_raft::command::Command;
 use tessera_raft::model::{ObjectData, ObjectVersion, PartData, WorkItem};
-use tessera_storage::{Geometry, ObjectId, ObjectLocation, ReadOptions, ShardId, StorageError};
+use tessera_storage::{ObjectLocation, ReadOptions, ShardId, StorageError};
 
 use super::Gateway;
+use crate::location;
 use super::errors;
 use super::keys::ObjectKey;
 
@@ -50,8 +51,12 @@ impl Gateway {
                 let pieces = self.locate_pieces(parts, range);
                 let opts = self.read_options(v);
                 let key = key.key;
+                // Held by the stream: GC spares these segments until the
+                // read is over, however slowly the client takes it.
+                let lease = self.leases.take(parts.iter().map(|p| p.segment.object_id));
                 Ok(futures::stream::iter(pieces)
                     .map(move |(loc, r)| {
+                        let _held = &lease;
                         tessera_storage::read_object(loc, key.clone(), r, opts.clone())
                     })
                     .flatten()
@@ -75,26 +80,7 @@ impl Gateway {
                 continue;
             }
             let sub = range.start.max(start) - start..range.end.min(end) - start;
-            let seg = &p.segment;
-            let loc = ObjectLocation {
-                object: ObjectId(seg.object_id),
-                part: seg.part,
-                size: seg.size,
-                geometry: Geometry {
-                    data_shards: seg.data_shards,
-                    parity_shards: seg.parity_shards,
-                    block_size: seg.block_size,
-                },
-                stores: self
-                    .stores
-                    .locate(&seg.placement)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        s.filter(|_| !seg.missing.contains(&u16::try_from(i).unwrap_or(u16::MAX)))
-                    })
-                    .collect(),
-            };
+            let loc = location::location(&p.segment, &self.stores, &[]);
             out.push((loc, sub));
         }
         out

@@ -1,114 +1,64 @@
-//! Garbage collection: drains `WorkItem::DeleteSegments` from the raft work
-//! queue, deletes those segments' shards from their stores, then removes the
-//! finished items with `Command::CompleteWork`.
+//! Garbage collection: drains the deletion queue, deletes those segments'
+//! shards from their stores, then removes the finished items with
+//! `Command::CompleteWork`.
+//!
+//! A deletion is carried out only once it has waited [`GcJob`]'s grace
+//! period (counted from when this member first saw it queued) and no read
+//! holds a lease on its segments (see [`crate::leases`]): a GET or copy that
+//! found the old version before it was replaced reads to its end.
 //!
 //! Deleting is idempotent (an absent shard counts as deleted), so an item is
-//! simply retried on the next pass when a store fails; items naming a store
+//! simply retried on a later pass when a store fails; items naming a store
 //! this server does not know are logged and dropped, since no retry could
-//! ever reach it. Only the raft leader collects, so members do not race.
+//! ever reach it (the orphan sweep removes what such items leave). Only the
+//! raft leader collects, so members do not race.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tessera_raft::command::Command;
-use tessera_raft::model::{Segment, WorkItem};
+use tessera_raft::model::Segment;
 use tessera_raft::node::MetaNode;
-use tessera_storage::{ObjectId, ShardId};
-use tokio_util::sync::CancellationToken;
 
+use super::job::{Job, JobError, Pass, Progress};
+use crate::leases::ReadLeases;
+use crate::location;
 use crate::metrics;
 use crate::placement::StoreSet;
 
-/// Work items read per pass.
+/// Deletions read per pass.
 const BATCH: usize = 64;
 
-/// The GC worker.
-#[derive(Clone)]
-pub struct GcWorker {
+/// The GC job.
+pub struct GcJob {
     meta: MetaNode,
     stores: StoreSet,
-    interval: Duration,
+    leases: ReadLeases,
+    grace: Duration,
+    /// When this member first saw each queued deletion.
+    first_seen: HashMap<u64, Instant>,
 }
 
-/// What one pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PassReport {
-    /// Work items seen.
-    pub seen: usize,
-    /// Work items completed and removed from the queue.
-    pub completed: usize,
-}
-
-impl GcWorker {
-    /// A worker over these stores, polling every `interval` when idle.
-    pub fn new(meta: MetaNode, stores: StoreSet, interval: Duration) -> Self {
-        GcWorker {
+impl GcJob {
+    /// GC over these stores, sparing leased segments and every deletion
+    /// younger than `grace`.
+    pub fn new(meta: MetaNode, stores: StoreSet, leases: ReadLeases, grace: Duration) -> Self {
+        GcJob {
             meta,
             stores,
-            interval,
+            leases,
+            grace,
+            first_seen: HashMap::new(),
         }
-    }
-
-    /// Runs passes until `stop` is cancelled.
-    pub async fn run(self, stop: CancellationToken) {
-        loop {
-            let pause = match self.pass().await {
-                Ok(report) if report.seen == BATCH && report.completed > 0 => Duration::ZERO,
-                Ok(_) => self.interval,
-                Err(e) => {
-                    tracing::warn!(error = %e, "gc pass failed");
-                    metrics::gc_error();
-                    self.interval
-                }
-            };
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
-    }
-
-    /// One pass over the head of the queue (a no-op unless this member leads).
-    pub async fn pass(&self) -> Result<PassReport, tessera_raft::MetaError> {
-        let status = self.meta.status();
-        if status.leader != Some(status.id) {
-            return Ok(PassReport::default());
-        }
-        let items = self.meta.read_local(|view| view.work(BATCH)).await?;
-        metrics::gc_queue_length(items.len());
-        let mut done = Vec::new();
-        for (id, item) in &items {
-            let WorkItem::DeleteSegments { segments } = item else {
-                continue;
-            };
-            let results = join_all(segments.iter().map(|s| self.delete_segment(s))).await;
-            if results.iter().all(|ok| *ok) {
-                done.push(*id);
-            }
-        }
-        let completed = done.len();
-        if !done.is_empty() {
-            self.meta.write(Command::CompleteWork { ids: done }).await?;
-            tracing::debug!(completed, "gc removed segments");
-        }
-        Ok(PassReport {
-            seen: items.len(),
-            completed,
-        })
     }
 
     /// Deletes every shard of `segment`; false when a store failed (retry later).
     async fn delete_segment(&self, segment: &Segment) -> bool {
-        let object = ObjectId(segment.object_id);
-        let deletes = segment.placement.iter().enumerate().map(|(index, store_id)| async move {
+        let deletes = location::shards(segment).map(|(shard, store_id)| async move {
             let Some(store) = self.stores.get(store_id) else {
-                tracing::warn!(store = %store_id, %object, "gc: unknown store; shard left behind");
+                tracing::warn!(store = %store_id, %shard, "gc: unknown store; shard left behind");
                 return Ok(false);
-            };
-            let shard = ShardId {
-                object,
-                part: segment.part,
-                index: u16::try_from(index).unwrap_or(u16::MAX),
             };
             store.delete(shard).await.map_err(|e| {
                 tracing::warn!(store = %store_id, %shard, error = %e, "gc: delete failed; will retry");
@@ -123,5 +73,53 @@ impl GcWorker {
         let removed = results.iter().filter(|r| matches!(r, Ok(true))).count();
         metrics::gc_segment_deleted(removed as u64);
         true
+    }
+}
+
+#[async_trait::async_trait]
+impl Job for GcJob {
+    async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError> {
+        let status = self.meta.status();
+        if status.leader != Some(status.id) {
+            return Ok(Pass::Idle);
+        }
+        let (items, lengths) = self
+            .meta
+            .read_local(|view| Ok((view.deletions(BATCH)?, view.queue_lengths()?)))
+            .await?;
+        progress.set_queued(lengths.deletions);
+        metrics::gc_queue_length(lengths.deletions);
+        let now = Instant::now();
+        self.first_seen
+            .retain(|id, _| items.iter().any(|(queued, _)| queued == id));
+        let mut done = Vec::new();
+        let mut failed = 0;
+        for (id, segments) in &items {
+            let first = *self.first_seen.entry(*id).or_insert(now);
+            if now.duration_since(first) < self.grace
+                || segments.iter().any(|s| self.leases.is_held(&s.object_id))
+            {
+                continue;
+            }
+            let results = join_all(segments.iter().map(|s| self.delete_segment(s))).await;
+            if results.iter().all(|ok| *ok) {
+                done.push(*id);
+            } else {
+                failed += 1;
+            }
+        }
+        progress.failed(failed);
+        if done.is_empty() {
+            return Ok(Pass::Idle);
+        }
+        let completed = done.len();
+        self.meta.write(Command::CompleteWork { ids: done }).await?;
+        progress.done(completed as u64, 0);
+        tracing::debug!(completed, "gc removed segments");
+        Ok(if items.len() == BATCH {
+            Pass::More
+        } else {
+            Pass::Idle
+        })
     }
 }

@@ -1,10 +1,14 @@
 //! Background workers the server runs next to the S3 listener. Each stops
 //! when the server's stop token is cancelled.
 //!
+//! - [`job`]: what the queue-driven jobs share: their loop, backoff, progress, rate limit;
+//! - [`gc`]: removes the shards of overwritten and deleted data, from the deletion queue;
+//! - [`repair`]: rebuilds missing and corrupt shards, from the repair queue;
 //! - [`buffers`]: frees the memory budgets' stripe buffers once the load is over;
-//! - [`gc`]: removes the shards of overwritten and deleted data, from the raft work queue;
 //! - [`health`]: probes the shard stores and publishes store and raft state.
 
 pub mod buffers;
 pub mod gc;
 pub mod health;
+pub mod job;
+pub mod repair;

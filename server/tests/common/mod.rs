@@ -93,3 +93,72 @@ pub async fn bucket_names(client: &aws_sdk_s3::Client) -> Vec<String> {
         .filter_map(|b| b.name().map(str::to_owned))
         .collect()
 }
+
+/// Every shard file under `<data-dir>/disks/disk-N/shards`, sorted.
+pub fn disk_shards(data_dir: &std::path::Path, disk: usize) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        &data_dir.join(format!("disks/disk-{disk}/shards")),
+        &mut out,
+    );
+    out.sort();
+    out
+}
+
+/// Every shard file on the six disks of the embedded default, sorted.
+pub fn shard_files(data_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    (1..=6).flat_map(|n| disk_shards(data_dir, n)).collect()
+}
+
+/// The value of an unlabelled metric, or of one labelled series written
+/// out in full (`name{label="v"}`), from a server's `/metrics`.
+pub async fn metric(server: &TestServer, series: &str) -> Option<f64> {
+    let (_, text) = http_get(&format!("{}/metrics", server.admin_url())).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Polls `check` every 100 ms for up to `secs` seconds; true once it holds.
+pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..secs * 10 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// The whole body of an object.
+pub async fn get_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec()
+}

@@ -1,0 +1,243 @@
+//! Repair: rebuilds the shards in the repair queue from the surviving ones.
+//!
+//! Each pass reads the queue, orders it by how much redundancy each segment
+//! has left (least first) and works through a batch. For every queued shard
+//! it first checks the shard where it is: a shard that reads back intact
+//! (a report from a read that only timed out, a disk that came back) is
+//! kept as it is. Otherwise the shard is rebuilt from k others onto its own
+//! store when that is up, or onto a healthy store that holds no other shard
+//! of the segment, and read back and verified there. Only then does one
+//! `CompleteRepair` move the placement and take the shards off the queue;
+//! a crash before that leaves them queued and the rebuilt file an orphan
+//! for the sweep. A segment that failed waits, doubling each time, before
+//! it is tried again; the others go on.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metrics::gauge;
+use tessera_raft::SegmentRecord;
+use tessera_raft::command::Command;
+use tessera_raft::model::RepairItem;
+use tessera_raft::node::MetaNode;
+use tessera_storage::{MasterKey, StorageError, repair_shard, scrub_shard};
+
+use super::job::{Job, JobError, Pass, Progress, RateLimit};
+use crate::location;
+use crate::placement::StoreSet;
+use crate::s3::keys::ObjectKey;
+
+/// Repair items read (and ordered) per pass.
+const SCAN: usize = 10_000;
+/// Segments repaired per pass.
+const BATCH: usize = 16;
+/// First wait after a failed segment; doubled per failure up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+/// Longest wait between attempts at one segment.
+const MAX_RETRY: Duration = Duration::from_secs(120);
+
+/// The repair job.
+pub struct RepairJob {
+    meta: MetaNode,
+    stores: StoreSet,
+    master_key: Arc<MasterKey>,
+    rate: RateLimit,
+    /// Segments that failed: when to try again, and how often they failed.
+    retry: HashMap<([u8; 16], u32), (Instant, u32)>,
+    /// [`StoreSet::changes`] when `retry` was last cleared.
+    store_changes: usize,
+    /// Labels of `tessera_segments_degraded` published so far.
+    degraded_labels: BTreeSet<usize>,
+}
+
+/// What one segment's repair achieved.
+#[derive(Default)]
+struct Outcome {
+    rebuilt: Vec<(u16, String)>,
+    sound: Vec<u16>,
+    failed: usize,
+    bytes: u64,
+}
+
+impl RepairJob {
+    /// Repair over these stores, rebuilding at most `bytes_per_sec` (0: no limit).
+    pub fn new(
+        meta: MetaNode,
+        stores: StoreSet,
+        master_key: Arc<MasterKey>,
+        bytes_per_sec: u64,
+    ) -> Self {
+        RepairJob {
+            meta,
+            stores,
+            master_key,
+            rate: RateLimit::new(bytes_per_sec),
+            retry: HashMap::new(),
+            store_changes: 0,
+            degraded_labels: (1..=2).collect(),
+        }
+    }
+
+    /// Checks or rebuilds every queued shard of one segment.
+    async fn repair_segment(&self, item: &RepairItem, record: &SegmentRecord) -> Outcome {
+        let mut out = Outcome::default();
+        let segment = &record.segment;
+        let key = match ObjectKey::open(&self.master_key, &record.wrapped_key) {
+            Ok(key) => key.key,
+            Err(e) => {
+                tracing::error!(error = %e, "repair: cannot open the segment's data key");
+                out.failed = item.shards.len();
+                return out;
+            }
+        };
+        for &index in &item.shards {
+            let id = location::shard_id(segment, index);
+            let Some(home) = segment.placement.get(usize::from(index)) else {
+                // Out of range: nothing to rebuild; CompleteRepair drops it.
+                out.sound.push(index);
+                continue;
+            };
+            // A shard that is not known missing and reads back intact stays.
+            if !segment.missing.contains(&index)
+                && let Some(store) = self.stores.get(home).filter(|s| !self.stores.is_down(s.id()))
+                && scrub_shard(store.as_ref(), id).await.is_ok()
+            {
+                out.sound.push(index);
+                continue;
+            }
+            let Some(target) = self.stores.repair_target(&segment.placement, usize::from(index)) else {
+                tracing::warn!(shard = %id, "repair: no healthy store can take the shard");
+                out.failed += 1;
+                continue;
+            };
+            // Read from every other shard the reader may use; it verifies
+            // each block and reads around the bad ones itself.
+            let loc = location::location(segment, &self.stores, &[index]);
+            let rebuilt = async {
+                repair_shard(&loc, &key, index, target.clone()).await?;
+                scrub_shard(target.as_ref(), id).await
+            }
+            .await;
+            match rebuilt {
+                Ok(summary) => {
+                    let bytes = location::geometry(segment)
+                        .shard_file_len(summary.trailer.size, usize::from(index));
+                    tracing::info!(shard = %id, store = target.id(), "repair: shard rebuilt and verified");
+                    out.rebuilt.push((index, target.id().to_owned()));
+                    out.bytes += bytes;
+                    self.rate.take(bytes).await;
+                }
+                Err(e) => {
+                    tracing::warn!(shard = %id, store = target.id(), error = %e, "repair: rebuilding failed");
+                    if !matches!(e, StorageError::NotFound(_)) {
+                        crate::metrics::backend_error(target.id());
+                    }
+                    out.failed += 1;
+                }
+            }
+        }
+        out
+    }
+}
+
+#[async_trait::async_trait]
+impl Job for RepairJob {
+    async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError> {
+        let status = self.meta.status();
+        if status.leader != Some(status.id) {
+            return Ok(Pass::Idle);
+        }
+        let queue = self
+            .meta
+            .read_local(|view| {
+                view.repairs(SCAN)?
+                    .into_iter()
+                    .map(|item| {
+                        let record = view.segment(&item.object_id, item.part)?;
+                        Ok((item, record))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        self.publish(&queue, progress);
+        // A store came back (or went): what waited for one may go now.
+        if self.stores.changes() != self.store_changes {
+            self.store_changes = self.stores.changes();
+            self.retry.clear();
+        }
+        let now = Instant::now();
+        self.retry
+            .retain(|seg, _| queue.iter().any(|(i, _)| (i.object_id, i.part) == *seg));
+        let mut ready: Vec<(usize, &RepairItem, Option<&SegmentRecord>)> = queue
+            .iter()
+            .filter(|(item, _)| {
+                self.retry
+                    .get(&(item.object_id, item.part))
+                    .is_none_or(|(at, _)| *at <= now)
+            })
+            .map(|(item, record)| (lost(item, record.as_ref()), item, record.as_ref()))
+            .collect();
+        ready.sort_by_key(|(lost, _, _)| std::cmp::Reverse(*lost));
+        let mut worked = 0;
+        for (_, item, record) in ready.into_iter().take(BATCH) {
+            worked += 1;
+            let outcome = match record {
+                Some(record) => self.repair_segment(item, record).await,
+                // Nobody references the segment any more: drop the item.
+                None => Outcome::default(),
+            };
+            let seg = (item.object_id, item.part);
+            if outcome.failed > 0 {
+                progress.failed(outcome.failed as u64);
+                let failures = self.retry.get(&seg).map_or(0, |(_, n)| *n) + 1;
+                let wait = FIRST_RETRY
+                    .saturating_mul(1 << failures.min(16))
+                    .min(MAX_RETRY);
+                self.retry.insert(seg, (Instant::now() + wait, failures));
+            } else {
+                self.retry.remove(&seg);
+            }
+            let finished = (outcome.rebuilt.len() + outcome.sound.len()) as u64;
+            if finished > 0 || record.is_none() {
+                self.meta
+                    .write(Command::CompleteRepair {
+                        object_id: item.object_id,
+                        part: item.part,
+                        rebuilt: outcome.rebuilt,
+                        sound: outcome.sound,
+                    })
+                    .await?;
+                progress.done(finished, outcome.bytes);
+            }
+        }
+        Ok(if worked == BATCH { Pass::More } else { Pass::Idle })
+    }
+}
+
+/// Shards a segment lacks or has queued as bad.
+fn lost(item: &RepairItem, record: Option<&SegmentRecord>) -> usize {
+    let missing = record.map_or(&[][..], |r| r.segment.missing.as_slice());
+    item.shards.len() + missing.iter().filter(|m| !item.shards.contains(m)).count()
+}
+
+impl RepairJob {
+    /// Publishes the queue: shards pending, and degraded segments by how
+    /// many shards each lacks.
+    fn publish(&mut self, queue: &[(RepairItem, Option<SegmentRecord>)], progress: &Progress) {
+        let pending: usize = queue.iter().map(|(item, _)| item.shards.len()).sum();
+        progress.set_queued(pending as u64);
+        gauge!("tessera_repair_pending_shards").set(pending as f64);
+        let mut degraded: BTreeMap<usize, usize> = BTreeMap::new();
+        for (item, record) in queue {
+            if record.is_some() {
+                *degraded.entry(lost(item, record.as_ref())).or_insert(0) += 1;
+            }
+        }
+        self.degraded_labels.extend(degraded.keys().copied());
+        for missing in &self.degraded_labels {
+            let count = degraded.get(missing).copied().unwrap_or(0);
+            gauge!("tessera_segments_degraded", "missing" => missing.to_string()).set(count as f64);
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Keeping data alive on one machine: lost and corrupt shards are rebuilt,
+//! writes go on with a disk down and are repaired when it returns, and the
+//! repair backlog never holds up GC.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::{disk_shards, eventually, get_bytes, metric, shard_files};
+use tessera_server::testing::TestServer;
+
+const BUCKET: &str = "alive";
+
+fn body(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+async fn put(client: &aws_sdk_s3::Client, key: &str, data: &[u8]) {
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn start() -> (TestServer, aws_sdk_s3::Client) {
+    let server = TestServer::start().await.unwrap();
+    let client = common::s3_client(&server);
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    (server, client)
+}
+
+/// Shards `server`'s repair job has waiting (from its own admin API: the
+/// metrics recorder is shared by every server of the test process).
+async fn repair_queued(server: &TestServer) -> u64 {
+    let jobs = server.server().admin_client().jobs().await.unwrap();
+    jobs.iter().find(|j| j.job == "repair").unwrap().queued
+}
+
+/// Whether repair has nothing left.
+async fn repair_idle(server: &TestServer) -> bool {
+    repair_queued(server).await == 0
+}
+
+/// Removes every file under `disk`'s shard directory.
+fn wipe(data_dir: &Path, disk: usize) -> Vec<PathBuf> {
+    let files = disk_shards(data_dir, disk);
+    for f in &files {
+        std::fs::remove_file(f).unwrap();
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_disk_is_rebuilt_then_two_other_disks_can_go() {
+    let (server, client) = start().await;
+    let dir = server.data_dir().to_path_buf();
+    let objects: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| (format!("obj-{i}"), body(700_000 + i * 300_000, i as u8)))
+        .collect();
+    for (key, data) in &objects {
+        put(&client, key, data).await;
+    }
+    let before = shard_files(&dir);
+    assert_eq!(before.len(), 6 * objects.len());
+
+    // Disk 2 loses everything; reads still answer and report the loss.
+    let lost = wipe(&dir, 2);
+    assert_eq!(lost.len(), objects.len());
+    for (key, data) in &objects {
+        assert_eq!(&get_bytes(&client, BUCKET, key).await, data, "{key}");
+    }
+    let rebuilt = eventually(30, || async {
+        disk_shards(&dir, 2) == lost && repair_idle(&server).await
+    })
+    .await;
+    assert!(rebuilt, "disk 2 rebuilt: {:?}", disk_shards(&dir, 2));
+    assert_eq!(shard_files(&dir), before);
+
+    // Full redundancy again: two other disks can go at once.
+    wipe(&dir, 4);
+    wipe(&dir, 5);
+    for (key, data) in &objects {
+        assert_eq!(&get_bytes(&client, BUCKET, key).await, data, "{key}");
+    }
+    let (_, jobs) = common::http_get(&format!("{}/metrics", server.admin_url())).await;
+    assert!(jobs.contains(r#"tessera_job_done_total{job="repair"}"#), "{jobs}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_shard_is_rebuilt_in_place() {
+    let (server, client) = start().await;
+    let dir = server.data_dir().to_path_buf();
+    let data = body(3_000_000, 7);
+    put(&client, "k", &data).await;
+    let shard = disk_shards(&dir, 3).pop().unwrap();
+    let original = std::fs::read(&shard).unwrap();
+    let mut bad = original.clone();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 0x40;
+    std::fs::write(&shard, &bad).unwrap();
+
+    assert_eq!(get_bytes(&client, BUCKET, "k").await, data);
+    let fixed = eventually(30, || async {
+        std::fs::read(&shard).is_ok_and(|now| now == original) && repair_idle(&server).await
+    })
+    .await;
+    assert!(fixed, "the corrupt shard was rebuilt byte for byte");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_go_on_with_a_disk_down_and_are_repaired_when_it_returns() {
+    let (server, client) = start().await;
+    let dir = server.data_dir().to_path_buf();
+    let disk = dir.join("disks/disk-6");
+    let away = dir.join("disks/disk-6.away");
+    std::fs::rename(&disk, &away).unwrap();
+
+    let objects: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("degraded-{i}"), body(1_500_000, 40 + i as u8)))
+        .collect();
+    for (key, data) in &objects {
+        put(&client, key, data).await;
+    }
+    assert_eq!(shard_files(&dir).len(), 5 * objects.len(), "five shards each");
+    for (key, data) in &objects {
+        assert_eq!(&get_bytes(&client, BUCKET, key).await, data, "{key}");
+    }
+    let waiting = eventually(10, || async { repair_queued(&server).await == 3 }).await;
+    assert!(waiting, "the missing shards wait for repair");
+    for series in [
+        "tessera_repair_pending_shards",
+        r#"tessera_segments_degraded{missing="1"}"#,
+    ] {
+        assert!(metric(&server, series).await.is_some(), "{series} exported");
+    }
+
+    std::fs::rename(&away, &disk).unwrap();
+    let repaired = eventually(30, || async {
+        disk_shards(&dir, 6).len() == objects.len() && repair_idle(&server).await
+    })
+    .await;
+    assert!(repaired, "disk 6 holds its shards again");
+
+    // Every object has all six shards: any two disks can go.
+    wipe(&dir, 1);
+    wipe(&dir, 6);
+    for (key, data) in &objects {
+        assert_eq!(&get_bytes(&client, BUCKET, key).await, data, "{key}");
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_backlog_never_holds_up_gc() {
+    let (server, client) = start().await;
+    let dir = server.data_dir().to_path_buf();
+    let data = body(600_000, 9);
+    for i in 0..3 {
+        put(&client, &format!("k{i}"), &data).await;
+    }
+    // Take a disk away so that nothing can be repaired, and read enough to
+    // queue over a hundred reports.
+    let disk = dir.join("disks/disk-1");
+    let away = dir.join("disks/disk-1.away");
+    std::fs::rename(&disk, &away).unwrap();
+    for round in 0..35 {
+        for i in 0..3 {
+            let got = get_bytes(&client, BUCKET, &format!("k{i}")).await;
+            assert_eq!(got, data, "round {round}");
+        }
+    }
+    for i in 0..3 {
+        client
+            .delete_object()
+            .bucket(BUCKET)
+            .key(format!("k{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let collected = eventually(30, || async { shard_files(&dir).is_empty() }).await;
+    assert!(collected, "left behind: {:?}", shard_files(&dir));
+    std::fs::rename(&away, &disk).unwrap();
+    assert!(eventually(30, || async { repair_idle(&server).await }).await);
+    server.shutdown().await.unwrap();
+}
