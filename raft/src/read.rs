@@ -238,6 +238,42 @@ impl ReadView {
         })
     }
 
+    /// Up to `limit` referenced segments after the segment key `after`
+    /// (from the first when `None`), in key order, each with its key.
+    pub fn segments_after(
+        &self,
+        after: Option<[u8; 20]>,
+        limit: usize,
+    ) -> Result<Vec<([u8; 20], SegmentRecord)>, MetaError> {
+        let table = self.table(tables::SEGMENTS)?;
+        let range = match &after {
+            Some(key) => table.range::<&[u8]>((
+                std::ops::Bound::Excluded(key.as_slice()),
+                std::ops::Bound::Unbounded,
+            ))?,
+            None => table.range::<&[u8]>(..)?,
+        };
+        let mut out = Vec::new();
+        for entry in range.take(limit) {
+            let (k, _) = entry?;
+            let key: [u8; 20] = k
+                .value()
+                .try_into()
+                .map_err(|_| MetaError::Encoding("segment key is not 20 bytes".into()))?;
+            let (object_id, part) = tables::split_segment_key(&key);
+            if let Some(record) = self.segment(&object_id, part)? {
+                out.push((key, record));
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many segments committed versions and uploads reference.
+    pub fn segment_count(&self) -> Result<u64, MetaError> {
+        use redb::ReadableTableMetadata;
+        Ok(self.table(tables::SEGMENTS)?.len()?)
+    }
+
     /// A segment that a committed version or an upload in progress
     /// references, with its referrer and the wrapped data key its shards
     /// are sealed under; `None` when nothing references it.

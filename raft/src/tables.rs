@@ -214,6 +214,13 @@ pub fn segment_key(object_id: &[u8; 16], part: u32) -> [u8; 20] {
     buf
 }
 
+/// The object id and part a [`segment_key`] encodes.
+pub fn split_segment_key(key: &[u8; 20]) -> ([u8; 16], u32) {
+    let object_id = std::array::from_fn(|i| key[i]);
+    let part = u32::from_be_bytes([key[16], key[17], key[18], key[19]]);
+    (object_id, part)
+}
+
 /// Key of a grant in [`GRANTS`]; with an empty bucket, the start of all grants of the key.
 pub(crate) fn grant_key(key_id: &str, bucket: &str) -> Vec<u8> {
     let mut buf = Vec::with_capacity(key_id.len() + bucket.len() + 2);

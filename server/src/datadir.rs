@@ -90,6 +90,11 @@ impl DataDir {
         self.root.join("meta")
     }
 
+    /// Where the scrub keeps its position and when it last finished.
+    pub fn scrub_state_path(&self) -> PathBuf {
+        self.root.join("scrub.state")
+    }
+
     /// Root directory of local disk `n` (1-based): `disks/disk-N`.
     pub fn disk_dir(&self, n: usize) -> PathBuf {
         self.root.join("disks").join(format!("disk-{n}"))

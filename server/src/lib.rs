@@ -45,13 +45,15 @@ pub use datadir::Credentials;
 use admin::http::AdminState;
 use auth::{GrantAccess, KeyAuth, KeyStore};
 use datadir::DataDir;
+use leases::ReadLeases;
 use placement::StoreSet;
 use s3::{Gateway, GatewayDeps, GatewaySettings};
-use leases::ReadLeases;
 use workers::gc::GcJob;
+use workers::health::HealthWorker;
 use workers::job::{self, Jobs};
 use workers::repair::RepairJob;
-use workers::health::HealthWorker;
+use workers::scrub::ScrubJob;
+use workers::sweep::SweepJob;
 
 /// How long startup waits for the metadata member to elect a leader.
 const LEADER_WAIT: Duration = Duration::from_secs(20);
@@ -165,12 +167,33 @@ impl Server {
             listener::spawn("admin", admin_listener, None, admin, stop.clone(), grace),
         ];
         let health = HealthWorker::new(meta.clone(), stores.clone(), config.health_interval);
-        let gc = GcJob::new(meta.clone(), stores.clone(), leases, config.gc_grace);
-        let repair = RepairJob::new(meta.clone(), stores, master_key, config.repair_rate);
+        let gc = GcJob::new(
+            meta.clone(),
+            stores.clone(),
+            leases.clone(),
+            config.gc_grace,
+        );
+        let repair = RepairJob::new(meta.clone(), stores.clone(), master_key, config.repair_rate);
+        let scrub = ScrubJob::new(
+            meta.clone(),
+            stores.clone(),
+            config.scrub_interval,
+            config.scrub_rate,
+            dir.scrub_state_path(),
+        );
+        let sweep = SweepJob::new(
+            meta.clone(),
+            stores,
+            leases,
+            config.orphan_grace,
+            config.sweep_interval,
+        );
         let workers = vec![
             tokio::spawn(health.run(stop.clone())),
             job::spawn(&jobs, "gc", gc, config.job_interval, &stop),
             job::spawn(&jobs, "repair", repair, config.job_interval, &stop),
+            job::spawn(&jobs, "scrub", scrub, config.job_interval, &stop),
+            job::spawn(&jobs, "sweep", sweep, config.job_interval, &stop),
             tokio::spawn(workers::buffers::free_when_idle(write_budget, stop.clone())),
         ];
         tracing::info!(%s3_addr, %admin_addr, tls = is_tls, data_dir = %config.data_dir.display(), "tessera serving");

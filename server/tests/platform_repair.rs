@@ -72,12 +72,19 @@ async fn a_wiped_disk_is_rebuilt_then_two_other_disks_can_go() {
     let before = shard_files(&dir);
     assert_eq!(before.len(), 6 * objects.len());
 
-    // Disk 2 loses everything; reads still answer and report the loss.
+    // Disk 2 loses everything; reads still answer (and report the data
+    // shards they miss), and a scrub finds the parity shards no read needs.
     let lost = wipe(&dir, 2);
     assert_eq!(lost.len(), objects.len());
     for (key, data) in &objects {
         assert_eq!(&get_bytes(&client, BUCKET, key).await, data, "{key}");
     }
+    server
+        .server()
+        .admin_client()
+        .start_job("scrub")
+        .await
+        .unwrap();
     let rebuilt = eventually(30, || async {
         disk_shards(&dir, 2) == lost && repair_idle(&server).await
     })
@@ -92,7 +99,10 @@ async fn a_wiped_disk_is_rebuilt_then_two_other_disks_can_go() {
         assert_eq!(&get_bytes(&client, BUCKET, key).await, data, "{key}");
     }
     let (_, jobs) = common::http_get(&format!("{}/metrics", server.admin_url())).await;
-    assert!(jobs.contains(r#"tessera_job_done_total{job="repair"}"#), "{jobs}");
+    assert!(
+        jobs.contains(r#"tessera_job_done_total{job="repair"}"#),
+        "{jobs}"
+    );
     server.shutdown().await.unwrap();
 }
 
@@ -132,7 +142,11 @@ async fn writes_go_on_with_a_disk_down_and_are_repaired_when_it_returns() {
     for (key, data) in &objects {
         put(&client, key, data).await;
     }
-    assert_eq!(shard_files(&dir).len(), 5 * objects.len(), "five shards each");
+    assert_eq!(
+        shard_files(&dir).len(),
+        5 * objects.len(),
+        "five shards each"
+    );
     for (key, data) in &objects {
         assert_eq!(&get_bytes(&client, BUCKET, key).await, data, "{key}");
     }

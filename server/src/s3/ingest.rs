@@ -19,9 +19,9 @@ use tessera_storage::checksum::Hasher;
 use tessera_storage::{ChecksumAlgorithm, ObjectId, WriteOptions};
 
 use super::Gateway;
-use crate::location;
 use super::errors;
 use super::keys::ObjectKey;
+use crate::location;
 
 /// The integrity claims a client made about a body.
 #[derive(Default)]
@@ -252,7 +252,10 @@ impl Gateway {
         let segment_id = ObjectId::random();
         let geometry = self.settings.geometry;
         let width = geometry.total_shards();
-        let quorum = self.settings.write_quorum.unwrap_or(width.min(geometry.k() + 1));
+        let quorum = self
+            .settings
+            .write_quorum
+            .unwrap_or(width.min(geometry.k() + 1));
         let placement = self
             .stores
             .choose_for_write(width, quorum)

@@ -37,7 +37,8 @@ impl ObjectKey {
 
     /// Opens an envelope written by [`ObjectKey::wrap`].
     pub(crate) fn unwrap(master: &MasterKey, envelope: &[u8]) -> Result<Self, S3Error> {
-        Self::open(master, envelope).map_err(|e| errors::storage(e, "unwrapping an object's data key"))
+        Self::open(master, envelope)
+            .map_err(|e| errors::storage(e, "unwrapping an object's data key"))
     }
 
     /// Opens an envelope written by [`ObjectKey::wrap`], outside a request.

@@ -16,9 +16,9 @@ use tessera_raft::model::{ObjectData, ObjectVersion, PartData, WorkItem};
 use tessera_storage::{ObjectLocation, ReadOptions, ShardId, StorageError};
 
 use super::Gateway;
-use crate::location;
 use super::errors;
 use super::keys::ObjectKey;
+use crate::location;
 
 /// The plain bytes of a version over a range, as a stream.
 pub(crate) type DataStream = futures::stream::BoxStream<'static, Result<Bytes, StorageError>>;

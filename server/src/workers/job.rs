@@ -11,7 +11,7 @@
 //! (`tessera_job_*{job="…"}`) and that `tessera admin jobs` shows with a
 //! rate and an ETA ([`JobReport`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,6 +124,7 @@ pub struct Progress {
     failed: AtomicU64,
     bytes: AtomicU64,
     failed_passes: AtomicU64,
+    requested: AtomicBool,
     window: Mutex<Window>,
 }
 
@@ -145,6 +146,7 @@ impl Progress {
             failed: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             failed_passes: AtomicU64::new(0),
+            requested: AtomicBool::new(false),
             window: Mutex::new(Window {
                 since: Instant::now(),
                 done: 0,
@@ -156,6 +158,12 @@ impl Progress {
     /// The job's name.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// Whether an operator asked for a pass now (`tessera admin job
+    /// start`) since the last call; a scheduled job starts one early.
+    pub fn take_request(&self) -> bool {
+        self.requested.swap(false, Ordering::Relaxed)
     }
 
     /// How many items wait now.
@@ -275,7 +283,8 @@ impl Jobs {
     pub fn wake(&self, name: &str) -> bool {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         match jobs.iter().find(|(p, _)| p.name == name) {
-            Some((_, wake)) => {
+            Some((progress, wake)) => {
+                progress.requested.store(true, Ordering::Relaxed);
                 wake.notify_one();
                 true
             }

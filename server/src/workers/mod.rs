@@ -4,6 +4,8 @@
 //! - [`job`]: what the queue-driven jobs share: their loop, backoff, progress, rate limit;
 //! - [`gc`]: removes the shards of overwritten and deleted data, from the deletion queue;
 //! - [`repair`]: rebuilds missing and corrupt shards, from the repair queue;
+//! - [`scrub`]: verifies every referenced shard on a schedule, findings to repair;
+//! - [`sweep`]: removes shard files nothing references (orphans of failed writes);
 //! - [`buffers`]: frees the memory budgets' stripe buffers once the load is over;
 //! - [`health`]: probes the shard stores and publishes store and raft state.
 
@@ -12,3 +14,5 @@ pub mod gc;
 pub mod health;
 pub mod job;
 pub mod repair;
+pub mod scrub;
+pub mod sweep;

@@ -100,13 +100,19 @@ impl RepairJob {
             };
             // A shard that is not known missing and reads back intact stays.
             if !segment.missing.contains(&index)
-                && let Some(store) = self.stores.get(home).filter(|s| !self.stores.is_down(s.id()))
+                && let Some(store) = self
+                    .stores
+                    .get(home)
+                    .filter(|s| !self.stores.is_down(s.id()))
                 && scrub_shard(store.as_ref(), id).await.is_ok()
             {
                 out.sound.push(index);
                 continue;
             }
-            let Some(target) = self.stores.repair_target(&segment.placement, usize::from(index)) else {
+            let Some(target) = self
+                .stores
+                .repair_target(&segment.placement, usize::from(index))
+            else {
                 tracing::warn!(shard = %id, "repair: no healthy store can take the shard");
                 out.failed += 1;
                 continue;
@@ -211,7 +217,11 @@ impl Job for RepairJob {
                 progress.done(finished, outcome.bytes);
             }
         }
-        Ok(if worked == BATCH { Pass::More } else { Pass::Idle })
+        Ok(if worked == BATCH {
+            Pass::More
+        } else {
+            Pass::Idle
+        })
     }
 }
 

@@ -1,0 +1,212 @@
+//! Scrub: reads every shard of every referenced segment back from its store
+//! and verifies each block's xxh3, so that bit rot, lost files and wiped
+//! disks are found before a read needs the shard. Findings go to the
+//! repair queue.
+//!
+//! A pass walks the segment index in key order, a batch per step, reading
+//! at most the configured bytes per second. Its position is saved after
+//! every batch (`<data-dir>/scrub.state`), so a restart resumes where it
+//! stopped; a finished pass records when it finished, and the next starts
+//! once that is a scrub interval ago, or when an operator asks
+//! (`tessera admin scrub start`). Shards on stores that are down are left
+//! to the health probe and repair.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use metrics::counter;
+use tessera_raft::command::Command;
+use tessera_raft::model::WorkItem;
+use tessera_raft::node::MetaNode;
+use tessera_storage::scrub_shard;
+
+use super::job::{Job, JobError, Pass, Progress, RateLimit};
+use crate::location;
+use crate::placement::StoreSet;
+
+/// Segments verified per step.
+const BATCH: usize = 32;
+
+/// Where a scrub stands, as saved between steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct ScrubState {
+    /// Unix seconds when the last full pass finished (0: never).
+    finished: u64,
+    /// The last segment key verified in the pass under way, if one is.
+    cursor: Option<[u8; 20]>,
+}
+
+impl ScrubState {
+    fn encode(&self) -> String {
+        let cursor = self.cursor.map_or_else(|| "-".to_owned(), hex::encode);
+        format!("{} {cursor}\n", self.finished)
+    }
+
+    /// Reads a saved state; anything unreadable starts afresh.
+    fn decode(text: &str) -> Self {
+        let mut words = text.split_whitespace();
+        let finished = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+        let cursor = words.next().and_then(|w| {
+            let mut key = [0u8; 20];
+            hex::decode_to_slice(w, &mut key).ok().map(|()| key)
+        });
+        ScrubState { finished, cursor }
+    }
+}
+
+/// The scrub job.
+pub struct ScrubJob {
+    meta: MetaNode,
+    stores: StoreSet,
+    rate: RateLimit,
+    interval: Duration,
+    state_file: PathBuf,
+    state: ScrubState,
+    /// Whether a pass is under way.
+    running: bool,
+    /// Segments verified in the pass under way (since this server started).
+    scanned: u64,
+}
+
+impl ScrubJob {
+    /// Scrub over these stores, a full pass every `interval`, reading at
+    /// most `bytes_per_sec` (0: no limit), its state kept in `state_file`.
+    pub fn new(
+        meta: MetaNode,
+        stores: StoreSet,
+        interval: Duration,
+        bytes_per_sec: u64,
+        state_file: PathBuf,
+    ) -> Self {
+        let state = std::fs::read_to_string(&state_file)
+            .map(|t| ScrubState::decode(&t))
+            .unwrap_or_default();
+        ScrubJob {
+            meta,
+            stores,
+            rate: RateLimit::new(bytes_per_sec),
+            interval,
+            state_file,
+            running: state.cursor.is_some(),
+            state,
+            scanned: 0,
+        }
+    }
+
+    fn save(&self) {
+        let tmp = self.state_file.with_extension("tmp");
+        let written = std::fs::write(&tmp, self.state.encode())
+            .and_then(|()| std::fs::rename(&tmp, &self.state_file));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, file = %self.state_file.display(), "scrub: saving its position failed");
+        }
+    }
+
+    fn due(&self) -> bool {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        now.saturating_sub(self.state.finished) >= self.interval.as_secs()
+    }
+}
+
+#[async_trait::async_trait]
+impl Job for ScrubJob {
+    async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError> {
+        let status = self.meta.status();
+        if status.leader != Some(status.id) {
+            return Ok(Pass::Idle);
+        }
+        if !self.running {
+            if !progress.take_request() && !self.due() {
+                return Ok(Pass::Idle);
+            }
+            self.running = true;
+            self.state.cursor = None;
+            self.scanned = 0;
+            tracing::info!("scrub: pass started");
+        }
+        let after = self.state.cursor;
+        let (batch, total) = self
+            .meta
+            .read_local(move |view| Ok((view.segments_after(after, BATCH)?, view.segment_count()?)))
+            .await?;
+        for (key, record) in &batch {
+            let segment = &record.segment;
+            let mut bad = Vec::new();
+            let mut bytes = 0;
+            for (id, store_id) in location::shards(segment) {
+                if segment.missing.contains(&id.index) {
+                    continue; // already queued
+                }
+                let Some(store) = self.stores.get(store_id) else {
+                    bad.push(id.index);
+                    continue;
+                };
+                if self.stores.is_down(store_id) {
+                    continue;
+                }
+                match scrub_shard(store.as_ref(), id).await {
+                    Ok(summary) => {
+                        bytes += location::geometry(segment)
+                            .shard_file_len(summary.trailer.size, usize::from(id.index));
+                    }
+                    Err(e) => {
+                        tracing::warn!(shard = %id, store = store_id, error = %e, "scrub: bad shard");
+                        counter!("tessera_scrub_bad_shards_total").increment(1);
+                        bad.push(id.index);
+                    }
+                }
+            }
+            if !bad.is_empty() {
+                let item = WorkItem::Repair {
+                    bucket: String::new(),
+                    key: String::new(),
+                    version_id: String::new(),
+                    object_id: segment.object_id,
+                    part: segment.part,
+                    shards: bad,
+                };
+                self.meta.write(Command::EnqueueWork { item }).await?;
+            }
+            self.rate.take(bytes).await;
+            progress.done(1, bytes);
+            self.scanned += 1;
+            self.state.cursor = Some(*key);
+        }
+        progress.set_queued(total.saturating_sub(self.scanned));
+        if batch.len() < BATCH {
+            self.running = false;
+            self.state.cursor = None;
+            self.state.finished = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            progress.set_queued(0);
+            tracing::info!("scrub: pass finished");
+            self.save();
+            return Ok(Pass::Idle);
+        }
+        self.save();
+        Ok(Pass::More)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_garbage_starts_afresh() {
+        let state = ScrubState {
+            finished: 1_700_000_000,
+            cursor: Some([7; 20]),
+        };
+        assert_eq!(ScrubState::decode(&state.encode()), state);
+        let idle = ScrubState {
+            finished: 5,
+            cursor: None,
+        };
+        assert_eq!(ScrubState::decode(&idle.encode()), idle);
+        assert_eq!(ScrubState::decode("nonsense"), ScrubState::default());
+    }
+}
