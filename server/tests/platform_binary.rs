@@ -26,17 +26,24 @@ use tokio::process::{Child, ChildStdout, Command};
 struct Served {
     child: Child,
     s3_url: String,
+    admin_url: String,
     access_key: String,
     secret_key: Option<String>,
     _stdout: Lines<BufReader<ChildStdout>>,
 }
 
 async fn serve(data_dir: &Path) -> Served {
+    serve_with(data_dir, &[]).await
+}
+
+/// `tessera serve` on `data_dir` with further flags.
+async fn serve_with(data_dir: &Path, flags: &[&str]) -> Served {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     cmd.arg("serve")
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(flags)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -48,11 +55,12 @@ async fn serve(data_dir: &Path) -> Served {
     }
     let mut child = cmd.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut s3_url, mut access_key, mut secret_key) = (None, None, None);
+    let (mut s3_url, mut admin_url, mut access_key, mut secret_key) = (None, None, None, None);
     let read = async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(rest) = line.strip_prefix("Tessera S3 API on ") {
                 s3_url = rest.split(',').next().map(str::to_owned);
+                admin_url = rest.split(", admin on ").nth(1).map(str::to_owned);
             } else if let Some(key) = line.strip_prefix("Access key: ") {
                 access_key = Some(key.to_owned());
             } else if let Some(key) = line.strip_prefix("Secret key: ") {
@@ -68,6 +76,7 @@ async fn serve(data_dir: &Path) -> Served {
     Served {
         child,
         s3_url: s3_url.expect("S3 URL printed"),
+        admin_url: admin_url.expect("admin URL printed"),
         access_key: access_key.expect("access key printed"),
         secret_key,
         _stdout: lines,
@@ -306,4 +315,149 @@ async fn credentials_from_the_environment() {
     assert!(!dir.path().join("credentials").exists());
     signal(&child, "-TERM");
     assert_eq!(exit_code(child).await, Some(0));
+}
+
+/// Every shard file of the embedded default's six disks.
+fn shard_count(data_dir: &Path) -> usize {
+    common::shard_files(data_dir).len()
+}
+
+/// The body of object `key` in the kill test: derived from the key alone,
+/// so an upload that committed without an answer can be checked too.
+fn kill_body(key: &str) -> Vec<u8> {
+    let seed = key
+        .bytes()
+        .fold(7u8, |a, b| a.wrapping_mul(31).wrapping_add(b));
+    (0..1_200_000usize)
+        .map(|i| (i as u8).wrapping_mul(11).wrapping_add(seed))
+        .collect()
+}
+
+/// Runs the real `tessera admin job start NAME` against a served process.
+fn start_job(served: &Served, data_dir: &Path, name: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["admin", "--url", &served.admin_url, "--data-dir"])
+        .arg(data_dir)
+        .args(["job", "start", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_upload_leaves_orphans_the_sweep_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let grace = ["--orphan-grace-secs", "2"];
+    let first = serve_with(dir.path(), &grace).await;
+    let secret = first.secret_key.clone().unwrap();
+    let client = common::client_for(&first.s3_url, &first.access_key, &secret);
+    client.create_bucket().bucket("kill").send().await.unwrap();
+
+    // Four writers upload until the process dies under them.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (client, acked) = (client.clone(), acked.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let key = format!("w{w}-{i:04}");
+                    let sent = client
+                        .put_object()
+                        .bucket("kill")
+                        .key(&key)
+                        .body(ByteStream::from(kill_body(&key)))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(_) => acked.lock().unwrap().push(key),
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    while acked.lock().unwrap().len() < 12 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&first.child, "-KILL");
+    exit_code(first.child).await;
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+
+    // Shards of a write that never committed: a whole set under an id no
+    // metadata names, as a kill between the shard writes and the commit
+    // leaves it.
+    let planted: Vec<std::path::PathBuf> = common::shard_files(dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&format!("-{:08x}-", 1)))
+        .take(6)
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let shards = p.parent().unwrap().parent().unwrap().parent().unwrap();
+            let orphan = shards
+                .join("ff/ff")
+                .join(format!("{}{}", "f".repeat(32), &name[32..]));
+            std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+            std::fs::copy(&p, &orphan).unwrap();
+            orphan
+        })
+        .collect();
+    assert!(!planted.is_empty());
+
+    let second = serve_with(dir.path(), &grace).await;
+    let client = common::client_for(&second.s3_url, &second.access_key, &secret);
+    let listed: Vec<String> = client
+        .list_objects_v2()
+        .bucket("kill")
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    for key in &acked {
+        assert!(listed.contains(key), "acknowledged {key} survives");
+    }
+    let before = shard_count(dir.path());
+    assert!(
+        before > 6 * listed.len(),
+        "orphans are on disk: {before} files, {} objects",
+        listed.len()
+    );
+
+    // Past the grace period, a sweep leaves exactly the committed shards.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    start_job(&second, dir.path(), "sweep");
+    let swept =
+        common::eventually(30, || async { shard_count(dir.path()) == 6 * listed.len() }).await;
+    assert!(
+        swept,
+        "{} shard files for {} objects",
+        shard_count(dir.path()),
+        listed.len()
+    );
+    assert!(
+        planted.iter().all(|p| !p.exists()),
+        "planted orphans removed"
+    );
+    for key in &listed {
+        let got = client
+            .get_object()
+            .bucket("kill")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let bytes = got.body.collect().await.unwrap().into_bytes();
+        assert!(bytes[..] == kill_body(key)[..], "{key} reads back whole");
+    }
+    signal(&second.child, "-TERM");
+    assert_eq!(exit_code(second.child).await, Some(0));
 }

@@ -208,3 +208,210 @@ async fn a_copy_racing_overwrites_of_its_source_copies_one_whole_version() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// Waits until the disks hold exactly `count` shard files.
+async fn wait_for_count(dir: &Path, count: usize) {
+    let done = common::eventually(15, || async { shard_files(dir).len() == count }).await;
+    assert!(done, "{} shard files, want {count}", shard_files(dir).len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_losers_of_a_conditional_write_race_are_collected() {
+    let server = TestServer::start().await.unwrap();
+    let client = common::s3_client(&server);
+    let dir = server.data_dir().to_path_buf();
+    client
+        .create_bucket()
+        .bucket("collect")
+        .send()
+        .await
+        .unwrap();
+    let racers: Vec<_> = (0..4u8)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .put_object()
+                    .bucket("collect")
+                    .key("once")
+                    .if_none_match("*")
+                    .body(ByteStream::from(pattern(400_000, i)))
+                    .send()
+                    .await
+                    .map(|_| i)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for r in racers {
+        if let Ok(i) = r.await.unwrap() {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one conditional write wins");
+    wait_for_count(&dir, 6).await;
+    let got = common::get_bytes(&client, "collect", "once").await;
+    assert!(got == pattern(400_000, winners[0]));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrites_racing_overwrites_and_deletes_leave_one_version() {
+    let server = TestServer::start().await.unwrap();
+    let client = common::s3_client(&server);
+    let dir = server.data_dir().to_path_buf();
+    client
+        .create_bucket()
+        .bucket("collect")
+        .send()
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..3u8)
+        .map(|t| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for round in 0..8u8 {
+                    if t == 2 && round % 2 == 1 {
+                        client
+                            .delete_object()
+                            .bucket("collect")
+                            .key("hot")
+                            .send()
+                            .await
+                            .unwrap();
+                    } else {
+                        client
+                            .put_object()
+                            .bucket("collect")
+                            .key("hot")
+                            .body(ByteStream::from(pattern(300_000, t * 16 + round)))
+                            .send()
+                            .await
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let head = client
+        .head_object()
+        .bucket("collect")
+        .key("hot")
+        .send()
+        .await;
+    let expected = if head.is_ok() { 6 } else { 0 };
+    wait_for_count(&dir, expected).await;
+    if head.is_ok() {
+        let got = common::get_bytes(&client, "collect", "hot").await;
+        let whole = (0..3u8).any(|t| (0..8u8).any(|r| got == pattern(300_000, t * 16 + r)));
+        assert!(whole, "the key holds one whole version");
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborted_uploads_and_deleted_versions_are_collected() {
+    let server = TestServer::start().await.unwrap();
+    let client = common::s3_client(&server);
+    let dir = server.data_dir().to_path_buf();
+    client
+        .create_bucket()
+        .bucket("collect")
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_bucket_versioning()
+        .bucket("collect")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // An upload with two parts, then aborted.
+    let upload = client
+        .create_multipart_upload()
+        .bucket("collect")
+        .key("mpu")
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    for n in 1..=2 {
+        client
+            .upload_part()
+            .bucket("collect")
+            .key("mpu")
+            .upload_id(upload_id)
+            .part_number(n)
+            .body(ByteStream::from(pattern(5 << 20, n as u8)))
+            .send()
+            .await
+            .unwrap();
+    }
+    wait_for_count(&dir, 12).await;
+    client
+        .abort_multipart_upload()
+        .bucket("collect")
+        .key("mpu")
+        .upload_id(upload_id)
+        .send()
+        .await
+        .unwrap();
+    wait_for_count(&dir, 0).await;
+
+    // Two versions and a delete marker: the marker removes nothing, deleting
+    // a version by id removes its shards and only those.
+    let mut ids = Vec::new();
+    for seed in [1u8, 2] {
+        let out = client
+            .put_object()
+            .bucket("collect")
+            .key("v")
+            .body(ByteStream::from(pattern(300_000, seed)))
+            .send()
+            .await
+            .unwrap();
+        ids.push(out.version_id().unwrap().to_owned());
+    }
+    client
+        .delete_object()
+        .bucket("collect")
+        .key("v")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        shard_files(&dir).len(),
+        12,
+        "a delete marker removes nothing"
+    );
+    client
+        .delete_object()
+        .bucket("collect")
+        .key("v")
+        .version_id(&ids[0])
+        .send()
+        .await
+        .unwrap();
+    wait_for_count(&dir, 6).await;
+    let kept = client
+        .get_object()
+        .bucket("collect")
+        .key("v")
+        .version_id(&ids[1])
+        .send()
+        .await
+        .unwrap();
+    let bytes = kept.body.collect().await.unwrap().into_bytes();
+    assert!(bytes[..] == pattern(300_000, 2)[..]);
+    server.shutdown().await.unwrap();
+}

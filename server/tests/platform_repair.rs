@@ -209,3 +209,53 @@ async fn a_repair_backlog_never_holds_up_gc() {
     assert!(eventually(30, || async { repair_idle(&server).await }).await);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrub_finds_rot_no_read_would_meet_and_repair_fixes_it() {
+    let (server, client) = start().await;
+    let dir = server.data_dir().to_path_buf();
+    let data = body(2_500_000, 77);
+    put(&client, "cold", &data).await;
+    // A parity shard: reads use the data shards and never notice it.
+    let parity = shard_files(&dir)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("-0005"))
+        .unwrap();
+    let original = std::fs::read(&parity).unwrap();
+    let mut bad = original.clone();
+    for at in [100, original.len() / 3, original.len() - 40] {
+        bad[at] ^= 0x01;
+    }
+    std::fs::write(&parity, &bad).unwrap();
+    for _ in 0..5 {
+        assert_eq!(get_bytes(&client, BUCKET, "cold").await, data);
+    }
+    assert_eq!(
+        std::fs::read(&parity).unwrap(),
+        bad,
+        "reads leave parity alone"
+    );
+
+    server
+        .server()
+        .admin_client()
+        .start_job("scrub")
+        .await
+        .unwrap();
+    let fixed = eventually(30, || async {
+        std::fs::read(&parity).is_ok_and(|now| now == original) && repair_idle(&server).await
+    })
+    .await;
+    assert!(fixed, "scrub found the rot and repair rebuilt the shard");
+    let jobs = server.server().admin_client().jobs().await.unwrap();
+    let scrub = jobs.iter().find(|j| j.job == "scrub").unwrap();
+    assert!(scrub.done >= 1 && scrub.bytes > 0, "{scrub:?}");
+    // Two data shards gone: parity stands in, with the right bytes.
+    for p in shard_files(&dir).into_iter().filter(|p| {
+        p.to_string_lossy().ends_with("-0000") || p.to_string_lossy().ends_with("-0001")
+    }) {
+        std::fs::remove_file(p).unwrap();
+    }
+    assert_eq!(get_bytes(&client, BUCKET, "cold").await, data);
+    server.shutdown().await.unwrap();
+}
