@@ -13,6 +13,11 @@
 //! | `tessera_store_up` | gauge | `store` |
 //! | `tessera_raft_*` | gauge | |
 //! | `tessera_gc_*` | counter / gauge | |
+//! | `tessera_job_queued` | gauge | `job` |
+//! | `tessera_job_done_total` / `tessera_job_failed_total` / `tessera_job_bytes_total` / `tessera_job_failed_passes_total` | counter | `job` |
+//! | `tessera_repair_pending_shards` | gauge | |
+//! | `tessera_segments_degraded` | gauge | `missing` |
+//! | `tessera_scrub_bad_shards_total` / `tessera_sweep_orphans_removed_total` | counter | |
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
@@ -126,7 +131,41 @@ fn describe() {
     );
     describe_gauge!(
         "tessera_gc_queue_length",
-        "Work items GC saw queued at its last pass"
+        "Deletions GC saw queued at its last pass"
+    );
+    describe_gauge!(
+        "tessera_job_queued",
+        "Items a background job (gc, repair, scrub, sweep) has waiting"
+    );
+    describe_counter!("tessera_job_done_total", "Items a background job finished");
+    describe_counter!(
+        "tessera_job_failed_total",
+        "Item attempts of a background job that failed (retried later)"
+    );
+    describe_counter!(
+        "tessera_job_failed_passes_total",
+        "Passes of a background job that failed as a whole (retried after a backoff)"
+    );
+    describe_counter!(
+        "tessera_job_bytes_total",
+        metrics::Unit::Bytes,
+        "Bytes a background job rebuilt, verified or removed"
+    );
+    describe_gauge!(
+        "tessera_repair_pending_shards",
+        "Shards waiting to be checked and rebuilt"
+    );
+    describe_gauge!(
+        "tessera_segments_degraded",
+        "Segments with shards missing or bad, by how many"
+    );
+    describe_counter!(
+        "tessera_scrub_bad_shards_total",
+        "Shards scrub found missing or corrupt"
+    );
+    describe_counter!(
+        "tessera_sweep_orphans_removed_total",
+        "Shard files the orphan sweep removed"
     );
     describe_gauge!(
         "tessera_memory_budget_capacity_bytes",
