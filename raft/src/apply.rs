@@ -528,14 +528,7 @@ impl<'txn> Applier<'txn> {
         moved: &[(u16, String)],
     ) -> Step<CommandResponse> {
         let (index, mut version) = self.addressed_version(bucket, key, Some(version_id))?;
-        let segment = match &mut version.data {
-            ObjectData::Parts(parts) => parts
-                .iter_mut()
-                .map(|p| &mut p.segment)
-                .find(|s| s.object_id == object_id && s.part == part),
-            ObjectData::Inline(_) | ObjectData::DeleteMarker => None,
-        };
-        let Some(segment) = segment else {
+        let Some(segment) = version.segment_mut(&object_id, part) else {
             return Err(ApplyError::InvalidRequest("no such segment in the version".into()).into());
         };
         if moved
@@ -886,14 +879,7 @@ impl<'txn> Applier<'txn> {
                     .ok_or_else(|| {
                         MetaError::Encoding("segment index names a missing version".into())
                     })?;
-                let segment = match &mut version.data {
-                    ObjectData::Parts(parts) => parts
-                        .iter_mut()
-                        .map(|p| &mut p.segment)
-                        .find(|s| s.object_id == object_id && s.part == part),
-                    ObjectData::Inline(_) | ObjectData::DeleteMarker => None,
-                }
-                .ok_or_else(|| {
+                let segment = version.segment_mut(&object_id, part).ok_or_else(|| {
                     MetaError::Encoding("segment index names a version without it".into())
                 })?;
                 fix(segment)?;

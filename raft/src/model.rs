@@ -188,6 +188,17 @@ impl ObjectVersion {
         matches!(self.data, ObjectData::DeleteMarker)
     }
 
+    /// The segment `(object_id, part)` of this version's bytes, if it has it.
+    pub fn segment_mut(&mut self, object_id: &[u8; 16], part: u32) -> Option<&mut Segment> {
+        match &mut self.data {
+            ObjectData::Parts(parts) => parts
+                .iter_mut()
+                .map(|p| &mut p.segment)
+                .find(|s| s.object_id == *object_id && s.part == part),
+            ObjectData::Inline(_) | ObjectData::DeleteMarker => None,
+        }
+    }
+
     /// The segments holding this version's bytes (empty for inline data and markers).
     pub fn segments(&self) -> Vec<Segment> {
         match &self.data {

@@ -244,16 +244,7 @@ async fn sigkill_loses_no_acknowledged_write() {
 
     let second = serve(dir.path()).await;
     let client = common::client_for(&second.s3_url, &second.access_key, &secret);
-    let listed: Vec<String> = client
-        .list_objects_v2()
-        .bucket("kill")
-        .send()
-        .await
-        .unwrap()
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
-        .collect();
+    let listed = listed_keys(&client, "kill").await;
     assert_eq!(listed, expected.keys().cloned().collect::<Vec<_>>());
     for (key, body) in &expected {
         let got = client
@@ -271,6 +262,20 @@ async fn sigkill_loses_no_acknowledged_write() {
     }
     signal(&second.child, "-TERM");
     assert_eq!(exit_code(second.child).await, Some(0));
+}
+
+/// The keys `ListObjectsV2` shows in `bucket` (one page).
+async fn listed_keys(client: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    client
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
 }
 
 /// The receiving end of a channel as a stream.
@@ -412,16 +417,7 @@ async fn sigkill_mid_upload_leaves_orphans_the_sweep_removes() {
 
     let second = serve_with(dir.path(), &grace).await;
     let client = common::client_for(&second.s3_url, &second.access_key, &secret);
-    let listed: Vec<String> = client
-        .list_objects_v2()
-        .bucket("kill")
-        .send()
-        .await
-        .unwrap()
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
-        .collect();
+    let listed = listed_keys(&client, "kill").await;
     for key in &acked {
         assert!(listed.contains(key), "acknowledged {key} survives");
     }

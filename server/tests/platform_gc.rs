@@ -22,6 +22,27 @@ async fn wait_for_shards(data_dir: &Path, expected: &[PathBuf]) {
     assert_eq!(shard_files(data_dir), expected, "gc did not converge");
 }
 
+/// A test server (after `adjust`) with the bucket `collect`, its client and
+/// data directory.
+async fn start_with(
+    adjust: impl FnOnce(&mut tessera_server::Config),
+) -> (TestServer, aws_sdk_s3::Client, PathBuf) {
+    let server = TestServer::start_with(adjust).await.unwrap();
+    let client = common::s3_client(&server);
+    let dir = server.data_dir().to_path_buf();
+    client
+        .create_bucket()
+        .bucket("collect")
+        .send()
+        .await
+        .unwrap();
+    (server, client, dir)
+}
+
+async fn start() -> (TestServer, aws_sdk_s3::Client, PathBuf) {
+    start_with(|_| {}).await
+}
+
 async fn put(client: &aws_sdk_s3::Client, key: &str, len: usize, fill: u8) {
     client
         .put_object()
@@ -35,15 +56,7 @@ async fn put(client: &aws_sdk_s3::Client, key: &str, len: usize, fill: u8) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_and_overwritten_data_is_collected() {
-    let server = TestServer::start().await.unwrap();
-    let client = common::s3_client(&server);
-    let dir = server.data_dir().to_path_buf();
-    client
-        .create_bucket()
-        .bucket("collect")
-        .send()
-        .await
-        .unwrap();
+    let (server, client, dir) = start().await;
 
     put(&client, "kept", 300_000, 1).await;
     let kept = shard_files(&dir);
@@ -106,15 +119,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_racing_an_overwrite_reads_the_old_bytes_to_the_end() {
-    let server = TestServer::start().await.unwrap();
-    let client = common::s3_client(&server);
-    let dir = server.data_dir().to_path_buf();
-    client
-        .create_bucket()
-        .bucket("collect")
-        .send()
-        .await
-        .unwrap();
+    let (server, client, dir) = start().await;
     let old = pattern(24 << 20, 1);
     client
         .put_object()
@@ -161,14 +166,7 @@ async fn a_get_racing_an_overwrite_reads_the_old_bytes_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_racing_overwrites_of_its_source_copies_one_whole_version() {
-    let server = TestServer::start().await.unwrap();
-    let client = common::s3_client(&server);
-    client
-        .create_bucket()
-        .bucket("collect")
-        .send()
-        .await
-        .unwrap();
+    let (server, client, _) = start().await;
     let versions: Vec<Vec<u8>> = (0..4).map(|i| pattern(12 << 20, 20 + i)).collect();
     let upload = |data: Vec<u8>| {
         let client = client.clone();
@@ -217,15 +215,7 @@ async fn wait_for_count(dir: &Path, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_losers_of_a_conditional_write_race_are_collected() {
-    let server = TestServer::start().await.unwrap();
-    let client = common::s3_client(&server);
-    let dir = server.data_dir().to_path_buf();
-    client
-        .create_bucket()
-        .bucket("collect")
-        .send()
-        .await
-        .unwrap();
+    let (server, client, dir) = start().await;
     let racers: Vec<_> = (0..4u8)
         .map(|i| {
             let client = client.clone();
@@ -257,15 +247,7 @@ async fn the_losers_of_a_conditional_write_race_are_collected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overwrites_racing_overwrites_and_deletes_leave_one_version() {
-    let server = TestServer::start().await.unwrap();
-    let client = common::s3_client(&server);
-    let dir = server.data_dir().to_path_buf();
-    client
-        .create_bucket()
-        .bucket("collect")
-        .send()
-        .await
-        .unwrap();
+    let (server, client, dir) = start().await;
     let tasks: Vec<_> = (0..3u8)
         .map(|t| {
             let client = client.clone();
@@ -314,15 +296,7 @@ async fn overwrites_racing_overwrites_and_deletes_leave_one_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aborted_uploads_and_deleted_versions_are_collected() {
-    let server = TestServer::start().await.unwrap();
-    let client = common::s3_client(&server);
-    let dir = server.data_dir().to_path_buf();
-    client
-        .create_bucket()
-        .bucket("collect")
-        .send()
-        .await
-        .unwrap();
+    let (server, client, dir) = start().await;
     client
         .put_bucket_versioning()
         .bucket("collect")
@@ -418,17 +392,7 @@ async fn aborted_uploads_and_deleted_versions_are_collected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_under_concurrent_writes_removes_nothing_referenced() {
-    let server = TestServer::start_with(|c| c.orphan_grace = Duration::from_secs(1))
-        .await
-        .unwrap();
-    let client = common::s3_client(&server);
-    let dir = server.data_dir().to_path_buf();
-    client
-        .create_bucket()
-        .bucket("collect")
-        .send()
-        .await
-        .unwrap();
+    let (server, client, dir) = start_with(|c| c.orphan_grace = Duration::from_secs(1)).await;
     let admin = server.server().admin_client();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..3u8)

@@ -315,22 +315,28 @@ async fn write_quorum_and_cleanup() {
     let (mems, faulty, stores) = common::faulty_stores(6);
     faulty[3].fail_puts.store(true, Ordering::SeqCst);
     let key = DataKey::generate();
+    let refused = |opts: WriteOptions| {
+        let (stores, key, bytes) = (stores.clone(), key.clone(), bytes.clone());
+        async move {
+            write_object(
+                &stores,
+                ObjectId::random(),
+                1,
+                &key,
+                &opts,
+                common::body(&bytes, 700),
+            )
+            .await
+            .unwrap_err()
+        }
+    };
 
     // Default quorum (all shards): fails, and nothing is left behind.
-    let opts = WriteOptions {
+    let err = refused(WriteOptions {
         geometry: g,
         ..WriteOptions::default()
-    };
-    let err = write_object(
-        &stores,
-        ObjectId::random(),
-        1,
-        &key,
-        &opts,
-        common::body(&bytes, 700),
-    )
-    .await
-    .unwrap_err();
+    })
+    .await;
     assert!(
         matches!(err, StorageError::Quorum { needed: 6, .. }),
         "{err}"
@@ -380,16 +386,7 @@ async fn write_quorum_and_cleanup() {
         unavailable: vec![1],
         ..WriteOptions::default()
     };
-    let err = write_object(
-        &stores,
-        ObjectId::random(),
-        1,
-        &key,
-        &opts,
-        common::body(&bytes, 700),
-    )
-    .await
-    .unwrap_err();
+    let err = refused(opts.clone()).await;
     assert!(
         matches!(
             err,
@@ -427,23 +424,13 @@ async fn write_quorum_and_cleanup() {
     assert_eq!(read_all(loc, &key).await, bytes);
 
     // Quorum below k is refused up front.
-    let opts = WriteOptions {
+    let err = refused(WriteOptions {
         geometry: g,
         write_quorum: Some(3),
         ..WriteOptions::default()
-    };
-    assert!(matches!(
-        write_object(
-            &stores,
-            ObjectId::random(),
-            1,
-            &key,
-            &opts,
-            common::body(&bytes, 700)
-        )
-        .await,
-        Err(StorageError::InvalidGeometry(_))
-    ));
+    })
+    .await;
+    assert!(matches!(err, StorageError::InvalidGeometry(_)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Measures repair after a lost disk on the embedded default (6 disks, 4+2):
+# fills a fresh release server with --gib GiB of 64 MiB objects, empties one
+# disk, starts a scrub (which finds every lost shard; reads find them too)
+# and times repair until its queue is empty. Meanwhile a light client load
+# (64 KiB GETs, 2 at once, in 5 s runs) goes on; its p50 and worst p99 are
+# printed beside the same load on the idle server.
+#
+#   repair.sh [--gib N] [--tessera PATH] [--bench PATH] [--repair-rate-mib N]
+#
+# Prints: the bytes rebuilt, seconds, MB/s (10^6 bytes of rebuilt shards per
+# second), and the light load's p50/p99 idle and during repair. Needs jq, curl.
+set -euo pipefail
+
+gib=2
+tessera=
+bench=
+rate_flag=()
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --gib) gib=$2; shift 2 ;;
+        --tessera) tessera=$2; shift 2 ;;
+        --bench) bench=$2; shift 2 ;;
+        --repair-rate-mib) rate_flag=(--repair-rate-mib "$2"); shift 2 ;;
+        -h|--help) usage ;;
+        *) echo "repair.sh: unknown option $1" >&2; usage ;;
+    esac
+done
+for tool in jq curl; do
+    command -v "$tool" >/dev/null || { echo "repair.sh: needs $tool" >&2; exit 2; }
+done
+repo_dir=$(cd "$(dirname "$0")/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo_dir/target}
+if [ -z "$tessera" ] || [ -z "$bench" ]; then
+    (cd "$repo_dir" && cargo build --release --quiet -p tessera-server -p compat-tests) >&2
+    tessera=${tessera:-$target/release/tessera}
+    bench=${bench:-$target/release/tessera-bench}
+fi
+
+workdir=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+s3_port=$(free_port)
+admin_port=$(free_port)
+export TESSERA_ACCESS_KEY=repairbench TESSERA_SECRET_KEY=repairbenchsecret123
+endpoint=http://127.0.0.1:$s3_port
+admin=http://127.0.0.1:$admin_port
+data=$workdir/data
+"$tessera" serve --data-dir "$data" --listen "127.0.0.1:$s3_port" \
+    --admin-listen "127.0.0.1:$admin_port" --scrub-rate-mib 0 "${rate_flag[@]}" \
+    >"$workdir/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 300); do
+    curl -s -o /dev/null "$endpoint" && break
+    sleep 0.2
+done
+curl -s -o /dev/null "$endpoint" || { echo "repair.sh: server never answered" >&2; cat "$workdir/server.log" >&2; exit 1; }
+
+b() { "$bench" "$@" --endpoint "$endpoint" --json; }
+jobs() { "$tessera" admin --url "$admin" --data-dir "$data" jobs --json; }
+
+echo "repair.sh: filling $gib GiB" >&2
+b put --bucket fill --objects $((gib * 16)) --size 64MiB --concurrency 4 \
+    --multipart-size 50MiB --keep >"$workdir/fill.json"
+# The light load's objects, kept between its runs.
+b put --bucket light --objects 200 --size 64KiB --concurrency 8 --keep >/dev/null
+
+light() { b get --bucket light --objects 200 --size 64KiB --concurrency 2 --duration "$1" >"$workdir/$2.json"; }
+stat_of() { jq -r ".phases[-1].ops.get.$2" "$workdir/$1.json"; }
+
+echo "repair.sh: light load on the idle server" >&2
+light 10s idle
+
+rm -rf "$data/disks/disk-2/shards"/*
+echo "repair.sh: disk 2 emptied; scrub started" >&2
+before=$(jobs | jq '.[] | select(.job == "repair") | .bytes')
+start=$(date +%s.%N)
+"$tessera" admin --url "$admin" --data-dir "$data" scrub start >/dev/null
+( n=0; while [ ! -e "$workdir/stop" ]; do n=$((n + 1)); light 5s "busy-$n"; done ) &
+light_pid=$!
+# Done when scrub has finished its pass and repair's queue is empty.
+while :; do
+    sleep 0.5
+    report=$(jobs)
+    scrub_left=$(jq '.[] | select(.job == "scrub") | .queued' <<<"$report")
+    repair_left=$(jq '.[] | select(.job == "repair") | .queued' <<<"$report")
+    files=$(find "$data/disks/disk-2/shards" -type f | wc -l)
+    if [ "$scrub_left" = 0 ] && [ "$repair_left" = 0 ] && [ "$files" -ge $((gib * 16 * 2)) ]; then
+        break
+    fi
+done
+end=$(date +%s.%N)
+touch "$workdir/stop"
+wait "$light_pid" || true
+after=$(jobs | jq '.[] | select(.job == "repair") | .bytes')
+rebuilt=$((after - before))
+secs=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
+printf 'rebuilt %d bytes (%d shard files) in %.1f s: %.0f MB/s\n' \
+    "$rebuilt" "$files" "$secs" "$(awk -v n="$rebuilt" -v s="$secs" 'BEGIN { print n / s / 1e6 }')"
+busy_p50=$(for f in "$workdir"/busy-*.json; do jq -r '.phases[-1].ops.get.p50_ms' "$f"; done | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+busy_p99=$(for f in "$workdir"/busy-*.json; do jq -r '.phases[-1].ops.get.p99_ms' "$f"; done | sort -g | tail -1)
+printf 'light load p50/p99 ms: idle %s / %s, during repair %s / %s (median p50, worst p99 of %d runs)\n' \
+    "$(stat_of idle p50_ms)" "$(stat_of idle p99_ms)" "$busy_p50" "$busy_p99" "$(ls "$workdir"/busy-*.json | wc -l)"
