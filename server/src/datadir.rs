@@ -1,5 +1,7 @@
 //! The data directory's own files: the master key, the root credentials and
-//! the admin token, each created once and saved owner-only (0600).
+//! the admin token, each created once and saved owner-only (0600). The
+//! directory itself and everything the server creates under it (metadata,
+//! disks, shard files) is owner-only too: directories 0700, files 0600.
 //!
 //! ```text
 //! <data-dir>/master.key     hex of the 32-byte cluster master key
@@ -73,7 +75,7 @@ pub struct DataDir {
 impl DataDir {
     /// Creates the directory (and parents) if needed, owner-only.
     pub fn open(root: &Path) -> Result<Self> {
-        fs::create_dir_all(root)
+        tessera_storage::store::create_private_dir(root)
             .with_context(|| format!("creating data directory {}", root.display()))?;
         Ok(DataDir {
             root: root.to_path_buf(),

@@ -12,23 +12,10 @@ use tessera_server::testing::TestServer;
 
 /// Every shard file under `<data-dir>/disks/*/shards`.
 fn shard_files(data_dir: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for n in 1..=6 {
-        walk(&data_dir.join(format!("disks/disk-{n}/shards")), &mut out);
-    }
+    let mut out: Vec<PathBuf> = (1..=6)
+        .flat_map(|n| common::tree(&data_dir.join(format!("disks/disk-{n}/shards"))))
+        .filter(|path| path.is_file())
+        .collect();
     out.sort();
     out
 }

@@ -93,3 +93,20 @@ pub async fn bucket_names(client: &aws_sdk_s3::Client) -> Vec<String> {
         .filter_map(|b| b.name().map(str::to_owned))
         .collect()
 }
+
+/// Every file and directory below `dir` (not `dir` itself), depth first;
+/// empty if `dir` does not exist.
+pub fn tree(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        out.push(path.clone());
+        if path.is_dir() {
+            out.extend(tree(&path));
+        }
+    }
+    out
+}

@@ -12,7 +12,8 @@
 //! thousand entries per million objects. Names come only from ids, never from
 //! S3 keys. A put writes a temp file (around the page cache, see
 //! [`DirectFile`]), fsyncs it, renames it into place and fsyncs the
-//! directory, so a shard is either absent or complete.
+//! directory, so a shard is either absent or complete. Directories are
+//! created 0700 and files 0600: only the server's user reads shards.
 
 use std::fs::File;
 use std::io::ErrorKind;
@@ -24,7 +25,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use super::direct::DirectFile;
-use super::{ByteStream, ObjectId, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth};
+use super::{
+    ByteStream, ObjectId, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth,
+    create_private_dir,
+};
 use crate::error::StorageError;
 
 /// Largest chunk a `get` stream yields.
@@ -45,14 +49,14 @@ struct Inner {
 }
 
 impl LocalDir {
-    /// Opens (creating if needed) the store at `root` and removes temp files
+    /// Opens (creating if needed, owner-only) the store at `root` and removes temp files
     /// left by writes that were interrupted (crash, kill, power loss).
     pub fn open(id: impl Into<String>, root: impl Into<PathBuf>) -> Result<LocalDir, StorageError> {
         let root = root.into();
         let shards = root.join("shards");
         let tmp = root.join("tmp");
         for dir in [&root, &shards, &tmp] {
-            std::fs::create_dir_all(dir)
+            create_private_dir(dir)
                 .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
         }
         let stale = std::fs::read_dir(&tmp)
@@ -131,7 +135,7 @@ fn ensure_parent(path: &Path) -> Result<(), StorageError> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir)
+    create_private_dir(dir)
         .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
     // The new directory entries live in the parent and grandparent.
     let mut up = dir.parent();
@@ -450,5 +454,29 @@ mod tests {
         assert!(file_name(a) < file_name(b));
         assert_eq!(parse_file_name("junk"), None);
         assert_eq!(parse_file_name(&format!("{}.tmp", file_name(a))), None);
+    }
+
+    #[tokio::test]
+    async fn directories_and_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("disk");
+        let store = LocalDir::open("disk", &root).unwrap();
+        let id = ShardId {
+            object: ObjectId([0x5a; 16]),
+            part: 1,
+            index: 0,
+        };
+        let data = futures::stream::iter([Ok(Bytes::from_static(b"shard"))]).boxed();
+        store.put(id, data).await.unwrap();
+        let path = store.shard_path(id);
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(&root)) {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+            dir = d.parent();
+        }
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }
