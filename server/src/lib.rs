@@ -149,10 +149,14 @@ impl Server {
         let admin_addr = admin_listener.local_addr()?;
         let is_tls = tls.is_some();
         let stop = CancellationToken::new();
-        let grace = config.shutdown_timeout;
+        let limits = listener::Limits {
+            header_timeout: config.header_timeout,
+            max_connections: config.max_connections,
+            grace: config.shutdown_timeout,
+        };
         let listeners = vec![
-            listener::spawn("s3", s3_listener, tls, s3, stop.clone(), grace),
-            listener::spawn("admin", admin_listener, None, admin, stop.clone(), grace),
+            listener::spawn("s3", s3_listener, tls, s3, stop.clone(), limits),
+            listener::spawn("admin", admin_listener, None, admin, stop.clone(), limits),
         ];
         let health = HealthWorker::new(meta.clone(), stores.clone(), config.health_interval);
         let gc = GcWorker::new(meta.clone(), stores, config.gc_interval);
