@@ -139,7 +139,7 @@ pub(crate) fn now_millis() -> i64 {
 
 fn meta_unavailable(e: MetaError) -> s3s::S3Error {
     tracing::warn!(error = %e, "access key lookup failed");
-    s3_error!(ServiceUnavailable, "metadata unavailable")
+    crate::s3::errors::unavailable("metadata unavailable")
 }
 
 fn unknown_key() -> s3s::S3Error {

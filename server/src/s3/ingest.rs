@@ -254,7 +254,7 @@ impl Gateway {
         let stores = self
             .stores
             .choose(width)
-            .map_err(|e| s3_error!(ServiceUnavailable, "{e}"))?;
+            .map_err(|e| errors::unavailable(e.to_string()))?;
         let opts = WriteOptions {
             geometry,
             checksums: algorithms,

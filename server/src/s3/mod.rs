@@ -20,7 +20,7 @@ mod convert;
 mod copy;
 mod cors;
 mod cors_layer;
-mod errors;
+pub(crate) mod errors;
 mod ids;
 mod ingest;
 mod keys;
