@@ -128,6 +128,11 @@ impl Server {
         });
         let routes = routes::Routes::new(gateway.cors_route(), sts::StsRoute::new(keys.clone()));
         let mut s3 = S3ServiceBuilder::new(gateway);
+        let mut s3_config = s3s::config::S3Config::default();
+        s3_config.xml_max_body_size = s3::body_limit::XML_BODY_LIMIT;
+        s3.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+            s3_config,
+        ))));
         s3.set_route(routes);
         s3.set_auth(KeyAuth::new(keys.clone()));
         s3.set_access(GrantAccess::new(keys.clone()));

@@ -14,6 +14,7 @@
 //! through raft → 200. Refused commits release their shards; commits whose
 //! outcome is unknown leave them to the GC.
 
+pub(crate) mod body_limit;
 mod bucket;
 mod conditions;
 mod convert;

@@ -1,6 +1,7 @@
 //! Single objects: put/get/head/delete, integrity checks, ranges, metadata,
 //! tags, attributes.
 
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, Delete, ObjectAttributes, ObjectIdentifier, Tag, Tagging,
@@ -336,6 +337,57 @@ async fn delete_and_delete_objects() {
     assert!(quiet.deleted().is_empty());
     let left = c.list_objects_v2().bucket("bkt").send().await.unwrap();
     assert_eq!(left.key_count(), Some(0));
+}
+
+/// HTTP status and S3 error code of a refused SDK call.
+fn refusal<T, E: ProvideErrorMetadata>(
+    result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+) -> (u16, String) {
+    let Err(e) = result else {
+        panic!("the request succeeded");
+    };
+    let status = e.raw_response().map_or(0, |r| r.status().as_u16());
+    (status, e.code().unwrap_or("no code").to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_objects_refuses_too_many_keys_and_huge_bodies() {
+    let (_s, c) = with_bucket("bkt").await;
+    put(&c, "bkt", "0000000", b"kept").await;
+    let keys = |n: usize, len: usize| {
+        let mut d = Delete::builder();
+        for i in 0..n {
+            let key = format!("{i:0len$}");
+            d = d.objects(ObjectIdentifier::builder().key(key).build().unwrap());
+        }
+        d.build().unwrap()
+    };
+    // S3 takes at most 1,000 keys.
+    let r = c
+        .delete_objects()
+        .bucket("bkt")
+        .delete(keys(1001, 7))
+        .send()
+        .await;
+    assert_eq!(refusal(r), (400, "MalformedXML".to_owned()));
+    // 28 MB of XML: refused from its length, not a 500.
+    let r = c
+        .delete_objects()
+        .bucket("bkt")
+        .delete(keys(28_000, 1000))
+        .send()
+        .await;
+    assert_eq!(refusal(r), (400, "MaxMessageLengthExceeded".to_owned()));
+    assert_eq!(get(&c, "bkt", "0000000").await, b"kept");
+    // 1,000 keys are fine.
+    let done = c
+        .delete_objects()
+        .bucket("bkt")
+        .delete(keys(1000, 7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.deleted().len(), 1000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
