@@ -136,6 +136,58 @@ async fn round_trip_200_mib() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_completions_never_reach_the_raft_log() {
+    let (s, c) = with_bucket("mpu").await;
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap().to_owned();
+    let e1 = upload_part(&c, "k", &id, 1, data(5 * MIB, 1)).await;
+    let e2 = upload_part(&c, "k", &id, 2, data(1000, 2)).await;
+    let e3 = upload_part(&c, "k", &id, 3, data(1000, 3)).await;
+    let last_log_index = || s.server().meta().status().last_log_index;
+    let before = last_log_index();
+
+    let many = |n: i32| (1..=n).map(|i| (i, e1.clone())).collect::<Vec<_>>();
+    let refused = [
+        (vec![(2, e2.clone()), (1, e1.clone())], "InvalidPartOrder"),
+        (vec![(1, e1.clone()), (1, e1.clone())], "InvalidPartOrder"),
+        (vec![(2, e2.clone()), (3, e3.clone())], "EntityTooSmall"),
+        (Vec::new(), "MalformedXML"),
+        (many(10_001), "MalformedXML"),
+        // About 22 MB of XML.
+        (many(250_000), "MaxMessageLengthExceeded"),
+    ];
+    for (parts, want) in refused {
+        let r = c
+            .complete_multipart_upload()
+            .bucket("mpu")
+            .key("k")
+            .upload_id(&id)
+            .multipart_upload(completed(&parts))
+            .send()
+            .await;
+        assert_eq!(code(r), want, "{} parts", parts.len());
+    }
+    assert_eq!(last_log_index(), before, "a refused completion was logged");
+
+    // The upload is intact, and a completion that is taken is logged.
+    c.complete_multipart_upload()
+        .bucket("mpu")
+        .key("k")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, e1), (3, e3)]))
+        .send()
+        .await
+        .unwrap();
+    assert!(last_log_index() > before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn part_rules() {
     let (_s, c) = with_bucket("mpu").await;
     let up = c
