@@ -149,8 +149,10 @@ async fn refused_completions_never_reach_the_raft_log() {
     let e1 = upload_part(&c, "k", &id, 1, data(5 * MIB, 1)).await;
     let e2 = upload_part(&c, "k", &id, 2, data(1000, 2)).await;
     let e3 = upload_part(&c, "k", &id, 3, data(1000, 3)).await;
-    let last_log_index = || s.server().meta().status().last_log_index;
-    let before = last_log_index();
+    // The raft log's last index, from the admin API.
+    let admin = s.server().admin_client();
+    let last_log_index = || async { admin.status().await.unwrap().raft.last_log_index };
+    let before = last_log_index().await;
 
     let many = |n: i32| (1..=n).map(|i| (i, e1.clone())).collect::<Vec<_>>();
     let refused = [
@@ -173,7 +175,11 @@ async fn refused_completions_never_reach_the_raft_log() {
             .await;
         assert_eq!(code(r), want, "{} parts", parts.len());
     }
-    assert_eq!(last_log_index(), before, "a refused completion was logged");
+    assert_eq!(
+        last_log_index().await,
+        before,
+        "a refused completion was logged"
+    );
 
     // The upload is intact, and a completion that is taken is logged.
     c.complete_multipart_upload()
@@ -184,7 +190,7 @@ async fn refused_completions_never_reach_the_raft_log() {
         .send()
         .await
         .unwrap();
-    assert!(last_log_index() > before);
+    assert!(last_log_index().await > before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
