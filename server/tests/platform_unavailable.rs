@@ -11,19 +11,6 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use tessera_server::testing::TestServer;
 
-/// Status, S3 error code and `Retry-After` of a refused SDK call.
-fn refusal<T, E: ProvideErrorMetadata>(
-    result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
-) -> (u16, String, Option<String>) {
-    let Err(err) = result else {
-        panic!("the request succeeded");
-    };
-    let code = err.code().unwrap_or("no code").to_owned();
-    let raw = err.raw_response().expect("an HTTP response");
-    let retry_after = raw.headers().get("retry-after").map(str::to_owned);
-    (raw.status().as_u16(), code, retry_after)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_disks_are_503_with_retry_after() {
     let server = TestServer::start().await.unwrap();
@@ -60,7 +47,7 @@ async fn unreachable_disks_are_503_with_retry_after() {
         .unwrap();
     }
     let get = client.get_object().bucket("faults").key("big").send().await;
-    let (status, code, retry_after) = refusal(get);
+    let (status, code, retry_after) = common::refusal(get);
     assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"));
     assert_eq!(retry_after.as_deref(), Some("5"));
     let put = client
@@ -70,7 +57,7 @@ async fn unreachable_disks_are_503_with_retry_after() {
         .body(ByteStream::from(body.clone()))
         .send()
         .await;
-    let (status, code, retry_after) = refusal(put);
+    let (status, code, retry_after) = common::refusal(put);
     assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"));
     assert_eq!(retry_after.as_deref(), Some("5"));
 

@@ -80,6 +80,19 @@ pub fn code<T, E: ProvideErrorMetadata>(result: Result<T, E>) -> String {
     }
 }
 
+/// HTTP status, S3 error code and `Retry-After` header of a refused SDK call.
+pub fn refusal<T, E: ProvideErrorMetadata>(
+    result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+) -> (u16, String, Option<String>) {
+    let Err(err) = result else {
+        panic!("the request succeeded");
+    };
+    let code = err.code().unwrap_or("no code").to_owned();
+    let raw = err.raw_response().expect("an HTTP response");
+    let retry_after = raw.headers().get("retry-after").map(str::to_owned);
+    (raw.status().as_u16(), code, retry_after)
+}
+
 /// The error code of a GET (`"no error"` when it succeeds).
 pub async fn get_code(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
     code(client.get_object().bucket(bucket).key(key).send().await)

@@ -1,7 +1,6 @@
 //! Single objects: put/get/head/delete, integrity checks, ranges, metadata,
 //! tags, attributes.
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, Delete, ObjectAttributes, ObjectIdentifier, Tag, Tagging,
@@ -339,17 +338,6 @@ async fn delete_and_delete_objects() {
     assert_eq!(left.key_count(), Some(0));
 }
 
-/// HTTP status and S3 error code of a refused SDK call.
-fn refusal<T, E: ProvideErrorMetadata>(
-    result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
-) -> (u16, String) {
-    let Err(e) = result else {
-        panic!("the request succeeded");
-    };
-    let status = e.raw_response().map_or(0, |r| r.status().as_u16());
-    (status, e.code().unwrap_or("no code").to_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_objects_refuses_too_many_keys_and_huge_bodies() {
     let (_s, c) = with_bucket("bkt").await;
@@ -369,7 +357,8 @@ async fn delete_objects_refuses_too_many_keys_and_huge_bodies() {
         .delete(keys(1001, 7))
         .send()
         .await;
-    assert_eq!(refusal(r), (400, "MalformedXML".to_owned()));
+    let (http, error, _) = crate::common::refusal(r);
+    assert_eq!((http, error.as_str()), (400, "MalformedXML"));
     // 28 MB of XML: refused from its length, not a 500.
     let r = c
         .delete_objects()
@@ -377,7 +366,8 @@ async fn delete_objects_refuses_too_many_keys_and_huge_bodies() {
         .delete(keys(28_000, 1000))
         .send()
         .await;
-    assert_eq!(refusal(r), (400, "MaxMessageLengthExceeded".to_owned()));
+    let (http, error, _) = crate::common::refusal(r);
+    assert_eq!((http, error.as_str()), (400, "MaxMessageLengthExceeded"));
     assert_eq!(get(&c, "bkt", "0000000").await, b"kept");
     // 1,000 keys are fine.
     let done = c
