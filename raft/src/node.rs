@@ -214,7 +214,7 @@ impl MetaNode {
     /// `rpc_listen`) the RPC server. A member that was part of a cluster
     /// rejoins it; a fresh one waits to be bootstrapped or added.
     pub async fn start(cfg: MetaConfig) -> Result<MetaNode, MetaError> {
-        std::fs::create_dir_all(&cfg.data_dir)?;
+        crate::types::create_private_dir(&cfg.data_dir)?;
         let client_tls = cfg
             .tls
             .as_ref()

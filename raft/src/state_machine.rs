@@ -65,7 +65,7 @@ impl StateMachineStore {
         snapshot_dir: &Path,
         cache_bytes: usize,
     ) -> Result<StateMachineStore, MetaError> {
-        std::fs::create_dir_all(snapshot_dir)?;
+        crate::types::create_private_dir(snapshot_dir)?;
         // Half-received snapshots of a previous run are useless.
         for entry in std::fs::read_dir(snapshot_dir)? {
             let entry = entry?;
@@ -195,7 +195,11 @@ fn write_snapshot_file(
     meta: &SnapshotMeta,
     txn: &ReadTransaction,
 ) -> Result<(), MetaError> {
-    let file = std::fs::File::create(path)?;
+    let file = crate::types::private_file()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let meta_bytes = encode(meta)?;
     out.write_all(SNAPSHOT_MAGIC)?;
@@ -336,7 +340,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             "{INCOMING_PREFIX}{}",
             uuid::Uuid::new_v4().simple()
         ));
-        let file = tokio::fs::OpenOptions::new()
+        let file = tokio::fs::OpenOptions::from(crate::types::private_file())
             .create_new(true)
             .read(true)
             .write(true)
@@ -421,7 +425,11 @@ fn install_from_file(
         Some(path) => path,
         None => {
             let path = dir.join(format!("{INCOMING_PREFIX}copy-{}", meta.snapshot_id));
-            let mut copy = std::fs::File::create(&path)?;
+            let mut copy = crate::types::private_file()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?;
             file.seek(SeekFrom::Start(0))?;
             std::io::copy(&mut file, &mut copy)?;
             copy.sync_all()?;

@@ -73,7 +73,25 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postc
     postcard::from_bytes(bytes)
 }
 
-/// Opens (or creates) a redb file whose page cache holds at most
+/// Creates `dir` and its missing parents readable by the owner only (0700):
+/// the metadata holds sealed secrets and every object's wrapped key.
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Options that create files readable by the owner only (0600).
+pub(crate) fn private_file() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.mode(0o600);
+    options
+}
+
+/// Opens (or creates, owner-only) a redb file whose page cache holds at most
 /// `cache_bytes` (redb's own default is 1 GiB per file). A file closed a
 /// moment ago by this process (a member restarting) may still be locked
 /// while its last handle finishes dropping: retry that for a few seconds.
@@ -81,6 +99,13 @@ pub(crate) fn open_database(
     path: &std::path::Path,
     cache_bytes: usize,
 ) -> Result<redb::Database, crate::MetaError> {
+    // redb creates missing files with the default mode: create it first (an
+    // empty file becomes a new database).
+    private_file()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match redb::Builder::new()

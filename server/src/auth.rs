@@ -139,7 +139,7 @@ pub(crate) fn now_millis() -> i64 {
 
 fn meta_unavailable(e: MetaError) -> s3s::S3Error {
     tracing::warn!(error = %e, "access key lookup failed");
-    s3_error!(ServiceUnavailable, "metadata unavailable")
+    crate::s3::errors::unavailable("metadata unavailable")
 }
 
 fn unknown_key() -> s3s::S3Error {
@@ -346,6 +346,8 @@ impl S3Access for GrantAccess {
         let creds = cx
             .credentials()
             .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))?;
+        // s3s reads XML bodies right after this check: refuse huge ones first.
+        crate::s3::body_limit::check(op, cx.headers())?;
         let token = session_token(cx.headers(), cx.uri());
         let caller = self.principal_of(creds, token.as_deref())?;
         let bucket = cx.s3_path().get_bucket_name().map(str::to_owned);

@@ -205,9 +205,14 @@ async fn wait_for_signal() -> Result<()> {
 
 fn init_tracing() {
     // s3s logs nothing at info, but opens an info span around every
-    // signature check: at warn it costs nothing per request.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,s3s=warn"));
+    // signature check: at warn it costs nothing per request. It also logs
+    // every refused request at ERROR, twice (s3s::ops), and malformed XML
+    // with the body (s3s::http): anyone can send those, and they are the
+    // client's doing, so both are off. Server-side failures are logged
+    // where they happen (s3::errors), and s3s::service reports 5xx answers.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,openraft=warn,s3s=warn,s3s::ops=off,s3s::http=off")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

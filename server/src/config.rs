@@ -33,6 +33,10 @@ pub const DEFAULT_REPAIR_RATE_MIB: u64 = 512;
 pub const DEFAULT_SCRUB_INTERVAL_DAYS: u64 = 30;
 /// Default of [`Config::scrub_rate`], in MiB/s.
 pub const DEFAULT_SCRUB_RATE_MIB: u64 = 64;
+/// Default of [`Config::header_timeout`].
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`Config::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// The resolved configuration of `tessera serve`.
 #[derive(Debug, Clone)]
@@ -62,6 +66,12 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How often an idle background job (GC, repair) looks at its queue again.
     pub job_interval: Duration,
+    /// How long a client may take to send a request's headers (and how long
+    /// an idle HTTP/1 keep-alive connection stays open), on both listeners.
+    pub header_timeout: Duration,
+    /// Most connections each listener keeps open at once; further clients
+    /// wait to be accepted until one closes.
+    pub max_connections: usize,
     /// How often the shard stores are probed.
     pub health_interval: Duration,
     /// Memory all uploads together may hold in stripes being encoded and
@@ -117,6 +127,8 @@ impl Config {
             parity_shards: 2,
             shutdown_timeout: Duration::from_secs(30),
             job_interval: Duration::from_secs(5),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             health_interval: Duration::from_secs(5),
             write_buffer: DEFAULT_WRITE_BUFFER,
             read_buffer: DEFAULT_READ_BUFFER,
@@ -191,6 +203,12 @@ pub struct ConfigLayer {
     /// Seconds shutdown waits for in-flight requests [default: 30]
     #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout_secs: Option<u64>,
+    /// Seconds a client may take to send a request's headers; also how long idle connections stay open [default: 10]
+    #[arg(long, env = "TESSERA_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Most connections open at once per listener; more clients wait to be accepted [default: 1024]
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// MiB of memory all uploads together may buffer; more uploads wait [default: 64]
     #[arg(long, env = "TESSERA_WRITE_BUFFER_MIB")]
     pub write_buffer_mib: Option<usize>,
@@ -244,6 +262,8 @@ impl ConfigLayer {
             data_shards: self.data_shards.or(lower.data_shards),
             parity_shards: self.parity_shards.or(lower.parity_shards),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
+            header_timeout_secs: self.header_timeout_secs.or(lower.header_timeout_secs),
+            max_connections: self.max_connections.or(lower.max_connections),
             write_buffer_mib: self.write_buffer_mib.or(lower.write_buffer_mib),
             read_buffer_mib: self.read_buffer_mib.or(lower.read_buffer_mib),
             metadata_cache_mib: self.metadata_cache_mib.or(lower.metadata_cache_mib),
@@ -296,6 +316,12 @@ impl ConfigLayer {
         }
         if let Some(v) = self.shutdown_timeout_secs {
             cfg.shutdown_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = self.header_timeout_secs {
+            cfg.header_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = self.max_connections {
+            cfg.max_connections = v;
         }
         for (name, mib, bytes) in [
             (
@@ -369,6 +395,12 @@ impl Config {
                 "write_quorum {q} must be between {} and {width} (k to k+m)",
                 self.data_shards
             );
+        }
+        if self.header_timeout.is_zero() {
+            bail!("header_timeout_secs must be at least 1");
+        }
+        if self.max_connections == 0 {
+            bail!("max_connections must be at least 1");
         }
         Ok(())
     }
@@ -445,6 +477,25 @@ mod tests {
             (48 << 20, 16 << 20, 4 << 20)
         );
         for key in ["write_buffer_mib", "read_buffer_mib", "metadata_cache_mib"] {
+            let zero: ConfigLayer = toml::from_str(&format!("{key} = 0")).unwrap();
+            let err = zero.resolve().unwrap_err().to_string();
+            assert_eq!(err, format!("{key} must be at least 1"));
+        }
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_are_never_zero() {
+        let cfg = ConfigLayer::default().resolve().unwrap();
+        assert_eq!(cfg.header_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.max_connections, 1024);
+        let layer: ConfigLayer =
+            toml::from_str("header_timeout_secs = 3\nmax_connections = 64").unwrap();
+        let cfg = layer.resolve().unwrap();
+        assert_eq!(
+            (cfg.header_timeout, cfg.max_connections),
+            (Duration::from_secs(3), 64)
+        );
+        for key in ["header_timeout_secs", "max_connections"] {
             let zero: ConfigLayer = toml::from_str(&format!("{key} = 0")).unwrap();
             let err = zero.resolve().unwrap_err().to_string();
             assert_eq!(err, format!("{key} must be at least 1"));

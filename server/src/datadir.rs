@@ -1,5 +1,7 @@
 //! The data directory's own files: the master key, the root credentials and
-//! the admin token, each created once and saved owner-only (0600).
+//! the admin token, each created once and saved owner-only (0600). The
+//! directory itself and everything the server creates under it (metadata,
+//! disks, shard files) is owner-only too: directories 0700, files 0600.
 //!
 //! ```text
 //! <data-dir>/master.key     hex of the 32-byte cluster master key
@@ -73,7 +75,7 @@ pub struct DataDir {
 impl DataDir {
     /// Creates the directory (and parents) if needed, owner-only.
     pub fn open(root: &Path) -> Result<Self> {
-        fs::create_dir_all(root)
+        tessera_storage::store::create_private_dir(root)
             .with_context(|| format!("creating data directory {}", root.display()))?;
         Ok(DataDir {
             root: root.to_path_buf(),
@@ -110,7 +112,7 @@ impl DataDir {
                 .map_err(|e| anyhow::anyhow!("{}: invalid master key: {e}", path.display()));
         }
         let key = MasterKey::generate();
-        write_secret_file(&path, &hex::encode(key.to_bytes()))?;
+        write_private_file(&path, &hex::encode(key.to_bytes()))?;
         tracing::info!(path = %path.display(), "generated a new master key");
         Ok(key)
     }
@@ -129,7 +131,7 @@ impl DataDir {
             return Ok((creds, false));
         }
         let creds = Credentials::generate();
-        write_secret_file(&path, &toml::to_string(&creds)?)?;
+        write_private_file(&path, &toml::to_string(&creds)?)?;
         Ok((creds, true))
     }
 
@@ -144,7 +146,7 @@ impl DataDir {
             return Ok(token);
         }
         let token = random_string(48);
-        write_secret_file(&path, &token)?;
+        write_private_file(&path, &token)?;
         Ok(token)
     }
 
@@ -174,8 +176,9 @@ fn read_secret_file(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Writes a new secret file with mode 0600, durably (file and directory fsync'd).
-fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
+/// Writes a file only its owner may read (mode 0600) through a temp file,
+/// durably (file and directory fsync'd), with a line break after `contents`.
+pub(crate) fn write_private_file(path: &Path, contents: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)

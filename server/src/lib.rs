@@ -138,6 +138,11 @@ impl Server {
         });
         let routes = routes::Routes::new(gateway.cors_route(), sts::StsRoute::new(keys.clone()));
         let mut s3 = S3ServiceBuilder::new(gateway);
+        let mut s3_config = s3s::config::S3Config::default();
+        s3_config.xml_max_body_size = s3::body_limit::XML_BODY_LIMIT;
+        s3.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+            s3_config,
+        ))));
         s3.set_route(routes);
         s3.set_auth(KeyAuth::new(keys.clone()));
         s3.set_access(GrantAccess::new(keys.clone()));
@@ -161,10 +166,14 @@ impl Server {
         let admin_addr = admin_listener.local_addr()?;
         let is_tls = tls.is_some();
         let stop = CancellationToken::new();
-        let grace = config.shutdown_timeout;
+        let limits = listener::Limits {
+            header_timeout: config.header_timeout,
+            max_connections: config.max_connections,
+            grace: config.shutdown_timeout,
+        };
         let listeners = vec![
-            listener::spawn("s3", s3_listener, tls, s3, stop.clone(), grace),
-            listener::spawn("admin", admin_listener, None, admin, stop.clone(), grace),
+            listener::spawn("s3", s3_listener, tls, s3, stop.clone(), limits),
+            listener::spawn("admin", admin_listener, None, admin, stop.clone(), limits),
         ];
         let health = HealthWorker::new(meta.clone(), stores.clone(), config.health_interval);
         let gc = GcJob::new(

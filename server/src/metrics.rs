@@ -228,6 +228,9 @@ where
                 let result = inner.await;
                 let op = CURRENT_OP.with(|current| current.take());
                 let status = result.as_ref().map_or(500, |resp| resp.status().as_u16());
+                if (400..500).contains(&status) {
+                    tracing::debug!(op = %op, status, "request refused");
+                }
                 record_request(op, status, start.elapsed());
                 result
             }),

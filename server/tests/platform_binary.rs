@@ -1,7 +1,8 @@
 //! The real `tessera` binary: first start generates and saves credentials,
 //! SIGTERM finishes in-flight requests and exits 0, a restart keeps
-//! everything, SIGINT exits 0 too, and SIGKILL loses nothing that was
-//! acknowledged.
+//! everything, SIGINT exits 0 too, SIGKILL loses nothing that was
+//! acknowledged, and requests refused for the client's fault do not fill
+//! the log with errors.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,8 +20,8 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 /// A running `tessera serve` and what it printed at start.
 struct Served {
@@ -32,22 +33,29 @@ struct Served {
     _stdout: Lines<BufReader<ChildStdout>>,
 }
 
+/// Starts `tessera serve` on `data_dir`, logging warnings to the test's
+/// stderr.
 async fn serve(data_dir: &Path) -> Served {
-    serve_with(data_dir, &[]).await
+    serve_with(data_dir, &[], false).await
 }
 
-/// `tessera serve` on `data_dir` with further flags.
-async fn serve_with(data_dir: &Path, flags: &[&str]) -> Served {
+/// Starts `tessera serve` on `data_dir` with further `flags`; with
+/// `capture`, with the default log filter and its log in the child's piped
+/// stderr.
+async fn serve_with(data_dir: &Path, flags: &[&str], capture: bool) -> Served {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     cmd.arg("serve")
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(flags)
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .kill_on_drop(true);
+    if capture {
+        cmd.env_remove("RUST_LOG").stderr(Stdio::piped());
+    } else {
+        cmd.env("RUST_LOG", "warn").stderr(Stdio::inherit());
+    }
     for (name, _) in std::env::vars() {
         if name.starts_with("TESSERA_") {
             cmd.env_remove(name);
@@ -357,7 +365,7 @@ fn start_job(served: &Served, data_dir: &Path, name: &str) {
 async fn sigkill_mid_upload_leaves_orphans_the_sweep_removes() {
     let dir = tempfile::tempdir().unwrap();
     let grace = ["--orphan-grace-secs", "2"];
-    let first = serve_with(dir.path(), &grace).await;
+    let first = serve_with(dir.path(), &grace, false).await;
     let secret = first.secret_key.clone().unwrap();
     let client = common::client_for(&first.s3_url, &first.access_key, &secret);
     client.create_bucket().bucket("kill").send().await.unwrap();
@@ -415,7 +423,7 @@ async fn sigkill_mid_upload_leaves_orphans_the_sweep_removes() {
         .collect();
     assert!(!planted.is_empty());
 
-    let second = serve_with(dir.path(), &grace).await;
+    let second = serve_with(dir.path(), &grace, false).await;
     let client = common::client_for(&second.s3_url, &second.access_key, &secret);
     let listed = listed_keys(&client, "kill").await;
     for key in &acked {
@@ -456,4 +464,66 @@ async fn sigkill_mid_upload_leaves_orphans_the_sweep_removes() {
     }
     signal(&second.child, "-TERM");
     assert_eq!(exit_code(second.child).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_log_no_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve_with(dir.path(), &[], true).await;
+    let mut stderr: ChildStderr = served.child.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut log = String::new();
+        stderr.read_to_string(&mut log).await.unwrap();
+        log
+    });
+    let secret = served.secret_key.clone().unwrap();
+    let http: Client<_, http_body_util::Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    // Anyone can send these: unsigned reads and writes, a presigned URL
+    // with a forged credential, a header signature by an unknown key.
+    let base = &served.s3_url;
+    let refused = [
+        ("GET", format!("{base}/bucket/key"), None),
+        ("PUT", format!("{base}/bucket/key"), None),
+        (
+            "GET",
+            format!("{base}/bucket?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=forged"),
+            None,
+        ),
+        (
+            "GET",
+            format!("{base}/bucket"),
+            Some(
+                "AWS4-HMAC-SHA256 Credential=TKUNKNOWN/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00",
+            ),
+        ),
+    ];
+    for (method, url, authorization) in refused {
+        let mut request = http::Request::builder().method(method).uri(&url);
+        if let Some(value) = authorization {
+            request = request.header(http::header::AUTHORIZATION, value);
+        }
+        let body = http_body_util::Full::new(Bytes::from_static(b"data"));
+        let resp = http.request(request.body(body).unwrap()).await.unwrap();
+        assert!(
+            resp.status().is_client_error(),
+            "{method} {url}: {}",
+            resp.status()
+        );
+    }
+    // A refusal by a known key (no such bucket) too.
+    let client = common::client_for(&served.s3_url, &served.access_key, &secret);
+    assert_eq!(
+        common::get_code(&client, "missing", "key").await,
+        "NoSuchBucket"
+    );
+
+    signal(&served.child, "-TERM");
+    assert_eq!(exit_code(served.child).await, Some(0));
+    let log = log.await.unwrap();
+    assert!(
+        log.contains("tessera serving"),
+        "the log was captured: {log}"
+    );
+    assert!(!log.contains("ERROR"), "{log}");
 }

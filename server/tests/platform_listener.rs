@@ -1,11 +1,13 @@
-//! The S3 listener: TLS (driven by the AWS SDK trusting a test CA) and
-//! virtual-host style addressing under a configured base domain.
+//! The listeners: TLS (driven by the AWS SDK trusting a test CA),
+//! virtual-host style addressing under a configured base domain, slow
+//! clients cut off at the header timeout, and the connection cap.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
@@ -15,6 +17,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tessera_server::config::TlsFiles;
 use tessera_server::testing::TestServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_over_tls_with_a_real_client() {
@@ -169,5 +173,114 @@ async fn virtual_host_style_under_the_configured_domain() {
         got.body.collect().await.unwrap().into_bytes().as_ref(),
         b"virtual"
     );
+    server.shutdown().await.unwrap();
+}
+
+/// Opens a raw connection to `addr` and sends `sent` (nothing when empty).
+async fn connect_sending(addr: SocketAddr, sent: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(sent.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Reads from `stream` until the server closes it (at most `limit`): the
+/// bytes it sent, or `None` if it kept the connection open that long.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(limit, read).await.ok()?;
+    Some(got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_do_not_finish_their_headers_are_cut_off() {
+    let timeout = Duration::from_secs(1);
+    let server = TestServer::start_with(|c| c.header_timeout = timeout)
+        .await
+        .unwrap();
+    let (s3, admin) = (server.s3_addr(), server.server().admin_addr);
+    let slow = [
+        (
+            s3,
+            "GET /bucket/key HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Date: 2026",
+        ),
+        (s3, "GET /bucket/key HTT"),
+        // Nothing at all, and half an HTTP/2 preface: hyper has not yet
+        // told the protocol, so its own header timeout is not running.
+        (s3, ""),
+        (s3, "PRI * HTTP/2.0\r\n"),
+        (admin, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"),
+        (admin, ""),
+    ];
+    let cut_off = futures::future::join_all(slow.iter().map(|&(addr, sent)| async move {
+        let mut stream = connect_sending(addr, sent).await;
+        let start = Instant::now();
+        let closed = read_until_closed(&mut stream, Duration::from_secs(15)).await;
+        (sent, closed.map(|_| start.elapsed()))
+    }))
+    .await;
+    for (sent, after) in cut_off {
+        let after = after.unwrap_or_else(|| panic!("{sent:?}: still open after 15 s"));
+        assert!(
+            after >= timeout / 2 && after < timeout * 6,
+            "{sent:?}: closed after {after:?}"
+        );
+    }
+
+    // A client that sends its request in time is served as before.
+    let mut stream = connect_sending(s3, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").await;
+    tokio::time::sleep(timeout / 4).await;
+    stream
+        .write_all(b"Connection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(15))
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_wait_for_a_free_one() {
+    let server = TestServer::start_with(|c| {
+        c.max_connections = 2;
+        c.header_timeout = Duration::from_secs(60);
+    })
+    .await
+    .unwrap();
+    let s3 = server.s3_addr();
+    // Two clients hold both connections (their headers are still coming).
+    let mut first = connect_sending(s3, "GET / HTTP/1.1\r\n").await;
+    let _second = connect_sending(s3, "GET / HTTP/1.1\r\n").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A third is not accepted (no answer) while they are open...
+    let mut third = connect_sending(
+        s3,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let mut byte = [0u8; 1];
+    let waited = tokio::time::timeout(Duration::from_secs(1), third.read(&mut byte)).await;
+    assert!(waited.is_err(), "answered over the cap: {waited:?}");
+
+    // ...and is served as soon as one of them goes away.
+    first.shutdown().await.unwrap();
+    drop(first);
+    let answer = read_until_closed(&mut third, Duration::from_secs(15))
+        .await
+        .expect("served once a connection closed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
     server.shutdown().await.unwrap();
 }

@@ -176,6 +176,7 @@ impl AdminState {
                 leader: meta.leader,
                 term: meta.term,
                 last_applied: meta.last_applied,
+                last_log_index: meta.last_log_index,
             },
             stores,
             buckets,

@@ -113,6 +113,10 @@ pub struct RaftStatus {
     pub term: u64,
     /// Last applied log index.
     pub last_applied: u64,
+    /// Index of the last entry in the log: it moves with every command
+    /// proposed, including those the state machine then refuses.
+    #[serde(default)]
+    pub last_log_index: u64,
 }
 
 /// One shard store.

@@ -62,7 +62,7 @@ pub(crate) async fn copy_data(
     integrity: &Integrity,
 ) -> S3Result<Ingested> {
     let len = range.end - range.start;
-    let stream = gw.read_range(source, range)?;
+    let stream = gw.read_started(source, range).await?;
     gw.ingest(
         key,
         (ingest::body_stream(stream), Some(len)),

@@ -1,5 +1,12 @@
 //! Mapping of metadata and storage failures to the S3 errors clients expect.
+//!
+//! Failures that may pass (too few shard stores reachable, a store timing
+//! out, no metadata quorum) are `503 ServiceUnavailable` with a
+//! `Retry-After` header, which SDKs retry with back-off; the rest are 500.
 
+use std::borrow::Cow;
+
+use http::{HeaderMap, HeaderValue, header};
 use s3s::{S3Error, S3ErrorCode, s3_error};
 use tessera_raft::MetaError;
 use tessera_raft::command::ApplyError;
@@ -9,9 +16,12 @@ use tessera_storage::StorageError;
 pub(crate) fn meta(err: MetaError) -> S3Error {
     match err {
         MetaError::Apply(e) => apply(e),
-        MetaError::NoQuorum | MetaError::NotLeader { .. } | MetaError::Shutdown => {
+        MetaError::NoQuorum
+        | MetaError::NotLeader { .. }
+        | MetaError::Shutdown
+        | MetaError::Network(_) => {
             tracing::warn!(error = %err, "metadata unavailable");
-            s3_error!(ServiceUnavailable, "metadata is unavailable: {err}")
+            unavailable(format!("metadata is unavailable: {err}"))
         }
         other => {
             tracing::error!(error = %other, "metadata failure");
@@ -48,9 +58,39 @@ pub(crate) fn apply(err: ApplyError) -> S3Error {
 
 /// A storage failure (while writing or reading shards) as an S3 error.
 pub(crate) fn storage(err: StorageError, context: &str) -> S3Error {
-    tracing::error!(error = %err, context, "storage failure");
-    let mut e = S3Error::with_source(S3ErrorCode::InternalError, Box::new(err));
-    e.set_message(format!("storage failure while {context}"));
+    match err {
+        StorageError::Quorum { .. } | StorageError::Timeout | StorageError::Unavailable { .. } => {
+            tracing::warn!(error = %err, context, "storage unavailable");
+            unavailable(format!("storage is unavailable while {context}: {err}"))
+        }
+        err => {
+            tracing::error!(error = %err, context, "storage failure");
+            let mut e = S3Error::with_source(S3ErrorCode::InternalError, Box::new(err));
+            e.set_message(format!("storage failure while {context}"));
+            e
+        }
+    }
+}
+
+/// Seconds a client refused with [`unavailable`] is asked to wait: about
+/// how long the health worker takes to notice a store is back.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// `503 ServiceUnavailable` with a `Retry-After` header, for a request that
+/// may succeed when retried.
+pub(crate) fn unavailable(message: impl Into<Cow<'static, str>>) -> S3Error {
+    let mut e = S3Error::with_message(S3ErrorCode::ServiceUnavailable, message);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
+    // s3s sends these headers in place of its own: keep the XML body's type.
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    e.set_headers(headers);
     e
 }
 

@@ -259,7 +259,7 @@ impl Gateway {
         let placement = self
             .stores
             .choose_for_write(width, quorum)
-            .map_err(|e| s3_error!(ServiceUnavailable, "{e}"))?;
+            .map_err(|e| errors::unavailable(e.to_string()))?;
         let stores = placement.stores;
         let opts = WriteOptions {
             geometry,

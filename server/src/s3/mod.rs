@@ -14,13 +14,14 @@
 //! through raft → 200. Refused commits release their shards; commits whose
 //! outcome is unknown leave them to the GC.
 
+pub(crate) mod body_limit;
 mod bucket;
 mod conditions;
 mod convert;
 mod copy;
 mod cors;
 mod cors_layer;
-mod errors;
+pub(crate) mod errors;
 mod ids;
 mod ingest;
 pub(crate) mod keys;

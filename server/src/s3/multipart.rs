@@ -259,13 +259,24 @@ pub(crate) async fn complete_multipart_upload(
             "The XML you provided was not well-formed or did not validate against our published schema"
         ));
     }
-    let mut parts = Vec::with_capacity(listed.len());
+    // What the state machine would refuse is refused here, before the
+    // request (up to the XML body limit) is written to the raft log.
+    if listed.len() > usize::try_from(MAX_PART_NUMBER).unwrap_or(usize::MAX) {
+        return Err(s3_error!(
+            MalformedXML,
+            "at most {MAX_PART_NUMBER} parts per upload"
+        ));
+    }
+    let mut parts: Vec<(u32, String)> = Vec::with_capacity(listed.len());
     let mut part_sums = Vec::with_capacity(listed.len());
     for p in listed {
         let n = part_number(
             p.part_number
                 .ok_or_else(|| s3_error!(MalformedXML, "a part has no PartNumber"))?,
         )?;
+        if parts.last().is_some_and(|(before, _)| *before >= n) {
+            return Err(errors::apply(ApplyError::InvalidPartOrder));
+        }
         let etag = p
             .e_tag
             .as_ref()
@@ -340,6 +351,15 @@ impl Gateway {
                     .ok_or_else(|| errors::apply(ApplyError::InvalidPart(*n)))
             })
             .collect::<S3Result<Vec<&PartData>>>()?;
+        let last = chosen.len().saturating_sub(1);
+        if let Some(((n, _), _)) = listed
+            .iter()
+            .zip(&chosen)
+            .take(last)
+            .find(|(_, p)| p.size < self.settings.min_part_size)
+        {
+            return Err(errors::apply(ApplyError::EntityTooSmall(*n)));
+        }
         if let Some(declared) = i.mpu_object_size {
             let size: u64 = chosen.iter().map(|p| p.size).sum();
             if u64::try_from(declared).ok() != Some(size) {

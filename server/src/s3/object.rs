@@ -444,7 +444,7 @@ pub(crate) async fn get_object(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let i = req.input;
     let (plan, overrides) = prepare_read!(gw, i);
-    let stream = gw.read_range(&plan.version, plan.range.clone())?;
+    let stream = gw.read_started(&plan.version, plan.range.clone()).await?;
     crate::metrics::bytes_out(plan.range.end - plan.range.start);
     let mut out = GetObjectOutput {
         body: Some(super::retrieve::blob(stream)),

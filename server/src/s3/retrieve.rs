@@ -65,6 +65,24 @@ impl Gateway {
         }
     }
 
+    /// [`read_range`](Self::read_range), once its first bytes are there: a
+    /// read that cannot start (too few shards reachable) fails the request
+    /// with its own status rather than cutting a `200` response short.
+    pub(crate) async fn read_started(
+        &self,
+        v: &ObjectVersion,
+        range: Range<u64>,
+    ) -> Result<DataStream, S3Error> {
+        let mut stream = self.read_range(v, range)?;
+        match stream.next().await {
+            None => Ok(futures::stream::empty().boxed()),
+            Some(Err(e)) => Err(errors::storage(e, "reading shards")),
+            Some(Ok(first)) => Ok(futures::stream::once(async move { Ok(first) })
+                .chain(stream)
+                .boxed()),
+        }
+    }
+
     /// The part segments a range touches, each with the sub-range to read.
     fn locate_pieces(
         &self,

@@ -21,6 +21,7 @@ use tessera_raft::node::MetaNode;
 use tessera_storage::scrub_shard;
 
 use super::job::{Job, JobError, Pass, Progress, RateLimit};
+use crate::datadir::write_private_file;
 use crate::location;
 use crate::placement::StoreSet;
 
@@ -39,7 +40,7 @@ struct ScrubState {
 impl ScrubState {
     fn encode(&self) -> String {
         let cursor = self.cursor.map_or_else(|| "-".to_owned(), hex::encode);
-        format!("{} {cursor}\n", self.finished)
+        format!("{} {cursor}", self.finished)
     }
 
     /// Reads a saved state; anything unreadable starts afresh.
@@ -94,10 +95,7 @@ impl ScrubJob {
     }
 
     fn save(&self) {
-        let tmp = self.state_file.with_extension("tmp");
-        let written = std::fs::write(&tmp, self.state.encode())
-            .and_then(|()| std::fs::rename(&tmp, &self.state_file));
-        if let Err(e) = written {
+        if let Err(e) = write_private_file(&self.state_file, &self.state.encode()) {
             tracing::warn!(error = %e, file = %self.state_file.display(), "scrub: saving its position failed");
         }
     }

@@ -80,6 +80,19 @@ pub fn code<T, E: ProvideErrorMetadata>(result: Result<T, E>) -> String {
     }
 }
 
+/// HTTP status, S3 error code and `Retry-After` header of a refused SDK call.
+pub fn refusal<T, E: ProvideErrorMetadata>(
+    result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+) -> (u16, String, Option<String>) {
+    let Err(err) = result else {
+        panic!("the request succeeded");
+    };
+    let code = err.code().unwrap_or("no code").to_owned();
+    let raw = err.raw_response().expect("an HTTP response");
+    let retry_after = raw.headers().get("retry-after").map(str::to_owned);
+    (raw.status().as_u16(), code, retry_after)
+}
+
 /// The error code of a GET (`"no error"` when it succeeds).
 pub async fn get_code(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
     code(client.get_object().bucket(bucket).key(key).send().await)
@@ -94,26 +107,30 @@ pub async fn bucket_names(client: &aws_sdk_s3::Client) -> Vec<String> {
         .collect()
 }
 
-/// Every shard file under `<data-dir>/disks/disk-N/shards`, sorted.
-pub fn disk_shards(data_dir: &std::path::Path, disk: usize) -> Vec<std::path::PathBuf> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else {
-                out.push(path);
-            }
+/// Every file and directory below `dir` (not `dir` itself), depth first;
+/// empty if `dir` does not exist.
+pub fn tree(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        out.push(path.clone());
+        if path.is_dir() {
+            out.extend(tree(&path));
         }
     }
-    let mut out = Vec::new();
-    walk(
-        &data_dir.join(format!("disks/disk-{disk}/shards")),
-        &mut out,
-    );
+    out
+}
+
+/// Every shard file under `<data-dir>/disks/disk-N/shards`, sorted.
+pub fn disk_shards(data_dir: &std::path::Path, disk: usize) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<std::path::PathBuf> =
+        tree(&data_dir.join(format!("disks/disk-{disk}/shards")))
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect();
     out.sort();
     out
 }

@@ -3,6 +3,11 @@
 //! full-object) derived from part checksums.
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::complete_multipart_upload::{
+    CompleteMultipartUploadError, CompleteMultipartUploadOutput,
+};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
@@ -37,6 +42,34 @@ async fn upload_part(c: &Client, key: &str, id: &str, n: i32, body: Vec<u8>) -> 
         .await
         .unwrap();
     out.e_tag().unwrap().to_owned()
+}
+
+/// Starts an upload of `key` in bucket `mpu`: its id.
+async fn create_upload(c: &Client, key: &str) -> String {
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    up.upload_id().unwrap().to_owned()
+}
+
+/// Completes upload `id` of `mpu/key` with `parts`.
+async fn complete(
+    c: &Client,
+    key: &str,
+    id: &str,
+    parts: &[(i32, String)],
+) -> Result<CompleteMultipartUploadOutput, SdkError<CompleteMultipartUploadError, HttpResponse>> {
+    c.complete_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(completed(parts))
+        .send()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,54 +169,57 @@ async fn round_trip_200_mib() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_completions_never_reach_the_raft_log() {
+    let (s, c) = with_bucket("mpu").await;
+    let id = create_upload(&c, "k").await;
+    let e1 = upload_part(&c, "k", &id, 1, data(5 * MIB, 1)).await;
+    let e2 = upload_part(&c, "k", &id, 2, data(1000, 2)).await;
+    let e3 = upload_part(&c, "k", &id, 3, data(1000, 3)).await;
+    // The raft log's last index, from the admin API.
+    let admin = s.server().admin_client();
+    let last_log_index = || async { admin.status().await.unwrap().raft.last_log_index };
+    let before = last_log_index().await;
+
+    let many = |n: i32| (1..=n).map(|i| (i, e1.clone())).collect::<Vec<_>>();
+    let refused = [
+        (vec![(2, e2.clone()), (1, e1.clone())], "InvalidPartOrder"),
+        (vec![(1, e1.clone()), (1, e1.clone())], "InvalidPartOrder"),
+        (vec![(2, e2.clone()), (3, e3.clone())], "EntityTooSmall"),
+        (Vec::new(), "MalformedXML"),
+        (many(10_001), "MalformedXML"),
+        // About 22 MB of XML.
+        (many(250_000), "MaxMessageLengthExceeded"),
+    ];
+    for (parts, want) in refused {
+        let r = complete(&c, "k", &id, &parts).await;
+        assert_eq!(code(r), want, "{} parts", parts.len());
+    }
+    assert_eq!(
+        last_log_index().await,
+        before,
+        "a refused completion was logged"
+    );
+
+    // The upload is intact, and a completion that is taken is logged.
+    complete(&c, "k", &id, &[(1, e1), (3, e3)]).await.unwrap();
+    assert!(last_log_index().await > before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn part_rules() {
     let (_s, c) = with_bucket("mpu").await;
-    let up = c
-        .create_multipart_upload()
-        .bucket("mpu")
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap().to_owned();
+    let id = create_upload(&c, "k").await;
     let e1 = upload_part(&c, "k", &id, 1, data(5 * MIB, 1)).await;
     let small = upload_part(&c, "k", &id, 2, data(1000, 2)).await;
     let e3 = upload_part(&c, "k", &id, 3, data(2000, 3)).await;
 
-    let r = c
-        .complete_multipart_upload()
-        .bucket("mpu")
-        .key("k")
-        .upload_id(&id)
-        .multipart_upload(completed(&[
-            (1, e1.clone()),
-            (2, "\"00000000000000000000000000000000\"".into()),
-        ]))
-        .send()
-        .await;
+    let bad_etag = "\"00000000000000000000000000000000\"".to_owned();
+    let r = complete(&c, "k", &id, &[(1, e1.clone()), (2, bad_etag)]).await;
     assert_eq!(code(r), "InvalidPart");
-    let r = c
-        .complete_multipart_upload()
-        .bucket("mpu")
-        .key("k")
-        .upload_id(&id)
-        .multipart_upload(completed(&[(2, small.clone()), (1, e1.clone())]))
-        .send()
-        .await;
+    let r = complete(&c, "k", &id, &[(2, small.clone()), (1, e1.clone())]).await;
     assert_eq!(code(r), "InvalidPartOrder");
-    let r = c
-        .complete_multipart_upload()
-        .bucket("mpu")
-        .key("k")
-        .upload_id(&id)
-        .multipart_upload(completed(&[
-            (1, e1.clone()),
-            (2, small.clone()),
-            (3, e3.clone()),
-        ]))
-        .send()
-        .await;
-    assert_eq!(code(r), "EntityTooSmall");
+    let parts = [(1, e1.clone()), (2, small.clone()), (3, e3.clone())];
+    assert_eq!(code(complete(&c, "k", &id, &parts).await), "EntityTooSmall");
     let r = c
         .upload_part()
         .bucket("mpu")
@@ -224,14 +260,7 @@ async fn part_rules() {
     assert_eq!(page.next_part_number_marker(), Some("2"));
 
     // Completing with a subset: part 3 is dropped.
-    c.complete_multipart_upload()
-        .bucket("mpu")
-        .key("k")
-        .upload_id(&id)
-        .multipart_upload(completed(&[(1, e1), (2, e2)]))
-        .send()
-        .await
-        .unwrap();
+    complete(&c, "k", &id, &[(1, e1), (2, e2)]).await.unwrap();
     let mut want = data(5 * MIB, 1);
     want.extend_from_slice(&data(700, 22));
     assert_eq!(get(&c, "mpu", "k").await, want);

@@ -339,6 +339,48 @@ async fn delete_and_delete_objects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_objects_refuses_too_many_keys_and_huge_bodies() {
+    let (_s, c) = with_bucket("bkt").await;
+    put(&c, "bkt", "0000000", b"kept").await;
+    let keys = |n: usize, len: usize| {
+        let mut d = Delete::builder();
+        for i in 0..n {
+            let key = format!("{i:0len$}");
+            d = d.objects(ObjectIdentifier::builder().key(key).build().unwrap());
+        }
+        d.build().unwrap()
+    };
+    // S3 takes at most 1,000 keys.
+    let r = c
+        .delete_objects()
+        .bucket("bkt")
+        .delete(keys(1001, 7))
+        .send()
+        .await;
+    let (http, error, _) = crate::common::refusal(r);
+    assert_eq!((http, error.as_str()), (400, "MalformedXML"));
+    // 28 MB of XML: refused from its length, not a 500.
+    let r = c
+        .delete_objects()
+        .bucket("bkt")
+        .delete(keys(28_000, 1000))
+        .send()
+        .await;
+    let (http, error, _) = crate::common::refusal(r);
+    assert_eq!((http, error.as_str()), (400, "MaxMessageLengthExceeded"));
+    assert_eq!(get(&c, "bkt", "0000000").await, b"kept");
+    // 1,000 keys are fine.
+    let done = c
+        .delete_objects()
+        .bucket("bkt")
+        .delete(keys(1000, 7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.deleted().len(), 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_tagging() {
     let (_s, c) = with_bucket("bkt").await;
     c.put_object()

@@ -55,13 +55,14 @@ pub(super) struct DirectFile {
 }
 
 impl DirectFile {
-    /// Creates `path` (which must not exist) for writing, with `O_DIRECT`
-    /// where the file system takes it.
+    /// Creates `path` (which must not exist) for writing, owner-only
+    /// (0600), with `O_DIRECT` where the file system takes it.
     pub(super) fn create(path: &Path) -> std::io::Result<DirectFile> {
         let open = |flags: OFlags| {
             OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .custom_flags(flags.bits() as i32)
                 .open(path)
         };

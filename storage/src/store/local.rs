@@ -12,19 +12,30 @@
 //! thousand entries per million objects. Names come only from ids, never from
 //! S3 keys. A put writes a temp file (around the page cache, see
 //! [`DirectFile`]), fsyncs it, renames it into place and fsyncs the
-//! directory, so a shard is either absent or complete.
+//! directory, so a shard is either absent or complete. Directories are
+//! created 0700 and files 0600: only the server's user reads shards.
+//!
+//! A put also returns only once the entries of the fan-out directories
+//! leading to its file are durable: the writer that creates them fsyncs
+//! their parents, and a writer that finds one another writer created but
+//! has not yet fsync'd (see [`NewDirs`]) fsyncs them itself. Directories
+//! found at open are made durable there (`syncfs`).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures::StreamExt;
 
 use super::direct::DirectFile;
-use super::{ByteStream, ObjectId, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth};
+use super::{
+    ByteStream, ObjectId, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth,
+    create_private_dir,
+};
 use crate::error::StorageError;
 
 /// Largest chunk a `get` stream yields.
@@ -42,17 +53,19 @@ struct Inner {
     root: PathBuf,
     shards: PathBuf,
     tmp: PathBuf,
+    new_dirs: NewDirs,
 }
 
 impl LocalDir {
-    /// Opens (creating if needed) the store at `root` and removes temp files
-    /// left by writes that were interrupted (crash, kill, power loss).
+    /// Opens (creating if needed, owner-only) the store at `root`, removes
+    /// temp files left by writes that were interrupted (crash, kill, power
+    /// loss) and makes what is already there durable.
     pub fn open(id: impl Into<String>, root: impl Into<PathBuf>) -> Result<LocalDir, StorageError> {
         let root = root.into();
         let shards = root.join("shards");
         let tmp = root.join("tmp");
         for dir in [&root, &shards, &tmp] {
-            std::fs::create_dir_all(dir)
+            create_private_dir(dir)
                 .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
         }
         let stale = std::fs::read_dir(&tmp)
@@ -66,12 +79,20 @@ impl LocalDir {
                 .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
         }
         sync_dir(&root)?;
+        // A previous run may have died between creating a fan-out directory
+        // and fsyncing its parent; puts take existing directories as durable.
+        File::open(&root)
+            .and_then(|d| rustix::fs::syncfs(&d).map_err(Into::into))
+            .map_err(|e| {
+                StorageError::io(format!("syncing the file system of {}", root.display()), e)
+            })?;
         Ok(LocalDir {
             inner: Arc::new(Inner {
                 id: id.into(),
                 root,
                 shards,
                 tmp,
+                new_dirs: NewDirs::default(),
             }),
         })
     }
@@ -123,24 +144,65 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
         .map_err(|e| StorageError::io(format!("syncing directory {}", dir.display()), e))
 }
 
-/// Creates the fan-out directories of a shard path durably.
-fn ensure_parent(path: &Path) -> Result<(), StorageError> {
+/// Fan-out directories this store is creating whose entries (in their
+/// parent and grandparent) may not be durable yet, with how many writers
+/// are creating each. A directory is added before it is created and removed
+/// only once those entries are fsync'd, so a writer that finds a directory
+/// on disk and not here may rely on it; one that failed to fsync stays here.
+#[derive(Debug, Default)]
+struct NewDirs(Mutex<HashMap<PathBuf, usize>>);
+
+impl NewDirs {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<PathBuf, usize>) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn contains(&self, dir: &Path) -> bool {
+        self.with(|dirs| dirs.contains_key(dir))
+    }
+
+    fn begin(&self, dir: &Path) {
+        self.with(|dirs| *dirs.entry(dir.to_path_buf()).or_default() += 1);
+    }
+
+    fn durable(&self, dir: &Path) {
+        self.with(|dirs| {
+            if let Some(n) = dirs.get_mut(dir) {
+                *n -= 1;
+                if *n == 0 {
+                    dirs.remove(dir);
+                }
+            }
+        });
+    }
+}
+
+/// Creates the fan-out directories of a shard path durably: returns once
+/// the entries leading to `path`'s directory are on disk, whoever created
+/// them. `sync` fsyncs a directory ([`sync_dir`]; tests watch it).
+fn ensure_parent(
+    new_dirs: &NewDirs,
+    path: &Path,
+    mut sync: impl FnMut(&Path) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
     let Some(dir) = path.parent() else {
         return Ok(());
     };
-    if dir.is_dir() {
+    if dir.is_dir() && !new_dirs.contains(dir) {
         return Ok(());
     }
-    std::fs::create_dir_all(dir)
+    new_dirs.begin(dir);
+    create_private_dir(dir)
         .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
     // The new directory entries live in the parent and grandparent.
     let mut up = dir.parent();
     for _ in 0..2 {
         if let Some(d) = up {
-            sync_dir(d)?;
+            sync(d)?;
             up = d.parent();
         }
     }
+    new_dirs.durable(dir);
     Ok(())
 }
 
@@ -283,9 +345,10 @@ impl ShardStore for LocalDir {
             .await?;
         }
         let from = tmp_path.clone();
+        let store = Arc::clone(&self.inner);
         let len = blocking(move || {
             let len = file.finish().map_err(io_err("finishing", &from))?;
-            ensure_parent(&target)?;
+            ensure_parent(&store.new_dirs, &target, sync_dir)?;
             std::fs::rename(&from, &target).map_err(io_err("renaming into", &target))?;
             if let Some(dir) = target.parent() {
                 sync_dir(dir)?;
@@ -450,5 +513,86 @@ mod tests {
         assert!(file_name(a) < file_name(b));
         assert_eq!(parse_file_name("junk"), None);
         assert_eq!(parse_file_name(&format!("{}.tmp", file_name(a))), None);
+    }
+
+    /// Runs [`ensure_parent`] for `shard`, returning the directories it fsync'd.
+    fn synced_by(new_dirs: &NewDirs, shard: &Path) -> Vec<PathBuf> {
+        let mut synced = Vec::new();
+        ensure_parent(new_dirs, shard, |d| {
+            synced.push(d.to_path_buf());
+            Ok(())
+        })
+        .unwrap();
+        synced
+    }
+
+    #[test]
+    fn new_fan_out_directories_are_fsynced_before_any_writer_relies_on_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shards = tmp.path().join("shards");
+        let leaf = shards.join("ab").join("cd");
+        let shard = leaf.join("shard");
+        let new_dirs = NewDirs::default();
+
+        // The first writer creates both levels and fsyncs the entries of
+        // each in its parent; afterwards the directory is known durable.
+        assert_eq!(
+            synced_by(&new_dirs, &shard),
+            [shards.join("ab"), shards.clone()]
+        );
+        assert!(leaf.is_dir() && !new_dirs.contains(&leaf));
+        assert!(synced_by(&new_dirs, &shard).is_empty());
+
+        // A directory another writer created but has not fsync'd yet: a
+        // second writer does not take it as durable, it fsyncs it itself.
+        let other = shards.join("ab").join("ef");
+        new_dirs.begin(&other);
+        std::fs::create_dir(&other).unwrap();
+        assert_eq!(
+            synced_by(&new_dirs, &other.join("shard")),
+            [shards.join("ab"), shards.clone()]
+        );
+        assert!(new_dirs.contains(&other), "the creator has not finished");
+        new_dirs.durable(&other);
+        assert!(synced_by(&new_dirs, &other.join("shard")).is_empty());
+
+        // A failed fsync leaves the directory to be fsync'd by the next writer.
+        let failing = shards.join("12").join("34");
+        let err = ensure_parent(&new_dirs, &failing.join("shard"), |d| {
+            Err(StorageError::io(
+                format!("syncing {}", d.display()),
+                std::io::Error::other("injected"),
+            ))
+        });
+        assert!(err.is_err());
+        assert!(failing.is_dir() && new_dirs.contains(&failing));
+        assert_eq!(
+            synced_by(&new_dirs, &failing.join("shard")),
+            [shards.join("12"), shards.clone()]
+        );
+    }
+
+    #[tokio::test]
+    async fn directories_and_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("disk");
+        let store = LocalDir::open("disk", &root).unwrap();
+        let id = ShardId {
+            object: ObjectId([0x5a; 16]),
+            part: 1,
+            index: 0,
+        };
+        let data = futures::stream::iter([Ok(Bytes::from_static(b"shard"))]).boxed();
+        store.put(id, data).await.unwrap();
+        let path = store.shard_path(id);
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(&root)) {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+            dir = d.parent();
+        }
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

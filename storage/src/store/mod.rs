@@ -10,6 +10,8 @@ pub use memory::Memory;
 
 use std::fmt;
 use std::ops::Range;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::SystemTime;
 
@@ -17,6 +19,15 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use crate::error::StorageError;
+
+/// Creates `dir` and its missing parents readable by their owner only
+/// (0700), as everything under a data directory is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
 
 /// A stream of bytes in or out of a store (or of an object).
 pub type ByteStream = futures::stream::BoxStream<'static, Result<bytes::Bytes, StorageError>>;
