@@ -4,45 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
+use common::{shard_files, wait_for_shards};
 use tessera_server::testing::TestServer;
-
-/// Every shard file under `<data-dir>/disks/*/shards`.
-fn shard_files(data_dir: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for n in 1..=6 {
-        walk(&data_dir.join(format!("disks/disk-{n}/shards")), &mut out);
-    }
-    out.sort();
-    out
-}
-
-/// Waits (up to 10 s) until the shard files are exactly `expected`.
-async fn wait_for_shards(data_dir: &Path, expected: &[PathBuf]) {
-    for _ in 0..100 {
-        if shard_files(data_dir) == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(shard_files(data_dir), expected, "gc did not converge");
-}
 
 async fn put(client: &aws_sdk_s3::Client, key: &str, len: usize, fill: u8) {
     client

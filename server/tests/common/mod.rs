@@ -1,9 +1,12 @@
 //! Shared helpers of the integration tests: `aws-sdk-s3` clients for
-//! in-process [`TestServer`]s.
+//! in-process [`TestServer`]s, and the shard files on their disks.
 //!
 //! Use from a test file with `mod common;`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unused_imports)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -92,4 +95,38 @@ pub async fn bucket_names(client: &aws_sdk_s3::Client) -> Vec<String> {
         .iter()
         .filter_map(|b| b.name().map(str::to_owned))
         .collect()
+}
+
+/// Every shard file under `<data-dir>/disks/*/shards`.
+pub fn shard_files(data_dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for n in 1..=6 {
+        walk(&data_dir.join(format!("disks/disk-{n}/shards")), &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// Waits (up to 10 s) until the shard files are exactly `expected`.
+pub async fn wait_for_shards(data_dir: &Path, expected: &[PathBuf]) {
+    for _ in 0..100 {
+        if shard_files(data_dir) == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shard_files(data_dir), expected, "gc did not converge");
 }
