@@ -41,16 +41,8 @@ async fn setup(g: Geometry, bytes: &[u8]) -> Written {
     write_memory(bytes, g, 1000).await
 }
 
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(config(48))]
+    #![proptest_config(common::proptest_config(48))]
 
     /// Up to m shards lost (deleted or their store unknown): exact bytes.
     /// More than m: exact bytes only if no needed data shard is gone, else an error.
