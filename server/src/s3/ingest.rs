@@ -176,6 +176,9 @@ pub(crate) struct Ingested {
 
 type BodyStream = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
 
+/// The largest body one `PutObject` or `UploadPart` may declare (S3: 5 GiB).
+const MAX_UPLOAD_SIZE: u64 = 5 << 30;
+
 /// Any byte stream as the stream shape the storage writer accepts.
 pub(crate) fn body_stream<S, E>(s: S) -> BodyStream
 where
@@ -201,7 +204,8 @@ pub(crate) fn request_body(body: Option<s3s::dto::StreamingBlob>) -> BodyStream 
 impl Gateway {
     /// Stores a body (`size_hint` bytes, when known) under `key` as segment
     /// `part` of a fresh storage object (or inline when `inline_ok` and it is
-    /// small), verifying `integrity`.
+    /// small), verifying `integrity`. A declared size above
+    /// [`MAX_UPLOAD_SIZE`] is refused with `EntityTooLarge`.
     pub(crate) async fn ingest(
         &self,
         key: &ObjectKey,
@@ -210,6 +214,13 @@ impl Gateway {
         inline_ok: bool,
         integrity: &Integrity,
     ) -> Result<Ingested, S3Error> {
+        // Refused before a byte of the body is read, as S3 does.
+        if size_hint.is_some_and(|n| n > MAX_UPLOAD_SIZE) {
+            return Err(s3_error!(
+                EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed size."
+            ));
+        }
         let mut body = with_idle_timeout(body, self.settings.body_idle_timeout);
         let algorithms = integrity.algorithms();
         let threshold = if inline_ok {
