@@ -65,6 +65,8 @@ for f in "${ALL[@]}"; do
     if [ -z "$ONLY" ] || [[ ",$ONLY," == *",$(scenario_name "$f"),"* ]]; then SCENARIOS+=("$f"); fi
 done
 if [ "$LIST" = 1 ]; then printf '%s\n' "${ALL[@]}" | sed 's|.*/||; s|\.[a-z]*$||'; exit 0; fi
+# A run that checks nothing must not pass.
+[ "${#SCENARIOS[@]}" -gt 0 ] || die "no scenarios to run (none in $HERE/scenarios?)"
 
 # ------------------------------------------------------------------ clients
 
@@ -189,4 +191,4 @@ else
 fi
 [ "$FAILED" = 0 ] || note "logs kept in $RUN_DIR"
 printf '%s passed, %s failed\n' "$PASSED" "$FAILED"
-[ "$FAILED" = 0 ]
+[ "$FAILED" = 0 ] && [ "$PASSED" -gt 0 ]

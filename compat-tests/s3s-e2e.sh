@@ -8,8 +8,9 @@
 # --locked; TESSERA_TOOLS_DIR moves it), builds the release tessera
 # (CARGO_TARGET_DIR), starts it on a temporary data dir and free ports, waits
 # for /health/ready, runs the suite under `env -i` with only the endpoint and
-# keys, prints its report and `N passed, N failed`; exits non-zero unless
-# every test passed. The server is always stopped.
+# keys, prints its report and `N passed, N failed` (an ignored case counts
+# as failed); exits non-zero unless every test passed. The server is always
+# stopped.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -55,6 +56,13 @@ rc=0
 grep -E '^(PASSED|FAILED|IGNORED) |^  (ERROR|PANICKED)' "$RUN_DIR/e2e.log" || true
 passed=$(grep -cE '^PASSED .*\[[^]/]+/[^]/]+/[^]/]+\]$' "$RUN_DIR/e2e.log" || true)
 failed=$(grep -cE '^FAILED .*\[[^]/]+/[^]/]+/[^]/]+\]$' "$RUN_DIR/e2e.log" || true)
+# An ignored case (or fixture, or suite) proves nothing: every case must
+# really pass.
+ignored=$(grep -cE '^IGNORED ' "$RUN_DIR/e2e.log" || true)
+if [ "$ignored" != 0 ]; then
+    printf 's3s-e2e ignored %s tests; they count as failed\n' "$ignored" >&2
+    failed=$((failed + ignored))
+fi
 if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
     printf 's3s-e2e exited %s without a failed case:\n' "$rc" >&2
     tail -n 30 "$RUN_DIR/e2e.log" >&2

@@ -43,6 +43,16 @@ check_eq() { # GOT WANT WHAT
     [ "$1" = "$2" ] || fail "$3: got '$(printf '%s' "$1" | head -c 200)', want '$(printf '%s' "$2" | head -c 200)'"
 }
 
+# Runs CMD and compares what it printed with WANT. A command that fails
+# fails the check: `check_eq "$(cmd)" ""` would pass on a failed `cmd`.
+check_output() { # WANT WHAT CMD [ARG...]
+    local want=$1 what=$2 got rc=0
+    shift 2
+    got=$("$@") || rc=$?
+    [ "$rc" = 0 ] || fail "$what: \`$*\` exited $rc"
+    check_eq "$got" "$want" "$what"
+}
+
 check_files_eq() { # GOT_FILE WANT_FILE WHAT
     cmp -s "$1" "$2" || fail "$3: $(diff "$1" "$2" | head -n 6 | tr '\n' ' ')"
 }

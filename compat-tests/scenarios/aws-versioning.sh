@@ -34,7 +34,7 @@ awsc s3 rm "s3://$BUCKET/doc.txt"
 api list-object-versions --bucket "$BUCKET" > versions.json
 check_eq "$(jget 'Versions.#' < versions.json) $(jget 'DeleteMarkers.#' < versions.json)" "2 1" "versions and delete markers"
 marker=$(jget DeleteMarkers.0.VersionId < versions.json)
-check_eq "$(awsc s3 ls "s3://$BUCKET/")" "" "ls after rm"
+check_output "" "ls after rm" awsc s3 ls "s3://$BUCKET/"
 api get-object --bucket "$BUCKET" --key doc.txt --version-id "$id1" old.txt > /dev/null
 check_files_eq old.txt v1.txt "old version after the delete marker"
 

@@ -260,9 +260,18 @@ impl<'txn> Applier<'txn> {
             .range::<&[u8]>(range.clone())?
             .next()
             .is_some()
-            || self.uploads.range::<&[u8]>(range)?.next().is_some()
         {
             return Err(ApplyError::BucketNotEmpty.into());
+        }
+        // Uploads in progress go with the bucket, as in S3.
+        let mut uploads = Vec::new();
+        for entry in self.uploads.range::<&[u8]>(range)? {
+            let (_, v) = entry?;
+            let upload: MultipartUpload = decode(v.value())?;
+            uploads.push((upload.key, upload.upload_id));
+        }
+        for (key, upload_id) in uploads {
+            self.discard_upload(name, &key, &upload_id)?;
         }
         let mut grantees = Vec::new();
         for entry in self
@@ -691,9 +700,14 @@ impl<'txn> Applier<'txn> {
 
     fn abort_upload(&mut self, bucket: &str, key: &str, upload_id: &str) -> Step<CommandResponse> {
         self.upload(bucket, key, upload_id)?;
-        let parts = self.drop_upload(bucket, key, upload_id)?;
-        self.discard(parts.into_values().map(|p| p.segment).collect())?;
+        self.discard_upload(bucket, key, upload_id)?;
         Ok(CommandResponse::Done)
+    }
+
+    /// Remove an upload and its parts and queue the parts' data for deletion.
+    fn discard_upload(&mut self, bucket: &str, key: &str, upload_id: &str) -> Step<()> {
+        let parts = self.drop_upload(bucket, key, upload_id)?;
+        self.discard(parts.into_values().map(|p| p.segment).collect())
     }
 
     // ---- access keys, grants, nodes ----

@@ -47,7 +47,8 @@ pub enum Command {
         /// The new bucket.
         bucket: Bucket,
     },
-    /// Delete an empty bucket (no versions, no markers, no uploads).
+    /// Delete a bucket without versions or markers; its uploads in progress
+    /// go with it, their parts' data queued for deletion.
     DeleteBucket {
         /// Bucket name.
         name: String,
@@ -267,7 +268,7 @@ pub enum ApplyError {
         /// Access key id of the existing bucket's owner.
         owner: String,
     },
-    /// The bucket still holds versions, markers or uploads.
+    /// The bucket still holds versions or markers.
     #[error("bucket not empty")]
     BucketNotEmpty,
     /// The key (or version) does not exist.

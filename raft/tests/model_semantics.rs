@@ -293,21 +293,17 @@ fn preconditions_are_checked_against_the_current_version() {
 }
 
 #[test]
-fn delete_bucket_only_when_empty_and_grants_go_with_it() {
+fn delete_bucket_refuses_versions_and_markers_and_grants_go_with_it() {
     let mut meta = Meta::with_bucket("b", Versioning::Enabled);
     let del = || Command::DeleteBucket { name: "b".into() };
     meta.ok(put("b", "k", "v1", 1));
+    assert_eq!(meta.apply(del()), Err(ApplyError::BucketNotEmpty));
     meta.ok(delete("b", "k", Some("v1"), ""));
     meta.ok(delete("b", "k", None, "m1")); // only a marker left
+    let before = meta.dump();
     assert_eq!(meta.apply(del()), Err(ApplyError::BucketNotEmpty));
+    assert_eq!(meta.dump(), before);
     meta.ok(delete("b", "k", Some("m1"), ""));
-    meta.ok(create_upload("b", "u", "up1"));
-    assert_eq!(meta.apply(del()), Err(ApplyError::BucketNotEmpty));
-    meta.ok(Command::AbortMultipartUpload {
-        bucket: "b".into(),
-        key: "u".into(),
-        upload_id: "up1".into(),
-    });
     meta.ok(del());
     assert!(meta.view().bucket("b").unwrap().is_none());
     assert!(meta.view().grant("TKowner", "b").unwrap().is_none());
@@ -316,6 +312,69 @@ fn delete_bucket_only_when_empty_and_grants_go_with_it() {
         meta.view().list_objects("b", &ListObjectsQuery::default()),
         Err(MetaError::Apply(ApplyError::NoSuchBucket))
     ));
+}
+
+#[test]
+fn delete_bucket_takes_its_uploads_in_progress_along() {
+    let mut meta = Meta::with_bucket("b", Versioning::Unversioned);
+    meta.ok(Command::CreateBucket {
+        bucket: bucket("bb", Versioning::Unversioned),
+    });
+    meta.ok(create_upload("b", "u", "up1"));
+    meta.ok(put_part("b", "u", "up1", part(1, 100, 11)));
+    meta.ok(put_part("b", "u", "up1", part(2, 100, 12)));
+    meta.ok(create_upload("b", "a\0z", "up2"));
+    meta.ok(put_part("b", "a\0z", "up2", part(1, 100, 21)));
+    meta.ok(create_upload("b", "empty", "up3"));
+    meta.ok(create_upload("bb", "u", "up1"));
+    meta.ok(put_part("bb", "u", "up1", part(1, 100, 31)));
+
+    // A version still refuses, and the refusal leaves the uploads alone.
+    meta.ok(put("b", "k", "v1", 1));
+    let before = meta.dump();
+    assert_eq!(
+        meta.apply(Command::DeleteBucket { name: "b".into() }),
+        Err(ApplyError::BucketNotEmpty)
+    );
+    assert_eq!(meta.dump(), before);
+    meta.ok(delete("b", "k", None, ""));
+    assert_eq!(queued_seeds(&meta), vec![1]);
+
+    meta.ok(Command::DeleteBucket { name: "b".into() });
+    assert!(meta.view().bucket("b").unwrap().is_none());
+    // Every part's data is queued, as AbortMultipartUpload queues it.
+    let mut queued = queued_seeds(&meta);
+    queued.sort_unstable();
+    assert_eq!(queued, vec![1, 11, 12, 21]);
+    // No upload or part row is left behind for a bucket of the same name.
+    meta.ok(Command::CreateBucket {
+        bucket: bucket("b", Versioning::Unversioned),
+    });
+    let uploads = meta
+        .view()
+        .list_uploads(
+            "b",
+            &ListUploadsQuery {
+                max_uploads: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(uploads.uploads.is_empty(), "{:?}", uploads.uploads);
+    for (key, id) in [("u", "up1"), ("a\0z", "up2"), ("empty", "up3")] {
+        assert!(meta.view().upload("b", key, id).unwrap().is_none());
+        assert!(matches!(
+            meta.view().list_parts("b", key, id, 0, 10),
+            Err(MetaError::Apply(ApplyError::NoSuchUpload))
+        ));
+    }
+    assert_eq!(
+        meta.apply(put_part("b", "u", "up1", part(3, 1, 13))),
+        Err(ApplyError::NoSuchUpload)
+    );
+    // The other bucket's upload stands.
+    let other = meta.view().list_parts("bb", "u", "up1", 0, 10).unwrap();
+    assert_eq!(other.parts, vec![part(1, 100, 31)]);
 }
 
 #[test]

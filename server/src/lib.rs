@@ -149,7 +149,8 @@ impl Server {
         if let Some(host) = host.clone() {
             s3.set_host(host);
         }
-        let s3 = metrics::Measured(s3::CorsLayer::new(s3.build(), meta.clone(), host));
+        let s3 = s3::RegionCheck::new(s3.build(), &config.region);
+        let s3 = metrics::Measured(s3::CorsLayer::new(s3, meta.clone(), host));
 
         let jobs = Jobs::new();
         let admin_state = Arc::new(AdminState {

@@ -8,19 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::shard_files;
+use common::{shard_files, wait_for_shards};
 use tessera_server::testing::TestServer;
-
-/// Waits (up to 10 s) until the shard files are exactly `expected`.
-async fn wait_for_shards(data_dir: &Path, expected: &[PathBuf]) {
-    for _ in 0..100 {
-        if shard_files(data_dir) == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(shard_files(data_dir), expected, "gc did not converge");
-}
 
 /// A test server (after `adjust`) with the bucket `collect`, its client and
 /// data directory.

@@ -52,7 +52,7 @@ fn fix_checksums(file: &mut [u8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(2000))]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), fix in any::<bool>()) {
@@ -65,7 +65,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(500))]
 
     /// Valid files verify; any mutation is rejected; with header and trailer
     /// checksums re-sealed, block bytes still cannot change. Never a panic.

@@ -13,7 +13,7 @@ fn geometry() -> impl Strategy<Value = Geometry> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(96))]
 
     /// Any size from 0 to 3.5 stripes, any chunking, any range: exact bytes back.
     #[test]

@@ -177,6 +177,9 @@ pub(crate) struct Ingested {
 
 type BodyStream = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
 
+/// The largest body one `PutObject` or `UploadPart` may declare (S3: 5 GiB).
+const MAX_UPLOAD_SIZE: u64 = 5 << 30;
+
 /// Any byte stream as the stream shape the storage writer accepts.
 pub(crate) fn body_stream<S, E>(s: S) -> BodyStream
 where
@@ -202,7 +205,9 @@ pub(crate) fn request_body(body: Option<s3s::dto::StreamingBlob>) -> BodyStream 
 impl Gateway {
     /// Stores a body (`size_hint` bytes, when known) under `key` as segment
     /// `part` of a fresh storage object (or inline when `inline_ok` and it is
-    /// small), verifying `integrity`.
+    /// small), verifying `integrity`. A declared size above
+    /// [`MAX_UPLOAD_SIZE`] is refused with `EntityTooLarge`, and so is a
+    /// body without a declared size once it grows past it.
     pub(crate) async fn ingest(
         &self,
         key: &ObjectKey,
@@ -211,7 +216,17 @@ impl Gateway {
         inline_ok: bool,
         integrity: &Integrity,
     ) -> Result<Ingested, S3Error> {
-        let mut body = with_idle_timeout(body, self.settings.body_idle_timeout);
+        // Refused before a byte of the body is read, as S3 does.
+        if size_hint.is_some_and(|n| n > MAX_UPLOAD_SIZE) {
+            return Err(s3_error!(
+                EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed size."
+            ));
+        }
+        let mut body = capped(
+            with_idle_timeout(body, self.settings.body_idle_timeout),
+            MAX_UPLOAD_SIZE,
+        );
         let algorithms = integrity.algorithms();
         let threshold = if inline_ok {
             self.settings.inline_threshold
@@ -318,14 +333,40 @@ impl Gateway {
     }
 }
 
+/// A body that went on past the largest upload, having declared no size.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body exceeds {0} bytes")]
+struct BodyTooLarge(u64);
+
+/// `body`, failing with [`BodyTooLarge`] once more than `limit` bytes came.
+fn capped(body: BodyStream, limit: u64) -> BodyStream {
+    let mut seen = 0u64;
+    body.map(move |chunk| {
+        let chunk = chunk?;
+        seen = seen.saturating_add(chunk.len() as u64);
+        if seen > limit {
+            return Err(std::io::Error::other(BodyTooLarge(limit)));
+        }
+        Ok(chunk)
+    })
+    .boxed()
+}
+
 /// The S3 error for a body that could not be read: `RequestTimeout` when the
-/// client stopped sending, `IncompleteBody` otherwise.
+/// client stopped sending, `EntityTooLarge` past the largest upload,
+/// `IncompleteBody` otherwise.
 fn body_failure(e: &(dyn std::error::Error + 'static)) -> S3Error {
     match e.downcast_ref::<std::io::Error>() {
         Some(io) if io.kind() == std::io::ErrorKind::TimedOut => s3_error!(
             RequestTimeout,
             "Your socket connection to the server was not read from or written to within the timeout period."
         ),
+        Some(io) if io.get_ref().is_some_and(|inner| inner.is::<BodyTooLarge>()) => {
+            s3_error!(
+                EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed size."
+            )
+        }
         _ => s3_error!(IncompleteBody, "reading the request body failed: {e}"),
     }
 }
@@ -358,4 +399,28 @@ fn to_model(computed: &[(ChecksumAlgorithm, Vec<u8>)]) -> Vec<Checksum> {
             value: BASE64.encode(d),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_past_the_cap_fails_as_entity_too_large() {
+        let body = || {
+            let chunks = ["abcd", "efgh", "ij"].map(|c| Ok(Bytes::from_static(c.as_bytes())));
+            futures::stream::iter(chunks).boxed()
+        };
+        let exact: Vec<_> = capped(body(), 10).collect().await;
+        assert!(exact.iter().all(Result::is_ok), "{exact:?}");
+        let mut over = capped(body(), 9);
+        assert!(over.next().await.is_some_and(|c| c.is_ok()));
+        assert!(over.next().await.is_some_and(|c| c.is_ok()));
+        let Some(Err(e)) = over.next().await else {
+            panic!("the third chunk passes the cap");
+        };
+        assert_eq!(*body_failure(&e).code(), s3s::S3ErrorCode::EntityTooLarge);
+        let cut = std::io::Error::other("connection reset");
+        assert_eq!(*body_failure(&cut).code(), s3s::S3ErrorCode::IncompleteBody);
+    }
 }

@@ -4,7 +4,8 @@
 //!
 //! One file per concept: `bucket` (bucket ops and versioning), `tagging`,
 //! `cors` (settings and preflight), `cors_layer` (CORS headers on actual
-//! responses), `object` (single objects), `copy`, `multipart`,
+//! responses), `region_check` (signatures for another region refused as S3
+//! does, before s3s), `object` (single objects), `copy`, `multipart`,
 //! `mpu_checksum` (object checksums of multipart uploads), `listing`,
 //! `ingest` (a request body into stored, verified data), `retrieve` (stored data back out as a stream), `keys` (per-object
 //! data keys), `conditions` (HTTP preconditions), `convert` (model ↔ S3
@@ -29,6 +30,7 @@ mod listing;
 mod mpu_checksum;
 mod multipart;
 mod object;
+mod region_check;
 mod retrieve;
 mod tagging;
 
@@ -45,6 +47,7 @@ use crate::placement::StoreSet;
 
 pub use cors::CorsRoute;
 pub use cors_layer::CorsLayer;
+pub use region_check::RegionCheck;
 
 /// Tunables of the gateway.
 #[derive(Debug, Clone)]

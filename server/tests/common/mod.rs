@@ -1,9 +1,12 @@
 //! Shared helpers of the integration tests: `aws-sdk-s3` clients for
-//! in-process [`TestServer`]s.
+//! in-process [`TestServer`]s, and the shard files on their disks.
 //!
 //! Use from a test file with `mod common;`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unused_imports)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -109,7 +112,7 @@ pub async fn bucket_names(client: &aws_sdk_s3::Client) -> Vec<String> {
 
 /// Every file and directory below `dir` (not `dir` itself), depth first;
 /// empty if `dir` does not exist.
-pub fn tree(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn tree(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
@@ -125,18 +128,17 @@ pub fn tree(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Every shard file under `<data-dir>/disks/disk-N/shards`, sorted.
-pub fn disk_shards(data_dir: &std::path::Path, disk: usize) -> Vec<std::path::PathBuf> {
-    let mut out: Vec<std::path::PathBuf> =
-        tree(&data_dir.join(format!("disks/disk-{disk}/shards")))
-            .into_iter()
-            .filter(|p| p.is_file())
-            .collect();
+pub fn disk_shards(data_dir: &Path, disk: usize) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = tree(&data_dir.join(format!("disks/disk-{disk}/shards")))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
     out.sort();
     out
 }
 
 /// Every shard file on the six disks of the embedded default, sorted.
-pub fn shard_files(data_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn shard_files(data_dir: &Path) -> Vec<PathBuf> {
     (1..=6).flat_map(|n| disk_shards(data_dir, n)).collect()
 }
 
@@ -158,7 +160,7 @@ where
         if check().await {
             return true;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     false
 }
@@ -178,4 +180,12 @@ pub async fn get_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> 
         .unwrap()
         .into_bytes()
         .to_vec()
+}
+
+/// Waits (up to 10 s) until the shard files are exactly `expected`.
+pub async fn wait_for_shards(data_dir: &Path, expected: &[PathBuf]) {
+    let converged = eventually(10, || async { shard_files(data_dir) == expected }).await;
+    if !converged {
+        assert_eq!(shard_files(data_dir), expected, "gc did not converge");
+    }
 }

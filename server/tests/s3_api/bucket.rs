@@ -1,12 +1,13 @@
 //! Bucket operations and bucket settings.
 
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CorsConfiguration, CorsRule,
     CreateBucketConfiguration, Tag, Tagging, VersioningConfiguration,
 };
 use tessera_server::admin::KeyCreate;
 
-use super::{code, common, put, setup, status, with_bucket};
+use super::{code, common, data, put, setup, status, with_bucket};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_head_list_delete() {
@@ -74,6 +75,71 @@ async fn name_rules_and_conflicts() {
         code(c2.create_bucket().bucket("mine").send().await),
         "BucketAlreadyExists"
     );
+}
+
+/// S3 deletes a bucket together with its multipart uploads in progress; the
+/// parts' data goes as after AbortMultipartUpload. An object still refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_takes_uploads_in_progress_along() {
+    let (server, c) = with_bucket("pending").await;
+    let dir = server.data_dir().to_path_buf();
+    let mut uploads = Vec::new();
+    for key in ["a", "dir/b"] {
+        let up = c
+            .create_multipart_upload()
+            .bucket("pending")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let id = up.upload_id().unwrap().to_owned();
+        c.upload_part()
+            .bucket("pending")
+            .key(key)
+            .upload_id(&id)
+            .part_number(1)
+            .body(ByteStream::from(data(300_000, 1)))
+            .send()
+            .await
+            .unwrap();
+        uploads.push((key, id));
+    }
+    assert_eq!(common::shard_files(&dir).len(), 12, "six shards per part");
+
+    put(&c, "pending", "k", b"v").await;
+    assert_eq!(
+        code(c.delete_bucket().bucket("pending").send().await),
+        "BucketNotEmpty"
+    );
+    c.delete_object()
+        .bucket("pending")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    c.delete_bucket().bucket("pending").send().await.unwrap();
+    assert_eq!(status(c.head_bucket().bucket("pending").send().await), 404);
+    common::wait_for_shards(&dir, &[]).await;
+
+    // A new bucket of the same name inherits none of the old uploads.
+    c.create_bucket().bucket("pending").send().await.unwrap();
+    let listed = c
+        .list_multipart_uploads()
+        .bucket("pending")
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.uploads().is_empty(), "{:?}", listed.uploads());
+    for (key, id) in &uploads {
+        let parts = c
+            .list_parts()
+            .bucket("pending")
+            .key(*key)
+            .upload_id(id)
+            .send()
+            .await;
+        assert_eq!(code(parts), "NoSuchUpload", "{key}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

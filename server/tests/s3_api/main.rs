@@ -14,6 +14,7 @@ mod cors;
 mod listing;
 mod multipart;
 mod object;
+mod region;
 mod versioning;
 
 use std::time::Duration;

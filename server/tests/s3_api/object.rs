@@ -5,10 +5,14 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, Delete, ObjectAttributes, ObjectIdentifier, Tag, Tagging,
 };
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{code, data, get, md5_hex, put, setup_with, status, with_bucket};
+use super::{code, common, data, get, md5_hex, put, setup_with, status, with_bucket};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_and_large_round_trip() {
@@ -579,4 +583,55 @@ async fn reads_take_turns_in_a_small_read_budget() {
     assert!(ranged.iter().all(|b| *b == body[range.start..range.end]));
     copied.unwrap();
     assert!(get(&c, "bkt", "copy").await == body);
+}
+
+/// A single PUT may carry at most 5 GiB: one declaring 5 GiB + 1 byte (over
+/// a raw socket, presigned, its body never sent) is answered EntityTooLarge
+/// without waiting for the body, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_above_5_gib_is_entity_too_large() {
+    let (server, c) = with_bucket("bkt").await;
+    let presigned = c
+        .put_object()
+        .bucket("bkt")
+        .key("huge")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
+        .await
+        .unwrap();
+    let uri: http::Uri = presigned.uri().parse().unwrap();
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        uri.path_and_query().unwrap(),
+        uri.authority().unwrap(),
+        (5u64 << 30) + 1
+    );
+    let mut sock = tokio::net::TcpStream::connect(server.s3_addr())
+        .await
+        .unwrap();
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while !answer.windows(8).any(|w| w == b"</Error>") {
+            let n = sock.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("an answer before the body");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("<Code>EntityTooLarge</Code>"), "{answer}");
+
+    assert_eq!(
+        status(c.head_object().bucket("bkt").key("huge").send().await),
+        404
+    );
+    let listed = c.list_objects_v2().bucket("bkt").send().await.unwrap();
+    assert_eq!(listed.key_count(), Some(0));
+    assert!(common::shard_files(server.data_dir()).is_empty());
 }

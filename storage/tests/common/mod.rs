@@ -14,6 +14,19 @@ use tessera_storage::{
     read_object, write_object,
 };
 
+/// Proptest settings for `cases` cases whose failures are saved next to the
+/// test file (`tests/NAME.proptest-regressions`, to be committed) and replayed
+/// before any new case on every run.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..proptest::test_runner::Config::default()
+    }
+}
+
 /// One multi-threaded runtime shared by the proptests of a test binary.
 pub fn rt() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
