@@ -12,8 +12,8 @@
 //!   `--request-timeout-ms`, `--snapshot-every`, `--logs-kept` — optional
 //!   [`RaftTiming`] values.
 //!
-//! Once the member runs it prints `ready <address> applied=N log=N` (its
-//! advertised RPC address, and what its files held when it opened them).
+//! Once the member runs it prints `ready <address>` (its advertised RPC
+//! address).
 //! Then every stdin line `<tag> <request>` is answered, in any order
 //! (requests run concurrently), by one stdout line `<tag> ok <result>` or
 //! `<tag> err <message>`. Requests:
@@ -52,13 +52,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Failure> {
     let node = MetaNode::start(config(std::env::args().skip(1))?).await?;
-    let status = node.status();
-    say(&format!(
-        "ready {} applied={} log={}",
-        node.advertise(),
-        status.last_applied,
-        status.last_log_index
-    ));
+    say(&format!("ready {}", node.advertise()));
     // Blocking stdin on a thread of its own; requests go to the runtime.
     let (lines, mut requests) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
