@@ -203,7 +203,7 @@ async fn a_copy_racing_overwrites_of_its_source_copies_one_whole_version() {
     copy.await.unwrap().expect("the copy succeeds");
     let copied = common::get_bytes(&client, "collect", "dst").await;
     assert!(
-        versions.iter().any(|v| *v == copied),
+        versions.contains(&copied),
         "the copy holds one whole version of its source"
     );
     server.shutdown().await.unwrap();
