@@ -99,6 +99,19 @@ pub async fn version_ids(node: &MetaNode, bucket: &str, key: &str) -> Vec<String
         .collect()
 }
 
+/// What a member says of the leadership: (its id, the leader it knows,
+/// whether it is the leader itself).
+pub type LeaderView = (u64, Option<u64>, bool);
+
+/// The leader every member in `views` names, if it is one of them and says
+/// it leads.
+pub fn agreed_leader(views: &[LeaderView]) -> Option<u64> {
+    let leader = views.first()?.1?;
+    let all_agree = views.iter().all(|(_, l, _)| *l == Some(leader));
+    let leads = views.iter().any(|(id, _, leads)| *id == leader && *leads);
+    (all_agree && leads).then_some(leader)
+}
+
 /// In-process members on loopback, with mutual TLS from one cluster CA.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -159,18 +172,20 @@ impl Cluster {
     pub async fn leader(&self) -> u64 {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let leaders: Vec<Option<u64>> =
-                self.nodes.values().map(|n| n.status().leader).collect();
-            if let Some(Some(l)) = leaders.first()
-                && leaders.iter().all(|x| *x == Some(*l))
-                && self.nodes.contains_key(l)
-                && self.nodes[l].status().role == "leader"
-            {
-                return *l;
+            let views: Vec<LeaderView> = self
+                .nodes
+                .values()
+                .map(|n| {
+                    let s = n.status();
+                    (s.id, s.leader, s.role == "leader")
+                })
+                .collect();
+            if let Some(l) = agreed_leader(&views) {
+                return l;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no agreed leader: {leaders:?}"
+                "no agreed leader: {views:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -212,60 +227,76 @@ impl Cluster {
     }
 }
 
-/// A background writer: `put(bucket, key, "{tag}-{i}")` through one member
+/// A background writer: `put(bucket, key, "{tag}-{i}")` one after the other
 /// until stopped, counting acknowledgements.
 pub struct Writer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    acked: tokio::sync::watch::Sender<usize>,
     task: tokio::task::JoinHandle<(Vec<String>, Vec<String>)>,
 }
 
 impl Writer {
+    /// Writes through the in-process member `node`.
     pub fn spawn(
         node: MetaNode,
         bucket: &'static str,
         key: &'static str,
         tag: &'static str,
     ) -> Writer {
+        Writer::spawn_with(
+            move |cmd| {
+                let node = node.clone();
+                async move { node.write(cmd).await.map(|_| ()) }
+            },
+            bucket,
+            key,
+            tag,
+        )
+    }
+
+    /// Writes through `write` (an error means "outcome unknown").
+    pub fn spawn_with<F, Fut, E>(
+        write: F,
+        bucket: &'static str,
+        key: &'static str,
+        tag: &'static str,
+    ) -> Writer
+    where
+        F: Fn(Command) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), E>> + Send,
+    {
         use std::sync::atomic::Ordering::Relaxed;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (stop2, count2) = (stop.clone(), count.clone());
+        let acked = tokio::sync::watch::Sender::new(0);
+        let (stop2, count) = (stop.clone(), acked.clone());
         let task = tokio::spawn(async move {
             let (mut acked, mut unknown) = (Vec::new(), Vec::new());
             let mut i = 0u64;
             while !stop2.load(Relaxed) {
                 let id = format!("{tag}-{i:06}");
                 i += 1;
-                match node.write(put(bucket, key, &id)).await {
-                    Ok(_) => {
-                        acked.push(id);
-                        count2.fetch_add(1, Relaxed);
-                    }
-                    Err(_) => {
-                        unknown.push(id);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
+                if write(put(bucket, key, &id)).await.is_ok() {
+                    acked.push(id);
+                    count.send_modify(|n| *n += 1);
+                } else {
+                    unknown.push(id);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
             (acked, unknown)
         });
-        Writer {
-            stop,
-            acked: count,
-            task,
-        }
+        Writer { stop, acked, task }
     }
 
-    /// Waits until `n` more writes were acknowledged.
+    /// Waits until `n` more writes were acknowledged; returns as soon as the
+    /// last of them is.
     pub async fn progress(&self, n: usize) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let target = self.acked.load(Relaxed) + n;
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while self.acked.load(Relaxed) < target {
-            assert!(std::time::Instant::now() < deadline, "writes stalled");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let mut count = self.acked.subscribe();
+        let target = *count.borrow_and_update() + n;
+        tokio::time::timeout(Duration::from_secs(60), count.wait_for(|c| *c >= target))
+            .await
+            .expect("writes stalled")
+            .unwrap();
     }
 
     /// Stops; returns (acknowledged ids, ids whose outcome is unknown).
@@ -284,14 +315,19 @@ pub async fn assert_history(
     acked: &[String],
     unknown: &[String],
 ) {
-    let stored = version_ids(node, bucket, key).await;
+    assert_ids(&version_ids(node, bucket, key).await, acked, unknown);
+}
+
+/// Asserts `stored` (version ids) holds every acknowledged id, nothing but
+/// acknowledged and unknown-outcome ids, and each once.
+pub fn assert_ids(stored: &[String], acked: &[String], unknown: &[String]) {
     let set: std::collections::BTreeSet<&String> = stored.iter().collect();
     assert_eq!(set.len(), stored.len(), "a version was applied twice");
     for id in acked {
         assert!(set.contains(id), "acknowledged write {id} lost");
     }
     let allowed: std::collections::BTreeSet<&String> = acked.iter().chain(unknown).collect();
-    for id in &stored {
+    for id in stored {
         assert!(allowed.contains(id), "unexpected version {id}");
     }
 }
