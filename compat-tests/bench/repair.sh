@@ -8,8 +8,10 @@
 #
 #   repair.sh [--gib N] [--tessera PATH] [--bench PATH] [--repair-rate-mib N]
 #
-# Prints: the bytes rebuilt, seconds, MB/s (10^6 bytes of rebuilt shards per
-# second), and the light load's p50/p99 idle and during repair. Needs jq, curl.
+# Prints: the time from the wipe to full redundancy, the bytes rebuilt and
+# MB/s (10^6 bytes of rebuilt shards per second) over the time repair ran and
+# from the wipe, and the light load's p50/p99 idle and during repair. Needs
+# jq and curl.
 set -euo pipefail
 
 gib=2
@@ -78,26 +80,33 @@ b put --bucket fill --objects $((gib * 16)) --size 64MiB --concurrency 4 \
 b put --bucket light --objects 200 --size 64KiB --concurrency 8 --keep >/dev/null
 
 light() { b get --bucket light --objects 200 --size 64KiB --concurrency 2 --duration "$1" >"$workdir/$2.json"; }
-stat_of() { jq -r ".phases[-1].ops.get.$2" "$workdir/$1.json"; }
+stat_of() { jq -r ".phases[-1].ops.GET.$2" "$workdir/$1.json"; }
 
 echo "repair.sh: light load on the idle server" >&2
 light 10s idle
 
+lost=$(find "$data/disks/disk-2/shards" -type f | wc -l)
 rm -rf "$data/disks/disk-2/shards"/*
-echo "repair.sh: disk 2 emptied; scrub started" >&2
+echo "repair.sh: disk 2 emptied ($lost shard files); scrub started" >&2
 before=$(jobs | jq '.[] | select(.job == "repair") | .bytes')
+scrubbed=$(jobs | jq '.[] | select(.job == "scrub") | .done')
 start=$(date +%s.%N)
 "$tessera" admin --url "$admin" --data-dir "$data" scrub start >/dev/null
 ( n=0; while [ ! -e "$workdir/stop" ]; do n=$((n + 1)); light 5s "busy-$n"; done ) &
 light_pid=$!
-# Done when scrub has finished its pass and repair's queue is empty.
+# Done when every lost shard file is back and repair's queue is empty
+# (after scrub has got going: before, both queues read empty).
+first=
 while :; do
-    sleep 0.5
+    sleep 0.2
     report=$(jobs)
-    scrub_left=$(jq '.[] | select(.job == "scrub") | .queued' <<<"$report")
+    if [ -z "$first" ] && [ "$(jq '.[] | select(.job == "repair") | .bytes' <<<"$report")" -gt "$before" ]; then
+        first=$(date +%s.%N)
+    fi
+    scrub_done=$(jq '.[] | select(.job == "scrub") | .done' <<<"$report")
     repair_left=$(jq '.[] | select(.job == "repair") | .queued' <<<"$report")
     files=$(find "$data/disks/disk-2/shards" -type f | wc -l)
-    if [ "$scrub_left" = 0 ] && [ "$repair_left" = 0 ] && [ "$files" -ge $((gib * 16 * 2)) ]; then
+    if [ "$scrub_done" -gt "$scrubbed" ] && [ "$repair_left" = 0 ] && [ "$files" -ge "$lost" ]; then
         break
     fi
 done
@@ -107,9 +116,11 @@ wait "$light_pid" || true
 after=$(jobs | jq '.[] | select(.job == "repair") | .bytes')
 rebuilt=$((after - before))
 secs=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
-printf 'rebuilt %d bytes (%d shard files) in %.1f s: %.0f MB/s\n' \
-    "$rebuilt" "$files" "$secs" "$(awk -v n="$rebuilt" -v s="$secs" 'BEGIN { print n / s / 1e6 }')"
-busy_p50=$(for f in "$workdir"/busy-*.json; do jq -r '.phases[-1].ops.get.p50_ms' "$f"; done | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-busy_p99=$(for f in "$workdir"/busy-*.json; do jq -r '.phases[-1].ops.get.p99_ms' "$f"; done | sort -g | tail -1)
+busy=$(awk -v a="${first:-$start}" -v b="$end" 'BEGIN { print b - a }')
+printf 'full redundancy %.1f s after the wipe; rebuilt %d bytes of %d lost shard files: %.0f MB/s over the %.1f s repair ran (%.0f MB/s from the wipe)\n' \
+    "$secs" "$rebuilt" "$lost" "$(awk -v n="$rebuilt" -v s="$busy" 'BEGIN { print n / s / 1e6 }')" "$busy" \
+    "$(awk -v n="$rebuilt" -v s="$secs" 'BEGIN { print n / s / 1e6 }')"
+busy_p50=$(for f in "$workdir"/busy-*.json; do jq -r '.phases[-1].ops.GET.p50_ms' "$f"; done | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+busy_p99=$(for f in "$workdir"/busy-*.json; do jq -r '.phases[-1].ops.GET.p99_ms' "$f"; done | sort -g | tail -1)
 printf 'light load p50/p99 ms: idle %s / %s, during repair %s / %s (median p50, worst p99 of %d runs)\n' \
     "$(stat_of idle p50_ms)" "$(stat_of idle p99_ms)" "$busy_p50" "$busy_p99" "$(ls "$workdir"/busy-*.json | wc -l)"

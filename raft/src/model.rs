@@ -335,13 +335,15 @@ pub enum WorkItem {
         /// The segments to remove from their stores.
         segments: Vec<Segment>,
     },
-    /// Rebuild missing shards of one object version's segment.
+    /// Check and rebuild shards of one segment: merged into the repair
+    /// queue's item of the segment, which the segment index ties to its
+    /// version or upload (the names here only describe the report).
     Repair {
-        /// Bucket of the version.
+        /// Bucket of the version, as the reporter saw it.
         bucket: String,
-        /// Key of the version.
+        /// Key of the version, as the reporter saw it.
         key: String,
-        /// Version id.
+        /// Version id, as the reporter saw it.
         version_id: String,
         /// Storage object id of the segment.
         object_id: [u8; 16],

@@ -187,6 +187,7 @@ impl Server {
         let scrub = ScrubJob::new(
             meta.clone(),
             stores.clone(),
+            jobs.clone(),
             config.scrub_interval,
             config.scrub_rate,
             dir.scrub_state_path(),

@@ -111,7 +111,7 @@ impl AdminState {
             (&Method::GET, "/admin/v1/jobs") => Ok(json(StatusCode::OK, &self.jobs.reports())),
             (&Method::POST, p) if p.starts_with("/admin/v1/jobs/") && p.ends_with("/start") => {
                 let name = &p["/admin/v1/jobs/".len()..p.len() - "/start".len()];
-                if !self.jobs.wake(name) {
+                if !self.jobs.start(name) {
                     return Err(Failure(StatusCode::NOT_FOUND, format!("no job {name}")));
                 }
                 Ok(json(StatusCode::OK, &serde_json::json!({})))

@@ -279,12 +279,26 @@ impl Jobs {
             .collect()
     }
 
-    /// Wakes the job named `name` for a pass now; false when there is none.
+    /// Wakes the job named `name` for a pass now (work was queued for it);
+    /// false when there is none.
     pub fn wake(&self, name: &str) -> bool {
+        self.find(name, false)
+    }
+
+    /// Starts a pass of the job named `name` now, as an operator asks
+    /// (`tessera admin job start`): a scheduled job starts early; false when
+    /// there is none.
+    pub fn start(&self, name: &str) -> bool {
+        self.find(name, true)
+    }
+
+    fn find(&self, name: &str, requested: bool) -> bool {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         match jobs.iter().find(|(p, _)| p.name == name) {
             Some((progress, wake)) => {
-                progress.requested.store(true, Ordering::Relaxed);
+                if requested {
+                    progress.requested.store(true, Ordering::Relaxed);
+                }
                 wake.notify_one();
                 true
             }

@@ -32,6 +32,8 @@ use crate::s3::keys::ObjectKey;
 const SCAN: usize = 10_000;
 /// Segments repaired per pass.
 const BATCH: usize = 16;
+/// Segments repaired at once.
+const PARALLEL: usize = 2;
 /// First wait after a failed segment; doubled per failure up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_secs(2);
 /// Longest wait between attempts at one segment.
@@ -77,6 +79,20 @@ impl RepairJob {
             store_changes: 0,
             degraded_labels: (1..=2).collect(),
         }
+    }
+
+    /// Repairs one queued segment; an item whose segment nobody references
+    /// any more has nothing to repair (and is dropped by its completion).
+    async fn repair_item<'a>(
+        &self,
+        item: &'a RepairItem,
+        record: Option<&SegmentRecord>,
+    ) -> (&'a RepairItem, bool, Outcome) {
+        let outcome = match record {
+            Some(record) => self.repair_segment(item, record).await,
+            None => Outcome::default(),
+        };
+        (item, record.is_some(), outcome)
     }
 
     /// Checks or rebuilds every queued shard of one segment.
@@ -185,14 +201,18 @@ impl Job for RepairJob {
             .map(|(item, record)| (lost(item, record.as_ref()), item, record.as_ref()))
             .collect();
         ready.sort_by_key(|(lost, _, _)| std::cmp::Reverse(*lost));
-        let mut worked = 0;
-        for (_, item, record) in ready.into_iter().take(BATCH) {
-            worked += 1;
-            let outcome = match record {
-                Some(record) => self.repair_segment(item, record).await,
-                // Nobody references the segment any more: drop the item.
-                None => Outcome::default(),
-            };
+        // A few segments at once: rebuilding is CPU work (decode, verify,
+        // seal) and each segment waits on its stores in between.
+        let chosen: Vec<_> = ready.into_iter().take(BATCH).collect();
+        let mut outcomes = Vec::with_capacity(chosen.len());
+        for group in chosen.chunks(PARALLEL) {
+            let group = group
+                .iter()
+                .map(|&(_, item, record)| self.repair_item(item, record));
+            outcomes.extend(futures::future::join_all(group).await);
+        }
+        let worked = outcomes.len();
+        for (item, referenced, outcome) in outcomes {
             let seg = (item.object_id, item.part);
             if outcome.failed > 0 {
                 progress.failed(outcome.failed as u64);
@@ -205,7 +225,7 @@ impl Job for RepairJob {
                 self.retry.remove(&seg);
             }
             let finished = (outcome.rebuilt.len() + outcome.sound.len()) as u64;
-            if finished > 0 || record.is_none() {
+            if finished > 0 || !referenced {
                 self.meta
                     .write(Command::CompleteRepair {
                         object_id: item.object_id,

@@ -16,11 +16,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics::counter;
 use tessera_raft::command::Command;
-use tessera_raft::model::WorkItem;
+use tessera_raft::model::{Segment, WorkItem};
 use tessera_raft::node::MetaNode;
-use tessera_storage::scrub_shard;
+use tessera_storage::{ShardId, scrub_shard};
 
-use super::job::{Job, JobError, Pass, Progress, RateLimit};
+use super::job::{Job, JobError, Jobs, Pass, Progress, RateLimit};
 use crate::datadir::write_private_file;
 use crate::location;
 use crate::placement::StoreSet;
@@ -55,10 +55,22 @@ impl ScrubState {
     }
 }
 
+/// What checking one shard found.
+enum Check {
+    /// Intact: its file's length in bytes.
+    Sound(u64),
+    /// Missing or corrupt: its index.
+    Bad(u16),
+    /// Its store is down (left to the health probe and repair).
+    Skipped,
+}
+
 /// The scrub job.
 pub struct ScrubJob {
     meta: MetaNode,
     stores: StoreSet,
+    /// To wake repair as soon as a finding is queued.
+    jobs: Jobs,
     rate: RateLimit,
     interval: Duration,
     state_file: PathBuf,
@@ -71,10 +83,12 @@ pub struct ScrubJob {
 
 impl ScrubJob {
     /// Scrub over these stores, a full pass every `interval`, reading at
-    /// most `bytes_per_sec` (0: no limit), its state kept in `state_file`.
+    /// most `bytes_per_sec` (0: no limit), its state kept in `state_file`;
+    /// findings wake the `repair` job of `jobs`.
     pub fn new(
         meta: MetaNode,
         stores: StoreSet,
+        jobs: Jobs,
         interval: Duration,
         bytes_per_sec: u64,
         state_file: PathBuf,
@@ -85,6 +99,7 @@ impl ScrubJob {
         ScrubJob {
             meta,
             stores,
+            jobs,
             rate: RateLimit::new(bytes_per_sec),
             interval,
             state_file,
@@ -97,6 +112,27 @@ impl ScrubJob {
     fn save(&self) {
         if let Err(e) = write_private_file(&self.state_file, &self.state.encode()) {
             tracing::warn!(error = %e, file = %self.state_file.display(), "scrub: saving its position failed");
+        }
+    }
+
+    /// Verifies one shard where its segment's placement puts it.
+    async fn check(&self, segment: &Segment, id: ShardId, store_id: &str) -> Check {
+        let Some(store) = self.stores.get(store_id) else {
+            return Check::Bad(id.index);
+        };
+        if self.stores.is_down(store_id) {
+            return Check::Skipped;
+        }
+        match scrub_shard(store.as_ref(), id).await {
+            Ok(summary) => Check::Sound(
+                location::geometry(segment)
+                    .shard_file_len(summary.trailer.size, usize::from(id.index)),
+            ),
+            Err(e) => {
+                tracing::warn!(shard = %id, store = store_id, error = %e, "scrub: bad shard");
+                counter!("tessera_scrub_bad_shards_total").increment(1);
+                Check::Bad(id.index)
+            }
         }
     }
 
@@ -131,29 +167,17 @@ impl Job for ScrubJob {
             .await?;
         for (key, record) in &batch {
             let segment = &record.segment;
+            // Every shard of the segment at once: each read waits on its disk.
+            let checks = location::shards(segment)
+                .filter(|(id, _)| !segment.missing.contains(&id.index))
+                .map(|(id, store_id)| self.check(segment, id, store_id));
             let mut bad = Vec::new();
             let mut bytes = 0;
-            for (id, store_id) in location::shards(segment) {
-                if segment.missing.contains(&id.index) {
-                    continue; // already queued
-                }
-                let Some(store) = self.stores.get(store_id) else {
-                    bad.push(id.index);
-                    continue;
-                };
-                if self.stores.is_down(store_id) {
-                    continue;
-                }
-                match scrub_shard(store.as_ref(), id).await {
-                    Ok(summary) => {
-                        bytes += location::geometry(segment)
-                            .shard_file_len(summary.trailer.size, usize::from(id.index));
-                    }
-                    Err(e) => {
-                        tracing::warn!(shard = %id, store = store_id, error = %e, "scrub: bad shard");
-                        counter!("tessera_scrub_bad_shards_total").increment(1);
-                        bad.push(id.index);
-                    }
+            for check in futures::future::join_all(checks).await {
+                match check {
+                    Check::Sound(len) => bytes += len,
+                    Check::Bad(index) => bad.push(index),
+                    Check::Skipped => {}
                 }
             }
             if !bad.is_empty() {
@@ -166,6 +190,7 @@ impl Job for ScrubJob {
                     shards: bad,
                 };
                 self.meta.write(Command::EnqueueWork { item }).await?;
+                self.jobs.wake("repair");
             }
             self.rate.take(bytes).await;
             progress.done(1, bytes);
