@@ -183,8 +183,17 @@ async fn a_repair_backlog_never_holds_up_gc() {
     for i in 0..3 {
         put(&client, &format!("k{i}"), &data).await;
     }
-    // Take a disk away so that nothing can be repaired, and read enough to
-    // queue over a hundred reports.
+    // Corrupt a data shard of every object and take a disk away, so that
+    // nothing can be repaired, then read enough to queue over a hundred
+    // reports.
+    for shard in shard_files(&dir).into_iter().filter(|p| {
+        p.to_string_lossy().ends_with("-0001") && !p.starts_with(dir.join("disks/disk-1"))
+    }) {
+        let mut bytes = std::fs::read(&shard).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0xff;
+        std::fs::write(&shard, bytes).unwrap();
+    }
     let disk = dir.join("disks/disk-1");
     let away = dir.join("disks/disk-1.away");
     std::fs::rename(&disk, &away).unwrap();

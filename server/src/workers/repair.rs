@@ -182,7 +182,7 @@ impl Job for RepairJob {
                     .collect::<Result<Vec<_>, _>>()
             })
             .await?;
-        self.publish(&queue, progress);
+        let pending = self.publish(&queue, progress);
         // A store came back (or went): what waited for one may go now.
         if self.stores.changes() != self.store_changes {
             self.store_changes = self.stores.changes();
@@ -212,6 +212,7 @@ impl Job for RepairJob {
             outcomes.extend(futures::future::join_all(group).await);
         }
         let worked = outcomes.len();
+        let mut finished_total = 0;
         for (item, referenced, outcome) in outcomes {
             let seg = (item.object_id, item.part);
             if outcome.failed > 0 {
@@ -235,8 +236,12 @@ impl Job for RepairJob {
                     })
                     .await?;
                 progress.done(finished, outcome.bytes);
+                finished_total += finished;
             }
         }
+        let left = pending.saturating_sub(finished_total);
+        progress.set_queued(left);
+        gauge!("tessera_repair_pending_shards").set(left as f64);
         Ok(if worked == BATCH {
             Pass::More
         } else {
@@ -252,9 +257,13 @@ fn lost(item: &RepairItem, record: Option<&SegmentRecord>) -> usize {
 }
 
 impl RepairJob {
-    /// Publishes the queue: shards pending, and degraded segments by how
-    /// many shards each lacks.
-    fn publish(&mut self, queue: &[(RepairItem, Option<SegmentRecord>)], progress: &Progress) {
+    /// Publishes the queue: shards pending (returned), and degraded
+    /// segments by how many shards each lacks.
+    fn publish(
+        &mut self,
+        queue: &[(RepairItem, Option<SegmentRecord>)],
+        progress: &Progress,
+    ) -> u64 {
         let pending: usize = queue.iter().map(|(item, _)| item.shards.len()).sum();
         progress.set_queued(pending as u64);
         gauge!("tessera_repair_pending_shards").set(pending as f64);
@@ -269,5 +278,6 @@ impl RepairJob {
             let count = degraded.get(missing).copied().unwrap_or(0);
             gauge!("tessera_segments_degraded", "missing" => missing.to_string()).set(count as f64);
         }
+        pending as u64
     }
 }

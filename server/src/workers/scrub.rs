@@ -165,6 +165,7 @@ impl Job for ScrubJob {
             .meta
             .read_local(move |view| Ok((view.segments_after(after, BATCH)?, view.segment_count()?)))
             .await?;
+        progress.set_queued(total.saturating_sub(self.scanned));
         for (key, record) in &batch {
             let segment = &record.segment;
             // Every shard of the segment at once: each read waits on its disk.
@@ -195,9 +196,9 @@ impl Job for ScrubJob {
             self.rate.take(bytes).await;
             progress.done(1, bytes);
             self.scanned += 1;
+            progress.set_queued(total.saturating_sub(self.scanned));
             self.state.cursor = Some(*key);
         }
-        progress.set_queued(total.saturating_sub(self.scanned));
         if batch.len() < BATCH {
             self.running = false;
             self.state.cursor = None;

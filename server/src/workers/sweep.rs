@@ -115,6 +115,7 @@ impl Job for SweepJob {
         let Some(store) = stores.get(index) else {
             self.position = None;
             self.finished = Some(std::time::Instant::now());
+            progress.set_queued(0);
             return Ok(Pass::Idle);
         };
         if self.stores.is_down(store.id()) {
@@ -154,6 +155,7 @@ impl Job for SweepJob {
         }
         counter!("tessera_sweep_orphans_removed_total").increment(removed);
         progress.done(removed, bytes);
+        // Stores left to sweep, this one included.
         progress.set_queued((stores.len() - index) as u64);
         Ok(Pass::More)
     }
