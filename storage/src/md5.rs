@@ -6,7 +6,7 @@
 //! side instead ([`Md5::update_shared`]): one thread runs up to sixteen
 //! streams at once in the lanes of AVX-512 vectors, or eight in AVX2 ones,
 //! or (in builds without the x86 kernels) up to four with their scalar
-//! steps interleaved (see [`lanes`]).
+//! steps interleaved (see the `lanes` module).
 
 // Calls into aws-lc's digest API on a context this type owns.
 #![allow(unsafe_code)]
