@@ -2,12 +2,14 @@
 //! (`benches/` runs `reed-solomon-novelpoly` against the default).
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
 use crate::error::StorageError;
 
+// The GFNI kernel (AVX-512 intrinsics), x86-64 only; elsewhere, and with
+// `--cfg tessera_portable`, every call goes to reed-solomon-simd.
+#[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
 mod matrix;
 
 /// A systematic k + m erasure code over equally long shards (length even).
@@ -27,6 +29,9 @@ pub trait Codec: Send + Sync + std::fmt::Debug {
 }
 
 /// Reed-Solomon over GF(2^16) with run-time SIMD (`reed-solomon-simd`): any k + m.
+/// On x86-64 CPUs with AVX-512 and GFNI, parity and lost data shards are
+/// computed by coefficient matrices instead (same bytes; see the crate docs
+/// on kernels).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReedSolomonSimd;
 
@@ -37,38 +42,6 @@ thread_local! {
     // Encoders and decoders keep large work buffers: reuse them per thread.
     static ENCODER: RefCell<Option<ReedSolomonEncoder>> = const { RefCell::new(None) };
     static DECODER: RefCell<Option<ReedSolomonDecoder>> = const { RefCell::new(None) };
-    // Coding matrices of the codes and erasure patterns met last, newest at the end.
-    static MATRICES: RefCell<Vec<Rc<matrix::CodingMatrix>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Coding matrices a thread keeps.
-const CACHED_PATTERNS: usize = 8;
-
-/// The matrix computing shards `outputs` from shards `inputs` (the parity
-/// from the data, or lost data shards from k others), cached per thread.
-fn coding_matrix(
-    k: usize,
-    m: usize,
-    inputs: &[usize],
-    outputs: &[usize],
-) -> Result<Rc<matrix::CodingMatrix>, StorageError> {
-    MATRICES.with_borrow_mut(|cache| {
-        if let Some(at) = cache.iter().position(|x| x.is_for(k, m, inputs, outputs)) {
-            let found = cache.remove(at);
-            cache.push(found.clone());
-            return Ok(found);
-        }
-        let made = Rc::new(if outputs.first() == Some(&k) {
-            matrix::CodingMatrix::parity(k, m)?
-        } else {
-            matrix::CodingMatrix::recovery(k, m, inputs, outputs)?
-        });
-        if cache.len() == CACHED_PATTERNS {
-            cache.remove(0);
-        }
-        cache.push(made.clone());
-        Ok(made)
-    })
 }
 
 /// Bytes of each shard coded per encoder call: small enough for the shards'
@@ -96,11 +69,9 @@ fn codec_err(e: reed_solomon_simd::Error) -> StorageError {
 
 impl Codec for ReedSolomonSimd {
     fn encode(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), StorageError> {
-        let (k, m) = (data.len(), parity.len());
-        if matrix::supported() && k > 0 && m > 0 {
-            let inputs: Vec<usize> = (0..k).collect();
-            let outputs: Vec<usize> = (k..k + m).collect();
-            return coding_matrix(k, m, &inputs, &outputs)?.apply(data, parity);
+        #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
+        if let Some(done) = matrix::encode(data, parity) {
+            return done;
         }
         encode_by_encoder(data, parity)
     }
@@ -112,18 +83,9 @@ impl Codec for ReedSolomonSimd {
         present: &[(usize, &[u8])],
         missing: &mut [(usize, &mut [u8])],
     ) -> Result<(), StorageError> {
-        let by_matrix = matrix::supported()
-            && present.len() >= k
-            && missing
-                .iter()
-                .all(|(i, _)| *i < k && present.iter().all(|(p, _)| p != i));
-        if by_matrix {
-            let present = &present[..k];
-            let inputs: Vec<usize> = present.iter().map(|p| p.0).collect();
-            let outputs: Vec<usize> = missing.iter().map(|p| p.0).collect();
-            let shards: Vec<&[u8]> = present.iter().map(|p| p.1).collect();
-            let mut rebuilt: Vec<&mut [u8]> = missing.iter_mut().map(|p| &mut *p.1).collect();
-            return coding_matrix(k, m, &inputs, &outputs)?.apply(&shards, &mut rebuilt);
+        #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
+        if let Some(done) = matrix::reconstruct(k, m, present, missing) {
+            return done;
         }
         reconstruct_by_decoder(k, m, present, missing)
     }

@@ -1,7 +1,9 @@
 //! Keys and sealing: AES-256-GCM-SIV (RFC 8452) everywhere. Shard blocks,
-//! the per-byte hot path, use [`vaes`] (VAES + VPCLMULQDQ on 512- or 256-bit
+//! the per-byte hot path, use `vaes` (VAES + VPCLMULQDQ on 512- or 256-bit
 //! vectors) where the CPU has it; everything else, and blocks on other CPUs,
-//! use aws-lc (the library rustls uses). Both produce the same bytes.
+//! use aws-lc (the library rustls uses). Both produce the same bytes. The
+//! `vaes` module exists only on x86-64 builds without `--cfg
+//! tessera_portable` (see the crate docs on kernels).
 //!
 //! * [`MasterKey`]: the cluster key. It wraps per-object [`DataKey`]s (bound to
 //!   the object id) and seals small secrets such as access-key secrets (bound to
@@ -26,6 +28,7 @@ use crate::error::StorageError;
 use crate::format::Geometry;
 use crate::store::ObjectId;
 
+#[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
 mod vaes;
 
 /// AEAD tag length in bytes.
@@ -127,10 +130,11 @@ impl DataKey {
 
     /// A block cipher keyed once, for sealing or opening many blocks.
     pub fn block_cipher(&self) -> BlockCipher {
-        match vaes::VaesGcmSiv::new(&self.0) {
-            Some(wide) => BlockCipher(Implementation::Wide(Box::new(wide))),
-            None => BlockCipher(Implementation::AwsLc(cipher(&self.0))),
+        #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
+        if let Some(wide) = vaes::VaesGcmSiv::new(&self.0) {
+            return BlockCipher(Implementation::Wide(Box::new(wide)));
         }
+        BlockCipher(Implementation::AwsLc(cipher(&self.0)))
     }
 }
 
@@ -178,8 +182,9 @@ pub struct BlockCipher(Implementation);
 
 enum Implementation {
     /// Wide-vector implementation (VAES and VPCLMULQDQ, 512- or 256-bit).
+    #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
     Wide(Box<vaes::VaesGcmSiv>),
-    /// aws-lc, on every other CPU.
+    /// aws-lc, on every other CPU and every build without the x86 kernels.
     AwsLc(LessSafeKey),
 }
 
@@ -207,6 +212,7 @@ impl BlockCipher {
     /// Which implementation runs: `"vaes"` or `"aws-lc"`.
     pub fn implementation(&self) -> &'static str {
         match self.0 {
+            #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
             Implementation::Wide(_) => "vaes",
             Implementation::AwsLc(_) => "aws-lc",
         }
@@ -215,6 +221,7 @@ impl BlockCipher {
     /// Encrypts `buf` in place and returns the tag.
     pub fn seal(&self, pos: &BlockPosition, buf: &mut [u8]) -> [u8; TAG_LEN] {
         match &self.0 {
+            #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
             Implementation::Wide(c) => c.seal(&pos.nonce(), &pos.aad(), buf),
             Implementation::AwsLc(c) => seal_in_place(
                 c,
@@ -228,6 +235,7 @@ impl BlockCipher {
     /// Appends `plain` sealed at `pos` (`ciphertext | tag`) to `out`.
     pub fn seal_append(&self, pos: &BlockPosition, plain: &[u8], out: &mut Vec<u8>) {
         match &self.0 {
+            #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
             Implementation::Wide(c) => c.seal_append(&pos.nonce(), &pos.aad(), plain, out),
             Implementation::AwsLc(_) => {
                 let at = out.len();
@@ -247,6 +255,7 @@ impl BlockCipher {
     ) -> Result<(), AuthenticationFailed> {
         let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| AuthenticationFailed)?;
         match &self.0 {
+            #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
             Implementation::Wide(c) => c
                 .open(&pos.nonce(), &pos.aad(), buf, tag)
                 .then_some(())
@@ -389,6 +398,20 @@ mod tests {
             wide.open(&pos, &mut b, &tag).unwrap();
             assert!(a == plain && b == plain);
         }
+    }
+
+    #[test]
+    fn blocks_use_the_wide_cipher_where_it_is_compiled_and_the_cpu_runs_it() {
+        let chosen = DataKey::generate().block_cipher().implementation();
+        #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
+        let expected = if vaes::VaesGcmSiv::new(&[7; 32]).is_some() {
+            "vaes"
+        } else {
+            "aws-lc"
+        };
+        #[cfg(not(all(target_arch = "x86_64", not(tessera_portable))))]
+        let expected = "aws-lc";
+        assert_eq!(chosen, expected);
     }
 
     #[test]

@@ -71,6 +71,39 @@
 //! another position, and the trailer makes truncation at a block boundary
 //! visible. The reader authenticates every data block's tag before returning
 //! a byte of it.
+//!
+//! # Kernels
+//!
+//! Three per-byte costs have x86-64 kernels of their own beside a portable
+//! path that every build has. Each kernel's output is the portable path's,
+//! byte for byte (the tests compare them), so nodes on different CPUs and
+//! architectures read each other's shards.
+//!
+//! | Work | x86-64 kernels | Portable path |
+//! |------|----------------|---------------|
+//! | Reed-Solomon ([`codec`]): parity, and lost data shards from k others | coefficient matrices applied with GFNI on AVX-512 (needs AVX-512F, AVX-512BW, GFNI) | reed-solomon-simd's encoder and decoder (their own run-time SIMD) |
+//! | Shard blocks' AES-256-GCM-SIV ([`crypto`]) | VAES + VPCLMULQDQ on 512-bit vectors (with AVX-512F/BW) or 256-bit ones (with AVX2) | aws-lc's AES-256-GCM-SIV |
+//! | MD5 of concurrent uploads ([`md5`]) | eight streams in AVX2 lanes, sixteen in AVX-512F lanes | two to four streams' scalar steps interleaved (plain Rust), or aws-lc's MD5 one stream at a time |
+//!
+//! How they are chosen:
+//!
+//! * On x86-64 the kernels are compiled in and picked at run time by what
+//!   the CPU reports (`is_x86_feature_detected!`): the codec per call, the
+//!   cipher per key ([`crypto::BlockCipher::implementation`] says which), and
+//!   the MD5 worker once at start, timing every kernel the CPU runs and
+//!   taking, for each number of streams a round holds, the quickest. A CPU
+//!   without the features gets the portable path; one without AVX2 hashes
+//!   every stream on its caller's thread.
+//! * On every other target (aarch64 storage nodes, for example) the x86
+//!   modules are not compiled: the codec and the cipher take the portable
+//!   path, and the MD5 worker runs on any CPU, choosing between the
+//!   interleaved kernel and aws-lc's MD5 by the same timing.
+//! * `RUSTFLAGS="--cfg tessera_portable"` compiles the x86 kernels out on
+//!   x86-64 too, so the portable build is tested on x86 machines (CI runs
+//!   `cargo test -p tessera-storage` that way). Every x86 gate is
+//!   `#[cfg(all(target_arch = "x86_64", not(tessera_portable)))]`. The
+//!   MD5 worker's `tessera_md5_lane_rounds_total` metric has a `kernel`
+//!   label value for each kernel the build has.
 
 pub mod budget;
 pub mod checksum;

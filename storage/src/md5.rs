@@ -4,8 +4,9 @@
 //! stream, so it is the ceiling of a single upload: aws-lc's assembly runs
 //! one stream at about 780 MB/s. Concurrent uploads hash their bulk side by
 //! side instead ([`Md5::update_shared`]): one thread runs up to sixteen
-//! streams at once in the lanes of AVX-512 vectors, or eight in AVX2 ones
-//! (see [`lanes`]).
+//! streams at once in the lanes of AVX-512 vectors, or eight in AVX2 ones,
+//! or (in builds without the x86 kernels) up to four with their scalar
+//! steps interleaved (see the `lanes` module).
 
 // Calls into aws-lc's digest API on a context this type owns.
 #![allow(unsafe_code)]

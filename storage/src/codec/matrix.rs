@@ -15,12 +15,18 @@
 //! shard, symbol `t` has its low byte at `t` and its high byte at `32 + t`;
 //! a trailing chunk of `r < 64` bytes holds `r / 2` symbols, low bytes
 //! first, then high bytes.
+//!
+//! x86-64 only (see the crate docs on kernels): [`encode`] and
+//! [`reconstruct`] answer `None` where the CPU lacks the features or the
+//! call is not one a matrix serves, and the caller uses reed-solomon-simd.
 
 // GFNI / AVX-512 intrinsics that touch memory, and calls into functions
 // compiled for CPU features checked at run time, need `unsafe`.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use reed_solomon_simd::engine::tables;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
@@ -52,8 +58,84 @@ fn unit_shard(i: usize, len: usize) -> Vec<u8> {
     unit
 }
 
+thread_local! {
+    // Coding matrices of the codes and erasure patterns met last, newest at the end.
+    static MATRICES: RefCell<Vec<Rc<CodingMatrix>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Coding matrices a thread keeps.
+const CACHED_PATTERNS: usize = 8;
+
+/// The matrix computing shards `outputs` from shards `inputs` (the parity
+/// from the data, or lost data shards from k others), cached per thread.
+fn coding_matrix(
+    k: usize,
+    m: usize,
+    inputs: &[usize],
+    outputs: &[usize],
+) -> Result<Rc<CodingMatrix>, StorageError> {
+    MATRICES.with_borrow_mut(|cache| {
+        if let Some(at) = cache.iter().position(|x| x.is_for(k, m, inputs, outputs)) {
+            let found = cache.remove(at);
+            cache.push(found.clone());
+            return Ok(found);
+        }
+        let made = Rc::new(if outputs.first() == Some(&k) {
+            CodingMatrix::parity(k, m)?
+        } else {
+            CodingMatrix::recovery(k, m, inputs, outputs)?
+        });
+        if cache.len() == CACHED_PATTERNS {
+            cache.remove(0);
+        }
+        cache.push(made.clone());
+        Ok(made)
+    })
+}
+
+/// Fills `parity` (m buffers) from `data` (k buffers) by matrix, or `None`
+/// (nothing written) where this CPU lacks the kernel or k or m is zero.
+pub(super) fn encode(data: &[&[u8]], parity: &mut [&mut [u8]]) -> Option<Result<(), StorageError>> {
+    let (k, m) = (data.len(), parity.len());
+    if !supported() || k == 0 || m == 0 {
+        return None;
+    }
+    let inputs: Vec<usize> = (0..k).collect();
+    let outputs: Vec<usize> = (k..k + m).collect();
+    Some(coding_matrix(k, m, &inputs, &outputs).and_then(|matrix| matrix.apply(data, parity)))
+}
+
+/// Restores the data shards in `missing` from the first k of `present` by
+/// matrix, or `None` (nothing written) where this CPU lacks the kernel,
+/// fewer than k shards are present, or a shard asked for is not a lost data
+/// shard (see [`Codec::reconstruct`](super::Codec::reconstruct)).
+pub(super) fn reconstruct(
+    k: usize,
+    m: usize,
+    present: &[(usize, &[u8])],
+    missing: &mut [(usize, &mut [u8])],
+) -> Option<Result<(), StorageError>> {
+    let served = supported()
+        && present.len() >= k
+        && missing
+            .iter()
+            .all(|(i, _)| *i < k && present.iter().all(|(p, _)| p != i));
+    if !served {
+        return None;
+    }
+    let present = &present[..k];
+    let inputs: Vec<usize> = present.iter().map(|p| p.0).collect();
+    let outputs: Vec<usize> = missing.iter().map(|p| p.0).collect();
+    let shards: Vec<&[u8]> = present.iter().map(|p| p.1).collect();
+    let mut rebuilt: Vec<&mut [u8]> = missing.iter_mut().map(|p| &mut *p.1).collect();
+    Some(
+        coding_matrix(k, m, &inputs, &outputs)
+            .and_then(|matrix| matrix.apply(&shards, &mut rebuilt)),
+    )
+}
+
 /// Whether this CPU runs the GFNI kernel.
-pub(super) fn supported() -> bool {
+fn supported() -> bool {
     is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("gfni")

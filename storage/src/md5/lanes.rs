@@ -1,8 +1,14 @@
 //! MD5 of several streams at once, behind one process-wide worker thread:
-//! one stream per 32-bit lane of SIMD vectors, eight of AVX2 ([`avx2`]) or
-//! sixteen of AVX-512 ([`avx512`]) where the CPU has them, or two to four
+//! one stream per 32-bit lane of SIMD vectors, eight of AVX2 (`avx2`) or
+//! sixteen of AVX-512 (`avx512`) where the CPU has them, or two to four
 //! streams' scalar steps interleaved ([`interleaved`]); for each number of
 //! streams a round may hold, the kernel that was quickest on this core.
+//!
+//! On x86-64 the worker runs where the CPU has AVX2 (without it, streams
+//! hash on their callers' threads). The vector kernels exist only on x86-64
+//! builds without `--cfg tessera_portable`; every other build runs the
+//! worker on any CPU with the scalar and interleaved kernels, which are
+//! plain Rust.
 //!
 //! A [`Stream`] hands the worker its bytes and goes on without waiting; the
 //! worker keeps each stream's state and queued pieces and advances the
@@ -13,7 +19,8 @@
 //! queued, or when the oldest piece has waited [`MAX_WAIT`].
 //!
 //! The worker counts its rounds by kernel in `tessera_md5_lane_rounds_total`
-//! (`kernel="scalar|interleaved|avx2|avx512"`) and the streams they advanced in
+//! (`kernel="scalar|interleaved"`, and `avx2|avx512` in builds that have
+//! them) and the streams they advanced in
 //! `tessera_md5_lane_streams_total`: their ratio is how full the lanes run.
 
 /// Expands `$body` once for each of MD5's 64 steps, with the constant `$i`
@@ -32,7 +39,9 @@ macro_rules! each_step {
     };
 }
 
+#[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
 mod avx2;
+#[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
 mod avx512;
 mod interleaved;
 
@@ -147,12 +156,13 @@ const S: [u32; 64] = [
     21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
 ];
 
-/// The shared worker, started on first use; `None` without AVX2.
+/// The shared worker, started on first use; `None` where it does not run
+/// (see [`worker_runs`]).
 pub(super) fn shared() -> Option<&'static Lanes> {
     static SHARED: OnceLock<Option<Lanes>> = OnceLock::new();
     SHARED
         .get_or_init(|| {
-            if !avx2::supported() {
+            if !worker_runs() {
                 return None;
             }
             let inner = Arc::new(Inner::default());
@@ -168,6 +178,19 @@ pub(super) fn shared() -> Option<&'static Lanes> {
         .as_ref()
 }
 
+/// Whether the shared worker runs on this CPU: with the x86 kernels, where
+/// it has AVX2; without them, always.
+fn worker_runs() -> bool {
+    #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
+    {
+        avx2::supported()
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(tessera_portable))))]
+    {
+        true
+    }
+}
+
 /// How the worker runs a round of some number of streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Choice {
@@ -176,26 +199,34 @@ enum Choice {
     /// The streams' scalar steps interleaved (two to four streams).
     Interleaved,
     /// One call over AVX2's eight lanes.
+    #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
     Avx2,
     /// One call over AVX-512's sixteen lanes.
+    #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
     Avx512,
 }
 
 impl Choice {
     /// Every choice, in declaration order (`ALL[c as usize] == c`).
+    #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
     const ALL: [Choice; 4] = [
         Choice::Scalar,
         Choice::Interleaved,
         Choice::Avx2,
         Choice::Avx512,
     ];
+    /// Every choice, in declaration order (`ALL[c as usize] == c`).
+    #[cfg(not(all(target_arch = "x86_64", not(tessera_portable))))]
+    const ALL: [Choice; 2] = [Choice::Scalar, Choice::Interleaved];
 
     /// The label of its rounds in `tessera_md5_lane_rounds_total`.
     fn label(self) -> &'static str {
         match self {
             Choice::Scalar => "scalar",
             Choice::Interleaved => "interleaved",
+            #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
             Choice::Avx2 => "avx2",
+            #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
             Choice::Avx512 => "avx512",
         }
     }
@@ -217,7 +248,8 @@ struct Kernels {
 const CALIBRATION_TRIALS: usize = 8;
 
 impl Kernels {
-    /// The kernels of this CPU, which has AVX2, each timed over a round.
+    /// The kernels of this CPU (which has AVX2 if this build has the x86
+    /// kernels), each timed over a round.
     fn measure() -> Kernels {
         let data = vec![0u8; ROUND];
         let mut scratch = Md5::new();
@@ -230,24 +262,36 @@ impl Kernels {
             time_kernel(interleaved::compress::<3>, &data),
             time_kernel(interleaved::compress::<4>, &data),
         ];
-        let avx2 = time_kernel(avx2::compress, &data);
-        let avx512 = avx512::supported().then(|| time_kernel(avx512::compress, &data));
-        let capacity = if avx512.is_some() {
-            avx512::LANES
-        } else {
-            avx2::LANES
+        // Vector calls: (streams per call, cost of a call, choice), narrowest first.
+        #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
+        let vector = {
+            let mut vector = vec![(
+                avx2::LANES,
+                time_kernel(avx2::compress, &data),
+                Choice::Avx2,
+            )];
+            if avx512::supported() {
+                let cost = time_kernel(avx512::compress, &data);
+                vector.push((avx512::LANES, cost, Choice::Avx512));
+            }
+            vector
         };
+        #[cfg(not(all(target_arch = "x86_64", not(tessera_portable))))]
+        let vector: Vec<(usize, Duration, Choice)> = Vec::new();
+        let capacity = vector
+            .iter()
+            .map(|&(lanes, ..)| lanes)
+            .fold(interleaved::MAX_LANES, usize::max);
         let choice = (0..=capacity)
             .map(|n| {
                 let mut options = vec![(scalar * n as u32, Choice::Scalar)];
                 if let Some(&cost) = n.checked_sub(2).and_then(|i| interleaved.get(i)) {
                     options.push((cost, Choice::Interleaved));
                 }
-                if n <= avx2::LANES {
-                    options.push((avx2, Choice::Avx2));
-                }
-                if let Some(avx512) = avx512 {
-                    options.push((avx512, Choice::Avx512));
+                for &(lanes, cost, choice) in &vector {
+                    if n <= lanes {
+                        options.push((cost, choice));
+                    }
                 }
                 options
                     .into_iter()
@@ -547,7 +591,9 @@ fn work(inner: &Inner, kernels: &Kernels) {
             (Choice::Interleaved, 4) => {
                 kernel_round(interleaved::compress::<4>, &mut jobs, &filler)
             }
+            #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
             (Choice::Avx2, _) => kernel_round(avx2::compress, &mut jobs, &filler),
+            #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
             (Choice::Avx512, _) => kernel_round(avx512::compress, &mut jobs, &filler),
             _ => {
                 for job in &mut jobs {
@@ -677,10 +723,39 @@ mod tests {
         }
     }
 
+    #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
     #[test]
     fn avx512_lanes_match_the_scalar_compression() {
         if avx512::supported() {
             matches_the_scalar_compression::<{ avx512::LANES }>(avx512::compress);
+        }
+    }
+
+    #[test]
+    fn the_worker_has_the_kernels_of_this_build() {
+        for (at, choice) in Choice::ALL.iter().enumerate() {
+            assert_eq!(*choice as usize, at, "{choice:?} is out of order");
+        }
+        let labels = Choice::ALL.map(Choice::label);
+        // A round holds as many streams as the widest kernel takes.
+        #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
+        {
+            assert_eq!(labels, ["scalar", "interleaved", "avx2", "avx512"]);
+            assert_eq!(shared().is_some(), avx2::supported());
+            if avx2::supported() {
+                let widest = if avx512::supported() {
+                    avx512::LANES
+                } else {
+                    avx2::LANES
+                };
+                assert_eq!(Kernels::measure().capacity(), widest);
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(tessera_portable))))]
+        {
+            assert_eq!(labels, ["scalar", "interleaved"]);
+            assert!(shared().is_some(), "the worker runs on any CPU");
+            assert_eq!(Kernels::measure().capacity(), interleaved::MAX_LANES);
         }
     }
 
@@ -691,6 +766,7 @@ mod tests {
         matches_the_scalar_compression::<4>(interleaved::compress::<4>);
     }
 
+    #[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
     #[test]
     fn avx2_lanes_match_the_scalar_compression() {
         if avx2::supported() {

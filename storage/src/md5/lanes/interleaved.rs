@@ -14,7 +14,7 @@ use super::{K, S, word};
 /// Zen 5, more than sixteen AVX-512 lanes (138 ns).
 pub(super) const MAX_LANES: usize = 4;
 
-/// The [`Kernel`](super::Kernel) over `N` streams; any x86-64 CPU runs it.
+/// The [`Kernel`](super::Kernel) over `N` streams; any CPU runs it (plain Rust).
 ///
 /// # Safety
 /// Every slice of `data` has the same length, a multiple of 64 (no
@@ -56,11 +56,22 @@ pub(super) unsafe fn compress<const N: usize>(h: &mut [[u32; N]; 4], data: &[&[u
 }
 
 /// `v`, out of the optimizer's sight, so that what is summed before it
-/// stays summed before the step's last term.
+/// stays summed before the step's last term. The fence is an empty x86
+/// `asm!` (its `e` operand modifier names a 32-bit x86 register), so it is
+/// compiled with the x86 kernels only; other builds return `v` as it is and
+/// leave the order to the compiler, and the worker's timing decides whether
+/// the kernel pays there.
+#[cfg(all(target_arch = "x86_64", not(tessera_portable)))]
 fn settled(mut v: u32) -> u32 {
     // SAFETY: the asm is empty; it only claims to change `v`.
     unsafe {
         std::arch::asm!("/* {0:e} */", inout(reg) v, options(pure, nomem, nostack, preserves_flags))
     };
+    v
+}
+
+/// `v` as it is: builds without the x86 kernels have no fence.
+#[cfg(not(all(target_arch = "x86_64", not(tessera_portable))))]
+fn settled(v: u32) -> u32 {
     v
 }
