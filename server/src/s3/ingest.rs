@@ -320,7 +320,10 @@ impl Gateway {
         let stores = self.stores.clone();
         tokio::spawn(async move {
             for seg in segments {
-                for (id, store_id) in location::shards(&seg) {
+                let Ok(shards) = location::shards(&seg) else {
+                    continue; // cannot happen: this gateway built the segment itself
+                };
+                for (id, store_id) in shards {
                     let Some(store) = stores.get(store_id) else {
                         continue;
                     };

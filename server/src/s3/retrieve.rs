@@ -48,7 +48,7 @@ impl Gateway {
                 Ok(futures::stream::once(async move { Ok(bytes) }).boxed())
             }
             ObjectData::Parts(parts) => {
-                let pieces = self.locate_pieces(parts, range);
+                let pieces = self.locate_pieces(parts, range)?;
                 let opts = self.read_options(v);
                 let key = key.key;
                 // Held by the stream: GC spares these segments until the
@@ -88,7 +88,7 @@ impl Gateway {
         &self,
         parts: &[PartData],
         range: Range<u64>,
-    ) -> Vec<(ObjectLocation, Range<u64>)> {
+    ) -> Result<Vec<(ObjectLocation, Range<u64>)>, S3Error> {
         let mut out = Vec::new();
         let mut offset = 0u64;
         for p in parts {
@@ -98,10 +98,11 @@ impl Gateway {
                 continue;
             }
             let sub = range.start.max(start) - start..range.end.min(end) - start;
-            let loc = location::location(&p.segment, &self.stores, &[]);
+            let loc = location::location(&p.segment, &self.stores, &[])
+                .map_err(|e| errors::internal(format!("stored segment record: {e}")))?;
             out.push((loc, sub));
         }
-        out
+        Ok(out)
     }
 
     /// Read options whose bad-shard hook queues a repair of the version.

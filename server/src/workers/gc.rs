@@ -53,9 +53,18 @@ impl GcJob {
         }
     }
 
-    /// Deletes every shard of `segment`; false when a store failed (retry later).
+    /// Deletes every shard of `segment`; false when a store failed (retry
+    /// later). A record no shard can be located from is dropped (no retry
+    /// could ever use it; the sweep removes what it names).
     async fn delete_segment(&self, segment: &Segment) -> bool {
-        let deletes = location::shards(segment).map(|(shard, store_id)| async move {
+        let shards = match location::shards(segment) {
+            Ok(shards) => shards,
+            Err(e) => {
+                tracing::error!(error = %e, "gc: unusable segment record dropped");
+                return true;
+            }
+        };
+        let deletes = shards.map(|(shard, store_id)| async move {
             let Some(store) = self.stores.get(store_id) else {
                 tracing::warn!(store = %store_id, %shard, "gc: unknown store; shard left behind");
                 return Ok(false);

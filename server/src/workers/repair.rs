@@ -135,7 +135,14 @@ impl RepairJob {
             };
             // Read from every other shard the reader may use; it verifies
             // each block and reads around the bad ones itself.
-            let loc = location::location(segment, &self.stores, &[index]);
+            let loc = match location::location(segment, &self.stores, &[index]) {
+                Ok(loc) => loc,
+                Err(e) => {
+                    tracing::error!(shard = %id, error = %e, "repair: unusable segment record");
+                    out.failed += 1;
+                    continue;
+                }
+            };
             let rebuilt = async {
                 repair_shard(&loc, &key, index, target.clone()).await?;
                 scrub_shard(target.as_ref(), id).await

@@ -168,8 +168,15 @@ impl Job for ScrubJob {
         progress.set_queued(total.saturating_sub(self.scanned));
         for (key, record) in &batch {
             let segment = &record.segment;
+            let shards = match location::shards(segment) {
+                Ok(shards) => shards,
+                Err(e) => {
+                    tracing::error!(error = %e, "scrub: unusable segment record skipped");
+                    continue;
+                }
+            };
             // Every shard of the segment at once: each read waits on its disk.
-            let checks = location::shards(segment)
+            let checks = shards
                 .filter(|(id, _)| !segment.missing.contains(&id.index))
                 .map(|(id, store_id)| self.check(segment, id, store_id));
             let mut bad = Vec::new();
