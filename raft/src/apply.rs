@@ -869,10 +869,12 @@ impl<'txn> Applier<'txn> {
             .map(|(i, _)| *i)
             .chain(sound.iter().copied())
             .collect();
+        // A rebuilt shard must be one the placement has; a sound index out
+        // of range (a bad report) only leaves the queue.
         let fix = |segment: &mut Segment| -> Step<()> {
-            if fixed
+            if rebuilt
                 .iter()
-                .any(|i| usize::from(*i) >= segment.placement.len())
+                .any(|(i, _)| usize::from(*i) >= segment.placement.len())
             {
                 return Err(ApplyError::InvalidRequest("shard index out of range".into()).into());
             }

@@ -220,7 +220,9 @@ pub enum Command {
     /// rebuilt and verified on the named stores (placement follows them),
     /// `sound` shards were found intact where they are. Both leave the
     /// segment's missing list and its repair item; shards reported bad
-    /// meanwhile stay queued.
+    /// meanwhile stay queued. A rebuilt index the placement does not have
+    /// is refused; a `sound` one (a report naming no real shard) is simply
+    /// taken off the queue.
     CompleteRepair {
         /// Storage object id of the segment.
         object_id: [u8; 16],

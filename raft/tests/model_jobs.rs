@@ -90,6 +90,18 @@ fn versions_index_their_segments_and_queue_what_they_lack() {
         Err(ApplyError::InvalidRequest(_))
     ));
 
+    // A report naming no real shard is taken off the queue as sound, as
+    // the repair worker does, without refusing the rest.
+    meta.ok(repair(7, vec![9]));
+    assert_eq!(repairs(&meta), vec![(7, vec![4, 9])]);
+    meta.ok(Command::CompleteRepair {
+        object_id: seg.object_id,
+        part: 1,
+        rebuilt: vec![],
+        sound: vec![9],
+    });
+    assert_eq!(repairs(&meta), vec![(7, vec![4])]);
+
     // Deleting the version forgets the segment and its repair, and queues
     // the deletion.
     meta.ok(delete("b", "k", Some("v1"), "m"));
