@@ -452,15 +452,8 @@ async fn sigkill_mid_upload_leaves_orphans_the_sweep_removes() {
         "planted orphans removed"
     );
     for key in &listed {
-        let got = client
-            .get_object()
-            .bucket("kill")
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        let bytes = got.body.collect().await.unwrap().into_bytes();
-        assert!(bytes[..] == kill_body(key)[..], "{key} reads back whole");
+        let bytes = common::get_bytes(&client, "kill", key).await;
+        assert!(bytes == kill_body(key), "{key} reads back whole");
     }
     signal(&second.child, "-TERM");
     assert_eq!(exit_code(second.child).await, Some(0));

@@ -286,17 +286,7 @@ async fn overwrites_racing_overwrites_and_deletes_leave_one_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aborted_uploads_and_deleted_versions_are_collected() {
     let (server, client, dir) = start().await;
-    client
-        .put_bucket_versioning()
-        .bucket("collect")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::enable_versioning(&client, "collect").await;
 
     // An upload with two parts, then aborted.
     let upload = client

@@ -31,11 +31,13 @@ async fn put(client: &aws_sdk_s3::Client, key: &str, data: &[u8]) {
         .unwrap();
 }
 
-async fn start() -> (TestServer, aws_sdk_s3::Client) {
+/// A test server with the bucket, its client and data directory.
+async fn start() -> (TestServer, aws_sdk_s3::Client, PathBuf) {
     let server = TestServer::start().await.unwrap();
     let client = common::s3_client(&server);
     client.create_bucket().bucket(BUCKET).send().await.unwrap();
-    (server, client)
+    let dir = server.data_dir().to_path_buf();
+    (server, client, dir)
 }
 
 /// Shards `server`'s repair job has waiting (from its own admin API: the
@@ -61,8 +63,7 @@ fn wipe(data_dir: &Path, disk: usize) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_disk_is_rebuilt_then_two_other_disks_can_go() {
-    let (server, client) = start().await;
-    let dir = server.data_dir().to_path_buf();
+    let (server, client, dir) = start().await;
     let objects: Vec<(String, Vec<u8>)> = (0..4)
         .map(|i| (format!("obj-{i}"), body(700_000 + i * 300_000, i as u8)))
         .collect();
@@ -108,8 +109,7 @@ async fn a_wiped_disk_is_rebuilt_then_two_other_disks_can_go() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_shard_is_rebuilt_in_place() {
-    let (server, client) = start().await;
-    let dir = server.data_dir().to_path_buf();
+    let (server, client, dir) = start().await;
     let data = body(3_000_000, 7);
     put(&client, "k", &data).await;
     let shard = disk_shards(&dir, 3).pop().unwrap();
@@ -130,8 +130,7 @@ async fn a_corrupt_shard_is_rebuilt_in_place() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_go_on_with_a_disk_down_and_are_repaired_when_it_returns() {
-    let (server, client) = start().await;
-    let dir = server.data_dir().to_path_buf();
+    let (server, client, dir) = start().await;
     let disk = dir.join("disks/disk-6");
     let away = dir.join("disks/disk-6.away");
     std::fs::rename(&disk, &away).unwrap();
@@ -177,8 +176,7 @@ async fn writes_go_on_with_a_disk_down_and_are_repaired_when_it_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repair_backlog_never_holds_up_gc() {
-    let (server, client) = start().await;
-    let dir = server.data_dir().to_path_buf();
+    let (server, client, dir) = start().await;
     let data = body(600_000, 9);
     for i in 0..3 {
         put(&client, &format!("k{i}"), &data).await;
@@ -221,8 +219,7 @@ async fn a_repair_backlog_never_holds_up_gc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrub_finds_rot_no_read_would_meet_and_repair_fixes_it() {
-    let (server, client) = start().await;
-    let dir = server.data_dir().to_path_buf();
+    let (server, client, dir) = start().await;
     let data = body(2_500_000, 77);
     put(&client, "cold", &data).await;
     // A parity shard: reads use the data shards and never notice it.

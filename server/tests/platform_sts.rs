@@ -174,16 +174,7 @@ async fn an_admin_key_gets_working_temporary_admin_credentials() {
     assert_eq!(get_code(&s3, "temp-made", "a.txt").await, "no error");
     // An admin's temporary credentials see and manage everything.
     assert_eq!(bucket_names(&s3).await, ["temp-made"]);
-    s3.put_bucket_versioning()
-        .bucket("temp-made")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::enable_versioning(&s3, "temp-made").await;
 
     // Presigned URLs carry the session token as a signed query parameter.
     let presigned = s3

@@ -169,19 +169,7 @@ async fn conditional_put() {
         .send()
         .await
         .unwrap();
-    let body = c
-        .get_object()
-        .bucket("bkt")
-        .key("k")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    assert_eq!(body.as_ref(), b"three");
+    assert_eq!(super::common::get_bytes(&c, "bkt", "k").await, b"three");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
