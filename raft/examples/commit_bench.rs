@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use tessera_raft::ClusterCa;
 use tessera_raft::command::Command;
 use tessera_raft::model::{Bucket, ObjectData, ObjectVersion, SystemMetadata, Versioning};
 use tessera_raft::node::{MetaConfig, MetaNode, RaftTiming};
-use tessera_raft::tls::ClusterCa;
 
 const WRITERS: usize = 64;
 

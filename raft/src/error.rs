@@ -27,8 +27,8 @@ pub enum MetaError {
     #[error("raft network: {0}")]
     Network(String),
     /// TLS material is missing or invalid.
-    #[error("cluster tls: {0}")]
-    Tls(String),
+    #[error("cluster {0}")]
+    Tls(#[from] tessera_net::NetError),
     /// Bad membership or configuration request.
     #[error("invalid request: {0}")]
     Invalid(String),

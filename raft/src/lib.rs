@@ -16,11 +16,9 @@ pub mod model;
 mod network;
 pub mod node;
 pub mod read;
-mod rpc_server;
 pub mod snapshot_data;
 pub mod state_machine;
 pub mod tables;
-pub mod tls;
 pub mod types;
 pub mod upgrade;
 
@@ -31,4 +29,4 @@ pub use listing::{
 };
 pub use node::{MetaConfig, MetaNode, MetaStatus, RaftTiming};
 pub use read::{QueueLengths, ReadView, SegmentRecord};
-pub use tls::{ClusterCa, ClusterTls};
+pub use tessera_net::{ClusterCa, ClusterTls};

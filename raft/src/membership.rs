@@ -32,9 +32,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::MetaError;
 use crate::log_store::LogStore;
-use crate::network::{CallError, WireError, path};
+use crate::network::{WireError, path};
 use crate::node::{Core, MetaNode, map_write_error};
 use crate::types::{Entry, LogId, NodeId, Vote};
+use tessera_net::CallError;
 
 /// A membership change, as forwarded to the leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]

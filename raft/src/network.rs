@@ -1,20 +1,14 @@
-//! The raft RPC client: HTTP/2 over mutual TLS to other members, one
-//! multiplexed connection per peer, postcard bodies.
+//! The raft RPCs over the cluster network ([`tessera_net`]): their paths,
+//! the errors of the client API as they cross the wire, and openraft's
+//! network client.
 //!
 //! Besides openraft's own RPCs (append, vote, snapshot chunks) members call
 //! each other for the client API: a follower forwards writes to the leader
-//! and asks it for a read index. [`Peers`] also holds a test hook that drops
-//! all traffic to chosen members, to cut partitions in-process.
+//! and asks it for a read index.
 
-use std::collections::{BTreeSet, HashMap};
 use std::error::Error;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -26,11 +20,11 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio_rustls::TlsConnector;
+use tessera_net::{CallError, RpcClient};
 
 use crate::command::ApplyError;
 use crate::error::MetaError;
-use crate::types::{NodeId, TypeConfig, decode, encode};
+use crate::types::{NodeId, TypeConfig};
 
 /// URL paths of the member-to-member RPCs.
 pub(crate) mod path {
@@ -86,180 +80,19 @@ impl From<WireError> for MetaError {
     }
 }
 
-/// Why a call to a peer failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CallError {
-    /// Traffic to this peer is cut (test partition hook).
-    #[error("peer {0} is cut off")]
-    Blocked(NodeId),
-    /// No connection could be made.
-    #[error("cannot connect to {addr}: {reason}")]
-    Connect { addr: String, reason: String },
-    /// The call did not finish in time (it may or may not have run).
-    #[error("call to {0} timed out")]
-    Timeout(String),
-    /// The request failed after it may have been sent.
-    #[error("rpc to {addr} failed: {reason}")]
-    Failed { addr: String, reason: String },
-}
-
-impl CallError {
-    /// Whether the request surely never reached the peer.
-    pub(crate) fn not_sent(&self) -> bool {
-        matches!(self, CallError::Blocked(_) | CallError::Connect { .. })
-    }
-}
-
 impl From<CallError> for MetaError {
     fn from(e: CallError) -> Self {
         MetaError::Network(e.to_string())
     }
 }
 
-/// Connections to the other members.
-pub(crate) struct Peers {
-    tls: Option<TlsConnector>,
-    conns: Mutex<HashMap<String, SendRequest<Full<Bytes>>>>,
-    blocked: RwLock<BTreeSet<NodeId>>,
-}
-
-impl Peers {
-    pub(crate) fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Peers {
-        Peers {
-            tls: tls.map(TlsConnector::from),
-            conns: Mutex::new(HashMap::new()),
-            blocked: RwLock::new(BTreeSet::new()),
-        }
-    }
-
-    /// Drops all traffic to `peers` from now on (empty set: heal).
-    pub(crate) fn set_blocked(&self, peers: BTreeSet<NodeId>) {
-        *self
-            .blocked
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = peers;
-        self.conns
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
-    }
-
-    fn is_blocked(&self, peer: NodeId) -> bool {
-        self.blocked
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(&peer)
-    }
-
-    async fn connection(&self, addr: &str) -> Result<SendRequest<Full<Bytes>>, CallError> {
-        let cached = self
-            .conns
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(addr)
-            .filter(|c| !c.is_closed())
-            .cloned();
-        if let Some(c) = cached {
-            return Ok(c);
-        }
-        let connect_err = |reason: String| CallError::Connect {
-            addr: addr.to_owned(),
-            reason,
-        };
-        let tls = self
-            .tls
-            .as_ref()
-            .ok_or_else(|| connect_err("this member has no cluster TLS configured".into()))?;
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| connect_err(e.to_string()))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| connect_err(e.to_string()))?;
-        let stream = tls
-            .connect(crate::tls::member_server_name(), tcp)
-            .await
-            .map_err(|e| connect_err(format!("tls: {e}")))?;
-        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| connect_err(e.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "raft rpc connection closed");
-            }
-        });
-        self.conns
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(addr.to_owned(), sender.clone());
-        Ok(sender)
-    }
-
-    /// Calls `path` on member `target` at `addr` and decodes its answer.
-    pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        target: NodeId,
-        addr: &str,
-        path: &str,
-        req: &Req,
-        timeout: Duration,
-    ) -> Result<Resp, CallError> {
-        if self.is_blocked(target) {
-            return Err(CallError::Blocked(target));
-        }
-        match tokio::time::timeout(timeout, self.call_inner(addr, path, req)).await {
-            Ok(r) => r,
-            Err(_) => Err(CallError::Timeout(addr.to_owned())),
-        }
-    }
-
-    async fn call_inner<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        addr: &str,
-        path: &str,
-        req: &Req,
-    ) -> Result<Resp, CallError> {
-        let failed = |reason: String| CallError::Failed {
-            addr: addr.to_owned(),
-            reason,
-        };
-        let body = encode(req).map_err(|e| failed(e.to_string()))?;
-        let mut sender = self.connection(addr).await?;
-        let request = http::Request::post(format!("https://{addr}{path}"))
-            .header(http::header::CONTENT_TYPE, "application/x-postcard")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| failed(e.to_string()))?;
-        let response = sender.send_request(request).await.map_err(|e| {
-            self.conns
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(addr);
-            failed(e.to_string())
-        })?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(failed(format!(
-                "{status}: {}",
-                String::from_utf8_lossy(&bytes)
-            )));
-        }
-        decode(&bytes).map_err(|e| failed(format!("bad answer: {e}")))
-    }
-}
-
 /// Makes openraft's per-peer clients.
 pub struct NetworkFactory {
-    peers: Arc<Peers>,
+    peers: Arc<RpcClient>,
 }
 
 impl NetworkFactory {
-    pub(crate) fn new(peers: Arc<Peers>) -> NetworkFactory {
+    pub(crate) fn new(peers: Arc<RpcClient>) -> NetworkFactory {
         NetworkFactory { peers }
     }
 }
@@ -278,7 +111,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
 /// openraft's client for one peer.
 pub struct PeerClient {
-    peers: Arc<Peers>,
+    peers: Arc<RpcClient>,
     target: NodeId,
     addr: String,
 }

@@ -23,18 +23,18 @@ use openraft::raft::AppendEntriesResponse;
 use openraft::{BasicNode, ServerState};
 use redb::{Database, ReadableDatabase};
 use serde::Serialize;
+use tessera_net::{CallError, RpcClient, RpcServer, Service};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::command::{Command, CommandResponse};
 use crate::error::MetaError;
 use crate::log_store::{LogStore, LogTail};
 use crate::membership::MembershipChange;
-use crate::network::{CallError, NetworkFactory, Peers, WireError, path};
+use crate::network::{NetworkFactory, WireError, path};
 use crate::read::ReadView;
-use crate::rpc_server::{RpcServer, Service};
 use crate::state_machine::StateMachineStore;
-pub use crate::tls::ClusterTls;
 use crate::types::{LogId, MAX_PROPOSAL, NodeId, Proposal, Raft, decode, encode};
+pub use tessera_net::ClusterTls;
 
 /// Raft timing and log-compaction knobs.
 #[derive(Debug, Clone)]
@@ -157,7 +157,7 @@ struct Inner {
 pub(crate) struct Core {
     pub(crate) id: NodeId,
     pub(crate) timing: RaftTiming,
-    pub(crate) peers: Arc<Peers>,
+    pub(crate) peers: Arc<RpcClient>,
     data_dir: PathBuf,
     state_cache_bytes: usize,
     running: RwLock<Running>,
@@ -218,17 +218,17 @@ impl MetaNode {
         let client_tls = cfg
             .tls
             .as_ref()
-            .map(crate::tls::client_config)
+            .map(tessera_net::tls::client_config)
             .transpose()?;
         let server_tls = cfg
             .tls
             .as_ref()
-            .map(crate::tls::server_config)
+            .map(tessera_net::tls::server_config)
             .transpose()?;
         let listener = match cfg.rpc_listen {
             Some(addr) => {
                 if server_tls.is_none() {
-                    return Err(MetaError::Tls("raft rpc needs cluster tls".into()));
+                    return Err(MetaError::Invalid("raft rpc needs cluster tls".into()));
                 }
                 Some(tokio::net::TcpListener::bind(addr).await?)
             }
@@ -241,7 +241,7 @@ impl MetaNode {
             .or_else(|| rpc_addr.map(|a| a.to_string()))
             .unwrap_or_default();
 
-        let peers = Arc::new(Peers::new(client_tls));
+        let peers = Arc::new(RpcClient::new(client_tls));
         let running = open_running(
             cfg.node_id,
             &cfg.data_dir,
@@ -264,7 +264,9 @@ impl MetaNode {
         });
         tokio::spawn(propose_loop(Arc::downgrade(&core), pending));
         let server = match (listener, server_tls) {
-            (Some(listener), Some(tls)) => Some(RpcServer::start(listener, tls, core.clone())?),
+            (Some(listener), Some(tls)) => {
+                Some(RpcServer::start("raft", listener, tls, core.clone()))
+            }
             _ => None,
         };
         tracing::info!(id = cfg.node_id, rpc = ?rpc_addr, "metadata member started");
@@ -451,7 +453,7 @@ async fn open_running(
     dir: &Path,
     timing: &RaftTiming,
     state_cache_bytes: usize,
-    peers: &Arc<Peers>,
+    peers: &Arc<RpcClient>,
 ) -> Result<Running, MetaError> {
     let log = LogStore::open(&dir.join("raft-log.redb"))?;
     let sm = StateMachineStore::open(

@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use raft_common::{LeaderView, Writer, agreed_leader, assert_ids, create_bucket, fast_timing};
+use tessera_raft::ClusterCa;
 use tessera_raft::command::Command;
 use tessera_raft::log_store::LogStore;
 use tessera_raft::node::DEFAULT_STATE_CACHE_BYTES;
 use tessera_raft::snapshot_data::SnapshotRecord;
 use tessera_raft::state_machine::StateMachineStore;
-use tessera_raft::tls::ClusterCa;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::oneshot;

@@ -1,103 +1,42 @@
-//! Raft RPC accepts only holders of a certificate from the cluster CA.
+//! A raft member's RPC answers only holders of a certificate from the
+//! cluster CA (the refusals themselves are tested in tessera-net).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod raft_common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use raft_common::Cluster;
-use rustls::pki_types::ServerName;
-use tessera_raft::tls::{ClusterCa, ClusterTls, MEMBER_SERVER_NAME};
+use tessera_net::{CallError, ClusterCa, ClusterTls, RpcClient, tls::client_config};
+use tessera_raft::types::LogId;
 
-/// POSTs to a member's log-state RPC with the given client identity.
-async fn probe(
-    addr: SocketAddr,
-    ca_pem: &str,
-    identity: Option<&ClusterTls>,
-) -> Result<http::StatusCode, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let mut cfg = match identity {
-        Some(id) => {
-            let certs = rustls_pemfile::certs(&mut id.cert_pem.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            let key = rustls_pemfile::private_key(&mut id.key_pem.as_bytes())
-                .unwrap()
-                .unwrap();
-            builder.with_client_auth_cert(certs, key).unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    };
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(addr)
+/// Asks a member for its last log id (the forced-failover RPC) as `client`.
+async fn log_state(client: &RpcClient, addr: &str) -> Result<Option<LogId>, CallError> {
+    client
+        .call(1, addr, "/meta/log-state", &(), Duration::from_secs(5))
         .await
-        .map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from(MEMBER_SERVER_NAME).unwrap(), tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let req = http::Request::post(format!("https://{addr}/meta/log-state"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status();
-    resp.into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(status)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_reject_peers_without_a_cluster_certificate() {
     let cluster = Cluster::start(1, |_| {}).await;
-    let addr = cluster.nodes[&1].rpc_addr().unwrap();
+    let addr = cluster.nodes[&1].rpc_addr().unwrap().to_string();
 
-    // A holder of a cluster certificate is served.
     let member = cluster.ca.issue("member-9", &[]).unwrap();
-    assert_eq!(
-        probe(addr, &cluster.ca.cert_pem, Some(&member)).await,
-        Ok(http::StatusCode::OK)
-    );
+    let member = RpcClient::new(Some(client_config(&member).unwrap()));
+    assert!(log_state(&member, &addr).await.is_ok());
 
-    // A certificate from another CA is refused.
+    // A certificate from another CA, even from a client that trusts ours.
     let stranger = ClusterCa::generate("stranger CA")
         .unwrap()
         .issue("member-9", &[])
         .unwrap();
-    assert!(
-        probe(addr, &cluster.ca.cert_pem, Some(&stranger))
-            .await
-            .is_err()
-    );
-
-    // No client certificate at all is refused.
-    assert!(probe(addr, &cluster.ca.cert_pem, None).await.is_err());
-
-    // And a member does not trust a server outside the cluster CA: a member
-    // holding the stranger's CA cannot even reach this one.
-    assert!(
-        probe(addr, &stranger.ca_pem, Some(&stranger))
-            .await
-            .is_err()
-    );
+    let stranger = ClusterTls {
+        ca_pem: cluster.ca.cert_pem.clone(),
+        ..stranger
+    };
+    let stranger = RpcClient::new(Some(client_config(&stranger).unwrap()));
+    assert!(log_state(&stranger, &addr).await.is_err());
 
     // The member still works.
     cluster.nodes[&1]

@@ -1,12 +1,10 @@
 //! TLS for the S3 listener: a rustls server configuration (aws-lc-rs) from
 //! PEM certificate and key files, offering HTTP/2 and HTTP/1.1 by ALPN.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -27,20 +25,16 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
+fn read_pem(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("opening {}", path.display()))
+}
+
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let certs = rustls_pemfile::certs(&mut BufReader::new(file))
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("reading certificates from {}", path.display()))?;
-    if certs.is_empty() {
-        return Err(anyhow!("no certificate in {}", path.display()));
-    }
-    Ok(certs)
+    tessera_net::tls::certs(&read_pem(path)?)
+        .with_context(|| format!("reading certificates from {}", path.display()))
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    rustls_pemfile::private_key(&mut BufReader::new(file))
-        .with_context(|| format!("reading private key from {}", path.display()))?
-        .ok_or_else(|| anyhow!("no private key in {}", path.display()))
+    tessera_net::tls::private_key(&read_pem(path)?)
+        .with_context(|| format!("reading private key from {}", path.display()))
 }

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use tessera_raft::ClusterCa;
 use tessera_raft::command::Command;
 use tessera_raft::model::{Bucket, ObjectData, ObjectVersion, SystemMetadata, Versioning};
 use tessera_raft::node::{MetaConfig, MetaNode, RaftTiming};
 use tessera_raft::snapshot_data::{SnapshotRecord, export};
-use tessera_raft::tls::ClusterCa;
 
 /// Short timeouts so elections and failovers take a second or two (openraft
 /// also bounds each AppendEntries RPC by the heartbeat interval: keep it

@@ -1,7 +1,7 @@
-//! The raft RPC server: HTTP/2 over TLS that requires a client certificate
-//! from the cluster CA. A peer without one fails the handshake and is never
-//! heard; each request is a postcard body POSTed to one of
-//! [`crate::network::path`].
+//! The RPC server: HTTP/2 over TLS that requires a client certificate from
+//! the cluster CA. A peer without one fails the handshake and is never
+//! heard; each request is a body POSTed to a path the [`Service`] knows
+//! (postcard, see [`crate::wire`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,14 +19,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::error::MetaError;
-
 /// Largest request body accepted (a snapshot chunk or a batch of entries).
 const MAX_BODY: usize = 64 << 20;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the server does with one decoded request.
-pub(crate) trait Service: Send + Sync + 'static {
+pub trait Service: Send + Sync + 'static {
     /// Answers `body` sent to `path` with an encoded reply, or an HTTP status and reason.
     fn handle(
         &self,
@@ -36,18 +34,22 @@ pub(crate) trait Service: Send + Sync + 'static {
 }
 
 /// A running RPC server; stops on [`RpcServer::stop`].
-pub(crate) struct RpcServer {
+pub struct RpcServer {
+    name: &'static str,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RpcServer {
-    /// Serves `service` on `listener` to holders of a cluster certificate.
-    pub(crate) fn start<S: Service>(
+    /// Serves `service` on `listener` to holders of a cluster certificate
+    /// (`tls` from [`crate::tls::server_config`]). `name` labels its logs
+    /// and metrics (`tessera_rpc_rejected_total{server}`).
+    pub fn start<S: Service>(
+        name: &'static str,
         listener: tokio::net::TcpListener,
         tls: Arc<rustls::ServerConfig>,
         service: Arc<S>,
-    ) -> Result<RpcServer, MetaError> {
+    ) -> RpcServer {
         let (stop, mut stopped) = watch::channel(false);
         let acceptor = TlsAcceptor::from(tls);
         let task = tokio::spawn(async move {
@@ -57,10 +59,10 @@ impl RpcServer {
                     _ = stopped.changed() => break,
                     accepted = listener.accept() => match accepted {
                         Ok((tcp, peer)) => {
-                            conns.spawn(serve_connection(tcp, peer, acceptor.clone(), service.clone()));
+                            conns.spawn(serve_connection(name, tcp, peer, acceptor.clone(), service.clone()));
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "raft rpc accept failed");
+                            tracing::warn!(server = name, error = %e, "rpc accept failed");
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                     },
@@ -69,17 +71,19 @@ impl RpcServer {
             }
             conns.abort_all();
         });
-        Ok(RpcServer { stop, task })
+        RpcServer { name, stop, task }
     }
 
     /// Stops accepting and drops every open connection.
-    pub(crate) async fn stop(self) {
+    pub async fn stop(self) {
+        tracing::debug!(server = self.name, "rpc server stopping");
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
 }
 
 async fn serve_connection<S: Service>(
+    name: &'static str,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
@@ -89,13 +93,13 @@ async fn serve_connection<S: Service>(
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            tracing::warn!(%peer, error = %e, "rejected raft peer: tls handshake failed");
-            metrics::counter!("tessera_raft_rpc_rejected_total").increment(1);
+            tracing::warn!(server = name, %peer, error = %e, "rejected peer: tls handshake failed");
+            metrics::counter!("tessera_rpc_rejected_total", "server" => name).increment(1);
             return;
         }
         Err(_) => {
-            tracing::warn!(%peer, "rejected raft peer: tls handshake timed out");
-            metrics::counter!("tessera_raft_rpc_rejected_total").increment(1);
+            tracing::warn!(server = name, %peer, "rejected peer: tls handshake timed out");
+            metrics::counter!("tessera_rpc_rejected_total", "server" => name).increment(1);
             return;
         }
     };
@@ -107,7 +111,7 @@ async fn serve_connection<S: Service>(
         .serve_connection(TokioIo::new(stream), svc)
         .await
     {
-        tracing::debug!(%peer, error = %e, "raft rpc connection ended");
+        tracing::debug!(server = name, %peer, error = %e, "rpc connection ended");
     }
 }
 

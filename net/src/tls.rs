@@ -1,11 +1,12 @@
-//! Cluster TLS: a private cluster CA, member certificates signed by it, and
-//! the rustls configurations of the raft RPC (mutual TLS both ways: a member
-//! only talks to, and only answers, holders of a certificate from the CA).
+//! Cluster TLS: a private cluster CA, certificates signed by it for every
+//! metadata member and storage node, and the rustls configurations of the
+//! cluster RPC (mutual TLS both ways: a machine only talks to, and only
+//! answers, holders of a certificate from the CA).
 //!
-//! Every member certificate carries the DNS name [`MEMBER_SERVER_NAME`]; a
-//! client verifies the server against that name (members are identified by
-//! the CA, not by their addresses, which may change), plus any extra names
-//! given at issue time for other tools.
+//! Every certificate the CA issues carries the DNS name
+//! [`MEMBER_SERVER_NAME`]; a client verifies the server against that name
+//! (machines are identified by the CA, not by their addresses, which may
+//! change), plus any extra names given at issue time for other tools.
 
 use std::sync::Arc;
 
@@ -17,12 +18,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-use crate::error::MetaError;
+use crate::error::NetError;
 
 /// The DNS name every member certificate holds and every client checks.
 pub const MEMBER_SERVER_NAME: &str = "member.tessera.internal";
 
-/// A member's TLS material: the cluster CA, its own certificate and key (PEM).
+/// A member's or node's TLS material: the cluster CA, its own certificate and key (PEM).
 #[derive(Clone)]
 pub struct ClusterTls {
     /// The cluster CA certificate.
@@ -58,8 +59,8 @@ impl std::fmt::Debug for ClusterCa {
     }
 }
 
-fn tls_err(e: impl std::fmt::Display) -> MetaError {
-    MetaError::Tls(e.to_string())
+fn tls_err(e: impl std::fmt::Display) -> NetError {
+    NetError::Tls(e.to_string())
 }
 
 fn ca_params(name: &str) -> CertificateParams {
@@ -76,7 +77,7 @@ fn ca_params(name: &str) -> CertificateParams {
 
 impl ClusterCa {
     /// Generates a new CA named `name` (e.g. "tessera cluster CA").
-    pub fn generate(name: &str) -> Result<ClusterCa, MetaError> {
+    pub fn generate(name: &str) -> Result<ClusterCa, NetError> {
         let key = KeyPair::generate().map_err(tls_err)?;
         let cert = ca_params(name).self_signed(&key).map_err(tls_err)?;
         Ok(ClusterCa {
@@ -89,7 +90,7 @@ impl ClusterCa {
     /// Issues a member certificate for `member` (its common name), valid as
     /// both TLS server and client. `extra_names` (DNS names or IP addresses)
     /// are added next to [`MEMBER_SERVER_NAME`].
-    pub fn issue(&self, member: &str, extra_names: &[String]) -> Result<ClusterTls, MetaError> {
+    pub fn issue(&self, member: &str, extra_names: &[String]) -> Result<ClusterTls, NetError> {
         let ca_key = KeyPair::from_pem(&self.key_pem).map_err(tls_err)?;
         let issuer = Issuer::new(ca_params(&self.name), ca_key);
         let mut names = vec![MEMBER_SERVER_NAME.to_owned()];
@@ -118,23 +119,25 @@ impl ClusterCa {
     }
 }
 
-fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, MetaError> {
+/// Every certificate in a PEM text (at least one).
+pub fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, NetError> {
     let certs = rustls_pemfile::certs(&mut pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(tls_err)?;
     if certs.is_empty() {
-        return Err(MetaError::Tls("no certificate in PEM".into()));
+        return Err(NetError::Tls("no certificate in PEM".into()));
     }
     Ok(certs)
 }
 
-fn private_key(pem: &str) -> Result<PrivateKeyDer<'static>, MetaError> {
+/// The private key in a PEM text.
+pub fn private_key(pem: &str) -> Result<PrivateKeyDer<'static>, NetError> {
     rustls_pemfile::private_key(&mut pem.as_bytes())
         .map_err(tls_err)?
-        .ok_or_else(|| MetaError::Tls("no private key in PEM".into()))
+        .ok_or_else(|| NetError::Tls("no private key in PEM".into()))
 }
 
-fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, MetaError> {
+fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, NetError> {
     let mut roots = RootCertStore::empty();
     for cert in certs(ca_pem)? {
         roots.add(cert).map_err(tls_err)?;
@@ -147,7 +150,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The server side: present our certificate, require one from the cluster CA.
-pub(crate) fn server_config(tls: &ClusterTls) -> Result<Arc<ServerConfig>, MetaError> {
+pub fn server_config(tls: &ClusterTls) -> Result<Arc<ServerConfig>, NetError> {
     let verifier = WebPkiClientVerifier::builder_with_provider(roots(&tls.ca_pem)?, provider())
         .build()
         .map_err(tls_err)?;
@@ -162,7 +165,7 @@ pub(crate) fn server_config(tls: &ClusterTls) -> Result<Arc<ServerConfig>, MetaE
 }
 
 /// The client side: trust only the cluster CA, present our certificate.
-pub(crate) fn client_config(tls: &ClusterTls) -> Result<Arc<ClientConfig>, MetaError> {
+pub fn client_config(tls: &ClusterTls) -> Result<Arc<ClientConfig>, NetError> {
     let mut cfg = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(tls_err)?
@@ -174,7 +177,7 @@ pub(crate) fn client_config(tls: &ClusterTls) -> Result<Arc<ClientConfig>, MetaE
 }
 
 /// The name clients check on a member's certificate.
-pub(crate) fn member_server_name() -> ServerName<'static> {
+pub fn member_server_name() -> ServerName<'static> {
     ServerName::DnsName(
         rustls::pki_types::DnsName::try_from(MEMBER_SERVER_NAME)
             .expect("MEMBER_SERVER_NAME is a valid DNS name")

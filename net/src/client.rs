@@ -1,0 +1,201 @@
+//! The RPC client: HTTP/2 over mutual TLS to other machines of the cluster,
+//! one multiplexed connection per address, postcard bodies.
+//!
+//! [`RpcClient`] also holds a test hook that drops all traffic to chosen
+//! peers, to cut partitions inside one process.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_rustls::TlsConnector;
+
+use crate::wire::{decode, encode};
+
+/// The cluster-wide number of the machine called (a metadata member or a
+/// storage node); the partition hook blocks by it.
+pub type PeerId = u64;
+
+/// Why a call to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Traffic to this peer is cut (test partition hook).
+    #[error("peer {0} is cut off")]
+    Blocked(PeerId),
+    /// No connection could be made.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// The address dialled.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The call did not finish in time (it may or may not have run).
+    #[error("call to {0} timed out")]
+    Timeout(String),
+    /// The request failed after it may have been sent.
+    #[error("rpc to {addr} failed: {reason}")]
+    Failed {
+        /// The address called.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl CallError {
+    /// Whether the request surely never reached the peer.
+    pub fn not_sent(&self) -> bool {
+        matches!(self, CallError::Blocked(_) | CallError::Connect { .. })
+    }
+}
+
+/// Connections to the other machines of the cluster.
+pub struct RpcClient {
+    tls: Option<TlsConnector>,
+    conns: Mutex<HashMap<String, SendRequest<Full<Bytes>>>>,
+    blocked: RwLock<BTreeSet<PeerId>>,
+}
+
+impl std::fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClient")
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcClient {
+    /// A client presenting the identity in `tls` (see
+    /// [`crate::tls::client_config`]); without one every call fails to connect.
+    pub fn new(tls: Option<Arc<rustls::ClientConfig>>) -> RpcClient {
+        RpcClient {
+            tls: tls.map(TlsConnector::from),
+            conns: Mutex::new(HashMap::new()),
+            blocked: RwLock::new(BTreeSet::new()),
+        }
+    }
+
+    /// Drops all traffic to `peers` from now on (empty set: heal).
+    pub fn set_blocked(&self, peers: BTreeSet<PeerId>) {
+        *self.blocked.write().unwrap_or_else(PoisonError::into_inner) = peers;
+        self.conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn is_blocked(&self, peer: PeerId) -> bool {
+        self.blocked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&peer)
+    }
+
+    async fn connection(&self, addr: &str) -> Result<SendRequest<Full<Bytes>>, CallError> {
+        let cached = self
+            .conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(addr)
+            .filter(|c| !c.is_closed())
+            .cloned();
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let connect_err = |reason: String| CallError::Connect {
+            addr: addr.to_owned(),
+            reason,
+        };
+        let tls = self
+            .tls
+            .as_ref()
+            .ok_or_else(|| connect_err("no cluster TLS configured here".into()))?;
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| connect_err(e.to_string()))?;
+        let stream = tls
+            .connect(crate::tls::member_server_name(), tcp)
+            .await
+            .map_err(|e| connect_err(format!("tls: {e}")))?;
+        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "rpc connection closed");
+            }
+        });
+        self.conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(addr.to_owned(), sender.clone());
+        Ok(sender)
+    }
+
+    /// Calls `path` on peer `target` at `addr` and decodes its answer.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        target: PeerId,
+        addr: &str,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        if self.is_blocked(target) {
+            return Err(CallError::Blocked(target));
+        }
+        match tokio::time::timeout(timeout, self.call_inner(addr, path, req)).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Timeout(addr.to_owned())),
+        }
+    }
+
+    async fn call_inner<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        req: &Req,
+    ) -> Result<Resp, CallError> {
+        let failed = |reason: String| CallError::Failed {
+            addr: addr.to_owned(),
+            reason,
+        };
+        let body = encode(req).map_err(|e| failed(e.to_string()))?;
+        let mut sender = self.connection(addr).await?;
+        let request = http::Request::post(format!("https://{addr}{path}"))
+            .header(http::header::CONTENT_TYPE, "application/x-postcard")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| failed(e.to_string()))?;
+        let response = sender.send_request(request).await.map_err(|e| {
+            self.conns
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(addr);
+            failed(e.to_string())
+        })?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(failed(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&bytes)
+            )));
+        }
+        decode(&bytes).map_err(|e| failed(format!("bad answer: {e}")))
+    }
+}

@@ -1,0 +1,9 @@
+//! Errors of setting up the cluster network.
+
+/// Why TLS material or a server could not be set up.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NetError {
+    /// A certificate, key or TLS configuration was refused.
+    #[error("tls: {0}")]
+    Tls(String),
+}
