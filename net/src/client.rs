@@ -1,5 +1,7 @@
 //! The RPC client: HTTP/2 over mutual TLS to other machines of the cluster,
-//! one multiplexed connection per address, postcard bodies.
+//! one multiplexed connection per address. [`RpcClient::call`] sends and
+//! answers whole postcard messages; [`RpcClient::send`] any request, with
+//! bodies streamed both ways.
 //!
 //! [`RpcClient`] also holds a test hook that drops all traffic to chosen
 //! peers, to cut partitions inside one process.
@@ -8,14 +10,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_rustls::TlsConnector;
 
+use crate::body::{Body, full};
 use crate::wire::{decode, encode};
 
 /// The cluster-wide number of the machine called (a metadata member or a
@@ -59,7 +62,7 @@ impl CallError {
 /// Connections to the other machines of the cluster.
 pub struct RpcClient {
     tls: Option<TlsConnector>,
-    conns: Mutex<HashMap<String, SendRequest<Full<Bytes>>>>,
+    conns: Mutex<HashMap<String, SendRequest<Body>>>,
     blocked: RwLock<BTreeSet<PeerId>>,
 }
 
@@ -98,7 +101,7 @@ impl RpcClient {
             .contains(&peer)
     }
 
-    async fn connection(&self, addr: &str) -> Result<SendRequest<Full<Bytes>>, CallError> {
+    async fn connection(&self, addr: &str) -> Result<SendRequest<Body>, CallError> {
         let cached = self
             .conns
             .lock()
@@ -160,6 +163,52 @@ impl RpcClient {
         }
     }
 
+    /// Sends `request` to peer `target` at `addr` (its URI's path and query
+    /// matter; scheme and authority are filled in) and returns the answer's
+    /// head once it arrives within `timeout`; its body streams on after.
+    pub async fn send(
+        &self,
+        target: PeerId,
+        addr: &str,
+        request: http::Request<Body>,
+        timeout: Duration,
+    ) -> Result<http::Response<Incoming>, CallError> {
+        if self.is_blocked(target) {
+            return Err(CallError::Blocked(target));
+        }
+        match tokio::time::timeout(timeout, self.send_inner(addr, request)).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Timeout(addr.to_owned())),
+        }
+    }
+
+    async fn send_inner(
+        &self,
+        addr: &str,
+        mut request: http::Request<Body>,
+    ) -> Result<http::Response<Incoming>, CallError> {
+        let failed = |reason: String| CallError::Failed {
+            addr: addr.to_owned(),
+            reason,
+        };
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        *request.uri_mut() = format!("https://{addr}{path}")
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| failed(e.to_string()))?;
+        let mut sender = self.connection(addr).await?;
+        sender.send_request(request).await.map_err(|e| {
+            self.conns
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(addr);
+            failed(e.to_string())
+        })
+    }
+
     async fn call_inner<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         addr: &str,
@@ -171,18 +220,11 @@ impl RpcClient {
             reason,
         };
         let body = encode(req).map_err(|e| failed(e.to_string()))?;
-        let mut sender = self.connection(addr).await?;
-        let request = http::Request::post(format!("https://{addr}{path}"))
+        let request = http::Request::post(path)
             .header(http::header::CONTENT_TYPE, "application/x-postcard")
-            .body(Full::new(Bytes::from(body)))
+            .body(full(body))
             .map_err(|e| failed(e.to_string()))?;
-        let response = sender.send_request(request).await.map_err(|e| {
-            self.conns
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(addr);
-            failed(e.to_string())
-        })?;
+        let response = self.send_inner(addr, request).await?;
         let status = response.status();
         let bytes = response
             .into_body()

@@ -5,20 +5,23 @@
 //!   members and storage nodes, and the rustls configurations of mutual TLS
 //!   (each side only talks to holders of a certificate from the CA).
 //! - [`client`]: calls to other machines, HTTP/2 over mutual TLS, one
-//!   multiplexed connection per address, postcard bodies.
-//! - [`server`]: the matching server, handing each decoded request path and
-//!   body to a [`server::Service`].
+//!   multiplexed connection per address: whole postcard messages
+//!   ([`wire`]) or bodies streamed both ways ([`body`]).
+//! - [`server`]: the matching server, handing each request to an
+//!   [`HttpService`] (or its whole body to a [`Service`]).
 //!
 //! The crate knows nothing of raft or of shards: `tessera-raft` runs its
 //! member-to-member RPCs over it, and storage nodes serve shards over it.
 
+pub mod body;
 pub mod client;
 pub mod error;
 pub mod server;
 pub mod tls;
 pub mod wire;
 
+pub use body::Body;
 pub use client::{CallError, PeerId, RpcClient};
 pub use error::NetError;
-pub use server::{RpcServer, Service};
+pub use server::{HttpService, RpcServer, Service, Unary};
 pub use tls::{ClusterCa, ClusterTls, MEMBER_SERVER_NAME};

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -19,11 +19,21 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::body::{Body, full};
+
 /// Largest request body accepted (a snapshot chunk or a batch of entries).
 const MAX_BODY: usize = 64 << 20;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the server does with one decoded request.
+/// What the server does with one request: answers it, streaming bodies
+/// both ways as they come.
+pub trait HttpService: Send + Sync + 'static {
+    /// The answer to `req` (errors are answers too: a status and a reason).
+    fn serve(&self, req: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// A service of whole messages: each request body read (up to 64 MiB) and
+/// handed over with its path; serve it with [`Unary`].
 pub trait Service: Send + Sync + 'static {
     /// Answers `body` sent to `path` with an encoded reply, or an HTTP status and reason.
     fn handle(
@@ -31,6 +41,33 @@ pub trait Service: Send + Sync + 'static {
         path: String,
         body: Bytes,
     ) -> impl Future<Output = Result<Vec<u8>, (StatusCode, String)>> + Send;
+}
+
+/// Serves a [`Service`] of whole messages as an [`HttpService`].
+pub struct Unary<S>(pub Arc<S>);
+
+impl<S: Service> HttpService for Unary<S> {
+    async fn serve(&self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        match self.0.handle(path, body).await {
+            Ok(bytes) => Response::new(full(bytes)),
+            Err((status, reason)) => reply(status, reason),
+        }
+    }
+}
+
+/// An answer of `status` with `reason` as its text body.
+pub fn reply(status: StatusCode, reason: impl Into<String>) -> Response<Body> {
+    let mut resp = Response::new(full(reason.into()));
+    *resp.status_mut() = status;
+    resp
 }
 
 /// A running RPC server; stops on [`RpcServer::stop`].
@@ -44,7 +81,7 @@ impl RpcServer {
     /// Serves `service` on `listener` to holders of a cluster certificate
     /// (`tls` from [`crate::tls::server_config`]). `name` labels its logs
     /// and metrics (`tessera_rpc_rejected_total{server}`).
-    pub fn start<S: Service>(
+    pub fn start<S: HttpService>(
         name: &'static str,
         listener: tokio::net::TcpListener,
         tls: Arc<rustls::ServerConfig>,
@@ -82,7 +119,7 @@ impl RpcServer {
     }
 }
 
-async fn serve_connection<S: Service>(
+async fn serve_connection<S: HttpService>(
     name: &'static str,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -105,7 +142,7 @@ async fn serve_connection<S: Service>(
     };
     let svc = service_fn(move |req: Request<Incoming>| {
         let service = service.clone();
-        async move { Ok::<_, Infallible>(dispatch(service.as_ref(), req).await) }
+        async move { Ok::<_, Infallible>(service.serve(req).await) }
     });
     if let Err(e) = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(stream), svc)
@@ -113,25 +150,4 @@ async fn serve_connection<S: Service>(
     {
         tracing::debug!(server = name, %peer, error = %e, "rpc connection ended");
     }
-}
-
-async fn dispatch<S: Service>(service: &S, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let path = req.uri().path().to_owned();
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return reply(StatusCode::BAD_REQUEST, Bytes::from(e.to_string())),
-    };
-    match service.handle(path, body).await {
-        Ok(bytes) => reply(StatusCode::OK, Bytes::from(bytes)),
-        Err((status, reason)) => reply(status, Bytes::from(reason)),
-    }
-}
-
-fn reply(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = status;
-    resp
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::StatusCode;
 use tessera_net::tls::{client_config, server_config};
-use tessera_net::{CallError, ClusterCa, ClusterTls, RpcClient, RpcServer, Service, wire};
+use tessera_net::{CallError, ClusterCa, ClusterTls, RpcClient, RpcServer, Service, Unary, wire};
 
 /// Answers `/echo` with the decoded string it was sent, reversed.
 struct Echo;
@@ -31,7 +31,7 @@ async fn serve(identity: &ClusterTls) -> (RpcServer, String) {
     let addr = listener.local_addr().unwrap().to_string();
     let tls = server_config(identity).unwrap();
     (
-        RpcServer::start("test", listener, tls, Arc::new(Echo)),
+        RpcServer::start("test", listener, tls, Arc::new(Unary(Arc::new(Echo)))),
         addr,
     )
 }

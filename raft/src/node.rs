@@ -23,7 +23,7 @@ use openraft::raft::AppendEntriesResponse;
 use openraft::{BasicNode, ServerState};
 use redb::{Database, ReadableDatabase};
 use serde::Serialize;
-use tessera_net::{CallError, RpcClient, RpcServer, Service};
+use tessera_net::{CallError, RpcClient, RpcServer, Service, Unary};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::command::{Command, CommandResponse};
@@ -264,9 +264,12 @@ impl MetaNode {
         });
         tokio::spawn(propose_loop(Arc::downgrade(&core), pending));
         let server = match (listener, server_tls) {
-            (Some(listener), Some(tls)) => {
-                Some(RpcServer::start("raft", listener, tls, core.clone()))
-            }
+            (Some(listener), Some(tls)) => Some(RpcServer::start(
+                "raft",
+                listener,
+                tls,
+                Arc::new(Unary(core.clone())),
+            )),
             _ => None,
         };
         tracing::info!(id = cfg.node_id, rpc = ?rpc_addr, "metadata member started");

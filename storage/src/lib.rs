@@ -19,7 +19,8 @@
 //! * [`seal_inline`] / [`open_inline`] for objects small enough to live in metadata.
 //! * Keys: [`MasterKey`] wraps [`DataKey`]s and seals secrets (see [`crypto`]).
 //! * Stores: the [`ShardStore`] trait, [`LocalDir`] (a directory on a disk,
-//!   fsync + rename) and [`Memory`].
+//!   fsync + rename), [`Memory`], and [`Remote`] (a store on a storage node).
+//! * [`node`]: the storage node protocol and its server, [`NodeService`].
 //!
 //! # Layout of an object
 //!
@@ -113,6 +114,7 @@ pub mod error;
 pub mod format;
 pub mod inline;
 pub mod md5;
+pub mod node;
 mod pool;
 pub mod reader;
 pub mod repair;
@@ -125,10 +127,11 @@ pub use crypto::{DataKey, MasterKey};
 pub use error::StorageError;
 pub use format::Geometry;
 pub use inline::{DEFAULT_INLINE_THRESHOLD, open_inline, seal_inline};
+pub use node::NodeService;
 pub use reader::{BadShardCallback, ObjectLocation, ReadOptions, read_object};
 pub use repair::{repair_shard, scrub_shard};
 pub use store::{
-    ByteStream, LocalDir, Memory, ObjectId, ShardId, ShardReader, ShardStat, ShardStore,
+    ByteStream, LocalDir, Memory, ObjectId, Remote, ShardId, ShardReader, ShardStat, ShardStore,
     StoreHealth,
 };
 pub use writer::{StripeEncoder, WriteOptions, WriteOutcome, write_object};

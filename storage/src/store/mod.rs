@@ -4,9 +4,11 @@
 mod direct;
 mod local;
 mod memory;
+mod remote;
 
 pub use local::LocalDir;
 pub use memory::Memory;
+pub use remote::Remote;
 
 use std::fmt;
 use std::ops::Range;
@@ -17,6 +19,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 
 use crate::error::StorageError;
 
@@ -33,7 +36,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 pub type ByteStream = futures::stream::BoxStream<'static, Result<bytes::Bytes, StorageError>>;
 
 /// Names one stored object version (or segment): 16 random bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub struct ObjectId(pub [u8; 16]);
 
 impl ObjectId {
@@ -70,7 +73,7 @@ impl FromStr for ObjectId {
 /// Names one shard file: shard `index` of `part` of `object`.
 ///
 /// Ordered by object, then part, then index (the order [`ShardStore::list`] pages in).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub struct ShardId {
     /// The object (version or segment) the shard belongs to.
     pub object: ObjectId,
@@ -86,8 +89,28 @@ impl fmt::Display for ShardId {
     }
 }
 
+impl FromStr for ShardId {
+    type Err = StorageError;
+
+    /// Parses the `object/part/index` form written by `Display`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || StorageError::Format(format!("bad shard id {s:?}"));
+        let mut parts = s.split('/');
+        let (Some(object), Some(part), Some(index), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        Ok(ShardId {
+            object: object.parse()?,
+            part: part.parse().map_err(|_| bad())?,
+            index: index.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
 /// What a store knows about one stored shard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardStat {
     /// File size in bytes.
     pub size: u64,
@@ -96,7 +119,7 @@ pub struct ShardStat {
 }
 
 /// A store's capacity and state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreHealth {
     /// Total bytes of the underlying device.
     pub capacity: u64,

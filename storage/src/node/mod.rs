@@ -1,0 +1,10 @@
+//! The storage node: a process serving its disks' shards to gateways over
+//! the cluster network (HTTP/2, mutual TLS, see `tessera-net`).
+//!
+//! [`protocol`] is what crosses the wire, [`NodeService`] the node's side
+//! of it over any [`crate::ShardStore`]s, [`crate::Remote`] the gateway's.
+
+pub mod protocol;
+mod service;
+
+pub use service::NodeService;

@@ -1,0 +1,235 @@
+//! [`Remote`]: a store on a storage node, reached over the cluster network
+//! (the gateway's side of [`crate::node::protocol`]).
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tessera_net::body::{BodyError, chunks, empty, full};
+use tessera_net::{Body, PeerId, RpcClient, wire};
+
+use super::{ByteStream, ShardId, ShardStat, ShardStore, StoreHealth};
+use crate::error::StorageError;
+use crate::node::protocol::{self, ListRequest, ShardRequest, StoreRequest};
+
+/// A store on a storage node.
+#[derive(Clone)]
+pub struct Remote {
+    id: String,
+    node: PeerId,
+    addr: String,
+    client: Arc<RpcClient>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("id", &self.id)
+            .field("node", &self.node)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    /// Store `id` of node `node` at `addr`, called through `client`; every
+    /// call but an upload's must be answered within `timeout` (an upload is
+    /// answered once the node has the whole shard durable).
+    pub fn new(
+        id: impl Into<String>,
+        node: PeerId,
+        addr: impl Into<String>,
+        client: Arc<RpcClient>,
+        timeout: Duration,
+    ) -> Self {
+        Remote {
+            id: id.into(),
+            node,
+            addr: addr.into(),
+            client,
+            timeout,
+        }
+    }
+
+    /// The store ids node `node` at `addr` serves.
+    pub async fn list_stores(
+        client: &RpcClient,
+        node: PeerId,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, StorageError> {
+        let unavailable = |reason: String| StorageError::Unavailable {
+            store: format!("node {node} at {addr}"),
+            reason,
+        };
+        let request = Request::get(protocol::STORES)
+            .body(empty())
+            .map_err(|e| unavailable(e.to_string()))?;
+        let response = client
+            .send(node, addr, request, timeout)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        decode_answer(response).await.map_err(unavailable)
+    }
+
+    fn unavailable(&self, reason: impl std::fmt::Display) -> StorageError {
+        StorageError::Unavailable {
+            store: self.id.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    async fn send(
+        &self,
+        request: Request<Body>,
+        timeout: Duration,
+    ) -> Result<http::Response<Incoming>, StorageError> {
+        self.client
+            .send(self.node, &self.addr, request, timeout)
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    /// A whole-message operation.
+    async fn unary<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+    ) -> Result<Resp, StorageError> {
+        let body = wire::encode(req).map_err(|e| self.unavailable(e))?;
+        let request = Request::post(path)
+            .body(full(body))
+            .map_err(|e| self.unavailable(e))?;
+        let response = self.send(request, self.timeout).await?;
+        decode_answer(response)
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    fn shard_request(&self, shard: ShardId) -> ShardRequest {
+        ShardRequest {
+            store: self.id.clone(),
+            shard,
+        }
+    }
+}
+
+/// The decoded answer, or the node's refusal as text.
+async fn decode_answer<T: DeserializeOwned>(
+    response: http::Response<Incoming>,
+) -> Result<T, String> {
+    let status = response.status();
+    let bytes = http_body_util::Limited::new(response.into_body(), 64 << 20)
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)));
+    }
+    wire::decode(&bytes).map_err(|e| format!("bad answer: {e}"))
+}
+
+/// The frames of a shard upload: its chunks, then the length trailer.
+fn upload_frames(data: ByteStream) -> Body {
+    let frames = futures::stream::try_unfold((Some(data), 0u64), |(data, sent)| async move {
+        let Some(mut data) = data else {
+            return Ok::<_, BodyError>(None);
+        };
+        match data.next().await {
+            Some(chunk) => {
+                let chunk: Bytes = chunk?;
+                let sent = sent + chunk.len() as u64;
+                Ok(Some((Frame::data(chunk), (Some(data), sent))))
+            }
+            None => {
+                let mut trailers = HeaderMap::new();
+                trailers.insert(protocol::LENGTH_TRAILER, HeaderValue::from(sent));
+                Ok(Some((Frame::trailers(trailers), (None, sent))))
+            }
+        }
+    });
+    StreamBody::new(frames).boxed_unsync()
+}
+
+#[async_trait::async_trait]
+impl ShardStore for Remote {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn put(&self, id: ShardId, data: ByteStream) -> Result<u64, StorageError> {
+        let request = Request::builder()
+            .method(Method::PUT)
+            .uri(protocol::shard_path(&self.id, id))
+            .body(upload_frames(data))
+            .map_err(|e| self.unavailable(e))?;
+        let response = self.send(request, Duration::MAX).await?;
+        decode_answer(response)
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    async fn get(&self, id: ShardId, range: Range<u64>) -> Result<ByteStream, StorageError> {
+        let uri = format!(
+            "{}?{}",
+            protocol::shard_path(&self.id, id),
+            protocol::range_query(&range)
+        );
+        let request = Request::get(uri)
+            .body(empty())
+            .map_err(|e| self.unavailable(e))?;
+        let response = self.send(request, self.timeout).await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Err(StorageError::NotFound(id)),
+            status => {
+                let reason = decode_answer::<()>(response).await.err();
+                return Err(self.unavailable(reason.unwrap_or_else(|| status.to_string())));
+            }
+        }
+        let store = self.id.clone();
+        Ok(chunks(response.into_body())
+            .map_err(move |e| StorageError::Unavailable {
+                store: store.clone(),
+                reason: format!("shard download broke off: {e}"),
+            })
+            .boxed())
+    }
+
+    async fn stat(&self, id: ShardId) -> Result<Option<ShardStat>, StorageError> {
+        self.unary(protocol::STAT, &self.shard_request(id)).await
+    }
+
+    async fn delete(&self, id: ShardId) -> Result<bool, StorageError> {
+        self.unary(protocol::DELETE, &self.shard_request(id)).await
+    }
+
+    async fn list(
+        &self,
+        after: Option<ShardId>,
+        limit: usize,
+    ) -> Result<Vec<ShardId>, StorageError> {
+        let request = ListRequest {
+            store: self.id.clone(),
+            after,
+            limit,
+        };
+        self.unary(protocol::LIST, &request).await
+    }
+
+    async fn health(&self) -> Result<StoreHealth, StorageError> {
+        let request = StoreRequest {
+            store: self.id.clone(),
+        };
+        self.unary(protocol::HEALTH, &request).await
+    }
+}
