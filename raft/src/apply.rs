@@ -18,6 +18,7 @@ use crate::model::{
     NodeState, ObjectData, ObjectVersion, PartData, RepairItem, Segment, SegmentOwner, StorageNode,
     SystemMetadata, Tag, Versioning, WorkItem,
 };
+use crate::rename;
 use crate::tables::{self, decode, encode};
 
 /// The result of applying one command: outer error = storage failure (the
@@ -210,6 +211,17 @@ impl<'txn> Applier<'txn> {
                 rebuilt,
                 sound,
             } => self.complete_repair((*object_id, *part), rebuilt, sound),
+            Command::RenameStores { renames } => {
+                let renames = rename::Renames::new(renames)?;
+                let tables = rename::Tables {
+                    versions: &mut self.versions,
+                    parts: &mut self.parts,
+                    work: &mut self.work,
+                    nodes: &mut self.nodes,
+                };
+                tables.rename(&renames)?;
+                Ok(CommandResponse::Done)
+            }
         }
     }
 

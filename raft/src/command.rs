@@ -39,6 +39,11 @@ pub enum BucketUpdate {
 }
 
 /// One change to the metadata.
+///
+/// Commands live in the raft log and in snapshots' history, encoded with
+/// postcard, which numbers variants by position: new variants go at the
+/// end, none is ever removed or reordered, and a variant's fields never
+/// change, so every command ever logged still decodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Create a bucket; fails with [`ApplyError::BucketExists`] if the name is taken.
@@ -232,6 +237,18 @@ pub enum Command {
         rebuilt: Vec<(u16, String)>,
         /// Shard indexes verified intact on their stores.
         sound: Vec<u16>,
+    },
+    /// Stores change ids: every placement (of stored versions, uploaded
+    /// parts and queued deletions) and storage node record naming a store
+    /// by an old id names it by the new one. All renames apply at once
+    /// (`a → b, b → a` swaps). Idempotent: a name no longer present is
+    /// simply not found, so the same command may be proposed again after
+    /// a crash. Old ids must be distinct.
+    ///
+    /// Used once per store written before store ids were minted (`disk-N`).
+    RenameStores {
+        /// `(old id, new id)` pairs.
+        renames: Vec<(String, String)>,
     },
 }
 

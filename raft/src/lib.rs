@@ -16,6 +16,7 @@ pub mod model;
 mod network;
 pub mod node;
 pub mod read;
+mod rename;
 pub mod snapshot_data;
 pub mod state_machine;
 pub mod tables;

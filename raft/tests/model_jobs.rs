@@ -1,5 +1,6 @@
 //! The background queues of the metadata model: the segment index, the
-//! repair queue and the deletion queue, applied to redb without raft.
+//! repair queue and the deletion queue, and the renaming of the stores
+//! they and the placements name, applied to redb without raft.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod model_support;
@@ -7,7 +8,9 @@ mod model_support;
 use model_support::*;
 use redb::ReadableTable;
 use tessera_raft::command::{ApplyError, Command};
-use tessera_raft::model::{RepairItem, SegmentOwner, Versioning, WorkItem};
+use tessera_raft::model::{
+    NodeState, ObjectData, RepairItem, SegmentOwner, StorageNode, Versioning, WorkItem,
+};
 use tessera_raft::tables;
 
 fn owner(bucket: &str, key: &str, version_id: &str) -> SegmentOwner {
@@ -270,4 +273,178 @@ fn upgrade_indexes_old_state_and_moves_old_repair_reports() {
     tessera_raft::upgrade::upgrade(&txn).unwrap();
     txn.commit().unwrap();
     assert_eq!(meta.dump(), before);
+}
+
+/// Every store id the metadata names: in versions, uploaded parts, the
+/// segment index's view of them, queued deletions and node records.
+fn named_stores(meta: &Meta) -> std::collections::BTreeSet<String> {
+    let view = meta.view();
+    let mut names = std::collections::BTreeSet::new();
+    for (_, record) in view.segments_after(None, usize::MAX).unwrap() {
+        names.extend(record.segment.placement);
+    }
+    for (_, segments) in view.deletions(usize::MAX).unwrap() {
+        names.extend(segments.into_iter().flat_map(|s| s.placement));
+    }
+    names.extend(view.nodes().unwrap().into_iter().map(|n| n.id));
+    names
+}
+
+fn legacy_to_new() -> Vec<(String, String)> {
+    (0..6)
+        .map(|i| (format!("disk-{i}"), format!("st-{i:016x}")))
+        .collect()
+}
+
+#[test]
+fn renaming_stores_rewrites_every_placement_and_replays_as_a_no_op() {
+    let mut meta = Meta::with_bucket("b", Versioning::Enabled);
+    // A version of two parts, one missing a shard (queued for repair).
+    let mut two_parts = version("b", "big", "v1", 1);
+    let mut p1 = part(1, 5 << 20, 1);
+    p1.segment.missing = vec![2];
+    two_parts.data = ObjectData::Parts(vec![p1, part(2, 10, 2)]);
+    meta.ok(Command::PutObject {
+        version: two_parts,
+        precondition: None,
+    });
+    // An inline version, a delete marker, an upload in progress.
+    let mut inline = version("b", "small", "v2", 3);
+    inline.data = ObjectData::Inline(vec![7; 100]);
+    meta.ok(Command::PutObject {
+        version: inline,
+        precondition: None,
+    });
+    meta.ok(delete("b", "small", None, "m1"));
+    meta.ok(create_upload("b", "mp", "u1"));
+    meta.ok(put_part("b", "mp", "u1", part(1, 10, 4)));
+    // A deletion queued: its shards are still on the named stores.
+    meta.ok(put("b", "gone", "v3", 5));
+    meta.ok(delete("b", "gone", Some("v3"), "m2"));
+    meta.ok(Command::PutNode {
+        node: StorageNode {
+            id: "disk-1".into(),
+            site: "dc-a".into(),
+            zone: "z".into(),
+            address: "/data/disks/disk-1".into(),
+            capacity: 1,
+            state: NodeState::Up,
+            since: 0,
+        },
+    });
+    let olds: Vec<String> = (0..6).map(|i| format!("disk-{i}")).collect();
+    assert_eq!(named_stores(&meta), olds.iter().cloned().collect());
+    let repairs_before = repairs(&meta);
+    assert_eq!(repairs_before, vec![(1, vec![2])]);
+
+    let mut renames = legacy_to_new();
+    renames.push(("disk-77".into(), "st-00000000000000ff".into()));
+    let rename = Command::RenameStores { renames };
+    meta.ok(rename.clone());
+
+    let news: std::collections::BTreeSet<String> =
+        legacy_to_new().into_iter().map(|(_, new)| new).collect();
+    assert_eq!(named_stores(&meta), news);
+    let v = meta.view().object("b", "big", Some("v1")).unwrap().unwrap();
+    for segment in v.segments() {
+        assert_eq!(
+            segment.placement,
+            (0..6).map(|i| format!("st-{i:016x}")).collect::<Vec<_>>(),
+            "shard order is kept"
+        );
+    }
+    assert_eq!(v.segments()[0].missing, vec![2]);
+    let parts = meta
+        .view()
+        .list_parts("b", "mp", "u1", 0, 10)
+        .unwrap()
+        .parts;
+    assert_eq!(parts[0].segment.placement[3], "st-0000000000000003");
+    let deletions = meta.view().deletions(10).unwrap();
+    assert_eq!(deletions[0].1[0].placement[5], "st-0000000000000005");
+    let nodes = meta.view().nodes().unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].id, "st-0000000000000001");
+    assert_eq!(nodes[0].address, "/data/disks/disk-1");
+    assert_eq!(
+        repairs(&meta),
+        repairs_before,
+        "repairs name shard indexes only"
+    );
+    let inline = meta
+        .view()
+        .object("b", "small", Some("v2"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(inline.data, ObjectData::Inline(vec![7; 100]));
+
+    // Replayed (a log entry applied again, or proposed again after a crash
+    // before the stores were marked renamed): nothing changes.
+    meta.ok_unchanged(rename);
+
+    // Work after the rename names the new ids, and later commands work.
+    meta.ok(Command::CompleteRepair {
+        object_id: segment(1).object_id,
+        part: 1,
+        rebuilt: vec![(2, "st-0000000000000004".into())],
+        sound: vec![],
+    });
+    assert!(repairs(&meta).is_empty());
+}
+
+#[test]
+fn renames_apply_at_once_and_an_old_id_may_not_repeat() {
+    let mut meta = Meta::with_bucket("b", Versioning::Enabled);
+    meta.ok(put("b", "k", "v1", 1));
+    meta.ok(Command::RenameStores {
+        renames: vec![
+            ("disk-0".into(), "disk-1".into()),
+            ("disk-1".into(), "disk-0".into()),
+        ],
+    });
+    let v = meta.view().object("b", "k", Some("v1")).unwrap().unwrap();
+    assert_eq!(
+        v.segments()[0].placement,
+        ["disk-1", "disk-0", "disk-2", "disk-3", "disk-4", "disk-5"]
+    );
+
+    let before = meta.dump();
+    assert!(matches!(
+        meta.apply(Command::RenameStores {
+            renames: vec![
+                ("disk-2".into(), "st-0000000000000001".into()),
+                ("disk-2".into(), "st-0000000000000002".into()),
+            ],
+        }),
+        Err(ApplyError::InvalidRequest(_))
+    ));
+    assert_eq!(meta.dump(), before);
+}
+
+#[test]
+fn renaming_covers_more_records_than_one_scan_batch() {
+    let mut meta = Meta::with_bucket("b", Versioning::Enabled);
+    for seed in 0..1200 {
+        meta.ok(put("b", &format!("k{seed:05}"), "v", seed));
+    }
+    meta.ok(Command::RenameStores {
+        renames: legacy_to_new(),
+    });
+    let news: std::collections::BTreeSet<String> =
+        legacy_to_new().into_iter().map(|(_, new)| new).collect();
+    assert_eq!(named_stores(&meta), news);
+    assert_eq!(meta.view().segment_count().unwrap(), 1200);
+}
+
+/// Commands are kept in the raft log, postcard-encoded with the variant's
+/// position: the rename is appended after every earlier command.
+#[test]
+fn the_rename_command_is_appended_to_the_command_numbering() {
+    let encoded = postcard::to_allocvec(&Command::RenameStores {
+        renames: vec![("a".into(), "b".into())],
+    })
+    .unwrap();
+    assert_eq!(encoded, [19, 1, 1, b'a', 1, b'b']);
+    let complete = postcard::to_allocvec(&Command::CompleteWork { ids: vec![] }).unwrap();
+    assert_eq!(complete, [17, 0]);
 }

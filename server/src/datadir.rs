@@ -8,7 +8,7 @@
 //! <data-dir>/credentials    the root access key (TOML: access_key, secret_key)
 //! <data-dir>/admin.token    bearer token of the admin API
 //! <data-dir>/meta/          raft log and state machine
-//! <data-dir>/disks/disk-N/  local shard stores
+//! <data-dir>/disks/disk-N/  local shard stores (each knows its id: `store.id`)
 //! ```
 
 use std::fs;
@@ -99,7 +99,13 @@ impl DataDir {
 
     /// Root directory of local disk `n` (1-based): `disks/disk-N`.
     pub fn disk_dir(&self, n: usize) -> PathBuf {
-        self.root.join("disks").join(format!("disk-{n}"))
+        self.root.join("disks").join(Self::legacy_disk_id(n))
+    }
+
+    /// `disk-N`: the directory name of local disk `n`, which releases
+    /// before store ids also used as its store id.
+    pub fn legacy_disk_id(n: usize) -> String {
+        format!("disk-{n}")
     }
 
     /// The master key, generated and saved at first use.

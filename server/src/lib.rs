@@ -16,6 +16,7 @@ pub mod config;
 pub mod datadir;
 pub mod leases;
 mod listener;
+pub mod local_stores;
 pub mod location;
 pub mod metrics;
 pub mod placement;
@@ -35,7 +36,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use s3s::service::S3ServiceBuilder;
 use tessera_raft::node::{MetaConfig, MetaNode};
-use tessera_storage::{Geometry, LocalDir, MemoryBudget, ShardStore};
+use tessera_storage::{Geometry, MemoryBudget, ShardStore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -94,7 +95,7 @@ impl Server {
         let (credentials, credentials_generated) =
             dir.root_credentials(config.credentials.clone())?;
         let admin_token = dir.admin_token()?;
-        let stores = open_stores(&dir, config.disks)?;
+        let local = local_stores::open(&dir, config.disks)?;
         let write_budget = MemoryBudget::new(config.write_buffer).named("write");
         let read_budget = MemoryBudget::new(config.read_buffer)
             .sharing_buffers_with(&write_budget)
@@ -123,6 +124,15 @@ impl Server {
         let admin_listener = listener::bind(config.admin_listen, "admin").await?;
 
         let meta = start_meta(&dir, config.metadata_cache).await?;
+        if let Err(e) = local_stores::rename_legacy_ids(&meta, &local).await {
+            let _ = meta.shutdown().await;
+            return Err(e);
+        }
+        let stores = StoreSet::new(
+            local
+                .into_iter()
+                .map(|s| Arc::new(s) as Arc<dyn ShardStore>),
+        );
         let keys = KeyStore::new(meta.clone(), Arc::clone(&master_key));
         if let Err(e) = keys.ensure_root(&credentials).await {
             let _ = meta.shutdown().await;
@@ -242,19 +252,6 @@ async fn start_meta(dir: &DataDir, cache_bytes: usize) -> Result<MetaNode> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(meta)
-}
-
-/// Opens the local-directory stores `disk-1` … `disk-N`.
-fn open_stores(dir: &DataDir, disks: usize) -> Result<StoreSet> {
-    let stores = (1..=disks)
-        .map(|n| {
-            let path = dir.disk_dir(n);
-            LocalDir::open(format!("disk-{n}"), &path)
-                .map(|s| Arc::new(s) as Arc<dyn ShardStore>)
-                .with_context(|| format!("opening disk {}", path.display()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(StoreSet::new(stores))
 }
 
 impl std::fmt::Debug for RunningServer {

@@ -44,6 +44,13 @@ impl TestServer {
     /// ports and credentials are already set for a test).
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("tessera-test-").tempdir()?;
+        Self::start_in(dir, adjust).await
+    }
+
+    /// Starts a server like [`start_with`](Self::start_with) on `dir`, a
+    /// data directory prepared beforehand (one an earlier release wrote,
+    /// say), which it then owns.
+    pub async fn start_in(dir: TempDir, adjust: impl FnOnce(&mut Config)) -> Result<Self> {
         let mut config = test_config(dir.path());
         adjust(&mut config);
         let server = Server::start(config.clone()).await?;
@@ -57,9 +64,16 @@ impl TestServer {
     /// Stops the server and starts a new one with the same configuration
     /// and data directory (on new ports), as a restart would.
     pub async fn restart(&mut self) -> Result<()> {
+        self.restart_after(|_| {}).await
+    }
+
+    /// Stops the server, lets `between` change its data directory (as a
+    /// crash or an operator might have left it), and starts it again.
+    pub async fn restart_after(&mut self, between: impl FnOnce(&Path)) -> Result<()> {
         if let Some(server) = self.server.take() {
             server.shutdown().await?;
         }
+        between(self.dir.path());
         self.server = Some(Server::start(self.config.clone()).await?);
         Ok(())
     }

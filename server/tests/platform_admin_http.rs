@@ -36,24 +36,35 @@ async fn health_metrics_and_status() {
         .unwrap();
     let (status, metrics) = common::http_get(&format!("{admin}/metrics")).await;
     assert_eq!(status, 200);
-    for needle in [
-        "tessera_raft_is_leader 1",
-        "tessera_raft_has_leader 1",
-        "tessera_store_up{store=\"disk-1\"} 1",
-        "tessera_store_up{store=\"disk-6\"} 1",
-    ] {
+    for needle in ["tessera_raft_is_leader 1", "tessera_raft_has_leader 1"] {
         assert!(
             metrics.contains(needle),
             "missing {needle:?} in:\n{metrics}"
         );
     }
 
+    // Stores are labelled by the ids minted into their directories, the
+    // same in metrics and in the status.
     let status = server.server().admin_client().status().await.unwrap();
     assert!(status.ready);
     assert_eq!(status.buckets, 1);
     assert_eq!(status.keys, 1);
-    assert_eq!(status.stores.len(), 6);
+    let mut ids: Vec<String> = (1..=6)
+        .map(|n| common::store_id(server.data_dir(), n))
+        .collect();
+    ids.sort();
+    let mut shown: Vec<String> = status.stores.iter().map(|s| s.id.clone()).collect();
+    shown.sort();
+    assert_eq!(shown, ids);
     assert!(status.stores.iter().all(|s| s.up));
+    for id in &ids {
+        assert!(id.starts_with("st-") && id.len() == 19, "{id}");
+        let needle = format!("tessera_store_up{{store=\"{id}\"}} 1");
+        assert!(
+            metrics.contains(&needle),
+            "missing {needle:?} in:\n{metrics}"
+        );
+    }
     assert_eq!(status.raft.leader, Some(status.raft.id));
 
     // Metrics count requests by operation, including refused ones.
@@ -103,11 +114,20 @@ async fn not_ready_while_a_disk_is_gone() {
     std::fs::rename(&shards, &moved).unwrap();
     let body = wait_ready(&admin, 503).await;
     assert!(body.contains("stores up: 5 of 6"), "{body}");
-    // (Not checked here: `tessera_store_up` is process-wide, and the other
-    // test's server keeps reporting its own disk-3 as up.)
     let status = server.server().admin_client().status().await.unwrap();
     assert!(!status.ready);
-    assert!(status.stores.iter().any(|s| s.id == "disk-3" && !s.up));
+    let disk3 = common::store_id(server.data_dir(), 3);
+    let down: Vec<&str> = status
+        .stores
+        .iter()
+        .filter(|s| !s.up)
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(down, [disk3.as_str()]);
+    // Store ids are unique, so the metric of this server's disk 3 is its
+    // own, even with the other test's server in the same process.
+    let series = format!("tessera_store_up{{store=\"{disk3}\"}}");
+    assert_eq!(common::metric(&server, &series).await, Some(0.0));
     std::fs::rename(&moved, &shards).unwrap();
     wait_ready(&admin, 200).await;
     server.shutdown().await.unwrap();

@@ -132,7 +132,9 @@ async fn sigterm_finishes_in_flight_requests_and_restart_keeps_data() {
         assert_eq!(mode & 0o777, 0o600, "{name}");
     }
     for n in 1..=6 {
-        assert!(dir.path().join(format!("disks/disk-{n}")).is_dir());
+        let id = dir.path().join(format!("disks/disk-{n}/store.id"));
+        let mode = std::fs::metadata(&id).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", id.display());
     }
     assert!(dir.path().join("meta").is_dir());
 

@@ -61,6 +61,15 @@ pub enum StorageError {
     /// A key, wrapped key or sealed blob failed to open.
     #[error("cryptographic check failed: {0}")]
     Crypto(&'static str),
+    /// A store's identity file is unreadable or malformed: the store refuses
+    /// to open rather than take a new id (which would orphan its shards).
+    #[error("store identity {path} is unusable: {reason}")]
+    Identity {
+        /// The identity file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A store is unavailable for another reason (e.g. a remote node refused).
     #[error("store {store} unavailable: {reason}")]
     Unavailable {

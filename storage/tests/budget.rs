@@ -145,7 +145,7 @@ async fn a_read_holds_no_more_than_its_budget() {
     let dir = tempfile::tempdir().unwrap();
     let stores: Vec<Arc<dyn ShardStore>> = (0..3)
         .map(|i| {
-            let store = LocalDir::open(format!("disk-{i}"), dir.path().join(i.to_string()));
+            let store = LocalDir::open(dir.path().join(i.to_string()));
             Arc::new(store.unwrap()) as Arc<dyn ShardStore>
         })
         .collect();

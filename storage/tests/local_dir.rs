@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{collect, data};
 use futures::StreamExt;
+use tessera_storage::store::StoreIdentity;
 use tessera_storage::{
     ByteStream, DataKey, Geometry, LocalDir, Memory, ObjectId, ObjectLocation, ReadOptions,
     ShardId, ShardStore, StorageError, WriteOptions, read_object, write_object,
@@ -44,8 +45,8 @@ fn dir_entries(dir: &Path) -> Vec<String> {
 #[tokio::test]
 async fn put_get_stat_list_delete() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = LocalDir::open("disk-1", tmp.path()).unwrap();
-    assert_eq!(store.id(), "disk-1");
+    let store = LocalDir::open(tmp.path()).unwrap();
+    assert!(StoreIdentity::is_minted_id(store.id()), "{}", store.id());
     let bytes = data(300_000, 1);
     let a = id(1, 1, 0);
     assert_eq!(
@@ -91,7 +92,7 @@ async fn put_get_stat_list_delete() {
 #[tokio::test]
 async fn shard_readers_fill_the_callers_buffers() {
     let tmp = tempfile::tempdir().unwrap();
-    let local = LocalDir::open("disk-1", tmp.path()).unwrap();
+    let local = LocalDir::open(tmp.path()).unwrap();
     let memory = Memory::new("mem-1");
     let bytes = data(300_000, 2);
     let a = id(2, 1, 0);
@@ -125,7 +126,7 @@ async fn shard_readers_fill_the_callers_buffers() {
 #[tokio::test]
 async fn list_pages_in_id_order() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = LocalDir::open("disk-1", tmp.path()).unwrap();
+    let store = LocalDir::open(tmp.path()).unwrap();
     let mut ids = Vec::new();
     for seed in [3u8, 200, 17, 0, 255, 64] {
         for part in [1u32, 2, 70_000] {
@@ -154,7 +155,7 @@ async fn list_pages_in_id_order() {
 #[tokio::test]
 async fn failing_stream_leaves_no_shard_and_no_temp() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = LocalDir::open("disk-1", tmp.path()).unwrap();
+    let store = LocalDir::open(tmp.path()).unwrap();
     let a = id(5, 1, 2);
     let body = futures::stream::iter(vec![
         Ok(Bytes::from(vec![1u8; 100_000])),
@@ -173,7 +174,7 @@ async fn failing_stream_leaves_no_shard_and_no_temp() {
 #[tokio::test]
 async fn abandoned_put_leaves_no_shard_and_no_temp() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = LocalDir::open("disk-1", tmp.path()).unwrap();
+    let store = LocalDir::open(tmp.path()).unwrap();
     let a = id(6, 1, 0);
     let body = futures::stream::iter(vec![Ok(Bytes::from(vec![1u8; 100_000]))])
         .chain(futures::stream::pending())
@@ -192,7 +193,7 @@ fn crash_mid_put_leaves_no_shard() {
     if let Ok(dir) = std::env::var(CHILD) {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let store = LocalDir::open("disk-1", &dir).unwrap();
+            let store = LocalDir::open(&dir).unwrap();
             let marker = Path::new(&dir).join("ready");
             let body = futures::stream::iter((0..10).map(|_| Ok(Bytes::from(vec![7u8; 65_536]))))
                 .chain(futures::stream::once(async move {
@@ -229,7 +230,7 @@ fn crash_mid_put_leaves_no_shard() {
         "kill -9 ran no cleanup"
     );
 
-    let store = LocalDir::open("disk-1", tmp.path()).unwrap();
+    let store = LocalDir::open(tmp.path()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         assert!(store.stat(id(9, 1, 0)).await.unwrap().is_none());
@@ -262,7 +263,7 @@ async fn disk_full_is_an_error_not_a_half_shard() {
         }
     }
     let _unmount = Unmount(tmp.path());
-    let store = LocalDir::open("small", tmp.path()).unwrap();
+    let store = LocalDir::open(tmp.path()).unwrap();
     let free_before = store.health().await.unwrap().free;
     let a = id(1, 1, 0);
     let err = store
@@ -288,7 +289,7 @@ async fn disk_full_is_an_error_not_a_half_shard() {
 async fn objects_on_local_disks_survive_on_disk_corruption() {
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<LocalDir> = (0..6)
-        .map(|i| LocalDir::open(format!("disk-{i}"), tmp.path().join(format!("d{i}"))).unwrap())
+        .map(|i| LocalDir::open(tmp.path().join(format!("d{i}"))).unwrap())
         .collect();
     let stores: Vec<Arc<dyn ShardStore>> = dirs.iter().map(|d| Arc::new(d.clone()) as _).collect();
     let g = Geometry::new(4, 2, 4096).unwrap();
@@ -329,4 +330,58 @@ async fn objects_on_local_disks_survive_on_disk_corruption() {
         .await
         .unwrap();
     assert_eq!(out, bytes);
+}
+
+/// A store keeps its minted id across reopening; a store written before
+/// ids (shards, no identity file) keeps its shards, gets an id and its
+/// legacy id until marked renamed; a corrupt identity file refuses to open.
+#[tokio::test]
+async fn identity_is_minted_once_and_legacy_stores_migrate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = tmp.path().join("fresh");
+    let store = LocalDir::open_migrating(&fresh, "disk-1").unwrap();
+    let fresh_id = store.id().to_owned();
+    assert_eq!(
+        store.identity().legacy,
+        None,
+        "a new store has nothing to rename"
+    );
+    drop(store);
+    assert_eq!(LocalDir::open(&fresh).unwrap().id(), fresh_id);
+
+    // A store as a release before ids left it: shards and nothing else.
+    let old = tmp.path().join("old");
+    let shard = id(9, 1, 0);
+    let store = LocalDir::open(&old).unwrap();
+    store
+        .put(shard, stream_of(vec![5; 1000], 100))
+        .await
+        .unwrap();
+    drop(store);
+    std::fs::remove_file(StoreIdentity::path(&old)).unwrap();
+
+    let store = LocalDir::open_migrating(&old, "disk-4").unwrap();
+    let migrated = store.id().to_owned();
+    assert!(StoreIdentity::is_minted_id(&migrated));
+    assert_ne!(migrated, fresh_id);
+    assert_eq!(store.identity().unrenamed_legacy_id(), Some("disk-4"));
+    assert!(store.stat(shard).await.unwrap().is_some());
+    drop(store);
+    // Reopened before the rename: same id, still pending.
+    let store = LocalDir::open_migrating(&old, "disk-4").unwrap();
+    assert_eq!(store.id(), migrated);
+    assert_eq!(store.identity().unrenamed_legacy_id(), Some("disk-4"));
+    store.mark_legacy_renamed().unwrap();
+    store.mark_legacy_renamed().unwrap();
+    drop(store);
+    let store = LocalDir::open_migrating(&old, "disk-4").unwrap();
+    assert_eq!(store.id(), migrated);
+    let identity = store.identity();
+    assert_eq!(identity.unrenamed_legacy_id(), None);
+    assert_eq!(identity.legacy.map(|l| l.id).as_deref(), Some("disk-4"));
+    drop(store);
+
+    std::fs::write(StoreIdentity::path(&old), "id = \"disk-4\"\n").unwrap();
+    let err = LocalDir::open_migrating(&old, "disk-4").unwrap_err();
+    assert!(matches!(err, StorageError::Identity { .. }), "{err}");
 }

@@ -38,10 +38,7 @@ async fn start_node(ca: &ClusterCa, number: u64, disks: usize) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let stores: Vec<Arc<dyn ShardStore>> = (1..=disks)
         .map(|d| {
-            let store = LocalDir::open(
-                format!("n{number}-d{d}"),
-                dir.path().join(format!("disk-{d}")),
-            );
+            let store = LocalDir::open(dir.path().join(format!("disk-{d}")));
             Arc::new(store.unwrap()) as Arc<dyn ShardStore>
         })
         .collect();

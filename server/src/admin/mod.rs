@@ -122,7 +122,8 @@ pub struct RaftStatus {
 /// One shard store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoreStatus {
-    /// Store id (`disk-1`, …).
+    /// Store id, unique in the cluster (for a local directory `st-` and 16
+    /// hex digits, minted into its `store.id`).
     pub id: String,
     /// Whether it answered its last health probe.
     pub up: bool,

@@ -137,6 +137,19 @@ pub fn disk_shards(data_dir: &Path, disk: usize) -> Vec<PathBuf> {
     out
 }
 
+/// The identity file of `<data-dir>/disks/disk-N`.
+pub fn store_identity(data_dir: &Path, disk: usize) -> tessera_storage::store::StoreIdentity {
+    let root = data_dir.join(format!("disks/disk-{disk}"));
+    tessera_storage::store::StoreIdentity::read(&root)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{} has no store id", root.display()))
+}
+
+/// The store id of `<data-dir>/disks/disk-N`, from its identity file.
+pub fn store_id(data_dir: &Path, disk: usize) -> String {
+    store_identity(data_dir, disk).id
+}
+
 /// Every shard file on the six disks of the embedded default, sorted.
 pub fn shard_files(data_dir: &Path) -> Vec<PathBuf> {
     (1..=6).flat_map(|n| disk_shards(data_dir, n)).collect()

@@ -3,6 +3,7 @@
 //! Layout under the root:
 //!
 //! ```text
+//! store.id                  the store's identity (see [`StoreIdentity`])
 //! shards/<h0h1>/<h2h3>/<object hex>-<part as 8 hex>-<index as 4 hex>
 //! tmp/<random>.tmp          writes in progress; removed when the store opens
 //! ```
@@ -33,8 +34,8 @@ use futures::StreamExt;
 
 use super::direct::DirectFile;
 use super::{
-    ByteStream, ObjectId, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth,
-    create_private_dir,
+    ByteStream, ObjectId, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth, StoreIdentity,
+    create_private_dir, io_err, sync_dir,
 };
 use crate::error::StorageError;
 
@@ -50,6 +51,8 @@ pub struct LocalDir {
 #[derive(Debug)]
 struct Inner {
     id: String,
+    /// The identity file's contents (its legacy id may turn renamed).
+    identity: Mutex<StoreIdentity>,
     root: PathBuf,
     shards: PathBuf,
     tmp: PathBuf,
@@ -59,12 +62,33 @@ struct Inner {
 impl LocalDir {
     /// Opens (creating if needed, owner-only) the store at `root`, removes
     /// temp files left by writes that were interrupted (crash, kill, power
-    /// loss) and makes what is already there durable.
-    pub fn open(id: impl Into<String>, root: impl Into<PathBuf>) -> Result<LocalDir, StorageError> {
-        let root = root.into();
+    /// loss) and makes what is already there durable. A new store gets a
+    /// freshly minted id; an existing one keeps its own, and one whose
+    /// identity file is corrupt is refused ([`StorageError::Identity`]).
+    pub fn open(root: impl Into<PathBuf>) -> Result<LocalDir, StorageError> {
+        Self::open_with(root.into(), None)
+    }
+
+    /// Opens the store at `root` like [`LocalDir::open`]; if it was written
+    /// by a release before store ids (it has shards but no identity file),
+    /// `legacy_id`, the id that release gave it, is recorded beside its new
+    /// id until the metadata is renamed ([`LocalDir::mark_legacy_renamed`]).
+    pub fn open_migrating(
+        root: impl Into<PathBuf>,
+        legacy_id: &str,
+    ) -> Result<LocalDir, StorageError> {
+        Self::open_with(root.into(), Some(legacy_id))
+    }
+
+    fn open_with(root: PathBuf, legacy_id: Option<&str>) -> Result<LocalDir, StorageError> {
         let shards = root.join("shards");
         let tmp = root.join("tmp");
-        for dir in [&root, &shards, &tmp] {
+        // The identity comes before `shards/`: a new store that crashes
+        // in between must not look like one written before ids.
+        create_private_dir(&root)
+            .map_err(|e| StorageError::io(format!("creating {}", root.display()), e))?;
+        let identity = StoreIdentity::load_or_mint(&root, legacy_id)?;
+        for dir in [&shards, &tmp] {
             create_private_dir(dir)
                 .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
         }
@@ -88,7 +112,8 @@ impl LocalDir {
             })?;
         Ok(LocalDir {
             inner: Arc::new(Inner {
-                id: id.into(),
+                id: identity.id.clone(),
+                identity: Mutex::new(identity),
                 root,
                 shards,
                 tmp,
@@ -100,6 +125,33 @@ impl LocalDir {
     /// The directory this store lives in.
     pub fn root(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// The store's identity as its identity file records it.
+    pub fn identity(&self) -> StoreIdentity {
+        self.lock_identity().clone()
+    }
+
+    /// Records in the identity file that the metadata names this store by
+    /// its id everywhere, no longer by its legacy id. Nothing to do for a
+    /// store without a legacy id or one already marked.
+    pub fn mark_legacy_renamed(&self) -> Result<(), StorageError> {
+        let mut identity = self.lock_identity();
+        let mut renamed = identity.clone();
+        match &mut renamed.legacy {
+            Some(legacy) if !legacy.renamed => legacy.renamed = true,
+            _ => return Ok(()),
+        }
+        renamed.write(&self.inner.root)?;
+        *identity = renamed;
+        Ok(())
+    }
+
+    fn lock_identity(&self) -> std::sync::MutexGuard<'_, StoreIdentity> {
+        self.inner
+            .identity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Path of the file holding shard `id` (whether or not it exists).
@@ -135,13 +187,6 @@ fn parse_file_name(name: &str) -> Option<ShardId> {
         part: u32::from_str_radix(part, 16).ok()?,
         index: u16::from_str_radix(index, 16).ok()?,
     })
-}
-
-/// fsyncs a directory so renames and creations inside it are durable.
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io(format!("syncing directory {}", dir.display()), e))
 }
 
 /// Fan-out directories this store is creating whose entries (in their
@@ -226,11 +271,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StorageError::io("blocking task", std::io::Error::other(e)))?
-}
-
-fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
-    let context = format!("{what} {}", path.display());
-    move |e| StorageError::io(context, e)
 }
 
 impl LocalDir {
@@ -577,7 +617,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("disk");
-        let store = LocalDir::open("disk", &root).unwrap();
+        let store = LocalDir::open(&root).unwrap();
         let id = ShardId {
             object: ObjectId([0x5a; 16]),
             part: 1,
@@ -592,7 +632,9 @@ mod tests {
             assert_eq!(mode & 0o777, 0o700, "{}", d.display());
             dir = d.parent();
         }
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        for file in [path, StoreIdentity::path(&root)] {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
     }
 }

@@ -2,10 +2,12 @@
 //! (with [`ShardReader`], its reads into the caller's buffers).
 
 mod direct;
+mod identity;
 mod local;
 mod memory;
 mod remote;
 
+pub use identity::{ID_FILE, LegacyId, StoreIdentity};
 pub use local::LocalDir;
 pub use memory::Memory;
 pub use remote::Remote;
@@ -30,6 +32,19 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+/// fsyncs a directory so renames and creations inside it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(format!("syncing directory {}", dir.display()), e))
+}
+
+/// Turns an I/O error of `what` (an operation) on `path` into a [`StorageError::Io`].
+pub(crate) fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
+    let context = format!("{what} {}", path.display());
+    move |e| StorageError::io(context, e)
 }
 
 /// A stream of bytes in or out of a store (or of an object).
@@ -135,7 +150,10 @@ pub struct StoreHealth {
 /// trait can be served over a network.
 #[async_trait::async_trait]
 pub trait ShardStore: Send + Sync + fmt::Debug + 'static {
-    /// Stable id of the store, e.g. `"disk-1"`.
+    /// Stable id of the store, unique in the cluster: what placement
+    /// records, metrics and the admin status name it by (a local directory's
+    /// is minted once and kept in its root, `st-` and 16 hex digits: see
+    /// [`StoreIdentity`]).
     fn id(&self) -> &str;
 
     /// Stores a whole shard file from `data`, replacing any previous one.
