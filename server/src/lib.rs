@@ -3,7 +3,7 @@
 //! [`Server::start`] opens the metadata member (raft), the local shard
 //! stores and the master key from a [`Config`], then serves the S3 API
 //! ([`s3::Gateway`] behind s3s, with [`auth`], plus STS `AssumeRole`:
-//! [`sts`], [`routes`]) and the admin listener
+//! [`sts`], [`routes`]) over the [`data`] layer, and the admin listener
 //! ([`admin`]: metrics, health, admin API), and runs the background
 //! [`workers`]. [`RunningServer::shutdown`] stops it all gracefully.
 //!
@@ -13,10 +13,10 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod datadir;
 pub mod leases;
 mod listener;
-pub mod location;
 pub mod metrics;
 pub mod placement;
 pub mod routes;
@@ -44,10 +44,11 @@ pub use datadir::Credentials;
 
 use admin::http::AdminState;
 use auth::{GrantAccess, KeyAuth, KeyStore};
+use data::{DataDeps, DataPlane, DataSettings};
 use datadir::DataDir;
 use leases::ReadLeases;
 use placement::StoreSet;
-use s3::{Gateway, GatewayDeps, GatewaySettings};
+use s3::{Gateway, GatewaySettings};
 use workers::gc::GcJob;
 use workers::health::HealthWorker;
 use workers::job::{self, Jobs};
@@ -100,17 +101,20 @@ impl Server {
             .sharing_buffers_with(&write_budget)
             .named("read");
         let leases = ReadLeases::new();
-        let settings = GatewaySettings {
+        let data_settings = DataSettings {
             geometry: Geometry::new(
                 config.data_shards,
                 config.parity_shards,
                 Geometry::default().block_size,
             )
             .context("erasure code geometry")?,
-            region: config.region.clone(),
             write_budget: write_budget.clone(),
             read_budget,
             write_quorum: config.write_quorum,
+            ..DataSettings::default()
+        };
+        let gateway_settings = GatewaySettings {
+            region: config.region.clone(),
             ..GatewaySettings::default()
         };
         let host = config
@@ -129,13 +133,14 @@ impl Server {
             return Err(e).context("saving the root access key");
         }
 
-        let gateway = Gateway::new(GatewayDeps {
+        let data = DataPlane::new(DataDeps {
             meta: meta.clone(),
             stores: stores.clone(),
             master_key: Arc::clone(&master_key),
-            settings,
+            settings: data_settings,
             leases: leases.clone(),
         });
+        let gateway = Gateway::new(data, gateway_settings);
         let routes = routes::Routes::new(gateway.cors_route(), sts::StsRoute::new(keys.clone()));
         let mut s3 = S3ServiceBuilder::new(gateway);
         let mut s3_config = s3s::config::S3Config::default();

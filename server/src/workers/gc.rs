@@ -22,8 +22,8 @@ use tessera_raft::model::Segment;
 use tessera_raft::node::MetaNode;
 
 use super::job::{Job, JobError, Pass, Progress};
+use crate::data::location;
 use crate::leases::ReadLeases;
-use crate::location;
 use crate::metrics;
 use crate::placement::StoreSet;
 

@@ -24,9 +24,9 @@ use tessera_raft::node::MetaNode;
 use tessera_storage::{MasterKey, StorageError, repair_shard, scrub_shard};
 
 use super::job::{Job, JobError, Pass, Progress, RateLimit};
-use crate::location;
+use crate::data::ObjectDataKey;
+use crate::data::location;
 use crate::placement::StoreSet;
-use crate::s3::keys::ObjectKey;
 
 /// Repair items read (and ordered) per pass.
 const SCAN: usize = 10_000;
@@ -99,7 +99,7 @@ impl RepairJob {
     async fn repair_segment(&self, item: &RepairItem, record: &SegmentRecord) -> Outcome {
         let mut out = Outcome::default();
         let segment = &record.segment;
-        let key = match ObjectKey::open(&self.master_key, &record.wrapped_key) {
+        let key = match ObjectDataKey::open(&self.master_key, &record.wrapped_key) {
             Ok(key) => key.key,
             Err(e) => {
                 tracing::error!(error = %e, "repair: cannot open the segment's data key");

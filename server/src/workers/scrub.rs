@@ -21,8 +21,8 @@ use tessera_raft::node::MetaNode;
 use tessera_storage::{ShardId, scrub_shard};
 
 use super::job::{Job, JobError, Jobs, Pass, Progress, RateLimit};
+use crate::data::location;
 use crate::datadir::write_private_file;
-use crate::location;
 use crate::placement::StoreSet;
 
 /// Segments verified per step.
