@@ -100,7 +100,6 @@ impl Server {
         let read_budget = MemoryBudget::new(config.read_buffer)
             .sharing_buffers_with(&write_budget)
             .named("read");
-        let leases = ReadLeases::new();
         let data_settings = DataSettings {
             geometry: Geometry::new(
                 config.data_shards,
@@ -136,11 +135,11 @@ impl Server {
         let data = DataPlane::new(DataDeps {
             meta: meta.clone(),
             stores: stores.clone(),
-            master_key: Arc::clone(&master_key),
+            master_key,
             settings: data_settings,
-            leases: leases.clone(),
+            leases: ReadLeases::new(),
         });
-        let gateway = Gateway::new(data, gateway_settings);
+        let gateway = Gateway::new(data.clone(), gateway_settings);
         let routes = routes::Routes::new(gateway.cors_route(), sts::StsRoute::new(keys.clone()));
         let mut s3 = S3ServiceBuilder::new(gateway);
         let mut s3_config = s3s::config::S3Config::default();
@@ -182,28 +181,16 @@ impl Server {
             listener::spawn("admin", admin_listener, None, admin, stop.clone(), limits),
         ];
         let health = HealthWorker::new(meta.clone(), stores.clone(), config.health_interval);
-        let gc = GcJob::new(
-            meta.clone(),
-            stores.clone(),
-            leases.clone(),
-            config.gc_grace,
-        );
-        let repair = RepairJob::new(meta.clone(), stores.clone(), master_key, config.repair_rate);
+        let gc = GcJob::new(data.clone(), config.gc_grace);
+        let repair = RepairJob::new(data.clone(), config.repair_rate);
         let scrub = ScrubJob::new(
-            meta.clone(),
-            stores.clone(),
+            data.clone(),
             jobs.clone(),
             config.scrub_interval,
             config.scrub_rate,
             dir.scrub_state_path(),
         );
-        let sweep = SweepJob::new(
-            meta.clone(),
-            stores,
-            leases,
-            config.orphan_grace,
-            config.sweep_interval,
-        );
+        let sweep = SweepJob::new(data, config.orphan_grace, config.sweep_interval);
         let workers = vec![
             tokio::spawn(health.run(stop.clone())),
             job::spawn(&jobs, "gc", gc, config.job_interval, &stop),
