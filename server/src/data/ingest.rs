@@ -180,7 +180,10 @@ impl DataPlane {
                 .await
                 .map_err(|e| match e {
                     StorageError::Body(cause) => body_failure(&*cause),
-                    other => DataError::storage("writing shards")(other),
+                    other => DataError::Storage {
+                        context: "writing shards",
+                        source: other,
+                    },
                 })?;
         let segment = Segment {
             object_id: segment_id.0,

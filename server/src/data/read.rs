@@ -31,7 +31,10 @@ impl DataPlane {
         let mut stream = self.stream_range(v, range)?;
         match stream.next().await {
             None => Ok(futures::stream::empty().boxed()),
-            Some(Err(e)) => Err(DataError::storage("reading shards")(e)),
+            Some(Err(e)) => Err(DataError::Storage {
+                context: "reading shards",
+                source: e,
+            }),
             Some(Ok(first)) => Ok(futures::stream::once(async move { Ok(first) })
                 .chain(stream)
                 .boxed()),
