@@ -3,7 +3,7 @@
 //! [`Server::start`] opens the metadata member (raft), the local shard
 //! stores and the master key from a [`Config`], then serves the S3 API
 //! ([`s3::Gateway`] behind s3s, with [`auth`], plus STS `AssumeRole`:
-//! [`sts`], [`routes`]) and the admin listener
+//! [`sts`], [`routes`]) over the [`data`] layer, and the admin listener
 //! ([`admin`]: metrics, health, admin API), and runs the background
 //! [`workers`]. [`RunningServer::shutdown`] stops it all gracefully.
 //!
@@ -13,11 +13,11 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod datadir;
 pub mod leases;
 mod listener;
 pub mod local_stores;
-pub mod location;
 pub mod metrics;
 pub mod placement;
 pub mod routes;
@@ -45,10 +45,11 @@ pub use datadir::Credentials;
 
 use admin::http::AdminState;
 use auth::{GrantAccess, KeyAuth, KeyStore};
+use data::{DataDeps, DataPlane, DataSettings};
 use datadir::DataDir;
 use leases::ReadLeases;
 use placement::StoreSet;
-use s3::{Gateway, GatewayDeps, GatewaySettings};
+use s3::{Gateway, GatewaySettings};
 use workers::gc::GcJob;
 use workers::health::HealthWorker;
 use workers::job::{self, Jobs};
@@ -100,18 +101,20 @@ impl Server {
         let read_budget = MemoryBudget::new(config.read_buffer)
             .sharing_buffers_with(&write_budget)
             .named("read");
-        let leases = ReadLeases::new();
-        let settings = GatewaySettings {
+        let data_settings = DataSettings {
             geometry: Geometry::new(
                 config.data_shards,
                 config.parity_shards,
                 Geometry::default().block_size,
             )
             .context("erasure code geometry")?,
-            region: config.region.clone(),
             write_budget: write_budget.clone(),
             read_budget,
             write_quorum: config.write_quorum,
+            ..DataSettings::default()
+        };
+        let gateway_settings = GatewaySettings {
+            region: config.region.clone(),
             ..GatewaySettings::default()
         };
         let host = config
@@ -139,13 +142,14 @@ impl Server {
             return Err(e).context("saving the root access key");
         }
 
-        let gateway = Gateway::new(GatewayDeps {
+        let data = DataPlane::new(DataDeps {
             meta: meta.clone(),
             stores: stores.clone(),
-            master_key: Arc::clone(&master_key),
-            settings,
-            leases: leases.clone(),
+            master_key,
+            settings: data_settings,
+            leases: ReadLeases::new(),
         });
+        let gateway = Gateway::new(data.clone(), gateway_settings);
         let routes = routes::Routes::new(gateway.cors_route(), sts::StsRoute::new(keys.clone()));
         let mut s3 = S3ServiceBuilder::new(gateway);
         let mut s3_config = s3s::config::S3Config::default();
@@ -187,28 +191,16 @@ impl Server {
             listener::spawn("admin", admin_listener, None, admin, stop.clone(), limits),
         ];
         let health = HealthWorker::new(meta.clone(), stores.clone(), config.health_interval);
-        let gc = GcJob::new(
-            meta.clone(),
-            stores.clone(),
-            leases.clone(),
-            config.gc_grace,
-        );
-        let repair = RepairJob::new(meta.clone(), stores.clone(), master_key, config.repair_rate);
+        let gc = GcJob::new(data.clone(), config.gc_grace);
+        let repair = RepairJob::new(data.clone(), config.repair_rate);
         let scrub = ScrubJob::new(
-            meta.clone(),
-            stores.clone(),
+            data.clone(),
             jobs.clone(),
             config.scrub_interval,
             config.scrub_rate,
             dir.scrub_state_path(),
         );
-        let sweep = SweepJob::new(
-            meta.clone(),
-            stores,
-            leases,
-            config.orphan_grace,
-            config.sweep_interval,
-        );
+        let sweep = SweepJob::new(data, config.orphan_grace, config.sweep_interval);
         let workers = vec![
             tokio::spawn(health.run(stop.clone())),
             job::spawn(&jobs, "gc", gc, config.job_interval, &stop),

@@ -12,8 +12,8 @@ use tessera_raft::model::{self, Versioning};
 use super::Gateway;
 use super::convert;
 use super::errors;
-use super::ids;
 use super::object::requester;
+use crate::data::ids;
 
 /// Whether a name follows S3's general-purpose bucket naming rules.
 pub(crate) fn valid_bucket_name(name: &str) -> bool {
@@ -38,7 +38,7 @@ pub(crate) fn valid_bucket_name(name: &str) -> bool {
 impl Gateway {
     /// Applies a bucket settings change.
     pub(crate) async fn update_bucket(&self, name: &str, update: BucketUpdate) -> S3Result<()> {
-        self.meta
+        self.meta()
             .write(Command::UpdateBucket {
                 name: name.to_owned(),
                 update,
@@ -80,7 +80,7 @@ pub(crate) async fn create_bucket(
         cors: None,
         settings: BTreeMap::new(),
     };
-    match gw.meta.write(Command::CreateBucket { bucket }).await {
+    match gw.meta().write(Command::CreateBucket { bucket }).await {
         Ok(_) => Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{}", i.bucket)),
         })),
@@ -108,7 +108,7 @@ pub(crate) async fn delete_bucket(
     gw: &Gateway,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
-    gw.meta
+    gw.meta()
         .write(Command::DeleteBucket {
             name: req.input.bucket,
         })
@@ -125,7 +125,7 @@ pub(crate) async fn list_buckets(
     let i = req.input;
     let me = who.clone();
     let (buckets, visible) = gw
-        .meta
+        .meta()
         .read(move |view| {
             let buckets = view.buckets()?;
             // A key known to the cluster sees what it owns or is granted; admins

@@ -1,24 +1,31 @@
-//! CopyObject and the copy plumbing UploadPartCopy shares: the source is
-//! read, decrypted, re-encrypted under the destination's new data key and
-//! written, streaming, never whole in memory.
+//! CopyObject and the copy-source handling UploadPartCopy shares. The bytes
+//! are copied by the data layer (`DataPlane::copy`): read, decrypted,
+//! re-encrypted under the destination's new data key and written,
+//! streaming, never whole in memory.
 
-use http::HeaderMap;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use tessera_raft::model::ObjectVersion;
 
 use super::Gateway;
+use super::body;
 use super::convert;
-use super::ingest::{self, Ingested, Integrity};
-use super::keys::ObjectKey;
-use super::object::{VersionMeta, requester, shown_version_id, system_metadata, user_metadata};
+use super::integrity;
+use super::object::{requester, shown_version_id, system_metadata, user_metadata};
+use crate::data::{Destination, ObjectDataKey, VersionMeta};
 
 /// The source version of a CopyObject or UploadPartCopy input (their types
 /// differ, their fields agree), after its `x-amz-copy-source-if-*` checks.
 macro_rules! resolve_copy_source {
     ($gw:expr, $i:expr) => {{
         let (bucket, key, version_id) = $crate::s3::copy::copy_source(&$i.copy_source)?;
-        let source = $gw.lookup(&bucket, &key, version_id.as_deref()).await?;
+        let source = $gw
+            .data
+            .lookup($crate::data::VersionRef {
+                bucket: &bucket,
+                key: &key,
+                version_id: version_id.as_deref(),
+            })
+            .await?;
         $crate::s3::conditions::ReadConditions {
             if_match: $i.copy_source_if_match.take(),
             if_none_match: $i.copy_source_if_none_match.take(),
@@ -48,29 +55,6 @@ pub(crate) fn copy_source(src: &CopySource) -> S3Result<(String, String, Option<
             "only bucket/key copy sources are supported"
         )),
     }
-}
-
-/// Copies a version's bytes into freshly stored data under a new key
-/// (streaming: read → re-encrypt → write), computing `algorithms`.
-pub(crate) async fn copy_data(
-    gw: &Gateway,
-    source: &ObjectVersion,
-    range: std::ops::Range<u64>,
-    key: &ObjectKey,
-    part: u32,
-    inline_ok: bool,
-    integrity: &Integrity,
-) -> S3Result<Ingested> {
-    let len = range.end - range.start;
-    let stream = gw.read_started(source, range).await?;
-    gw.ingest(
-        key,
-        (ingest::body_stream(stream), Some(len)),
-        part,
-        inline_ok,
-        integrity,
-    )
-    .await
 }
 
 fn is_replace(d: Option<&MetadataDirective>) -> bool {
@@ -123,9 +107,17 @@ pub(crate) async fn copy_object(
         .as_ref()
         .map(|a| a.as_str().to_owned())
         .or_else(|| source.checksums.first().map(|c| c.algorithm.clone()));
-    let integrity = Integrity::from_request(&HeaderMap::new(), None, algorithm.as_deref(), None)?;
-    let key = ObjectKey::generate();
-    let ing = copy_data(gw, &source, 0..source.size, &key, 1, true, &integrity).await?;
+    let integrity = integrity::computing(algorithm.as_deref())?;
+    let key = ObjectDataKey::generate();
+    let ing = gw
+        .data
+        .copy(
+            &source,
+            0..source.size,
+            &key,
+            body::upload(Destination::Object, &integrity),
+        )
+        .await?;
     let meta = VersionMeta {
         bucket: i.bucket,
         key: i.key,
@@ -135,7 +127,8 @@ pub(crate) async fn copy_object(
         owner,
     };
     let stored = gw
-        .commit_version(gw.new_version(meta, &key, &ing), None)
+        .data
+        .commit_version(gw.data.new_version(meta, &key, &ing), None)
         .await?;
     let sums = convert::checksum_fields(&stored.checksums);
     let mut result = CopyObjectResult {

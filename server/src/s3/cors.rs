@@ -229,7 +229,7 @@ impl Gateway {
     /// The preflight handler for this gateway's buckets.
     pub fn cors_route(&self) -> CorsRoute {
         CorsRoute {
-            meta: self.meta.clone(),
+            meta: self.meta().clone(),
         }
     }
 }

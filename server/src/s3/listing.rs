@@ -83,7 +83,7 @@ impl Gateway {
         bucket: &str,
         f: impl FnOnce(&ReadView, &str) -> Result<T, MetaError>,
     ) -> S3Result<T> {
-        self.meta
+        self.meta()
             .read(move |view| match view.bucket(bucket)? {
                 Some(_) => f(view, bucket).map(Some),
                 None => Ok(None),
@@ -331,7 +331,7 @@ pub(crate) async fn list_parts(
     let marker = u32::try_from(i.part_number_marker.unwrap_or(0)).unwrap_or(0);
     let (b, k, u) = (i.bucket.clone(), i.key.clone(), i.upload_id.clone());
     let (upload, page) = gw
-        .meta
+        .meta()
         .read(move |view| {
             let Some(upload) = view.upload(&b, &k, &u)? else {
                 return Ok(None);

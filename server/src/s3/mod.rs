@@ -1,20 +1,18 @@
 //! The S3 surface: [`Gateway`] implements [`s3s::S3`] by translating S3
-//! requests into metadata commands and reads (tessera-raft) and shard writes
-//! and reads (tessera-storage).
+//! requests into metadata commands and reads (tessera-raft) and calls of the
+//! data layer ([`crate::data`]), which stores, reads and commits object data.
 //!
 //! One file per concept: `bucket` (bucket ops and versioning), `tagging`,
 //! `cors` (settings and preflight), `cors_layer` (CORS headers on actual
 //! responses), `region_check` (signatures for another region refused as S3
 //! does, before s3s), `object` (single objects), `copy`, `multipart`,
 //! `mpu_checksum` (object checksums of multipart uploads), `listing`,
-//! `ingest` (a request body into stored, verified data), `retrieve` (stored data back out as a stream), `keys` (per-object
-//! data keys), `conditions` (HTTP preconditions), `convert` (model ↔ S3
-//! types), `errors` (error mapping), `ids` (version and upload ids).
-//!
-//! Durability order of every write: shards durable → metadata committed
-//! through raft → 200. Refused commits release their shards; commits whose
-//! outcome is unknown leave them to the GC.
+//! `body` (request and response bodies between s3s and the data layer),
+//! `integrity` (a request's checksum claims), `conditions` (HTTP
+//! preconditions), `convert` (model ↔ S3 types), `errors` (error mapping,
+//! data-layer errors included), `body_limit` (XML body limit).
 
+mod body;
 pub(crate) mod body_limit;
 mod bucket;
 mod conditions;
@@ -23,116 +21,64 @@ mod copy;
 mod cors;
 mod cors_layer;
 pub(crate) mod errors;
-mod ids;
-mod ingest;
-pub(crate) mod keys;
+mod integrity;
 mod listing;
 mod mpu_checksum;
 mod multipart;
 mod object;
 mod region_check;
-mod retrieve;
 mod tagging;
-
-use std::sync::Arc;
-use std::time::Duration;
 
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 use tessera_raft::node::MetaNode;
-use tessera_storage::{Geometry, MasterKey, MemoryBudget};
 
-use crate::leases::ReadLeases;
-use crate::placement::StoreSet;
+use crate::data::DataPlane;
 
 pub use cors::CorsRoute;
 pub use cors_layer::CorsLayer;
 pub use region_check::RegionCheck;
 
-/// Tunables of the gateway.
+/// Tunables of the S3 surface (the data path's are [`crate::data::DataSettings`]).
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
-    /// Erasure code and block size of new segments.
-    pub geometry: Geometry,
-    /// Objects up to this many bytes are sealed into the metadata instead of sharded.
-    pub inline_threshold: usize,
     /// Smallest size of every multipart part but the last (S3: 5 MiB).
     pub min_part_size: u64,
     /// Region reported by `GetBucketLocation` and expected in signatures.
     pub region: String,
-    /// Stripes encoded ahead of the slowest shard write (memory bound per upload).
-    pub stripes_in_flight: usize,
-    /// How long a read waits for one shard before using parity instead.
-    pub shard_timeout: Duration,
-    /// Memory shared by all uploads' stripes in flight.
-    pub write_budget: MemoryBudget,
-    /// Memory shared by all reads' stripes, from the stores until the
-    /// client has been sent them.
-    pub read_budget: MemoryBudget,
-    /// An upload that sends no body bytes for this long fails with
-    /// `RequestTimeout` (and gives back its share of the write budget).
-    pub body_idle_timeout: Duration,
-    /// Shards of a segment that must be durable before a write succeeds
-    /// (`None`: k + 1, or k + m when there is no parity); the rest are
-    /// queued for repair.
-    pub write_quorum: Option<usize>,
 }
 
 impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
-            geometry: Geometry::default(),
-            inline_threshold: tessera_storage::DEFAULT_INLINE_THRESHOLD,
             min_part_size: 5 * 1024 * 1024,
             region: "us-east-1".to_owned(),
-            stripes_in_flight: 2,
-            shard_timeout: Duration::from_secs(10),
-            write_budget: MemoryBudget::new(crate::config::DEFAULT_WRITE_BUFFER),
-            read_budget: MemoryBudget::new(crate::config::DEFAULT_READ_BUFFER),
-            body_idle_timeout: Duration::from_secs(30),
-            write_quorum: None,
         }
     }
 }
 
-/// Everything a [`Gateway`] needs.
-pub struct GatewayDeps {
-    /// The metadata member this gateway talks to.
-    pub meta: MetaNode,
-    /// The shard stores.
-    pub stores: StoreSet,
-    /// The cluster master key that wraps every object's data key.
-    pub master_key: Arc<MasterKey>,
-    /// Tunables.
-    pub settings: GatewaySettings,
-    /// Leases of the reads in flight (GC spares their segments).
-    pub leases: ReadLeases,
-}
-
-/// The S3 gateway: an [`s3s::S3`] implementation over Tessera's metadata and storage.
+/// The S3 gateway: an [`s3s::S3`] implementation over Tessera's metadata
+/// and data layer.
 pub struct Gateway {
-    meta: MetaNode,
-    stores: StoreSet,
-    master_key: Arc<MasterKey>,
+    data: DataPlane,
     settings: GatewaySettings,
-    leases: ReadLeases,
 }
 
 impl Gateway {
-    /// A gateway over these parts.
-    pub fn new(deps: GatewayDeps) -> Self {
-        Self {
-            meta: deps.meta,
-            stores: deps.stores,
-            master_key: deps.master_key,
-            settings: deps.settings,
-            leases: deps.leases,
-        }
+    /// A gateway over a data plane.
+    pub fn new(data: DataPlane, settings: GatewaySettings) -> Self {
+        Self { data, settings }
     }
 
     /// The settings this gateway runs with.
     pub fn settings(&self) -> &GatewaySettings {
         &self.settings
+    }
+
+    /// The metadata member, for the operations that only touch metadata
+    /// (buckets, listings, tags, deletes).
+    fn meta(&self) -> &MetaNode {
+        self.data.meta()
     }
 }
 

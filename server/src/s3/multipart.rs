@@ -9,22 +9,21 @@
 
 use std::collections::BTreeMap;
 
-use http::HeaderMap;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use tessera_raft::command::{ApplyError, Command};
 use tessera_raft::model::{self, MultipartUpload, ObjectData, PartData};
 
 use super::Gateway;
+use super::body;
 use super::conditions;
 use super::convert;
 use super::copy;
 use super::errors;
-use super::ids;
-use super::ingest::{self, Ingested, Integrity, Stored};
-use super::keys::ObjectKey;
+use super::integrity;
 use super::mpu_checksum::{self, UploadChecksum};
 use super::object::{self, requester};
+use crate::data::{Destination, ObjectDataKey, ids};
 
 /// Highest part number S3 accepts.
 const MAX_PART_NUMBER: i32 = 10_000;
@@ -39,7 +38,7 @@ pub(crate) async fn create_multipart_upload(
     let checksum =
         UploadChecksum::requested(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
     let algorithm = checksum.map(|c| c.algorithm.name().to_owned());
-    let key = ObjectKey::generate();
+    let key = ObjectDataKey::generate();
     let now = ids::now_millis();
     let template = model::ObjectVersion {
         bucket: i.bucket.clone(),
@@ -53,7 +52,7 @@ pub(crate) async fn create_multipart_upload(
         user: object::user_metadata(i.metadata)?,
         tags: convert::tags_from_header(i.tagging.as_deref())?,
         owner,
-        wrapped_key: key.wrap(&gw.master_key),
+        wrapped_key: gw.data.wrap_key(&key),
         data: ObjectData::Parts(Vec::new()),
     };
     let upload_id = ids::upload_id();
@@ -66,7 +65,7 @@ pub(crate) async fn create_multipart_upload(
         checksum_algorithm: algorithm.clone(),
         checksum_type: checksum.map(|c| c.kind),
     };
-    gw.meta
+    gw.meta()
         .write(Command::CreateMultipartUpload { upload })
         .await
         .map_err(errors::meta)?;
@@ -95,45 +94,11 @@ impl Gateway {
     /// The upload, or `NoSuchUpload`.
     async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<MultipartUpload> {
         let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        self.meta
+        self.meta()
             .read(move |view| view.upload(&b, &k, &u))
             .await
             .map_err(errors::meta)?
             .ok_or_else(|| s3_error!(NoSuchUpload))
-    }
-
-    /// Records a stored part; a refused record releases its shards.
-    async fn record_part(
-        &self,
-        upload: &MultipartUpload,
-        number: u32,
-        ing: &Ingested,
-    ) -> S3Result<()> {
-        let Stored::Segment(segment) = &ing.stored else {
-            return Err(errors::internal("a multipart part was stored inline"));
-        };
-        let part = PartData {
-            number,
-            size: ing.size,
-            etag: ing.etag.clone(),
-            checksums: ing.checksums.clone(),
-            segment: segment.clone(),
-            uploaded: ids::now_millis(),
-        };
-        let cmd = Command::PutPart {
-            bucket: upload.bucket.clone(),
-            key: upload.key.clone(),
-            upload_id: upload.upload_id.clone(),
-            part,
-        };
-        match self.meta.write(cmd).await {
-            Ok(_) => Ok(()),
-            Err(tessera_raft::MetaError::Apply(e)) => {
-                self.discard(vec![segment.clone()]);
-                Err(errors::apply(e))
-            }
-            Err(e) => Err(errors::meta(e)),
-        }
     }
 }
 
@@ -154,27 +119,23 @@ pub(crate) async fn upload_part(
         .as_ref()
         .map(|a| a.as_str().to_owned())
         .or_else(|| upload.checksum_algorithm.clone());
-    let integrity = Integrity::from_request(
+    let integrity = integrity::from_request(
         &headers,
         i.content_md5.as_deref(),
         requested.as_deref(),
         trailers,
     )?;
-    let key = ObjectKey::unwrap(&gw.master_key, &upload.template.wrapped_key)?;
+    let key = gw.data.open_key(&upload.template.wrapped_key)?;
     let ing = gw
+        .data
         .ingest(
             &key,
-            (
-                ingest::request_body(i.body),
-                ingest::length_hint(i.content_length),
-            ),
-            number,
-            false,
-            &integrity,
+            body::request_body(i.body, i.content_length),
+            body::upload(Destination::Part(number), &integrity),
         )
         .await?;
     crate::metrics::bytes_in(ing.size);
-    gw.record_part(&upload, number, &ing).await?;
+    gw.data.commit_part(&upload, &ing).await?;
     let mut out = UploadPartOutput {
         e_tag: Some(convert::etag(&ing.etag)),
         ..Default::default()
@@ -219,15 +180,18 @@ pub(crate) async fn upload_part_copy(
     let source = copy::resolve_copy_source!(gw, i);
     let range = copy_range(i.copy_source_range.as_deref(), source.size)?;
     let upload = gw.upload(&i.bucket, &i.key, &i.upload_id).await?;
-    let integrity = Integrity::from_request(
-        &HeaderMap::new(),
-        None,
-        upload.checksum_algorithm.as_deref(),
-        None,
-    )?;
-    let key = ObjectKey::unwrap(&gw.master_key, &upload.template.wrapped_key)?;
-    let ing = copy::copy_data(gw, &source, range, &key, number, false, &integrity).await?;
-    gw.record_part(&upload, number, &ing).await?;
+    let integrity = integrity::computing(upload.checksum_algorithm.as_deref())?;
+    let key = gw.data.open_key(&upload.template.wrapped_key)?;
+    let ing = gw
+        .data
+        .copy(
+            &source,
+            range,
+            &key,
+            body::upload(Destination::Part(number), &integrity),
+        )
+        .await?;
+    gw.data.commit_part(&upload, &ing).await?;
     let mut result = CopyPartResult {
         e_tag: Some(convert::etag(&ing.etag)),
         last_modified: Some(convert::timestamp(ids::now_millis())),
@@ -298,8 +262,7 @@ pub(crate) async fn complete_multipart_upload(
         precondition,
         checksum,
     };
-    // A refused completion leaves the upload (and its parts) in place.
-    let stored = gw.stored_version(gw.meta.write(cmd).await, Vec::new())?;
+    let stored = gw.data.complete_upload(cmd).await?;
     let sums = convert::checksum_fields(&stored.checksums);
     let mut out = CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
@@ -329,7 +292,7 @@ impl Gateway {
         let (b, k, u) = (i.bucket.clone(), i.key.clone(), i.upload_id.clone());
         let max = usize::try_from(MAX_PART_NUMBER).unwrap_or(usize::MAX);
         let (upload, page) = self
-            .meta
+            .meta()
             .read(move |view| {
                 let Some(upload) = view.upload(&b, &k, &u)? else {
                     return Ok(None);
@@ -389,7 +352,7 @@ pub(crate) async fn abort_multipart_upload(
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let i = req.input;
-    gw.meta
+    gw.meta()
         .write(Command::AbortMultipartUpload {
             bucket: i.bucket,
             key: i.key,

@@ -1,5 +1,6 @@
 //! Single-object operations: Put, Get, Head, Delete, DeleteObjects,
-//! GetObjectAttributes; plus the lookups and commits they share.
+//! GetObjectAttributes; plus the bucket lookup and request metadata the
+//! write operations share.
 
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue};
@@ -8,16 +9,16 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use tessera_raft::MetaError;
 use tessera_raft::command::{ApplyError, Command, CommandResponse, Precondition};
 use tessera_raft::model::{
-    self, Bucket, NULL_VERSION_ID, ObjectData, ObjectVersion, PartData, SystemMetadata, Versioning,
+    Bucket, NULL_VERSION_ID, ObjectData, ObjectVersion, PartData, Versioning,
 };
 
 use super::Gateway;
+use super::body;
 use super::conditions::{self, ReadConditions};
 use super::convert::{self, Headers, Overrides};
 use super::errors;
-use super::ids;
-use super::ingest::{self, Ingested, Integrity, Stored};
-use super::keys::ObjectKey;
+use super::integrity;
+use crate::data::{Destination, ObjectDataKey, VersionMeta, VersionRef, ids};
 
 /// Deletes of one DeleteObjects request in flight at once.
 const DELETE_CONCURRENCY: usize = 16;
@@ -37,164 +38,18 @@ impl Gateway {
     /// The bucket, or `NoSuchBucket`.
     pub(crate) async fn bucket(&self, name: &str) -> S3Result<Bucket> {
         let name = name.to_owned();
-        self.meta
+        self.meta()
             .read(move |view| view.bucket(&name))
             .await
             .map_err(errors::meta)?
             .ok_or_else(|| s3_error!(NoSuchBucket))
     }
-
-    /// The version a GET/HEAD-like request addresses, with S3's answers for
-    /// what is missing: NoSuchBucket, NoSuchKey (also when the latest is a
-    /// delete marker, flagged by `x-amz-delete-marker`), NoSuchVersion, and
-    /// 405 MethodNotAllowed for a delete marker addressed by version id.
-    pub(crate) async fn lookup(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> S3Result<ObjectVersion> {
-        let (b, k, vid) = (
-            bucket.to_owned(),
-            key.to_owned(),
-            version_id.map(str::to_owned),
-        );
-        let (exists, found) = self
-            .meta
-            .read(move |view| {
-                let exists = view.bucket(&b)?.is_some();
-                let found = if exists {
-                    view.object(&b, &k, vid.as_deref())?
-                } else {
-                    None
-                };
-                Ok((exists, found))
-            })
-            .await
-            .map_err(errors::meta)?;
-        if !exists {
-            return Err(s3_error!(NoSuchBucket));
-        }
-        match (found, version_id) {
-            (None, None) => Err(s3_error!(NoSuchKey)),
-            (None, Some(_)) => Err(s3_error!(NoSuchVersion)),
-            (Some(v), None) if v.is_delete_marker() => Err(marker_error(s3_error!(NoSuchKey), &v)),
-            (Some(v), Some(_)) if v.is_delete_marker() => Err(marker_error(
-                s3_error!(
-                    MethodNotAllowed,
-                    "The specified method is not allowed against this resource."
-                ),
-                &v,
-            )),
-            (Some(v), _) => Ok(v),
-        }
-    }
-
-    /// Commits a new object version; refused commits release its shards.
-    pub(crate) async fn commit_version(
-        &self,
-        version: ObjectVersion,
-        precondition: Option<Precondition>,
-    ) -> S3Result<ObjectVersion> {
-        let segments = version.segments();
-        let result = self
-            .meta
-            .write(Command::PutObject {
-                version,
-                precondition,
-            })
-            .await;
-        self.stored_version(result, segments)
-    }
-
-    /// The version a PutObject/CompleteMultipartUpload command stored.
-    pub(crate) fn stored_version(
-        &self,
-        result: Result<CommandResponse, MetaError>,
-        uncommitted: Vec<model::Segment>,
-    ) -> S3Result<ObjectVersion> {
-        match result {
-            Ok(CommandResponse::ObjectStored { version }) => Ok(version),
-            Ok(other) => Err(errors::internal(format!(
-                "unexpected answer to a write: {other:?}"
-            ))),
-            Err(MetaError::Apply(e)) => {
-                // Refused deterministically: nothing refers to these shards.
-                self.discard(uncommitted);
-                Err(errors::apply(e))
-            }
-            // Outcome unknown (it may have committed): leave the shards to the GC.
-            Err(e) => Err(errors::meta(e)),
-        }
-    }
-}
-
-fn marker_error(mut err: S3Error, marker: &ObjectVersion) -> S3Error {
-    let mut headers = HeaderMap::new();
-    headers.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
-    if let Ok(v) = HeaderValue::from_str(&marker.version_id) {
-        headers.insert("x-amz-version-id", v);
-    }
-    err.set_headers(headers);
-    err
 }
 
 /// The version id S3 shows for a stored version in a bucket.
 pub(crate) fn shown_version_id(versioning: Versioning, v: &ObjectVersion) -> Option<String> {
     (versioning != Versioning::Unversioned || v.version_id != NULL_VERSION_ID)
         .then(|| v.version_id.clone())
-}
-
-/// Data of an ingested body as object data (single-part).
-pub(crate) fn object_data(ing: &Ingested, now: model::Millis) -> ObjectData {
-    match &ing.stored {
-        Stored::Inline(sealed) => ObjectData::Inline(sealed.clone()),
-        Stored::Segment(seg) => ObjectData::Parts(vec![PartData {
-            number: 1,
-            size: ing.size,
-            etag: ing.etag.clone(),
-            checksums: ing.checksums.clone(),
-            segment: seg.clone(),
-            uploaded: now,
-        }]),
-    }
-}
-
-/// Everything of a new version that comes from the request, not from its data.
-pub(crate) struct VersionMeta {
-    pub(crate) bucket: String,
-    pub(crate) key: String,
-    pub(crate) system: SystemMetadata,
-    pub(crate) user: std::collections::BTreeMap<String, String>,
-    pub(crate) tags: Vec<model::Tag>,
-    pub(crate) owner: String,
-}
-
-impl Gateway {
-    /// A new single-part version of ingested data, under a fresh version id.
-    pub(crate) fn new_version(
-        &self,
-        meta: VersionMeta,
-        key: &ObjectKey,
-        ing: &Ingested,
-    ) -> ObjectVersion {
-        let now = ids::now_millis();
-        ObjectVersion {
-            bucket: meta.bucket,
-            key: meta.key,
-            version_id: ids::version_id(),
-            last_modified: now,
-            size: ing.size,
-            etag: ing.etag.clone(),
-            checksums: ing.checksums.clone(),
-            system: meta.system,
-            user: meta.user,
-            tags: meta.tags,
-            owner: meta.owner,
-            wrapped_key: key.wrap(&self.master_key),
-            data: object_data(ing, now),
-        }
-    }
 }
 
 /// The system metadata of a write request (PutObject, CopyObject with
@@ -238,7 +93,7 @@ pub(crate) async fn put_object(
     let bucket = gw.bucket(&input.bucket).await?;
     let precondition =
         conditions::write_precondition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-    let integrity = Integrity::from_request(
+    let integrity = integrity::from_request(
         &headers,
         input.content_md5.as_deref(),
         input
@@ -250,17 +105,13 @@ pub(crate) async fn put_object(
     let tags = convert::tags_from_header(input.tagging.as_deref())?;
     let user = user_metadata(input.metadata)?;
     let system = system_metadata!(input);
-    let key = ObjectKey::generate();
+    let key = ObjectDataKey::generate();
     let ing = gw
+        .data
         .ingest(
             &key,
-            (
-                ingest::request_body(input.body),
-                ingest::length_hint(input.content_length),
-            ),
-            1,
-            true,
-            &integrity,
+            body::request_body(input.body, input.content_length),
+            body::upload(Destination::Object, &integrity),
         )
         .await?;
     crate::metrics::bytes_in(ing.size);
@@ -273,7 +124,8 @@ pub(crate) async fn put_object(
         owner,
     };
     let stored = gw
-        .commit_version(gw.new_version(meta, &key, &ing), precondition)
+        .data
+        .commit_version(gw.data.new_version(meta, &key, &ing), precondition)
         .await?;
     let sums = convert::checksum_fields(&stored.checksums);
     let mut out = PutObjectOutput {
@@ -295,23 +147,14 @@ struct ReadPlan {
     parts_count: Option<i32>,
 }
 
-/// The object (version) a read addresses.
-struct Target<'a> {
-    bucket: &'a str,
-    key: &'a str,
-    version_id: Option<&'a str>,
-}
-
 async fn plan_read(
     gw: &Gateway,
-    target: Target<'_>,
+    target: VersionRef<'_>,
     conds: &ReadConditions,
     range: Option<Range>,
     part_number: Option<i32>,
 ) -> S3Result<ReadPlan> {
-    let version = gw
-        .lookup(target.bucket, target.key, target.version_id)
-        .await?;
+    let version = gw.data.lookup(target).await?;
     conds.check(&version)?;
     let size = version.size;
     let parts = match &version.data {
@@ -420,7 +263,7 @@ macro_rules! prepare_read {
             if_modified_since: $i.if_modified_since,
             if_unmodified_since: $i.if_unmodified_since,
         };
-        let target = Target {
+        let target = VersionRef {
             bucket: &$i.bucket,
             key: &$i.key,
             version_id: $i.version_id.as_deref(),
@@ -444,10 +287,10 @@ pub(crate) async fn get_object(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let i = req.input;
     let (plan, overrides) = prepare_read!(gw, i);
-    let stream = gw.read_started(&plan.version, plan.range.clone()).await?;
+    let stream = gw.data.read(&plan.version, plan.range.clone()).await?;
     crate::metrics::bytes_out(plan.range.end - plan.range.start);
     let mut out = GetObjectOutput {
-        body: Some(super::retrieve::blob(stream)),
+        body: Some(body::blob(stream)),
         tag_count: (!plan.version.tags.is_empty())
             .then(|| i32::try_from(plan.version.tags.len()).unwrap_or(i32::MAX)),
         ..Default::default()
@@ -500,7 +343,7 @@ async fn delete_one(
         owner: owner.to_owned(),
         precondition,
     };
-    match gw.meta.write(cmd).await {
+    match gw.meta().write(cmd).await {
         Ok(CommandResponse::ObjectDeleted {
             version_id,
             delete_marker,
@@ -591,7 +434,12 @@ pub(crate) async fn get_object_attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let i = req.input;
     let v = gw
-        .lookup(&i.bucket, &i.key, i.version_id.as_deref())
+        .data
+        .lookup(VersionRef {
+            bucket: &i.bucket,
+            key: &i.key,
+            version_id: i.version_id.as_deref(),
+        })
         .await?;
     let wants = |name: &str| {
         i.object_attributes

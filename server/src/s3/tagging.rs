@@ -8,6 +8,7 @@ use tessera_raft::model::Tag;
 use super::Gateway;
 use super::convert::{self, BUCKET_TAG_LIMIT, OBJECT_TAG_LIMIT};
 use super::errors;
+use crate::data::VersionRef;
 
 pub(crate) async fn get_bucket_tagging(
     gw: &Gateway,
@@ -50,8 +51,15 @@ impl Gateway {
         version_id: Option<String>,
         tags: Vec<Tag>,
     ) -> S3Result<Option<String>> {
-        let v = self.lookup(bucket, key, version_id.as_deref()).await?;
-        self.meta
+        let v = self
+            .data
+            .lookup(VersionRef {
+                bucket,
+                key,
+                version_id: version_id.as_deref(),
+            })
+            .await?;
+        self.meta()
             .write(Command::SetObjectTags {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
@@ -70,7 +78,12 @@ pub(crate) async fn get_object_tagging(
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let i = req.input;
     let v = gw
-        .lookup(&i.bucket, &i.key, i.version_id.as_deref())
+        .data
+        .lookup(VersionRef {
+            bucket: &i.bucket,
+            key: &i.key,
+            version_id: i.version_id.as_deref(),
+        })
         .await?;
     Ok(S3Response::new(GetObjectTaggingOutput {
         tag_set: convert::tag_set(&v.tags),

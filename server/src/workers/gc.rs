@@ -19,35 +19,28 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tessera_raft::command::Command;
 use tessera_raft::model::Segment;
-use tessera_raft::node::MetaNode;
 
 use super::job::{Job, JobError, Pass, Progress};
-use crate::leases::ReadLeases;
-use crate::location;
+use crate::data::DataPlane;
 use crate::metrics;
-use crate::placement::StoreSet;
 
 /// Deletions read per pass.
 const BATCH: usize = 64;
 
 /// The GC job.
 pub struct GcJob {
-    meta: MetaNode,
-    stores: StoreSet,
-    leases: ReadLeases,
+    data: DataPlane,
     grace: Duration,
     /// When this member first saw each queued deletion.
     first_seen: HashMap<u64, Instant>,
 }
 
 impl GcJob {
-    /// GC over these stores, sparing leased segments and every deletion
-    /// younger than `grace`.
-    pub fn new(meta: MetaNode, stores: StoreSet, leases: ReadLeases, grace: Duration) -> Self {
+    /// GC over the data plane's stores, sparing leased segments and every
+    /// deletion younger than `grace`.
+    pub fn new(data: DataPlane, grace: Duration) -> Self {
         GcJob {
-            meta,
-            stores,
-            leases,
+            data,
             grace,
             first_seen: HashMap::new(),
         }
@@ -57,43 +50,37 @@ impl GcJob {
     /// later). A record no shard can be located from is dropped (no retry
     /// could ever use it; the sweep removes what it names).
     async fn delete_segment(&self, segment: &Segment) -> bool {
-        let shards = match location::shards(segment) {
-            Ok(shards) => shards,
+        match self.data.delete_segment(segment).await {
             Err(e) => {
                 tracing::error!(error = %e, "gc: unusable segment record dropped");
-                return true;
+                true
             }
-        };
-        let deletes = shards.map(|(shard, store_id)| async move {
-            let Some(store) = self.stores.get(store_id) else {
-                tracing::warn!(store = %store_id, %shard, "gc: unknown store; shard left behind");
-                return Ok(false);
-            };
-            store.delete(shard).await.map_err(|e| {
-                tracing::warn!(store = %store_id, %shard, error = %e, "gc: delete failed; will retry");
-                metrics::backend_error(store_id);
-            })
-        });
-        let results = join_all(deletes).await;
-        if results.iter().any(Result::is_err) {
-            metrics::gc_error();
-            return false;
+            Ok(deletion) if deletion.failed > 0 => {
+                tracing::warn!(
+                    failed = deletion.failed,
+                    "gc: deleting shards failed; will retry"
+                );
+                metrics::gc_error();
+                false
+            }
+            Ok(deletion) => {
+                metrics::gc_segment_deleted(deletion.removed as u64);
+                true
+            }
         }
-        let removed = results.iter().filter(|r| matches!(r, Ok(true))).count();
-        metrics::gc_segment_deleted(removed as u64);
-        true
     }
 }
 
 #[async_trait::async_trait]
 impl Job for GcJob {
     async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError> {
-        let status = self.meta.status();
+        let status = self.data.meta().status();
         if status.leader != Some(status.id) {
             return Ok(Pass::Idle);
         }
         let (items, lengths) = self
-            .meta
+            .data
+            .meta()
             .read_local(|view| Ok((view.deletions(BATCH)?, view.queue_lengths()?)))
             .await?;
         progress.set_queued(lengths.deletions);
@@ -106,7 +93,9 @@ impl Job for GcJob {
         for (id, segments) in &items {
             let first = *self.first_seen.entry(*id).or_insert(now);
             if now.duration_since(first) < self.grace
-                || segments.iter().any(|s| self.leases.is_held(&s.object_id))
+                || segments
+                    .iter()
+                    .any(|s| self.data.leases().is_held(&s.object_id))
             {
                 continue;
             }
@@ -122,7 +111,10 @@ impl Job for GcJob {
             return Ok(Pass::Idle);
         }
         let completed = done.len();
-        self.meta.write(Command::CompleteWork { ids: done }).await?;
+        self.data
+            .meta()
+            .write(Command::CompleteWork { ids: done })
+            .await?;
         progress.done(completed as u64, 0);
         tracing::debug!(completed, "gc removed segments");
         Ok(if items.len() == BATCH {

@@ -13,20 +13,16 @@
 //! it is tried again; the others go on.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics::gauge;
 use tessera_raft::SegmentRecord;
 use tessera_raft::command::Command;
 use tessera_raft::model::RepairItem;
-use tessera_raft::node::MetaNode;
-use tessera_storage::{MasterKey, StorageError, repair_shard, scrub_shard};
+use tessera_storage::{StorageError, repair_shard, scrub_shard};
 
 use super::job::{Job, JobError, Pass, Progress, RateLimit};
-use crate::location;
-use crate::placement::StoreSet;
-use crate::s3::keys::ObjectKey;
+use crate::data::{DataPlane, location};
 
 /// Repair items read (and ordered) per pass.
 const SCAN: usize = 10_000;
@@ -41,13 +37,11 @@ const MAX_RETRY: Duration = Duration::from_secs(120);
 
 /// The repair job.
 pub struct RepairJob {
-    meta: MetaNode,
-    stores: StoreSet,
-    master_key: Arc<MasterKey>,
+    data: DataPlane,
     rate: RateLimit,
     /// Segments that failed: when to try again, and how often they failed.
     retry: HashMap<([u8; 16], u32), (Instant, u32)>,
-    /// [`StoreSet::changes`] when `retry` was last cleared.
+    /// [`StoreSet::changes`](crate::placement::StoreSet::changes) when `retry` was last cleared.
     store_changes: usize,
     /// Labels of `tessera_segments_degraded` published so far.
     degraded_labels: BTreeSet<usize>,
@@ -63,17 +57,11 @@ struct Outcome {
 }
 
 impl RepairJob {
-    /// Repair over these stores, rebuilding at most `bytes_per_sec` (0: no limit).
-    pub fn new(
-        meta: MetaNode,
-        stores: StoreSet,
-        master_key: Arc<MasterKey>,
-        bytes_per_sec: u64,
-    ) -> Self {
+    /// Repair over the data plane's stores, rebuilding at most
+    /// `bytes_per_sec` (0: no limit).
+    pub fn new(data: DataPlane, bytes_per_sec: u64) -> Self {
         RepairJob {
-            meta,
-            stores,
-            master_key,
+            data,
             rate: RateLimit::new(bytes_per_sec),
             retry: HashMap::new(),
             store_changes: 0,
@@ -99,7 +87,7 @@ impl RepairJob {
     async fn repair_segment(&self, item: &RepairItem, record: &SegmentRecord) -> Outcome {
         let mut out = Outcome::default();
         let segment = &record.segment;
-        let key = match ObjectKey::open(&self.master_key, &record.wrapped_key) {
+        let key = match self.data.open_key(&record.wrapped_key) {
             Ok(key) => key.key,
             Err(e) => {
                 tracing::error!(error = %e, "repair: cannot open the segment's data key");
@@ -117,16 +105,18 @@ impl RepairJob {
             // A shard that is not known missing and reads back intact stays.
             if !segment.missing.contains(&index)
                 && let Some(store) = self
-                    .stores
+                    .data
+                    .stores()
                     .get(home)
-                    .filter(|s| !self.stores.is_down(s.id()))
+                    .filter(|s| !self.data.stores().is_down(s.id()))
                 && scrub_shard(store.as_ref(), id).await.is_ok()
             {
                 out.sound.push(index);
                 continue;
             }
             let Some(target) = self
-                .stores
+                .data
+                .stores()
                 .repair_target(&segment.placement, usize::from(index))
             else {
                 tracing::warn!(shard = %id, "repair: no healthy store can take the shard");
@@ -135,7 +125,7 @@ impl RepairJob {
             };
             // Read from every other shard the reader may use; it verifies
             // each block and reads around the bad ones itself.
-            let loc = match location::location(segment, &self.stores, &[index]) {
+            let loc = match self.data.locate(segment, &[index]) {
                 Ok(loc) => loc,
                 Err(e) => {
                     tracing::error!(shard = %id, error = %e, "repair: unusable segment record");
@@ -173,12 +163,13 @@ impl RepairJob {
 #[async_trait::async_trait]
 impl Job for RepairJob {
     async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError> {
-        let status = self.meta.status();
+        let status = self.data.meta().status();
         if status.leader != Some(status.id) {
             return Ok(Pass::Idle);
         }
         let queue = self
-            .meta
+            .data
+            .meta()
             .read_local(|view| {
                 view.repairs(SCAN)?
                     .into_iter()
@@ -191,8 +182,8 @@ impl Job for RepairJob {
             .await?;
         let pending = self.publish(&queue, progress);
         // A store came back (or went): what waited for one may go now.
-        if self.stores.changes() != self.store_changes {
-            self.store_changes = self.stores.changes();
+        if self.data.stores().changes() != self.store_changes {
+            self.store_changes = self.data.stores().changes();
             self.retry.clear();
         }
         let now = Instant::now();
@@ -234,7 +225,8 @@ impl Job for RepairJob {
             }
             let finished = (outcome.rebuilt.len() + outcome.sound.len()) as u64;
             if finished > 0 || !referenced {
-                self.meta
+                self.data
+                    .meta()
                     .write(Command::CompleteRepair {
                         object_id: item.object_id,
                         part: item.part,

@@ -17,13 +17,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use metrics::counter;
 use tessera_raft::command::Command;
 use tessera_raft::model::{Segment, WorkItem};
-use tessera_raft::node::MetaNode;
 use tessera_storage::{ShardId, scrub_shard};
 
 use super::job::{Job, JobError, Jobs, Pass, Progress, RateLimit};
+use crate::data::{DataPlane, location};
 use crate::datadir::write_private_file;
-use crate::location;
-use crate::placement::StoreSet;
 
 /// Segments verified per step.
 const BATCH: usize = 32;
@@ -67,8 +65,7 @@ enum Check {
 
 /// The scrub job.
 pub struct ScrubJob {
-    meta: MetaNode,
-    stores: StoreSet,
+    data: DataPlane,
     /// To wake repair as soon as a finding is queued.
     jobs: Jobs,
     rate: RateLimit,
@@ -82,12 +79,11 @@ pub struct ScrubJob {
 }
 
 impl ScrubJob {
-    /// Scrub over these stores, a full pass every `interval`, reading at
+    /// Scrub over the data plane's stores, a full pass every `interval`, reading at
     /// most `bytes_per_sec` (0: no limit), its state kept in `state_file`;
     /// findings wake the `repair` job of `jobs`.
     pub fn new(
-        meta: MetaNode,
-        stores: StoreSet,
+        data: DataPlane,
         jobs: Jobs,
         interval: Duration,
         bytes_per_sec: u64,
@@ -97,8 +93,7 @@ impl ScrubJob {
             .map(|t| ScrubState::decode(&t))
             .unwrap_or_default();
         ScrubJob {
-            meta,
-            stores,
+            data,
             jobs,
             rate: RateLimit::new(bytes_per_sec),
             interval,
@@ -117,10 +112,10 @@ impl ScrubJob {
 
     /// Verifies one shard where its segment's placement puts it.
     async fn check(&self, segment: &Segment, id: ShardId, store_id: &str) -> Check {
-        let Some(store) = self.stores.get(store_id) else {
+        let Some(store) = self.data.stores().get(store_id) else {
             return Check::Bad(id.index);
         };
-        if self.stores.is_down(store_id) {
+        if self.data.stores().is_down(store_id) {
             return Check::Skipped;
         }
         match scrub_shard(store.as_ref(), id).await {
@@ -147,7 +142,7 @@ impl ScrubJob {
 #[async_trait::async_trait]
 impl Job for ScrubJob {
     async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError> {
-        let status = self.meta.status();
+        let status = self.data.meta().status();
         if status.leader != Some(status.id) {
             return Ok(Pass::Idle);
         }
@@ -162,7 +157,8 @@ impl Job for ScrubJob {
         }
         let after = self.state.cursor;
         let (batch, total) = self
-            .meta
+            .data
+            .meta()
             .read_local(move |view| Ok((view.segments_after(after, BATCH)?, view.segment_count()?)))
             .await?;
         progress.set_queued(total.saturating_sub(self.scanned));
@@ -197,7 +193,10 @@ impl Job for ScrubJob {
                     part: segment.part,
                     shards: bad,
                 };
-                self.meta.write(Command::EnqueueWork { item }).await?;
+                self.data
+                    .meta()
+                    .write(Command::EnqueueWork { item })
+                    .await?;
                 self.jobs.wake("repair");
             }
             self.rate.take(bytes).await;

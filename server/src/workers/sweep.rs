@@ -25,41 +25,29 @@ use metrics::counter;
 use tessera_storage::ShardId;
 
 use super::job::{Job, JobError, Pass, Progress};
-use crate::leases::ReadLeases;
-use crate::placement::StoreSet;
-use tessera_raft::node::MetaNode;
+use crate::data::DataPlane;
 
 /// Shard ids listed per step.
 const PAGE: usize = 1000;
 
 /// The orphan sweep job.
 pub struct SweepJob {
-    meta: MetaNode,
-    stores: StoreSet,
-    leases: ReadLeases,
+    data: DataPlane,
     grace: Duration,
     interval: Duration,
     /// When the last full sweep finished (`None`: never, since start).
     finished: Option<std::time::Instant>,
-    /// The store being swept (index into [`StoreSet::all`]) and the last
+    /// The store being swept (index into [`StoreSet::all`](crate::placement::StoreSet::all)) and the last
     /// shard listed there, while a sweep is under way.
     position: Option<(usize, Option<ShardId>)>,
 }
 
 impl SweepJob {
-    /// A sweep over these stores every `interval`, removing unreferenced
-    /// shards older than `grace` that no read leases.
-    pub fn new(
-        meta: MetaNode,
-        stores: StoreSet,
-        leases: ReadLeases,
-        grace: Duration,
-        interval: Duration,
-    ) -> Self {
+    /// A sweep over the data plane's stores every `interval`, removing
+    /// unreferenced shards older than `grace` that no read leases.
+    pub fn new(data: DataPlane, grace: Duration, interval: Duration) -> Self {
         SweepJob {
-            meta,
-            stores,
-            leases,
+            data,
             grace,
             interval,
             finished: None,
@@ -76,7 +64,8 @@ impl SweepJob {
         let store_id = store_id.to_owned();
         let page = page.to_vec();
         Ok(self
-            .meta
+            .data
+            .meta()
             .read_local(move |view| {
                 let mut out = Vec::new();
                 for id in page {
@@ -96,7 +85,7 @@ impl SweepJob {
 #[async_trait::async_trait]
 impl Job for SweepJob {
     async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError> {
-        let status = self.meta.status();
+        let status = self.data.meta().status();
         if status.leader != Some(status.id) {
             return Ok(Pass::Idle);
         }
@@ -108,7 +97,7 @@ impl Job for SweepJob {
             }
             self.position = Some((0, None));
         }
-        let stores = self.stores.all();
+        let stores = self.data.stores().all();
         let Some((index, after)) = self.position else {
             return Ok(Pass::Idle);
         };
@@ -118,7 +107,7 @@ impl Job for SweepJob {
             progress.set_queued(0);
             return Ok(Pass::Idle);
         };
-        if self.stores.is_down(store.id()) {
+        if self.data.stores().is_down(store.id()) {
             // Its orphans wait for the next sweep.
             self.position = Some((index + 1, None));
             return Ok(Pass::More);
@@ -132,7 +121,7 @@ impl Job for SweepJob {
         let now = SystemTime::now();
         let (mut removed, mut bytes) = (0u64, 0u64);
         for id in candidates {
-            if self.leases.is_held(&id.object.0) {
+            if self.data.leases().is_held(&id.object.0) {
                 continue;
             }
             let Some(stat) = store.stat(id).await? else {

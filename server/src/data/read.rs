@@ -1,43 +1,56 @@
 //! Streaming stored data back out: inline data is opened in memory (it is at
 //! most the inline threshold), erasure-coded parts are read lazily one after
-//! the other, each only over the byte range the request needs.
+//! the other, each only over the byte range asked for. A read holds a lease
+//! on its segments until its stream is dropped, and queues a repair for
+//! every bad shard it meets.
 
 use std::ops::Range;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use s3s::S3Error;
-use s3s::dto::StreamingBlob;
+use futures::StreamExt;
 use tessera_raft::command::Command;
 use tessera_raft::model::{ObjectData, ObjectVersion, PartData, WorkItem};
 use tessera_storage::{ObjectLocation, ReadOptions, ShardId, StorageError};
 
-use super::Gateway;
-use super::errors;
-use super::keys::ObjectKey;
-use crate::location;
+use super::{DataError, DataPlane};
 
 /// The plain bytes of a version over a range, as a stream.
 pub(crate) type DataStream = futures::stream::BoxStream<'static, Result<Bytes, StorageError>>;
 
-impl Gateway {
-    /// Streams `range` of a version's bytes (the range must lie within its size).
-    pub(crate) fn read_range(
+impl DataPlane {
+    /// Streams `range` of a version's bytes (the range must lie within its
+    /// size), once its first bytes are there: a read that cannot start (too
+    /// few shards reachable) fails here, with its own error, rather than as
+    /// a stream cut short.
+    pub(crate) async fn read(
         &self,
         v: &ObjectVersion,
         range: Range<u64>,
-    ) -> Result<DataStream, S3Error> {
-        let key = ObjectKey::unwrap(&self.master_key, &v.wrapped_key)?;
+    ) -> Result<DataStream, DataError> {
+        let mut stream = self.stream_range(v, range)?;
+        match stream.next().await {
+            None => Ok(futures::stream::empty().boxed()),
+            Some(Err(e)) => Err(DataError::Storage {
+                context: "reading shards",
+                source: e,
+            }),
+            Some(Ok(first)) => Ok(futures::stream::once(async move { Ok(first) })
+                .chain(stream)
+                .boxed()),
+        }
+    }
+
+    /// [`read`](Self::read), before any shard has been asked for a byte.
+    fn stream_range(&self, v: &ObjectVersion, range: Range<u64>) -> Result<DataStream, DataError> {
+        let key = self.open_key(&v.wrapped_key)?;
         match &v.data {
-            ObjectData::DeleteMarker => {
-                Err(errors::internal("reading the data of a delete marker"))
-            }
+            ObjectData::DeleteMarker => Err(DataError::Internal(
+                "reading the data of a delete marker".to_owned(),
+            )),
             ObjectData::Inline(sealed) => {
                 let plain = tessera_storage::open_inline(&key.key, key.id, sealed)
-                    .map_err(|e| errors::storage(e, "opening inline data"))?;
+                    .map_err(DataError::storage("opening inline data"))?;
                 let start = usize::try_from(range.start)
                     .unwrap_or(usize::MAX)
                     .min(plain.len());
@@ -65,30 +78,12 @@ impl Gateway {
         }
     }
 
-    /// [`read_range`](Self::read_range), once its first bytes are there: a
-    /// read that cannot start (too few shards reachable) fails the request
-    /// with its own status rather than cutting a `200` response short.
-    pub(crate) async fn read_started(
-        &self,
-        v: &ObjectVersion,
-        range: Range<u64>,
-    ) -> Result<DataStream, S3Error> {
-        let mut stream = self.read_range(v, range)?;
-        match stream.next().await {
-            None => Ok(futures::stream::empty().boxed()),
-            Some(Err(e)) => Err(errors::storage(e, "reading shards")),
-            Some(Ok(first)) => Ok(futures::stream::once(async move { Ok(first) })
-                .chain(stream)
-                .boxed()),
-        }
-    }
-
     /// The part segments a range touches, each with the sub-range to read.
     fn locate_pieces(
         &self,
         parts: &[PartData],
         range: Range<u64>,
-    ) -> Result<Vec<(ObjectLocation, Range<u64>)>, S3Error> {
+    ) -> Result<Vec<(ObjectLocation, Range<u64>)>, DataError> {
         let mut out = Vec::new();
         let mut offset = 0u64;
         for p in parts {
@@ -98,9 +93,7 @@ impl Gateway {
                 continue;
             }
             let sub = range.start.max(start) - start..range.end.min(end) - start;
-            let loc = location::location(&p.segment, &self.stores, &[])
-                .map_err(|e| errors::internal(format!("stored segment record: {e}")))?;
-            out.push((loc, sub));
+            out.push((self.locate(&p.segment, &[])?, sub));
         }
         Ok(out)
     }
@@ -132,29 +125,4 @@ impl Gateway {
             budget: Some(self.settings.read_budget.clone()),
         }
     }
-}
-
-/// A stream made `Sync` for s3s's response body (it is only ever polled
-/// through `&mut`, so the lock is never contended).
-pub(crate) struct SyncStream<S>(Mutex<S>);
-
-impl<S> Stream for SyncStream<S>
-where
-    S: Stream + Unpin,
-{
-    type Item = S::Item;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let inner = self
-            .get_mut()
-            .0
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner());
-        Pin::new(inner).poll_next(cx)
-    }
-}
-
-/// A data stream as a response body.
-pub(crate) fn blob(stream: DataStream) -> StreamingBlob {
-    StreamingBlob::wrap(SyncStream(Mutex::new(stream)))
 }
