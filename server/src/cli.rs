@@ -26,8 +26,18 @@ pub struct Cli {
 pub enum Command {
     /// Run the S3 gateway (with no options: the embedded default under ./tessera-data).
     Serve(Box<ServeArgs>),
+    /// Run a storage node: serve this machine's disks to the gateways.
+    Node(NodeArgs),
     /// Administer a running server through its admin API.
     Admin(AdminArgs),
+}
+
+/// `tessera node`.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The node's TOML configuration file (written by `tessera init`)
+    #[arg(long, env = "TESSERA_NODE_CONFIG")]
+    pub config: PathBuf,
 }
 
 /// `tessera serve`.
@@ -160,8 +170,26 @@ pub enum BucketCommand {
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
+        Command::Node(args) => node(args).await,
         Command::Admin(args) => admin(args).await,
     }
+}
+
+async fn node(args: NodeArgs) -> Result<()> {
+    init_tracing();
+    let config = crate::storage_node::NodeConfig::from_file(&args.config)?;
+    let node = crate::storage_node::RunningNode::start(&config).await?;
+    println!(
+        "Tessera storage node {} on {}, stores {}",
+        config.id,
+        node.addr,
+        node.stores.join(", ")
+    );
+    println!("Ready; stop with Ctrl-C or SIGTERM.");
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {

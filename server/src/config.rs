@@ -100,6 +100,55 @@ pub struct Config {
     pub scrub_interval: Duration,
     /// Bytes per second scrub may read at most (0: no limit).
     pub scrub_rate: u64,
+    /// This gateway's cluster identity (CA, certificate, key), for talking
+    /// to storage nodes.
+    pub cluster_tls: Option<ClusterTlsFiles>,
+    /// The storage nodes whose stores hold shards besides the local disks.
+    pub nodes: Vec<NodeEntry>,
+}
+
+/// Paths of a cluster identity: the cluster CA's certificate and this
+/// process's certificate and key, all PEM (written by `tessera init`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTlsFiles {
+    /// The cluster CA certificate.
+    pub ca: PathBuf,
+    /// This process's certificate, signed by the CA.
+    pub cert: PathBuf,
+    /// This process's private key.
+    pub key: PathBuf,
+}
+
+impl ClusterTlsFiles {
+    /// Reads the three PEM files.
+    pub fn load(&self) -> Result<tessera_net::ClusterTls> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading cluster tls file {}", path.display()))
+        };
+        Ok(tessera_net::ClusterTls {
+            ca_pem: read(&self.ca)?,
+            cert_pem: read(&self.cert)?,
+            key_pem: read(&self.key)?,
+        })
+    }
+}
+
+/// A storage node a gateway uses (`[[nodes]]` in its config file).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    /// The node's number, unique in the cluster.
+    pub id: u64,
+    /// `host:port` of its node listener.
+    pub addr: String,
+    /// The site (datacenter) it stands in.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// The failure zone (rack, room, house) inside the site.
+    #[serde(default)]
+    pub zone: Option<String>,
 }
 
 /// Paths of a PEM certificate chain and its private key.
@@ -140,6 +189,8 @@ impl Config {
             repair_rate: DEFAULT_REPAIR_RATE_MIB << 20,
             scrub_interval: Duration::from_secs(DEFAULT_SCRUB_INTERVAL_DAYS * 86_400),
             scrub_rate: DEFAULT_SCRUB_RATE_MIB << 20,
+            cluster_tls: None,
+            nodes: Vec::new(),
         }
     }
 
@@ -236,6 +287,18 @@ pub struct ConfigLayer {
     /// MiB per second scrub may read at most, 0 for no limit [default: 64]
     #[arg(long, env = "TESSERA_SCRUB_RATE_MIB")]
     pub scrub_rate_mib: Option<u64>,
+    /// The cluster CA certificate (PEM), to talk to storage nodes
+    #[arg(long, env = "TESSERA_CLUSTER_CA")]
+    pub cluster_ca: Option<PathBuf>,
+    /// This gateway's cluster certificate (PEM), signed by the cluster CA
+    #[arg(long, env = "TESSERA_CLUSTER_CERT")]
+    pub cluster_cert: Option<PathBuf>,
+    /// This gateway's cluster private key (PEM)
+    #[arg(long, env = "TESSERA_CLUSTER_KEY")]
+    pub cluster_key: Option<PathBuf>,
+    /// Storage nodes (`[[nodes]]` tables: id, addr, site, zone); config file only.
+    #[arg(skip)]
+    pub nodes: Option<Vec<NodeEntry>>,
 }
 
 impl ConfigLayer {
@@ -273,6 +336,10 @@ impl ConfigLayer {
             repair_rate_mib: self.repair_rate_mib.or(lower.repair_rate_mib),
             scrub_interval_days: self.scrub_interval_days.or(lower.scrub_interval_days),
             scrub_rate_mib: self.scrub_rate_mib.or(lower.scrub_rate_mib),
+            cluster_ca: self.cluster_ca.or(lower.cluster_ca),
+            cluster_cert: self.cluster_cert.or(lower.cluster_cert),
+            cluster_key: self.cluster_key.or(lower.cluster_key),
+            nodes: self.nodes.or(lower.nodes),
         }
     }
 
@@ -305,9 +372,16 @@ impl ConfigLayer {
             (None, None) => None,
             _ => bail!("access_key and secret_key must be set together"),
         };
-        if let Some(v) = self.disks {
-            cfg.disks = v;
-        }
+        cfg.nodes = self.nodes.unwrap_or_default();
+        // With storage nodes, local disks are only what is asked for.
+        cfg.disks = self
+            .disks
+            .unwrap_or(if cfg.nodes.is_empty() { cfg.disks } else { 0 });
+        cfg.cluster_tls = match (self.cluster_ca, self.cluster_cert, self.cluster_key) {
+            (Some(ca), Some(cert), Some(key)) => Some(ClusterTlsFiles { ca, cert, key }),
+            (None, None, None) => None,
+            _ => bail!("cluster_ca, cluster_cert and cluster_key must be set together"),
+        };
         if let Some(v) = self.data_shards {
             cfg.data_shards = v;
         }
@@ -377,7 +451,7 @@ impl Config {
             bail!("data_shards must be at least 1");
         }
         let width = usize::from(self.data_shards) + usize::from(self.parity_shards);
-        if self.disks < width {
+        if self.nodes.is_empty() && self.disks < width {
             bail!(
                 "{} disks cannot hold {}+{} erasure-coded shards on distinct disks",
                 self.disks,
@@ -387,6 +461,13 @@ impl Config {
         }
         if self.region.is_empty() {
             bail!("region must not be empty");
+        }
+        if !self.nodes.is_empty() && self.cluster_tls.is_none() {
+            bail!("storage nodes need cluster_ca, cluster_cert and cluster_key");
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        if let Some(twice) = self.nodes.iter().find(|n| !ids.insert(n.id)) {
+            bail!("node id {} is listed twice", twice.id);
         }
         if let Some(q) = self.write_quorum
             && (q < usize::from(self.data_shards) || q > width)

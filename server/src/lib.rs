@@ -19,10 +19,12 @@ pub mod leases;
 mod listener;
 pub mod local_stores;
 pub mod metrics;
+pub mod nodes;
 pub mod placement;
 pub mod routes;
 pub mod s3;
 mod secret_cache;
+pub mod storage_node;
 pub mod sts;
 pub mod testing;
 pub mod tls;
@@ -131,11 +133,37 @@ impl Server {
             let _ = meta.shutdown().await;
             return Err(e);
         }
+        let remote = match &config.cluster_tls {
+            Some(tls) if !config.nodes.is_empty() => match nodes::connect(tls, &config.nodes).await
+            {
+                Ok(remote) => remote,
+                Err(e) => {
+                    let _ = meta.shutdown().await;
+                    return Err(e);
+                }
+            },
+            _ => Vec::new(),
+        };
         let stores = StoreSet::new(
             local
                 .into_iter()
-                .map(|s| Arc::new(s) as Arc<dyn ShardStore>),
+                .map(|s| Arc::new(s) as Arc<dyn ShardStore>)
+                .chain(
+                    remote
+                        .into_iter()
+                        .map(|s| Arc::new(s) as Arc<dyn ShardStore>),
+                ),
         );
+        let width = usize::from(config.data_shards) + usize::from(config.parity_shards);
+        if stores.len() < width {
+            let _ = meta.shutdown().await;
+            anyhow::bail!(
+                "{} stores cannot hold {}+{} erasure-coded shards on distinct stores",
+                stores.len(),
+                config.data_shards,
+                config.parity_shards
+            );
+        }
         let keys = KeyStore::new(meta.clone(), Arc::clone(&master_key));
         if let Err(e) = keys.ensure_root(&credentials).await {
             let _ = meta.shutdown().await;

@@ -42,7 +42,8 @@ async fn start_node(ca: &ClusterCa, number: u64, disks: usize) -> Node {
             Arc::new(store.unwrap()) as Arc<dyn ShardStore>
         })
         .collect();
-    let ids = stores.iter().map(|s| s.id().to_owned()).collect();
+    let mut ids: Vec<String> = stores.iter().map(|s| s.id().to_owned()).collect();
+    ids.sort();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let tls = server_config(&ca.issue(&format!("node-{number}"), &[]).unwrap()).unwrap();

@@ -1,0 +1,55 @@
+//! The storage nodes a gateway uses: the stores each serves, reached as
+//! [`Remote`] stores over the cluster network.
+//!
+//! The node list comes from the configuration; at start the gateway asks
+//! every node which stores it serves (waiting up to [`CONNECT_WAIT`] for
+//! nodes still starting).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tessera_net::RpcClient;
+use tessera_storage::Remote;
+
+use crate::config::{ClusterTlsFiles, NodeEntry};
+
+/// How long a gateway waits at start for a node to answer.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(30);
+/// How long a node has to answer one request (an upload: once its body is in).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The stores of `nodes`, reached with the identity in `tls`.
+pub async fn connect(tls: &ClusterTlsFiles, nodes: &[NodeEntry]) -> Result<Vec<Remote>> {
+    let identity = tls.load()?;
+    let client_tls = tessera_net::tls::client_config(&identity).context("cluster tls")?;
+    let client = Arc::new(RpcClient::new(Some(client_tls)));
+    let mut stores = Vec::new();
+    for node in nodes {
+        let ids = list_stores(&client, node).await?;
+        tracing::info!(node = node.id, addr = %node.addr, stores = ?ids, "storage node connected");
+        stores.extend(
+            ids.into_iter()
+                .map(|id| Remote::new(id, node.id, &node.addr, Arc::clone(&client), CALL_TIMEOUT)),
+        );
+    }
+    Ok(stores)
+}
+
+async fn list_stores(client: &RpcClient, node: &NodeEntry) -> Result<Vec<String>> {
+    let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
+    loop {
+        match Remote::list_stores(client, node.id, &node.addr, CALL_TIMEOUT).await {
+            Ok(ids) => return Ok(ids),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(node = node.id, error = %e, "storage node not answering yet");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("storage node {} at {} did not answer", node.id, node.addr)
+                });
+            }
+        }
+    }
+}
