@@ -50,7 +50,7 @@ use auth::{GrantAccess, KeyAuth, KeyStore};
 use data::{DataDeps, DataPlane, DataSettings};
 use datadir::DataDir;
 use leases::ReadLeases;
-use placement::StoreSet;
+use placement::{Domain, StoreSet};
 use s3::{Gateway, GatewaySettings};
 use workers::gc::GcJob;
 use workers::health::HealthWorker;
@@ -144,14 +144,14 @@ impl Server {
             },
             _ => Vec::new(),
         };
-        let stores = StoreSet::new(
+        let stores = StoreSet::with_domains(
             local
                 .into_iter()
-                .map(|s| Arc::new(s) as Arc<dyn ShardStore>)
+                .map(|s| (Arc::new(s) as Arc<dyn ShardStore>, Domain::default()))
                 .chain(
                     remote
                         .into_iter()
-                        .map(|s| Arc::new(s) as Arc<dyn ShardStore>),
+                        .map(|(s, domain)| (Arc::new(s) as Arc<dyn ShardStore>, domain)),
                 ),
         );
         let width = usize::from(config.data_shards) + usize::from(config.parity_shards);

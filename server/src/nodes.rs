@@ -13,14 +13,16 @@ use tessera_net::RpcClient;
 use tessera_storage::Remote;
 
 use crate::config::{ClusterTlsFiles, NodeEntry};
+use crate::placement::Domain;
 
 /// How long a gateway waits at start for a node to answer.
 pub const CONNECT_WAIT: Duration = Duration::from_secs(30);
 /// How long a node has to answer one request (an upload: once its body is in).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The stores of `nodes`, reached with the identity in `tls`.
-pub async fn connect(tls: &ClusterTlsFiles, nodes: &[NodeEntry]) -> Result<Vec<Remote>> {
+/// The stores of `nodes`, reached with the identity in `tls`, each with
+/// its node's failure domain.
+pub async fn connect(tls: &ClusterTlsFiles, nodes: &[NodeEntry]) -> Result<Vec<(Remote, Domain)>> {
     let identity = tls.load()?;
     let client_tls = tessera_net::tls::client_config(&identity).context("cluster tls")?;
     let client = Arc::new(RpcClient::new(Some(client_tls)));
@@ -28,10 +30,15 @@ pub async fn connect(tls: &ClusterTlsFiles, nodes: &[NodeEntry]) -> Result<Vec<R
     for node in nodes {
         let ids = list_stores(&client, node).await?;
         tracing::info!(node = node.id, addr = %node.addr, stores = ?ids, "storage node connected");
-        stores.extend(
-            ids.into_iter()
-                .map(|id| Remote::new(id, node.id, &node.addr, Arc::clone(&client), CALL_TIMEOUT)),
-        );
+        let domain = Domain {
+            site: node.site.clone(),
+            zone: node.zone.clone(),
+            node: node.id,
+        };
+        stores.extend(ids.into_iter().map(|id| {
+            let remote = Remote::new(id, node.id, &node.addr, Arc::clone(&client), CALL_TIMEOUT);
+            (remote, domain.clone())
+        }));
     }
     Ok(stores)
 }

@@ -1,9 +1,15 @@
 //! The shard stores a gateway knows, and the choice of stores for new segments.
 //!
 //! A segment of an object is erasure coded into `k + m` shards, each written to
-//! a different store. [`StoreSet`] keeps the stores by id, remembers which ones
-//! are reported down, and hands out `k + m` distinct healthy stores per new
-//! segment, rotating the starting point so load spreads evenly.
+//! a different store. [`StoreSet`] keeps the stores by id with their failure
+//! domain ([`Domain`]: site, zone, node), remembers which ones are reported
+//! down, and hands out `k + m` distinct healthy stores per new segment,
+//! spread over failure domains: one store per zone in turn (zones taken in
+//! rotating order, so load spreads evenly), within a zone one node after
+//! another (from a rotating store). Zones thus hold as even a share of a
+//! segment as their stores allow: with at least `(k + m) / m` zones of `m`
+//! stores or more, no zone holds more than `m` shards, so losing a whole
+//! zone loses no data.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +39,25 @@ pub struct WritePlacement {
     pub skipped: Vec<u16>,
 }
 
+/// Where a store stands: what fails together with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Domain {
+    /// The site (datacenter); `None` for a single-site cluster.
+    pub site: Option<String>,
+    /// The zone inside the site; `None`: the node is its own zone.
+    pub zone: Option<String>,
+    /// The storage node (0: this gateway's own disks).
+    pub node: u64,
+}
+
+impl Domain {
+    /// The zone shards are spread over: the configured one, else the node.
+    fn zone_key(&self) -> (Option<&str>, Result<&str, u64>) {
+        let zone = self.zone.as_deref().ok_or(self.node);
+        (self.site.as_deref(), zone)
+    }
+}
+
 /// The known shard stores by id (cheap to clone: shared inside).
 #[derive(Debug, Clone, Default)]
 pub struct StoreSet {
@@ -42,18 +67,30 @@ pub struct StoreSet {
 #[derive(Debug, Default)]
 struct Inner {
     stores: BTreeMap<String, Arc<dyn ShardStore>>,
+    domains: BTreeMap<String, Domain>,
     down: RwLock<BTreeSet<String>>,
     cursor: AtomicUsize,
     changes: AtomicUsize,
 }
 
 impl StoreSet {
-    /// A set of the given stores (ids must be distinct; a later duplicate replaces an earlier one).
+    /// A set of the given stores, all on this gateway's own disks (ids must
+    /// be distinct; a later duplicate replaces an earlier one).
     pub fn new(stores: impl IntoIterator<Item = Arc<dyn ShardStore>>) -> Self {
-        let stores = stores.into_iter().map(|s| (s.id().to_owned(), s)).collect();
+        Self::with_domains(stores.into_iter().map(|s| (s, Domain::default())))
+    }
+
+    /// A set of the given stores, each in its failure domain.
+    pub fn with_domains(stores: impl IntoIterator<Item = (Arc<dyn ShardStore>, Domain)>) -> Self {
+        let (mut by_id, mut domains) = (BTreeMap::new(), BTreeMap::new());
+        for (store, domain) in stores {
+            domains.insert(store.id().to_owned(), domain);
+            by_id.insert(store.id().to_owned(), store);
+        }
         Self {
             inner: Arc::new(Inner {
-                stores,
+                stores: by_id,
+                domains,
                 down: RwLock::default(),
                 cursor: AtomicUsize::new(0),
                 changes: AtomicUsize::new(0),
@@ -109,16 +146,21 @@ impl StoreSet {
             .contains(id)
     }
 
-    /// Choose `count` distinct healthy stores for a new segment: shard `i`
-    /// goes to element `i`. Successive calls start at successive stores.
+    /// The failure domain of a store (the default for an unknown one).
+    pub fn domain(&self, id: &str) -> Domain {
+        self.inner.domains.get(id).cloned().unwrap_or_default()
+    }
+
+    /// Choose `count` distinct healthy stores for a new segment, spread over
+    /// zones and nodes (see the module docs): shard `i` goes to element `i`.
+    /// Successive calls start at successive zones.
     pub fn choose(&self, count: usize) -> Result<Vec<Arc<dyn ShardStore>>, PlacementError> {
-        let healthy: Vec<&Arc<dyn ShardStore>> = {
+        let healthy: Vec<&String> = {
             let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
             self.inner
                 .stores
-                .iter()
-                .filter(|(id, _)| !down.contains(*id))
-                .map(|(_, s)| s)
+                .keys()
+                .filter(|id| !down.contains(*id))
                 .collect()
         };
         if healthy.len() < count || count == 0 {
@@ -127,10 +169,60 @@ impl StoreSet {
                 available: healthy.len(),
             });
         }
-        let start = self.inner.cursor.fetch_add(1, Ordering::Relaxed) % healthy.len();
-        Ok((0..count)
-            .map(|i| Arc::clone(healthy[(start + i) % healthy.len()]))
+        let turn = self.inner.cursor.fetch_add(1, Ordering::Relaxed);
+        Ok(self
+            .spread(&healthy, count, turn)
+            .into_iter()
+            .filter_map(|id| self.get(id))
             .collect())
+    }
+
+    /// `count` of `ids` (at least that many), one zone after another from
+    /// zone `turn`, inside a zone one node after another.
+    fn spread<'a>(&self, ids: &[&'a String], count: usize, turn: usize) -> Vec<&'a String> {
+        // zone -> node -> stores, every level in a fixed order.
+        let mut zones: BTreeMap<_, BTreeMap<u64, Vec<&'a String>>> = BTreeMap::new();
+        for &id in ids {
+            let domain = self.inner.domains.get(id.as_str());
+            let (zone, node) = match domain {
+                Some(d) => (d.zone_key(), d.node),
+                None => ((None, Err(0)), 0),
+            };
+            zones
+                .entry(zone)
+                .or_default()
+                .entry(node)
+                .or_default()
+                .push(id);
+        }
+        // Each zone as a queue of its stores, nodes interleaved.
+        let mut queues: Vec<std::collections::VecDeque<&'a String>> = zones
+            .into_values()
+            .map(|nodes| {
+                let mut queue = interleave(nodes.into_values().collect());
+                let len = queue.len().max(1);
+                queue.rotate_left(turn % len);
+                queue
+            })
+            .collect();
+        let first = turn % queues.len().max(1);
+        queues.rotate_left(first);
+        let mut chosen = Vec::with_capacity(count);
+        while chosen.len() < count {
+            let before = chosen.len();
+            for queue in queues.iter_mut() {
+                if chosen.len() == count {
+                    break;
+                }
+                if let Some(id) = queue.pop_front() {
+                    chosen.push(id);
+                }
+            }
+            if chosen.len() == before {
+                break;
+            }
+        }
+        chosen
     }
 
     /// Choose `count` distinct stores for a new segment that tolerates
@@ -149,26 +241,23 @@ impl StoreSet {
                 skipped: Vec::new(),
             });
         }
-        let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
-        let (mut healthy, unhealthy): (Vec<_>, Vec<_>) = self
-            .inner
-            .stores
-            .iter()
-            .partition(|(id, _)| !down.contains(*id));
+        let (healthy, unhealthy): (Vec<&String>, Vec<&String>) = {
+            let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
+            self.inner.stores.keys().partition(|id| !down.contains(*id))
+        };
         if healthy.len() < quorum.max(1) || self.inner.stores.len() < count {
             return Err(PlacementError::NotEnoughStores {
                 needed: quorum.max(1),
                 available: healthy.len(),
             });
         }
-        let start = self.inner.cursor.fetch_add(1, Ordering::Relaxed) % healthy.len();
-        healthy.rotate_left(start);
+        let turn = self.inner.cursor.fetch_add(1, Ordering::Relaxed);
         let written = healthy.len().min(count);
-        let chosen: Vec<Arc<dyn ShardStore>> = healthy
+        let chosen: Vec<Arc<dyn ShardStore>> = self
+            .spread(&healthy, written, turn)
             .into_iter()
-            .take(written)
             .chain(unhealthy.into_iter().take(count - written))
-            .map(|(_, s)| Arc::clone(s))
+            .filter_map(|id| self.get(id))
             .collect();
         let skipped = (written..count).map(|i| i as u16).collect();
         Ok(WritePlacement {
@@ -207,6 +296,20 @@ impl StoreSet {
             .iter()
             .map(|id| self.get(id).filter(|_| !self.is_down(id)))
             .collect()
+    }
+}
+
+/// One queue of the stores of several nodes: the first store of each node,
+/// then the second of each, and so on.
+fn interleave<T>(nodes: Vec<Vec<T>>) -> std::collections::VecDeque<T> {
+    let mut iters: Vec<_> = nodes.into_iter().map(Vec::into_iter).collect();
+    let mut out = std::collections::VecDeque::new();
+    loop {
+        let before = out.len();
+        out.extend(iters.iter_mut().filter_map(Iterator::next));
+        if out.len() == before {
+            return out;
+        }
     }
 }
 
@@ -302,5 +405,92 @@ mod tests {
         s.set_down("m6", true);
         s.set_down("m7", true);
         assert!(s.repair_target(&placement, 3).is_none());
+    }
+
+    /// A set of stores given as (zone, node) per store; zone `None`: the
+    /// node is its own zone.
+    fn domains(layout: &[(Option<u8>, u64)]) -> StoreSet {
+        StoreSet::with_domains(layout.iter().enumerate().map(|(i, (zone, node))| {
+            let store = Arc::new(Memory::new(format!("s{i:03}"))) as Arc<dyn ShardStore>;
+            let domain = Domain {
+                site: None,
+                zone: zone.map(|z| format!("z{z}")),
+                node: *node,
+            };
+            (store, domain)
+        }))
+    }
+
+    /// The most shards any zone must hold when `count` shards are spread
+    /// as evenly as zones of these sizes allow (water filling).
+    fn best_max_per_zone(sizes: &[usize], count: usize) -> usize {
+        (1..=count)
+            .find(|cap| sizes.iter().map(|s| (*s).min(*cap)).sum::<usize>() >= count)
+            .unwrap_or(count)
+    }
+
+    fn per<K: Ord>(keys: impl Iterator<Item = K>) -> BTreeMap<K, usize> {
+        let mut out = BTreeMap::new();
+        for k in keys {
+            *out.entry(k).or_default() += 1;
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn segments_spread_over_zones_and_nodes_as_evenly_as_possible(
+            layout in proptest::collection::vec((proptest::option::of(0u8..5), 0u64..8), 6..30),
+            k in 1usize..8,
+            m in 0usize..4,
+            turns in 0usize..20,
+        ) {
+            let count = k + m;
+            proptest::prop_assume!(layout.len() >= count);
+            let set = domains(&layout);
+            for _ in 0..turns {
+                set.choose(count).unwrap();
+            }
+            let chosen = ids(&set.choose(count).unwrap());
+            proptest::prop_assert_eq!(chosen.iter().collect::<BTreeSet<_>>().len(), count);
+            let zone_of = |id: &String| {
+                let d = set.domain(id);
+                (d.zone.is_none().then_some(d.node), d.zone)
+            };
+            let sizes = per(set.all().iter().map(|s| zone_of(&s.id().to_owned())));
+            let used = per(chosen.iter().map(zone_of));
+            let best = best_max_per_zone(&sizes.values().copied().collect::<Vec<_>>(), count);
+            // No zone holds more than the most even spread needs ...
+            proptest::prop_assert!(used.values().all(|n| *n <= best), "{used:?} best {best}");
+            // ... so with enough zones, none holds more than m: losing a
+            // zone loses no data.
+            if m > 0 && sizes.len() * m >= count && sizes.values().all(|s| *s >= m) {
+                proptest::prop_assert!(used.values().all(|n| *n <= m), "{used:?} m {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn four_zones_of_two_nodes_hold_at_most_two_shards_each() {
+        // 8 nodes of 2 disks in 4 zones, 4+2: every zone gets one or two
+        // shards, never two on one node while another node of it is free.
+        let layout: Vec<(Option<u8>, u64)> = (0..16)
+            .map(|i| (Some((i / 4) as u8), (i / 2) as u64))
+            .collect();
+        let set = domains(&layout);
+        let mut first_zones = BTreeSet::new();
+        for _ in 0..8 {
+            let chosen = ids(&set.choose(6).unwrap());
+            let zones = per(chosen.iter().map(|id| set.domain(id).zone));
+            assert!(zones.values().all(|n| (1..=2).contains(n)), "{zones:?}");
+            let nodes = per(chosen.iter().map(|id| set.domain(id).node));
+            assert!(nodes.values().all(|n| *n == 1), "{nodes:?}");
+            first_zones.insert(set.domain(&chosen[0]).zone);
+        }
+        assert_eq!(
+            first_zones.len(),
+            4,
+            "the first shard moves from zone to zone"
+        );
     }
 }
