@@ -27,6 +27,9 @@ pub const DEFAULT_READ_BUFFER: usize = 32 << 20;
 pub const DEFAULT_GC_GRACE_SECS: u64 = 60;
 /// Default of [`Config::orphan_grace`], in seconds.
 pub const DEFAULT_ORPHAN_GRACE_SECS: u64 = 3600;
+/// Default of [`Config::repair_grace`], in seconds: Ceph's choice (its
+/// `mon_osd_down_out_interval`), long enough for a reboot or a brief outage.
+pub const DEFAULT_REPAIR_GRACE_SECS: u64 = 600;
 /// Default of [`Config::repair_rate`], in MiB/s.
 pub const DEFAULT_REPAIR_RATE_MIB: u64 = 512;
 /// Default of [`Config::scrub_interval`], in days.
@@ -95,6 +98,9 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// Bytes per second repair may rebuild (0: no limit).
     pub repair_rate: u64,
+    /// How long a store may be down before its shards are rebuilt on
+    /// other stores (before that, repair waits for it to come back).
+    pub repair_grace: Duration,
     /// How long a full scrub pass (every shard's checksums read) is spread
     /// over; a pass starts when the previous one is this old.
     pub scrub_interval: Duration,
@@ -187,6 +193,7 @@ impl Config {
             orphan_grace: Duration::from_secs(DEFAULT_ORPHAN_GRACE_SECS),
             sweep_interval: Duration::from_secs(6 * 3600),
             repair_rate: DEFAULT_REPAIR_RATE_MIB << 20,
+            repair_grace: Duration::from_secs(DEFAULT_REPAIR_GRACE_SECS),
             scrub_interval: Duration::from_secs(DEFAULT_SCRUB_INTERVAL_DAYS * 86_400),
             scrub_rate: DEFAULT_SCRUB_RATE_MIB << 20,
             cluster_tls: None,
@@ -281,6 +288,9 @@ pub struct ConfigLayer {
     /// MiB per second repair may rebuild, 0 for no limit [default: 512]
     #[arg(long, env = "TESSERA_REPAIR_RATE_MIB")]
     pub repair_rate_mib: Option<u64>,
+    /// Seconds a store may be down before its shards are rebuilt elsewhere [default: 600]
+    #[arg(long, env = "TESSERA_REPAIR_GRACE_SECS")]
+    pub repair_grace_secs: Option<u64>,
     /// Days a full scrub pass is spread over [default: 30]
     #[arg(long, env = "TESSERA_SCRUB_INTERVAL_DAYS")]
     pub scrub_interval_days: Option<u64>,
@@ -334,6 +344,7 @@ impl ConfigLayer {
             gc_grace_secs: self.gc_grace_secs.or(lower.gc_grace_secs),
             orphan_grace_secs: self.orphan_grace_secs.or(lower.orphan_grace_secs),
             repair_rate_mib: self.repair_rate_mib.or(lower.repair_rate_mib),
+            repair_grace_secs: self.repair_grace_secs.or(lower.repair_grace_secs),
             scrub_interval_days: self.scrub_interval_days.or(lower.scrub_interval_days),
             scrub_rate_mib: self.scrub_rate_mib.or(lower.scrub_rate_mib),
             cluster_ca: self.cluster_ca.or(lower.cluster_ca),
@@ -430,6 +441,9 @@ impl ConfigLayer {
         }
         if let Some(v) = self.repair_rate_mib {
             cfg.repair_rate = v.saturating_mul(1 << 20);
+        }
+        if let Some(v) = self.repair_grace_secs {
+            cfg.repair_grace = Duration::from_secs(v);
         }
         if let Some(v) = self.scrub_interval_days {
             if v == 0 {

@@ -52,6 +52,7 @@ use datadir::DataDir;
 use leases::ReadLeases;
 use placement::{Domain, StoreSet};
 use s3::{Gateway, GatewaySettings};
+use workers::evacuate::EvacuateJob;
 use workers::gc::GcJob;
 use workers::health::HealthWorker;
 use workers::job::{self, Jobs};
@@ -228,13 +229,15 @@ impl Server {
             config.scrub_rate,
             dir.scrub_state_path(),
         );
-        let sweep = SweepJob::new(data, config.orphan_grace, config.sweep_interval);
+        let sweep = SweepJob::new(data.clone(), config.orphan_grace, config.sweep_interval);
+        let evacuate = EvacuateJob::new(data, jobs.clone(), config.repair_grace);
         let workers = vec![
             tokio::spawn(health.run(stop.clone())),
             job::spawn(&jobs, "gc", gc, config.job_interval, &stop),
             job::spawn(&jobs, "repair", repair, config.job_interval, &stop),
             job::spawn(&jobs, "scrub", scrub, config.job_interval, &stop),
             job::spawn(&jobs, "sweep", sweep, config.job_interval, &stop),
+            job::spawn(&jobs, "evacuate", evacuate, config.job_interval, &stop),
             tokio::spawn(workers::buffers::free_when_idle(write_budget, stop.clone())),
         ];
         tracing::info!(%s3_addr, %admin_addr, tls = is_tls, data_dir = %config.data_dir.display(), "tessera serving");

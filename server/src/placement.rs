@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use tessera_storage::ShardStore;
 
@@ -56,6 +57,11 @@ impl Domain {
         let zone = self.zone.as_deref().ok_or(self.node);
         (self.site.as_deref(), zone)
     }
+
+    fn zone_key_owned(&self) -> (Option<String>, Result<String, u64>) {
+        let (site, zone) = self.zone_key();
+        (site.map(str::to_owned), zone.map(str::to_owned))
+    }
 }
 
 /// The known shard stores by id (cheap to clone: shared inside).
@@ -68,7 +74,10 @@ pub struct StoreSet {
 struct Inner {
     stores: BTreeMap<String, Arc<dyn ShardStore>>,
     domains: BTreeMap<String, Domain>,
-    down: RwLock<BTreeSet<String>>,
+    /// Stores reported down, with when they went down.
+    down: RwLock<BTreeMap<String, Instant>>,
+    /// Stores down past the repair grace: their shards are rebuilt elsewhere.
+    lost: RwLock<BTreeSet<String>>,
     cursor: AtomicUsize,
     changes: AtomicUsize,
 }
@@ -92,6 +101,7 @@ impl StoreSet {
                 stores: by_id,
                 domains,
                 down: RwLock::default(),
+                lost: RwLock::default(),
                 cursor: AtomicUsize::new(0),
                 changes: AtomicUsize::new(0),
             }),
@@ -118,21 +128,71 @@ impl StoreSet {
         self.inner.stores.is_empty()
     }
 
-    /// Mark a store down (skipped by placement and reads) or up again.
+    /// Mark a store down (skipped by placement and reads) or up again (no
+    /// longer lost either).
     pub fn set_down(&self, id: &str, down: bool) {
         let mut set = self.inner.down.write().unwrap_or_else(|e| e.into_inner());
         let changed = if down {
-            set.insert(id.to_owned())
+            !set.contains_key(id) && set.insert(id.to_owned(), Instant::now()).is_none()
         } else {
-            set.remove(id)
+            set.remove(id).is_some()
         };
+        if !down {
+            self.inner
+                .lost
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+        }
         if changed {
             self.inner.changes.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// How many times a store went down or came back up: work that waited
-    /// for a store may try again when this moves.
+    /// Declares lost the stores down for longer than `grace`: repair then
+    /// rebuilds their shards on other stores instead of waiting for them.
+    /// Returns the stores lost by this call.
+    pub fn declare_lost(&self, grace: Duration) -> Vec<String> {
+        let overdue: Vec<String> = self
+            .inner
+            .down
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, since)| since.elapsed() >= grace)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut lost = self.inner.lost.write().unwrap_or_else(|e| e.into_inner());
+        let newly: Vec<String> = overdue
+            .into_iter()
+            .filter(|id| lost.insert(id.clone()))
+            .collect();
+        if !newly.is_empty() {
+            self.inner.changes.fetch_add(1, Ordering::Relaxed);
+        }
+        newly
+    }
+
+    /// Whether a store is lost (down past the repair grace).
+    pub fn is_lost(&self, id: &str) -> bool {
+        self.inner
+            .lost
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
+    }
+
+    /// The stores lost now.
+    pub fn lost(&self) -> BTreeSet<String> {
+        self.inner
+            .lost
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// How many times a store went down, came back up or was declared
+    /// lost: work that waited for a store may try again when this moves.
     pub fn changes(&self) -> usize {
         self.inner.changes.load(Ordering::Relaxed)
     }
@@ -143,7 +203,7 @@ impl StoreSet {
             .down
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(id)
+            .contains_key(id)
     }
 
     /// The failure domain of a store (the default for an unknown one).
@@ -160,7 +220,7 @@ impl StoreSet {
             self.inner
                 .stores
                 .keys()
-                .filter(|id| !down.contains(*id))
+                .filter(|id| !down.contains_key(*id))
                 .collect()
         };
         if healthy.len() < count || count == 0 {
@@ -243,7 +303,10 @@ impl StoreSet {
         }
         let (healthy, unhealthy): (Vec<&String>, Vec<&String>) = {
             let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
-            self.inner.stores.keys().partition(|id| !down.contains(*id))
+            self.inner
+                .stores
+                .keys()
+                .partition(|id| !down.contains_key(*id))
         };
         if healthy.len() < quorum.max(1) || self.inner.stores.len() < count {
             return Err(PlacementError::NotEnoughStores {
@@ -267,26 +330,40 @@ impl StoreSet {
     }
 
     /// Where to rebuild shard `index` of a segment placed on `placement`:
-    /// its own store when that is known and up, otherwise a healthy store
-    /// holding no other shard of the segment (rotating among them).
+    /// its own store when that is up; nowhere yet when it is down but not
+    /// lost (it may come back within the grace); otherwise (lost, or
+    /// unknown) a healthy store holding no other shard of the segment,
+    /// preferring zones holding the fewest of its shards.
     pub fn repair_target(&self, placement: &[String], index: usize) -> Option<Arc<dyn ShardStore>> {
-        if let Some(own) = placement.get(index).and_then(|id| self.get(id))
-            && !self.is_down(own.id())
-        {
-            return Some(own);
+        if let Some(own) = placement.get(index).and_then(|id| self.get(id)) {
+            if !self.is_down(own.id()) {
+                return Some(own);
+            }
+            if !self.is_lost(own.id()) {
+                return None;
+            }
         }
-        let candidates: Vec<Arc<dyn ShardStore>> = self
+        let zone_load = |id: &String| {
+            let zone = self.domain(id).zone_key_owned();
+            placement
+                .iter()
+                .enumerate()
+                .filter(|(i, other)| *i != index && self.domain(other).zone_key_owned() == zone)
+                .count()
+        };
+        let candidates: Vec<&String> = self
             .inner
             .stores
-            .iter()
-            .filter(|(id, _)| !placement.contains(id) && !self.is_down(id))
-            .map(|(_, s)| Arc::clone(s))
+            .keys()
+            .filter(|id| !placement.contains(id) && !self.is_down(id))
             .collect();
-        if candidates.is_empty() {
-            return None;
-        }
-        let start = self.inner.cursor.fetch_add(1, Ordering::Relaxed) % candidates.len();
-        candidates.into_iter().nth(start)
+        let least = candidates.iter().map(|id| zone_load(id)).min()?;
+        let best: Vec<&String> = candidates
+            .into_iter()
+            .filter(|id| zone_load(id) == least)
+            .collect();
+        let start = self.inner.cursor.fetch_add(1, Ordering::Relaxed) % best.len();
+        self.get(best[start])
     }
 
     /// The stores holding shards `0..placement.len()` of a segment, `None`
@@ -398,6 +475,11 @@ mod tests {
         let placement: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
         assert_eq!(s.repair_target(&placement, 3).unwrap().id(), "m3");
         s.set_down("m3", true);
+        // Down within the grace: wait for it.
+        assert!(s.repair_target(&placement, 3).is_none());
+        assert!(s.declare_lost(Duration::from_secs(60)).is_empty());
+        assert_eq!(s.declare_lost(Duration::ZERO), vec!["m3".to_owned()]);
+        assert!(s.declare_lost(Duration::ZERO).is_empty());
         for _ in 0..4 {
             let t = s.repair_target(&placement, 3).unwrap();
             assert!(["m6", "m7"].contains(&t.id()), "{}", t.id());
@@ -405,6 +487,10 @@ mod tests {
         s.set_down("m6", true);
         s.set_down("m7", true);
         assert!(s.repair_target(&placement, 3).is_none());
+        // Back up: neither down nor lost, and home again.
+        s.set_down("m3", false);
+        assert!(!s.is_lost("m3"));
+        assert_eq!(s.repair_target(&placement, 3).unwrap().id(), "m3");
     }
 
     /// A set of stores given as (zone, node) per store; zone `None`: the

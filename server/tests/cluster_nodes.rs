@@ -77,7 +77,7 @@ fn write_identity(dir: &Path, name: &str, tls: &ClusterTls) -> String {
 fn shard_files(root: &Path) -> Vec<PathBuf> {
     common::tree(root)
         .into_iter()
-        .filter(|p| p.components().any(|c| c.as_os_str() == "shards"))
+        .filter(|p| p.is_file() && p.components().any(|c| c.as_os_str() == "shards"))
         .collect()
 }
 
@@ -199,6 +199,131 @@ async fn a_gateway_stores_on_nodes_and_reads_through_a_killed_one() {
             body,
             "{key} after node 2 died"
         );
+    }
+    drop(gateway);
+}
+
+/// Starts `count` nodes of one disk each, each its own zone.
+async fn start_nodes(
+    dir: &Path,
+    ca: &ClusterCa,
+    count: u64,
+) -> Vec<(u64, String, PathBuf, Process)> {
+    let mut nodes = Vec::new();
+    for n in 1..=count {
+        let tls = write_identity(
+            dir,
+            &format!("node-{n}"),
+            &ca.issue(&format!("node-{n}"), &[]).unwrap(),
+        );
+        let config = dir.join(format!("node-{n}.toml"));
+        let data = dir.join(format!("node-{n}"));
+        std::fs::write(
+            &config,
+            format!("id = {n}\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\ndisks = 1\n{tls}"),
+        )
+        .unwrap();
+        let node = spawn(
+            &["node", "--config", config.to_str().unwrap()],
+            "Tessera storage node",
+        )
+        .await;
+        let addr = node
+            .announced
+            .split(" on ")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .to_owned();
+        nodes.push((n, addr, data, node));
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let mut nodes = start_nodes(dir.path(), &ca, 8).await;
+    let gateway_tls = write_identity(
+        dir.path(),
+        "gateway-1",
+        &ca.issue("gateway-1", &[]).unwrap(),
+    );
+    let mut config = format!(
+        "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\nrepair_grace_secs = 1\n{gateway_tls}",
+        dir.path().join("gateway-1"),
+        common::TEST_ACCESS_KEY,
+        common::TEST_SECRET_KEY,
+    );
+    for (n, addr, _, _) in &nodes {
+        config.push_str(&format!("[[nodes]]\nid = {n}\naddr = \"{addr}\"\n"));
+    }
+    let config_path = dir.path().join("gateway-1.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let gateway = spawn(
+        &["serve", "--config", config_path.to_str().unwrap()],
+        "Tessera S3 API on ",
+    )
+    .await;
+    let url = gateway.announced["Tessera S3 API on ".len()..]
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    let s3 = common::client_for(&url, common::TEST_ACCESS_KEY, common::TEST_SECRET_KEY);
+
+    // Objects of one segment each, all past the inline threshold: six
+    // shards apiece on six of the eight nodes.
+    s3.create_bucket().bucket("nodes").send().await.unwrap();
+    let mut objects = Vec::new();
+    for i in 0..40usize {
+        let size = 5_000 + i * 37_000;
+        let body: Vec<u8> = (0..size).map(|j| (j * 13 + i) as u8).collect();
+        let key = format!("obj-{i}");
+        s3.put_object()
+            .bucket("nodes")
+            .key(&key)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+        objects.push((key, body));
+    }
+    let shards_on = |nodes: &[(u64, String, PathBuf, Process)]| -> usize {
+        nodes
+            .iter()
+            .map(|(_, _, data, _)| shard_files(data).len())
+            .sum()
+    };
+    assert_eq!(shards_on(&nodes), 6 * objects.len());
+
+    // Two nodes die. Past the grace their shards are rebuilt on the
+    // others, until every object has six shards on live nodes again.
+    for _ in 0..2 {
+        let (_, _, _, mut dead) = nodes.remove(0);
+        dead.child.start_kill().unwrap();
+        dead.child.wait().await.unwrap();
+    }
+    let restored =
+        common::eventually(90, || async { shards_on(&nodes) == 6 * objects.len() }).await;
+    assert!(
+        restored,
+        "{} of {} shards on live nodes",
+        shards_on(&nodes),
+        6 * objects.len()
+    );
+
+    // Proof: two *other* nodes die too, and every object still reads back.
+    for _ in 0..2 {
+        let (_, _, _, mut dead) = nodes.remove(2);
+        dead.child.start_kill().unwrap();
+        dead.child.wait().await.unwrap();
+    }
+    for (key, body) in &objects {
+        assert_eq!(&common::get_bytes(&s3, "nodes", key).await, body, "{key}");
     }
     drop(gateway);
 }

@@ -10,6 +10,7 @@
 //! - [`health`]: probes the shard stores and publishes store and raft state.
 
 pub mod buffers;
+pub mod evacuate;
 pub mod gc;
 pub mod health;
 pub mod job;

@@ -5,8 +5,10 @@
 //! it first checks the shard where it is: a shard that reads back intact
 //! (a report from a read that only timed out, a disk that came back) is
 //! kept as it is. Otherwise the shard is rebuilt from k others onto its own
-//! store when that is up, or onto a healthy store that holds no other shard
-//! of the segment, and read back and verified there. Only then does one
+//! store when that is up; when it is down, repair waits for it until the
+//! repair grace declares it lost (see `evacuate`), then rebuilds onto a
+//! healthy store that holds no other shard of the segment, and reads it
+//! back and verifies it there. Only then does one
 //! `CompleteRepair` move the placement and take the shards off the queue;
 //! a crash before that leaves them queued and the rebuilt file an orphan
 //! for the sweep. A segment that failed waits, doubling each time, before
@@ -95,6 +97,9 @@ impl RepairJob {
                 return out;
             }
         };
+        // Where the shards are as this repair moves them: a second shard
+        // rebuilt elsewhere must not land beside the first.
+        let mut placement = segment.placement.clone();
         for &index in &item.shards {
             let id = location::shard_id(segment, index);
             let Some(home) = segment.placement.get(usize::from(index)) else {
@@ -117,7 +122,7 @@ impl RepairJob {
             let Some(target) = self
                 .data
                 .stores()
-                .repair_target(&segment.placement, usize::from(index))
+                .repair_target(&placement, usize::from(index))
             else {
                 tracing::warn!(shard = %id, "repair: no healthy store can take the shard");
                 out.failed += 1;
@@ -144,6 +149,9 @@ impl RepairJob {
                         .shard_file_len(summary.trailer.size, usize::from(index));
                     tracing::info!(shard = %id, store = target.id(), "repair: shard rebuilt and verified");
                     out.rebuilt.push((index, target.id().to_owned()));
+                    if let Some(slot) = placement.get_mut(usize::from(index)) {
+                        target.id().clone_into(slot);
+                    }
                     out.bytes += bytes;
                     self.rate.take(bytes).await;
                 }

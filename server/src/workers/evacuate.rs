@@ -1,0 +1,129 @@
+//! Evacuation: once a store has been down for longer than the repair grace
+//! it is declared lost, and every shard it held is queued for repair, so
+//! repair rebuilds them on other stores even where nothing reads them.
+//!
+//! The walk reads only metadata: the segment index, a page per step. A
+//! store lost while a walk is under way restarts the walk for all of them;
+//! a store that comes back is forgotten (its shards are where they were,
+//! and what was already rebuilt elsewhere stays there).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tessera_raft::command::Command;
+use tessera_raft::model::WorkItem;
+
+use super::job::{Job, JobError, Jobs, Pass, Progress};
+use crate::data::DataPlane;
+
+/// Segments read per step.
+const PAGE: usize = 256;
+
+/// A walk of the segment index under way.
+struct Walk {
+    /// The lost stores whose shards it queues.
+    stores: BTreeSet<String>,
+    /// The last segment key it looked at.
+    cursor: Option<[u8; 20]>,
+}
+
+/// The evacuation job.
+pub struct EvacuateJob {
+    data: DataPlane,
+    jobs: Jobs,
+    grace: Duration,
+    /// Lost stores whose every shard has been queued.
+    evacuated: BTreeSet<String>,
+    walk: Option<Walk>,
+}
+
+impl EvacuateJob {
+    /// Evacuates the data plane's stores down for longer than `grace`,
+    /// waking repair (in `jobs`) as it queues their shards.
+    pub fn new(data: DataPlane, jobs: Jobs, grace: Duration) -> Self {
+        EvacuateJob {
+            data,
+            jobs,
+            grace,
+            evacuated: BTreeSet::new(),
+            walk: None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Job for EvacuateJob {
+    async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError> {
+        let stores = self.data.stores();
+        for id in stores.declare_lost(self.grace) {
+            tracing::warn!(store = %id, grace = ?self.grace, "store down past the repair grace: rebuilding its shards elsewhere");
+        }
+        let status = self.data.meta().status();
+        if status.leader != Some(status.id) {
+            return Ok(Pass::Idle);
+        }
+        let lost = stores.lost();
+        self.evacuated.retain(|id| lost.contains(id));
+        let pending: BTreeSet<String> = lost.difference(&self.evacuated).cloned().collect();
+        match &mut self.walk {
+            None if pending.is_empty() => return Ok(Pass::Idle),
+            Some(walk) if pending.is_subset(&walk.stores) => {}
+            _ => {
+                self.walk = Some(Walk {
+                    stores: pending,
+                    cursor: None,
+                })
+            }
+        }
+        let Some(walk) = self.walk.as_mut() else {
+            return Ok(Pass::Idle);
+        };
+        let cursor = walk.cursor;
+        let page = self
+            .data
+            .meta()
+            .read_local(move |view| view.segments_after(cursor, PAGE))
+            .await?;
+        let mut queued = 0u64;
+        for (key, record) in &page {
+            let segment = &record.segment;
+            let shards: Vec<u16> = segment
+                .placement
+                .iter()
+                .enumerate()
+                .filter(|(_, store)| walk.stores.contains(*store))
+                .filter_map(|(i, _)| u16::try_from(i).ok())
+                .collect();
+            walk.cursor = Some(*key);
+            if shards.is_empty() {
+                continue;
+            }
+            let item = WorkItem::Repair {
+                bucket: String::new(),
+                key: String::new(),
+                version_id: String::new(),
+                object_id: segment.object_id,
+                part: segment.part,
+                shards,
+            };
+            self.data
+                .meta()
+                .write(Command::EnqueueWork { item })
+                .await?;
+            queued += 1;
+        }
+        progress.done(queued, 0);
+        if queued > 0 {
+            self.jobs.wake("repair");
+        }
+        if page.len() < PAGE {
+            tracing::info!(stores = ?walk.stores, "evacuation: every shard of the lost stores is queued for repair");
+            self.evacuated.extend(std::mem::take(&mut walk.stores));
+            self.walk = None;
+            progress.set_queued(0);
+            return Ok(Pass::Idle);
+        }
+        progress.set_queued(walk.stores.len() as u64);
+        Ok(Pass::More)
+    }
+}
