@@ -86,66 +86,8 @@ async fn a_gateway_stores_on_nodes_and_reads_through_a_killed_one() {
     let dir = tempfile::tempdir().unwrap();
     let ca = ClusterCa::generate("test cluster CA").unwrap();
 
-    let mut nodes = Vec::new();
-    for n in 1..=3u64 {
-        let tls = write_identity(
-            dir.path(),
-            &format!("node-{n}"),
-            &ca.issue(&format!("node-{n}"), &[]).unwrap(),
-        );
-        let config = dir.path().join(format!("node-{n}.toml"));
-        let data = dir.path().join(format!("node-{n}"));
-        std::fs::write(
-            &config,
-            format!("id = {n}\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\ndisks = 2\nzone = \"z{n}\"\n{tls}"),
-        )
-        .unwrap();
-        let node = spawn(
-            &["node", "--config", config.to_str().unwrap()],
-            "Tessera storage node",
-        )
-        .await;
-        let addr = node
-            .announced
-            .split(" on ")
-            .nth(1)
-            .unwrap()
-            .split(',')
-            .next()
-            .unwrap()
-            .to_owned();
-        nodes.push((n, addr, data, node));
-    }
-
-    let gateway_tls = write_identity(
-        dir.path(),
-        "gateway-1",
-        &ca.issue("gateway-1", &[]).unwrap(),
-    );
-    let mut config = format!(
-        "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\n{gateway_tls}",
-        dir.path().join("gateway-1"),
-        common::TEST_ACCESS_KEY,
-        common::TEST_SECRET_KEY,
-    );
-    for (n, addr, _, _) in &nodes {
-        config.push_str(&format!(
-            "[[nodes]]\nid = {n}\naddr = \"{addr}\"\nzone = \"z{n}\"\n"
-        ));
-    }
-    let config_path = dir.path().join("gateway-1.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let gateway = spawn(
-        &["serve", "--config", config_path.to_str().unwrap()],
-        "Tessera S3 API on ",
-    )
-    .await;
-    let url = gateway.announced["Tessera S3 API on ".len()..]
-        .split(',')
-        .next()
-        .unwrap()
-        .to_owned();
-    let s3 = common::client_for(&url, common::TEST_ACCESS_KEY, common::TEST_SECRET_KEY);
+    let mut nodes = start_nodes(dir.path(), &ca, 3, 2).await;
+    let (gateway, s3) = start_gateway(dir.path(), &ca, &nodes, "").await;
 
     s3.create_bucket().bucket("nodes").send().await.unwrap();
     let sizes = [0usize, 100, 5_000, 70_000, 1 << 20, 3 * (1 << 20) + 17];
@@ -203,11 +145,12 @@ async fn a_gateway_stores_on_nodes_and_reads_through_a_killed_one() {
     drop(gateway);
 }
 
-/// Starts `count` nodes of one disk each, each its own zone.
+/// Starts `count` nodes of `disks` disks each, each node its own zone.
 async fn start_nodes(
     dir: &Path,
     ca: &ClusterCa,
     count: u64,
+    disks: usize,
 ) -> Vec<(u64, String, PathBuf, Process)> {
     let mut nodes = Vec::new();
     for n in 1..=count {
@@ -220,7 +163,9 @@ async fn start_nodes(
         let data = dir.join(format!("node-{n}"));
         std::fs::write(
             &config,
-            format!("id = {n}\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\ndisks = 1\n{tls}"),
+            format!(
+                "id = {n}\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\ndisks = {disks}\n{tls}"
+            ),
         )
         .unwrap();
         let node = spawn(
@@ -242,26 +187,24 @@ async fn start_nodes(
     nodes
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = ClusterCa::generate("test cluster CA").unwrap();
-    let mut nodes = start_nodes(dir.path(), &ca, 8).await;
-    let gateway_tls = write_identity(
-        dir.path(),
-        "gateway-1",
-        &ca.issue("gateway-1", &[]).unwrap(),
-    );
+/// Starts a gateway over `nodes` with `extra` settings in its config file.
+async fn start_gateway(
+    dir: &Path,
+    ca: &ClusterCa,
+    nodes: &[(u64, String, PathBuf, Process)],
+    extra: &str,
+) -> (Process, aws_sdk_s3::Client) {
+    let gateway_tls = write_identity(dir, "gateway-1", &ca.issue("gateway-1", &[]).unwrap());
     let mut config = format!(
-        "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\nrepair_grace_secs = 1\n{gateway_tls}",
-        dir.path().join("gateway-1"),
+        "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\n{extra}{gateway_tls}",
+        dir.join("gateway-1"),
         common::TEST_ACCESS_KEY,
         common::TEST_SECRET_KEY,
     );
-    for (n, addr, _, _) in &nodes {
+    for (n, addr, _, _) in nodes {
         config.push_str(&format!("[[nodes]]\nid = {n}\naddr = \"{addr}\"\n"));
     }
-    let config_path = dir.path().join("gateway-1.toml");
+    let config_path = dir.join("gateway-1.toml");
     std::fs::write(&config_path, config).unwrap();
     let gateway = spawn(
         &["serve", "--config", config_path.to_str().unwrap()],
@@ -274,6 +217,105 @@ async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
         .unwrap()
         .to_owned();
     let s3 = common::client_for(&url, common::TEST_ACCESS_KEY, common::TEST_SECRET_KEY);
+    (gateway, s3)
+}
+
+/// Every shard file on `nodes`.
+fn all_shards(nodes: &[(u64, String, PathBuf, Process)]) -> std::collections::BTreeSet<PathBuf> {
+    nodes
+        .iter()
+        .flat_map(|(_, _, data, _)| shard_files(data))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rot_on_a_node_is_read_around_and_repaired_and_gc_empties_nodes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let nodes = start_nodes(dir.path(), &ca, 6, 1).await;
+    let (gateway, s3) = start_gateway(dir.path(), &ca, &nodes, "gc_grace_secs = 1\n").await;
+    s3.create_bucket().bucket("nodes").send().await.unwrap();
+
+    // Each object's shards: the files that appeared with it.
+    let mut objects = Vec::new();
+    for i in 0..12usize {
+        let before = all_shards(&nodes);
+        let body: Vec<u8> = (0..20_000 + i * 50_000)
+            .map(|j| (j * 7 + i) as u8)
+            .collect();
+        let key = format!("obj-{i}");
+        s3.put_object()
+            .bucket("nodes")
+            .key(&key)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+        let shards: std::collections::BTreeSet<PathBuf> =
+            all_shards(&nodes).difference(&before).cloned().collect();
+        assert_eq!(shards.len(), 6, "{key}");
+        objects.push((key, body, shards));
+    }
+
+    // Bit rot in a data shard on a node: reads never return it, and repair
+    // rebuilds the file byte for byte.
+    let rotten = objects[5]
+        .2
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("-0000"))
+        .unwrap()
+        .clone();
+    let original = std::fs::read(&rotten).unwrap();
+    let mut bad = original.clone();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 0x20;
+    std::fs::write(&rotten, &bad).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            common::get_bytes(&s3, "nodes", &objects[5].0).await,
+            objects[5].1
+        );
+    }
+    let healed = common::eventually(60, || async {
+        std::fs::read(&rotten).is_ok_and(|now| now == original)
+    })
+    .await;
+    assert!(healed, "the rotten shard was rebuilt on its node");
+
+    // Half the objects deleted: the nodes end up holding exactly the
+    // shards of the others.
+    for (key, _, _) in objects.iter().step_by(2) {
+        s3.delete_object()
+            .bucket("nodes")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    let kept: std::collections::BTreeSet<PathBuf> = objects
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .flat_map(|(_, _, s)| s.clone())
+        .collect();
+    let collected = common::eventually(60, || async { all_shards(&nodes) == kept }).await;
+    assert!(
+        collected,
+        "left: {:?}",
+        all_shards(&nodes).difference(&kept).collect::<Vec<_>>()
+    );
+    for (key, body, _) in objects.iter().skip(1).step_by(2) {
+        assert_eq!(&common::get_bytes(&s3, "nodes", key).await, body, "{key}");
+    }
+    drop(gateway);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let mut nodes = start_nodes(dir.path(), &ca, 8, 1).await;
+    let (gateway, s3) = start_gateway(dir.path(), &ca, &nodes, "repair_grace_secs = 1\n").await;
 
     // Objects of one segment each, all past the inline threshold: six
     // shards apiece on six of the eight nodes.
