@@ -77,7 +77,7 @@ pub struct AdminArgs {
 pub enum AdminCommand {
     /// Show metadata, store and readiness state.
     Status,
-    /// Show background jobs (gc, repair, scrub, sweep): queued, done, rate, ETA.
+    /// Show background jobs (gc, repair, scrub, sweep, evacuate): queued, done, rate, ETA.
     Jobs {
         /// Print JSON instead of a table
         #[arg(long)]
@@ -89,6 +89,9 @@ pub enum AdminCommand {
     /// Scrub: verify every stored block's checksum.
     #[command(subcommand)]
     Scrub(ScrubCommand),
+    /// Storage nodes and their stores.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Manage access keys.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -97,12 +100,20 @@ pub enum AdminCommand {
     Bucket(BucketCommand),
 }
 
+/// `tessera admin node …`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Every store by node: zone, and up, down or lost (down past the
+    /// repair grace, its shards being rebuilt elsewhere).
+    List,
+}
+
 /// `tessera admin job …`.
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
     /// Run a pass of the job now instead of at its next turn.
     Start {
-        /// The job: gc, repair, scrub or sweep
+        /// The job: gc, repair, scrub, sweep or evacuate
         name: String,
     },
 }
@@ -269,6 +280,10 @@ async fn admin(args: AdminArgs) -> Result<()> {
             let status = client.status().await?;
             println!("{}", serde_json::to_string_pretty(&status)?);
         }
+        AdminCommand::Node(NodeCommand::List) => {
+            let status = client.status().await?;
+            print!("{}", stores_table(&status.stores));
+        }
         AdminCommand::Jobs { json } => {
             let jobs = client.jobs().await?;
             if json {
@@ -360,6 +375,36 @@ async fn admin(args: AdminArgs) -> Result<()> {
 }
 
 /// The jobs as a table: one line each, with rate and ETA.
+fn stores_table(stores: &[crate::admin::StoreStatus]) -> String {
+    let mut rows: Vec<&crate::admin::StoreStatus> = stores.iter().collect();
+    rows.sort_by(|a, b| (a.node, &a.id).cmp(&(b.node, &b.id)));
+    let mut out = format!(
+        "{:<6} {:<10} {:<10} {:<20} {:<5}\n",
+        "NODE", "SITE", "ZONE", "STORE", "STATE"
+    );
+    for s in rows {
+        let node = if s.node == 0 {
+            "local".to_owned()
+        } else {
+            s.node.to_string()
+        };
+        let state = match (s.up, s.lost) {
+            (true, _) => "up",
+            (false, false) => "down",
+            (false, true) => "lost",
+        };
+        out.push_str(&format!(
+            "{:<6} {:<10} {:<10} {:<20} {:<5}\n",
+            node,
+            s.site.as_deref().unwrap_or("-"),
+            s.zone.as_deref().unwrap_or("-"),
+            s.id,
+            state
+        ));
+    }
+    out
+}
+
 fn jobs_table(jobs: &[crate::admin::JobReport]) -> String {
     let mut out = format!(
         "{:<8} {:>10} {:>10} {:>8} {:>12} {:>12} {:>10}\n",

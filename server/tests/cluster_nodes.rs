@@ -358,6 +358,19 @@ async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
         6 * objects.len()
     );
 
+    // The operator sees which stores are lost.
+    let admin_url = gateway.announced.split(", admin on ").nth(1).unwrap().to_owned();
+    let listing = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["admin", "--url", &admin_url, "--data-dir"])
+        .arg(dir.path().join("gateway-1"))
+        .args(["node", "list"])
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    let state = |s: &str| listing.lines().filter(|l| l.trim_end().ends_with(s)).count();
+    assert_eq!((state(" up"), state(" lost")), (6, 2), "{listing}");
+
     // Proof: two *other* nodes die too, and every object still reads back.
     for _ in 0..2 {
         let (_, _, _, mut dead) = nodes.remove(2);

@@ -164,9 +164,16 @@ impl AdminState {
             .stores
             .all()
             .iter()
-            .map(|s| StoreStatus {
-                id: s.id().to_owned(),
-                up: !self.stores.is_down(s.id()),
+            .map(|s| {
+                let domain = self.stores.domain(s.id());
+                StoreStatus {
+                    id: s.id().to_owned(),
+                    up: !self.stores.is_down(s.id()),
+                    lost: self.stores.is_lost(s.id()),
+                    node: domain.node,
+                    site: domain.site,
+                    zone: domain.zone,
+                }
             })
             .collect();
         Ok(Status {

@@ -127,6 +127,19 @@ pub struct StoreStatus {
     pub id: String,
     /// Whether it answered its last health probe.
     pub up: bool,
+    /// Whether it has been down past the repair grace (its shards are
+    /// being rebuilt elsewhere).
+    #[serde(default)]
+    pub lost: bool,
+    /// The storage node holding it (0: the gateway's own disks).
+    #[serde(default)]
+    pub node: u64,
+    /// Its site, when configured.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Its zone, when configured.
+    #[serde(default)]
+    pub zone: Option<String>,
 }
 
 /// An error answer.
