@@ -103,9 +103,16 @@ pub enum AdminCommand {
 /// `tessera admin node …`.
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
-    /// Every store by node: zone, and up, down or lost (down past the
-    /// repair grace, its shards being rebuilt elsewhere).
+    /// Every store by node: zone, and up, down, lost (down past the repair
+    /// grace, its shards being rebuilt elsewhere) or draining.
     List,
+    /// Move every shard off a storage node (it keeps serving reads until
+    /// then); when `tessera admin jobs` shows evacuate and repair idle, the
+    /// node holds nothing referenced and can be stopped and removed.
+    Drain {
+        /// The node's id
+        node: u64,
+    },
 }
 
 /// `tessera admin job …`.
@@ -280,6 +287,10 @@ async fn admin(args: AdminArgs) -> Result<()> {
             let status = client.status().await?;
             println!("{}", serde_json::to_string_pretty(&status)?);
         }
+        AdminCommand::Node(NodeCommand::Drain { node }) => {
+            let stores = client.drain_node(node).await?;
+            println!("node {node}: draining {}", stores.join(", "));
+        }
         AdminCommand::Node(NodeCommand::List) => {
             let status = client.status().await?;
             print!("{}", stores_table(&status.stores));
@@ -379,7 +390,7 @@ fn stores_table(stores: &[crate::admin::StoreStatus]) -> String {
     let mut rows: Vec<&crate::admin::StoreStatus> = stores.iter().collect();
     rows.sort_by(|a, b| (a.node, &a.id).cmp(&(b.node, &b.id)));
     let mut out = format!(
-        "{:<6} {:<10} {:<10} {:<20} {:<5}\n",
+        "{:<6} {:<10} {:<10} {:<20} {:<8}\n",
         "NODE", "SITE", "ZONE", "STORE", "STATE"
     );
     for s in rows {
@@ -388,13 +399,14 @@ fn stores_table(stores: &[crate::admin::StoreStatus]) -> String {
         } else {
             s.node.to_string()
         };
-        let state = match (s.up, s.lost) {
-            (true, _) => "up",
-            (false, false) => "down",
-            (false, true) => "lost",
+        let state = match (s.up, s.lost, s.draining) {
+            (_, _, true) => "draining",
+            (true, _, _) => "up",
+            (false, false, _) => "down",
+            (false, true, _) => "lost",
         };
         out.push_str(&format!(
-            "{:<6} {:<10} {:<10} {:<20} {:<5}\n",
+            "{:<6} {:<10} {:<10} {:<20} {:<8}\n",
             node,
             s.site.as_deref().unwrap_or("-"),
             s.zone.as_deref().unwrap_or("-"),

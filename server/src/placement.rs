@@ -78,6 +78,9 @@ struct Inner {
     down: RwLock<BTreeMap<String, Instant>>,
     /// Stores down past the repair grace: their shards are rebuilt elsewhere.
     lost: RwLock<BTreeSet<String>>,
+    /// Stores being drained by the operator: read from, never written to,
+    /// their shards moved elsewhere.
+    draining: RwLock<BTreeSet<String>>,
     cursor: AtomicUsize,
     changes: AtomicUsize,
 }
@@ -102,6 +105,7 @@ impl StoreSet {
                 domains,
                 down: RwLock::default(),
                 lost: RwLock::default(),
+                draining: RwLock::default(),
                 cursor: AtomicUsize::new(0),
                 changes: AtomicUsize::new(0),
             }),
@@ -182,6 +186,37 @@ impl StoreSet {
             .contains(id)
     }
 
+    /// Sets the stores being drained (as the metadata's node records say).
+    pub fn set_draining(&self, ids: BTreeSet<String>) {
+        let mut draining = self
+            .inner
+            .draining
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if *draining != ids {
+            *draining = ids;
+            self.inner.changes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a store is being drained.
+    pub fn is_draining(&self, id: &str) -> bool {
+        self.inner
+            .draining
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
+    }
+
+    /// The stores being drained now.
+    pub fn draining(&self) -> BTreeSet<String> {
+        self.inner
+            .draining
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The stores lost now.
     pub fn lost(&self) -> BTreeSet<String> {
         self.inner
@@ -217,10 +252,15 @@ impl StoreSet {
     pub fn choose(&self, count: usize) -> Result<Vec<Arc<dyn ShardStore>>, PlacementError> {
         let healthy: Vec<&String> = {
             let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
+            let draining = self
+                .inner
+                .draining
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
             self.inner
                 .stores
                 .keys()
-                .filter(|id| !down.contains_key(*id))
+                .filter(|id| !down.contains_key(*id) && !draining.contains(*id))
                 .collect()
         };
         if healthy.len() < count || count == 0 {
@@ -303,12 +343,18 @@ impl StoreSet {
         }
         let (healthy, unhealthy): (Vec<&String>, Vec<&String>) = {
             let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
+            let draining = self
+                .inner
+                .draining
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
             self.inner
                 .stores
                 .keys()
+                .filter(|id| !draining.contains(*id))
                 .partition(|id| !down.contains_key(*id))
         };
-        if healthy.len() < quorum.max(1) || self.inner.stores.len() < count {
+        if healthy.len() < quorum.max(1) || healthy.len() + unhealthy.len() < count {
             return Err(PlacementError::NotEnoughStores {
                 needed: quorum.max(1),
                 available: healthy.len(),
@@ -330,12 +376,15 @@ impl StoreSet {
     }
 
     /// Where to rebuild shard `index` of a segment placed on `placement`:
-    /// its own store when that is up; nowhere yet when it is down but not
-    /// lost (it may come back within the grace); otherwise (lost, or
-    /// unknown) a healthy store holding no other shard of the segment,
-    /// preferring zones holding the fewest of its shards.
+    /// its own store when that is up (and not being drained); nowhere yet
+    /// when it is down but not lost (it may come back within the grace);
+    /// otherwise (lost, drained, or unknown) a healthy store, not being
+    /// drained, holding no other shard of the segment, preferring zones
+    /// holding the fewest of its shards.
     pub fn repair_target(&self, placement: &[String], index: usize) -> Option<Arc<dyn ShardStore>> {
-        if let Some(own) = placement.get(index).and_then(|id| self.get(id)) {
+        if let Some(own) = placement.get(index).and_then(|id| self.get(id))
+            && !self.is_draining(own.id())
+        {
             if !self.is_down(own.id()) {
                 return Some(own);
             }
@@ -355,7 +404,7 @@ impl StoreSet {
             .inner
             .stores
             .keys()
-            .filter(|id| !placement.contains(id) && !self.is_down(id))
+            .filter(|id| !placement.contains(id) && !self.is_down(id) && !self.is_draining(id))
             .collect();
         let least = candidates.iter().map(|id| zone_load(id)).min()?;
         let best: Vec<&String> = candidates
@@ -578,5 +627,23 @@ mod tests {
             4,
             "the first shard moves from zone to zone"
         );
+    }
+
+    #[test]
+    fn draining_stores_take_no_new_shards_and_give_theirs_away() {
+        let s = set(8);
+        s.set_draining(BTreeSet::from(["m1".to_owned()]));
+        for _ in 0..8 {
+            assert!(ids(&s.choose(6).unwrap()).iter().all(|id| id != "m1"));
+            let write = s.choose_for_write(6, 5).unwrap();
+            assert!(ids(&write.stores).iter().all(|id| id != "m1"));
+        }
+        let placement: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+        let target = s.repair_target(&placement, 1).unwrap();
+        assert!(["m6", "m7"].contains(&target.id()), "{}", target.id());
+        // Reads still find it.
+        assert!(s.locate(&placement)[1].is_some());
+        s.set_draining(BTreeSet::new());
+        assert_eq!(s.repair_target(&placement, 1).unwrap().id(), "m1");
     }
 }

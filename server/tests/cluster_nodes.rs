@@ -359,7 +359,12 @@ async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
     );
 
     // The operator sees which stores are lost.
-    let admin_url = gateway.announced.split(", admin on ").nth(1).unwrap().to_owned();
+    let admin_url = gateway
+        .announced
+        .split(", admin on ")
+        .nth(1)
+        .unwrap()
+        .to_owned();
     let listing = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["admin", "--url", &admin_url, "--data-dir"])
         .arg(dir.path().join("gateway-1"))
@@ -368,7 +373,12 @@ async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
         .unwrap();
     assert!(listing.status.success());
     let listing = String::from_utf8(listing.stdout).unwrap();
-    let state = |s: &str| listing.lines().filter(|l| l.trim_end().ends_with(s)).count();
+    let state = |s: &str| {
+        listing
+            .lines()
+            .filter(|l| l.trim_end().ends_with(s))
+            .count()
+    };
     assert_eq!((state(" up"), state(" lost")), (6, 2), "{listing}");
 
     // Proof: two *other* nodes die too, and every object still reads back.
@@ -379,6 +389,102 @@ async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
     }
     for (key, body) in &objects {
         assert_eq!(&common::get_bytes(&s3, "nodes", key).await, body, "{key}");
+    }
+    drop(gateway);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_drained_under_load_can_be_removed_with_nothing_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let mut nodes = start_nodes(dir.path(), &ca, 7, 1).await;
+    let (gateway, s3) = start_gateway(dir.path(), &ca, &nodes, "").await;
+    s3.create_bucket().bucket("nodes").send().await.unwrap();
+    let object =
+        |i: usize| -> Vec<u8> { (0..10_000 + i * 9_000).map(|j| (j * 3 + i) as u8).collect() };
+    for i in 0..30 {
+        let key = format!("obj-{i}");
+        s3.put_object()
+            .bucket("nodes")
+            .key(&key)
+            .body(ByteStream::from(object(i)))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // Writes go on while node 1 drains.
+    let writer = {
+        let s3 = s3.clone();
+        tokio::spawn(async move {
+            for i in 30..60 {
+                let key = format!("obj-{i}");
+                s3.put_object()
+                    .bucket("nodes")
+                    .key(&key)
+                    .body(ByteStream::from(object(i)))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let admin_url = gateway
+        .announced
+        .split(", admin on ")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let admin = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["admin", "--url", &admin_url, "--data-dir"])
+            .arg(dir.path().join("gateway-1"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(admin(&["node", "drain", "1"]).starts_with("node 1: draining st-"));
+    assert!(
+        admin(&["node", "list"])
+            .lines()
+            .any(|l| l.starts_with("1 ") && l.trim_end().ends_with("draining"))
+    );
+    writer.await.unwrap();
+
+    // Every shard moves to the other six nodes.
+    let others = |nodes: &[(u64, String, PathBuf, Process)]| -> usize {
+        nodes
+            .iter()
+            .filter(|(n, ..)| *n != 1)
+            .map(|(_, _, data, _)| shard_files(data).len())
+            .sum()
+    };
+    let drained = common::eventually(90, || async { others(&nodes) == 6 * 60 }).await;
+    assert!(
+        drained,
+        "{} of {} shards on the other nodes",
+        others(&nodes),
+        6 * 60
+    );
+
+    // Node 1 is removed, and two more die: nothing is lost.
+    for index in [0, 1, 1] {
+        let (_, _, _, mut dead) = nodes.remove(index);
+        dead.child.start_kill().unwrap();
+        dead.child.wait().await.unwrap();
+    }
+    for i in 0..60 {
+        assert_eq!(
+            common::get_bytes(&s3, "nodes", &format!("obj-{i}")).await,
+            object(i),
+            "obj-{i}"
+        );
     }
     drop(gateway);
 }

@@ -50,6 +50,13 @@ impl AdminClient {
             .map(drop)
     }
 
+    /// Drains storage node `node`; the answer lists its stores.
+    pub async fn drain_node(&self, node: u64) -> Result<Vec<String>> {
+        let path = format!("/admin/v1/nodes/{node}/drain");
+        self.call::<(), Vec<String>>(Method::POST, &path, None)
+            .await
+    }
+
     /// Creates an access key; the answer holds its secret.
     pub async fn create_key(&self, create: &KeyCreate) -> Result<KeyCreated> {
         self.call(Method::POST, "/admin/v1/keys", Some(create))

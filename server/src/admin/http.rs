@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_raft::command::Command;
-use tessera_raft::model::Grant;
+use tessera_raft::model::{Grant, NodeState, StorageNode};
 use tessera_raft::node::MetaNode;
 
 use super::{ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, RaftStatus, Status, StoreStatus};
@@ -116,6 +116,14 @@ impl AdminState {
                 }
                 Ok(json(StatusCode::OK, &serde_json::json!({})))
             }
+            (&Method::POST, p) if p.starts_with("/admin/v1/nodes/") && p.ends_with("/drain") => {
+                let node = &p["/admin/v1/nodes/".len()..p.len() - "/drain".len()];
+                let node: u64 = node
+                    .parse()
+                    .map_err(|_| Failure(StatusCode::BAD_REQUEST, format!("bad node id {node}")))?;
+                let drained = self.drain(node).await?;
+                Ok(json(StatusCode::OK, &drained))
+            }
             (&Method::GET, "/admin/v1/keys") => Ok(json(StatusCode::OK, &self.list_keys().await?)),
             (&Method::POST, "/admin/v1/keys") => {
                 let create: KeyCreate = read_json(req).await?;
@@ -170,6 +178,7 @@ impl AdminState {
                     id: s.id().to_owned(),
                     up: !self.stores.is_down(s.id()),
                     lost: self.stores.is_lost(s.id()),
+                    draining: self.stores.is_draining(s.id()),
                     node: domain.node,
                     site: domain.site,
                     zone: domain.zone,
@@ -190,6 +199,42 @@ impl AdminState {
             keys,
             jobs: self.jobs.reports(),
         })
+    }
+
+    /// Marks every store of storage node `node` draining in the metadata;
+    /// returns their ids.
+    async fn drain(&self, node: u64) -> Result<Vec<String>, Failure> {
+        let stores: Vec<String> = self
+            .stores
+            .all()
+            .iter()
+            .map(|s| s.id().to_owned())
+            .filter(|id| node != 0 && self.stores.domain(id).node == node)
+            .collect();
+        if stores.is_empty() {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!("no storage node {node}"),
+            ));
+        }
+        for id in &stores {
+            let domain = self.stores.domain(id);
+            let record = StorageNode {
+                id: id.clone(),
+                site: domain.site.unwrap_or_default(),
+                zone: domain.zone.unwrap_or_default(),
+                address: format!("node {node}"),
+                capacity: 0,
+                state: NodeState::Draining,
+                since: now_millis(),
+            };
+            self.meta.write(Command::PutNode { node: record }).await?;
+        }
+        let mut draining = self.stores.draining();
+        draining.extend(stores.iter().cloned());
+        self.stores.set_draining(draining);
+        tracing::info!(node, ?stores, "draining storage node");
+        Ok(stores)
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyInfo>, Failure> {

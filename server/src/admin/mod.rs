@@ -131,6 +131,9 @@ pub struct StoreStatus {
     /// being rebuilt elsewhere).
     #[serde(default)]
     pub lost: bool,
+    /// Whether the operator is draining it (its shards move elsewhere).
+    #[serde(default)]
+    pub draining: bool,
     /// The storage node holding it (0: the gateway's own disks).
     #[serde(default)]
     pub node: u64,

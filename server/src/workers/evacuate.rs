@@ -1,6 +1,8 @@
 //! Evacuation: once a store has been down for longer than the repair grace
 //! it is declared lost, and every shard it held is queued for repair, so
-//! repair rebuilds them on other stores even where nothing reads them.
+//! repair rebuilds them on other stores even where nothing reads them. A
+//! store the operator drains is evacuated the same way, while it still
+//! serves reads.
 //!
 //! The walk reads only metadata: the segment index, a page per step. A
 //! store lost while a walk is under way restarts the walk for all of them;
@@ -62,7 +64,8 @@ impl Job for EvacuateJob {
         if status.leader != Some(status.id) {
             return Ok(Pass::Idle);
         }
-        let lost = stores.lost();
+        let mut lost = stores.lost();
+        lost.extend(stores.draining());
         self.evacuated.retain(|id| lost.contains(id));
         let pending: BTreeSet<String> = lost.difference(&self.evacuated).cloned().collect();
         match &mut self.walk {

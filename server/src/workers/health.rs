@@ -1,11 +1,13 @@
 //! Store and raft health: probes every shard store on a schedule, marks the
 //! ones that fail down in the [`StoreSet`] (placement then skips them and
-//! `/health/ready` counts them), and publishes store and raft gauges; every
+//! `/health/ready` counts them), takes the stores being drained from the
+//! metadata, and publishes store and raft gauges; every
 //! [`STATS_EVERY`] probes it also counts the stored objects and their bytes.
 
 use std::time::Duration;
 
 use futures::future::join_all;
+use tessera_raft::model::NodeState;
 use tessera_raft::node::MetaNode;
 use tessera_raft::{ListObjectsQuery, MetaError};
 use tokio_util::sync::CancellationToken;
@@ -59,6 +61,7 @@ impl HealthWorker {
     /// Probes every store once and publishes the results.
     pub async fn probe(&self) {
         metrics::set_raft(&self.meta.status());
+        self.sync_draining().await;
         let stores = self.stores.all();
         let probes = stores.iter().map(|store| async move {
             let up = match tokio::time::timeout(PROBE_TIMEOUT, store.health()).await {
@@ -116,5 +119,22 @@ impl HealthWorker {
             }
         }
         Ok((objects, bytes))
+    }
+}
+
+impl HealthWorker {
+    /// Takes which stores are being drained from the metadata's node
+    /// records, so every gateway drains the same ones.
+    async fn sync_draining(&self) {
+        match self.meta.read_local(|view| view.nodes()).await {
+            Ok(nodes) => self.stores.set_draining(
+                nodes
+                    .into_iter()
+                    .filter(|n| n.state == NodeState::Draining)
+                    .map(|n| n.id)
+                    .collect(),
+            ),
+            Err(e) => tracing::warn!(error = %e, "reading the node records failed"),
+        }
     }
 }

@@ -109,11 +109,9 @@ impl RepairJob {
             };
             // A shard that is not known missing and reads back intact stays.
             if !segment.missing.contains(&index)
-                && let Some(store) = self
-                    .data
-                    .stores()
-                    .get(home)
-                    .filter(|s| !self.data.stores().is_down(s.id()))
+                && let Some(store) = self.data.stores().get(home).filter(|s| {
+                    !self.data.stores().is_down(s.id()) && !self.data.stores().is_draining(s.id())
+                })
                 && scrub_shard(store.as_ref(), id).await.is_ok()
             {
                 out.sound.push(index);
