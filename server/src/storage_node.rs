@@ -16,8 +16,8 @@
 //!
 //! `tessera init` writes this file. A node starts only with a certificate
 //! from its cluster CA issued to `node-<id>` ([`member_name`]), so another
-//! node's certificate, another cluster's, or a node id used twice is
-//! refused at start rather than found out later.
+//! node's certificate (a config copied with only its id changed) or another
+//! cluster's is refused at start rather than found out later.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
