@@ -6,4 +6,8 @@ pub enum NetError {
     /// A certificate, key or TLS configuration was refused.
     #[error("tls: {0}")]
     Tls(String),
+    /// A certificate is not the one a member should hold: another member's,
+    /// or another CA's.
+    #[error("{0}")]
+    Identity(String),
 }

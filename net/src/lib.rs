@@ -24,4 +24,4 @@ pub use body::Body;
 pub use client::{CallError, PeerId, RpcClient};
 pub use error::NetError;
 pub use server::{HttpService, RpcServer, Service, Unary};
-pub use tls::{ClusterCa, ClusterTls, MEMBER_SERVER_NAME};
+pub use tls::{CLUSTER_CA_NAME, ClusterCa, ClusterTls, MEMBER_SERVER_NAME};

@@ -6,7 +6,11 @@
 //! Every certificate the CA issues carries the DNS name
 //! [`MEMBER_SERVER_NAME`]; a client verifies the server against that name
 //! (machines are identified by the CA, not by their addresses, which may
-//! change), plus any extra names given at issue time for other tools.
+//! change), plus any extra names given at issue time for other tools. It
+//! also carries the member's own name (`node-3`) as its common name and as
+//! the DNS name `node-3.tessera.internal` ([`member_dns_name`]), which
+//! [`verify_member`] checks: a process can refuse to start with a
+//! certificate issued to another member or by another CA.
 
 use std::sync::Arc;
 
@@ -14,14 +18,46 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::{CertificateError, Error as RustlsError};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use crate::error::NetError;
 
 /// The DNS name every member certificate holds and every client checks.
 pub const MEMBER_SERVER_NAME: &str = "member.tessera.internal";
+/// The domain of the members' own DNS names ([`member_dns_name`]).
+pub const MEMBER_DOMAIN: &str = "tessera.internal";
+/// The common name of the CAs `tessera init` generates; a CA is signed
+/// with again under its name, so [`ClusterCa::from_pem`] assumes this one.
+pub const CLUSTER_CA_NAME: &str = "Tessera cluster CA";
+
+/// The DNS name a member's certificate holds besides
+/// [`MEMBER_SERVER_NAME`]: `node-3` → `node-3.tessera.internal`.
+pub fn member_dns_name(member: &str) -> String {
+    format!("{member}.{MEMBER_DOMAIN}")
+}
+
+/// Checks that `member` can be a DNS label (1 to 63 lower-case letters,
+/// digits and hyphens, no hyphen first or last), as it becomes one.
+fn check_member_name(member: &str) -> Result<(), NetError> {
+    let valid = (1..=63).contains(&member.len())
+        && member
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !member.starts_with('-')
+        && !member.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(NetError::Tls(format!(
+            "member name {member:?} must be 1 to 63 lower-case letters, digits and hyphens (like node-3)"
+        )))
+    }
+}
 
 /// A member's or node's TLS material: the cluster CA, its own certificate and key (PEM).
 #[derive(Clone)]
@@ -87,13 +123,26 @@ impl ClusterCa {
         })
     }
 
-    /// Issues a member certificate for `member` (its common name), valid as
-    /// both TLS server and client. `extra_names` (DNS names or IP addresses)
-    /// are added next to [`MEMBER_SERVER_NAME`].
+    /// A CA generated under [`CLUSTER_CA_NAME`], from its certificate and
+    /// key. Whether the two belong together shows when a certificate it
+    /// issues is checked against `cert_pem` ([`verify_member`]).
+    pub fn from_pem(cert_pem: String, key_pem: String) -> ClusterCa {
+        ClusterCa {
+            name: CLUSTER_CA_NAME.to_owned(),
+            cert_pem,
+            key_pem,
+        }
+    }
+
+    /// Issues a member certificate for `member` (a DNS label: its common
+    /// name, and [`member_dns_name`]), valid as both TLS server and client.
+    /// `extra_names` (DNS names or IP addresses) are added next to
+    /// [`MEMBER_SERVER_NAME`].
     pub fn issue(&self, member: &str, extra_names: &[String]) -> Result<ClusterTls, NetError> {
+        check_member_name(member)?;
         let ca_key = KeyPair::from_pem(&self.key_pem).map_err(tls_err)?;
         let issuer = Issuer::new(ca_params(&self.name), ca_key);
-        let mut names = vec![MEMBER_SERVER_NAME.to_owned()];
+        let mut names = vec![MEMBER_SERVER_NAME.to_owned(), member_dns_name(member)];
         names.extend(extra_names.iter().cloned());
         let mut params = CertificateParams::new(names).map_err(tls_err)?;
         let mut dn = DistinguishedName::new();
@@ -116,6 +165,57 @@ impl ClusterCa {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
+    }
+}
+
+/// Checks that the certificate in `tls` chains to the CA in `tls` and was
+/// issued to `member` (holds [`member_dns_name`]), as rustls would check it
+/// at a handshake, with the reason in words when it does not.
+pub fn verify_member(tls: &ClusterTls, member: &str) -> Result<(), NetError> {
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots(&tls.ca_pem)?, provider())
+        .build()
+        .map_err(tls_err)?;
+    let chain = certs(&tls.cert_pem)?;
+    let name = ServerName::try_from(member_dns_name(member)).map_err(tls_err)?;
+    let verified = verifier.verify_server_cert(&chain[0], &chain[1..], &name, &[], UnixTime::now());
+    match verified {
+        Ok(_) => Ok(()),
+        Err(RustlsError::InvalidCertificate(CertificateError::NotValidForNameContext {
+            presented,
+            ..
+        })) => {
+            // webpki presents DNS names as `DnsName("node-2.tessera.internal")`.
+            let suffix = format!(".{MEMBER_DOMAIN}");
+            let members: Vec<&str> = presented
+                .iter()
+                .map(|n| {
+                    n.strip_prefix("DnsName(\"")
+                        .and_then(|n| n.strip_suffix("\")"))
+                        .unwrap_or(n)
+                })
+                .filter(|n| *n != MEMBER_SERVER_NAME)
+                .filter_map(|n| n.strip_suffix(&suffix))
+                .collect();
+            Err(NetError::Identity(if members.is_empty() {
+                format!("the certificate names no member, so it cannot be {member}'s")
+            } else {
+                format!(
+                    "the certificate was issued to {}, not to {member}",
+                    members.join(", ")
+                )
+            }))
+        }
+        Err(RustlsError::InvalidCertificate(CertificateError::NotValidForName)) => Err(
+            NetError::Identity(format!("the certificate was not issued to {member}")),
+        ),
+        Err(RustlsError::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        )) => Err(NetError::Identity(
+            "the certificate was not signed by the cluster CA (it is another cluster's?)".into(),
+        )),
+        Err(e) => Err(NetError::Identity(format!(
+            "the certificate is not valid: {e}"
+        ))),
     }
 }
 

@@ -135,3 +135,23 @@ async fn a_blocked_peer_is_never_called_until_healed() {
         "{err}"
     );
 }
+
+#[test]
+fn a_certificate_names_its_member_and_chains_to_its_ca() {
+    use tessera_net::tls::verify_member;
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let node = ca.issue("node-1", &[]).unwrap();
+    verify_member(&node, "node-1").unwrap();
+    let err = verify_member(&node, "node-2").unwrap_err().to_string();
+    assert!(err.contains("issued to node-1, not to node-2"), "{err}");
+    let stranger = ClusterTls {
+        ca_pem: ca.cert_pem.clone(),
+        ..ClusterCa::generate("stranger CA")
+            .unwrap()
+            .issue("node-1", &[])
+            .unwrap()
+    };
+    let err = verify_member(&stranger, "node-1").unwrap_err().to_string();
+    assert!(err.contains("not signed by the cluster CA"), "{err}");
+    assert!(ca.issue("Node 1", &[]).is_err(), "names are DNS labels");
+}

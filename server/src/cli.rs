@@ -1,6 +1,6 @@
-//! The `tessera` command line: `serve` and `admin …`.
+//! The `tessera` command line: `serve`, `node`, `init`, `cert …` and `admin …`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -28,6 +28,11 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Run a storage node: serve this machine's disks to the gateways.
     Node(NodeArgs),
+    /// Set up a cluster: its CA, certificates, keys and every process's config.
+    Init(InitArgs),
+    /// Cluster certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Administer a running server through its admin API.
     Admin(AdminArgs),
 }
@@ -38,6 +43,34 @@ pub struct NodeArgs {
     /// The node's TOML configuration file (written by `tessera init`)
     #[arg(long, env = "TESSERA_NODE_CONFIG")]
     pub config: PathBuf,
+}
+
+/// `tessera init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Directory to write the cluster into (missing or empty)
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The cluster's layout.
+    #[command(flatten)]
+    pub layout: crate::init::LayoutRequest,
+}
+
+/// `tessera cert …`.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Issue a certificate to one more node or gateway (NAME.pem and NAME.key).
+    Issue {
+        /// Directory of the cluster CA (ca.pem and ca.key)
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The member's name: node-<id> for a node, gateway-<n> for a gateway
+        #[arg(long)]
+        name: String,
+        /// Directory to write the certificate and key into [default: the CA directory]
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `tessera serve`.
@@ -189,6 +222,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Node(args) => node(args).await,
+        Command::Init(args) => init(&args),
+        Command::Cert(CertCommand::Issue { ca_dir, name, out }) => {
+            issue_cert(&ca_dir, &name, out.as_deref())
+        }
         Command::Admin(args) => admin(args).await,
     }
 }
@@ -208,6 +245,35 @@ async fn node(args: NodeArgs) -> Result<()> {
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())
+}
+
+fn init(args: &InitArgs) -> Result<()> {
+    let cluster = crate::init::run(&args.out, &args.layout)?;
+    print!("{}", cluster.instructions(&invoked_as()));
+    Ok(())
+}
+
+fn issue_cert(ca_dir: &Path, name: &str, out: Option<&Path>) -> Result<()> {
+    let ca = crate::cluster_ca::load(ca_dir)?;
+    let out = out.unwrap_or(ca_dir);
+    tessera_storage::store::create_private_dir(out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    let files = crate::cluster_ca::issue(&ca, name, out)?;
+    println!(
+        "Wrote {} and {} (the key owner-only). Point cluster_cert and cluster_key of {name}'s \
+         config at them; a node's config needs the id of its name.",
+        files.cert.display(),
+        files.key.display()
+    );
+    Ok(())
+}
+
+/// How the operator called this binary, to print commands they can paste.
+fn invoked_as() -> String {
+    std::env::args_os().next().map_or_else(
+        || "tessera".to_owned(),
+        |arg| arg.to_string_lossy().into_owned(),
+    )
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {

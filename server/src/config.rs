@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::datadir::Credentials;
 
@@ -142,7 +142,7 @@ impl ClusterTlsFiles {
 }
 
 /// A storage node a gateway uses (`[[nodes]]` in its config file).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
     /// The node's number, unique in the cluster.
@@ -214,7 +214,8 @@ impl Config {
 
 /// One source of settings: every field optional. Used as the TOML file
 /// schema and as the `tessera serve` flags (with `TESSERA_*` env fallbacks).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, clap::Args)]
+/// Serialized (by `tessera init`), unset fields are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigLayer {
     /// Data directory [default: ./tessera-data]

@@ -118,9 +118,17 @@ impl DataDir {
                 .map_err(|e| anyhow::anyhow!("{}: invalid master key: {e}", path.display()));
         }
         let key = MasterKey::generate();
-        write_private_file(&path, &hex::encode(key.to_bytes()))?;
+        self.save_master_key(&key)?;
         tracing::info!(path = %path.display(), "generated a new master key");
         Ok(key)
+    }
+
+    /// Saves `key` as this directory's master key (`tessera init` gives
+    /// every gateway the same one). Refuses to replace one.
+    pub fn save_master_key(&self, key: &MasterKey) -> Result<()> {
+        let path = self.root.join(MASTER_KEY_FILE);
+        refuse_existing(&path)?;
+        write_private_file(&path, &hex::encode(key.to_bytes()))
     }
 
     /// The root credentials: `given` (from the environment or config) when
@@ -137,8 +145,16 @@ impl DataDir {
             return Ok((creds, false));
         }
         let creds = Credentials::generate();
-        write_private_file(&path, &toml::to_string(&creds)?)?;
+        self.save_root_credentials(&creds)?;
         Ok((creds, true))
+    }
+
+    /// Saves `creds` as the root credentials (`tessera init` gives every
+    /// gateway the same ones). Refuses to replace them.
+    pub fn save_root_credentials(&self, creds: &Credentials) -> Result<()> {
+        let path = self.root.join(CREDENTIALS_FILE);
+        refuse_existing(&path)?;
+        write_private_file(&path, &toml::to_string(creds)?)
     }
 
     /// The admin API token, generated and saved at first use.
@@ -180,6 +196,27 @@ fn read_secret_file(path: &Path) -> Result<Option<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+fn refuse_existing(path: &Path) -> Result<()> {
+    if path.exists() {
+        bail!("{} exists already; not replacing it", path.display());
+    }
+    Ok(())
+}
+
+/// Creates `path` with `contents` and permission bits `mode` (0o600 for
+/// secrets), its contents synced; fails if it exists.
+pub(crate) fn write_new_file(path: &Path, contents: &str, mode: u32) -> Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes a file only its owner may read (mode 0600) through a temp file,

@@ -12,9 +12,11 @@
 pub mod admin;
 pub mod auth;
 pub mod cli;
+pub mod cluster_ca;
 pub mod config;
 pub mod data;
 pub mod datadir;
+pub mod init;
 pub mod leases;
 mod listener;
 pub mod local_stores;

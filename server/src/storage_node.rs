@@ -13,13 +13,18 @@
 //! cluster_cert = "node-1.pem"
 //! cluster_key = "node-1.key"
 //! ```
+//!
+//! `tessera init` writes this file. A node starts only with a certificate
+//! from its cluster CA issued to `node-<id>` ([`member_name`]), so another
+//! node's certificate (a config copied with only its id changed) or another
+//! cluster's is refused at start rather than found out later.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tessera_net::RpcServer;
 use tessera_storage::{NodeService, ShardStore};
 
@@ -27,8 +32,13 @@ use crate::config::ClusterTlsFiles;
 use crate::datadir::DataDir;
 use crate::local_stores;
 
+/// The name node `id` goes by in the cluster, and in its certificate: `node-<id>`.
+pub fn member_name(id: u64) -> String {
+    format!("node-{id}")
+}
+
 /// A storage node's configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// The node's number, unique in the cluster.
@@ -40,10 +50,10 @@ pub struct NodeConfig {
     /// How many local disk directories it serves.
     pub disks: usize,
     /// The site (datacenter) it stands in.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
     /// The failure zone inside the site.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
     /// The cluster CA certificate (PEM).
     pub cluster_ca: PathBuf,
@@ -97,6 +107,17 @@ impl RunningNode {
             key: cfg.cluster_key.clone(),
         }
         .load()?;
+        let member = member_name(cfg.id);
+        if let Err(e) = tessera_net::tls::verify_member(&tls, &member) {
+            bail!(
+                "node {} refuses the certificate {}: {e}. Each node needs its own certificate \
+                 from the cluster CA {} (`tessera cert issue --ca-dir DIR --name {member}` issues one), \
+                 and node ids must be unique",
+                cfg.id,
+                cfg.cluster_cert.display(),
+                cfg.cluster_ca.display()
+            );
+        }
         let server_tls = tessera_net::tls::server_config(&tls).context("cluster tls")?;
         let dir = DataDir::open(&cfg.data_dir)?;
         let stores = local_stores::open(&dir, cfg.disks)?;

@@ -9,57 +9,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
+use common::process::spawn;
 use tessera_net::{ClusterCa, ClusterTls, RpcClient};
 use tessera_storage::Remote;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-
-/// A started process and the line it announced itself with.
-struct Process {
-    child: Child,
-    announced: String,
-    _stdout: Lines<BufReader<ChildStdout>>,
-}
-
-/// Runs `tessera ARGS` and waits for the line starting with `announce`.
-async fn spawn(args: &[&str], announce: &str) -> Process {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TESSERA_") {
-            cmd.env_remove(name);
-        }
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let announced = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("process announced itself");
-            if line.starts_with(announce) {
-                return line;
-            }
-        }
-    })
-    .await
-    .expect("process started in time");
-    Process {
-        child,
-        announced,
-        _stdout: lines,
-    }
-}
 
 /// Writes an identity's PEM files under `dir` as `name.{pem,key}`, the CA as `ca.pem`.
 fn write_identity(dir: &Path, name: &str, tls: &ClusterTls) -> String {
