@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::process::spawn;
+use common::process::{Process, run, spawn};
 use tessera_net::{ClusterCa, ClusterTls, RpcClient};
 use tessera_storage::Remote;
 
@@ -27,6 +27,28 @@ fn write_identity(dir: &Path, name: &str, tls: &ClusterTls) -> String {
         dir.join(format!("{name}.pem")),
         dir.join(format!("{name}.key"))
     )
+}
+
+/// Runs `tessera admin ARGS` against `gateway` (its token from its data
+/// dir under `dir`) and returns what it printed.
+fn admin(gateway: &Process, dir: &Path, args: &[&str]) -> String {
+    let url = gateway.announced.split(", admin on ").nth(1).unwrap();
+    let data_dir = dir.join("gateway-1");
+    let mut all = vec![
+        "admin",
+        "--url",
+        url,
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn shard_files(root: &Path) -> Vec<PathBuf> {
@@ -314,20 +336,7 @@ async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
     );
 
     // The operator sees which stores are lost.
-    let admin_url = gateway
-        .announced
-        .split(", admin on ")
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let listing = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["admin", "--url", &admin_url, "--data-dir"])
-        .arg(dir.path().join("gateway-1"))
-        .args(["node", "list"])
-        .output()
-        .unwrap();
-    assert!(listing.status.success());
-    let listing = String::from_utf8(listing.stdout).unwrap();
+    let listing = admin(&gateway, dir.path(), &["node", "list"]);
     let state = |s: &str| {
         listing
             .lines()
@@ -384,26 +393,7 @@ async fn a_node_drained_under_load_can_be_removed_with_nothing_lost() {
             }
         })
     };
-    let admin_url = gateway
-        .announced
-        .split(", admin on ")
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let admin = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["admin", "--url", &admin_url, "--data-dir"])
-            .arg(dir.path().join("gateway-1"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let admin = |args: &[&str]| admin(&gateway, dir.path(), args);
     assert!(admin(&["node", "drain", "1"]).starts_with("node 1: draining st-"));
     assert!(
         admin(&["node", "list"])
