@@ -130,6 +130,9 @@ impl RpcClient {
             .await
             .map_err(|e| connect_err(format!("tls: {e}")))?;
         let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(crate::STREAM_WINDOW)
+            .initial_connection_window_size(crate::CONNECTION_WINDOW)
+            .max_frame_size(crate::MAX_FRAME)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| connect_err(e.to_string()))?;

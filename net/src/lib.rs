@@ -20,6 +20,15 @@ pub mod server;
 pub mod tls;
 pub mod wire;
 
+/// HTTP/2 flow-control window of one stream: a shard block (1 MiB) and
+/// more in flight, so a stream never waits for window updates mid-block.
+const STREAM_WINDOW: u32 = 4 << 20;
+/// HTTP/2 flow-control window of a connection: several streams (the
+/// shards of stripes in flight) at full speed.
+const CONNECTION_WINDOW: u32 = 16 << 20;
+/// Largest HTTP/2 frame: fewer, larger frames for shard bytes.
+const MAX_FRAME: u32 = 1 << 20;
+
 pub use body::Body;
 pub use client::{CallError, PeerId, RpcClient};
 pub use error::NetError;

@@ -145,6 +145,9 @@ async fn serve_connection<S: HttpService>(
         async move { Ok::<_, Infallible>(service.serve(req).await) }
     });
     if let Err(e) = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(crate::STREAM_WINDOW)
+        .initial_connection_window_size(crate::CONNECTION_WINDOW)
+        .max_frame_size(crate::MAX_FRAME)
         .serve_connection(TokioIo::new(stream), svc)
         .await
     {
