@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_rustls::TlsConnector;
@@ -42,6 +43,16 @@ pub enum CallError {
     /// The call did not finish in time (it may or may not have run).
     #[error("call to {0} timed out")]
     Timeout(String),
+    /// The TLS handshake failed: the peer showed a certificate we do not
+    /// accept (another cluster's, or another member's than expected), or
+    /// refused ours. A configuration fault, not a passing one.
+    #[error("{addr} refused: {reason}")]
+    Refused {
+        /// The address dialled.
+        addr: String,
+        /// What the handshake said.
+        reason: String,
+    },
     /// The request failed after it may have been sent.
     #[error("rpc to {addr} failed: {reason}")]
     Failed {
@@ -55,15 +66,21 @@ pub enum CallError {
 impl CallError {
     /// Whether the request surely never reached the peer.
     pub fn not_sent(&self) -> bool {
-        matches!(self, CallError::Blocked(_) | CallError::Connect { .. })
+        matches!(
+            self,
+            CallError::Blocked(_) | CallError::Connect { .. } | CallError::Refused { .. }
+        )
     }
 }
 
 /// Connections to the other machines of the cluster.
 pub struct RpcClient {
     tls: Option<TlsConnector>,
-    conns: Mutex<HashMap<String, SendRequest<Body>>>,
+    conns: Mutex<HashMap<(PeerId, String), SendRequest<Body>>>,
     blocked: RwLock<BTreeSet<PeerId>>,
+    /// With `Some(prefix)`, peer N must hold a certificate issued to
+    /// `{prefix}-N`; otherwise any member of the cluster will do.
+    peer_names: Option<&'static str>,
 }
 
 impl std::fmt::Debug for RpcClient {
@@ -82,6 +99,25 @@ impl RpcClient {
             tls: tls.map(TlsConnector::from),
             conns: Mutex::new(HashMap::new()),
             blocked: RwLock::new(BTreeSet::new()),
+            peer_names: None,
+        }
+    }
+
+    /// This client, checking that peer N's certificate was issued to
+    /// `{prefix}-N` (e.g. `node-3`): an address that leads to another
+    /// member is refused ([`CallError::Refused`]).
+    pub fn expecting_names(mut self, prefix: &'static str) -> RpcClient {
+        self.peer_names = Some(prefix);
+        self
+    }
+
+    fn server_name(&self, peer: PeerId) -> Result<ServerName<'static>, String> {
+        match self.peer_names {
+            None => Ok(crate::tls::member_server_name()),
+            Some(prefix) => {
+                ServerName::try_from(crate::tls::member_dns_name(&format!("{prefix}-{peer}")))
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -101,12 +137,13 @@ impl RpcClient {
             .contains(&peer)
     }
 
-    async fn connection(&self, addr: &str) -> Result<SendRequest<Body>, CallError> {
+    async fn connection(&self, peer: PeerId, addr: &str) -> Result<SendRequest<Body>, CallError> {
+        let key = (peer, addr.to_owned());
         let cached = self
             .conns
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(addr)
+            .get(&key)
             .filter(|c| !c.is_closed())
             .cloned();
         if let Some(c) = cached {
@@ -125,10 +162,14 @@ impl RpcClient {
             .map_err(|e| connect_err(e.to_string()))?;
         tcp.set_nodelay(true)
             .map_err(|e| connect_err(e.to_string()))?;
+        let name = self.server_name(peer).map_err(connect_err)?;
         let stream = tls
-            .connect(crate::tls::member_server_name(), tcp)
+            .connect(name, tcp)
             .await
-            .map_err(|e| connect_err(format!("tls: {e}")))?;
+            .map_err(|e| CallError::Refused {
+                addr: addr.to_owned(),
+                reason: format!("tls: {e}"),
+            })?;
         let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .initial_stream_window_size(crate::STREAM_WINDOW)
             .initial_connection_window_size(crate::CONNECTION_WINDOW)
@@ -144,7 +185,7 @@ impl RpcClient {
         self.conns
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(addr.to_owned(), sender.clone());
+            .insert(key, sender.clone());
         Ok(sender)
     }
 
@@ -160,7 +201,7 @@ impl RpcClient {
         if self.is_blocked(target) {
             return Err(CallError::Blocked(target));
         }
-        match tokio::time::timeout(timeout, self.call_inner(addr, path, req)).await {
+        match tokio::time::timeout(timeout, self.call_inner(target, addr, path, req)).await {
             Ok(r) => r,
             Err(_) => Err(CallError::Timeout(addr.to_owned())),
         }
@@ -179,7 +220,7 @@ impl RpcClient {
         if self.is_blocked(target) {
             return Err(CallError::Blocked(target));
         }
-        match tokio::time::timeout(timeout, self.send_inner(addr, request)).await {
+        match tokio::time::timeout(timeout, self.send_inner(target, addr, request)).await {
             Ok(r) => r,
             Err(_) => Err(CallError::Timeout(addr.to_owned())),
         }
@@ -187,6 +228,7 @@ impl RpcClient {
 
     async fn send_inner(
         &self,
+        peer: PeerId,
         addr: &str,
         mut request: http::Request<Body>,
     ) -> Result<http::Response<Incoming>, CallError> {
@@ -202,18 +244,19 @@ impl RpcClient {
         *request.uri_mut() = format!("https://{addr}{path}")
             .parse()
             .map_err(|e: http::uri::InvalidUri| failed(e.to_string()))?;
-        let mut sender = self.connection(addr).await?;
+        let mut sender = self.connection(peer, addr).await?;
         sender.send_request(request).await.map_err(|e| {
             self.conns
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .remove(addr);
+                .remove(&(peer, addr.to_owned()));
             failed(e.to_string())
         })
     }
 
     async fn call_inner<Req: Serialize, Resp: DeserializeOwned>(
         &self,
+        peer: PeerId,
         addr: &str,
         path: &str,
         req: &Req,
@@ -227,7 +270,7 @@ impl RpcClient {
             .header(http::header::CONTENT_TYPE, "application/x-postcard")
             .body(full(body))
             .map_err(|e| failed(e.to_string()))?;
-        let response = self.send_inner(addr, request).await?;
+        let response = self.send_inner(peer, addr, request).await?;
         let status = response.status();
         let bytes = response
             .into_body()

@@ -155,3 +155,33 @@ fn a_certificate_names_its_member_and_chains_to_its_ca() {
     assert!(err.contains("not signed by the cluster CA"), "{err}");
     assert!(ca.issue("Node 1", &[]).is_err(), "names are DNS labels");
 }
+
+#[tokio::test]
+async fn a_client_expecting_names_refuses_an_address_leading_to_another_member() {
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let (server, addr) = serve(&ca.issue("node-1", &[]).unwrap()).await;
+    let identity = client_config(&ca.issue("gateway-1", &[]).unwrap()).unwrap();
+    let client = RpcClient::new(Some(identity)).expecting_names("node");
+    let call = |peer| {
+        let (client, addr) = (&client, &addr);
+        async move {
+            client
+                .call::<_, String>(
+                    peer,
+                    addr,
+                    "/echo",
+                    &"ab".to_owned(),
+                    Duration::from_secs(5),
+                )
+                .await
+        }
+    };
+    assert_eq!(call(1).await.unwrap(), "ba");
+    // The same address taken for node 2: its certificate names node-1.
+    let err = call(2).await.unwrap_err();
+    assert!(matches!(err, CallError::Refused { .. }), "{err}");
+    assert!(err.not_sent());
+    // Node 1 is still served over its own connection.
+    assert_eq!(call(1).await.unwrap(), "ba");
+    server.stop().await;
+}

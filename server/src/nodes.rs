@@ -3,7 +3,9 @@
 //!
 //! The node list comes from the configuration; at start the gateway asks
 //! every node which stores it serves (waiting up to [`CONNECT_WAIT`] for
-//! nodes still starting).
+//! nodes still starting). Node N must show a certificate issued to
+//! `node-N`: an address that leads to another node, or out of the cluster,
+//! is refused at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +27,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn connect(tls: &ClusterTlsFiles, nodes: &[NodeEntry]) -> Result<Vec<(Remote, Domain)>> {
     let identity = tls.load()?;
     let client_tls = tessera_net::tls::client_config(&identity).context("cluster tls")?;
-    let client = Arc::new(RpcClient::new(Some(client_tls)));
+    let client = Arc::new(RpcClient::new(Some(client_tls)).expecting_names("node"));
     let mut stores = Vec::new();
     for node in nodes {
         let ids = list_stores(&client, node).await?;
@@ -48,13 +50,13 @@ async fn list_stores(client: &RpcClient, node: &NodeEntry) -> Result<Vec<String>
     loop {
         match Remote::list_stores(client, node.id, &node.addr, CALL_TIMEOUT).await {
             Ok(ids) => return Ok(ids),
-            Err(e) if tokio::time::Instant::now() < deadline => {
+            Err(e) if !e.is_refused() && tokio::time::Instant::now() < deadline => {
                 tracing::debug!(node = node.id, error = %e, "storage node not answering yet");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => {
                 return Err(e).with_context(|| {
-                    format!("storage node {} at {} did not answer", node.id, node.addr)
+                    format!("cannot use storage node {} at {}", node.id, node.addr)
                 });
             }
         }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::process::{Process, run, spawn};
+use common::process::{Process, run, run_within, spawn};
 use futures::StreamExt;
 use std::sync::Arc;
 use tessera_net::{ClusterCa, ClusterTls, RpcClient};
@@ -107,6 +107,35 @@ async fn a_gateway_stores_on_nodes_and_reads_through_a_killed_one() {
         Remote::list_stores(&client, 1, &nodes[0].1, Duration::from_secs(5))
             .await
             .is_err()
+    );
+
+    // A gateway whose node 1 is really node 2 (an address mixed up in its
+    // config) refuses to start, at once, saying so.
+    let config = format!(
+        "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\n{}[[nodes]]\nid = 1\naddr = \"{}\"\n",
+        dir.path().join("gateway-2"),
+        common::TEST_ACCESS_KEY,
+        common::TEST_SECRET_KEY,
+        write_identity(
+            dir.path(),
+            "gateway-2",
+            &ca.issue("gateway-2", &[]).unwrap()
+        ),
+        nodes[1].1,
+    );
+    let config_path = dir.path().join("gateway-2.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let out = run_within(
+        &["serve", "--config", config_path.to_str().unwrap()],
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("refused at once, not served nor retried");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("storage node 1") && stderr.contains("refused"),
+        "{stderr}"
     );
 
     // Node 2 dies (two shards of every segment, as many as the parity):

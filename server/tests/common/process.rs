@@ -31,6 +31,17 @@ fn command(args: &[&str]) -> std::process::Command {
     cmd
 }
 
+/// Runs `tessera ARGS` for at most `limit`: its exit status, stdout and
+/// stderr, or `None` (and the process killed) if it was still running.
+pub async fn run_within(args: &[&str], limit: Duration) -> Option<std::process::Output> {
+    let mut cmd = Command::from(command(args));
+    cmd.kill_on_drop(true);
+    tokio::time::timeout(limit, cmd.output())
+        .await
+        .ok()
+        .map(Result::unwrap)
+}
+
 /// Runs `tessera ARGS` to its end: exit status, stdout and stderr.
 pub fn run(args: &[&str]) -> std::process::Output {
     command(args).output().unwrap()

@@ -10,7 +10,7 @@ mod remote;
 pub use identity::{ID_FILE, LegacyId, StoreIdentity};
 pub use local::LocalDir;
 pub use memory::Memory;
-pub use remote::Remote;
+pub use remote::{NodeQueryError, Remote};
 
 use std::fmt;
 use std::ops::Range;

@@ -13,11 +13,30 @@ use hyper::body::{Frame, Incoming};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_net::body::{BodyError, chunks, empty, full};
-use tessera_net::{Body, PeerId, RpcClient, wire};
+use tessera_net::{Body, CallError, PeerId, RpcClient, wire};
 
 use super::{ByteStream, ShardId, ShardStat, ShardStore, StoreHealth};
 use crate::error::StorageError;
 use crate::node::protocol::{self, ListRequest, ShardRequest, StoreRequest};
+
+/// Why a node could not say which stores it serves.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeQueryError {
+    /// The call failed (see [`CallError::Refused`] for a node that is not
+    /// who it should be).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The node answered with an error or an unreadable answer.
+    #[error("bad answer: {0}")]
+    Answer(String),
+}
+
+impl NodeQueryError {
+    /// Whether retrying cannot help: the node's or our identity was refused.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, NodeQueryError::Call(CallError::Refused { .. }))
+    }
+}
 
 /// A store on a storage node.
 #[derive(Clone)]
@@ -65,19 +84,14 @@ impl Remote {
         node: PeerId,
         addr: &str,
         timeout: Duration,
-    ) -> Result<Vec<String>, StorageError> {
-        let unavailable = |reason: String| StorageError::Unavailable {
-            store: format!("node {node} at {addr}"),
-            reason,
-        };
+    ) -> Result<Vec<String>, NodeQueryError> {
         let request = Request::get(protocol::STORES)
             .body(empty())
-            .map_err(|e| unavailable(e.to_string()))?;
-        let response = client
-            .send(node, addr, request, timeout)
+            .map_err(|e| NodeQueryError::Answer(e.to_string()))?;
+        let response = client.send(node, addr, request, timeout).await?;
+        decode_answer(response)
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        decode_answer(response).await.map_err(unavailable)
+            .map_err(NodeQueryError::Answer)
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> StorageError {
