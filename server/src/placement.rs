@@ -57,12 +57,14 @@ impl Domain {
         let zone = self.zone.as_deref().ok_or(self.node);
         (self.site.as_deref(), zone)
     }
-
-    fn zone_key_owned(&self) -> (Option<String>, Result<String, u64>) {
-        let (site, zone) = self.zone_key();
-        (site.map(str::to_owned), zone.map(str::to_owned))
-    }
 }
+
+/// The domain of a store with none given: this gateway's own disks.
+static LOCAL: Domain = Domain {
+    site: None,
+    zone: None,
+    node: 0,
+};
 
 /// The known shard stores by id (cheap to clone: shared inside).
 #[derive(Debug, Clone, Default)]
@@ -243,26 +245,34 @@ impl StoreSet {
 
     /// The failure domain of a store (the default for an unknown one).
     pub fn domain(&self, id: &str) -> Domain {
-        self.inner.domains.get(id).cloned().unwrap_or_default()
+        self.domain_of(id).clone()
+    }
+
+    fn domain_of(&self, id: &str) -> &Domain {
+        self.inner.domains.get(id).unwrap_or(&LOCAL)
+    }
+
+    /// The stores that may take new shards (not being drained), split into
+    /// those up and those down.
+    fn writable(&self) -> (Vec<&String>, Vec<&String>) {
+        let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
+        let draining = self
+            .inner
+            .draining
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        self.inner
+            .stores
+            .keys()
+            .filter(|id| !draining.contains(*id))
+            .partition(|id| !down.contains_key(*id))
     }
 
     /// Choose `count` distinct healthy stores for a new segment, spread over
     /// zones and nodes (see the module docs): shard `i` goes to element `i`.
     /// Successive calls start at successive zones.
     pub fn choose(&self, count: usize) -> Result<Vec<Arc<dyn ShardStore>>, PlacementError> {
-        let healthy: Vec<&String> = {
-            let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
-            let draining = self
-                .inner
-                .draining
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            self.inner
-                .stores
-                .keys()
-                .filter(|id| !down.contains_key(*id) && !draining.contains(*id))
-                .collect()
-        };
+        let (healthy, _) = self.writable();
         if healthy.len() < count || count == 0 {
             return Err(PlacementError::NotEnoughStores {
                 needed: count,
@@ -283,11 +293,8 @@ impl StoreSet {
         // zone -> node -> stores, every level in a fixed order.
         let mut zones: BTreeMap<_, BTreeMap<u64, Vec<&'a String>>> = BTreeMap::new();
         for &id in ids {
-            let domain = self.inner.domains.get(id.as_str());
-            let (zone, node) = match domain {
-                Some(d) => (d.zone_key(), d.node),
-                None => ((None, Err(0)), 0),
-            };
+            let domain = self.domain_of(id);
+            let (zone, node) = (domain.zone_key(), domain.node);
             zones
                 .entry(zone)
                 .or_default()
@@ -341,19 +348,7 @@ impl StoreSet {
                 skipped: Vec::new(),
             });
         }
-        let (healthy, unhealthy): (Vec<&String>, Vec<&String>) = {
-            let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
-            let draining = self
-                .inner
-                .draining
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            self.inner
-                .stores
-                .keys()
-                .filter(|id| !draining.contains(*id))
-                .partition(|id| !down.contains_key(*id))
-        };
+        let (healthy, unhealthy) = self.writable();
         if healthy.len() < quorum.max(1) || healthy.len() + unhealthy.len() < count {
             return Err(PlacementError::NotEnoughStores {
                 needed: quorum.max(1),
@@ -393,11 +388,11 @@ impl StoreSet {
             }
         }
         let zone_load = |id: &String| {
-            let zone = self.domain(id).zone_key_owned();
+            let zone = self.domain_of(id).zone_key();
             placement
                 .iter()
                 .enumerate()
-                .filter(|(i, other)| *i != index && self.domain(other).zone_key_owned() == zone)
+                .filter(|(i, other)| *i != index && self.domain_of(other).zone_key() == zone)
                 .count()
         };
         let candidates: Vec<&String> = self

@@ -13,7 +13,6 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use aws_sdk_s3::primitives::ByteStream;
 use common::process::{TESSERA, run, spawn};
 
 /// A base port with the `count` ports from it free on loopback, below the
@@ -120,13 +119,7 @@ async fn a_cluster_started_as_init_printed_serves_objects() {
     {
         let body: Vec<u8> = (0..size).map(|j| (j * 13 + i) as u8).collect();
         let key = format!("obj-{i}");
-        s3.put_object()
-            .bucket("init")
-            .key(&key)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .unwrap();
+        common::put_bytes(&s3, "init", &key, body.clone()).await;
         objects.push((key, body));
     }
     for (key, body) in &objects {

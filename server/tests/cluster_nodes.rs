@@ -11,8 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
-use common::process::{Process, run, run_within, spawn};
+use common::process::{Process, kill, run, run_within, spawn};
 use futures::StreamExt;
 use std::sync::Arc;
 use tessera_net::{ClusterCa, ClusterTls, RpcClient};
@@ -74,13 +73,7 @@ async fn a_gateway_stores_on_nodes_and_reads_through_a_killed_one() {
     for (i, size) in sizes.iter().enumerate() {
         let body: Vec<u8> = (0..*size).map(|j| (j * 31 + i * 7) as u8).collect();
         let key = format!("obj-{i}");
-        s3.put_object()
-            .bucket("nodes")
-            .key(&key)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .unwrap();
+        common::put_bytes(&s3, "nodes", &key, body.clone()).await;
         objects.push((key, body));
     }
     for (key, body) in &objects {
@@ -140,9 +133,7 @@ async fn a_gateway_stores_on_nodes_and_reads_through_a_killed_one() {
 
     // Node 2 dies (two shards of every segment, as many as the parity):
     // every object still reads back equal.
-    let (_, _, _, mut killed) = nodes.remove(1);
-    killed.child.start_kill().unwrap();
-    killed.child.wait().await.unwrap();
+    kill(nodes.remove(1).3).await;
     for (key, body) in &objects {
         assert_eq!(
             &common::get_bytes(&s3, "nodes", key).await,
@@ -258,13 +249,7 @@ async fn rot_on_a_node_is_repaired_and_gc_and_the_sweep_leave_exactly_the_live_s
             .map(|j| (j * 7 + i) as u8)
             .collect();
         let key = format!("obj-{i}");
-        s3.put_object()
-            .bucket("nodes")
-            .key(&key)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .unwrap();
+        common::put_bytes(&s3, "nodes", &key, body.clone()).await;
         let shards: std::collections::BTreeSet<PathBuf> =
             all_shards(&nodes).difference(&before).cloned().collect();
         assert_eq!(shards.len(), 6, "{key}");
@@ -366,13 +351,7 @@ async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
         let size = 5_000 + i * 37_000;
         let body: Vec<u8> = (0..size).map(|j| (j * 13 + i) as u8).collect();
         let key = format!("obj-{i}");
-        s3.put_object()
-            .bucket("nodes")
-            .key(&key)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .unwrap();
+        common::put_bytes(&s3, "nodes", &key, body.clone()).await;
         objects.push((key, body));
     }
     let shards_on = |nodes: &[(u64, String, PathBuf, Process)]| -> usize {
@@ -386,9 +365,7 @@ async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
     // Two nodes die. Past the grace their shards are rebuilt on the
     // others, until every object has six shards on live nodes again.
     for _ in 0..2 {
-        let (_, _, _, mut dead) = nodes.remove(0);
-        dead.child.start_kill().unwrap();
-        dead.child.wait().await.unwrap();
+        kill(nodes.remove(0).3).await;
     }
     let restored =
         common::eventually(90, || async { shards_on(&nodes) == 6 * objects.len() }).await;
@@ -411,9 +388,7 @@ async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
 
     // Proof: two *other* nodes die too, and every object still reads back.
     for _ in 0..2 {
-        let (_, _, _, mut dead) = nodes.remove(2);
-        dead.child.start_kill().unwrap();
-        dead.child.wait().await.unwrap();
+        kill(nodes.remove(2).3).await;
     }
     for (key, body) in &objects {
         assert_eq!(&common::get_bytes(&s3, "nodes", key).await, body, "{key}");
@@ -432,13 +407,7 @@ async fn a_node_drained_under_load_can_be_removed_with_nothing_lost() {
         |i: usize| -> Vec<u8> { (0..10_000 + i * 9_000).map(|j| (j * 3 + i) as u8).collect() };
     for i in 0..30 {
         let key = format!("obj-{i}");
-        s3.put_object()
-            .bucket("nodes")
-            .key(&key)
-            .body(ByteStream::from(object(i)))
-            .send()
-            .await
-            .unwrap();
+        common::put_bytes(&s3, "nodes", &key, object(i)).await;
     }
 
     // Writes go on while node 1 drains.
@@ -447,13 +416,7 @@ async fn a_node_drained_under_load_can_be_removed_with_nothing_lost() {
         tokio::spawn(async move {
             for i in 30..60 {
                 let key = format!("obj-{i}");
-                s3.put_object()
-                    .bucket("nodes")
-                    .key(&key)
-                    .body(ByteStream::from(object(i)))
-                    .send()
-                    .await
-                    .unwrap();
+                common::put_bytes(&s3, "nodes", &key, object(i)).await;
             }
         })
     };
@@ -484,9 +447,7 @@ async fn a_node_drained_under_load_can_be_removed_with_nothing_lost() {
 
     // Node 1 is removed, and two more die: nothing is lost.
     for index in [0, 1, 1] {
-        let (_, _, _, mut dead) = nodes.remove(index);
-        dead.child.start_kill().unwrap();
-        dead.child.wait().await.unwrap();
+        kill(nodes.remove(index).3).await;
     }
     for i in 0..60 {
         assert_eq!(

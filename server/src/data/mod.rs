@@ -30,7 +30,8 @@ mod read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_raft::model::Segment;
+use tessera_raft::command::Command;
+use tessera_raft::model::{Segment, WorkItem};
 use tessera_raft::node::MetaNode;
 use tessera_storage::{Geometry, MasterKey, MemoryBudget, ObjectLocation};
 
@@ -158,5 +159,24 @@ impl DataPlane {
         skip: &[u16],
     ) -> Result<ObjectLocation, LocationError> {
         location::location(segment, &self.stores, skip)
+    }
+
+    /// Queues shards `shards` of `segment` for repair (a finding of a job,
+    /// not of a read: no version names it).
+    pub(crate) async fn queue_repair(
+        &self,
+        segment: &Segment,
+        shards: Vec<u16>,
+    ) -> Result<(), tessera_raft::MetaError> {
+        let item = WorkItem::Repair {
+            bucket: String::new(),
+            key: String::new(),
+            version_id: String::new(),
+            object_id: segment.object_id,
+            part: segment.part,
+            shards,
+        };
+        self.meta.write(Command::EnqueueWork { item }).await?;
+        Ok(())
     }
 }

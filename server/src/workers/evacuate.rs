@@ -12,9 +12,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tessera_raft::command::Command;
-use tessera_raft::model::WorkItem;
-
 use super::job::{Job, JobError, Jobs, Pass, Progress};
 use crate::data::DataPlane;
 
@@ -101,18 +98,7 @@ impl Job for EvacuateJob {
             if shards.is_empty() {
                 continue;
             }
-            let item = WorkItem::Repair {
-                bucket: String::new(),
-                key: String::new(),
-                version_id: String::new(),
-                object_id: segment.object_id,
-                part: segment.part,
-                shards,
-            };
-            self.data
-                .meta()
-                .write(Command::EnqueueWork { item })
-                .await?;
+            self.data.queue_repair(segment, shards).await?;
             queued += 1;
         }
         progress.done(queued, 0);

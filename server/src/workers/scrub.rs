@@ -15,8 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics::counter;
-use tessera_raft::command::Command;
-use tessera_raft::model::{Segment, WorkItem};
+use tessera_raft::model::Segment;
 use tessera_storage::{ShardId, scrub_shard};
 
 use super::job::{Job, JobError, Jobs, Pass, Progress, RateLimit};
@@ -185,18 +184,7 @@ impl Job for ScrubJob {
                 }
             }
             if !bad.is_empty() {
-                let item = WorkItem::Repair {
-                    bucket: String::new(),
-                    key: String::new(),
-                    version_id: String::new(),
-                    object_id: segment.object_id,
-                    part: segment.part,
-                    shards: bad,
-                };
-                self.data
-                    .meta()
-                    .write(Command::EnqueueWork { item })
-                    .await?;
+                self.data.queue_repair(segment, bad).await?;
                 self.jobs.wake("repair");
             }
             self.rate.take(bytes).await;

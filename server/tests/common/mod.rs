@@ -195,6 +195,18 @@ pub async fn enable_versioning(client: &aws_sdk_s3::Client, bucket: &str) {
         .unwrap();
 }
 
+/// PUTs `body` as `bucket/key`, which must succeed.
+pub async fn put_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body))
+        .send()
+        .await
+        .unwrap();
+}
+
 /// The whole body of an object.
 pub async fn get_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
     client

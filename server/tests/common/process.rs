@@ -75,3 +75,9 @@ pub async fn spawn(args: &[&str], announce: &str) -> Process {
         _stdout: lines,
     }
 }
+
+/// Kills `process` with SIGKILL and waits until it is gone.
+pub async fn kill(mut process: Process) {
+    process.child.start_kill().unwrap();
+    process.child.wait().await.unwrap();
+}
