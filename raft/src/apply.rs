@@ -15,8 +15,8 @@ use crate::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precond
 use crate::error::MetaError;
 use crate::model::{
     AccessKey, Bucket, Checksum, Grant, ListedObject, Millis, MultipartUpload, NULL_VERSION_ID,
-    NodeState, ObjectData, ObjectVersion, PartData, RepairItem, Segment, SegmentOwner, StorageNode,
-    SystemMetadata, Tag, Versioning, WorkItem,
+    NodeRecord, NodeReport, NodeState, ObjectData, ObjectVersion, PartData, RepairItem, Segment,
+    SegmentOwner, StorageNode, SystemMetadata, Tag, Versioning, WorkItem,
 };
 use crate::rename;
 use crate::tables::{self, decode, encode};
@@ -78,6 +78,7 @@ pub struct Applier<'txn> {
     counters: RawTableMut<'txn>,
     repairs: RawTableMut<'txn>,
     segments: RawTableMut<'txn>,
+    storage_nodes: RawTableMut<'txn>,
 }
 
 impl<'txn> Applier<'txn> {
@@ -98,6 +99,7 @@ impl<'txn> Applier<'txn> {
             counters: txn.open_table(tables::COUNTERS)?,
             repairs: txn.open_table(tables::REPAIRS)?,
             segments: txn.open_table(tables::SEGMENTS)?,
+            storage_nodes: txn.open_table(tables::STORAGE_NODES)?,
         })
     }
 
@@ -220,6 +222,15 @@ impl<'txn> Applier<'txn> {
                     nodes: &mut self.nodes,
                 };
                 tables.rename(&renames)?;
+                Ok(CommandResponse::Done)
+            }
+            Command::RegisterNode { node } => self.register_node(node),
+            Command::ReportNodes { reports, now } => self.report_nodes(reports, *now),
+            Command::SetNodeDraining { id, draining, now } => {
+                self.set_node_draining(*id, *draining, *now)
+            }
+            Command::RemoveNode { id } => {
+                self.storage_nodes.remove(id.to_be_bytes().as_slice())?;
                 Ok(CommandResponse::Done)
             }
         }
@@ -792,6 +803,69 @@ impl<'txn> Applier<'txn> {
         node.state = state;
         node.since = now;
         self.put_node(&node)
+    }
+
+    fn node_record(&self, id: u64) -> Step<Option<NodeRecord>> {
+        match self.storage_nodes.get(id.to_be_bytes().as_slice())? {
+            Some(bytes) => Ok(Some(decode(bytes.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_node_record(&mut self, node: &NodeRecord) -> Step<CommandResponse> {
+        self.storage_nodes
+            .insert(node.id.to_be_bytes().as_slice(), encode(node)?.as_slice())?;
+        Ok(CommandResponse::Done)
+    }
+
+    fn register_node(&mut self, node: &NodeRecord) -> Step<CommandResponse> {
+        let record = match self.node_record(node.id)? {
+            Some(known) => NodeRecord {
+                address: node.address.clone(),
+                site: node.site.clone(),
+                zone: node.zone.clone(),
+                stores: node.stores.clone(),
+                ..known
+            },
+            None => node.clone(),
+        };
+        self.put_node_record(&record)
+    }
+
+    fn report_nodes(&mut self, reports: &[NodeReport], now: Millis) -> Step<CommandResponse> {
+        for report in reports {
+            let Some(mut node) = self.node_record(report.id)? else {
+                continue;
+            };
+            if report.reached {
+                node.heartbeat = now;
+                node.capacity = report.capacity;
+                node.used = report.used;
+            }
+            let judged = report.state != NodeState::Draining;
+            if judged && node.state != NodeState::Draining && node.state != report.state {
+                node.state = report.state;
+                node.since = now;
+            }
+            self.put_node_record(&node)?;
+        }
+        Ok(CommandResponse::Done)
+    }
+
+    fn set_node_draining(&mut self, id: u64, draining: bool, now: Millis) -> Step<CommandResponse> {
+        let Some(mut node) = self.node_record(id)? else {
+            return Err(ApplyError::NoSuchNode.into());
+        };
+        let state = if draining {
+            NodeState::Draining
+        } else {
+            NodeState::Up
+        };
+        if node.state != state {
+            node.state = state;
+            node.since = now;
+        }
+        self.put_node_record(&node)
     }
 
     // ---- background work ----

@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    AccessKey, Bucket, Checksum, Grant, Millis, MultipartUpload, NodeState, ObjectVersion,
-    PartData, StorageNode, Tag, Versioning, WorkItem,
+    AccessKey, Bucket, Checksum, Grant, Millis, MultipartUpload, NodeRecord, NodeReport, NodeState,
+    ObjectVersion, PartData, StorageNode, Tag, Versioning, WorkItem,
 };
 
 /// A condition on the current (latest) version of a key, checked at apply time.
@@ -182,12 +182,13 @@ pub enum Command {
         /// The permissions.
         grant: Grant,
     },
-    /// Register or update a storage node.
+    /// Put a per-store state record (the first storage-node release's
+    /// drain; superseded by [`Command::RegisterNode`] and kept so old logs replay).
     PutNode {
         /// The node.
         node: StorageNode,
     },
-    /// Change a storage node's state.
+    /// Change a per-store state record (superseded, see [`Command::PutNode`]).
     SetNodeState {
         /// Node id.
         id: String,
@@ -249,6 +250,37 @@ pub enum Command {
     RenameStores {
         /// `(old id, new id)` pairs.
         renames: Vec<(String, String)>,
+    },
+    /// Add a storage node, or update where an existing one is and which
+    /// stores it serves (its state, heartbeat and figures stay). A node
+    /// registered anew starts in the given state.
+    RegisterNode {
+        /// The node.
+        node: NodeRecord,
+    },
+    /// What a probe round found of the storage nodes: heartbeats, figures
+    /// and state changes. Reports of nodes not (any longer) registered are
+    /// ignored; a node being drained stays so.
+    ReportNodes {
+        /// One report per probed node.
+        reports: Vec<NodeReport>,
+        /// Time of the round.
+        now: Millis,
+    },
+    /// Start (or end) draining a storage node.
+    SetNodeDraining {
+        /// The node's number.
+        id: u64,
+        /// Whether it is to be drained.
+        draining: bool,
+        /// Time of the change.
+        now: Millis,
+    },
+    /// Forget a storage node (the caller checks that nothing it holds is
+    /// still referenced).
+    RemoveNode {
+        /// The node's number.
+        id: u64,
     },
 }
 

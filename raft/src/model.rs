@@ -279,7 +279,10 @@ pub enum NodeState {
     Draining,
 }
 
-/// A storage node (or local disk backend) known to the cluster.
+/// A store's state record as the first storage-node release kept it (one
+/// per store, written by drain). Superseded by [`NodeRecord`]; still read
+/// so that stores drained then stay drained, and still decoded so that
+/// logs and snapshots holding such records replay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StorageNode {
     /// Stable id (the store id used in [`Segment::placement`]).
@@ -296,6 +299,48 @@ pub struct StorageNode {
     pub state: NodeState,
     /// Last state change.
     pub since: Millis,
+}
+
+/// A storage node as the cluster knows it: where it is, the stores it
+/// serves, and its health as the gateways' probes see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The node's number (its certificate is issued to `node-<id>`).
+    pub id: u64,
+    /// `host:port` of its node listener.
+    pub address: String,
+    /// Site (datacenter), if the cluster names sites.
+    pub site: Option<String>,
+    /// Failure zone inside the site; `None`: the node is its own zone.
+    pub zone: Option<String>,
+    /// Ids of the stores (disks) it serves, ascending.
+    pub stores: Vec<String>,
+    /// Capacity of its stores in bytes, as last reported.
+    pub capacity: u64,
+    /// Bytes used on its stores, as last reported.
+    pub used: u64,
+    /// Current state.
+    pub state: NodeState,
+    /// When the state last changed.
+    pub since: Millis,
+    /// When a probe last reached it (0: never).
+    pub heartbeat: Millis,
+}
+
+/// What one probe round found of a node ([`Command::ReportNodes`](crate::command::Command::ReportNodes)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// The node's number.
+    pub id: u64,
+    /// Whether the probe reached it (its heartbeat becomes the report's time).
+    pub reached: bool,
+    /// The state the prober judges it in: up, suspect or down (a report
+    /// never starts or ends a drain).
+    pub state: NodeState,
+    /// Capacity of its stores in bytes (kept as it was when not reached).
+    pub capacity: u64,
+    /// Bytes used on its stores (kept as it was when not reached).
+    pub used: u64,
 }
 
 /// An S3 access key.

@@ -9,8 +9,8 @@ use crate::listing::{
     RawReadTable, UploadsPage, VersionsPage,
 };
 use crate::model::{
-    AccessKey, Bucket, Grant, MultipartUpload, ObjectData, ObjectVersion, PartData, RepairItem,
-    Segment, SegmentOwner, StorageNode, WorkItem,
+    AccessKey, Bucket, Grant, MultipartUpload, NodeRecord, ObjectData, ObjectVersion, PartData,
+    RepairItem, Segment, SegmentOwner, StorageNode, WorkItem,
 };
 use crate::tables::{self, RawTable, decode};
 
@@ -203,9 +203,15 @@ impl ReadView {
             .collect()
     }
 
-    /// Every storage node, sorted by id.
-    pub fn nodes(&self) -> Result<Vec<StorageNode>, MetaError> {
+    /// Every per-store state record of the first storage-node release,
+    /// sorted by store id (see [`StorageNode`]).
+    pub fn store_records(&self) -> Result<Vec<StorageNode>, MetaError> {
         Ok(values(self.scan(tables::NODES, b"", usize::MAX)?))
+    }
+
+    /// Every storage node, by number.
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, MetaError> {
+        Ok(values(self.scan(tables::STORAGE_NODES, b"", usize::MAX)?))
     }
 
     /// Up to `limit` queued deletions with their queue ids, oldest first.

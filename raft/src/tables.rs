@@ -23,11 +23,12 @@
 //! | access_keys | key id | [`AccessKey`](crate::model::AccessKey) |
 //! | grants | escape(key id) ++ terminator ++ bucket | [`Grant`](crate::model::Grant) |
 //! | grants_by_bucket | bucket ++ `\0` ++ key id | empty |
-//! | nodes | node id | [`StorageNode`](crate::model::StorageNode) |
+//! | nodes | store id | [`StorageNode`](crate::model::StorageNode) (superseded per-store records) |
 //! | work | u64-BE queue id | [`WorkItem`](crate::model::WorkItem): segments to delete |
 //! | counters | counter name | u64-BE |
 //! | repairs | segment | [`RepairItem`](crate::model::RepairItem) |
 //! | segments | segment | [`SegmentOwner`](crate::model::SegmentOwner) |
+//! | storage_nodes | u64-BE node id | [`NodeRecord`](crate::model::NodeRecord) |
 //!
 //! where `object = bucket ++ \0 ++ escape(key) ++ terminator` and
 //! `segment = object id (16 bytes) ++ u32-BE(part)`.
@@ -65,7 +66,7 @@ pub const ACCESS_KEYS: RawTable = TableDefinition::new("model_access_keys");
 pub const GRANTS: RawTable = TableDefinition::new("model_grants");
 /// Index of grants by (bucket, key id).
 pub const GRANTS_BY_BUCKET: RawTable = TableDefinition::new("model_grants_by_bucket");
-/// Storage nodes by id.
+/// Per-store state records of the first storage-node release, by store id.
 pub const NODES: RawTable = TableDefinition::new("model_nodes");
 /// The deletion queue (segments no longer referenced) by queue id.
 pub const WORK: RawTable = TableDefinition::new("model_work");
@@ -76,10 +77,12 @@ pub const REPAIRS: RawTable = TableDefinition::new("model_repairs");
 /// Every segment a committed version or an upload in progress references,
 /// with what references it.
 pub const SEGMENTS: RawTable = TableDefinition::new("model_segments");
+/// Storage nodes by number.
+pub const STORAGE_NODES: RawTable = TableDefinition::new("model_storage_nodes");
 
 /// Every model table, in a fixed order: the position is the table number of
 /// snapshot records, so new tables are appended, never inserted.
-pub const ALL: [RawTable; 14] = [
+pub const ALL: [RawTable; 15] = [
     BUCKETS,
     VERSIONS,
     VERSION_IDS,
@@ -94,6 +97,7 @@ pub const ALL: [RawTable; 14] = [
     COUNTERS,
     REPAIRS,
     SEGMENTS,
+    STORAGE_NODES,
 ];
 
 /// Create every model table that does not exist yet.

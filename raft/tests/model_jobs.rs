@@ -286,7 +286,7 @@ fn named_stores(meta: &Meta) -> std::collections::BTreeSet<String> {
     for (_, segments) in view.deletions(usize::MAX).unwrap() {
         names.extend(segments.into_iter().flat_map(|s| s.placement));
     }
-    names.extend(view.nodes().unwrap().into_iter().map(|n| n.id));
+    names.extend(view.store_records().unwrap().into_iter().map(|n| n.id));
     names
 }
 
@@ -362,7 +362,7 @@ fn renaming_stores_rewrites_every_placement_and_replays_as_a_no_op() {
     assert_eq!(parts[0].segment.placement[3], "st-0000000000000003");
     let deletions = meta.view().deletions(10).unwrap();
     assert_eq!(deletions[0].1[0].placement[5], "st-0000000000000005");
-    let nodes = meta.view().nodes().unwrap();
+    let nodes = meta.view().store_records().unwrap();
     assert_eq!(nodes.len(), 1);
     assert_eq!(nodes[0].id, "st-0000000000000001");
     assert_eq!(nodes[0].address, "/data/disks/disk-1");

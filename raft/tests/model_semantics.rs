@@ -7,8 +7,8 @@ use md5::{Digest, Md5};
 use model_support::*;
 use tessera_raft::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
 use tessera_raft::model::{
-    AccessKey, Checksum, Grant, ListedObject, NULL_VERSION_ID, NodeState, ObjectData, StorageNode,
-    Versioning, WorkItem,
+    AccessKey, Checksum, Grant, ListedObject, NULL_VERSION_ID, NodeRecord, NodeReport, NodeState,
+    ObjectData, StorageNode, Versioning, WorkItem,
 };
 use tessera_raft::snapshot_data::{self, SnapshotRecord};
 use tessera_raft::{ListObjectsQuery, ListUploadsQuery, ListVersionsQuery, MetaError};
@@ -739,7 +739,7 @@ fn tags_placement_nodes_keys_and_work_queue() {
         state: NodeState::Down,
         now: 42,
     });
-    let nodes = meta.view().nodes().unwrap();
+    let nodes = meta.view().store_records().unwrap();
     assert_eq!((nodes[0].state, nodes[0].since), (NodeState::Down, 42));
     assert_eq!(
         meta.apply(Command::SetNodeState {
@@ -864,4 +864,106 @@ fn snapshot_records_round_trip_into_an_empty_database() {
     let result: Result<Vec<_>, _> =
         std::iter::from_fn(|| SnapshotRecord::read_from(&mut short).transpose()).collect();
     assert!(result.is_err());
+}
+
+fn node_record(id: u64, stores: &[&str]) -> NodeRecord {
+    NodeRecord {
+        id,
+        address: format!("127.0.0.1:{}", 7400 + id),
+        site: None,
+        zone: Some(format!("z{id}")),
+        stores: stores.iter().map(|s| (*s).to_owned()).collect(),
+        capacity: 0,
+        used: 0,
+        state: NodeState::Up,
+        since: 1,
+        heartbeat: 1,
+    }
+}
+
+#[test]
+fn node_records_register_report_drain_and_remove() {
+    let mut meta = Meta::new();
+    meta.ok(Command::RegisterNode {
+        node: node_record(1, &["st-a"]),
+    });
+    meta.ok(Command::RegisterNode {
+        node: node_record(2, &["st-b"]),
+    });
+    let report = |id, reached, state| NodeReport {
+        id,
+        reached,
+        state,
+        capacity: 100,
+        used: 10,
+    };
+    // Node 1 answered, node 2 did not and is judged suspect; a report
+    // naming an unknown node is ignored.
+    meta.ok(Command::ReportNodes {
+        reports: vec![
+            report(1, true, NodeState::Up),
+            report(2, false, NodeState::Suspect),
+            report(9, true, NodeState::Up),
+        ],
+        now: 50,
+    });
+    let nodes = meta.view().nodes().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(
+        (
+            nodes[0].state,
+            nodes[0].since,
+            nodes[0].heartbeat,
+            nodes[0].used
+        ),
+        (NodeState::Up, 1, 50, 10)
+    );
+    assert_eq!(
+        (
+            nodes[1].state,
+            nodes[1].since,
+            nodes[1].heartbeat,
+            nodes[1].used
+        ),
+        (NodeState::Suspect, 50, 1, 0)
+    );
+    // Registering again moves the node and changes its stores, keeping
+    // its health.
+    let mut moved = node_record(2, &["st-b", "st-c"]);
+    moved.address = "10.0.0.2:7402".into();
+    moved.state = NodeState::Up;
+    meta.ok(Command::RegisterNode { node: moved });
+    let nodes = meta.view().nodes().unwrap();
+    assert_eq!(nodes[1].address, "10.0.0.2:7402");
+    assert_eq!(nodes[1].stores, vec!["st-b", "st-c"]);
+    assert_eq!((nodes[1].state, nodes[1].since), (NodeState::Suspect, 50));
+    // A drain sticks through reports until it is ended.
+    meta.ok(Command::SetNodeDraining {
+        id: 1,
+        draining: true,
+        now: 60,
+    });
+    meta.ok(Command::ReportNodes {
+        reports: vec![report(1, false, NodeState::Down)],
+        now: 70,
+    });
+    let nodes = meta.view().nodes().unwrap();
+    assert_eq!((nodes[0].state, nodes[0].since), (NodeState::Draining, 60));
+    meta.ok(Command::SetNodeDraining {
+        id: 1,
+        draining: false,
+        now: 80,
+    });
+    assert_eq!(meta.view().nodes().unwrap()[0].state, NodeState::Up);
+    assert_eq!(
+        meta.apply(Command::SetNodeDraining {
+            id: 7,
+            draining: true,
+            now: 1
+        }),
+        Err(ApplyError::NoSuchNode)
+    );
+    meta.ok(Command::RemoveNode { id: 1 });
+    let nodes = meta.view().nodes().unwrap();
+    assert_eq!(nodes.iter().map(|n| n.id).collect::<Vec<_>>(), vec![2]);
 }

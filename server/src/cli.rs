@@ -136,9 +136,31 @@ pub enum AdminCommand {
 /// `tessera admin node …`.
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
-    /// Every store by node: zone, and up, down, lost (down past the repair
+    /// Every storage node (address, zone, state, last heartbeat, space),
+    /// then every store by node: up, down, lost (down past the repair
     /// grace, its shards being rebuilt elsewhere) or draining.
     List,
+    /// Add a storage node: the gateway checks that it answers as
+    /// `node-<id>` and records it in the metadata, so every gateway uses it.
+    Add {
+        /// The node's id (its certificate is issued to `node-<id>`)
+        id: u64,
+        /// `host:port` of its node listener
+        addr: String,
+        /// The site (datacenter) it stands in
+        #[arg(long)]
+        site: Option<String>,
+        /// The failure zone (rack, room, house) inside the site
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// Forget a storage node, once it holds nothing referenced (drain it
+    /// first). Remove it from the gateways' `[[nodes]]` too, or they
+    /// register it again at their next start.
+    Remove {
+        /// The node's id
+        node: u64,
+    },
     /// Move every shard off a storage node (it keeps serving reads until
     /// then); when `tessera admin jobs` shows evacuate and repair idle, the
     /// node holds nothing referenced and can be stopped and removed.
@@ -358,8 +380,31 @@ async fn admin(args: AdminArgs) -> Result<()> {
             println!("node {node}: draining {}", stores.join(", "));
         }
         AdminCommand::Node(NodeCommand::List) => {
+            let nodes = client.nodes().await?;
             let status = client.status().await?;
+            if !nodes.is_empty() {
+                println!("{}", nodes_table(&nodes, crate::auth::now_millis()));
+            }
             print!("{}", stores_table(&status.stores));
+        }
+        AdminCommand::Node(NodeCommand::Add {
+            id,
+            addr,
+            site,
+            zone,
+        }) => {
+            let entry = crate::config::NodeEntry {
+                id,
+                addr,
+                site,
+                zone,
+            };
+            let stores = client.add_node(&entry).await?;
+            println!("node {id}: added with stores {}", stores.join(", "));
+        }
+        AdminCommand::Node(NodeCommand::Remove { node }) => {
+            client.remove_node(node).await?;
+            println!("node {node}: removed");
         }
         AdminCommand::Jobs { json } => {
             let jobs = client.jobs().await?;
@@ -451,7 +496,35 @@ async fn admin(args: AdminArgs) -> Result<()> {
     Ok(())
 }
 
-/// The jobs as a table: one line each, with rate and ETA.
+/// The storage nodes as a table: one line each.
+fn nodes_table(nodes: &[tessera_raft::model::NodeRecord], now: i64) -> String {
+    let mut out = format!(
+        "{:<6} {:<22} {:<10} {:<10} {:<9} {:>9} {:>7} {:>12} {:>12}\n",
+        "NODE", "ADDRESS", "SITE", "ZONE", "STATE", "HEARD", "STORES", "CAPACITY", "USED"
+    );
+    for n in nodes {
+        let heard = if n.heartbeat == 0 {
+            "never".to_owned()
+        } else {
+            format!("{}s ago", (now - n.heartbeat).max(0) / 1000)
+        };
+        out.push_str(&format!(
+            "{:<6} {:<22} {:<10} {:<10} {:<9} {:>9} {:>7} {:>12} {:>12}\n",
+            n.id,
+            n.address,
+            n.site.as_deref().unwrap_or("-"),
+            n.zone.as_deref().unwrap_or("-"),
+            crate::nodes::state_name(n.state),
+            heard,
+            n.stores.len(),
+            n.capacity,
+            n.used
+        ));
+    }
+    out
+}
+
+/// The stores as a table: one line each.
 fn stores_table(stores: &[crate::admin::StoreStatus]) -> String {
     let mut rows: Vec<&crate::admin::StoreStatus> = stores.iter().collect();
     rows.sort_by(|a, b| (a.node, &a.id).cmp(&(b.node, &b.id)));

@@ -136,27 +136,31 @@ impl Server {
             let _ = meta.shutdown().await;
             return Err(e);
         }
-        let remote = match &config.cluster_tls {
-            Some(tls) if !config.nodes.is_empty() => match nodes::connect(tls, &config.nodes).await
-            {
-                Ok(remote) => remote,
-                Err(e) => {
-                    let _ = meta.shutdown().await;
-                    return Err(e);
-                }
-            },
-            _ => Vec::new(),
-        };
         let stores = StoreSet::with_domains(
             local
                 .into_iter()
-                .map(|s| (Arc::new(s) as Arc<dyn ShardStore>, Domain::default()))
-                .chain(
-                    remote
-                        .into_iter()
-                        .map(|(s, domain)| (Arc::new(s) as Arc<dyn ShardStore>, domain)),
-                ),
+                .map(|s| (Arc::new(s) as Arc<dyn ShardStore>, Domain::default())),
         );
+        let nodes = match &config.cluster_tls {
+            Some(tls) if !config.nodes.is_empty() => {
+                let started = nodes::Nodes::start(
+                    tls,
+                    &config.nodes,
+                    meta.clone(),
+                    stores.clone(),
+                    config.repair_grace,
+                )
+                .await;
+                match started {
+                    Ok(nodes) => Some(nodes),
+                    Err(e) => {
+                        let _ = meta.shutdown().await;
+                        return Err(e);
+                    }
+                }
+            }
+            _ => None,
+        };
         let width = usize::from(config.data_shards) + usize::from(config.parity_shards);
         if stores.len() < width {
             let _ = meta.shutdown().await;
@@ -205,6 +209,7 @@ impl Server {
             jobs: jobs.clone(),
             token: admin_token.clone(),
             write_width: usize::from(config.data_shards) + usize::from(config.parity_shards),
+            nodes: nodes.clone(),
         });
         let admin = hyper::service::service_fn(move |req| Arc::clone(&admin_state).handle(req));
 
@@ -221,7 +226,7 @@ impl Server {
             listener::spawn("s3", s3_listener, tls, s3, stop.clone(), limits),
             listener::spawn("admin", admin_listener, None, admin, stop.clone(), limits),
         ];
-        let health = HealthWorker::new(meta.clone(), stores.clone(), config.health_interval);
+        let health = HealthWorker::new(meta.clone(), stores.clone(), nodes, config.health_interval);
         let gc = GcJob::new(data.clone(), config.gc_grace);
         let repair = RepairJob::new(data.clone(), config.repair_rate);
         let scrub = ScrubJob::new(

@@ -11,6 +11,7 @@
 //! | `tessera_objects_stored` / `tessera_bytes_stored` | gauge | |
 //! | `tessera_backend_errors_total` | counter | `store` |
 //! | `tessera_store_up` | gauge | `store` |
+//! | `tessera_node_state` | gauge | `node`, `state` |
 //! | `tessera_raft_*` | gauge | |
 //! | `tessera_gc_*` | counter / gauge | |
 //! | `tessera_job_queued` | gauge | `job` |
@@ -106,6 +107,10 @@ fn describe() {
     describe_gauge!(
         "tessera_store_up",
         "1 when a shard store answered its last health probe"
+    );
+    describe_gauge!(
+        "tessera_node_state",
+        "1 for the state (up, suspect, down, draining) a storage node is in, 0 for the others"
     );
     describe_gauge!(
         "tessera_raft_is_leader",
@@ -271,6 +276,15 @@ pub fn set_stored(objects: u64, bytes: u64) {
 /// Records whether store `store` answered its last health probe.
 pub fn set_store_up(store: &str, up: bool) {
     gauge!("tessera_store_up", "store" => store.to_owned()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Publishes the state a storage node is in (one series per state, 1 for
+/// the current one, so alerts can match `state="down"`).
+pub fn set_node_state(node: u64, state: &str) {
+    for each in ["up", "suspect", "down", "draining"] {
+        let value = if each == state { 1.0 } else { 0.0 };
+        gauge!("tessera_node_state", "node" => node.to_string(), "state" => each).set(value);
+    }
 }
 
 /// Publishes the raft member's state.

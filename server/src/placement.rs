@@ -74,8 +74,7 @@ pub struct StoreSet {
 
 #[derive(Debug, Default)]
 struct Inner {
-    stores: BTreeMap<String, Arc<dyn ShardStore>>,
-    domains: BTreeMap<String, Domain>,
+    members: RwLock<Members>,
     /// Stores reported down, with when they went down.
     down: RwLock<BTreeMap<String, Instant>>,
     /// Stores down past the repair grace: their shards are rebuilt elsewhere.
@@ -85,6 +84,19 @@ struct Inner {
     draining: RwLock<BTreeSet<String>>,
     cursor: AtomicUsize,
     changes: AtomicUsize,
+}
+
+/// The stores themselves, by id, with their failure domains.
+#[derive(Debug, Default)]
+struct Members {
+    stores: BTreeMap<String, Arc<dyn ShardStore>>,
+    domains: BTreeMap<String, Domain>,
+}
+
+impl Members {
+    fn domain(&self, id: &str) -> &Domain {
+        self.domains.get(id).unwrap_or(&LOCAL)
+    }
 }
 
 impl StoreSet {
@@ -103,43 +115,84 @@ impl StoreSet {
         }
         Self {
             inner: Arc::new(Inner {
-                stores: by_id,
-                domains,
-                down: RwLock::default(),
-                lost: RwLock::default(),
-                draining: RwLock::default(),
-                cursor: AtomicUsize::new(0),
-                changes: AtomicUsize::new(0),
+                members: RwLock::new(Members {
+                    stores: by_id,
+                    domains,
+                }),
+                ..Inner::default()
             }),
         }
     }
 
+    fn members(&self) -> std::sync::RwLockReadGuard<'_, Members> {
+        self.inner.members.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a store (a storage node's store that appeared), or replaces
+    /// the one with its id (its node moved).
+    pub fn insert(&self, store: Arc<dyn ShardStore>, domain: Domain) {
+        let mut members = self
+            .inner
+            .members
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        members.domains.insert(store.id().to_owned(), domain);
+        members.stores.insert(store.id().to_owned(), store);
+        self.inner.changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Forgets a store (its node was removed): returns whether it was known.
+    pub fn remove(&self, id: &str) -> bool {
+        let mut members = self
+            .inner
+            .members
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        members.domains.remove(id);
+        let known = members.stores.remove(id).is_some();
+        drop(members);
+        self.set_down(id, false);
+        if known {
+            self.inner.changes.fetch_add(1, Ordering::Relaxed);
+        }
+        known
+    }
+
     /// The store with this id.
     pub fn get(&self, id: &str) -> Option<Arc<dyn ShardStore>> {
-        self.inner.stores.get(id).cloned()
+        self.members().stores.get(id).cloned()
     }
 
     /// Every store, ordered by id.
     pub fn all(&self) -> Vec<Arc<dyn ShardStore>> {
-        self.inner.stores.values().cloned().collect()
+        self.members().stores.values().cloned().collect()
     }
 
     /// Number of stores known.
     pub fn len(&self) -> usize {
-        self.inner.stores.len()
+        self.members().stores.len()
     }
 
     /// Whether no store is known.
     pub fn is_empty(&self) -> bool {
-        self.inner.stores.is_empty()
+        self.members().stores.is_empty()
     }
 
     /// Mark a store down (skipped by placement and reads) or up again (no
     /// longer lost either).
     pub fn set_down(&self, id: &str, down: bool) {
+        self.set_down_for(id, down.then_some(Duration::ZERO));
+    }
+
+    /// Marks a store down since `for_` ago (when the metadata says its node
+    /// was last heard of then; the repair grace counts from there), or up
+    /// again with `None`. A store already down keeps its time.
+    pub fn set_down_for(&self, id: &str, for_: Option<Duration>) {
         let mut set = self.inner.down.write().unwrap_or_else(|e| e.into_inner());
-        let changed = if down {
-            !set.contains_key(id) && set.insert(id.to_owned(), Instant::now()).is_none()
+        let down = for_.is_some();
+        let changed = if let Some(ago) = for_ {
+            let since = Instant::now().checked_sub(ago).unwrap_or_else(Instant::now);
+            !set.contains_key(id) && set.insert(id.to_owned(), since).is_none()
         } else {
             set.remove(id).is_some()
         };
@@ -245,23 +298,30 @@ impl StoreSet {
 
     /// The failure domain of a store (the default for an unknown one).
     pub fn domain(&self, id: &str) -> Domain {
-        self.domain_of(id).clone()
+        self.members().domain(id).clone()
     }
 
-    fn domain_of(&self, id: &str) -> &Domain {
-        self.inner.domains.get(id).unwrap_or(&LOCAL)
+    /// The stores of storage node `node`, ordered by id.
+    pub fn of_node(&self, node: u64) -> Vec<String> {
+        let members = self.members();
+        members
+            .stores
+            .keys()
+            .filter(|id| members.domain(id).node == node)
+            .cloned()
+            .collect()
     }
 
     /// The stores that may take new shards (not being drained), split into
     /// those up and those down.
-    fn writable(&self) -> (Vec<&String>, Vec<&String>) {
+    fn writable<'a>(&self, members: &'a Members) -> (Vec<&'a String>, Vec<&'a String>) {
         let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
         let draining = self
             .inner
             .draining
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        self.inner
+        members
             .stores
             .keys()
             .filter(|id| !draining.contains(*id))
@@ -272,7 +332,8 @@ impl StoreSet {
     /// zones and nodes (see the module docs): shard `i` goes to element `i`.
     /// Successive calls start at successive zones.
     pub fn choose(&self, count: usize) -> Result<Vec<Arc<dyn ShardStore>>, PlacementError> {
-        let (healthy, _) = self.writable();
+        let members = self.members();
+        let (healthy, _) = self.writable(&members);
         if healthy.len() < count || count == 0 {
             return Err(PlacementError::NotEnoughStores {
                 needed: count,
@@ -280,58 +341,64 @@ impl StoreSet {
             });
         }
         let turn = self.inner.cursor.fetch_add(1, Ordering::Relaxed);
-        Ok(self
-            .spread(&healthy, count, turn)
+        Ok(spread(&members, &healthy, count, turn)
             .into_iter()
-            .filter_map(|id| self.get(id))
+            .filter_map(|id| members.stores.get(id).cloned())
             .collect())
     }
+}
 
-    /// `count` of `ids` (at least that many), one zone after another from
-    /// zone `turn`, inside a zone one node after another.
-    fn spread<'a>(&self, ids: &[&'a String], count: usize, turn: usize) -> Vec<&'a String> {
-        // zone -> node -> stores, every level in a fixed order.
-        let mut zones: BTreeMap<_, BTreeMap<u64, Vec<&'a String>>> = BTreeMap::new();
-        for &id in ids {
-            let domain = self.domain_of(id);
-            let (zone, node) = (domain.zone_key(), domain.node);
-            zones
-                .entry(zone)
-                .or_default()
-                .entry(node)
-                .or_default()
-                .push(id);
-        }
-        // Each zone as a queue of its stores, nodes interleaved.
-        let mut queues: Vec<std::collections::VecDeque<&'a String>> = zones
-            .into_values()
-            .map(|nodes| {
-                let mut queue = interleave(nodes.into_values().collect());
-                let len = queue.len().max(1);
-                queue.rotate_left(turn % len);
-                queue
-            })
-            .collect();
-        let first = turn % queues.len().max(1);
-        queues.rotate_left(first);
-        let mut chosen = Vec::with_capacity(count);
-        while chosen.len() < count {
-            let before = chosen.len();
-            for queue in queues.iter_mut() {
-                if chosen.len() == count {
-                    break;
-                }
-                if let Some(id) = queue.pop_front() {
-                    chosen.push(id);
-                }
-            }
-            if chosen.len() == before {
+/// `count` of `ids` (at least that many), one zone after another from
+/// zone `turn`, inside a zone one node after another.
+fn spread<'a>(
+    members: &'a Members,
+    ids: &[&'a String],
+    count: usize,
+    turn: usize,
+) -> Vec<&'a String> {
+    // zone -> node -> stores, every level in a fixed order.
+    let mut zones: BTreeMap<_, BTreeMap<u64, Vec<&'a String>>> = BTreeMap::new();
+    for &id in ids {
+        let domain = members.domain(id);
+        let (zone, node) = (domain.zone_key(), domain.node);
+        zones
+            .entry(zone)
+            .or_default()
+            .entry(node)
+            .or_default()
+            .push(id);
+    }
+    // Each zone as a queue of its stores, nodes interleaved.
+    let mut queues: Vec<std::collections::VecDeque<&'a String>> = zones
+        .into_values()
+        .map(|nodes| {
+            let mut queue = interleave(nodes.into_values().collect());
+            let len = queue.len().max(1);
+            queue.rotate_left(turn % len);
+            queue
+        })
+        .collect();
+    let first = turn % queues.len().max(1);
+    queues.rotate_left(first);
+    let mut chosen = Vec::with_capacity(count);
+    while chosen.len() < count {
+        let before = chosen.len();
+        for queue in queues.iter_mut() {
+            if chosen.len() == count {
                 break;
             }
+            if let Some(id) = queue.pop_front() {
+                chosen.push(id);
+            }
         }
-        chosen
+        if chosen.len() == before {
+            break;
+        }
     }
+    chosen
+}
 
+impl StoreSet {
     /// Choose `count` distinct stores for a new segment that tolerates
     /// stores being down: healthy stores as [`StoreSet::choose`] picks
     /// them, and when there are too few, down stores for the last shards
@@ -348,7 +415,8 @@ impl StoreSet {
                 skipped: Vec::new(),
             });
         }
-        let (healthy, unhealthy) = self.writable();
+        let members = self.members();
+        let (healthy, unhealthy) = self.writable(&members);
         if healthy.len() < quorum.max(1) || healthy.len() + unhealthy.len() < count {
             return Err(PlacementError::NotEnoughStores {
                 needed: quorum.max(1),
@@ -357,11 +425,10 @@ impl StoreSet {
         }
         let turn = self.inner.cursor.fetch_add(1, Ordering::Relaxed);
         let written = healthy.len().min(count);
-        let chosen: Vec<Arc<dyn ShardStore>> = self
-            .spread(&healthy, written, turn)
+        let chosen: Vec<Arc<dyn ShardStore>> = spread(&members, &healthy, written, turn)
             .into_iter()
             .chain(unhealthy.into_iter().take(count - written))
-            .filter_map(|id| self.get(id))
+            .filter_map(|id| members.stores.get(id).cloned())
             .collect();
         let skipped = (written..count).map(|i| i as u16).collect();
         Ok(WritePlacement {
@@ -387,16 +454,16 @@ impl StoreSet {
                 return None;
             }
         }
+        let members = self.members();
         let zone_load = |id: &String| {
-            let zone = self.domain_of(id).zone_key();
+            let zone = members.domain(id).zone_key();
             placement
                 .iter()
                 .enumerate()
-                .filter(|(i, other)| *i != index && self.domain_of(other).zone_key() == zone)
+                .filter(|(i, other)| *i != index && members.domain(other).zone_key() == zone)
                 .count()
         };
-        let candidates: Vec<&String> = self
-            .inner
+        let candidates: Vec<&String> = members
             .stores
             .keys()
             .filter(|id| !placement.contains(id) && !self.is_down(id) && !self.is_draining(id))
@@ -407,7 +474,7 @@ impl StoreSet {
             .filter(|id| zone_load(id) == least)
             .collect();
         let start = self.inner.cursor.fetch_add(1, Ordering::Relaxed) % best.len();
-        self.get(best[start])
+        members.stores.get(best[start]).cloned()
     }
 
     /// The stores holding shards `0..placement.len()` of a segment, `None`

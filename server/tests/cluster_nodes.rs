@@ -33,6 +33,11 @@ fn write_identity(dir: &Path, name: &str, tls: &ClusterTls) -> String {
 /// Runs `tessera admin ARGS` against `gateway` (its token from its data
 /// dir under `dir`) and returns what it printed.
 fn admin(gateway: &Process, dir: &Path, args: &[&str]) -> String {
+    admin_result(gateway, dir, args).unwrap_or_else(|stderr| panic!("{args:?}: {stderr}"))
+}
+
+/// Runs `tessera admin ARGS`: what it printed, or its error output.
+fn admin_result(gateway: &Process, dir: &Path, args: &[&str]) -> Result<String, String> {
     let url = gateway.announced.split(", admin on ").nth(1).unwrap();
     let data_dir = dir.join("gateway-1");
     let mut all = vec![
@@ -44,12 +49,20 @@ fn admin(gateway: &Process, dir: &Path, args: &[&str]) -> String {
     ];
     all.extend_from_slice(args);
     let out = run(&all);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The state column of node `id` in `tessera admin node list`'s node table.
+fn node_state(listing: &str, id: &str) -> Option<String> {
+    listing
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .map(str::to_owned)
 }
 
 fn shard_files(root: &Path) -> Vec<PathBuf> {
@@ -153,37 +166,45 @@ async fn start_nodes(
 ) -> Vec<(u64, String, PathBuf, Process)> {
     let mut nodes = Vec::new();
     for n in 1..=count {
-        let tls = write_identity(
-            dir,
-            &format!("node-{n}"),
-            &ca.issue(&format!("node-{n}"), &[]).unwrap(),
-        );
-        let config = dir.join(format!("node-{n}.toml"));
-        let data = dir.join(format!("node-{n}"));
-        std::fs::write(
-            &config,
-            format!(
-                "id = {n}\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\ndisks = {disks}\n{tls}"
-            ),
-        )
-        .unwrap();
-        let node = spawn(
-            &["node", "--config", config.to_str().unwrap()],
-            "Tessera storage node",
-        )
-        .await;
-        let addr = node
-            .announced
-            .split(" on ")
-            .nth(1)
-            .unwrap()
-            .split(',')
-            .next()
-            .unwrap()
-            .to_owned();
-        nodes.push((n, addr, data, node));
+        nodes.push(start_node(dir, ca, n, disks).await);
     }
     nodes
+}
+
+/// Starts node `n` of `disks` disks: its id, address, data dir and process.
+async fn start_node(
+    dir: &Path,
+    ca: &ClusterCa,
+    n: u64,
+    disks: usize,
+) -> (u64, String, PathBuf, Process) {
+    let tls = write_identity(
+        dir,
+        &format!("node-{n}"),
+        &ca.issue(&format!("node-{n}"), &[]).unwrap(),
+    );
+    let config = dir.join(format!("node-{n}.toml"));
+    let data = dir.join(format!("node-{n}"));
+    std::fs::write(
+        &config,
+        format!("id = {n}\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\ndisks = {disks}\n{tls}"),
+    )
+    .unwrap();
+    let node = spawn(
+        &["node", "--config", config.to_str().unwrap()],
+        "Tessera storage node",
+    )
+    .await;
+    let addr = node
+        .announced
+        .split(" on ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    (n, addr, data, node)
 }
 
 /// Starts a gateway over `nodes` with `extra` settings in its config file.
@@ -193,6 +214,20 @@ async fn start_gateway(
     nodes: &[(u64, String, PathBuf, Process)],
     extra: &str,
 ) -> (Process, aws_sdk_s3::Client) {
+    let listed: Vec<(u64, String)> = nodes
+        .iter()
+        .map(|(n, addr, ..)| (*n, addr.clone()))
+        .collect();
+    start_gateway_listing(dir, ca, &listed, extra).await
+}
+
+/// Starts a gateway whose `[[nodes]]` list the `(id, address)` pairs given.
+async fn start_gateway_listing(
+    dir: &Path,
+    ca: &ClusterCa,
+    nodes: &[(u64, String)],
+    extra: &str,
+) -> (Process, aws_sdk_s3::Client) {
     let gateway_tls = write_identity(dir, "gateway-1", &ca.issue("gateway-1", &[]).unwrap());
     let mut config = format!(
         "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\n{extra}{gateway_tls}",
@@ -200,7 +235,7 @@ async fn start_gateway(
         common::TEST_ACCESS_KEY,
         common::TEST_SECRET_KEY,
     );
-    for (n, addr, _, _) in nodes {
+    for (n, addr) in nodes {
         config.push_str(&format!("[[nodes]]\nid = {n}\naddr = \"{addr}\"\n"));
     }
     let config_path = dir.join("gateway-1.toml");
@@ -385,6 +420,14 @@ async fn shards_of_killed_nodes_are_rebuilt_elsewhere_after_the_grace() {
             .count()
     };
     assert_eq!((state(" up"), state(" lost")), (6, 2), "{listing}");
+    // ... and, in the node table the metadata keeps, the nodes down.
+    for (id, expected) in [("1", "down"), ("2", "down"), ("3", "up")] {
+        assert_eq!(
+            node_state(&listing, id).as_deref(),
+            Some(expected),
+            "{listing}"
+        );
+    }
 
     // Proof: two *other* nodes die too, and every object still reads back.
     for _ in 0..2 {
@@ -428,6 +471,12 @@ async fn a_node_drained_under_load_can_be_removed_with_nothing_lost() {
             .any(|l| l.starts_with("1 ") && l.trim_end().ends_with("draining"))
     );
     writer.await.unwrap();
+    // While it still holds shards, it cannot be removed.
+    let early = admin_result(&gateway, dir.path(), &["node", "remove", "1"]);
+    assert!(
+        early.as_ref().is_err_and(|e| e.contains("still holds")),
+        "{early:?}"
+    );
 
     // Every shard moves to the other six nodes.
     let others = |nodes: &[(u64, String, PathBuf, Process)]| -> usize {
@@ -446,6 +495,18 @@ async fn a_node_drained_under_load_can_be_removed_with_nothing_lost() {
     );
 
     // Node 1 is removed, and two more die: nothing is lost.
+    let removed = common::eventually(30, || async {
+        admin_result(&gateway, dir.path(), &["node", "remove", "1"]).is_ok()
+    })
+    .await;
+    assert!(removed, "node 1 removable once drained");
+    let listing = admin(&["node", "list"]);
+    assert!(
+        !listing
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("1")),
+        "{listing}"
+    );
     for index in [0, 1, 1] {
         kill(nodes.remove(index).3).await;
     }
@@ -457,4 +518,115 @@ async fn a_node_drained_under_load_can_be_removed_with_nothing_lost() {
         );
     }
     drop(gateway);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_kept_in_the_metadata_added_at_run_time_and_a_dead_one_does_not_stop_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let mut nodes = start_nodes(dir.path(), &ca, 6, 1).await;
+    let (gateway, s3) = start_gateway(dir.path(), &ca, &nodes, "").await;
+    s3.create_bucket().bucket("nodes").send().await.unwrap();
+    let object =
+        |i: usize| -> Vec<u8> { (0..20_000 + i * 7_000).map(|j| (j * 5 + i) as u8).collect() };
+    for i in 0..10 {
+        common::put_bytes(&s3, "nodes", &format!("obj-{i}"), object(i)).await;
+    }
+    let listing = admin(&gateway, dir.path(), &["node", "list"]);
+    for id in 1..=6 {
+        assert_eq!(
+            node_state(&listing, &id.to_string()).as_deref(),
+            Some("up"),
+            "{listing}"
+        );
+    }
+
+    // The gateway restarts while node 3 is dead: it knows node 3's stores
+    // from the metadata, starts at once without it, and reads around it.
+    let listed: Vec<(u64, String)> = nodes
+        .iter()
+        .map(|(n, addr, ..)| (*n, addr.clone()))
+        .collect();
+    drop(gateway);
+    kill(nodes.remove(2).3).await;
+    let started = std::time::Instant::now();
+    let (gateway, s3) = start_gateway_listing(dir.path(), &ca, &listed, "").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "started in {:?}",
+        started.elapsed()
+    );
+    for i in 0..10 {
+        assert_eq!(
+            common::get_bytes(&s3, "nodes", &format!("obj-{i}")).await,
+            object(i),
+            "obj-{i}"
+        );
+    }
+    let suspect = common::eventually(20, || async {
+        node_state(&admin(&gateway, dir.path(), &["node", "list"]), "3").as_deref()
+            == Some("suspect")
+    })
+    .await;
+    assert!(
+        suspect,
+        "{}",
+        admin(&gateway, dir.path(), &["node", "list"])
+    );
+
+    // A seventh node is added at run time; new segments use it.
+    let seventh = start_node(dir.path(), &ca, 7, 1).await;
+    let added = admin(
+        &gateway,
+        dir.path(),
+        &["node", "add", "7", &seventh.1, "--zone", "z7"],
+    );
+    assert!(
+        added.starts_with("node 7: added with stores st-"),
+        "{added}"
+    );
+    for i in 10..30 {
+        common::put_bytes(&s3, "nodes", &format!("obj-{i}"), object(i)).await;
+    }
+    assert!(!shard_files(&seventh.2).is_empty(), "node 7 takes shards");
+    let listing = admin(&gateway, dir.path(), &["node", "list"]);
+    assert_eq!(
+        node_state(&listing, "7").as_deref(),
+        Some("up"),
+        "{listing}"
+    );
+
+    // An id in use at another address, and an address whose node is not
+    // the id given, are refused with a clear error.
+    let reused = admin_result(&gateway, dir.path(), &["node", "add", "7", &nodes[0].1]);
+    assert!(
+        reused.as_ref().is_err_and(|e| e.contains("already in use")),
+        "{reused:?}"
+    );
+    let wrong = admin_result(&gateway, dir.path(), &["node", "add", "8", &seventh.1]);
+    assert!(
+        wrong
+            .as_ref()
+            .is_err_and(|e| e.contains("cannot use storage node 8")),
+        "{wrong:?}"
+    );
+
+    // The added node is in the metadata: the gateway knows it after a
+    // restart although its config does not list it.
+    drop(gateway);
+    let (gateway, s3) = start_gateway_listing(dir.path(), &ca, &listed, "").await;
+    let listing = admin(&gateway, dir.path(), &["node", "list"]);
+    assert_eq!(
+        node_state(&listing, "7").as_deref(),
+        Some("up"),
+        "{listing}"
+    );
+    for i in 0..30 {
+        assert_eq!(
+            common::get_bytes(&s3, "nodes", &format!("obj-{i}")).await,
+            object(i),
+            "obj-{i}"
+        );
+    }
+    drop((gateway, seventh));
 }

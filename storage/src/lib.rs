@@ -128,10 +128,10 @@ pub use error::StorageError;
 pub use format::Geometry;
 pub use inline::{DEFAULT_INLINE_THRESHOLD, open_inline, seal_inline};
 pub use node::NodeService;
-pub use reader::{BadShardCallback, ObjectLocation, ReadOptions, read_object};
+pub use reader::{BadShardCallback, ObjectLocation, ReadOptions, SlowShardCallback, read_object};
 pub use repair::{repair_shard, scrub_shard};
 pub use store::{
-    ByteStream, LocalDir, Memory, ObjectId, Remote, ShardId, ShardReader, ShardStat, ShardStore,
-    StoreHealth,
+    ByteStream, LocalDir, Memory, NodeQueryError, ObjectId, Remote, ShardId, ShardReader,
+    ShardStat, ShardStore, StoreHealth,
 };
 pub use writer::{StripeEncoder, WriteOptions, WriteOutcome, write_object};

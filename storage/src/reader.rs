@@ -9,6 +9,13 @@
 //! is checked before a byte of it is returned, so corruption ends the stream
 //! with an error, never with wrong bytes.
 //!
+//! Reads may be hedged ([`ReadOptions::hedge_after`]): when blocks are
+//! still missing after that long, as many spare shards as blocks are late
+//! are read beside them, the stripe completes from whichever k arrive
+//! first, and the shards that were outrun are reported slow and not read
+//! again by this read. A slow store thus costs a read the hedge delay, not
+//! the shard timeout.
+//!
 //! A producer task fetches stripe s + 1 while a blocking job verifies,
 //! rebuilds and decrypts stripe s. Blocks are decrypted in place and yielded
 //! one by one without a copy. With a [`MemoryBudget`] the producer reserves
@@ -23,6 +30,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -68,6 +76,9 @@ impl ObjectLocation {
 /// Called with each shard found missing, failing, slow or corrupt.
 pub type BadShardCallback = Arc<dyn Fn(ShardId, &StorageError) + Send + Sync>;
 
+/// Called with each shard a hedged read outran, and the id of its store.
+pub type SlowShardCallback = Arc<dyn Fn(ShardId, &str) + Send + Sync>;
+
 /// How to read.
 #[derive(Clone)]
 pub struct ReadOptions {
@@ -76,6 +87,12 @@ pub struct ReadOptions {
     /// Told about every bad shard (to queue a repair). Shards whose store is
     /// `None` in the location are not reported: the caller already knows.
     pub on_bad_shard: Option<BadShardCallback>,
+    /// How long to wait for a block before reading spare shards beside it
+    /// (see the module docs); `None`: wait for every shard up to
+    /// `shard_timeout`.
+    pub hedge_after: Option<Duration>,
+    /// Told about every shard a hedged read outran (its store is slow).
+    pub on_slow_shard: Option<SlowShardCallback>,
     /// Memory shared with other reads: each stripe reserves the bytes it
     /// will hold (the framed blocks it fetches, which are decrypted in place)
     /// before it is fetched, reads them into the budget's pooled buffers and
@@ -86,11 +103,13 @@ pub struct ReadOptions {
 }
 
 impl Default for ReadOptions {
-    /// 10 s timeout, no callback, no budget.
+    /// 10 s timeout, no hedging, no callbacks, no budget.
     fn default() -> Self {
         ReadOptions {
             shard_timeout: Duration::from_secs(10),
             on_bad_shard: None,
+            hedge_after: None,
+            on_slow_shard: None,
             budget: None,
         }
     }
@@ -101,6 +120,8 @@ impl std::fmt::Debug for ReadOptions {
         f.debug_struct("ReadOptions")
             .field("shard_timeout", &self.shard_timeout)
             .field("on_bad_shard", &self.on_bad_shard.is_some())
+            .field("hedge_after", &self.hedge_after)
+            .field("on_slow_shard", &self.on_slow_shard.is_some())
             .field("budget", &self.budget)
             .finish()
     }
@@ -348,6 +369,18 @@ impl StripeSource {
         }
     }
 
+    /// Drops shard `index` from this read because a hedged read outran it.
+    fn mark_slow(&mut self, index: usize) {
+        self.bad[index] = true;
+        self.cursors[index] = None;
+        let shard = self.loc.shard(index);
+        tracing::info!(%shard, "slow shard outrun by a hedged read");
+        metrics::counter!("tessera_storage_slow_shards_total").increment(1);
+        if let (Some(report), Some(store)) = (&self.opts.on_slow_shard, &self.loc.stores[index]) {
+            report(shard, store.id());
+        }
+    }
+
     /// The shards a read of `stripe` for `wanted` starts with: open cursors
     /// (they must advance every stripe) and the wanted shards not known bad.
     fn first_batch(&self, wanted: &[usize]) -> Vec<usize> {
@@ -388,7 +421,7 @@ impl StripeSource {
         let mut batch = self.first_batch(wanted);
         let mut replacing = false;
         loop {
-            self.read_batch(stripe, &batch, &mut records, reservation)
+            self.read_batch(stripe, &batch, wanted, &mut records, reservation)
                 .await;
             let have = records.iter().flatten().count();
             let complete = wanted.iter().all(|&j| records[j].is_some());
@@ -413,20 +446,22 @@ impl StripeSource {
         }
     }
 
-    /// Reads block `stripe` from each shard in `batch` in parallel.
+    /// Reads block `stripe` from each shard in `batch` in parallel; when
+    /// hedging, reads spares beside the late ones and stops once `wanted`
+    /// is complete or k blocks are in.
     async fn read_batch(
         &mut self,
         stripe: u64,
         batch: &[usize],
+        wanted: &[usize],
         records: &mut [Option<Vec<u8>>],
         reservation: Option<&Arc<Reservation>>,
     ) {
-        let loc = &self.loc;
+        let loc = Arc::clone(&self.loc);
         let timeout = self.opts.shard_timeout;
         let last = self.last_stripe;
-        let reads = batch.iter().map(|&i| {
-            let cursor = self.cursors[i].take();
-            let len = loc.framed_len(stripe, i);
+        let read = |i: usize, cursor: Option<Cursor>| {
+            let loc = &loc;
             async move {
                 let mut cursor = match cursor {
                     Some(c) => c,
@@ -435,6 +470,7 @@ impl StripeSource {
                         .map_err(|e| (i, e))?,
                 };
                 debug_assert_eq!(cursor.next_block, stripe);
+                let len = loc.framed_len(stripe, i);
                 let buf = buffer_for(reservation, len);
                 let mut framed = cursor.take(buf, len, timeout).await.map_err(|e| (i, e))?;
                 check_block(loc.shard(i), stripe, &framed).map_err(|e| (i, e))?;
@@ -442,16 +478,72 @@ impl StripeSource {
                 framed.truncate(len - HASH_LEN);
                 Ok::<_, (usize, StorageError)>((i, cursor, framed))
             }
-        });
-        for result in futures::future::join_all(reads).await {
-            match result {
-                Ok((i, cursor, sealed)) => {
-                    if cursor.next_block <= self.last_stripe {
-                        self.cursors[i] = Some(cursor);
+        };
+        let mut in_flight: std::collections::BTreeSet<usize> = batch.iter().copied().collect();
+        let mut reads: FuturesUnordered<_> = batch
+            .iter()
+            .map(|&i| read(i, self.cursors[i].take()))
+            .collect();
+        let hedge_after = self.opts.hedge_after;
+        let hedge = async move {
+            match hedge_after {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(hedge);
+        // The shards late at the hedge: outrun if the stripe completes without them.
+        let mut late: Option<Vec<usize>> = None;
+        let k = self.loc.geometry.k();
+        loop {
+            tokio::select! {
+                next = reads.next() => match next {
+                    None => break,
+                    Some(Ok((i, cursor, sealed))) => {
+                        in_flight.remove(&i);
+                        if cursor.next_block <= self.last_stripe {
+                            self.cursors[i] = Some(cursor);
+                        }
+                        records[i] = Some(sealed);
                     }
-                    records[i] = Some(sealed);
+                    Some(Err((i, e))) => {
+                        in_flight.remove(&i);
+                        self.mark_bad(i, &e);
+                    }
+                },
+                () = &mut hedge, if late.is_none() => {
+                    late = Some(in_flight.iter().copied().collect());
+                    let spares: Vec<usize> = (0..records.len())
+                        .filter(|&i| {
+                            !self.bad[i]
+                                && records[i].is_none()
+                                && !in_flight.contains(&i)
+                                && self.cursors[i].is_none()
+                        })
+                        .take(in_flight.len())
+                        .collect();
+                    for i in spares {
+                        in_flight.insert(i);
+                        reads.push(read(i, None));
+                    }
                 }
-                Err((i, e)) => self.mark_bad(i, &e),
+            }
+            let enough = wanted.iter().all(|&j| records[j].is_some())
+                || records.iter().flatten().count() >= k;
+            if late.is_some() && enough {
+                break;
+            }
+        }
+        drop(reads);
+        let late = late.unwrap_or_default();
+        for i in in_flight {
+            if late.contains(&i) {
+                self.mark_slow(i);
+            } else {
+                // A spare outrun by the shards it stood in for: not slow,
+                // just not needed; its cursor is gone with its read.
+                self.bad[i] = true;
+                self.cursors[i] = None;
             }
         }
     }

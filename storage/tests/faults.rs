@@ -498,3 +498,59 @@ async fn wrong_key_is_an_error_not_garbage() {
     .await;
     assert!(matches!(out, Err(StorageError::Corrupt { .. })));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hedged_read_outruns_a_stalled_store_and_reports_it_slow_not_bad() {
+    let g = Geometry::new(4, 2, 256).unwrap();
+    let bytes = data(10_000, 5);
+    let (_, faulty, stores) = common::faulty_stores(6);
+    let key = DataKey::generate();
+    let object = ObjectId::random();
+    let opts = WriteOptions {
+        geometry: g,
+        ..WriteOptions::default()
+    };
+    write_object(&stores, object, 1, &key, &opts, common::body(&bytes, 999))
+        .await
+        .unwrap();
+    // A data shard's store stalls: without hedging the read would wait
+    // the whole shard timeout for it.
+    faulty[2].hang_gets.store(true, Ordering::SeqCst);
+    let loc = ObjectLocation {
+        object,
+        part: 1,
+        size: bytes.len() as u64,
+        geometry: g,
+        stores: stores.iter().cloned().map(Some).collect(),
+    };
+    let bad: Arc<std::sync::Mutex<Vec<u16>>> = Arc::default();
+    let slow: Arc<std::sync::Mutex<Vec<(u16, String)>>> = Arc::default();
+    let (bad_sink, slow_sink) = (bad.clone(), slow.clone());
+    let read_opts = ReadOptions {
+        shard_timeout: Duration::from_secs(30),
+        hedge_after: Some(Duration::from_millis(50)),
+        on_bad_shard: Some(Arc::new(move |id, _e: &StorageError| {
+            bad_sink.lock().unwrap().push(id.index)
+        })),
+        on_slow_shard: Some(Arc::new(move |id, store: &str| {
+            slow_sink.lock().unwrap().push((id.index, store.to_owned()))
+        })),
+        ..ReadOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let out = collect(read_object(loc, key, 0..10_000, read_opts))
+        .await
+        .unwrap();
+    assert_eq!(out, bytes);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        *slow.lock().unwrap(),
+        vec![(2, stores[2].id().to_owned())],
+        "the stalled shard is slow"
+    );
+    assert!(bad.lock().unwrap().is_empty(), "and not reported bad");
+}

@@ -10,7 +10,10 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use tessera_raft::model::NodeRecord;
+
 use super::{ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, Status};
+use crate::config::NodeEntry;
 
 /// Talks JSON to one server's admin listener.
 #[derive(Debug, Clone)]
@@ -55,6 +58,26 @@ impl AdminClient {
         let path = format!("/admin/v1/nodes/{node}/drain");
         self.call::<(), Vec<String>>(Method::POST, &path, None)
             .await
+    }
+
+    /// Every storage node's record.
+    pub async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        self.call::<(), _>(Method::GET, "/admin/v1/nodes", None)
+            .await
+    }
+
+    /// Adds storage node `entry`; the answer lists its stores.
+    pub async fn add_node(&self, entry: &NodeEntry) -> Result<Vec<String>> {
+        self.call(Method::POST, "/admin/v1/nodes", Some(entry))
+            .await
+    }
+
+    /// Removes storage node `node` (refused while it holds referenced shards).
+    pub async fn remove_node(&self, node: u64) -> Result<()> {
+        let path = format!("/admin/v1/nodes/{node}");
+        self.call::<(), serde_json::Value>(Method::DELETE, &path, None)
+            .await
+            .map(drop)
     }
 
     /// Creates an access key; the answer holds its secret.

@@ -10,12 +10,14 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_raft::command::Command;
-use tessera_raft::model::{Grant, NodeState, StorageNode};
+use tessera_raft::model::Grant;
 use tessera_raft::node::MetaNode;
 
 use super::{ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, RaftStatus, Status, StoreStatus};
 use crate::auth::{KeyStore, now_millis};
+use crate::config::NodeEntry;
 use crate::datadir::Credentials;
+use crate::nodes::{NodeAdminError, Nodes};
 use crate::placement::StoreSet;
 use crate::workers::job::Jobs;
 
@@ -36,6 +38,8 @@ pub(crate) struct AdminState {
     pub token: String,
     /// Stores that must be up to write a segment (k + m).
     pub write_width: usize,
+    /// The storage nodes, when the gateway uses any.
+    pub nodes: Option<Nodes>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -47,6 +51,25 @@ impl<E: std::fmt::Display> From<E> for Failure {
     fn from(e: E) -> Self {
         Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
+}
+
+/// How a refused node operation answers.
+fn node_failure(e: NodeAdminError) -> Failure {
+    let status = match &e {
+        NodeAdminError::IdInUse { .. } | NodeAdminError::StillHoldsData { .. } => {
+            StatusCode::CONFLICT
+        }
+        NodeAdminError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
+        NodeAdminError::NoSuchNode(_) => StatusCode::NOT_FOUND,
+        NodeAdminError::Meta(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Failure(status, e.to_string())
+}
+
+/// A node id from a request path.
+fn node_id(text: &str) -> Result<u64, Failure> {
+    text.parse()
+        .map_err(|_| Failure(StatusCode::BAD_REQUEST, format!("bad node id {text}")))
 }
 
 impl AdminState {
@@ -116,13 +139,27 @@ impl AdminState {
                 }
                 Ok(json(StatusCode::OK, &serde_json::json!({})))
             }
+            (&Method::GET, "/admin/v1/nodes") => {
+                Ok(json(StatusCode::OK, &self.nodes()?.records().await?))
+            }
+            (&Method::POST, "/admin/v1/nodes") => {
+                let entry: NodeEntry = read_json(req).await?;
+                Ok(json(
+                    StatusCode::OK,
+                    &self.nodes()?.add(&entry).await.map_err(node_failure)?,
+                ))
+            }
             (&Method::POST, p) if p.starts_with("/admin/v1/nodes/") && p.ends_with("/drain") => {
-                let node = &p["/admin/v1/nodes/".len()..p.len() - "/drain".len()];
-                let node: u64 = node
-                    .parse()
-                    .map_err(|_| Failure(StatusCode::BAD_REQUEST, format!("bad node id {node}")))?;
-                let drained = self.drain(node).await?;
+                let node = node_id(&p["/admin/v1/nodes/".len()..p.len() - "/drain".len()])?;
+                let drained = self.nodes()?.drain(node).await.map_err(node_failure)?;
+                tracing::info!(node, stores = ?drained, "draining storage node");
                 Ok(json(StatusCode::OK, &drained))
+            }
+            (&Method::DELETE, p) if p.starts_with("/admin/v1/nodes/") => {
+                let node = node_id(&p["/admin/v1/nodes/".len()..])?;
+                self.nodes()?.remove(node).await.map_err(node_failure)?;
+                tracing::info!(node, "storage node removed");
+                Ok(json(StatusCode::OK, &serde_json::json!({})))
             }
             (&Method::GET, "/admin/v1/keys") => Ok(json(StatusCode::OK, &self.list_keys().await?)),
             (&Method::POST, "/admin/v1/keys") => {
@@ -201,40 +238,13 @@ impl AdminState {
         })
     }
 
-    /// Marks every store of storage node `node` draining in the metadata;
-    /// returns their ids.
-    async fn drain(&self, node: u64) -> Result<Vec<String>, Failure> {
-        let stores: Vec<String> = self
-            .stores
-            .all()
-            .iter()
-            .map(|s| s.id().to_owned())
-            .filter(|id| node != 0 && self.stores.domain(id).node == node)
-            .collect();
-        if stores.is_empty() {
-            return Err(Failure(
+    fn nodes(&self) -> Result<&Nodes, Failure> {
+        self.nodes.as_ref().ok_or_else(|| {
+            Failure(
                 StatusCode::NOT_FOUND,
-                format!("no storage node {node}"),
-            ));
-        }
-        for id in &stores {
-            let domain = self.stores.domain(id);
-            let record = StorageNode {
-                id: id.clone(),
-                site: domain.site.unwrap_or_default(),
-                zone: domain.zone.unwrap_or_default(),
-                address: format!("node {node}"),
-                capacity: 0,
-                state: NodeState::Draining,
-                since: now_millis(),
-            };
-            self.meta.write(Command::PutNode { node: record }).await?;
-        }
-        let mut draining = self.stores.draining();
-        draining.extend(stores.iter().cloned());
-        self.stores.set_draining(draining);
-        tracing::info!(node, ?stores, "draining storage node");
-        Ok(stores)
+                "this gateway uses no storage nodes".to_owned(),
+            )
+        })
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyInfo>, Failure> {

@@ -58,6 +58,10 @@ pub struct DataSettings {
     pub stripes_in_flight: usize,
     /// How long a read waits for one shard before using parity instead.
     pub shard_timeout: Duration,
+    /// How long a read waits for a shard's block before reading parity
+    /// beside it (a hedged read); a storage node outrun this way is taken
+    /// as down until its next probe.
+    pub hedge_after: Duration,
     /// Memory shared by all uploads' stripes in flight.
     pub write_budget: MemoryBudget,
     /// Memory shared by all reads' stripes, from the stores until the
@@ -79,6 +83,7 @@ impl Default for DataSettings {
             inline_threshold: tessera_storage::DEFAULT_INLINE_THRESHOLD,
             stripes_in_flight: 2,
             shard_timeout: Duration::from_secs(10),
+            hedge_after: Duration::from_millis(300),
             write_budget: MemoryBudget::new(crate::config::DEFAULT_WRITE_BUFFER),
             read_budget: MemoryBudget::new(crate::config::DEFAULT_READ_BUFFER),
             body_idle_timeout: Duration::from_secs(30),

@@ -119,9 +119,18 @@ impl DataPlane {
                 }
             });
         };
+        let stores = self.stores.clone();
+        let slow = move |shard: ShardId, store: &str| {
+            if stores.domain(store).node != 0 && !stores.is_down(store) {
+                tracing::warn!(store, %shard, "storage node store outrun by a hedged read: taking it as down until its next probe");
+                stores.set_down(store, true);
+            }
+        };
         ReadOptions {
             shard_timeout: self.settings.shard_timeout,
             on_bad_shard: Some(Arc::new(hook)),
+            hedge_after: Some(self.settings.hedge_after),
+            on_slow_shard: Some(Arc::new(slow)),
             budget: Some(self.settings.read_budget.clone()),
         }
     }

@@ -1,18 +1,19 @@
-//! Store and raft health: probes every shard store on a schedule, marks the
-//! ones that fail down in the [`StoreSet`] (placement then skips them and
-//! `/health/ready` counts them), takes the stores being drained from the
-//! metadata, and publishes store and raft gauges; every
+//! Store and raft health: probes every shard store on a schedule (those on
+//! storage nodes through [`Nodes::probe`], which also keeps the node
+//! records), marks the ones that fail down in the [`StoreSet`] (placement
+//! then skips them and `/health/ready` counts them), takes the stores being
+//! drained from the metadata, and publishes store and raft gauges; every
 //! [`STATS_EVERY`] probes it also counts the stored objects and their bytes.
 
 use std::time::Duration;
 
 use futures::future::join_all;
-use tessera_raft::model::NodeState;
 use tessera_raft::node::MetaNode;
 use tessera_raft::{ListObjectsQuery, MetaError};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
+use crate::nodes::{self, Nodes};
 use crate::placement::StoreSet;
 
 /// Probes between two counts of the stored objects (a full listing).
@@ -28,15 +29,18 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct HealthWorker {
     meta: MetaNode,
     stores: StoreSet,
+    nodes: Option<Nodes>,
     interval: Duration,
 }
 
 impl HealthWorker {
-    /// A worker probing `stores` every `interval`.
-    pub fn new(meta: MetaNode, stores: StoreSet, interval: Duration) -> Self {
+    /// A worker probing `stores` (those on storage nodes through `nodes`)
+    /// every `interval`.
+    pub fn new(meta: MetaNode, stores: StoreSet, nodes: Option<Nodes>, interval: Duration) -> Self {
         HealthWorker {
             meta,
             stores,
+            nodes,
             interval,
         }
     }
@@ -61,8 +65,16 @@ impl HealthWorker {
     /// Probes every store once and publishes the results.
     pub async fn probe(&self) {
         metrics::set_raft(&self.meta.status());
-        self.sync_draining().await;
-        let stores = self.stores.all();
+        nodes::sync_draining(&self.meta, &self.stores).await;
+        if let Some(nodes) = &self.nodes {
+            nodes.probe().await;
+        }
+        let stores: Vec<_> = self
+            .stores
+            .all()
+            .into_iter()
+            .filter(|s| !self.nodes.as_ref().is_some_and(|n| n.manages(s.id())))
+            .collect();
         let probes = stores.iter().map(|store| async move {
             let up = match tokio::time::timeout(PROBE_TIMEOUT, store.health()).await {
                 Ok(Ok(health)) => health.ok,
@@ -119,22 +131,5 @@ impl HealthWorker {
             }
         }
         Ok((objects, bytes))
-    }
-}
-
-impl HealthWorker {
-    /// Takes which stores are being drained from the metadata's node
-    /// records, so every gateway drains the same ones.
-    async fn sync_draining(&self) {
-        match self.meta.read_local(|view| view.nodes()).await {
-            Ok(nodes) => self.stores.set_draining(
-                nodes
-                    .into_iter()
-                    .filter(|n| n.state == NodeState::Draining)
-                    .map(|n| n.id)
-                    .collect(),
-            ),
-            Err(e) => tracing::warn!(error = %e, "reading the node records failed"),
-        }
     }
 }

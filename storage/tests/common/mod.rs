@@ -161,6 +161,7 @@ impl Written {
             })),
             // Degraded reads through pooled, reserved buffers too.
             budget: Some(MemoryBudget::new(1 << 20)),
+            ..ReadOptions::default()
         };
         let out = collect(read_object(loc, self.key.clone(), range, opts)).await;
         let mut bad = bad.lock().unwrap().clone();

@@ -1,0 +1,171 @@
+//! A probe round over the storage nodes: who answers, the health of their
+//! stores, and the state each node is judged in.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use tessera_raft::command::Command;
+use tessera_raft::model::{NodeRecord, NodeReport, NodeState};
+use tessera_storage::Remote;
+
+use super::{Nodes, PROBE_TIMEOUT, entry_of, state_name};
+use crate::auth::now_millis;
+use crate::metrics;
+
+/// What one probe of a node found.
+struct Probe {
+    /// The stores it serves, when it answered.
+    stores: Option<Vec<String>>,
+    /// Health of each of its stores that answered: up, capacity, free.
+    health: BTreeMap<String, (bool, u64, u64)>,
+}
+
+impl Nodes {
+    /// One probe round: registers nodes of the static list that answer at
+    /// last, follows the node records, asks every node for its stores and
+    /// their health, marks stores up or down, and writes the round's
+    /// findings (heartbeats, figures, up/suspect/down) to the metadata.
+    pub async fn probe(&self) {
+        self.retry_unregistered().await;
+        let records = match self.records().await {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the node records failed");
+                return;
+            }
+        };
+        self.follow_records(&records);
+        let found = join_all(records.iter().map(|r| self.probe_node(r))).await;
+        let now = now_millis();
+        let reports: Vec<NodeReport> = records
+            .iter()
+            .zip(found)
+            .map(|(record, probe)| self.judge(record, &probe, now))
+            .collect();
+        if reports.is_empty() {
+            return;
+        }
+        if let Err(e) = self.meta.write(Command::ReportNodes { reports, now }).await {
+            tracing::warn!(error = %e, "recording the node probes failed");
+        }
+    }
+
+    async fn retry_unregistered(&self) {
+        let pending = std::mem::take(&mut *self.lock_unregistered());
+        for entry in pending {
+            match self.list_stores(&entry, Duration::ZERO).await {
+                Ok(ids) => match self.register(&entry, None, &ids).await {
+                    Ok(()) => {
+                        tracing::info!(node = entry.id, addr = %entry.addr, stores = ?ids, "storage node joined");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = entry.id, error = %e, "registering storage node failed")
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(node = entry.id, error = %e, "storage node still not answering")
+                }
+            }
+            self.lock_unregistered().push(entry);
+        }
+    }
+
+    async fn probe_node(&self, record: &NodeRecord) -> Probe {
+        let entry = entry_of(record);
+        let stores = match Remote::list_stores(&self.client, entry.id, &entry.addr, PROBE_TIMEOUT)
+            .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                if record.state == NodeState::Up {
+                    tracing::warn!(node = record.id, addr = %record.address, error = %e, "storage node probe failed");
+                }
+                return Probe {
+                    stores: None,
+                    health: BTreeMap::new(),
+                };
+            }
+        };
+        if stores.iter().any(|id| !record.stores.contains(id))
+            && let Err(e) = self.register(&entry, Some(record), &stores).await
+        {
+            tracing::warn!(node = record.id, error = %e, "recording the node's new stores failed");
+        }
+        let found: Vec<_> = stores.iter().filter_map(|id| self.stores.get(id)).collect();
+        let checks = found.into_iter().map(|store| async move {
+            let health = match tokio::time::timeout(PROBE_TIMEOUT, store.health()).await {
+                Ok(Ok(h)) => (h.ok, h.capacity, h.free),
+                Ok(Err(e)) => {
+                    tracing::warn!(store = store.id(), error = %e, "store health probe failed");
+                    (false, 0, 0)
+                }
+                Err(_) => {
+                    tracing::warn!(store = store.id(), "store health probe timed out");
+                    (false, 0, 0)
+                }
+            };
+            (store.id().to_owned(), health)
+        });
+        Probe {
+            stores: Some(stores),
+            health: join_all(checks).await.into_iter().collect(),
+        }
+    }
+
+    /// Marks `record`'s stores as `probe` found them and judges the node.
+    fn judge(&self, record: &NodeRecord, probe: &Probe, now: i64) -> NodeReport {
+        let reached = probe.stores.is_some();
+        let silent_for = silence(record, now);
+        for id in &record.stores {
+            let up = probe.health.get(id).is_some_and(|(ok, _, _)| *ok);
+            let down_for = match (up, reached) {
+                (true, _) => None,
+                (false, true) => Some(Duration::ZERO),
+                (false, false) => Some(silent_for),
+            };
+            if up == self.stores.is_down(id) {
+                tracing::info!(store = %id, node = record.id, up, "store state changed");
+            }
+            if !up {
+                metrics::backend_error(id);
+            }
+            self.stores.set_down_for(id, down_for);
+            metrics::set_store_up(id, up);
+        }
+        let state = if reached {
+            NodeState::Up
+        } else if silent_for >= self.grace {
+            NodeState::Down
+        } else {
+            NodeState::Suspect
+        };
+        if record.state == NodeState::Draining {
+            metrics::set_node_state(record.id, "draining");
+        } else {
+            if state != record.state {
+                tracing::info!(node = record.id, from = ?record.state, to = ?state, "storage node state changed");
+            }
+            metrics::set_node_state(record.id, state_name(state));
+        }
+        let (capacity, free) = probe
+            .health
+            .values()
+            .fold((0u64, 0u64), |(c, f), (_, cap, free)| {
+                (c.saturating_add(*cap), f.saturating_add(*free))
+            });
+        NodeReport {
+            id: record.id,
+            reached,
+            state,
+            capacity,
+            used: capacity.saturating_sub(free),
+        }
+    }
+}
+
+/// How long `record`'s node has not been heard of at `now`.
+pub(super) fn silence(record: &NodeRecord, now: i64) -> Duration {
+    Duration::from_millis(u64::try_from(now - record.heartbeat).unwrap_or(0))
+}
