@@ -10,7 +10,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, Status};
+use super::{ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, RepairStatus, Status};
 
 /// Talks JSON to one server's admin listener.
 #[derive(Debug, Clone)]
@@ -39,6 +39,12 @@ impl AdminClient {
     /// Every background job's progress.
     pub async fn jobs(&self) -> Result<Vec<JobReport>> {
         self.call::<(), _>(Method::GET, "/admin/v1/jobs", None)
+            .await
+    }
+
+    /// How far repair is.
+    pub async fn repair_status(&self) -> Result<RepairStatus> {
+        self.call::<(), _>(Method::GET, "/admin/v1/repair", None)
             .await
     }
 
