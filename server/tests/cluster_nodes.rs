@@ -221,10 +221,11 @@ async fn start_gateway(
     (gateway, s3)
 }
 
-/// A node's metric `series` (written out in full, labels and all) from its
-/// `/metrics`; 0 when it has none yet.
-async fn node_metric(node: &Process, series: &str) -> f64 {
-    let url = node.announced.split(", metrics on ").nth(1).unwrap();
+/// The metric `series` (written out in full, labels and all) that a
+/// process announcing `listener` (`", metrics on "` for a node, `", admin
+/// on "` for a gateway) serves on `/metrics`; 0 when it has none yet.
+async fn metric(process: &Process, listener: &str, series: &str) -> f64 {
+    let url = process.announced.split(listener).nth(1).unwrap();
     let (_, text) = common::http_get(&format!("{url}/metrics")).await;
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -235,7 +236,7 @@ async fn node_metric(node: &Process, series: &str) -> f64 {
 async fn nodes_metric(nodes: &[(u64, String, PathBuf, Process)], series: &str) -> f64 {
     let mut sum = 0.0;
     for (_, _, _, node) in nodes {
-        sum += node_metric(node, series).await;
+        sum += metric(node, ", metrics on ", series).await;
     }
     sum
 }
@@ -260,6 +261,31 @@ fn all_shards(nodes: &[(u64, String, PathBuf, Process)]) -> std::collections::BT
         .collect()
 }
 
+/// An object as [`put_objects`] stored it: key, body, shard files.
+type Stored = (String, Vec<u8>, std::collections::BTreeSet<PathBuf>);
+
+/// PUTs `count` objects of `size(i)` bytes into bucket `nodes` (4+2 over
+/// `nodes`), each with the shard files that appeared with it.
+async fn put_objects(
+    s3: &aws_sdk_s3::Client,
+    nodes: &[(u64, String, PathBuf, Process)],
+    count: usize,
+    size: impl Fn(usize) -> usize,
+) -> Vec<Stored> {
+    let mut objects = Vec::new();
+    for i in 0..count {
+        let before = all_shards(nodes);
+        let body: Vec<u8> = (0..size(i)).map(|j| (j * 7 + i) as u8).collect();
+        let key = format!("obj-{i}");
+        common::put_bytes(s3, "nodes", &key, body.clone()).await;
+        let shards: std::collections::BTreeSet<PathBuf> =
+            all_shards(nodes).difference(&before).cloned().collect();
+        assert_eq!(shards.len(), 6, "{key}");
+        objects.push((key, body, shards));
+    }
+    objects
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rot_on_a_node_is_repaired_and_gc_and_the_sweep_leave_exactly_the_live_shards() {
     let dir = tempfile::tempdir().unwrap();
@@ -273,21 +299,7 @@ async fn rot_on_a_node_is_repaired_and_gc_and_the_sweep_leave_exactly_the_live_s
     )
     .await;
     s3.create_bucket().bucket("nodes").send().await.unwrap();
-
-    // Each object's shards: the files that appeared with it.
-    let mut objects = Vec::new();
-    for i in 0..12usize {
-        let before = all_shards(&nodes);
-        let body: Vec<u8> = (0..20_000 + i * 50_000)
-            .map(|j| (j * 7 + i) as u8)
-            .collect();
-        let key = format!("obj-{i}");
-        common::put_bytes(&s3, "nodes", &key, body.clone()).await;
-        let shards: std::collections::BTreeSet<PathBuf> =
-            all_shards(&nodes).difference(&before).cloned().collect();
-        assert_eq!(shards.len(), 6, "{key}");
-        objects.push((key, body, shards));
-    }
+    let objects = put_objects(&s3, &nodes, 12, |i| 20_000 + i * 50_000).await;
 
     // Bit rot in a data shard on a node: reads never return it, and repair
     // rebuilds the file byte for byte.
@@ -376,18 +388,7 @@ async fn nodes_scrub_their_own_disks_and_the_gateway_repairs_what_they_find() {
     let nodes = start_nodes(dir.path(), &ca, 6, 1).await;
     let (gateway, s3) = start_gateway(dir.path(), &ca, &nodes, "").await;
     s3.create_bucket().bucket("nodes").send().await.unwrap();
-    let mut objects = Vec::new();
-    for i in 0..8usize {
-        let before = all_shards(&nodes);
-        let body: Vec<u8> = (0..30_000 + i * 40_000)
-            .map(|j| (j * 11 + i) as u8)
-            .collect();
-        let key = format!("obj-{i}");
-        common::put_bytes(&s3, "nodes", &key, body.clone()).await;
-        let shards: Vec<PathBuf> = all_shards(&nodes).difference(&before).cloned().collect();
-        assert_eq!(shards.len(), 6, "{key}");
-        objects.push((key, body, shards));
-    }
+    let objects = put_objects(&s3, &nodes, 8, |i| 30_000 + i * 40_000).await;
     let verified = "tessera_job_done_total{job=\"node-scrub\"}";
     let served = "tessera_node_bytes_served_total";
 
@@ -413,6 +414,11 @@ async fn nodes_scrub_their_own_disks_and_the_gateway_repairs_what_they_find() {
         "the gateway read no shard"
     );
     assert_eq!(nodes_metric(&nodes, served).await, served_before);
+    let found = metric(&gateway, ", admin on ", "tessera_scrub_bad_shards_total").await;
+    assert_eq!(
+        found, 0.0,
+        "every shard is where it belongs, with its length"
+    );
 
     // Bit rot in a data and in a parity shard, and a shard file lost
     // entirely: nothing reads them, yet a scrub pass finds all three (the
@@ -449,6 +455,11 @@ async fn nodes_scrub_their_own_disks_and_the_gateway_repairs_what_they_find() {
         nodes_metric(&nodes, "tessera_node_scrub_bad_shards_total").await - bad_before,
         2.0,
         "the nodes found the rot themselves"
+    );
+    let found = metric(&gateway, ", admin on ", "tessera_scrub_bad_shards_total").await;
+    assert_eq!(
+        found, 3.0,
+        "the gateway queued the nodes' two findings and the lost file"
     );
     // The findings were acknowledged once queued: the nodes hold none.
     let acknowledged = common::eventually(10, || async {
