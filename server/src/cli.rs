@@ -122,6 +122,9 @@ pub enum AdminCommand {
     /// Scrub: verify every stored block's checksum.
     #[command(subcommand)]
     Scrub(ScrubCommand),
+    /// Repair: rebuilding missing and corrupt shards.
+    #[command(subcommand)]
+    Repair(RepairCommand),
     /// Storage nodes and their stores.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -185,6 +188,18 @@ pub enum JobCommand {
 pub enum ScrubCommand {
     /// Start a full scrub pass now.
     Start,
+}
+
+/// `tessera admin repair …`.
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// How far repair is: shards pending and done, bytes rebuilt, rate,
+    /// ETA, segments at risk, and whether it is done.
+    Status {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tessera admin key …`.
@@ -256,8 +271,12 @@ async fn node(args: NodeArgs) -> Result<()> {
     init_tracing();
     let config = crate::storage_node::NodeConfig::from_file(&args.config)?;
     let node = crate::storage_node::RunningNode::start(&config).await?;
+    let metrics = node
+        .metrics_addr
+        .map(|at| format!(", metrics on http://{at}"))
+        .unwrap_or_default();
     println!(
-        "Tessera storage node {} on {}, stores {}",
+        "Tessera storage node {} on {}, stores {}{metrics}",
         config.id,
         node.addr,
         node.stores.join(", ")
@@ -418,6 +437,14 @@ async fn admin(args: AdminArgs) -> Result<()> {
             client.start_job(&name).await?;
             println!("{name}: pass started");
         }
+        AdminCommand::Repair(RepairCommand::Status { json }) => {
+            let status = client.repair_status().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", repair_report(&status));
+            }
+        }
         AdminCommand::Scrub(ScrubCommand::Start) => {
             client.start_job("scrub").await?;
             println!("scrub: pass started; follow it with `tessera admin jobs`");
@@ -524,7 +551,52 @@ fn nodes_table(nodes: &[tessera_raft::model::NodeRecord], now: i64) -> String {
     out
 }
 
-/// The stores as a table: one line each.
+/// Repair's status for a human.
+fn repair_report(status: &crate::admin::RepairStatus) -> String {
+    let state = if status.done {
+        "done: nothing queued, every rebuilt shard verified"
+    } else {
+        "in progress"
+    };
+    let eta = status
+        .eta_secs
+        .map_or_else(|| "-".to_owned(), |s| format!("{}s", s.ceil()));
+    let mut out = format!(
+        "repair:          {state}\n\
+         pending shards:  {}\n\
+         done shards:     {} (since the server started; {} failed attempts)\n\
+         bytes rebuilt:   {}\n\
+         rate:            {:.0} bytes/s, {:.1} shards/s\n\
+         ETA:             {eta}\n",
+        status.pending_shards,
+        status.done_shards,
+        status.failed_attempts,
+        status.bytes_rebuilt,
+        status.bytes_per_sec,
+        status.shards_per_sec,
+    );
+    for risk in &status.at_risk {
+        out.push_str(&format!(
+            "at risk:         {} segments can lose {} more shards\n",
+            risk.segments, risk.redundancy_left
+        ));
+    }
+    if !status.outstanding_stores.is_empty() {
+        out.push_str(&format!(
+            "to evacuate:     {} (lost or draining, shards not all queued yet)\n",
+            status.outstanding_stores.join(", ")
+        ));
+    }
+    if !status.waiting_stores.is_empty() {
+        out.push_str(&format!(
+            "down:            {} (within the repair grace: not rebuilt yet)\n",
+            status.waiting_stores.join(", ")
+        ));
+    }
+    out
+}
+
+/// The stores as a table: one line each, by node.
 fn stores_table(stores: &[crate::admin::StoreStatus]) -> String {
     let mut rows: Vec<&crate::admin::StoreStatus> = stores.iter().collect();
     rows.sort_by(|a, b| (a.node, &a.id).cmp(&(b.node, &b.id)));

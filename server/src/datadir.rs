@@ -97,6 +97,12 @@ impl DataDir {
         self.root.join("scrub.state")
     }
 
+    /// Where a storage node keeps the bad shards its scrub found until a
+    /// gateway acknowledges them.
+    pub fn scrub_findings_path(&self) -> PathBuf {
+        self.root.join("scrub.findings")
+    }
+
     /// Root directory of local disk `n` (1-based): `disks/disk-N`.
     pub fn disk_dir(&self, n: usize) -> PathBuf {
         self.root.join("disks").join(Self::legacy_disk_id(n))
@@ -222,22 +228,8 @@ pub(crate) fn write_new_file(path: &Path, contents: &str, mode: u32) -> Result<(
 /// Writes a file only its owner may read (mode 0600) through a temp file,
 /// durably (file and directory fsync'd), with a line break after `contents`.
 pub(crate) fn write_private_file(path: &Path, contents: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(contents.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    fs::rename(&tmp, path).with_context(|| format!("saving {}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    tessera_storage::store::write_private_file(path, contents)
+        .with_context(|| format!("saving {}", path.display()))
 }
 
 #[cfg(test)]

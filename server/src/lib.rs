@@ -54,7 +54,7 @@ use datadir::DataDir;
 use leases::ReadLeases;
 use placement::{Domain, StoreSet};
 use s3::{Gateway, GatewaySettings};
-use workers::evacuate::EvacuateJob;
+use workers::evacuate::{EvacuateJob, Evacuated};
 use workers::gc::GcJob;
 use workers::health::HealthWorker;
 use workers::job::{self, Jobs};
@@ -202,11 +202,13 @@ impl Server {
         let s3 = metrics::Measured(s3::CorsLayer::new(s3, meta.clone(), host));
 
         let jobs = Jobs::new();
+        let evacuated = Evacuated::new();
         let admin_state = Arc::new(AdminState {
             meta: meta.clone(),
             stores: stores.clone(),
             keys,
             jobs: jobs.clone(),
+            evacuated: evacuated.clone(),
             token: admin_token.clone(),
             write_width: usize::from(config.data_shards) + usize::from(config.parity_shards),
             nodes: nodes.clone(),
@@ -228,7 +230,7 @@ impl Server {
         ];
         let health = HealthWorker::new(meta.clone(), stores.clone(), nodes, config.health_interval);
         let gc = GcJob::new(data.clone(), config.gc_grace);
-        let repair = RepairJob::new(data.clone(), config.repair_rate);
+        let repair = RepairJob::new(data.clone(), evacuated.clone(), config.repair_rate);
         let scrub = ScrubJob::new(
             data.clone(),
             jobs.clone(),
@@ -237,7 +239,7 @@ impl Server {
             dir.scrub_state_path(),
         );
         let sweep = SweepJob::new(data.clone(), config.orphan_grace, config.sweep_interval);
-        let evacuate = EvacuateJob::new(data, jobs.clone(), config.repair_grace);
+        let evacuate = EvacuateJob::new(data, jobs.clone(), config.repair_grace, evacuated);
         let workers = vec![
             tokio::spawn(health.run(stop.clone())),
             job::spawn(&jobs, "gc", gc, config.job_interval, &stop),

@@ -17,8 +17,17 @@
 //! | `tessera_job_queued` | gauge | `job` |
 //! | `tessera_job_done_total` / `tessera_job_failed_total` / `tessera_job_bytes_total` / `tessera_job_failed_passes_total` | counter | `job` |
 //! | `tessera_repair_pending_shards` | gauge | |
+//! | `tessera_repair_done` (1: nothing queued, no lost or draining store left to queue) / `tessera_repair_bytes_per_second` / `tessera_repair_eta_seconds` (0 when unknown) | gauge | |
 //! | `tessera_segments_degraded` | gauge | `missing` |
 //! | `tessera_scrub_bad_shards_total` / `tessera_sweep_orphans_removed_total` | counter | |
+//!
+//! A storage node (`tessera node`, with `metrics_listen`) serves its own:
+//!
+//! | metric | kind | labels |
+//! | --- | --- | --- |
+//! | `tessera_job_done_total` / `tessera_job_bytes_total` (`job="node-scrub"`: shards verified, their bytes) | counter | `job` |
+//! | `tessera_node_scrub_bad_shards_total` / `tessera_node_scrub_passes_total` | counter | |
+//! | `tessera_node_bytes_served_total` (shard bytes sent to gateways) | counter | |
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
@@ -163,6 +172,32 @@ fn describe() {
     describe_gauge!(
         "tessera_segments_degraded",
         "Segments with shards missing or bad, by how many"
+    );
+    describe_gauge!(
+        "tessera_repair_done",
+        "1 when repair is done: nothing queued and no lost or draining store with shards left to queue"
+    );
+    describe_gauge!(
+        "tessera_repair_bytes_per_second",
+        "Bytes repair rebuilt per second over the last minute or so"
+    );
+    describe_gauge!(
+        "tessera_repair_eta_seconds",
+        metrics::Unit::Seconds,
+        "Seconds until the repair queue is empty at the current rate (0 when unknown or idle)"
+    );
+    describe_counter!(
+        "tessera_node_scrub_bad_shards_total",
+        "Shards a storage node's scrub found bad on its own disks"
+    );
+    describe_counter!(
+        "tessera_node_scrub_passes_total",
+        "Full scrub passes a storage node finished over its disks"
+    );
+    describe_counter!(
+        "tessera_node_bytes_served_total",
+        metrics::Unit::Bytes,
+        "Shard bytes a storage node sent to gateways"
     );
     describe_counter!(
         "tessera_scrub_bad_shards_total",

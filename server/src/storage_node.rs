@@ -12,25 +12,45 @@
 //! cluster_ca = "ca.pem"           # the cluster identity, as a gateway's
 //! cluster_cert = "node-1.pem"
 //! cluster_key = "node-1.key"
+//! scrub_interval_days = 30        # a full scrub pass of the disks this often
+//! scrub_rate_mib = 64             # reading at most this fast (0: no limit)
+//! metrics_listen = "127.0.0.1:7501"   # optional: Prometheus /metrics, plain HTTP
 //! ```
+//!
+//! The node scrubs its own disks (see [`crate::workers::node_scrub`]):
+//! gateways collect what it finds instead of reading every shard back.
 //!
 //! `tessera init` writes this file. A node starts only with a certificate
 //! from its cluster CA issued to `node-<id>` ([`member_name`]), so another
 //! node's certificate (a config copied with only its id changed) or another
 //! cluster's is refused at start rather than found out later.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use tessera_net::RpcServer;
-use tessera_storage::{NodeService, ShardStore};
+use tessera_storage::{NodeScrub, NodeService, ShardStore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::ClusterTlsFiles;
+use crate::config::{ClusterTlsFiles, DEFAULT_SCRUB_INTERVAL_DAYS, DEFAULT_SCRUB_RATE_MIB};
 use crate::datadir::DataDir;
-use crate::local_stores;
+use crate::workers::job::{self, Progress};
+use crate::workers::node_scrub::NodeScrubJob;
+use crate::{listener, local_stores};
+
+/// How often the scrub looks whether a pass is due (a gateway's request
+/// starts one at once).
+const SCRUB_CHECK: Duration = Duration::from_secs(60);
 
 /// The name node `id` goes by in the cluster, and in its certificate: `node-<id>`.
 pub fn member_name(id: u64) -> String {
@@ -61,6 +81,15 @@ pub struct NodeConfig {
     pub cluster_cert: PathBuf,
     /// The node's private key (PEM).
     pub cluster_key: PathBuf,
+    /// Days a full scrub pass of the node's disks is spread over [default: 30].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrub_interval_days: Option<u64>,
+    /// MiB per second the scrub may read at most, 0 for no limit [default: 64].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrub_rate_mib: Option<u64>,
+    /// Where to serve Prometheus `/metrics` (plain HTTP); none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -76,6 +105,12 @@ impl NodeConfig {
                 path.display()
             );
         }
+        if cfg.scrub_interval_days == Some(0) {
+            bail!(
+                "scrub_interval_days must be at least 1 (in {})",
+                path.display()
+            );
+        }
         Ok(cfg)
     }
 }
@@ -86,7 +121,11 @@ pub struct RunningNode {
     pub addr: SocketAddr,
     /// The ids of the stores it serves.
     pub stores: Vec<String>,
+    /// Where it serves `/metrics`, when it does.
+    pub metrics_addr: Option<SocketAddr>,
     server: RpcServer,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RunningNode {
@@ -94,6 +133,7 @@ impl std::fmt::Debug for RunningNode {
         f.debug_struct("RunningNode")
             .field("addr", &self.addr)
             .field("stores", &self.stores)
+            .field("metrics_addr", &self.metrics_addr)
             .finish_non_exhaustive()
     }
 }
@@ -126,23 +166,96 @@ impl RunningNode {
             .await
             .with_context(|| format!("binding the node listener {}", cfg.listen))?;
         let addr = listener.local_addr()?;
-        let service = NodeService::new(
-            stores
-                .into_iter()
-                .map(|s| Arc::new(s) as Arc<dyn ShardStore>),
-        );
+        let metrics_listener = match cfg.metrics_listen {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {at}"))?,
+            ),
+            None => None,
+        };
+        let stores: Vec<Arc<dyn ShardStore>> = stores
+            .into_iter()
+            .map(|s| Arc::new(s) as Arc<dyn ShardStore>)
+            .collect();
+        let scrub = Arc::new(NodeScrub::open(dir.scrub_findings_path())?);
+        let service = NodeService::new(stores.iter().cloned(), Arc::clone(&scrub));
         let server = RpcServer::start("node", listener, server_tls, Arc::new(service));
-        tracing::info!(id = cfg.id, %addr, stores = ?ids, site = ?cfg.site, zone = ?cfg.zone, "storage node serving");
+
+        let stop = CancellationToken::new();
+        let interval = cfg
+            .scrub_interval_days
+            .unwrap_or(DEFAULT_SCRUB_INTERVAL_DAYS)
+            .saturating_mul(86_400);
+        let rate = cfg
+            .scrub_rate_mib
+            .unwrap_or(DEFAULT_SCRUB_RATE_MIB)
+            .saturating_mul(1 << 20);
+        let wake = scrub.wake();
+        let scrub_job = NodeScrubJob::new(
+            stores,
+            scrub,
+            Duration::from_secs(interval),
+            rate,
+            dir.scrub_state_path(),
+        );
+        let progress = Progress::new("node-scrub");
+        let mut tasks = vec![tokio::spawn(job::run(
+            scrub_job,
+            progress,
+            SCRUB_CHECK,
+            wake,
+            stop.clone(),
+        ))];
+        let mut metrics_addr = None;
+        if let Some(metrics_listener) = metrics_listener {
+            crate::metrics::install();
+            metrics_addr = Some(metrics_listener.local_addr()?);
+            let limits = listener::Limits {
+                header_timeout: Duration::from_secs(10),
+                max_connections: 16,
+                grace: Duration::from_secs(1),
+            };
+            let service = hyper::service::service_fn(metrics_only);
+            tasks.push(listener::spawn(
+                "metrics",
+                metrics_listener,
+                None,
+                service,
+                stop.clone(),
+                limits,
+            ));
+        }
+        tracing::info!(id = cfg.id, %addr, stores = ?ids, site = ?cfg.site, zone = ?cfg.zone, metrics = ?metrics_addr, "storage node serving");
         Ok(RunningNode {
             addr,
             stores: ids,
+            metrics_addr,
             server,
+            stop,
+            tasks,
         })
     }
 
-    /// Stops serving.
+    /// Stops serving and scrubbing.
     pub async fn shutdown(self) {
+        self.stop.cancel();
         self.server.stop().await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
         tracing::info!("storage node stopped");
     }
+}
+
+/// The node's metrics listener: `GET /metrics` and nothing else.
+async fn metrics_only(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, body) = if req.uri().path() == "/metrics" {
+        (StatusCode::OK, crate::metrics::render())
+    } else {
+        (StatusCode::NOT_FOUND, "not found\n".to_owned())
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    Ok(response)
 }

@@ -127,11 +127,11 @@ pub use crypto::{DataKey, MasterKey};
 pub use error::StorageError;
 pub use format::Geometry;
 pub use inline::{DEFAULT_INLINE_THRESHOLD, open_inline, seal_inline};
-pub use node::NodeService;
+pub use node::{NodeScrub, NodeService};
 pub use reader::{BadShardCallback, ObjectLocation, ReadOptions, SlowShardCallback, read_object};
 pub use repair::{repair_shard, scrub_shard};
 pub use store::{
-    ByteStream, LocalDir, Memory, NodeQueryError, ObjectId, Remote, ShardId, ShardReader,
-    ShardStat, ShardStore, StoreHealth,
+    ByteStream, LocalDir, Memory, NodeQueryError, ObjectId, Remote, ScrubFinding, SelfScrubbing,
+    ShardId, ShardReader, ShardStat, ShardStore, StoreHealth,
 };
 pub use writer::{StripeEncoder, WriteOptions, WriteOutcome, write_object};

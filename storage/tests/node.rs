@@ -19,18 +19,20 @@ use tessera_net::tls::{client_config, server_config};
 use tessera_net::{ClusterCa, RpcClient, RpcServer};
 use tessera_storage::node::protocol;
 use tessera_storage::{
-    DataKey, Geometry, LocalDir, NodeService, ObjectId, ObjectLocation, ReadOptions, Remote,
-    ShardId, ShardStore, WriteOptions, read_object, write_object,
+    DataKey, Geometry, LocalDir, NodeScrub, NodeService, ObjectId, ObjectLocation, ReadOptions,
+    Remote, ShardId, ShardStore, WriteOptions, read_object, write_object,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A running node: its address, its stores' ids and directories.
+/// A running node: its address, its stores' ids and directories, and its
+/// scrub findings.
 struct Node {
     number: u64,
     addr: String,
     stores: Vec<String>,
     server: RpcServer,
+    scrub: Arc<NodeScrub>,
     _dir: tempfile::TempDir,
 }
 
@@ -47,12 +49,15 @@ async fn start_node(ca: &ClusterCa, number: u64, disks: usize) -> Node {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let tls = server_config(&ca.issue(&format!("node-{number}"), &[]).unwrap()).unwrap();
-    let server = RpcServer::start("node", listener, tls, Arc::new(NodeService::new(stores)));
+    let scrub = Arc::new(NodeScrub::open(dir.path().join("scrub.findings")).unwrap());
+    let service = NodeService::new(stores, Arc::clone(&scrub));
+    let server = RpcServer::start("node", listener, tls, Arc::new(service));
     Node {
         number,
         addr,
         stores: ids,
         server,
+        scrub,
         _dir: dir,
     }
 }
@@ -181,6 +186,43 @@ async fn objects_round_trip_through_remote_stores_and_survive_a_lost_node() {
     for node in nodes {
         node.server.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_gateway_reads_and_acknowledges_a_nodes_scrub_findings() {
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let node = start_node(&ca, 1, 2).await;
+    let client = gateway_client(&ca);
+    let stores = remotes(&client, std::slice::from_ref(&node)).await;
+    let object = ObjectId::random();
+    for (i, id) in node.stores.iter().enumerate() {
+        node.scrub
+            .record(id, shard(object, i as u16), "bad xxh3")
+            .unwrap();
+    }
+    node.scrub
+        .record(&node.stores[0], shard(object, 5), "short")
+        .unwrap();
+
+    // Each store's findings, and only its own.
+    let scrubbing = stores[0].self_scrubbing().expect("a node scrubs itself");
+    let found = scrubbing.scrub_findings().await.unwrap();
+    let shards: Vec<ShardId> = found.iter().map(|f| f.shard).collect();
+    assert_eq!(shards, vec![shard(object, 0), shard(object, 5)]);
+    assert!(found.iter().all(|f| f.store == node.stores[0]));
+
+    // Acknowledged up to the first: the second stays, the other store's too.
+    scrubbing.acknowledge_findings(found[0].seq).await.unwrap();
+    let left = scrubbing.scrub_findings().await.unwrap();
+    assert_eq!(left, found[1..].to_vec());
+    let other = stores[1].self_scrubbing().unwrap();
+    assert_eq!(other.scrub_findings().await.unwrap().len(), 1);
+
+    // A gateway's request starts the node's pass.
+    assert!(!node.scrub.take_request());
+    scrubbing.start_scrub().await.unwrap();
+    assert!(node.scrub.take_request());
+    node.server.stop().await;
 }
 
 /// PUTs a shard upload of `chunks` with an optional length trailer.

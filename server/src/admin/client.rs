@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use tessera_raft::model::NodeRecord;
 
-use super::{ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, Status};
+use super::{ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, RepairStatus, Status};
 use crate::config::NodeEntry;
 
 /// Talks JSON to one server's admin listener.
@@ -42,6 +42,12 @@ impl AdminClient {
     /// Every background job's progress.
     pub async fn jobs(&self) -> Result<Vec<JobReport>> {
         self.call::<(), _>(Method::GET, "/admin/v1/jobs", None)
+            .await
+    }
+
+    /// How far repair is.
+    pub async fn repair_status(&self) -> Result<RepairStatus> {
+        self.call::<(), _>(Method::GET, "/admin/v1/repair", None)
             .await
     }
 

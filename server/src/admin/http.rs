@@ -13,12 +13,16 @@ use tessera_raft::command::Command;
 use tessera_raft::model::Grant;
 use tessera_raft::node::MetaNode;
 
-use super::{ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, RaftStatus, Status, StoreStatus};
+use super::{
+    ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, RaftStatus, RepairStatus, Status,
+    StoreStatus,
+};
 use crate::auth::{KeyStore, now_millis};
 use crate::config::NodeEntry;
 use crate::datadir::Credentials;
 use crate::nodes::{NodeAdminError, Nodes};
 use crate::placement::StoreSet;
+use crate::workers::evacuate::Evacuated;
 use crate::workers::job::Jobs;
 
 /// Largest admin API request body accepted.
@@ -34,6 +38,8 @@ pub(crate) struct AdminState {
     pub keys: KeyStore,
     /// The background jobs.
     pub jobs: Jobs,
+    /// Which lost and draining stores have every shard queued for repair.
+    pub evacuated: Evacuated,
     /// Bearer token of the admin API.
     pub token: String,
     /// Stores that must be up to write a segment (k + m).
@@ -132,6 +138,17 @@ impl AdminState {
         match (&method, path.as_str()) {
             (&Method::GET, "/admin/v1/status") => Ok(json(StatusCode::OK, &self.status().await?)),
             (&Method::GET, "/admin/v1/jobs") => Ok(json(StatusCode::OK, &self.jobs.reports())),
+            (&Method::GET, "/admin/v1/repair") => {
+                let report = self
+                    .jobs
+                    .reports()
+                    .into_iter()
+                    .find(|r| r.job == "repair")
+                    .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "no repair job".to_owned()))?;
+                let status =
+                    RepairStatus::read(&self.meta, &self.stores, &self.evacuated, &report).await?;
+                Ok(json(StatusCode::OK, &status))
+            }
             (&Method::POST, p) if p.starts_with("/admin/v1/jobs/") && p.ends_with("/start") => {
                 let name = &p["/admin/v1/jobs/".len()..p.len() - "/start".len()];
                 if !self.jobs.start(name) {

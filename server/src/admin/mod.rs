@@ -8,6 +8,8 @@
 //! | method and path | body | answer |
 //! | --- | --- | --- |
 //! | `GET /admin/v1/status` | | [`Status`] |
+//! | `GET /admin/v1/jobs` | | `[`[`JobReport`]`]` |
+//! | `GET /admin/v1/repair` | | [`RepairStatus`] |
 //! | `GET /admin/v1/keys` | | `[`[`KeyInfo`]`]` |
 //! | `POST /admin/v1/keys` | [`KeyCreate`] | [`KeyCreated`] |
 //! | `DELETE /admin/v1/keys/{id}` | | `{}` |
@@ -143,6 +145,47 @@ pub struct StoreStatus {
     /// Its zone, when configured.
     #[serde(default)]
     pub zone: Option<String>,
+}
+
+/// `GET /admin/v1/repair`: how far repair is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepairStatus {
+    /// Whether repair is done: nothing queued, and no lost or draining
+    /// store holds shards not yet queued. Every shard repair rebuilt was
+    /// read back and verified where it landed before it left the queue.
+    pub done: bool,
+    /// Shards queued to be checked and rebuilt.
+    pub pending_shards: u64,
+    /// Shards rebuilt and verified (or found intact) since the server started.
+    pub done_shards: u64,
+    /// Attempts that failed (the shards stay queued and are retried).
+    pub failed_attempts: u64,
+    /// Bytes of shard files rebuilt since the server started.
+    pub bytes_rebuilt: u64,
+    /// Bytes rebuilt per second over the last minute or so.
+    pub bytes_per_sec: f64,
+    /// Shards finished per second over the last minute or so.
+    pub shards_per_sec: f64,
+    /// Seconds until the queue is empty at that rate (none when idle).
+    pub eta_secs: Option<f64>,
+    /// Queued segments by how many more shards each can lose, fewest first.
+    pub at_risk: Vec<AtRisk>,
+    /// Lost or draining stores whose shards are not all queued yet.
+    pub outstanding_stores: Vec<String>,
+    /// Stores down within the repair grace: their shards are not rebuilt
+    /// unless they stay down past it.
+    pub waiting_stores: Vec<String>,
+}
+
+/// Degraded segments that can lose `redundancy_left` more shards and still
+/// be read (0: one more loss makes them unreadable; below 0: unreadable
+/// until a store comes back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AtRisk {
+    /// How many more shards each can lose.
+    pub redundancy_left: i64,
+    /// How many segments.
+    pub segments: u64,
 }
 
 /// An error answer.

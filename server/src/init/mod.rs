@@ -72,6 +72,9 @@ pub fn run(out: &Path, request: &LayoutRequest) -> Result<Cluster> {
             cluster_ca: tls.ca,
             cluster_cert: tls.cert,
             cluster_key: tls.key,
+            scrub_interval_days: None,
+            scrub_rate_mib: None,
+            metrics_listen: None,
         };
         write_config(&dir, &name, &config)?;
     }

@@ -10,10 +10,42 @@
 //! and what was already rebuilt elsewhere stays there).
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::job::{Job, JobError, Jobs, Pass, Progress};
 use crate::data::DataPlane;
+use crate::placement::StoreSet;
+
+/// The lost and draining stores whose every shard evacuation has queued
+/// for repair. Evacuate fills it; repair and the admin API read it to tell
+/// whether any such store still holds shards nobody has queued yet (repair
+/// is not done before). Cheap to clone: clones share the set.
+#[derive(Debug, Clone, Default)]
+pub struct Evacuated(Arc<Mutex<BTreeSet<String>>>);
+
+impl Evacuated {
+    /// None evacuated yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeSet<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The lost or draining stores of `stores` whose shards are not all
+    /// queued yet. Stores neither lost nor draining any more are forgotten
+    /// (one lost again is walked again).
+    pub fn outstanding(&self, stores: &StoreSet) -> BTreeSet<String> {
+        let mut lost = stores.lost();
+        lost.extend(stores.draining());
+        let mut evacuated = self.lock();
+        evacuated.retain(|id| lost.contains(id));
+        lost.retain(|id| !evacuated.contains(id));
+        lost
+    }
+}
 
 /// Segments read per step.
 const PAGE: usize = 256;
@@ -32,19 +64,20 @@ pub struct EvacuateJob {
     jobs: Jobs,
     grace: Duration,
     /// Lost stores whose every shard has been queued.
-    evacuated: BTreeSet<String>,
+    evacuated: Evacuated,
     walk: Option<Walk>,
 }
 
 impl EvacuateJob {
     /// Evacuates the data plane's stores down for longer than `grace`,
-    /// waking repair (in `jobs`) as it queues their shards.
-    pub fn new(data: DataPlane, jobs: Jobs, grace: Duration) -> Self {
+    /// waking repair (in `jobs`) as it queues their shards, and recording
+    /// the stores done in `evacuated`.
+    pub fn new(data: DataPlane, jobs: Jobs, grace: Duration, evacuated: Evacuated) -> Self {
         EvacuateJob {
             data,
             jobs,
             grace,
-            evacuated: BTreeSet::new(),
+            evacuated,
             walk: None,
         }
     }
@@ -61,10 +94,7 @@ impl Job for EvacuateJob {
         if status.leader != Some(status.id) {
             return Ok(Pass::Idle);
         }
-        let mut lost = stores.lost();
-        lost.extend(stores.draining());
-        self.evacuated.retain(|id| lost.contains(id));
-        let pending: BTreeSet<String> = lost.difference(&self.evacuated).cloned().collect();
+        let pending = self.evacuated.outstanding(stores);
         match &mut self.walk {
             None if pending.is_empty() => return Ok(Pass::Idle),
             Some(walk) if pending.is_subset(&walk.stores) => {}
@@ -107,7 +137,9 @@ impl Job for EvacuateJob {
         }
         if page.len() < PAGE {
             tracing::info!(stores = ?walk.stores, "evacuation: every shard of the lost stores is queued for repair");
-            self.evacuated.extend(std::mem::take(&mut walk.stores));
+            self.evacuated
+                .lock()
+                .extend(std::mem::take(&mut walk.stores));
             self.walk = None;
             progress.set_queued(0);
             return Ok(Pass::Idle);

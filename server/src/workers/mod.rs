@@ -5,6 +5,8 @@
 //! - [`gc`]: removes the shards of overwritten and deleted data, from the deletion queue;
 //! - [`repair`]: rebuilds missing and corrupt shards, from the repair queue;
 //! - [`scrub`]: verifies every referenced shard on a schedule, findings to repair;
+//! - [`node_scrub`]: a storage node's scrub of its own disks, findings kept for the gateways;
+//! - [`pass_state`]: where a scheduled pass stands, saved between steps;
 //! - [`sweep`]: removes shard files nothing references (orphans of failed writes);
 //! - [`buffers`]: frees the memory budgets' stripe buffers once the load is over;
 //! - [`health`]: probes the shard stores and publishes store and raft state.
@@ -14,6 +16,8 @@ pub mod evacuate;
 pub mod gc;
 pub mod health;
 pub mod job;
+pub mod node_scrub;
+pub mod pass_state;
 pub mod repair;
 pub mod scrub;
 pub mod sweep;

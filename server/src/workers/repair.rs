@@ -13,18 +13,27 @@
 //! a crash before that leaves them queued and the rebuilt file an orphan
 //! for the sweep. A segment that failed waits, doubling each time, before
 //! it is tried again; the others go on.
+//!
+//! Repair is done ([`RepairStatus::done`], `tessera admin repair status`)
+//! when its queue is empty and no lost or draining store holds shards
+//! evacuation has not queued yet: every shard it rebuilt was verified
+//! where it landed before it left the queue.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use metrics::gauge;
-use tessera_raft::SegmentRecord;
 use tessera_raft::command::Command;
 use tessera_raft::model::RepairItem;
+use tessera_raft::node::MetaNode;
+use tessera_raft::{MetaError, SegmentRecord};
 use tessera_storage::{StorageError, repair_shard, scrub_shard};
 
-use super::job::{Job, JobError, Pass, Progress, RateLimit};
+use super::evacuate::Evacuated;
+use super::job::{Job, JobError, JobReport, Pass, Progress, RateLimit};
+use crate::admin::{AtRisk, RepairStatus};
 use crate::data::{DataPlane, location};
+use crate::placement::StoreSet;
 
 /// Repair items read (and ordered) per pass.
 const SCAN: usize = 10_000;
@@ -40,6 +49,8 @@ const MAX_RETRY: Duration = Duration::from_secs(120);
 /// The repair job.
 pub struct RepairJob {
     data: DataPlane,
+    /// Which lost and draining stores have every shard queued.
+    evacuated: Evacuated,
     rate: RateLimit,
     /// Segments that failed: when to try again, and how often they failed.
     retry: HashMap<([u8; 16], u32), (Instant, u32)>,
@@ -60,10 +71,12 @@ struct Outcome {
 
 impl RepairJob {
     /// Repair over the data plane's stores, rebuilding at most
-    /// `bytes_per_sec` (0: no limit).
-    pub fn new(data: DataPlane, bytes_per_sec: u64) -> Self {
+    /// `bytes_per_sec` (0: no limit); `evacuated` tells whether lost and
+    /// draining stores still hold shards to queue (repair is not done then).
+    pub fn new(data: DataPlane, evacuated: Evacuated, bytes_per_sec: u64) -> Self {
         RepairJob {
             data,
+            evacuated,
             rate: RateLimit::new(bytes_per_sec),
             retry: HashMap::new(),
             store_changes: 0,
@@ -173,19 +186,7 @@ impl Job for RepairJob {
         if status.leader != Some(status.id) {
             return Ok(Pass::Idle);
         }
-        let queue = self
-            .data
-            .meta()
-            .read_local(|view| {
-                view.repairs(SCAN)?
-                    .into_iter()
-                    .map(|item| {
-                        let record = view.segment(&item.object_id, item.part)?;
-                        Ok((item, record))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await?;
+        let queue = read_queue(self.data.meta()).await?;
         let pending = self.publish(&queue, progress);
         // A store came back (or went): what waited for one may go now.
         if self.data.stores().changes() != self.store_changes {
@@ -247,6 +248,17 @@ impl Job for RepairJob {
         let left = pending.saturating_sub(finished_total);
         progress.set_queued(left);
         gauge!("tessera_repair_pending_shards").set(left as f64);
+        let outstanding = self.evacuated.outstanding(self.data.stores());
+        let status = RepairStatus::new(
+            left,
+            BTreeMap::new(),
+            &progress.report(),
+            outstanding.into_iter().collect(),
+            Vec::new(),
+        );
+        gauge!("tessera_repair_done").set(if status.done { 1.0 } else { 0.0 });
+        gauge!("tessera_repair_bytes_per_second").set(status.bytes_per_sec);
+        gauge!("tessera_repair_eta_seconds").set(status.eta_secs.unwrap_or(0.0));
         Ok(if worked == BATCH {
             Pass::More
         } else {
@@ -261,28 +273,116 @@ fn lost(item: &RepairItem, record: Option<&SegmentRecord>) -> usize {
     item.shards.len() + missing.iter().filter(|m| !item.shards.contains(m)).count()
 }
 
+/// The repair queue (its first [`SCAN`] items), each item with its
+/// segment (`None` when nothing references the segment any more).
+pub(crate) type Queue = Vec<(RepairItem, Option<SegmentRecord>)>;
+
+/// Reads the repair queue from the metadata.
+pub(crate) async fn read_queue(meta: &MetaNode) -> Result<Queue, MetaError> {
+    meta.read_local(|view| {
+        view.repairs(SCAN)?
+            .into_iter()
+            .map(|item| {
+                let record = view.segment(&item.object_id, item.part)?;
+                Ok((item, record))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+}
+
+/// Shards queued, and the referenced segments by how many shards each
+/// lacks (missing or queued as bad).
+pub(crate) fn summarize(queue: &Queue) -> (u64, BTreeMap<(usize, u16), u64>) {
+    let pending: usize = queue.iter().map(|(item, _)| item.shards.len()).sum();
+    let mut degraded: BTreeMap<(usize, u16), u64> = BTreeMap::new();
+    for (item, record) in queue {
+        if let Some(record) = record {
+            let parity = record.segment.parity_shards;
+            *degraded
+                .entry((lost(item, Some(record)), parity))
+                .or_insert(0) += 1;
+        }
+    }
+    (pending as u64, degraded)
+}
+
+impl RepairStatus {
+    /// The status of repair: `pending` shards queued, the `degraded`
+    /// segments (by shards lacking and parity, as [`summarize`] counts
+    /// them), repair's progress `report`, the lost or draining stores whose
+    /// shards are not all queued yet (`outstanding`), and the stores down
+    /// within the repair grace (`waiting`).
+    pub(crate) fn new(
+        pending: u64,
+        degraded: BTreeMap<(usize, u16), u64>,
+        report: &JobReport,
+        outstanding: Vec<String>,
+        waiting: Vec<String>,
+    ) -> Self {
+        let mut at_risk: BTreeMap<i64, u64> = BTreeMap::new();
+        for ((lacking, parity), segments) in degraded {
+            let left = i64::from(parity) - i64::try_from(lacking).unwrap_or(i64::MAX);
+            *at_risk.entry(left).or_insert(0) += segments;
+        }
+        RepairStatus {
+            done: pending == 0 && outstanding.is_empty(),
+            pending_shards: pending,
+            done_shards: report.done,
+            failed_attempts: report.failed,
+            bytes_rebuilt: report.bytes,
+            bytes_per_sec: report.bytes_per_sec,
+            shards_per_sec: report.items_per_sec,
+            eta_secs: (pending > 0 && report.items_per_sec > 0.0)
+                .then(|| pending as f64 / report.items_per_sec),
+            at_risk: at_risk
+                .into_iter()
+                .map(|(redundancy_left, segments)| AtRisk {
+                    redundancy_left,
+                    segments,
+                })
+                .collect(),
+            outstanding_stores: outstanding,
+            waiting_stores: waiting,
+        }
+    }
+
+    /// The status as the admin API reports it now: the queue read afresh
+    /// from `meta`, progress from `report`, store states from `stores`.
+    pub(crate) async fn read(
+        meta: &MetaNode,
+        stores: &StoreSet,
+        evacuated: &Evacuated,
+        report: &JobReport,
+    ) -> Result<Self, MetaError> {
+        let (pending, degraded) = summarize(&read_queue(meta).await?);
+        let waiting = stores
+            .all()
+            .iter()
+            .map(|s| s.id().to_owned())
+            .filter(|id| stores.is_down(id) && !stores.is_lost(id))
+            .collect();
+        let outstanding = evacuated.outstanding(stores).into_iter().collect();
+        Ok(Self::new(pending, degraded, report, outstanding, waiting))
+    }
+}
+
 impl RepairJob {
     /// Publishes the queue: shards pending (returned), and degraded
     /// segments by how many shards each lacks.
-    fn publish(
-        &mut self,
-        queue: &[(RepairItem, Option<SegmentRecord>)],
-        progress: &Progress,
-    ) -> u64 {
-        let pending: usize = queue.iter().map(|(item, _)| item.shards.len()).sum();
-        progress.set_queued(pending as u64);
+    fn publish(&mut self, queue: &Queue, progress: &Progress) -> u64 {
+        let (pending, degraded) = summarize(queue);
+        progress.set_queued(pending);
         gauge!("tessera_repair_pending_shards").set(pending as f64);
-        let mut degraded: BTreeMap<usize, usize> = BTreeMap::new();
-        for (item, record) in queue {
-            if record.is_some() {
-                *degraded.entry(lost(item, record.as_ref())).or_insert(0) += 1;
-            }
+        let mut by_missing: BTreeMap<usize, u64> = BTreeMap::new();
+        for ((lacking, _), segments) in degraded {
+            *by_missing.entry(lacking).or_insert(0) += segments;
         }
-        self.degraded_labels.extend(degraded.keys().copied());
+        self.degraded_labels.extend(by_missing.keys().copied());
         for missing in &self.degraded_labels {
-            let count = degraded.get(missing).copied().unwrap_or(0);
+            let count = by_missing.get(missing).copied().unwrap_or(0);
             gauge!("tessera_segments_degraded", "missing" => missing.to_string()).set(count as f64);
         }
-        pending as u64
+        pending
     }
 }

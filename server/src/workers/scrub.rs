@@ -1,64 +1,50 @@
-//! Scrub: reads every shard of every referenced segment back from its store
-//! and verifies each block's xxh3, so that bit rot, lost files and wiped
-//! disks are found before a read needs the shard. Findings go to the
-//! repair queue.
+//! Scrub: verifies every shard of every referenced segment, so that bit
+//! rot, lost files and wiped disks are found before a read needs the
+//! shard. Findings go to the repair queue.
+//!
+//! Shards on the gateway's own disks are read back and every block's xxh3
+//! verified. A storage node verifies its own shards where they are (its
+//! scrub walks its disks: see `node_scrub`), so for a store on a node the
+//! gateway reads no shard bytes: it collects the node's findings (every
+//! job interval, see [`ScrubJob::collect`]), queues repair for those the
+//! metadata still places there and only then acknowledges them, so a crash
+//! in between loses none; and its own pass checks only that each shard is
+//! there with the length the metadata implies (a stat), which finds the
+//! files a node lost entirely and could not know it should have.
 //!
 //! A pass walks the segment index in key order, a batch per step, reading
 //! at most the configured bytes per second. Its position is saved after
 //! every batch (`<data-dir>/scrub.state`), so a restart resumes where it
 //! stopped; a finished pass records when it finished, and the next starts
 //! once that is a scrub interval ago, or when an operator asks
-//! (`tessera admin scrub start`). Shards on stores that are down are left
-//! to the health probe and repair.
+//! (`tessera admin scrub start`, which starts a pass on every node too).
+//! Shards on stores that are down are left to the health probe and repair.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use metrics::counter;
 use tessera_raft::model::Segment;
-use tessera_storage::{ShardId, scrub_shard};
+use tessera_storage::{ScrubFinding, ShardId, scrub_shard};
 
 use super::job::{Job, JobError, Jobs, Pass, Progress, RateLimit};
+use super::pass_state::PassState;
 use crate::data::{DataPlane, location};
-use crate::datadir::write_private_file;
 
 /// Segments verified per step.
 const BATCH: usize = 32;
-
-/// Where a scrub stands, as saved between steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct ScrubState {
-    /// Unix seconds when the last full pass finished (0: never).
-    finished: u64,
-    /// The last segment key verified in the pass under way, if one is.
-    cursor: Option<[u8; 20]>,
-}
-
-impl ScrubState {
-    fn encode(&self) -> String {
-        let cursor = self.cursor.map_or_else(|| "-".to_owned(), hex::encode);
-        format!("{} {cursor}", self.finished)
-    }
-
-    /// Reads a saved state; anything unreadable starts afresh.
-    fn decode(text: &str) -> Self {
-        let mut words = text.split_whitespace();
-        let finished = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
-        let cursor = words.next().and_then(|w| {
-            let mut key = [0u8; 20];
-            hex::decode_to_slice(w, &mut key).ok().map(|()| key)
-        });
-        ScrubState { finished, cursor }
-    }
-}
+/// How often the nodes' findings are collected while a pass is under way
+/// (between passes: at every turn of the job).
+const COLLECT_EVERY: Duration = Duration::from_secs(5);
 
 /// What checking one shard found.
 enum Check {
-    /// Intact: its file's length in bytes.
+    /// Intact: the bytes read to verify it.
     Sound(u64),
     /// Missing or corrupt: its index.
     Bad(u16),
-    /// Its store is down (left to the health probe and repair).
+    /// Its store is down or did not answer (left to the health probe and repair).
     Skipped,
 }
 
@@ -69,12 +55,14 @@ pub struct ScrubJob {
     jobs: Jobs,
     rate: RateLimit,
     interval: Duration,
-    state_file: PathBuf,
-    state: ScrubState,
+    /// Where the pass stands: the last segment key verified, in hex.
+    state: PassState,
     /// Whether a pass is under way.
     running: bool,
     /// Segments verified in the pass under way (since this server started).
     scanned: u64,
+    /// When the nodes' findings were last collected.
+    collected: Option<Instant>,
 }
 
 impl ScrubJob {
@@ -88,28 +76,22 @@ impl ScrubJob {
         bytes_per_sec: u64,
         state_file: PathBuf,
     ) -> Self {
-        let state = std::fs::read_to_string(&state_file)
-            .map(|t| ScrubState::decode(&t))
-            .unwrap_or_default();
+        let state = PassState::load(state_file);
         ScrubJob {
             data,
             jobs,
             rate: RateLimit::new(bytes_per_sec),
             interval,
-            state_file,
-            running: state.cursor.is_some(),
+            running: state.cursor().is_some(),
             state,
             scanned: 0,
+            collected: None,
         }
     }
 
-    fn save(&self) {
-        if let Err(e) = write_private_file(&self.state_file, &self.state.encode()) {
-            tracing::warn!(error = %e, file = %self.state_file.display(), "scrub: saving its position failed");
-        }
-    }
-
-    /// Verifies one shard where its segment's placement puts it.
+    /// Checks one shard where its segment's placement puts it: reads it
+    /// back, or, on a store that scrubs itself, only looks that it is there
+    /// and whole.
     async fn check(&self, segment: &Segment, id: ShardId, store_id: &str) -> Check {
         let Some(store) = self.data.stores().get(store_id) else {
             return Check::Bad(id.index);
@@ -117,24 +99,130 @@ impl ScrubJob {
         if self.data.stores().is_down(store_id) {
             return Check::Skipped;
         }
-        match scrub_shard(store.as_ref(), id).await {
-            Ok(summary) => Check::Sound(
-                location::geometry(segment)
-                    .shard_file_len(summary.trailer.size, usize::from(id.index)),
-            ),
-            Err(e) => {
-                tracing::warn!(shard = %id, store = store_id, error = %e, "scrub: bad shard");
+        let len = location::geometry(segment).shard_file_len(segment.size, usize::from(id.index));
+        let found = if store.self_scrubbing().is_some() {
+            match store.stat(id).await {
+                Ok(Some(stat)) if stat.size == len => Ok(0),
+                Ok(Some(stat)) => Err(format!("{} bytes where {len} belong", stat.size)),
+                Ok(None) => Err("missing".to_owned()),
+                Err(e) => {
+                    tracing::warn!(shard = %id, store = store_id, error = %e, "scrub: cannot stat a shard on its node");
+                    return Check::Skipped;
+                }
+            }
+        } else {
+            scrub_shard(store.as_ref(), id)
+                .await
+                .map(|_| len)
+                .map_err(|e| e.to_string())
+        };
+        match found {
+            Ok(read) => Check::Sound(read),
+            Err(reason) => {
+                tracing::warn!(shard = %id, store = store_id, %reason, "scrub: bad shard");
                 counter!("tessera_scrub_bad_shards_total").increment(1);
                 Check::Bad(id.index)
             }
         }
     }
 
-    fn due(&self) -> bool {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        now.saturating_sub(self.state.finished) >= self.interval.as_secs()
+    /// Collects the findings of every store that scrubs itself and is up,
+    /// queues repair for them, and acknowledges them once queued.
+    async fn collect(&mut self) -> Result<(), JobError> {
+        self.collected = Some(Instant::now());
+        for store in self.data.stores().all() {
+            let Some(scrubbing) = store.self_scrubbing() else {
+                continue;
+            };
+            if self.data.stores().is_down(store.id()) {
+                continue;
+            }
+            let findings = match scrubbing.scrub_findings().await {
+                Ok(findings) => findings,
+                Err(e) => {
+                    tracing::warn!(store = store.id(), error = %e, "scrub: collecting a node's findings failed");
+                    continue;
+                }
+            };
+            let Some(through) = findings.iter().map(|f| f.seq).max() else {
+                continue;
+            };
+            if self.queue_findings(store.id(), &findings).await? > 0 {
+                self.jobs.wake("repair");
+            }
+            // Not acknowledged: they come again, and repair checks a shard
+            // queued twice only once.
+            if let Err(e) = scrubbing.acknowledge_findings(through).await {
+                tracing::warn!(store = store.id(), error = %e, "scrub: acknowledging a node's findings failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues repair (through raft) for the `findings` of store `store_id`
+    /// whose shards the metadata still places there; returns how many.
+    async fn queue_findings(
+        &self,
+        store_id: &str,
+        findings: &[ScrubFinding],
+    ) -> Result<usize, JobError> {
+        let mut by_segment: BTreeMap<([u8; 16], u32), Vec<u16>> = BTreeMap::new();
+        for f in findings {
+            by_segment
+                .entry((f.shard.object.0, f.shard.part))
+                .or_default()
+                .push(f.shard.index);
+        }
+        let keys: Vec<([u8; 16], u32)> = by_segment.keys().copied().collect();
+        let records = self
+            .data
+            .meta()
+            .read_local(move |view| {
+                keys.iter()
+                    .map(|(object, part)| view.segment(object, *part))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        let mut queued = 0;
+        for (record, (_, mut shards)) in records.into_iter().zip(by_segment) {
+            // Unreferenced by now (deleted, or rebuilt elsewhere): nothing to repair.
+            let Some(record) = record else { continue };
+            let segment = &record.segment;
+            shards.retain(|&i| {
+                segment
+                    .placement
+                    .get(usize::from(i))
+                    .is_some_and(|s| s == store_id)
+            });
+            shards.sort_unstable();
+            shards.dedup();
+            if shards.is_empty() {
+                continue;
+            }
+            tracing::warn!(
+                object = %hex::encode(segment.object_id),
+                part = segment.part,
+                ?shards,
+                store = store_id,
+                "scrub: the node found bad shards; queued for repair"
+            );
+            counter!("tessera_scrub_bad_shards_total").increment(shards.len() as u64);
+            queued += shards.len();
+            self.data.queue_repair(segment, shards).await?;
+        }
+        Ok(queued)
+    }
+
+    /// Starts a pass on every node (an operator asked for one).
+    async fn start_node_passes(&self) {
+        for store in self.data.stores().all() {
+            if let Some(scrubbing) = store.self_scrubbing()
+                && !self.data.stores().is_down(store.id())
+                && let Err(e) = scrubbing.start_scrub().await
+            {
+                tracing::warn!(store = store.id(), error = %e, "scrub: starting a node's pass failed");
+            }
+        }
     }
 }
 
@@ -145,16 +233,29 @@ impl Job for ScrubJob {
         if status.leader != Some(status.id) {
             return Ok(Pass::Idle);
         }
+        if !self.running
+            || self
+                .collected
+                .is_none_or(|at| at.elapsed() >= COLLECT_EVERY)
+        {
+            self.collect().await?;
+        }
         if !self.running {
-            if !progress.take_request() && !self.due() {
+            let requested = progress.take_request();
+            if !requested && !self.state.due(self.interval) {
                 return Ok(Pass::Idle);
             }
+            if requested {
+                self.start_node_passes().await;
+            }
             self.running = true;
-            self.state.cursor = None;
             self.scanned = 0;
             tracing::info!("scrub: pass started");
         }
-        let after = self.state.cursor;
+        let after = self.state.cursor().and_then(|c| {
+            let mut key = [0u8; 20];
+            hex::decode_to_slice(c, &mut key).ok().map(|()| key)
+        });
         let (batch, total) = self
             .data
             .meta()
@@ -191,40 +292,16 @@ impl Job for ScrubJob {
             progress.done(1, bytes);
             self.scanned += 1;
             progress.set_queued(total.saturating_sub(self.scanned));
-            self.state.cursor = Some(*key);
+            self.state.set_cursor(hex::encode(key));
         }
         if batch.len() < BATCH {
             self.running = false;
-            self.state.cursor = None;
-            self.state.finished = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            self.state.finish();
             progress.set_queued(0);
-            tracing::info!("scrub: pass finished");
-            self.save();
+            tracing::info!(segments = self.scanned, "scrub: pass finished");
             return Ok(Pass::Idle);
         }
-        self.save();
+        self.state.save();
         Ok(Pass::More)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_round_trips_and_garbage_starts_afresh() {
-        let state = ScrubState {
-            finished: 1_700_000_000,
-            cursor: Some([7; 20]),
-        };
-        assert_eq!(ScrubState::decode(&state.encode()), state);
-        let idle = ScrubState {
-            finished: 5,
-            cursor: None,
-        };
-        assert_eq!(ScrubState::decode(&idle.encode()), idle);
-        assert_eq!(ScrubState::decode("nonsense"), ScrubState::default());
     }
 }

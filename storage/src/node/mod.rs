@@ -3,8 +3,12 @@
 //!
 //! [`protocol`] is what crosses the wire, [`NodeService`] the node's side
 //! of it over any [`crate::ShardStore`]s, [`crate::Remote`] the gateway's.
+//! [`NodeScrub`] holds what the node's own scrub found until a gateway
+//! has queued it for repair.
 
 pub mod protocol;
+mod scrub;
 mod service;
 
+pub use scrub::NodeScrub;
 pub use service::NodeService;

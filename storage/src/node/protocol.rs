@@ -9,7 +9,15 @@
 //! POST /v1/delete  ShardRequest -> bool
 //! POST /v1/list    ListRequest  -> Vec<ShardId>
 //! POST /v1/health  StoreRequest -> StoreHealth
+//! POST /v1/scrub/findings  StoreRequest -> Vec<ScrubFinding>
+//! POST /v1/scrub/ack       AckRequest   -> u64: findings removed
+//! POST /v1/scrub/start     ()           -> (): a pass of the node's scrub starts now
 //! ```
+//!
+//! The scrub calls are how a gateway learns what the node's own scrub (see
+//! [`super::ScrubFindings`]) found: it reads the findings of a store,
+//! queues repair for them, and only then acknowledges them, so a finding
+//! outlives a crash of either side in between.
 //!
 //! A shard body that ends without its length trailer, or whose trailer
 //! disagrees with the bytes that came, was cut short: the node keeps
@@ -35,6 +43,12 @@ pub const DELETE: &str = "/v1/delete";
 pub const LIST: &str = "/v1/list";
 /// A store's capacity and state.
 pub const HEALTH: &str = "/v1/health";
+/// The shards a store's scrub found bad, not yet acknowledged.
+pub const SCRUB_FINDINGS: &str = "/v1/scrub/findings";
+/// Acknowledges a store's findings up to a sequence number.
+pub const SCRUB_ACK: &str = "/v1/scrub/ack";
+/// Starts a scrub pass of the node now.
+pub const SCRUB_START: &str = "/v1/scrub/start";
 /// Trailer of a shard upload: how many bytes were sent.
 pub const LENGTH_TRAILER: &str = "x-tessera-shard-length";
 /// Most shard ids one list answer holds.
@@ -65,6 +79,29 @@ pub struct ListRequest {
     pub after: Option<ShardId>,
     /// At most this many (capped at [`MAX_LIST`]).
     pub limit: usize,
+}
+
+/// Acknowledges the findings of one store up to and including `through`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AckRequest {
+    /// The store's id.
+    pub store: String,
+    /// The highest sequence number the gateway has queued for repair.
+    pub through: u64,
+}
+
+/// A shard the node's scrub found bad (unreadable, truncated, a block
+/// whose xxh3 does not match).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubFinding {
+    /// Sequence number, increasing over the node's findings.
+    pub seq: u64,
+    /// The store holding the shard.
+    pub store: String,
+    /// The shard.
+    pub shard: ShardId,
+    /// What the check found.
+    pub reason: String,
 }
 
 /// Whether `id` can name a store in a path: letters, digits, `-`, `_`, `.`.

@@ -14,7 +14,8 @@ use tessera_net::body::{Body, full, stream};
 use tessera_net::server::reply;
 use tessera_net::{HttpService, wire};
 
-use super::protocol::{self, ListRequest, ShardRequest, StoreRequest};
+use super::NodeScrub;
+use super::protocol::{self, AckRequest, ListRequest, ShardRequest, StoreRequest};
 use crate::error::StorageError;
 use crate::store::{ByteStream, ShardStore};
 
@@ -25,6 +26,7 @@ const MAX_MESSAGE: usize = 64 << 10;
 #[derive(Debug, Clone)]
 pub struct NodeService {
     stores: Arc<BTreeMap<String, Arc<dyn ShardStore>>>,
+    scrub: Arc<NodeScrub>,
 }
 
 /// A refusal: the status and reason the gateway gets.
@@ -44,11 +46,16 @@ fn failure(e: StorageError) -> Refusal {
 }
 
 impl NodeService {
-    /// Serves `stores`, each under its own id.
-    pub fn new(stores: impl IntoIterator<Item = Arc<dyn ShardStore>>) -> Self {
+    /// Serves `stores`, each under its own id, and the findings of their
+    /// scrub kept in `scrub`.
+    pub fn new(
+        stores: impl IntoIterator<Item = Arc<dyn ShardStore>>,
+        scrub: Arc<NodeScrub>,
+    ) -> Self {
         let stores = stores.into_iter().map(|s| (s.id().to_owned(), s)).collect();
         NodeService {
             stores: Arc::new(stores),
+            scrub,
         }
     }
 
@@ -74,6 +81,14 @@ impl NodeService {
                     let range = protocol::parse_range_query(req.uri().query())
                         .ok_or_else(|| bad_request("missing or malformed byte range"))?;
                     let bytes = store.get(shard, range).await.map_err(failure)?;
+                    let served = metrics::counter!("tessera_node_bytes_served_total");
+                    let bytes = bytes
+                        .inspect(move |chunk| {
+                            if let Ok(chunk) = chunk {
+                                served.increment(chunk.len() as u64);
+                            }
+                        })
+                        .boxed();
                     Ok(Response::new(stream(bytes)))
                 }
                 _ => Err((StatusCode::METHOD_NOT_ALLOWED, req.method().to_string())),
@@ -110,6 +125,26 @@ impl NodeService {
             protocol::HEALTH => {
                 let r: StoreRequest = wire::decode(&body).map_err(bad_request)?;
                 encoded(&self.store(&r.store)?.health().await.map_err(failure)?)
+            }
+            protocol::SCRUB_FINDINGS => {
+                let r: StoreRequest = wire::decode(&body).map_err(bad_request)?;
+                self.store(&r.store)?;
+                encoded(&self.scrub.pending(&r.store))
+            }
+            protocol::SCRUB_ACK => {
+                let r: AckRequest = wire::decode(&body).map_err(bad_request)?;
+                self.store(&r.store)?;
+                encoded(
+                    &self
+                        .scrub
+                        .acknowledge(&r.store, r.through)
+                        .map_err(failure)?,
+                )
+            }
+            protocol::SCRUB_START => {
+                let () = wire::decode(&body).map_err(bad_request)?;
+                self.scrub.request_pass();
+                encoded(&())
             }
             _ => Err((StatusCode::NOT_FOUND, path)),
         }

@@ -24,6 +24,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StorageError;
+pub use crate::node::protocol::ScrubFinding;
 
 /// Creates `dir` and its missing parents readable by their owner only
 /// (0700), as everything under a data directory is.
@@ -32,6 +33,29 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+/// Replaces `path` with `contents` plus a newline, durably and owner-only
+/// (0600): written to `path.tmp`, fsynced, renamed over `path`, and the
+/// directory fsynced, so a crash leaves the old file or the new one.
+pub fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// fsyncs a directory so renames and creations inside it are durable.
@@ -193,6 +217,29 @@ pub trait ShardStore: Send + Sync + fmt::Debug + 'static {
 
     /// Capacity, free space and state.
     async fn health(&self) -> Result<StoreHealth, StorageError>;
+
+    /// The store's own scrub, when it verifies its shards where they are
+    /// (a storage node's disks) instead of having them read back; `None`
+    /// (the default) when a scrub must read its shards.
+    fn self_scrubbing(&self) -> Option<&dyn SelfScrubbing> {
+        None
+    }
+}
+
+/// A store that verifies its own shards (see
+/// [`ShardStore::self_scrubbing`]) and reports the bad ones until told
+/// they are taken care of.
+#[async_trait::async_trait]
+pub trait SelfScrubbing: Send + Sync {
+    /// The shards its scrub found bad and nobody has acknowledged yet.
+    async fn scrub_findings(&self) -> Result<Vec<ScrubFinding>, StorageError>;
+
+    /// Forgets the findings up to and including sequence number `through`:
+    /// call it only once they are queued for repair, durably.
+    async fn acknowledge_findings(&self, through: u64) -> Result<(), StorageError>;
+
+    /// Starts a scrub pass now instead of at its next turn.
+    async fn start_scrub(&self) -> Result<(), StorageError>;
 }
 
 /// Consecutive reads of a byte range of one shard (see [`ShardStore::open_reader`]).

@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use tessera_net::body::{BodyError, chunks, empty, full};
 use tessera_net::{Body, CallError, PeerId, RpcClient, wire};
 
-use super::{ByteStream, ShardId, ShardStat, ShardStore, StoreHealth};
+use super::{ByteStream, ScrubFinding, SelfScrubbing, ShardId, ShardStat, ShardStore, StoreHealth};
 use crate::error::StorageError;
-use crate::node::protocol::{self, ListRequest, ShardRequest, StoreRequest};
+use crate::node::protocol::{self, AckRequest, ListRequest, ShardRequest, StoreRequest};
 
 /// Why a node could not say which stores it serves.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +126,12 @@ impl Remote {
         decode_answer(response)
             .await
             .map_err(|e| self.unavailable(e))
+    }
+
+    fn store_request(&self) -> StoreRequest {
+        StoreRequest {
+            store: self.id.clone(),
+        }
     }
 
     fn shard_request(&self, shard: ShardId) -> ShardRequest {
@@ -241,9 +247,32 @@ impl ShardStore for Remote {
     }
 
     async fn health(&self) -> Result<StoreHealth, StorageError> {
-        let request = StoreRequest {
+        self.unary(protocol::HEALTH, &self.store_request()).await
+    }
+
+    /// A node scrubs its own disks.
+    fn self_scrubbing(&self) -> Option<&dyn SelfScrubbing> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl SelfScrubbing for Remote {
+    async fn scrub_findings(&self) -> Result<Vec<ScrubFinding>, StorageError> {
+        self.unary(protocol::SCRUB_FINDINGS, &self.store_request())
+            .await
+    }
+
+    async fn acknowledge_findings(&self, through: u64) -> Result<(), StorageError> {
+        let request = AckRequest {
             store: self.id.clone(),
+            through,
         };
-        self.unary(protocol::HEALTH, &request).await
+        let _removed: u64 = self.unary(protocol::SCRUB_ACK, &request).await?;
+        Ok(())
+    }
+
+    async fn start_scrub(&self) -> Result<(), StorageError> {
+        self.unary(protocol::SCRUB_START, &()).await
     }
 }
