@@ -3,15 +3,24 @@
 //! A segment of an object is erasure coded into `k + m` shards, each written to
 //! a different store. [`StoreSet`] keeps the stores by id with their failure
 //! domain ([`Domain`]: site, zone, node), remembers which ones are reported
-//! down, and hands out `k + m` distinct healthy stores per new segment,
-//! spread over failure domains: one store per zone in turn (zones taken in
-//! rotating order, so load spreads evenly), within a zone one node after
-//! another (from a rotating store). Zones thus hold as even a share of a
-//! segment as their stores allow: with at least `(k + m) / m` zones of `m`
-//! stores or more, no zone holds more than `m` shards, so losing a whole
-//! zone loses no data.
+//! down and how much free space each has, and hands out `k + m` distinct
+//! healthy stores per new segment, spread over failure domains: one store
+//! per zone in turn, within a zone one node after another. Zones thus hold
+//! as even a share of a segment as their stores allow: with at least
+//! `(k + m) / m` zones of `m` stores or more, no zone holds more than `m`
+//! shards, so losing a whole zone loses no data.
+//!
+//! Which zone comes first, which node of a zone and which store of a node
+//! is a rendezvous draw seeded by the segment's id and weighted by free
+//! space (highest random weight: each candidate scores
+//! `free / -ln(hash(segment, candidate))`). So placement is deterministic
+//! for a given state, emptier stores take proportionally more new
+//! segments, and a store added to the cluster changes the choice only of
+//! the segments that now pick it, one shard each: the least movement any
+//! placement can have. (Placements are recorded per segment, so nothing
+//! moves when a node joins; the new node fills from new writes.)
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -82,6 +91,8 @@ struct Inner {
     /// Stores being drained by the operator: read from, never written to,
     /// their shards moved elsewhere.
     draining: RwLock<BTreeSet<String>>,
+    /// Free bytes of each store, as its last health probe said.
+    free: RwLock<BTreeMap<String, u64>>,
     cursor: AtomicUsize,
     changes: AtomicUsize,
 }
@@ -232,6 +243,15 @@ impl StoreSet {
         newly
     }
 
+    /// Records a store's free space (placement weighs stores by it).
+    pub fn set_free(&self, id: &str, free: u64) {
+        self.inner
+            .free
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), free);
+    }
+
     /// Whether a store is lost (down past the repair grace).
     pub fn is_lost(&self, id: &str) -> bool {
         self.inner
@@ -328,10 +348,14 @@ impl StoreSet {
             .partition(|id| !down.contains_key(*id))
     }
 
-    /// Choose `count` distinct healthy stores for a new segment, spread over
-    /// zones and nodes (see the module docs): shard `i` goes to element `i`.
-    /// Successive calls start at successive zones.
-    pub fn choose(&self, count: usize) -> Result<Vec<Arc<dyn ShardStore>>, PlacementError> {
+    /// Choose `count` distinct healthy stores for segment `seed` (its id),
+    /// spread over zones and nodes and weighted by free space (see the
+    /// module docs): shard `i` goes to element `i`.
+    pub fn choose(
+        &self,
+        count: usize,
+        seed: &[u8],
+    ) -> Result<Vec<Arc<dyn ShardStore>>, PlacementError> {
         let members = self.members();
         let (healthy, _) = self.writable(&members);
         if healthy.len() < count || count == 0 {
@@ -340,62 +364,113 @@ impl StoreSet {
                 available: healthy.len(),
             });
         }
-        let turn = self.inner.cursor.fetch_add(1, Ordering::Relaxed);
-        Ok(spread(&members, &healthy, count, turn)
+        Ok(self
+            .spread(&members, &healthy, count, seed)
             .into_iter()
             .filter_map(|id| members.stores.get(id).cloned())
             .collect())
     }
-}
 
-/// `count` of `ids` (at least that many), one zone after another from
-/// zone `turn`, inside a zone one node after another.
-fn spread<'a>(
-    members: &'a Members,
-    ids: &[&'a String],
-    count: usize,
-    turn: usize,
-) -> Vec<&'a String> {
-    // zone -> node -> stores, every level in a fixed order.
-    let mut zones: BTreeMap<_, BTreeMap<u64, Vec<&'a String>>> = BTreeMap::new();
-    for &id in ids {
-        let domain = members.domain(id);
-        let (zone, node) = (domain.zone_key(), domain.node);
-        zones
-            .entry(zone)
-            .or_default()
-            .entry(node)
-            .or_default()
-            .push(id);
-    }
-    // Each zone as a queue of its stores, nodes interleaved.
-    let mut queues: Vec<std::collections::VecDeque<&'a String>> = zones
-        .into_values()
-        .map(|nodes| {
-            let mut queue = interleave(nodes.into_values().collect());
-            let len = queue.len().max(1);
-            queue.rotate_left(turn % len);
-            queue
-        })
-        .collect();
-    let first = turn % queues.len().max(1);
-    queues.rotate_left(first);
-    let mut chosen = Vec::with_capacity(count);
-    while chosen.len() < count {
-        let before = chosen.len();
-        for queue in queues.iter_mut() {
-            if chosen.len() == count {
+    /// `count` of `ids` (at least that many), one zone after another,
+    /// inside a zone one node after another, every order a rendezvous draw
+    /// for `seed` weighted by free space.
+    fn spread<'a>(
+        &self,
+        members: &'a Members,
+        ids: &[&'a String],
+        count: usize,
+        seed: &[u8],
+    ) -> Vec<&'a String> {
+        let free = self.inner.free.read().unwrap_or_else(|e| e.into_inner());
+        // A store not probed yet weighs as much as the emptiest one.
+        let unknown = free.values().copied().max().unwrap_or(1);
+        let weight = |id: &str| free.get(id).copied().unwrap_or(unknown).max(1);
+        let seed = xxhash_rust::xxh3::xxh3_64(seed);
+        // zone -> node -> stores.
+        let mut zones: BTreeMap<_, BTreeMap<u64, Vec<&'a String>>> = BTreeMap::new();
+        for &id in ids {
+            let domain = members.domain(id);
+            zones
+                .entry(domain.zone_key())
+                .or_default()
+                .entry(domain.node)
+                .or_default()
+                .push(id);
+        }
+        // Each zone as a queue of its stores, nodes interleaved, zones in
+        // their drawn order.
+        let mut queues: Vec<(f64, VecDeque<&'a String>)> = zones
+            .into_iter()
+            .map(|(zone, nodes)| {
+                let mut nodes: Vec<(f64, Vec<&'a String>)> = nodes
+                    .into_iter()
+                    .map(|(node, mut stores)| {
+                        stores
+                            .sort_by_cached_key(|id| Draw(score(seed, id.as_bytes(), weight(id))));
+                        let total = stores.iter().map(|id| weight(id)).sum();
+                        (score(seed, &node.to_be_bytes(), total), stores)
+                    })
+                    .collect();
+                nodes.sort_by_key(|(s, _)| Draw(*s));
+                let total: u64 = nodes
+                    .iter()
+                    .flat_map(|(_, s)| s.iter())
+                    .map(|id| weight(id))
+                    .sum();
+                let label = format!("{zone:?}");
+                let queue = interleave(nodes.into_iter().map(|(_, stores)| stores).collect());
+                (score(seed, label.as_bytes(), total), queue)
+            })
+            .collect();
+        queues.sort_by_key(|(s, _)| Draw(*s));
+        let mut chosen = Vec::with_capacity(count);
+        while chosen.len() < count {
+            let before = chosen.len();
+            for (_, queue) in queues.iter_mut() {
+                if chosen.len() == count {
+                    break;
+                }
+                if let Some(id) = queue.pop_front() {
+                    chosen.push(id);
+                }
+            }
+            if chosen.len() == before {
                 break;
             }
-            if let Some(id) = queue.pop_front() {
-                chosen.push(id);
-            }
         }
-        if chosen.len() == before {
-            break;
-        }
+        chosen
     }
-    chosen
+}
+
+/// A candidate's rendezvous score for the segment hashed to `seed`:
+/// `weight / -ln(u)`, `u` uniform in (0, 1) from the hash of both.
+fn score(seed: u64, candidate: &[u8], weight: u64) -> f64 {
+    let hash = xxhash_rust::xxh3::xxh3_64_with_seed(candidate, seed);
+    let u = ((hash >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    weight as f64 / -u.ln()
+}
+
+/// Orders scores highest first (scores are finite and positive).
+struct Draw(f64);
+
+impl PartialEq for Draw {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Draw {}
+
+impl PartialOrd for Draw {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Draw {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.0.total_cmp(&self.0)
+    }
 }
 
 impl StoreSet {
@@ -408,8 +483,9 @@ impl StoreSet {
         &self,
         count: usize,
         quorum: usize,
+        seed: &[u8],
     ) -> Result<WritePlacement, PlacementError> {
-        if let Ok(stores) = self.choose(count) {
+        if let Ok(stores) = self.choose(count, seed) {
             return Ok(WritePlacement {
                 stores,
                 skipped: Vec::new(),
@@ -423,9 +499,9 @@ impl StoreSet {
                 available: healthy.len(),
             });
         }
-        let turn = self.inner.cursor.fetch_add(1, Ordering::Relaxed);
         let written = healthy.len().min(count);
-        let chosen: Vec<Arc<dyn ShardStore>> = spread(&members, &healthy, written, turn)
+        let chosen: Vec<Arc<dyn ShardStore>> = self
+            .spread(&members, &healthy, written, seed)
             .into_iter()
             .chain(unhealthy.into_iter().take(count - written))
             .filter_map(|id| members.stores.get(id).cloned())
@@ -489,9 +565,9 @@ impl StoreSet {
 
 /// One queue of the stores of several nodes: the first store of each node,
 /// then the second of each, and so on.
-fn interleave<T>(nodes: Vec<Vec<T>>) -> std::collections::VecDeque<T> {
+fn interleave<T>(nodes: Vec<Vec<T>>) -> VecDeque<T> {
     let mut iters: Vec<_> = nodes.into_iter().map(Vec::into_iter).collect();
-    let mut out = std::collections::VecDeque::new();
+    let mut out = VecDeque::new();
     loop {
         let before = out.len();
         out.extend(iters.iter_mut().filter_map(Iterator::next));
@@ -511,23 +587,16 @@ mod tests {
     }
 
     #[test]
-    fn choose_is_distinct_and_rotates() {
+    fn choose_is_distinct_deterministic_and_varies_by_segment() {
         let s = set(6);
-        let a: Vec<String> = s
-            .choose(6)
-            .unwrap()
-            .iter()
-            .map(|x| x.id().to_owned())
-            .collect();
-        let b: Vec<String> = s
-            .choose(6)
-            .unwrap()
-            .iter()
-            .map(|x| x.id().to_owned())
-            .collect();
+        let a = ids(&s.choose(6, b"segment-a").unwrap());
         let uniq: BTreeSet<&String> = a.iter().collect();
         assert_eq!(uniq.len(), 6);
-        assert_ne!(a[0], b[0]);
+        assert_eq!(a, ids(&s.choose(6, b"segment-a").unwrap()));
+        let firsts: BTreeSet<String> = (0..64u32)
+            .map(|i| ids(&s.choose(6, &i.to_be_bytes()).unwrap())[0].clone())
+            .collect();
+        assert_eq!(firsts.len(), 6, "every store leads some segments");
     }
 
     #[test]
@@ -535,12 +604,12 @@ mod tests {
         let s = set(7);
         s.set_down("m3", true);
         for _ in 0..10 {
-            let c = s.choose(6).unwrap();
+            let c = s.choose(6, b"seg").unwrap();
             assert!(c.iter().all(|x| x.id() != "m3"));
         }
         s.set_down("m4", true);
         assert_eq!(
-            s.choose(6).unwrap_err(),
+            s.choose(6, b"seg").unwrap_err(),
             PlacementError::NotEnoughStores {
                 needed: 6,
                 available: 5
@@ -557,22 +626,22 @@ mod tests {
     #[test]
     fn writes_place_down_stores_last_and_skip_them() {
         let s = set(6);
-        let all = s.choose_for_write(6, 5).unwrap();
+        let all = s.choose_for_write(6, 5, b"seg").unwrap();
         assert_eq!((all.stores.len(), all.skipped.len()), (6, 0));
         s.set_down("m2", true);
         for _ in 0..6 {
-            let chosen = s.choose_for_write(6, 5).unwrap();
+            let chosen = s.choose_for_write(6, 5, b"seg").unwrap();
             let names = ids(&chosen.stores);
             assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), 6);
             assert_eq!(names[5], "m2");
             assert_eq!(chosen.skipped, vec![5]);
         }
         s.set_down("m4", true);
-        let chosen = s.choose_for_write(6, 4).unwrap();
+        let chosen = s.choose_for_write(6, 4, b"seg").unwrap();
         assert_eq!(chosen.skipped, vec![4, 5]);
         assert_eq!(ids(&chosen.stores[4..]), vec!["m2", "m4"]);
         assert_eq!(
-            s.choose_for_write(6, 5).unwrap_err(),
+            s.choose_for_write(6, 5, b"seg").unwrap_err(),
             PlacementError::NotEnoughStores {
                 needed: 5,
                 available: 4
@@ -640,15 +709,16 @@ mod tests {
             layout in proptest::collection::vec((proptest::option::of(0u8..5), 0u64..8), 6..30),
             k in 1usize..8,
             m in 0usize..4,
-            turns in 0usize..20,
+            seed in proptest::prelude::any::<u64>(),
+            free in proptest::collection::vec(1u64..1000, 30),
         ) {
             let count = k + m;
             proptest::prop_assume!(layout.len() >= count);
             let set = domains(&layout);
-            for _ in 0..turns {
-                set.choose(count).unwrap();
+            for (store, free) in set.all().iter().zip(free) {
+                set.set_free(store.id(), free);
             }
-            let chosen = ids(&set.choose(count).unwrap());
+            let chosen = ids(&set.choose(count, &seed.to_be_bytes()).unwrap());
             proptest::prop_assert_eq!(chosen.iter().collect::<BTreeSet<_>>().len(), count);
             let zone_of = |id: &String| {
                 let d = set.domain(id);
@@ -676,8 +746,8 @@ mod tests {
             .collect();
         let set = domains(&layout);
         let mut first_zones = BTreeSet::new();
-        for _ in 0..8 {
-            let chosen = ids(&set.choose(6).unwrap());
+        for seed in 0..32u32 {
+            let chosen = ids(&set.choose(6, &seed.to_be_bytes()).unwrap());
             let zones = per(chosen.iter().map(|id| set.domain(id).zone));
             assert!(zones.values().all(|n| (1..=2).contains(n)), "{zones:?}");
             let nodes = per(chosen.iter().map(|id| set.domain(id).node));
@@ -692,12 +762,64 @@ mod tests {
     }
 
     #[test]
+    fn emptier_stores_take_more_new_segments() {
+        // Eight nodes of one disk, each its own zone; node 0 has ten times
+        // the free space of the others.
+        let set = domains(&(0..8).map(|n| (None, n)).collect::<Vec<_>>());
+        for (i, store) in set.all().iter().enumerate() {
+            set.set_free(store.id(), if i == 0 { 10_000 } else { 1_000 });
+        }
+        let mut picked = BTreeMap::new();
+        for seed in 0..2_000u32 {
+            for id in ids(&set.choose(3, &seed.to_be_bytes()).unwrap()) {
+                *picked.entry(id).or_insert(0u32) += 1;
+            }
+        }
+        let emptiest = picked["s000"];
+        let others = picked.values().sum::<u32>() - emptiest;
+        assert!(
+            f64::from(emptiest) > 2.0 * f64::from(others) / 7.0,
+            "{picked:?}"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_new_store_changes_a_segments_choice_by_at_most_itself(
+            nodes in 6u64..20,
+            count in 1usize..6,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            // Each node its own zone; then node `nodes` joins.
+            let before = domains(&(0..nodes).map(|n| (None, n)).collect::<Vec<_>>());
+            let after = domains(&(0..=nodes).map(|n| (None, n)).collect::<Vec<_>>());
+            let newcomer = format!("s{nodes:03}");
+            let old: BTreeSet<String> =
+                ids(&before.choose(count, &seed.to_be_bytes()).unwrap()).into_iter().collect();
+            let new: BTreeSet<String> =
+                ids(&after.choose(count, &seed.to_be_bytes()).unwrap()).into_iter().collect();
+            // Either nothing changes, or the newcomer takes one shard's place.
+            let gone: Vec<&String> = old.difference(&new).collect();
+            let came: Vec<&String> = new.difference(&old).collect();
+            proptest::prop_assert!(
+                gone.is_empty() && came.is_empty()
+                    || gone.len() == 1 && came == vec![&newcomer],
+                "gone {gone:?} came {came:?}"
+            );
+        }
+    }
+
+    #[test]
     fn draining_stores_take_no_new_shards_and_give_theirs_away() {
         let s = set(8);
         s.set_draining(BTreeSet::from(["m1".to_owned()]));
         for _ in 0..8 {
-            assert!(ids(&s.choose(6).unwrap()).iter().all(|id| id != "m1"));
-            let write = s.choose_for_write(6, 5).unwrap();
+            assert!(
+                ids(&s.choose(6, b"seg").unwrap())
+                    .iter()
+                    .all(|id| id != "m1")
+            );
+            let write = s.choose_for_write(6, 5, b"seg").unwrap();
             assert!(ids(&write.stores).iter().all(|id| id != "m1"));
         }
         let placement: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();

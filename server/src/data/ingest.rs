@@ -164,7 +164,7 @@ impl DataPlane {
             .settings
             .write_quorum
             .unwrap_or(width.min(geometry.k() + 1));
-        let placement = self.stores.choose_for_write(width, quorum)?;
+        let placement = self.stores.choose_for_write(width, quorum, &segment_id.0)?;
         let stores = placement.stores;
         let write = WriteOptions {
             geometry,

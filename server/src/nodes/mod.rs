@@ -34,6 +34,7 @@ use tessera_storage::{NodeQueryError, Remote};
 use crate::auth::now_millis;
 use crate::config::{ClusterTlsFiles, NodeEntry};
 use crate::placement::{Domain, StoreSet};
+use crate::workers::health::PROBE_TIMEOUT;
 
 mod admin;
 mod probe;
@@ -46,8 +47,6 @@ pub const CONNECT_WAIT: Duration = Duration::from_secs(30);
 const KNOWN_WAIT: Duration = Duration::from_secs(3);
 /// How long a node has to answer one request (an upload: once its body is in).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a node has to answer a probe.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The storage nodes of a gateway (cheap to clone: shared inside).
 #[derive(Clone)]

@@ -7,18 +7,19 @@ use std::time::Duration;
 use futures::future::join_all;
 use tessera_raft::command::Command;
 use tessera_raft::model::{NodeRecord, NodeReport, NodeState};
-use tessera_storage::Remote;
+use tessera_storage::{Remote, StoreHealth};
 
-use super::{Nodes, PROBE_TIMEOUT, entry_of, state_name};
+use super::{Nodes, entry_of, state_name};
 use crate::auth::now_millis;
 use crate::metrics;
+use crate::workers::health::{PROBE_TIMEOUT, probe_store, record_store};
 
 /// What one probe of a node found.
 struct Probe {
     /// The stores it serves, when it answered.
     stores: Option<Vec<String>>,
-    /// Health of each of its stores that answered: up, capacity, free.
-    health: BTreeMap<String, (bool, u64, u64)>,
+    /// Health of each of its stores that answered.
+    health: BTreeMap<String, StoreHealth>,
 }
 
 impl Nodes {
@@ -95,22 +96,16 @@ impl Nodes {
         }
         let found: Vec<_> = stores.iter().filter_map(|id| self.stores.get(id)).collect();
         let checks = found.into_iter().map(|store| async move {
-            let health = match tokio::time::timeout(PROBE_TIMEOUT, store.health()).await {
-                Ok(Ok(h)) => (h.ok, h.capacity, h.free),
-                Ok(Err(e)) => {
-                    tracing::warn!(store = store.id(), error = %e, "store health probe failed");
-                    (false, 0, 0)
-                }
-                Err(_) => {
-                    tracing::warn!(store = store.id(), "store health probe timed out");
-                    (false, 0, 0)
-                }
-            };
+            let health = probe_store(store.as_ref()).await;
             (store.id().to_owned(), health)
         });
         Probe {
             stores: Some(stores),
-            health: join_all(checks).await.into_iter().collect(),
+            health: join_all(checks)
+                .await
+                .into_iter()
+                .filter_map(|(id, health)| Some((id, health?)))
+                .collect(),
         }
     }
 
@@ -119,20 +114,13 @@ impl Nodes {
         let reached = probe.stores.is_some();
         let silent_for = silence(record, now);
         for id in &record.stores {
-            let up = probe.health.get(id).is_some_and(|(ok, _, _)| *ok);
-            let down_for = match (up, reached) {
+            let health = probe.health.get(id);
+            let down_for = match (health.is_some_and(|h| h.ok), reached) {
                 (true, _) => None,
                 (false, true) => Some(Duration::ZERO),
                 (false, false) => Some(silent_for),
             };
-            if up == self.stores.is_down(id) {
-                tracing::info!(store = %id, node = record.id, up, "store state changed");
-            }
-            if !up {
-                metrics::backend_error(id);
-            }
-            self.stores.set_down_for(id, down_for);
-            metrics::set_store_up(id, up);
+            record_store(&self.stores, id, down_for, health.map(|h| h.free));
         }
         let state = if reached {
             NodeState::Up
@@ -149,12 +137,9 @@ impl Nodes {
             }
             metrics::set_node_state(record.id, state_name(state));
         }
-        let (capacity, free) = probe
-            .health
-            .values()
-            .fold((0u64, 0u64), |(c, f), (_, cap, free)| {
-                (c.saturating_add(*cap), f.saturating_add(*free))
-            });
+        let (capacity, free) = probe.health.values().fold((0u64, 0u64), |(c, f), h| {
+            (c.saturating_add(h.capacity), f.saturating_add(h.free))
+        });
         NodeReport {
             id: record.id,
             reached,

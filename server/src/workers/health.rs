@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use tessera_raft::node::MetaNode;
 use tessera_raft::{ListObjectsQuery, MetaError};
+use tessera_storage::{ShardStore, StoreHealth};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
@@ -21,8 +22,8 @@ pub const STATS_EVERY: u32 = 12;
 /// Keys read per listing page while counting.
 const STATS_PAGE: usize = 1000;
 
-/// How long one store gets to answer a probe.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one store (or node) gets to answer a probe.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The health worker.
 #[derive(Clone)]
@@ -76,30 +77,58 @@ impl HealthWorker {
             .filter(|s| !self.nodes.as_ref().is_some_and(|n| n.manages(s.id())))
             .collect();
         let probes = stores.iter().map(|store| async move {
-            let up = match tokio::time::timeout(PROBE_TIMEOUT, store.health()).await {
-                Ok(Ok(health)) => health.ok,
-                Ok(Err(e)) => {
-                    tracing::warn!(store = store.id(), error = %e, "store health probe failed");
-                    false
-                }
-                Err(_) => {
-                    tracing::warn!(store = store.id(), "store health probe timed out");
-                    false
-                }
-            };
-            (store.id().to_owned(), up)
+            let health = probe_store(store.as_ref()).await;
+            (store.id().to_owned(), health)
         });
-        for (id, up) in join_all(probes).await {
-            if up == self.stores.is_down(&id) {
-                tracing::info!(store = %id, up, "store state changed");
-            }
-            if !up {
-                metrics::backend_error(&id);
-            }
-            self.stores.set_down(&id, !up);
-            metrics::set_store_up(&id, up);
+        for (id, health) in join_all(probes).await {
+            let up = health.as_ref().is_some_and(|h| h.ok);
+            record_store(
+                &self.stores,
+                &id,
+                (!up).then_some(Duration::ZERO),
+                health.map(|h| h.free),
+            );
         }
     }
+}
+
+/// Asks `store` for its health, [`PROBE_TIMEOUT`] at most: `None` (logged)
+/// when it fails or does not answer in time.
+pub(crate) async fn probe_store(store: &dyn ShardStore) -> Option<StoreHealth> {
+    match tokio::time::timeout(PROBE_TIMEOUT, store.health()).await {
+        Ok(Ok(health)) => Some(health),
+        Ok(Err(e)) => {
+            tracing::warn!(store = store.id(), error = %e, "store health probe failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(store = store.id(), "store health probe timed out");
+            None
+        }
+    }
+}
+
+/// Records what a probe found of store `id` in `stores` and the metrics:
+/// down for `down_for` (the time since it was last heard of), or up with
+/// `None`; its free space when it said.
+pub(crate) fn record_store(
+    stores: &StoreSet,
+    id: &str,
+    down_for: Option<Duration>,
+    free: Option<u64>,
+) {
+    let up = down_for.is_none();
+    if up == stores.is_down(id) {
+        tracing::info!(store = %id, up, "store state changed");
+    }
+    if !up {
+        metrics::backend_error(id);
+    }
+    stores.set_down_for(id, down_for);
+    if let Some(free) = free {
+        stores.set_free(id, free);
+    }
+    metrics::set_store_up(id, up);
 }
 
 impl HealthWorker {
