@@ -124,6 +124,30 @@ impl FromStr for ShardId {
     }
 }
 
+impl ShardId {
+    /// The shard's file (or object) name, `<object hex>-<part as 8 hex>-<index
+    /// as 4 hex>`: fixed width, so names sort like ids.
+    pub fn file_name(&self) -> String {
+        format!("{}-{:08x}-{:04x}", self.object, self.part, self.index)
+    }
+
+    /// The id a [`ShardId::file_name`] names; `None` for any other name.
+    pub fn from_file_name(name: &str) -> Option<ShardId> {
+        let mut it = name.split('-');
+        let object: ObjectId = it.next()?.parse().ok()?;
+        let part = it.next().filter(|p| p.len() == 8)?;
+        let index = it.next().filter(|i| i.len() == 4)?;
+        if it.next().is_some() {
+            return None;
+        }
+        Some(ShardId {
+            object,
+            part: u32::from_str_radix(part, 16).ok()?,
+            index: u16::from_str_radix(index, 16).ok()?,
+        })
+    }
+}
+
 /// What a store knows about one stored shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardStat {
