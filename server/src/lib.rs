@@ -136,27 +136,18 @@ impl Server {
             let _ = meta.shutdown().await;
             return Err(e);
         }
-        let remote = match &config.cluster_tls {
-            Some(tls) if !config.nodes.is_empty() => match nodes::connect(tls, &config.nodes).await
-            {
-                Ok(remote) => remote,
-                Err(e) => {
-                    let _ = meta.shutdown().await;
-                    return Err(e);
-                }
-            },
-            _ => Vec::new(),
-        };
-        let stores = StoreSet::with_domains(
-            local
-                .into_iter()
-                .map(|s| (Arc::new(s) as Arc<dyn ShardStore>, Domain::default()))
-                .chain(
-                    remote
-                        .into_iter()
-                        .map(|(s, domain)| (Arc::new(s) as Arc<dyn ShardStore>, domain)),
-                ),
-        );
+        let mut stores: Vec<(Arc<dyn ShardStore>, Domain)> = local
+            .into_iter()
+            .map(|s| (Arc::new(s) as Arc<dyn ShardStore>, Domain::default()))
+            .collect();
+        match connect_stores(&config).await {
+            Ok(more) => stores.extend(more),
+            Err(e) => {
+                let _ = meta.shutdown().await;
+                return Err(e);
+            }
+        }
+        let stores = StoreSet::with_domains(stores);
         let width = usize::from(config.data_shards) + usize::from(config.parity_shards);
         if stores.len() < width {
             let _ = meta.shutdown().await;
@@ -256,6 +247,32 @@ impl Server {
             workers,
         })
     }
+}
+
+/// The stores beyond the local disks: those of the storage nodes and the
+/// bucket nodes. Two with one id (a bucket node configured twice, or a
+/// store copied) are refused: their shards would be confused.
+async fn connect_stores(config: &Config) -> Result<Vec<(Arc<dyn ShardStore>, Domain)>> {
+    let mut stores: Vec<(Arc<dyn ShardStore>, Domain)> = Vec::new();
+    if !config.nodes.is_empty()
+        && let Some(tls) = &config.cluster_tls
+    {
+        for (store, domain) in nodes::connect(tls, &config.nodes).await? {
+            stores.push((Arc::new(store), domain));
+        }
+    }
+    for (store, domain) in nodes::open_buckets(&config.bucket_nodes).await? {
+        stores.push((Arc::new(store), domain));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    if let Some((twin, domain)) = stores.iter().find(|(s, _)| !ids.insert(s.id().to_owned())) {
+        anyhow::bail!(
+            "store {} of node {} is reached twice: two entries lead to the same store",
+            twin.id(),
+            domain.node
+        );
+    }
+    Ok(stores)
 }
 
 /// Starts the embedded single-member metadata plane under `<data-dir>/meta`,

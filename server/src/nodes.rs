@@ -1,20 +1,21 @@
 //! The storage nodes a gateway uses: the stores each serves, reached as
-//! [`Remote`] stores over the cluster network.
+//! [`Remote`] stores over the cluster network, and the S3 buckets it uses
+//! as nodes ([`S3Bucket`] stores, one per bucket node).
 //!
 //! The node list comes from the configuration; at start the gateway asks
 //! every node which stores it serves (waiting up to [`CONNECT_WAIT`] for
 //! nodes still starting). Node N must show a certificate issued to
 //! `node-N`: an address that leads to another node, or out of the cluster,
-//! is refused at once.
+//! is refused at once. A bucket node must answer within the same wait.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tessera_net::RpcClient;
-use tessera_storage::Remote;
+use tessera_storage::{Remote, S3Bucket};
 
-use crate::config::{ClusterTlsFiles, NodeEntry};
+use crate::config::{BucketNode, ClusterTlsFiles, NodeEntry};
 use crate::placement::Domain;
 
 /// How long a gateway waits at start for a node to answer.
@@ -61,4 +62,39 @@ async fn list_stores(client: &RpcClient, node: &NodeEntry) -> Result<Vec<String>
             }
         }
     }
+}
+
+/// The stores of `buckets`, each a failure domain of its own unless its
+/// entry names a zone. Waits up to [`CONNECT_WAIT`] for each bucket to answer.
+pub async fn open_buckets(buckets: &[BucketNode]) -> Result<Vec<(S3Bucket, Domain)>> {
+    let mut stores = Vec::new();
+    for entry in buckets {
+        let config = &entry.store;
+        let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
+        let store = loop {
+            match S3Bucket::open(config).await {
+                Ok(store) => break store,
+                Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(node = entry.id, error = %e, "bucket node not answering yet");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "cannot use bucket node {} ({} at {})",
+                            entry.id, config.bucket, config.endpoint
+                        )
+                    });
+                }
+            }
+        };
+        tracing::info!(node = entry.id, endpoint = %config.endpoint, bucket = %config.bucket, store = %tessera_storage::ShardStore::id(&store), "bucket node connected");
+        let domain = Domain {
+            site: entry.site.clone(),
+            zone: entry.zone.clone(),
+            node: entry.id,
+        };
+        stores.push((store, domain));
+    }
+    Ok(stores)
 }

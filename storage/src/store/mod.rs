@@ -6,11 +6,13 @@ mod identity;
 mod local;
 mod memory;
 mod remote;
+mod s3;
 
 pub use identity::{ID_FILE, LegacyId, StoreIdentity};
 pub use local::LocalDir;
 pub use memory::Memory;
 pub use remote::{NodeQueryError, Remote};
+pub use s3::{PART_SIZE as S3_PART_SIZE, S3Bucket, S3BucketConfig, S3Error};
 
 use std::fmt;
 use std::ops::Range;
@@ -168,7 +170,8 @@ pub struct StoreHealth {
     pub ok: bool,
 }
 
-/// A place that keeps shard files: a local directory, memory, a remote node.
+/// A place that keeps shard files: a local directory, memory, a remote node,
+/// an S3 bucket.
 ///
 /// Everything is owned and streamed (no borrowed lifetimes across awaits) so the
 /// trait can be served over a network.
