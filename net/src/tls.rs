@@ -237,7 +237,8 @@ pub fn private_key(pem: &str) -> Result<PrivateKeyDer<'static>, NetError> {
         .ok_or_else(|| NetError::Tls("no private key in PEM".into()))
 }
 
-fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, NetError> {
+/// A root store holding exactly the certificates in a PEM text.
+pub fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, NetError> {
     let mut roots = RootCertStore::empty();
     for cert in certs(ca_pem)? {
         roots.add(cert).map_err(tls_err)?;

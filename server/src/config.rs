@@ -111,6 +111,8 @@ pub struct Config {
     pub cluster_tls: Option<ClusterTlsFiles>,
     /// The storage nodes whose stores hold shards besides the local disks.
     pub nodes: Vec<NodeEntry>,
+    /// S3 buckets that hold shards as nodes of their own.
+    pub bucket_nodes: Vec<BucketNode>,
 }
 
 /// Paths of a cluster identity: the cluster CA's certificate and this
@@ -157,6 +159,117 @@ pub struct NodeEntry {
     pub zone: Option<String>,
 }
 
+/// Default of [`BucketNodeEntry::timeout_secs`].
+pub const DEFAULT_BUCKET_TIMEOUT_SECS: u64 = 60;
+
+/// An S3-compatible bucket that keeps shards like a storage node
+/// (`[[bucket_nodes]]` in a gateway's config file).
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketNodeEntry {
+    /// Its node number, unique among `[[nodes]]` and `[[bucket_nodes]]`
+    /// (what `tessera admin node list` and `node drain` name it by).
+    pub id: u64,
+    /// `https://host[:port]` of the S3 service (`http://` on a trusted network).
+    pub endpoint: String,
+    /// The bucket, which must exist.
+    pub bucket: String,
+    /// Key prefix of the shards in the bucket (default: the bucket's root).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// The region requests are signed for (default `us-east-1`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret key, written in the file; or use `secret_key_env`.
+    #[serde(default)]
+    pub secret_key: Option<String>,
+    /// Name of the environment variable holding the secret key.
+    #[serde(default)]
+    pub secret_key_env: Option<String>,
+    /// A PEM file of the CA certificates to trust instead of the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds a request may wait for its answer (default 60).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// The site (datacenter) it counts as part of.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// The failure zone inside the site (default: a zone of its own).
+    #[serde(default)]
+    pub zone: Option<String>,
+}
+
+impl std::fmt::Debug for BucketNodeEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BucketNodeEntry")
+            .field("id", &self.id)
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("secret_key_env", &self.secret_key_env)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bucket node as the server uses it: its number, its place, and how to
+/// reach its bucket (the secret key read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketNode {
+    /// Its node number.
+    pub id: u64,
+    /// The site it counts as part of.
+    pub site: Option<String>,
+    /// Its failure zone (`None`: a zone of its own).
+    pub zone: Option<String>,
+    /// The bucket store's settings.
+    pub store: tessera_storage::S3BucketConfig,
+}
+
+impl BucketNodeEntry {
+    /// The bucket node, its secret key read from `secret_key` or from the
+    /// variable `secret_key_env` names (looked up with `env`).
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<BucketNode> {
+        if self.timeout_secs == Some(0) {
+            bail!("bucket node {}: timeout_secs must be at least 1", self.id);
+        }
+        let secret_key = match (&self.secret_key, &self.secret_key_env) {
+            (Some(secret), None) => secret.clone(),
+            (None, Some(name)) => env(name).with_context(|| {
+                format!(
+                    "bucket node {}: the environment variable {name} (secret_key_env) is not set",
+                    self.id
+                )
+            })?,
+            _ => bail!(
+                "bucket node {} needs exactly one of secret_key and secret_key_env",
+                self.id
+            ),
+        };
+        let store = tessera_storage::S3BucketConfig {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone().unwrap_or_default(),
+            region: self
+                .region
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+            access_key: self.access_key.clone(),
+            secret_key,
+            ca_file: self.ca_file.clone(),
+            timeout: Duration::from_secs(self.timeout_secs.unwrap_or(DEFAULT_BUCKET_TIMEOUT_SECS)),
+        };
+        Ok(BucketNode {
+            id: self.id,
+            site: self.site.clone(),
+            zone: self.zone.clone(),
+            store,
+        })
+    }
+}
+
 /// Paths of a PEM certificate chain and its private key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -198,6 +311,7 @@ impl Config {
             scrub_rate: DEFAULT_SCRUB_RATE_MIB << 20,
             cluster_tls: None,
             nodes: Vec::new(),
+            bucket_nodes: Vec::new(),
         }
     }
 
@@ -310,6 +424,11 @@ pub struct ConfigLayer {
     /// Storage nodes (`[[nodes]]` tables: id, addr, site, zone); config file only.
     #[arg(skip)]
     pub nodes: Option<Vec<NodeEntry>>,
+    /// S3 buckets holding shards as nodes (`[[bucket_nodes]]` tables:
+    /// id, endpoint, bucket, prefix, region, access_key, secret_key or
+    /// secret_key_env, ca_file, timeout_secs, site, zone); config file only.
+    #[arg(skip)]
+    pub bucket_nodes: Option<Vec<BucketNodeEntry>>,
 }
 
 impl ConfigLayer {
@@ -352,6 +471,7 @@ impl ConfigLayer {
             cluster_cert: self.cluster_cert.or(lower.cluster_cert),
             cluster_key: self.cluster_key.or(lower.cluster_key),
             nodes: self.nodes.or(lower.nodes),
+            bucket_nodes: self.bucket_nodes.or(lower.bucket_nodes),
         }
     }
 
@@ -385,6 +505,12 @@ impl ConfigLayer {
             _ => bail!("access_key and secret_key must be set together"),
         };
         cfg.nodes = self.nodes.unwrap_or_default();
+        cfg.bucket_nodes = self
+            .bucket_nodes
+            .unwrap_or_default()
+            .iter()
+            .map(|b| b.resolve(|name| std::env::var(name).ok()))
+            .collect::<Result<_>>()?;
         // With storage nodes, local disks are only what is asked for.
         cfg.disks = self
             .disks
@@ -466,10 +592,11 @@ impl Config {
             bail!("data_shards must be at least 1");
         }
         let width = usize::from(self.data_shards) + usize::from(self.parity_shards);
-        if self.nodes.is_empty() && self.disks < width {
+        if self.nodes.is_empty() && self.disks + self.bucket_nodes.len() < width {
             bail!(
-                "{} disks cannot hold {}+{} erasure-coded shards on distinct disks",
+                "{} disks and {} bucket nodes cannot hold {}+{} erasure-coded shards on distinct stores",
                 self.disks,
+                self.bucket_nodes.len(),
                 self.data_shards,
                 self.parity_shards
             );
@@ -481,9 +608,17 @@ impl Config {
             bail!("storage nodes need cluster_ca, cluster_cert and cluster_key");
         }
         let mut ids = std::collections::BTreeSet::new();
-        if let Some(twice) = self.nodes.iter().find(|n| !ids.insert(n.id)) {
-            bail!("node id {} is listed twice", twice.id);
+        let all_ids = self.nodes.iter().map(|n| n.id);
+        if let Some(twice) = all_ids
+            .chain(self.bucket_nodes.iter().map(|b| b.id))
+            .find(|id| !ids.insert(*id))
+        {
+            bail!("node id {twice} is listed twice");
         }
+        if ids.contains(&0) {
+            bail!("node id 0 stands for the local disks: number nodes from 1");
+        }
+
         if let Some(q) = self.write_quorum
             && (q < usize::from(self.data_shards) || q > width)
         {
@@ -596,5 +731,70 @@ mod tests {
             let err = zero.resolve().unwrap_err().to_string();
             assert_eq!(err, format!("{key} must be at least 1"));
         }
+    }
+
+    const BUCKET_NODE: &str = r#"
+        [[bucket_nodes]]
+        id = 7
+        endpoint = "https://s3.example.com"
+        bucket = "offsite"
+        access_key = "AK"
+        secret_key_env = "OFFSITE_SECRET"
+        zone = "far"
+    "#;
+
+    #[test]
+    fn bucket_nodes_read_their_secret_from_the_file_or_the_environment() {
+        let layer: ConfigLayer = toml::from_str(BUCKET_NODE).unwrap();
+        let entry = &layer.bucket_nodes.as_ref().unwrap()[0];
+        let node = entry
+            .resolve(|name| (name == "OFFSITE_SECRET").then(|| "s3cr3t".to_owned()))
+            .unwrap();
+        assert_eq!((node.id, node.zone.as_deref()), (7, Some("far")));
+        assert_eq!(node.store.secret_key, "s3cr3t");
+        assert_eq!(node.store.region, "us-east-1");
+        assert_eq!(node.store.prefix, "");
+        assert_eq!(node.store.timeout, Duration::from_secs(60));
+        let unset = entry.resolve(|_| None).unwrap_err().to_string();
+        assert!(unset.contains("OFFSITE_SECRET"), "{unset}");
+        // Never both, never neither; the secret never shows in logs.
+        let mut both = entry.clone();
+        both.secret_key = Some("inline".into());
+        assert!(both.resolve(|_| Some("env".into())).is_err());
+        let mut neither = entry.clone();
+        neither.secret_key_env = None;
+        assert!(neither.resolve(|_| None).is_err());
+        let mut inline = neither;
+        inline.secret_key = Some("inline".into());
+        let node = inline.resolve(|_| None).unwrap();
+        assert!(!format!("{node:?}{inline:?}").contains("inline"));
+    }
+
+    #[test]
+    fn bucket_nodes_count_as_stores_and_share_the_node_numbers() {
+        let inline =
+            BUCKET_NODE.replace("secret_key_env = \"OFFSITE_SECRET\"", "secret_key = \"x\"");
+        let with = |extra: &str| toml::from_str::<ConfigLayer>(&format!("{extra}\n{inline}"));
+        // Five disks and the bucket hold a 4+2 segment; four disks do not.
+        let cfg = with("disks = 5").unwrap().resolve().unwrap();
+        assert_eq!((cfg.disks, cfg.bucket_nodes.len()), (5, 1));
+        assert!(with("disks = 4").unwrap().resolve().is_err());
+        // Node numbers are one space with [[nodes]], and 0 is the local disks.
+        let clash = format!(
+            "cluster_ca = \"ca\"\ncluster_cert = \"c\"\ncluster_key = \"k\"\n{inline}\
+             [[nodes]]\nid = 7\naddr = \"127.0.0.1:1\"\n"
+        );
+        let err = toml::from_str::<ConfigLayer>(&clash)
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "node id 7 is listed twice");
+        let zero = inline.replace("id = 7", "id = 0");
+        let zero: ConfigLayer = toml::from_str(&zero).unwrap();
+        assert!(zero.resolve().is_err());
+        let no_timeout: ConfigLayer =
+            toml::from_str(&format!("{inline}timeout_secs = 0\n")).unwrap();
+        assert!(no_timeout.resolve().is_err());
     }
 }

@@ -136,11 +136,18 @@ impl Server {
             let _ = meta.shutdown().await;
             return Err(e);
         }
-        let stores = StoreSet::with_domains(
-            local
-                .into_iter()
-                .map(|s| (Arc::new(s) as Arc<dyn ShardStore>, Domain::default())),
-        );
+        let mut fixed: Vec<(Arc<dyn ShardStore>, Domain)> = local
+            .into_iter()
+            .map(|s| (Arc::new(s) as Arc<dyn ShardStore>, Domain::default()))
+            .collect();
+        match bucket_stores(&config, &fixed).await {
+            Ok(buckets) => fixed.extend(buckets),
+            Err(e) => {
+                let _ = meta.shutdown().await;
+                return Err(e);
+            }
+        }
+        let stores = StoreSet::with_domains(fixed);
         let nodes = match &config.cluster_tls {
             Some(tls) if !config.nodes.is_empty() => {
                 let started = nodes::Nodes::start(
@@ -263,6 +270,33 @@ impl Server {
             workers,
         })
     }
+}
+
+/// The stores of the bucket nodes. A store met twice (a bucket node
+/// configured twice, or a store copied) is refused: their shards would be
+/// confused.
+async fn bucket_stores(
+    config: &Config,
+    local: &[(Arc<dyn ShardStore>, Domain)],
+) -> Result<Vec<(Arc<dyn ShardStore>, Domain)>> {
+    let buckets: Vec<(Arc<dyn ShardStore>, Domain)> = nodes::open_buckets(&config.bucket_nodes)
+        .await?
+        .into_iter()
+        .map(|(store, domain)| (Arc::new(store) as Arc<dyn ShardStore>, domain))
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    if let Some((twin, domain)) = local
+        .iter()
+        .chain(&buckets)
+        .find(|(s, _)| !ids.insert(s.id().to_owned()))
+    {
+        anyhow::bail!(
+            "store {} of node {} is reached twice: two entries lead to the same store",
+            twin.id(),
+            domain.node
+        );
+    }
+    Ok(buckets)
 }
 
 /// Starts the embedded single-member metadata plane under `<data-dir>/meta`,

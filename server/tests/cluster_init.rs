@@ -15,22 +15,6 @@ use std::path::Path;
 
 use common::process::{TESSERA, run, spawn};
 
-/// A base port with the `count` ports from it free on loopback, below the
-/// kernel's ephemeral range (so no port-0 listener of another test takes
-/// one meanwhile), picked at random (so parallel tests do not collide).
-fn free_ports(count: u16) -> u16 {
-    for _ in 0..200 {
-        let base = rand::random_range(20_000..32_000);
-        let bound: Result<Vec<_>, _> = (base..base + count)
-            .map(|port| std::net::TcpListener::bind(("127.0.0.1", port)))
-            .collect();
-        if bound.is_ok() {
-            return base;
-        }
-    }
-    panic!("no {count} free ports in a row");
-}
-
 /// `tessera init --out OUT FLAGS`, which must succeed: its output.
 fn init(out: &Path, flags: &[&str]) -> String {
     let mut args = vec!["init", "--out", out.to_str().unwrap()];
@@ -75,7 +59,7 @@ fn mode(path: &Path) -> u32 {
 async fn a_cluster_started_as_init_printed_serves_objects() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("cluster");
-    let base = free_ports(5).to_string();
+    let base = common::free_ports(5).to_string();
     let printed_text = init(
         &out,
         &[

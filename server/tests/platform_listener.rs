@@ -15,28 +15,14 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tessera_server::config::TlsFiles;
 use tessera_server::testing::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_over_tls_with_a_real_client() {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap();
     let certs = tempfile::tempdir().unwrap();
-    let cert_pem = cert.cert.pem();
-    std::fs::write(certs.path().join("cert.pem"), &cert_pem).unwrap();
-    std::fs::write(
-        certs.path().join("key.pem"),
-        cert.signing_key.serialize_pem(),
-    )
-    .unwrap();
-    let files = TlsFiles {
-        cert: certs.path().join("cert.pem"),
-        key: certs.path().join("key.pem"),
-    };
+    let (cert_pem, files) = common::self_signed_tls(certs.path());
     let server = TestServer::start_with(|c| c.tls = Some(files))
         .await
         .unwrap();

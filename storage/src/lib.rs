@@ -19,7 +19,8 @@
 //! * [`seal_inline`] / [`open_inline`] for objects small enough to live in metadata.
 //! * Keys: [`MasterKey`] wraps [`DataKey`]s and seals secrets (see [`crypto`]).
 //! * Stores: the [`ShardStore`] trait, [`LocalDir`] (a directory on a disk,
-//!   fsync + rename), [`Memory`], and [`Remote`] (a store on a storage node).
+//!   fsync + rename), [`Memory`], [`Remote`] (a store on a storage node) and
+//!   [`S3Bucket`] (shards as objects in any S3-compatible bucket).
 //! * [`node`]: the storage node protocol and its server, [`NodeService`].
 //!
 //! # Layout of an object
@@ -131,7 +132,7 @@ pub use node::{NodeScrub, NodeService};
 pub use reader::{BadShardCallback, ObjectLocation, ReadOptions, SlowShardCallback, read_object};
 pub use repair::{repair_shard, scrub_shard};
 pub use store::{
-    ByteStream, LocalDir, Memory, NodeQueryError, ObjectId, Remote, ScrubFinding, SelfScrubbing,
-    ShardId, ShardReader, ShardStat, ShardStore, StoreHealth,
+    ByteStream, LocalDir, Memory, NodeQueryError, ObjectId, Remote, S3Bucket, S3BucketConfig,
+    ScrubFinding, SelfScrubbing, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth,
 };
 pub use writer::{StripeEncoder, WriteOptions, WriteOutcome, write_object};

@@ -168,7 +168,9 @@ impl AdminState {
             }
             (&Method::POST, p) if p.starts_with("/admin/v1/nodes/") && p.ends_with("/drain") => {
                 let node = node_id(&p["/admin/v1/nodes/".len()..p.len() - "/drain".len()])?;
-                let drained = self.nodes()?.drain(node).await.map_err(node_failure)?;
+                let drained = crate::nodes::drain(&self.meta, &self.stores, node)
+                    .await
+                    .map_err(node_failure)?;
                 tracing::info!(node, stores = ?drained, "draining storage node");
                 Ok(json(StatusCode::OK, &drained))
             }

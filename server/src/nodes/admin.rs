@@ -4,11 +4,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tessera_raft::command::Command;
-use tessera_raft::model::NodeRecord;
+use tessera_raft::model::{NodeRecord, NodeState, StorageNode};
+use tessera_raft::node::MetaNode;
 
 use super::{Nodes, sync_draining};
 use crate::auth::now_millis;
 use crate::config::NodeEntry;
+use crate::placement::StoreSet;
 
 /// Segments read per page when counting a node's referenced shards.
 const REFERENCE_PAGE: usize = 1000;
@@ -81,21 +83,6 @@ impl Nodes {
         Ok(ids)
     }
 
-    /// Starts draining node `id`; returns its stores.
-    pub async fn drain(&self, id: u64) -> Result<Vec<String>, NodeAdminError> {
-        let record = self.record(id).await?;
-        let now = now_millis();
-        self.meta
-            .write(Command::SetNodeDraining {
-                id,
-                draining: true,
-                now,
-            })
-            .await?;
-        sync_draining(&self.meta, &self.stores).await;
-        Ok(record.stores)
-    }
-
     /// Forgets node `id` (`tessera admin node remove`), refusing while its
     /// stores hold any shard a stored object or upload references.
     pub async fn remove(&self, id: u64) -> Result<(), NodeAdminError> {
@@ -140,4 +127,51 @@ impl Nodes {
             }
         }
     }
+}
+
+/// Starts draining node `id` (`tessera admin node drain`); returns its
+/// stores. A storage node's record says so; a bucket node, which has no
+/// record, gets a per-store state record for each of its stores.
+pub async fn drain(
+    meta: &MetaNode,
+    stores: &StoreSet,
+    id: u64,
+) -> Result<Vec<String>, NodeAdminError> {
+    let now = now_millis();
+    let record = meta
+        .read_local(move |view| Ok(view.nodes()?.into_iter().find(|r| r.id == id)))
+        .await?;
+    let drained = match record {
+        Some(record) => {
+            meta.write(Command::SetNodeDraining {
+                id,
+                draining: true,
+                now,
+            })
+            .await?;
+            record.stores
+        }
+        None => {
+            let ids = stores.of_node(id);
+            if id == 0 || ids.is_empty() {
+                return Err(NodeAdminError::NoSuchNode(id));
+            }
+            for store in &ids {
+                let domain = stores.domain(store);
+                let record = StorageNode {
+                    id: store.clone(),
+                    site: domain.site.unwrap_or_default(),
+                    zone: domain.zone.unwrap_or_default(),
+                    address: format!("node {id}"),
+                    capacity: 0,
+                    state: NodeState::Draining,
+                    since: now,
+                };
+                meta.write(Command::PutNode { node: record }).await?;
+            }
+            ids
+        }
+    };
+    sync_draining(meta, stores).await;
+    Ok(drained)
 }

@@ -14,6 +14,9 @@
 //! certificate issued to `node-N`: an address that leads to another node,
 //! or out of the cluster, is refused at once.
 //!
+//! S3 buckets can stand in for nodes ([`open_buckets`]): fixed stores of
+//! the configuration, drained like nodes but not kept in node records.
+//!
 //! Each probe round ([`Nodes::probe`]) asks every node for its stores and
 //! their health, judges it up (answered), suspect (silent for less than
 //! the repair grace) or down (silent for longer: its shards are rebuilt
@@ -37,9 +40,11 @@ use crate::placement::{Domain, StoreSet};
 use crate::workers::health::PROBE_TIMEOUT;
 
 mod admin;
+mod buckets;
 mod probe;
 
-pub use admin::NodeAdminError;
+pub use admin::{NodeAdminError, drain};
+pub use buckets::open_buckets;
 
 /// How long a gateway waits at start for a node it never heard of.
 pub const CONNECT_WAIT: Duration = Duration::from_secs(30);

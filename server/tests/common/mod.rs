@@ -65,6 +65,22 @@ pub fn https_client_trusting(ca_pem: &str) -> SharedHttpClient {
         .build_https()
 }
 
+/// A self-signed certificate for `127.0.0.1` and `localhost`, written
+/// with its key into `dir`: its PEM, and the files for a server's TLS.
+pub fn self_signed_tls(dir: &Path) -> (String, tessera_server::config::TlsFiles) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let files = tessera_server::config::TlsFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    let cert_pem = cert.cert.pem();
+    std::fs::write(&files.cert, &cert_pem).unwrap();
+    std::fs::write(&files.key, cert.signing_key.serialize_pem()).unwrap();
+    (cert_pem, files)
+}
+
 /// A plain HTTP GET: status and body text.
 pub async fn http_get(url: &str) -> (u16, String) {
     use http_body_util::{BodyExt, Empty};
@@ -193,6 +209,22 @@ pub async fn enable_versioning(client: &aws_sdk_s3::Client, bucket: &str) {
         .send()
         .await
         .unwrap();
+}
+
+/// A base port with the `count` ports from it free on loopback, below the
+/// kernel's ephemeral range (so no port-0 listener of another test takes
+/// one meanwhile), picked at random (so parallel tests do not collide).
+pub fn free_ports(count: u16) -> u16 {
+    for _ in 0..200 {
+        let base = rand::random_range(20_000..32_000);
+        let bound: Result<Vec<_>, _> = (base..base + count)
+            .map(|port| std::net::TcpListener::bind(("127.0.0.1", port)))
+            .collect();
+        if bound.is_ok() {
+            return base;
+        }
+    }
+    panic!("no {count} free ports in a row");
 }
 
 /// PUTs `body` as `bucket/key`, which must succeed.

@@ -126,27 +126,32 @@ impl StoreIdentity {
             }
             Err(e) => return Err(StorageError::io(format!("reading {}", path.display()), e)),
         };
-        let file: IdFile = toml::from_str(&text).map_err(|e| bad(&path, e.message()))?;
+        Self::parse(&text, &path).map(Some)
+    }
+
+    /// Parses the text of an identity file; `origin` (the file, or the
+    /// object holding it) names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<StoreIdentity, StorageError> {
+        let file: IdFile = toml::from_str(text).map_err(|e| bad(origin, e.message()))?;
         if !Self::is_minted_id(&file.id) {
-            return Err(bad(&path, &format!("{:?} is not a store id", file.id)));
+            return Err(bad(origin, &format!("{:?} is not a store id", file.id)));
         }
         let legacy = match (file.legacy, file.renamed) {
             (None, None) => None,
             (Some(id), Some(renamed)) if is_legacy_id(&id) => Some(LegacyId { id, renamed }),
             (Some(id), Some(_)) => {
-                return Err(bad(&path, &format!("{id:?} is not a legacy store id")));
+                return Err(bad(origin, &format!("{id:?} is not a legacy store id")));
             }
-            _ => return Err(bad(&path, "`legacy` and `renamed` go together")),
+            _ => return Err(bad(origin, "`legacy` and `renamed` go together")),
         };
-        Ok(Some(StoreIdentity {
+        Ok(StoreIdentity {
             id: file.id,
             legacy,
-        }))
+        })
     }
 
-    /// Saves this identity as the store's at `root` (which must exist),
-    /// atomically and durably, owner-only.
-    pub fn write(&self, root: &Path) -> Result<(), StorageError> {
+    /// The text of the identity file: a comment, then the fields as TOML.
+    pub fn to_text(&self) -> Result<String, StorageError> {
         let file = IdFile {
             id: self.id.clone(),
             legacy: self.legacy.as_ref().map(|l| l.id.clone()),
@@ -154,6 +159,13 @@ impl StoreIdentity {
         };
         let body = toml::to_string(&file)
             .map_err(|e| StorageError::Format(format!("encoding a store identity: {e}")))?;
+        Ok(format!("{HEADER}{body}"))
+    }
+
+    /// Saves this identity as the store's at `root` (which must exist),
+    /// atomically and durably, owner-only.
+    pub fn write(&self, root: &Path) -> Result<(), StorageError> {
+        let text = self.to_text()?;
         let path = Self::path(root);
         let tmp = root.join(format!("{ID_FILE}.tmp"));
         let mut out = fs::OpenOptions::new()
@@ -163,8 +175,7 @@ impl StoreIdentity {
             .mode(0o600)
             .open(&tmp)
             .map_err(io_err("creating", &tmp))?;
-        out.write_all(HEADER.as_bytes())
-            .and_then(|()| out.write_all(body.as_bytes()))
+        out.write_all(text.as_bytes())
             .and_then(|()| out.sync_all())
             .map_err(io_err("writing", &tmp))?;
         fs::rename(&tmp, &path).map_err(io_err("renaming into", &path))?;

@@ -34,7 +34,7 @@ use futures::StreamExt;
 
 use super::direct::DirectFile;
 use super::{
-    ByteStream, ObjectId, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth, StoreIdentity,
+    ByteStream, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth, StoreIdentity,
     create_private_dir, io_err, sync_dir,
 };
 use crate::error::StorageError;
@@ -161,32 +161,13 @@ impl LocalDir {
             .shards
             .join(&hex[0..2])
             .join(&hex[2..4])
-            .join(file_name(id))
+            .join(id.file_name())
     }
 
     /// Directory of temp files (writes in progress).
     pub fn tmp_dir(&self) -> &Path {
         &self.inner.tmp
     }
-}
-
-fn file_name(id: ShardId) -> String {
-    format!("{}-{:08x}-{:04x}", id.object, id.part, id.index)
-}
-
-fn parse_file_name(name: &str) -> Option<ShardId> {
-    let mut it = name.split('-');
-    let object: ObjectId = it.next()?.parse().ok()?;
-    let part = it.next().filter(|p| p.len() == 8)?;
-    let index = it.next().filter(|i| i.len() == 4)?;
-    if it.next().is_some() {
-        return None;
-    }
-    Some(ShardId {
-        object,
-        part: u32::from_str_radix(part, 16).ok()?,
-        index: u16::from_str_radix(index, 16).ok()?,
-    })
 }
 
 /// Fan-out directories this store is creating whose entries (in their
@@ -521,7 +502,7 @@ fn list_blocking(
                 continue;
             }
             for name in sorted_names(&shards.join(&l1).join(&l2))? {
-                let Some(id) = parse_file_name(&name) else {
+                let Some(id) = ShardId::from_file_name(&name) else {
                     continue;
                 };
                 if after.is_some_and(|a| id <= a) {
@@ -540,6 +521,7 @@ fn list_blocking(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ObjectId;
 
     #[test]
     fn file_names_round_trip_and_sort_like_ids() {
@@ -549,10 +531,13 @@ mod tests {
             index: 3,
         };
         let b = ShardId { index: 10, ..a };
-        assert_eq!(parse_file_name(&file_name(a)), Some(a));
-        assert!(file_name(a) < file_name(b));
-        assert_eq!(parse_file_name("junk"), None);
-        assert_eq!(parse_file_name(&format!("{}.tmp", file_name(a))), None);
+        assert_eq!(ShardId::from_file_name(&a.file_name()), Some(a));
+        assert!(a.file_name() < b.file_name());
+        assert_eq!(ShardId::from_file_name("junk"), None);
+        assert_eq!(
+            ShardId::from_file_name(&format!("{}.tmp", a.file_name())),
+            None
+        );
     }
 
     /// Runs [`ensure_parent`] for `shard`, returning the directories it fsync'd.

@@ -6,11 +6,13 @@ mod identity;
 mod local;
 mod memory;
 mod remote;
+mod s3;
 
 pub use identity::{ID_FILE, LegacyId, StoreIdentity};
 pub use local::LocalDir;
 pub use memory::Memory;
 pub use remote::{NodeQueryError, Remote};
+pub use s3::{PART_SIZE as S3_PART_SIZE, S3Bucket, S3BucketConfig, S3Error};
 
 use std::fmt;
 use std::ops::Range;
@@ -148,6 +150,30 @@ impl FromStr for ShardId {
     }
 }
 
+impl ShardId {
+    /// The shard's file (or object) name, `<object hex>-<part as 8 hex>-<index
+    /// as 4 hex>`: fixed width, so names sort like ids.
+    pub fn file_name(&self) -> String {
+        format!("{}-{:08x}-{:04x}", self.object, self.part, self.index)
+    }
+
+    /// The id a [`ShardId::file_name`] names; `None` for any other name.
+    pub fn from_file_name(name: &str) -> Option<ShardId> {
+        let mut it = name.split('-');
+        let object: ObjectId = it.next()?.parse().ok()?;
+        let part = it.next().filter(|p| p.len() == 8)?;
+        let index = it.next().filter(|i| i.len() == 4)?;
+        if it.next().is_some() {
+            return None;
+        }
+        Some(ShardId {
+            object,
+            part: u32::from_str_radix(part, 16).ok()?,
+            index: u16::from_str_radix(index, 16).ok()?,
+        })
+    }
+}
+
 /// What a store knows about one stored shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardStat {
@@ -168,7 +194,8 @@ pub struct StoreHealth {
     pub ok: bool,
 }
 
-/// A place that keeps shard files: a local directory, memory, a remote node.
+/// A place that keeps shard files: a local directory, memory, a remote node,
+/// an S3 bucket.
 ///
 /// Everything is owned and streamed (no borrowed lifetimes across awaits) so the
 /// trait can be served over a network.
