@@ -239,10 +239,14 @@ async fn whole_shard_files_swapped_between_objects_are_rejected() {
     assert_eq!(bad, vec![0]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_and_failing_stores_are_read_around() {
+/// 10,000 bytes of data `seed` written 4+2 to six stores behind
+/// [`common::Faulty`] wrappers: the bytes, the wrappers, the key and where
+/// the shards are.
+async fn on_faulty_stores(
+    seed: u64,
+) -> (Vec<u8>, Vec<Arc<common::Faulty>>, DataKey, ObjectLocation) {
     let g = Geometry::new(4, 2, 256).unwrap();
-    let bytes = data(10_000, 3);
+    let bytes = data(10_000, seed);
     let (_, faulty, stores) = common::faulty_stores(6);
     let key = DataKey::generate();
     let object = ObjectId::random();
@@ -253,8 +257,6 @@ async fn slow_and_failing_stores_are_read_around() {
     write_object(&stores, object, 1, &key, &opts, common::body(&bytes, 999))
         .await
         .unwrap();
-    faulty[1].hang_gets.store(true, Ordering::SeqCst);
-    faulty[2].fail_gets.store(true, Ordering::SeqCst);
     let loc = ObjectLocation {
         object,
         part: 1,
@@ -262,6 +264,14 @@ async fn slow_and_failing_stores_are_read_around() {
         geometry: g,
         stores: stores.iter().cloned().map(Some).collect(),
     };
+    (bytes, faulty, key, loc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_failing_stores_are_read_around() {
+    let (bytes, faulty, key, loc) = on_faulty_stores(3).await;
+    faulty[1].hang_gets.store(true, Ordering::SeqCst);
+    faulty[2].fail_gets.store(true, Ordering::SeqCst);
     let reported = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = reported.clone();
     let read_opts = ReadOptions {
@@ -501,28 +511,11 @@ async fn wrong_key_is_an_error_not_garbage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hedged_read_outruns_a_stalled_store_and_reports_it_slow_not_bad() {
-    let g = Geometry::new(4, 2, 256).unwrap();
-    let bytes = data(10_000, 5);
-    let (_, faulty, stores) = common::faulty_stores(6);
-    let key = DataKey::generate();
-    let object = ObjectId::random();
-    let opts = WriteOptions {
-        geometry: g,
-        ..WriteOptions::default()
-    };
-    write_object(&stores, object, 1, &key, &opts, common::body(&bytes, 999))
-        .await
-        .unwrap();
+    let (bytes, faulty, key, loc) = on_faulty_stores(5).await;
     // A data shard's store stalls: without hedging the read would wait
     // the whole shard timeout for it.
     faulty[2].hang_gets.store(true, Ordering::SeqCst);
-    let loc = ObjectLocation {
-        object,
-        part: 1,
-        size: bytes.len() as u64,
-        geometry: g,
-        stores: stores.iter().cloned().map(Some).collect(),
-    };
+    let stalled = loc.stores[2].as_ref().unwrap().id().to_owned();
     let bad: Arc<std::sync::Mutex<Vec<u16>>> = Arc::default();
     let slow: Arc<std::sync::Mutex<Vec<(u16, String)>>> = Arc::default();
     let (bad_sink, slow_sink) = (bad.clone(), slow.clone());
@@ -549,7 +542,7 @@ async fn a_hedged_read_outruns_a_stalled_store_and_reports_it_slow_not_bad() {
     );
     assert_eq!(
         *slow.lock().unwrap(),
-        vec![(2, stores[2].id().to_owned())],
+        vec![(2, stalled)],
         "the stalled shard is slow"
     );
     assert!(bad.lock().unwrap().is_empty(), "and not reported bad");

@@ -114,7 +114,7 @@ impl Nodes {
             let after = cursor.take();
             let page = self
                 .meta
-                .read_local(move |view| view.segments_after(after, REFERENCE_PAGE))
+                .read(move |view| view.segments_after(after, REFERENCE_PAGE))
                 .await?;
             count += page
                 .iter()
@@ -139,7 +139,7 @@ pub async fn drain(
 ) -> Result<Vec<String>, NodeAdminError> {
     let now = now_millis();
     let record = meta
-        .read_local(move |view| Ok(view.nodes()?.into_iter().find(|r| r.id == id)))
+        .read(move |view| Ok(view.nodes()?.into_iter().find(|r| r.id == id)))
         .await?;
     let drained = match record {
         Some(record) => {

@@ -158,9 +158,10 @@ impl Nodes {
         self.unregistered.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every node record, by id.
+    /// Every node record, by id, as of the latest committed change (a
+    /// restarted gateway sees every record it wrote before).
     pub async fn records(&self) -> Result<Vec<NodeRecord>, tessera_raft::MetaError> {
-        self.meta.read_local(|view| view.nodes()).await
+        self.meta.read(|view| view.nodes()).await
     }
 
     /// The stores `entry` serves, asking until `wait` is over unless it
@@ -268,7 +269,7 @@ impl Nodes {
 /// drains the same ones.
 pub async fn sync_draining(meta: &MetaNode, stores: &StoreSet) {
     let read = meta
-        .read_local(|view| {
+        .read(|view| {
             let nodes = view
                 .nodes()?
                 .into_iter()
