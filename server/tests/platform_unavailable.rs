@@ -46,6 +46,14 @@ async fn unreachable_disks_are_503_with_retry_after() {
         )
         .unwrap();
     }
+    // Once the health probe has seen them gone (every 200 ms here), reads
+    // and writes no longer try them.
+    let ready = format!("{}/health/ready", server.admin_url());
+    let seen = common::eventually(10, || async {
+        common::http_get(&ready).await.1.contains("stores up: 3 of 6")
+    })
+    .await;
+    assert!(seen, "{}", common::http_get(&ready).await.1);
     let get = client.get_object().bucket("faults").key("big").send().await;
     let (status, code, retry_after) = common::refusal(get);
     assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"));
