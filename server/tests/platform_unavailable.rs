@@ -50,7 +50,10 @@ async fn unreachable_disks_are_503_with_retry_after() {
     // and writes no longer try them.
     let ready = format!("{}/health/ready", server.admin_url());
     let seen = common::eventually(10, || async {
-        common::http_get(&ready).await.1.contains("stores up: 3 of 6")
+        common::http_get(&ready)
+            .await
+            .1
+            .contains("stores up: 3 of 6")
     })
     .await;
     assert!(seen, "{}", common::http_get(&ready).await.1);

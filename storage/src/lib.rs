@@ -130,7 +130,7 @@ pub use format::Geometry;
 pub use inline::{DEFAULT_INLINE_THRESHOLD, open_inline, seal_inline};
 pub use node::{NodeScrub, NodeService};
 pub use reader::{BadShardCallback, ObjectLocation, ReadOptions, SlowShardCallback, read_object};
-pub use repair::{repair_shard, scrub_shard};
+pub use repair::{Pace, repair_shard, scrub_shard};
 pub use store::{
     ByteStream, LocalDir, Memory, NodeQueryError, ObjectId, Remote, S3Bucket, S3BucketConfig,
     ScrubFinding, SelfScrubbing, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth,

@@ -16,14 +16,22 @@ use crate::reader::{Cursor, ObjectLocation, ReadOptions, StripeJob, StripeSource
 use crate::store::{ShardId, ShardStore};
 use crate::writer::{Frame, frame_stream};
 
+/// Paces a background job: called with the bytes it is about to move,
+/// returns when it may (a rate limit).
+pub type Pace = Arc<dyn Fn(u64) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
 /// Rebuilds shard `index` of the object from any k other shards and stores it
 /// on `target` (durable on `Ok`). Every data block is authenticated first, so
 /// a repair never spreads corrupt bytes; a failed repair leaves no shard.
+/// With `pace`, each block is paced before it is read (its rebuilt bytes),
+/// so a rate limit spreads the repair's reads evenly instead of in bursts
+/// of whole shards.
 pub async fn repair_shard(
     loc: &ObjectLocation,
     key: &DataKey,
     index: u16,
     target: Arc<dyn ShardStore>,
+    pace: Option<Pace>,
 ) -> Result<(), StorageError> {
     check_location(loc)?;
     let g = loc.geometry;
@@ -56,6 +64,9 @@ pub async fn repair_shard(
             .await
             .map_err(|_| closed())?;
         for stripe in 0..stripes {
+            if let Some(pace) = &pace {
+                pace(g.sealed_len(loc.size, stripe, i) as u64).await;
+            }
             let records = source.fetch_stripe(stripe, &data, None).await?;
             let job = StripeJob {
                 loc: loc.clone(),

@@ -373,15 +373,33 @@ async fn write_quorum_and_cleanup() {
     };
     assert_eq!(read_all(loc.clone(), &key).await, bytes);
 
-    // Repair shard 3 onto a fresh store; the object then survives losing two others.
+    // Repair shard 3 onto a fresh store, paced block by block; the object
+    // then survives losing two others.
     let fresh = Arc::new(Memory::new("fresh"));
-    repair_shard(&loc, &key, 3, fresh.clone()).await.unwrap();
+    let paced = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = paced.clone();
+    let pace: tessera_storage::Pace = Arc::new(move |bytes| {
+        sink.lock().unwrap().push(bytes);
+        Box::pin(async {})
+    });
+    repair_shard(&loc, &key, 3, fresh.clone(), Some(pace))
+        .await
+        .unwrap();
     let id = tessera_storage::ShardId {
         object,
         part: 1,
         index: 3,
     };
-    scrub_shard(fresh.as_ref(), id).await.unwrap();
+    let summary = scrub_shard(fresh.as_ref(), id).await.unwrap();
+    let paced = paced.lock().unwrap().clone();
+    assert_eq!(paced.len() as u64, summary.trailer.blocks, "once per block");
+    assert_eq!(
+        paced.iter().sum::<u64>(),
+        (0..summary.trailer.blocks)
+            .map(|b| g.sealed_len(out.size, b, 3) as u64)
+            .sum::<u64>(),
+        "the rebuilt bytes"
+    );
     loc.stores[3] = Some(fresh);
     loc.stores[0] = None;
     loc.stores[5] = None;
@@ -451,7 +469,7 @@ async fn repaired_shards_are_byte_identical() {
     for i in [0usize, 4, 5, 7] {
         let original = shard_file(&w.mems[i], w.shard(i)).await;
         w.mems[i].delete(w.shard(i)).await.unwrap();
-        repair_shard(&w.location(), &w.key, i as u16, w.stores[i].clone())
+        repair_shard(&w.location(), &w.key, i as u16, w.stores[i].clone(), None)
             .await
             .unwrap();
         assert_eq!(
@@ -464,9 +482,15 @@ async fn repaired_shards_are_byte_identical() {
     }
     // With the wrong key, repair refuses instead of writing garbage.
     w.mems[1].delete(w.shard(1)).await.unwrap();
-    let err = repair_shard(&w.location(), &DataKey::generate(), 1, w.stores[1].clone())
-        .await
-        .unwrap_err();
+    let err = repair_shard(
+        &w.location(),
+        &DataKey::generate(),
+        1,
+        w.stores[1].clone(),
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
     assert_eq!(w.mems[1].stat(w.shard(1)).await.unwrap(), None);
 }

@@ -20,6 +20,7 @@
 //! where it landed before it left the queue.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics::gauge;
@@ -27,7 +28,7 @@ use tessera_raft::command::Command;
 use tessera_raft::model::RepairItem;
 use tessera_raft::node::MetaNode;
 use tessera_raft::{MetaError, SegmentRecord};
-use tessera_storage::{StorageError, repair_shard, scrub_shard};
+use tessera_storage::{Pace, StorageError, repair_shard, scrub_shard};
 
 use super::evacuate::Evacuated;
 use super::job::{Job, JobError, JobReport, Pass, Progress, RateLimit};
@@ -51,7 +52,7 @@ pub struct RepairJob {
     data: DataPlane,
     /// Which lost and draining stores have every shard queued.
     evacuated: Evacuated,
-    rate: RateLimit,
+    rate: Arc<RateLimit>,
     /// Segments that failed: when to try again, and how often they failed.
     retry: HashMap<([u8; 16], u32), (Instant, u32)>,
     /// [`StoreSet::changes`](crate::placement::StoreSet::changes) when `retry` was last cleared.
@@ -77,7 +78,7 @@ impl RepairJob {
         RepairJob {
             data,
             evacuated,
-            rate: RateLimit::new(bytes_per_sec),
+            rate: Arc::new(RateLimit::new(bytes_per_sec)),
             retry: HashMap::new(),
             store_changes: 0,
             degraded_labels: (1..=2).collect(),
@@ -149,8 +150,13 @@ impl RepairJob {
                     continue;
                 }
             };
+            let rate = Arc::clone(&self.rate);
+            let pace: Pace = Arc::new(move |bytes| {
+                let rate = Arc::clone(&rate);
+                Box::pin(async move { rate.take(bytes).await })
+            });
             let rebuilt = async {
-                repair_shard(&loc, &key, index, target.clone()).await?;
+                repair_shard(&loc, &key, index, target.clone(), Some(pace)).await?;
                 scrub_shard(target.as_ref(), id).await
             }
             .await;
@@ -164,7 +170,6 @@ impl RepairJob {
                         target.id().clone_into(slot);
                     }
                     out.bytes += bytes;
-                    self.rate.take(bytes).await;
                 }
                 Err(e) => {
                     tracing::warn!(shard = %id, store = target.id(), error = %e, "repair: rebuilding failed");
