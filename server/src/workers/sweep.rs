@@ -55,7 +55,10 @@ impl SweepJob {
         }
     }
 
-    /// Which of `page` (all on `store_id`) nothing references.
+    /// Which of `page` (all on `store_id`) nothing references, as of the
+    /// latest committed change (a linearizable read: a member just
+    /// restarted may not have replayed its log yet, and what it has not
+    /// applied must not look unreferenced).
     async fn unreferenced(
         &self,
         store_id: &str,
@@ -66,7 +69,7 @@ impl SweepJob {
         Ok(self
             .data
             .meta()
-            .read_local(move |view| {
+            .read(move |view| {
                 let mut out = Vec::new();
                 for id in page {
                     let referenced = view.segment(&id.object.0, id.part)?.is_some_and(|r| {
