@@ -163,6 +163,11 @@ impl StoreSet {
         let known = members.stores.remove(id).is_some();
         drop(members);
         self.set_down(id, false);
+        self.inner
+            .free
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         if known {
             self.inner.changes.fetch_add(1, Ordering::Relaxed);
         }

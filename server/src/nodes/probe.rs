@@ -7,17 +7,17 @@ use std::time::Duration;
 use futures::future::join_all;
 use tessera_raft::command::Command;
 use tessera_raft::model::{NodeRecord, NodeReport, NodeState};
-use tessera_storage::{Remote, StoreHealth};
+use tessera_storage::StoreHealth;
 
 use super::{Nodes, entry_of, state_name};
 use crate::auth::now_millis;
 use crate::metrics;
-use crate::workers::health::{PROBE_TIMEOUT, probe_store, record_store};
+use crate::workers::health::{probe_store, record_store};
 
 /// What one probe of a node found.
 struct Probe {
-    /// The stores it serves, when it answered.
-    stores: Option<Vec<String>>,
+    /// Whether it answered.
+    reached: bool,
     /// Health of each of its stores that answered.
     health: BTreeMap<String, StoreHealth>,
 }
@@ -75,16 +75,14 @@ impl Nodes {
 
     async fn probe_node(&self, record: &NodeRecord) -> Probe {
         let entry = entry_of(record);
-        let stores = match Remote::list_stores(&self.client, entry.id, &entry.addr, PROBE_TIMEOUT)
-            .await
-        {
+        let stores = match self.list_stores(&entry, Duration::ZERO).await {
             Ok(ids) => ids,
             Err(e) => {
                 if record.state == NodeState::Up {
                     tracing::warn!(node = record.id, addr = %record.address, error = %e, "storage node probe failed");
                 }
                 return Probe {
-                    stores: None,
+                    reached: false,
                     health: BTreeMap::new(),
                 };
             }
@@ -100,7 +98,7 @@ impl Nodes {
             (store.id().to_owned(), health)
         });
         Probe {
-            stores: Some(stores),
+            reached: true,
             health: join_all(checks)
                 .await
                 .into_iter()
@@ -111,7 +109,7 @@ impl Nodes {
 
     /// Marks `record`'s stores as `probe` found them and judges the node.
     fn judge(&self, record: &NodeRecord, probe: &Probe, now: i64) -> NodeReport {
-        let reached = probe.stores.is_some();
+        let reached = probe.reached;
         let silent_for = silence(record, now);
         for id in &record.stores {
             let health = probe.health.get(id);
