@@ -89,6 +89,82 @@ impl MetaNode {
             .await
     }
 
+    /// Founds a cluster whose voters are `voters` (id → RPC address), this
+    /// member among them. Every founding voter may call it with the same
+    /// map (they all write the same first entry); a no-op on a member that
+    /// already belongs to a cluster. Does not wait for a leader.
+    pub async fn bootstrap(&self, voters: BTreeMap<u64, String>) -> Result<(), MetaError> {
+        if !voters.contains_key(&self.id()) {
+            return Err(MetaError::Invalid(format!(
+                "member {} founds a cluster it is not a voter of",
+                self.id()
+            )));
+        }
+        let raft = self.core().raft();
+        if raft.is_initialized().await.map_err(crate::node::fatal)? {
+            return Ok(());
+        }
+        let nodes: BTreeMap<NodeId, BasicNode> = voters
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode::new(addr)))
+            .collect();
+        match raft.initialize(nodes).await {
+            Ok(()) => {
+                tracing::info!(id = self.id(), "founded the metadata cluster");
+                Ok(())
+            }
+            Err(openraft::error::RaftError::APIError(e)) => {
+                tracing::info!(error = %e, "metadata member already initialized");
+                Ok(())
+            }
+            Err(openraft::error::RaftError::Fatal(f)) => Err(crate::node::fatal(f)),
+        }
+    }
+
+    /// Whether this member belongs to a cluster (founded one or was added).
+    pub async fn is_member(&self) -> Result<bool, MetaError> {
+        self.core()
+            .raft()
+            .is_initialized()
+            .await
+            .map_err(crate::node::fatal)
+    }
+
+    /// Asks the cluster whose voters are `voters` (id → RPC address) to add
+    /// this member as a learner, trying each voter in turn (the leader takes
+    /// it) until `deadline`; returns once the leader has caught it up.
+    pub async fn join(
+        &self,
+        voters: &BTreeMap<u64, String>,
+        deadline: Instant,
+    ) -> Result<(), MetaError> {
+        let change = MembershipChange::AddLearner {
+            id: self.id(),
+            addr: self.advertise().to_owned(),
+        };
+        let core = self.core();
+        let mut last = MetaError::NoQuorum;
+        while Instant::now() < deadline {
+            for (id, addr) in voters {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let answer: Result<Result<(), WireError>, CallError> = core
+                    .peers
+                    .call(*id, addr, path::MEMBERSHIP, &change, left)
+                    .await;
+                match answer {
+                    Ok(Ok(())) => {
+                        tracing::info!(id = self.id(), via = id, "joined the metadata cluster");
+                        return Ok(());
+                    }
+                    Ok(Err(e)) => last = e.into(),
+                    Err(e) => last = e.into(),
+                }
+            }
+            tokio::time::sleep(core.timing.heartbeat).await;
+        }
+        Err(last)
+    }
+
     /// Forced failover: rebuilds the membership from `survivors` (the
     /// members of one site, this one among them) when the cluster has lost
     /// its quorum for good. Only after the operator fenced the lost members.

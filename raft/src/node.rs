@@ -36,6 +36,16 @@ use crate::state_machine::StateMachineStore;
 use crate::types::{LogId, MAX_PROPOSAL, NodeId, Proposal, Raft, decode, encode};
 pub use tessera_net::ClusterTls;
 
+/// Members' certificates are issued to `member-<id>` ([`member_name`]): a
+/// member checks that the peer it calls holds the certificate of the id it
+/// meant to reach, and refuses to start with a certificate of another id.
+pub const MEMBER_NAME_PREFIX: &str = "member";
+
+/// The name a metadata member's certificate is issued to: `member-3`.
+pub fn member_name(id: u64) -> String {
+    format!("{MEMBER_NAME_PREFIX}-{id}")
+}
+
 /// Raft timing and log-compaction knobs.
 #[derive(Debug, Clone)]
 pub struct RaftTiming {
@@ -133,6 +143,9 @@ pub struct MetaStatus {
     pub learners: Vec<u64>,
     /// Member id → advertised address.
     pub addresses: BTreeMap<u64, String>,
+    /// On a leader: member id → index of the last entry known to be
+    /// replicated on it (0: none yet). Empty elsewhere.
+    pub matched: BTreeMap<u64, u64>,
     /// Whether this member sees a working quorum: a leader that heard from a
     /// quorum within two election timeouts, or a member that heard from a
     /// leader within that time (it cannot tell whether that leader still
@@ -202,7 +215,7 @@ pub(crate) fn map_write_error(e: WriteError) -> MetaError {
     }
 }
 
-fn fatal(f: openraft::error::Fatal<NodeId>) -> MetaError {
+pub(crate) fn fatal(f: openraft::error::Fatal<NodeId>) -> MetaError {
     match f {
         openraft::error::Fatal::Stopped => MetaError::Shutdown,
         other => MetaError::Storage(other.to_string()),
@@ -241,7 +254,16 @@ impl MetaNode {
             .or_else(|| rpc_addr.map(|a| a.to_string()))
             .unwrap_or_default();
 
-        let peers = Arc::new(RpcClient::new(client_tls));
+        if let Some(tls) = &cfg.tls {
+            let name = member_name(cfg.node_id);
+            tessera_net::tls::verify_member(tls, &name).map_err(|e| {
+                MetaError::Invalid(format!(
+                    "the cluster certificate cannot serve as metadata member {}: {e}",
+                    cfg.node_id
+                ))
+            })?;
+        }
+        let peers = Arc::new(RpcClient::new(client_tls).expecting_names(MEMBER_NAME_PREFIX));
         let running = open_running(
             cfg.node_id,
             &cfg.data_dir,
@@ -295,6 +317,14 @@ impl MetaNode {
     /// The bound RPC address, when serving RPC.
     pub fn rpc_addr(&self) -> Option<SocketAddr> {
         self.inner.rpc_addr
+    }
+
+    /// Whether this member is the leader it knows of (in a cluster of
+    /// several, background work that must run once runs where this holds).
+    pub fn leads(&self) -> bool {
+        let metrics = self.core().raft().metrics();
+        let m = metrics.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id())
     }
 
     /// The address other members use to reach this one.
@@ -589,6 +619,12 @@ impl Core {
             addresses: membership
                 .nodes()
                 .map(|(id, n)| (*id, n.addr.clone()))
+                .collect(),
+            matched: m
+                .replication
+                .iter()
+                .flat_map(|r| r.iter())
+                .map(|(id, log)| (*id, log.map_or(0, |l| l.index)))
                 .collect(),
             has_quorum,
         }

@@ -67,6 +67,10 @@ pub enum CertCommand {
         /// The member's name: node-<id> for a node, gateway-<n> for a gateway
         #[arg(long)]
         name: String,
+        /// Also make it metadata member <id> (a gateway or witness of a
+        /// metadata cluster; its config's member_id)
+        #[arg(long)]
+        member_id: Option<u64>,
         /// Directory to write the certificate and key into [default: the CA directory]
         #[arg(long)]
         out: Option<PathBuf>,
@@ -128,6 +132,9 @@ pub enum AdminCommand {
     /// Storage nodes and their stores.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Members of the metadata cluster (gateways and witnesses).
+    #[command(subcommand)]
+    Member(MemberCommand),
     /// Manage access keys.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -170,6 +177,38 @@ pub enum NodeCommand {
     Drain {
         /// The node's id
         node: u64,
+    },
+}
+
+/// `tessera admin member …`.
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Every member: voter or learner, its address, the leader, and (asked
+    /// of the leader) how many log entries each is behind.
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a member as a learner (it receives the log but does not vote);
+    /// returns once it has caught up. Start it first, with a certificate
+    /// issued to `member-<id>`.
+    Add {
+        /// The member's id, never used before in this cluster
+        id: u64,
+        /// `host:port` of its cluster (raft) listener
+        addr: String,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// The member's id
+        id: u64,
+    },
+    /// Remove a member (voter or learner) from the cluster. Stop it
+    /// afterwards; its id is not to be used again.
+    Remove {
+        /// The member's id
+        id: u64,
     },
 }
 
@@ -254,14 +293,78 @@ pub enum BucketCommand {
     },
 }
 
+/// `tessera admin member …`.
+async fn member(client: &AdminClient, command: MemberCommand) -> Result<()> {
+    match command {
+        MemberCommand::List { json } => {
+            let list = client.members().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", members_table(&list));
+            }
+        }
+        MemberCommand::Add { id, addr } => {
+            client
+                .add_member(&crate::members::admin::MemberAdd { id, addr })
+                .await?;
+            println!("member {id}: added as a learner, caught up");
+        }
+        MemberCommand::Promote { id } => {
+            client.promote_member(id).await?;
+            println!("member {id}: votes");
+        }
+        MemberCommand::Remove { id } => {
+            client.remove_member(id).await?;
+            println!("member {id}: removed");
+        }
+    }
+    Ok(())
+}
+
+/// The members as a table, with the answering member's view above it.
+pub fn members_table(list: &crate::members::admin::MemberList) -> String {
+    let leader = list
+        .leader
+        .map_or_else(|| "none".to_owned(), |l| l.to_string());
+    let quorum = if list.has_quorum { "yes" } else { "NO" };
+    let mut out = format!(
+        "asked member {}: leader {leader}, term {}, quorum {quorum}, last log index {}\n",
+        list.this, list.term, list.last_log_index
+    );
+    out.push_str(&format!(
+        "{:<6} {:<8} {:<28} {}\n",
+        "ID", "ROLE", "ADDRESS", "LAG"
+    ));
+    for m in &list.members {
+        let role = match (m.voter, list.leader == Some(m.id)) {
+            (true, true) => "leader",
+            (true, false) => "voter",
+            (false, _) => "learner",
+        };
+        let lag = m.lag.map_or_else(|| "-".to_owned(), |l| l.to_string());
+        out.push_str(&format!("{:<6} {role:<8} {:<28} {lag}\n", m.id, m.addr));
+    }
+    out
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Node(args) => node(args).await,
         Command::Init(args) => init(&args),
-        Command::Cert(CertCommand::Issue { ca_dir, name, out }) => {
-            issue_cert(&ca_dir, &name, out.as_deref())
+        Command::Cert(CertCommand::Issue {
+            ca_dir,
+            name,
+            member_id,
+            out,
+        }) => {
+            let also: Vec<String> = member_id
+                .map(tessera_raft::node::member_name)
+                .into_iter()
+                .collect();
+            issue_cert(&ca_dir, &name, &also, out.as_deref())
         }
         Command::Admin(args) => admin(args).await,
     }
@@ -294,12 +397,12 @@ fn init(args: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-fn issue_cert(ca_dir: &Path, name: &str, out: Option<&Path>) -> Result<()> {
+fn issue_cert(ca_dir: &Path, name: &str, also: &[String], out: Option<&Path>) -> Result<()> {
     let ca = crate::cluster_ca::load(ca_dir)?;
     let out = out.unwrap_or(ca_dir);
     tessera_storage::store::create_private_dir(out)
         .with_context(|| format!("creating {}", out.display()))?;
-    let files = crate::cluster_ca::issue(&ca, name, out)?;
+    let files = crate::cluster_ca::issue(&ca, name, also, name, out)?;
     println!(
         "Wrote {} and {} (the key owner-only). Point cluster_cert and cluster_key of {name}'s \
          config at them; a node's config needs the id of its name.",
@@ -321,6 +424,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
     init_tracing();
     let config = Config::load(&args.settings, args.config.as_deref())?;
     let data_dir = config.data_dir.clone();
+    if config.role == crate::config::Role::Witness {
+        let witness = crate::witness::RunningWitness::start(config).await?;
+        println!(
+            "Tessera witness (metadata member {}), admin on http://{}",
+            witness.meta().id(),
+            witness.admin_addr
+        );
+        println!("Ready; stop with Ctrl-C or SIGTERM.");
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        return witness.shutdown().await;
+    }
     let server = Server::start(config).await?;
     announce(&server, &data_dir);
     wait_for_signal().await?;
@@ -363,8 +478,15 @@ fn init_tracing() {
     // with the body (s3s::http): anyone can send those, and they are the
     // client's doing, so both are off. Server-side failures are logged
     // where they happen (s3::errors), and s3s::service reports 5xx answers.
+    // openraft's replication logs a member that cannot be reached twice a
+    // second (warn and error) for as long as it is down: `tessera admin
+    // member list` and the raft metrics say it once and better.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,openraft=warn,s3s=warn,s3s::ops=off,s3s::http=off")
+        tracing_subscriber::EnvFilter::new(
+            "info,openraft=warn,openraft::replication=off,\
+             openraft::engine::handler::replication_handler=off,\
+             s3s=warn,s3s::ops=off,s3s::http=off",
+        )
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -425,6 +547,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
             client.remove_node(node).await?;
             println!("node {node}: removed");
         }
+        AdminCommand::Member(command) => member(&client, command).await?,
         AdminCommand::Jobs { json } => {
             let jobs = client.jobs().await?;
             if json {

@@ -47,16 +47,30 @@ pub fn load(dir: &Path) -> Result<ClusterCa> {
     Ok(ClusterCa::from_pem(read(CA_CERT_FILE)?, read(CA_KEY_FILE)?))
 }
 
-/// Issues `member` a certificate from `ca` and writes it and its key into
-/// `dir` as `member.pem` and `member.key`, refusing to replace either.
-pub fn issue(ca: &ClusterCa, member: &str, dir: &Path) -> Result<MemberFiles> {
+/// Issues `member` a certificate from `ca`, also valid as each of
+/// `also` (a gateway that is metadata member 3 is `gateway-3` and
+/// `member-3`), and writes it and its key into `dir` as `stem.pem` and
+/// `stem.key`, refusing to replace either.
+pub fn issue(
+    ca: &ClusterCa,
+    member: &str,
+    also: &[String],
+    stem: &str,
+    dir: &Path,
+) -> Result<MemberFiles> {
+    let extra: Vec<String> = also
+        .iter()
+        .map(|m| tessera_net::tls::member_dns_name(m))
+        .collect();
     let tls = ca
-        .issue(member, &[])
+        .issue(member, &extra)
         .with_context(|| format!("issuing a certificate to {member}"))?;
-    check_issued(&tls, member)?;
+    for name in std::iter::once(member).chain(also.iter().map(String::as_str)) {
+        check_issued(&tls, name)?;
+    }
     let files = MemberFiles {
-        cert: dir.join(format!("{member}.pem")),
-        key: dir.join(format!("{member}.key")),
+        cert: dir.join(format!("{stem}.pem")),
+        key: dir.join(format!("{stem}.key")),
     };
     write_new_file(&files.cert, &tls.cert_pem, CERT_MODE)?;
     write_new_file(&files.key, &tls.key_pem, KEY_MODE)?;
@@ -90,12 +104,25 @@ mod tests {
     fn issues_from_a_saved_ca_with_private_keys() {
         let dir = tempfile::tempdir().unwrap();
         create(dir.path()).unwrap();
-        let files = issue(&load(dir.path()).unwrap(), "node-4", dir.path()).unwrap();
+        let files = issue(
+            &load(dir.path()).unwrap(),
+            "node-4",
+            &[],
+            "node-4",
+            dir.path(),
+        )
+        .unwrap();
         assert_eq!(mode(&dir.path().join(CA_KEY_FILE)), 0o600);
         assert_eq!(mode(&files.key), 0o600);
         assert_eq!(mode(&files.cert), 0o644);
         assert!(create(dir.path()).is_err(), "a CA is never replaced");
-        let again = issue(&load(dir.path()).unwrap(), "node-4", dir.path());
+        let again = issue(
+            &load(dir.path()).unwrap(),
+            "node-4",
+            &[],
+            "node-4",
+            dir.path(),
+        );
         assert!(again.is_err(), "a member's files are never replaced");
     }
 
@@ -106,7 +133,7 @@ mod tests {
         let ca = create(ours.path()).unwrap();
         let other = create(theirs.path()).unwrap();
         let mixed = ClusterCa::from_pem(ca.cert_pem, other.key_pem);
-        let err = issue(&mixed, "node-1", ours.path()).unwrap_err();
+        let err = issue(&mixed, "node-1", &[], "node-1", ours.path()).unwrap_err();
         assert!(
             format!("{err:#}").contains("not signed by the cluster CA"),
             "{err:#}"

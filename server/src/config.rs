@@ -113,6 +113,120 @@ pub struct Config {
     pub nodes: Vec<NodeEntry>,
     /// S3 buckets that hold shards as nodes of their own.
     pub bucket_nodes: Vec<BucketNode>,
+    /// What this process serves: S3 (a gateway) or only metadata votes.
+    pub role: Role,
+    /// This process as a member of a multi-member metadata cluster; `None`:
+    /// the embedded single member.
+    pub metadata: Option<MetadataCluster>,
+}
+
+/// What `tessera serve` runs as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A gateway: S3, storage, background jobs, and a metadata member.
+    #[default]
+    Gateway,
+    /// A witness: a metadata voter in a third place so that either site
+    /// alone keeps a quorum; no S3, no storage, no jobs.
+    Witness,
+}
+
+/// A founding member of the metadata cluster (`[[members]]` in a config
+/// file). The list founds the cluster at first start; afterwards the
+/// cluster's own membership rules (`tessera admin member`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberEntry {
+    /// Its member id, unique in the cluster and never reused; its
+    /// certificate is issued to `member-<id>`.
+    pub id: u64,
+    /// `host:port` of its cluster (raft) listener.
+    pub addr: String,
+    /// The site (datacenter) it stands in.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Whether it votes (default); a non-voter is a learner that receives
+    /// the log (the passive site of a two-site cluster without a witness).
+    #[serde(default = "voter_default")]
+    pub voter: bool,
+}
+
+fn voter_default() -> bool {
+    true
+}
+
+/// This process's place in a multi-member metadata cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataCluster {
+    /// This member's id.
+    pub member_id: u64,
+    /// Its site.
+    pub site: Option<String>,
+    /// Where its cluster (raft) listener binds.
+    pub listen: SocketAddr,
+    /// The address the other members reach it at.
+    pub advertise: String,
+    /// The founding members, this one among them.
+    pub members: Vec<MemberEntry>,
+}
+
+impl MetadataCluster {
+    /// The founding voters: id → cluster address.
+    pub fn voters(&self) -> std::collections::BTreeMap<u64, String> {
+        self.members
+            .iter()
+            .filter(|m| m.voter)
+            .map(|m| (m.id, m.addr.clone()))
+            .collect()
+    }
+
+    /// Whether this member founds the cluster as a voter (else it joins as a learner).
+    pub fn is_founding_voter(&self) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.id == self.member_id && m.voter)
+    }
+
+    /// Builds it from the settings, checking they agree with each other.
+    fn resolve(
+        member_id: u64,
+        site: Option<String>,
+        listen: Option<SocketAddr>,
+        advertise: Option<String>,
+        members: Vec<MemberEntry>,
+    ) -> Result<MetadataCluster> {
+        let listen = listen.context("member_id needs cluster_listen (the raft listener)")?;
+        let mut ids = std::collections::BTreeSet::new();
+        if let Some(twin) = members.iter().find(|m| !ids.insert(m.id)) {
+            bail!("member {} is listed twice in [[members]]", twin.id);
+        }
+        let me = members.iter().find(|m| m.id == member_id).with_context(|| {
+            format!(
+                "member_id {member_id} is not in [[members]] (ids: {:?}): fix member_id or the list",
+                ids
+            )
+        })?;
+        if site.is_some() && me.site.is_some() && site != me.site {
+            bail!(
+                "site is {:?} but [[members]] puts member {member_id} in {:?}",
+                site.unwrap_or_default(),
+                me.site.clone().unwrap_or_default()
+            );
+        }
+        if !members.iter().any(|m| m.voter) {
+            bail!("[[members]] has no voter: at least one member must vote");
+        }
+        let site = site.or_else(|| me.site.clone());
+        let advertise = advertise.unwrap_or_else(|| me.addr.clone());
+        Ok(MetadataCluster {
+            member_id,
+            site,
+            listen,
+            advertise,
+            members,
+        })
+    }
 }
 
 /// Paths of a cluster identity: the cluster CA's certificate and this
@@ -312,6 +426,8 @@ impl Config {
             cluster_tls: None,
             nodes: Vec::new(),
             bucket_nodes: Vec::new(),
+            role: Role::Gateway,
+            metadata: None,
         }
     }
 
@@ -421,6 +537,25 @@ pub struct ConfigLayer {
     /// This gateway's cluster private key (PEM)
     #[arg(long, env = "TESSERA_CLUSTER_KEY")]
     pub cluster_key: Option<PathBuf>,
+    /// What to run as: gateway (S3 and storage) or witness (a metadata voter only) [default: gateway]
+    #[arg(long, env = "TESSERA_ROLE")]
+    pub role: Option<Role>,
+    /// This process's member id in a multi-member metadata cluster (see [[members]])
+    #[arg(long, env = "TESSERA_MEMBER_ID")]
+    pub member_id: Option<u64>,
+    /// The site (datacenter) this process stands in
+    #[arg(long, env = "TESSERA_SITE")]
+    pub site: Option<String>,
+    /// Where the metadata cluster's raft listener binds (mutual TLS)
+    #[arg(long, env = "TESSERA_CLUSTER_LISTEN")]
+    pub cluster_listen: Option<SocketAddr>,
+    /// host:port the other members reach this one at [default: its [[members]] addr]
+    #[arg(long, env = "TESSERA_CLUSTER_ADVERTISE")]
+    pub cluster_advertise: Option<String>,
+    /// The founding members of the metadata cluster (`[[members]]` tables:
+    /// id, addr, site, voter); config file only.
+    #[arg(skip)]
+    pub members: Option<Vec<MemberEntry>>,
     /// Storage nodes (`[[nodes]]` tables: id, addr, site, zone); config file only.
     #[arg(skip)]
     pub nodes: Option<Vec<NodeEntry>>,
@@ -470,6 +605,12 @@ impl ConfigLayer {
             cluster_ca: self.cluster_ca.or(lower.cluster_ca),
             cluster_cert: self.cluster_cert.or(lower.cluster_cert),
             cluster_key: self.cluster_key.or(lower.cluster_key),
+            role: self.role.or(lower.role),
+            member_id: self.member_id.or(lower.member_id),
+            site: self.site.or(lower.site),
+            cluster_listen: self.cluster_listen.or(lower.cluster_listen),
+            cluster_advertise: self.cluster_advertise.or(lower.cluster_advertise),
+            members: self.members.or(lower.members),
             nodes: self.nodes.or(lower.nodes),
             bucket_nodes: self.bucket_nodes.or(lower.bucket_nodes),
         }
@@ -581,6 +722,24 @@ impl ConfigLayer {
         if let Some(v) = self.scrub_rate_mib {
             cfg.scrub_rate = v.saturating_mul(1 << 20);
         }
+        cfg.role = self.role.unwrap_or_default();
+        if cfg.role == Role::Witness && self.disks.is_none() {
+            cfg.disks = 0;
+        }
+        cfg.metadata = match (self.member_id, self.members) {
+            (Some(id), Some(members)) => Some(MetadataCluster::resolve(
+                id,
+                self.site,
+                self.cluster_listen,
+                self.cluster_advertise,
+                members,
+            )?),
+            (None, None) => None,
+            (Some(_), None) => {
+                bail!("member_id needs the [[members]] list of the metadata cluster")
+            }
+            (None, Some(_)) => bail!("[[members]] needs member_id: which of them is this process"),
+        };
         cfg.check()?;
         Ok(cfg)
     }
@@ -592,7 +751,16 @@ impl Config {
             bail!("data_shards must be at least 1");
         }
         let width = usize::from(self.data_shards) + usize::from(self.parity_shards);
-        if self.nodes.is_empty() && self.disks + self.bucket_nodes.len() < width {
+        if self.metadata.is_some() && self.cluster_tls.is_none() {
+            bail!("a metadata cluster member needs cluster_ca, cluster_cert and cluster_key");
+        }
+        if self.role == Role::Witness && self.metadata.is_none() {
+            bail!("a witness is a member of a metadata cluster: set member_id and [[members]]");
+        }
+        if self.role == Role::Gateway
+            && self.nodes.is_empty()
+            && self.disks + self.bucket_nodes.len() < width
+        {
             bail!(
                 "{} disks and {} bucket nodes cannot hold {}+{} erasure-coded shards on distinct stores",
                 self.disks,

@@ -116,17 +116,39 @@ impl DataDir {
 
     /// The master key, generated and saved at first use.
     pub fn master_key(&self) -> Result<MasterKey> {
-        let path = self.root.join(MASTER_KEY_FILE);
-        if let Some(text) = read_secret_file(&path)? {
-            let bytes = hex::decode(text.trim())
-                .with_context(|| format!("{} is not hex", path.display()))?;
-            return MasterKey::from_bytes(&bytes)
-                .map_err(|e| anyhow::anyhow!("{}: invalid master key: {e}", path.display()));
+        if let Some(key) = self.saved_master_key()? {
+            return Ok(key);
         }
+        let path = self.root.join(MASTER_KEY_FILE);
         let key = MasterKey::generate();
         self.save_master_key(&key)?;
         tracing::info!(path = %path.display(), "generated a new master key");
         Ok(key)
+    }
+
+    /// The master key saved here, which must exist (a gateway of a
+    /// cluster shares the cluster's key, from `tessera init` or another
+    /// gateway, and never makes one up).
+    pub fn existing_master_key(&self) -> Result<MasterKey> {
+        self.saved_master_key()?.with_context(|| {
+            format!(
+                "{} is missing: every gateway of a cluster needs the cluster's master key \
+                 (tessera init writes it; copy it from another gateway, mode 0600)",
+                self.root.join(MASTER_KEY_FILE).display()
+            )
+        })
+    }
+
+    fn saved_master_key(&self) -> Result<Option<MasterKey>> {
+        let path = self.root.join(MASTER_KEY_FILE);
+        let Some(text) = read_secret_file(&path)? else {
+            return Ok(None);
+        };
+        let bytes =
+            hex::decode(text.trim()).with_context(|| format!("{} is not hex", path.display()))?;
+        MasterKey::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{}: invalid master key: {e}", path.display()))
     }
 
     /// Saves `key` as this directory's master key (`tessera init` gives

@@ -20,6 +20,7 @@ pub mod init;
 pub mod leases;
 mod listener;
 pub mod local_stores;
+pub mod members;
 pub mod metrics;
 pub mod nodes;
 pub mod placement;
@@ -31,20 +32,20 @@ pub mod sts;
 pub mod testing;
 pub mod tls;
 pub mod vhost;
+pub mod witness;
 pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use s3s::service::S3ServiceBuilder;
-use tessera_raft::node::{MetaConfig, MetaNode};
+use tessera_raft::node::MetaNode;
 use tessera_storage::{Geometry, MemoryBudget, ShardStore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use config::Config;
+pub use config::{Config, Role};
 pub use datadir::Credentials;
 
 use admin::http::AdminState;
@@ -57,13 +58,10 @@ use s3::{Gateway, GatewaySettings};
 use workers::evacuate::{EvacuateJob, Evacuated};
 use workers::gc::GcJob;
 use workers::health::HealthWorker;
-use workers::job::{self, Jobs};
+use workers::job::{self, Jobs, OnLeader};
 use workers::repair::RepairJob;
 use workers::scrub::ScrubJob;
 use workers::sweep::SweepJob;
-
-/// How long startup waits for the metadata member to elect a leader.
-const LEADER_WAIT: Duration = Duration::from_secs(20);
 
 /// Starts servers (see [`Server::start`]).
 #[derive(Debug)]
@@ -94,10 +92,19 @@ impl Server {
     /// listeners are bound and the metadata member has a leader.
     pub async fn start(config: Config) -> Result<RunningServer> {
         metrics::install();
+        if config.role == Role::Witness {
+            anyhow::bail!("a witness serves no S3: start it with witness::RunningWitness::start");
+        }
         // Everything that can fail on bad configuration or files comes
         // before the metadata member starts.
         let dir = DataDir::open(&config.data_dir)?;
-        let master_key = Arc::new(dir.master_key()?);
+        let master_key = Arc::new(if config.metadata.is_some() {
+            // Every gateway of a cluster must seal with the same key: one
+            // made up here would write objects the others cannot read.
+            dir.existing_master_key()?
+        } else {
+            dir.master_key()?
+        });
         let (credentials, credentials_generated) =
             dir.root_credentials(config.credentials.clone())?;
         let admin_token = dir.admin_token()?;
@@ -131,7 +138,7 @@ impl Server {
         let s3_listener = listener::bind(config.listen, "S3").await?;
         let admin_listener = listener::bind(config.admin_listen, "admin").await?;
 
-        let meta = start_meta(&dir, config.metadata_cache).await?;
+        let meta = members::start(&dir, &config).await?;
         if let Err(e) = local_stores::rename_legacy_ids(&meta, &local).await {
             let _ = meta.shutdown().await;
             return Err(e);
@@ -213,7 +220,7 @@ impl Server {
         let admin_state = Arc::new(AdminState {
             meta: meta.clone(),
             stores: stores.clone(),
-            keys,
+            keys: Some(keys),
             jobs: jobs.clone(),
             evacuated: evacuated.clone(),
             token: admin_token.clone(),
@@ -247,13 +254,44 @@ impl Server {
         );
         let sweep = SweepJob::new(data.clone(), config.orphan_grace, config.sweep_interval);
         let evacuate = EvacuateJob::new(data, jobs.clone(), config.repair_grace, evacuated);
+        // Each job runs once per cluster: on the member that leads.
         let workers = vec![
             tokio::spawn(health.run(stop.clone())),
-            job::spawn(&jobs, "gc", gc, config.job_interval, &stop),
-            job::spawn(&jobs, "repair", repair, config.job_interval, &stop),
-            job::spawn(&jobs, "scrub", scrub, config.job_interval, &stop),
-            job::spawn(&jobs, "sweep", sweep, config.job_interval, &stop),
-            job::spawn(&jobs, "evacuate", evacuate, config.job_interval, &stop),
+            job::spawn(
+                &jobs,
+                "gc",
+                OnLeader::new(meta.clone(), gc),
+                config.job_interval,
+                &stop,
+            ),
+            job::spawn(
+                &jobs,
+                "repair",
+                OnLeader::new(meta.clone(), repair),
+                config.job_interval,
+                &stop,
+            ),
+            job::spawn(
+                &jobs,
+                "scrub",
+                OnLeader::new(meta.clone(), scrub),
+                config.job_interval,
+                &stop,
+            ),
+            job::spawn(
+                &jobs,
+                "sweep",
+                OnLeader::new(meta.clone(), sweep),
+                config.job_interval,
+                &stop,
+            ),
+            job::spawn(
+                &jobs,
+                "evacuate",
+                OnLeader::new(meta.clone(), evacuate),
+                config.job_interval,
+                &stop,
+            ),
             tokio::spawn(workers::buffers::free_when_idle(write_budget, stop.clone())),
         ];
         tracing::info!(%s3_addr, %admin_addr, tls = is_tls, data_dir = %config.data_dir.display(), "tessera serving");
@@ -297,27 +335,6 @@ async fn bucket_stores(
         );
     }
     Ok(buckets)
-}
-
-/// Starts the embedded single-member metadata plane under `<data-dir>/meta`,
-/// its state cache holding at most `cache_bytes`, and waits for it to lead.
-async fn start_meta(dir: &DataDir, cache_bytes: usize) -> Result<MetaNode> {
-    let mut meta_config = MetaConfig::new(1, dir.meta_dir());
-    meta_config.state_cache_bytes = cache_bytes;
-    let meta = MetaNode::start(meta_config)
-        .await
-        .context("starting the metadata member")?;
-    meta.bootstrap_single()
-        .await
-        .context("initializing the single-member metadata cluster")?;
-    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
-    while meta.status().leader.is_none() {
-        if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("the metadata member elected no leader within {LEADER_WAIT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(meta)
 }
 
 impl std::fmt::Debug for RunningServer {

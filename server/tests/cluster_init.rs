@@ -143,7 +143,7 @@ fn init_refuses_impossible_layouts_and_writes_nothing() {
         ),
         (
             &["--nodes", "6", "--gateways", "2"],
-            "gateways cannot share storage nodes yet",
+            "2 voting gateways and no witness: losing one of them stops every write",
         ),
     ];
     for (flags, message) in cases {

@@ -650,7 +650,9 @@ async fn a_node_drained_under_load_can_be_removed_with_nothing_lost() {
     let dir = tempfile::tempdir().unwrap();
     let ca = ClusterCa::generate("test cluster CA").unwrap();
     let mut nodes = start_nodes(dir.path(), &ca, 7, 1).await;
-    let (gateway, s3) = start_gateway(dir.path(), &ca, &nodes, "").await;
+    // Moving node 1's shards (about a megabyte) takes a second or two at
+    // this rate: long enough to see removal refused while they remain.
+    let (gateway, s3) = start_gateway(dir.path(), &ca, &nodes, "repair_rate_mib = 1\n").await;
     s3.create_bucket().bucket("nodes").send().await.unwrap();
     let object =
         |i: usize| -> Vec<u8> { (0..10_000 + i * 9_000).map(|j| (j * 3 + i) as u8).collect() };
@@ -676,13 +678,13 @@ async fn a_node_drained_under_load_can_be_removed_with_nothing_lost() {
             .lines()
             .any(|l| l.starts_with("1 ") && l.trim_end().ends_with("draining"))
     );
-    writer.await.unwrap();
     // While it still holds shards, it cannot be removed.
     let early = admin_result(&gateway, dir.path(), &["node", "remove", "1"]);
     assert!(
         early.as_ref().is_err_and(|e| e.contains("still holds")),
         "{early:?}"
     );
+    writer.await.unwrap();
 
     // Every shard moves to the other six nodes.
     let others = |nodes: &[(u64, String, PathBuf, Process)]| -> usize {

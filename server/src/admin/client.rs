@@ -14,6 +14,7 @@ use tessera_raft::model::NodeRecord;
 
 use super::{ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, RepairStatus, Status};
 use crate::config::NodeEntry;
+use crate::members::admin::{MemberAdd, MemberList};
 
 /// Talks JSON to one server's admin listener.
 #[derive(Debug, Clone)]
@@ -81,6 +82,35 @@ impl AdminClient {
     /// Removes storage node `node` (refused while it holds referenced shards).
     pub async fn remove_node(&self, node: u64) -> Result<()> {
         let path = format!("/admin/v1/nodes/{node}");
+        self.call::<(), serde_json::Value>(Method::DELETE, &path, None)
+            .await
+            .map(drop)
+    }
+
+    /// The metadata cluster's members, as the answering gateway sees them.
+    pub async fn members(&self) -> Result<MemberList> {
+        self.call::<(), _>(Method::GET, "/admin/v1/members", None)
+            .await
+    }
+
+    /// Adds a metadata member as a learner (returns once it caught up).
+    pub async fn add_member(&self, add: &MemberAdd) -> Result<()> {
+        self.call::<_, serde_json::Value>(Method::POST, "/admin/v1/members", Some(add))
+            .await
+            .map(drop)
+    }
+
+    /// Turns learner `id` into a voter.
+    pub async fn promote_member(&self, id: u64) -> Result<()> {
+        let path = format!("/admin/v1/members/{id}/promote");
+        self.call::<(), serde_json::Value>(Method::POST, &path, None)
+            .await
+            .map(drop)
+    }
+
+    /// Removes metadata member `id`.
+    pub async fn remove_member(&self, id: u64) -> Result<()> {
+        let path = format!("/admin/v1/members/{id}");
         self.call::<(), serde_json::Value>(Method::DELETE, &path, None)
             .await
             .map(drop)

@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tessera_raft::MetaError;
 use tessera_raft::command::Command;
 use tessera_raft::model::Grant;
 use tessera_raft::node::MetaNode;
@@ -20,6 +21,7 @@ use super::{
 use crate::auth::{KeyStore, now_millis};
 use crate::config::NodeEntry;
 use crate::datadir::Credentials;
+use crate::members::{self, admin::MemberAdd};
 use crate::nodes::{NodeAdminError, Nodes};
 use crate::placement::StoreSet;
 use crate::workers::evacuate::Evacuated;
@@ -34,8 +36,8 @@ pub(crate) struct AdminState {
     pub meta: MetaNode,
     /// The shard stores (their up/down state is kept by the health worker).
     pub stores: StoreSet,
-    /// Access keys.
-    pub keys: KeyStore,
+    /// Access keys (`None` on a witness, which serves no S3).
+    pub keys: Option<KeyStore>,
     /// The background jobs.
     pub jobs: Jobs,
     /// Which lost and draining stores have every shard queued for repair.
@@ -72,10 +74,22 @@ fn node_failure(e: NodeAdminError) -> Failure {
     Failure(status, e.to_string())
 }
 
-/// A node id from a request path.
+/// How a refused membership change answers.
+fn member_failure(e: MetaError) -> Failure {
+    let status = match &e {
+        MetaError::Invalid(_) => StatusCode::CONFLICT,
+        MetaError::NoQuorum | MetaError::NotLeader { .. } | MetaError::Shutdown => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Failure(status, e.to_string())
+}
+
+/// A node or member id from a request path.
 fn node_id(text: &str) -> Result<u64, Failure> {
     text.parse()
-        .map_err(|_| Failure(StatusCode::BAD_REQUEST, format!("bad node id {text}")))
+        .map_err(|_| Failure(StatusCode::BAD_REQUEST, format!("bad id {text}")))
 }
 
 impl AdminState {
@@ -107,12 +121,13 @@ impl AdminState {
             .filter(|s| !self.stores.is_down(s.id()))
             .count();
         let leader = status.leader.is_some();
-        let ready = leader && up >= self.write_width;
+        let ready = leader && status.has_quorum && up >= self.write_width;
         let detail = format!(
-            "leader: {}\nstores up: {up} of {} (need {})\n",
+            "leader: {}\nquorum: {}\nstores up: {up} of {} (need {})\n",
             status
                 .leader
                 .map_or_else(|| "none".to_owned(), |l| l.to_string()),
+            if status.has_quorum { "yes" } else { "no" },
             self.stores.len(),
             self.write_width
         );
@@ -178,6 +193,35 @@ impl AdminState {
                 let node = node_id(&p["/admin/v1/nodes/".len()..])?;
                 self.nodes()?.remove(node).await.map_err(node_failure)?;
                 tracing::info!(node, "storage node removed");
+                Ok(json(StatusCode::OK, &serde_json::json!({})))
+            }
+            (&Method::GET, "/admin/v1/members") => {
+                Ok(json(StatusCode::OK, &members::admin::list(&self.meta)))
+            }
+            (&Method::POST, "/admin/v1/members") => {
+                let add: MemberAdd = read_json(req).await?;
+                members::admin::add(&self.meta, &add)
+                    .await
+                    .map_err(member_failure)?;
+                tracing::info!(member = add.id, addr = %add.addr, "metadata member added as a learner");
+                Ok(json(StatusCode::OK, &serde_json::json!({})))
+            }
+            (&Method::POST, p)
+                if p.starts_with("/admin/v1/members/") && p.ends_with("/promote") =>
+            {
+                let id = node_id(&p["/admin/v1/members/".len()..p.len() - "/promote".len()])?;
+                members::admin::promote(&self.meta, id)
+                    .await
+                    .map_err(member_failure)?;
+                tracing::info!(member = id, "metadata member promoted to voter");
+                Ok(json(StatusCode::OK, &serde_json::json!({})))
+            }
+            (&Method::DELETE, p) if p.starts_with("/admin/v1/members/") => {
+                let id = node_id(&p["/admin/v1/members/".len()..])?;
+                members::admin::remove(&self.meta, id)
+                    .await
+                    .map_err(member_failure)?;
+                tracing::info!(member = id, "metadata member removed");
                 Ok(json(StatusCode::OK, &serde_json::json!({})))
             }
             (&Method::GET, "/admin/v1/keys") => Ok(json(StatusCode::OK, &self.list_keys().await?)),
@@ -257,6 +301,15 @@ impl AdminState {
         })
     }
 
+    fn keys(&self) -> Result<&KeyStore, Failure> {
+        self.keys.as_ref().ok_or_else(|| {
+            Failure(
+                StatusCode::NOT_FOUND,
+                "a witness serves no S3 and keeps no access keys: ask a gateway".to_owned(),
+            )
+        })
+    }
+
     fn nodes(&self) -> Result<&Nodes, Failure> {
         self.nodes.as_ref().ok_or_else(|| {
             Failure(
@@ -301,7 +354,7 @@ impl AdminState {
     async fn create_key(&self, create: KeyCreate) -> Result<KeyCreated, Failure> {
         let creds = Credentials::generate();
         let mut key = self
-            .keys
+            .keys()?
             .seal(&creds, &create.name, create.admin, now_millis());
         key.allow_create_bucket = create.allow_create_bucket;
         self.meta.write(Command::PutAccessKey { key }).await?;
@@ -314,7 +367,7 @@ impl AdminState {
     }
 
     async fn delete_key(&self, id: &str) -> Result<(), Failure> {
-        if self.keys.get(id).await?.is_none() {
+        if self.keys()?.get(id).await?.is_none() {
             return Err(Failure(
                 StatusCode::NOT_FOUND,
                 format!("no access key {id}"),
@@ -328,7 +381,7 @@ impl AdminState {
     }
 
     async fn set_grant(&self, set: GrantSet) -> Result<(), Failure> {
-        if self.keys.get(&set.access_key).await?.is_none() {
+        if self.keys()?.get(&set.access_key).await?.is_none() {
             return Err(Failure(
                 StatusCode::NOT_FOUND,
                 format!("no access key {}", set.access_key),

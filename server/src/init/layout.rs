@@ -3,12 +3,26 @@
 //! here, before anything is written, with what to change.
 //!
 //! Ports are handed out from the base port up: two per gateway (S3, then
-//! admin), then one per node. With the defaults and eight nodes: gateway 1
-//! on 7400 (S3) and 7401 (admin), nodes 1 to 8 on 7402 to 7409.
+//! admin) and a third (cluster) when the gateways form a metadata cluster,
+//! then the witness's two (admin, cluster), then one per node. With the
+//! defaults and eight nodes: gateway 1 on 7400 (S3) and 7401 (admin),
+//! nodes 1 to 8 on 7402 to 7409.
+//!
+//! With `--service-hosts` (containers, one host name per process) every
+//! process listens on all addresses at fixed ports instead (gateway S3 9000,
+//! admin 9001, cluster 7000; node 7100 and its metrics 9101; witness admin
+//! 9001, cluster 7000) and is reached at its name: `dc-a-gw-1`,
+//! `dc-b-node-2`, `witness` (`gateway-1`, `node-2` without sites).
 //!
 //! Nodes go round the zones (node 1 in zone-1, node 2 in zone-2, …) and
 //! zones round the sites, so every zone lies in one site and nodes spread
-//! evenly over both.
+//! evenly over both. Gateways go round the sites.
+//!
+//! More than one gateway, or a witness, makes the gateways members of one
+//! metadata cluster (member id = gateway number, the witness's the next).
+//! With a witness every gateway and the witness vote; without one, the
+//! gateways of the first site vote and the others are learners (the two
+//! sites only topology: failing over to them takes `tessera admin failover`).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -32,9 +46,18 @@ pub struct LayoutRequest {
     /// IP address every process listens on
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
-    /// First port: each gateway takes two (S3, admin), then each node one
+    /// First port: each gateway takes two (S3, admin) and one more in a
+    /// metadata cluster, a witness two, then each node one
     #[arg(long, default_value_t = 7400)]
     pub base_port: u16,
+    /// Add a witness: a metadata voter in a third place, so that either site
+    /// alone keeps a quorum
+    #[arg(long)]
+    pub witness: bool,
+    /// Name every process's host after it (dc-a-gw-1, dc-b-node-2, witness)
+    /// and give each the same fixed ports, for containers (docker compose)
+    #[arg(long)]
+    pub service_hosts: bool,
     /// Disks per node
     #[arg(long, default_value_t = 1)]
     pub disks: usize,
@@ -49,12 +72,42 @@ pub struct LayoutRequest {
 /// A gateway of the layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewaySlot {
-    /// Its number, from 1.
+    /// Its number, from 1 (also its metadata member id).
     pub id: usize,
+    /// Its name: its files' names, and its host with `--service-hosts`.
+    pub name: String,
+    /// The site it stands in.
+    pub site: Option<String>,
     /// Its S3 listener.
     pub listen: SocketAddr,
     /// Its admin listener.
     pub admin_listen: SocketAddr,
+    /// Its place in the metadata cluster, if the gateways form one.
+    pub member: Option<MemberSlot>,
+}
+
+/// A process's place in the metadata cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSlot {
+    /// Its member id.
+    pub id: u64,
+    /// Where its cluster listener binds.
+    pub listen: SocketAddr,
+    /// Where the other members reach it.
+    pub addr: String,
+    /// Whether it votes.
+    pub voter: bool,
+}
+
+/// The witness of the layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessSlot {
+    /// Its name (`witness`).
+    pub name: String,
+    /// Its admin listener.
+    pub admin_listen: SocketAddr,
+    /// Its place in the metadata cluster.
+    pub member: MemberSlot,
 }
 
 /// A storage node of the layout.
@@ -62,8 +115,14 @@ pub struct GatewaySlot {
 pub struct NodeSlot {
     /// Its number, from 1.
     pub id: u64,
+    /// Its name: its files' names, and its host with `--service-hosts`.
+    pub name: String,
     /// Its node listener.
     pub listen: SocketAddr,
+    /// Where gateways reach it.
+    pub addr: String,
+    /// Its metrics listener (with `--service-hosts`).
+    pub metrics_listen: Option<SocketAddr>,
     /// The site it stands in.
     pub site: Option<String>,
     /// The failure zone it stands in.
@@ -75,12 +134,41 @@ pub struct NodeSlot {
 pub struct Layout {
     /// The gateways.
     pub gateways: Vec<GatewaySlot>,
+    /// The witness, if asked for.
+    pub witness: Option<WitnessSlot>,
     /// The storage nodes.
     pub nodes: Vec<NodeSlot>,
     /// Disks per node.
     pub disks: usize,
     /// The erasure code.
     pub geometry: Geometry,
+    /// Whether processes run in containers named after them.
+    pub service_hosts: bool,
+}
+
+impl Layout {
+    /// The metadata cluster's founding members: id, address, site, voter.
+    pub fn members(&self) -> Vec<(u64, String, Option<String>, bool)> {
+        self.gateways
+            .iter()
+            .filter_map(|g| g.member.as_ref().map(|m| (m, g.site.clone())))
+            .chain(
+                self.witness
+                    .iter()
+                    .map(|w| (&w.member, Some(w.name.clone()))),
+            )
+            .map(|(m, site)| (m.id, m.addr.clone(), site, m.voter))
+            .collect()
+    }
+}
+
+/// Fixed container ports of `--service-hosts`.
+mod service_ports {
+    pub const S3: u16 = 9000;
+    pub const ADMIN: u16 = 9001;
+    pub const CLUSTER: u16 = 7000;
+    pub const NODE: u16 = 7100;
+    pub const NODE_METRICS: u16 = 9101;
 }
 
 /// Why a layout cannot work; each message says what to change.
@@ -95,12 +183,17 @@ pub enum LayoutError {
     /// `--gateways 0`.
     #[error("a cluster needs a gateway: use --gateways 1")]
     NoGateways,
-    /// More than one gateway.
+    /// Two voters or more and no witness, all in one site out of several:
+    /// nothing to say here; but an even number of voters with no witness
+    /// cannot lose one of them.
     #[error(
-        "--gateways {0}: gateways cannot share storage nodes yet (each keeps its own metadata, \
-         and would remove the others' shards as orphans); use --gateways 1"
+        "{voters} voting gateways and no witness: losing one of them stops every write. \
+         Add --witness, or use an odd number of gateways in the first site"
     )]
-    SharedNodes(usize),
+    EvenVoters {
+        /// Voters the layout would have.
+        voters: usize,
+    },
     /// The erasure code itself is invalid.
     #[error("erasure code {k}+{m}: {why}; change --data-shards or --parity-shards")]
     Geometry {
@@ -196,36 +289,133 @@ pub enum LayoutError {
 pub fn plan(req: &LayoutRequest) -> Result<Layout, LayoutError> {
     let geometry = check_counts(req)?;
     check_sites_and_zones(req, &geometry)?;
-    let ports = ports(req)?;
-    let gateways = (1..=req.gateways)
-        .map(|id| GatewaySlot {
-            id,
-            listen: SocketAddr::new(req.host, ports[2 * (id - 1)]),
-            admin_listen: SocketAddr::new(req.host, ports[2 * (id - 1) + 1]),
-        })
-        .collect();
-    let zones = req.zones.unwrap_or(0);
-    let nodes = (0..req.nodes)
-        .map(|i| {
-            let zone = (zones > 0).then_some(i % zones.max(1));
-            let site = match zone {
-                Some(z) => z % req.sites.len().max(1),
-                None => i % req.sites.len().max(1),
-            };
-            NodeSlot {
-                id: i as u64 + 1,
-                listen: SocketAddr::new(req.host, ports[2 * req.gateways + i]),
-                site: req.sites.get(site).cloned(),
-                zone: zone.map(|z| format!("zone-{}", z + 1)),
+    let clustered = req.gateways > 1 || req.witness;
+    let mut ports = ports(req, clustered)?.into_iter();
+    let mut next_port = |fixed: u16| {
+        if req.service_hosts {
+            fixed
+        } else {
+            ports.next().unwrap_or(fixed)
+        }
+    };
+    let host = if req.service_hosts {
+        IpAddr::from([0, 0, 0, 0])
+    } else {
+        req.host
+    };
+    let reach = |name: &str, listen: SocketAddr| {
+        if req.service_hosts {
+            format!("{name}:{}", listen.port())
+        } else {
+            listen.to_string()
+        }
+    };
+    let site_of = |i: usize| req.sites.get(i % req.sites.len().max(1)).cloned();
+    let first_site = req.sites.first().cloned();
+    let mut names = Names::new(req.service_hosts);
+    let mut gateways = Vec::new();
+    for id in 1..=req.gateways {
+        let site = site_of(id - 1);
+        let name = names.next(&site, "gw", format!("gateway-{id}"));
+        let listen = SocketAddr::new(host, next_port(service_ports::S3));
+        let admin_listen = SocketAddr::new(host, next_port(service_ports::ADMIN));
+        let member = clustered.then(|| {
+            let listen = SocketAddr::new(host, next_port(service_ports::CLUSTER));
+            MemberSlot {
+                id: id as u64,
+                listen,
+                addr: reach(&name, listen),
+                voter: req.witness || req.sites.len() < 2 || site == first_site,
             }
-        })
-        .collect();
+        });
+        gateways.push(GatewaySlot {
+            id,
+            name,
+            site,
+            listen,
+            admin_listen,
+            member,
+        });
+    }
+    let witness = req.witness.then(|| {
+        let name = "witness".to_owned();
+        let admin_listen = SocketAddr::new(host, next_port(service_ports::ADMIN));
+        let listen = SocketAddr::new(host, next_port(service_ports::CLUSTER));
+        WitnessSlot {
+            member: MemberSlot {
+                id: req.gateways as u64 + 1,
+                listen,
+                addr: reach(&name, listen),
+                voter: true,
+            },
+            name,
+            admin_listen,
+        }
+    });
+    let voters = gateways
+        .iter()
+        .filter(|g| g.member.as_ref().is_some_and(|m| m.voter))
+        .count();
+    if clustered && !req.witness && voters % 2 == 0 {
+        return Err(LayoutError::EvenVoters { voters });
+    }
+    let zones = req.zones.unwrap_or(0);
+    let mut nodes = Vec::new();
+    for i in 0..req.nodes {
+        let zone = (zones > 0).then_some(i % zones.max(1));
+        let site = match zone {
+            Some(z) => site_of(z),
+            None => site_of(i),
+        };
+        let name = names.next(&site, "node", format!("node-{}", i + 1));
+        let listen = SocketAddr::new(host, next_port(service_ports::NODE));
+        nodes.push(NodeSlot {
+            id: i as u64 + 1,
+            addr: reach(&name, listen),
+            name,
+            listen,
+            metrics_listen: req
+                .service_hosts
+                .then(|| SocketAddr::new(host, service_ports::NODE_METRICS)),
+            site,
+            zone: zone.map(|z| format!("zone-{}", z + 1)),
+        });
+    }
     Ok(Layout {
         gateways,
+        witness,
         nodes,
         disks: req.disks,
         geometry,
+        service_hosts: req.service_hosts,
     })
+}
+
+/// Names processes: `plain` (gateway-1, node-3), or with `--service-hosts`
+/// and a site, the site and a number counted per site and kind.
+struct Names {
+    service_hosts: bool,
+    counts: std::collections::BTreeMap<(String, &'static str), usize>,
+}
+
+impl Names {
+    fn new(service_hosts: bool) -> Names {
+        Names {
+            service_hosts,
+            counts: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn next(&mut self, site: &Option<String>, kind: &'static str, plain: String) -> String {
+        match site {
+            Some(site) if self.service_hosts => {
+                let n = self.counts.entry((site.clone(), kind)).or_default();
+                *n += 1;
+                format!("{site}-{kind}-{n}")
+            }
+            _ => plain,
+        }
+    }
 }
 
 /// Counts of processes, disks and shards.
@@ -237,10 +427,8 @@ fn check_counts(req: &LayoutRequest) -> Result<Geometry, LayoutError> {
     if req.disks == 0 {
         return Err(LayoutError::NoDisks);
     }
-    match req.gateways {
-        0 => return Err(LayoutError::NoGateways),
-        1 => {}
-        n => return Err(LayoutError::SharedNodes(n)),
+    if req.gateways == 0 {
+        return Err(LayoutError::NoGateways);
     }
     let geometry =
         Geometry::new(k, m, Geometry::default().block_size).map_err(|e| LayoutError::Geometry {
@@ -312,9 +500,11 @@ fn check_sites_and_zones(req: &LayoutRequest, geometry: &Geometry) -> Result<(),
     Ok(())
 }
 
-/// The ports of the layout, in order: gateways' (S3, admin), then nodes'.
-fn ports(req: &LayoutRequest) -> Result<Vec<u16>, LayoutError> {
-    let needed = 2 * req.gateways + req.nodes;
+/// The ports of the layout, in order: gateways' (S3, admin and, in a
+/// metadata cluster, cluster), the witness's (admin, cluster), then nodes'.
+fn ports(req: &LayoutRequest, clustered: bool) -> Result<Vec<u16>, LayoutError> {
+    let per_gateway = if clustered { 3 } else { 2 };
+    let needed = per_gateway * req.gateways + 2 * usize::from(req.witness) + req.nodes;
     let last = u16::try_from(usize::from(req.base_port) + needed - 1);
     match last {
         Ok(last) if req.base_port > 0 => Ok((req.base_port..=last).collect()),
@@ -343,6 +533,8 @@ mod tests {
             disks: 1,
             data_shards: 4,
             parity_shards: 2,
+            witness: false,
+            service_hosts: false,
         }
     }
 
@@ -473,7 +665,92 @@ mod tests {
                 gateways: 2,
                 ..request(6)
             }),
-            LayoutError::SharedNodes(2)
+            LayoutError::EvenVoters { voters: 2 }
         );
+    }
+
+    #[test]
+    fn gateways_form_a_metadata_cluster_with_a_witness() {
+        let layout = plan(&LayoutRequest {
+            gateways: 4,
+            sites: vec!["dc-a".into(), "dc-b".into()],
+            witness: true,
+            ..request(6)
+        })
+        .unwrap();
+        let ports: Vec<(u16, u16, u16)> = layout
+            .gateways
+            .iter()
+            .map(|g| {
+                let m = g.member.as_ref().unwrap();
+                (g.listen.port(), g.admin_listen.port(), m.listen.port())
+            })
+            .collect();
+        assert_eq!(ports[0], (7400, 7401, 7402));
+        assert_eq!(ports[3], (7409, 7410, 7411));
+        let witness = layout.witness.as_ref().unwrap();
+        assert_eq!(witness.admin_listen.port(), 7412);
+        assert_eq!(witness.member.addr, "127.0.0.1:7413");
+        assert_eq!(witness.member.id, 5);
+        assert_eq!(layout.nodes[0].listen.port(), 7414);
+        let members = layout.members();
+        assert_eq!(members.len(), 5);
+        assert!(members.iter().all(|(_, _, _, voter)| *voter));
+        let sites: Vec<_> = layout.gateways.iter().map(|g| g.site.clone()).collect();
+        assert_eq!(
+            sites,
+            [
+                Some("dc-a".into()),
+                Some("dc-b".into()),
+                Some("dc-a".into()),
+                Some("dc-b".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_witness_the_second_site_learns() {
+        let layout = plan(&LayoutRequest {
+            gateways: 2,
+            sites: vec!["dc-a".into(), "dc-b".into()],
+            ..request(6)
+        })
+        .unwrap();
+        let voters: Vec<bool> = layout
+            .gateways
+            .iter()
+            .map(|g| g.member.as_ref().unwrap().voter)
+            .collect();
+        assert_eq!(voters, [true, false]);
+    }
+
+    #[test]
+    fn service_hosts_are_named_after_their_process() {
+        let layout = plan(&LayoutRequest {
+            gateways: 4,
+            sites: vec!["dc-a".into(), "dc-b".into()],
+            witness: true,
+            service_hosts: true,
+            ..request(6)
+        })
+        .unwrap();
+        let names: Vec<&str> = layout.gateways.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["dc-a-gw-1", "dc-b-gw-1", "dc-a-gw-2", "dc-b-gw-2"]);
+        let nodes: Vec<&str> = layout.nodes.iter().map(|n| n.addr.as_str()).collect();
+        assert_eq!(
+            nodes,
+            [
+                "dc-a-node-1:7100",
+                "dc-b-node-1:7100",
+                "dc-a-node-2:7100",
+                "dc-b-node-2:7100",
+                "dc-a-node-3:7100",
+                "dc-b-node-3:7100"
+            ]
+        );
+        let gw = &layout.gateways[1];
+        assert_eq!(gw.listen, SocketAddr::from(([0, 0, 0, 0], 9000)));
+        assert_eq!(gw.member.as_ref().unwrap().addr, "dc-b-gw-1:7000");
+        assert_eq!(layout.witness.unwrap().member.addr, "witness:7000");
     }
 }

@@ -23,7 +23,7 @@ use serde::Serialize;
 use tessera_storage::MasterKey;
 
 use crate::cluster_ca::{self, CA_CERT_FILE, CA_KEY_FILE};
-use crate::config::{ClusterTlsFiles, ConfigLayer, NodeEntry};
+use crate::config::{ClusterTlsFiles, ConfigLayer, MemberEntry, NodeEntry, Role};
 use crate::datadir::{CREDENTIALS_FILE, Credentials, DataDir, write_new_file};
 use crate::storage_node::{self, NodeConfig};
 
@@ -45,27 +45,36 @@ pub fn gateway_name(id: usize) -> String {
     format!("gateway-{id}")
 }
 
+/// Where container paths start with `--service-hosts`: the cluster
+/// directory is mounted at `/config`, each process's data dir at `/data`.
+const CONTAINER_CONFIG_DIR: &str = "/config";
+/// See [`CONTAINER_CONFIG_DIR`].
+const CONTAINER_DATA_DIR: &str = "/data";
+
 /// Checks `request` and writes the cluster into `out`, which must be
 /// missing or empty.
 pub fn run(out: &Path, request: &LayoutRequest) -> Result<Cluster> {
     let layout = layout::plan(request)?;
     let dir = create_out_dir(out)?;
     let ca = cluster_ca::create(&dir)?;
-    let identity = |member: &str| -> Result<ClusterTlsFiles> {
-        let files = cluster_ca::issue(&ca, member, &dir)?;
+    let paths = Paths {
+        dir: dir.clone(),
+        in_containers: layout.service_hosts,
+    };
+    let identity = |member: &str, also: &[String], stem: &str| -> Result<ClusterTlsFiles> {
+        let files = cluster_ca::issue(&ca, member, also, stem, &dir)?;
         Ok(ClusterTlsFiles {
-            ca: dir.join(CA_CERT_FILE),
-            cert: files.cert,
-            key: files.key,
+            ca: paths.seen(&dir.join(CA_CERT_FILE)),
+            cert: paths.seen(&files.cert),
+            key: paths.seen(&files.key),
         })
     };
     for node in &layout.nodes {
-        let name = storage_node::member_name(node.id);
-        let tls = identity(&name)?;
+        let tls = identity(&storage_node::member_name(node.id), &[], &node.name)?;
         let config = NodeConfig {
             id: node.id,
             listen: node.listen,
-            data_dir: data_dir(&dir, &name)?.root().to_path_buf(),
+            data_dir: paths.data_dir(&data_dir(&dir, &node.name)?),
             disks: layout.disks,
             site: node.site.clone(),
             zone: node.zone.clone(),
@@ -74,30 +83,45 @@ pub fn run(out: &Path, request: &LayoutRequest) -> Result<Cluster> {
             cluster_key: tls.key,
             scrub_interval_days: None,
             scrub_rate_mib: None,
-            metrics_listen: None,
+            metrics_listen: node.metrics_listen,
         };
-        write_config(&dir, &name, &config)?;
+        write_config(&dir, &node.name, &config)?;
     }
     let nodes: Vec<NodeEntry> = layout
         .nodes
         .iter()
         .map(|node| NodeEntry {
             id: node.id,
-            addr: node.listen.to_string(),
+            addr: node.addr.clone(),
             site: node.site.clone(),
             zone: node.zone.clone(),
         })
         .collect();
+    let members: Vec<MemberEntry> = layout
+        .members()
+        .into_iter()
+        .map(|(id, addr, site, voter)| MemberEntry {
+            id,
+            addr,
+            site,
+            voter,
+        })
+        .collect();
+    let members = (!members.is_empty()).then_some(members);
     let master_key = MasterKey::generate();
     let credentials = Credentials::generate();
     for gateway in &layout.gateways {
-        let name = gateway_name(gateway.id);
-        let tls = identity(&name)?;
-        let data = data_dir(&dir, &name)?;
+        let also: Vec<String> = gateway
+            .member
+            .iter()
+            .map(|m| tessera_raft::node::member_name(m.id))
+            .collect();
+        let tls = identity(&gateway_name(gateway.id), &also, &gateway.name)?;
+        let data = data_dir(&dir, &gateway.name)?;
         data.save_master_key(&master_key)?;
         data.save_root_credentials(&credentials)?;
         let config = ConfigLayer {
-            data_dir: Some(data.root().to_path_buf()),
+            data_dir: Some(paths.data_dir(&data)),
             listen: Some(gateway.listen),
             admin_listen: Some(gateway.admin_listen),
             data_shards: Some(layout.geometry.data_shards),
@@ -106,15 +130,68 @@ pub fn run(out: &Path, request: &LayoutRequest) -> Result<Cluster> {
             cluster_cert: Some(tls.cert),
             cluster_key: Some(tls.key),
             nodes: Some(nodes.clone()),
+            member_id: gateway.member.as_ref().map(|m| m.id),
+            site: gateway.site.clone(),
+            cluster_listen: gateway.member.as_ref().map(|m| m.listen),
+            members: members.clone(),
             ..ConfigLayer::default()
         };
-        write_config(&dir, &name, &config)?;
+        write_config(&dir, &gateway.name, &config)?;
+    }
+    if let Some(witness) = &layout.witness {
+        let tls = identity(
+            &witness.name,
+            &[tessera_raft::node::member_name(witness.member.id)],
+            &witness.name,
+        )?;
+        let data = data_dir(&dir, &witness.name)?;
+        let config = ConfigLayer {
+            role: Some(Role::Witness),
+            data_dir: Some(paths.data_dir(&data)),
+            admin_listen: Some(witness.admin_listen),
+            cluster_ca: Some(tls.ca),
+            cluster_cert: Some(tls.cert),
+            cluster_key: Some(tls.key),
+            member_id: Some(witness.member.id),
+            site: Some(witness.name.clone()),
+            cluster_listen: Some(witness.member.listen),
+            members: members.clone(),
+            ..ConfigLayer::default()
+        };
+        write_config(&dir, &witness.name, &config)?;
     }
     Ok(Cluster {
         dir,
         layout,
         credentials,
     })
+}
+
+/// How the paths written into configs look to the processes reading them.
+struct Paths {
+    /// The cluster directory on this machine.
+    dir: PathBuf,
+    /// Whether processes run in containers (`--service-hosts`).
+    in_containers: bool,
+}
+
+impl Paths {
+    /// `path` under the cluster directory, as a process sees it.
+    fn seen(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(&self.dir) {
+            Ok(rest) if self.in_containers => Path::new(CONTAINER_CONFIG_DIR).join(rest),
+            _ => path.to_path_buf(),
+        }
+    }
+
+    /// A process's data dir, as it sees it.
+    fn data_dir(&self, data: &DataDir) -> PathBuf {
+        if self.in_containers {
+            PathBuf::from(CONTAINER_DATA_DIR)
+        } else {
+            data.root().to_path_buf()
+        }
+    }
 }
 
 /// Creates `out` owner-only unless it exists; refuses a non-empty one.
@@ -188,7 +265,10 @@ impl Cluster {
              TESSERA_ACCESS_KEY and TESSERA_SECRET_KEY override it):\nAccess key: {}\nSecret key: {}\n\n",
             self.credentials.access_key, self.credentials.secret_key
         ));
-        out.push_str("Start the nodes, then the gateway (each in its own terminal, or under a service manager):\n");
+        out.push_str(
+            "Start the nodes, then the gateways and the witness (each in its own terminal, or \
+             under a service manager):\n",
+        );
         for node in &self.layout.nodes {
             let place: String = [node.site.as_deref(), node.zone.as_deref()]
                 .into_iter()
@@ -197,16 +277,37 @@ impl Cluster {
                 .collect();
             out.push_str(&format!(
                 "{tessera} node --config {}    # on {}{place}\n",
-                config_path(&self.dir, &storage_node::member_name(node.id)).display(),
-                node.listen,
+                config_path(&self.dir, &node.name).display(),
+                node.addr,
             ));
         }
         for gateway in &self.layout.gateways {
+            let member = gateway.member.as_ref().map_or_else(String::new, |m| {
+                let role = if m.voter { "voter" } else { "learner" };
+                format!(", metadata member {} ({role}) on {}", m.id, m.addr)
+            });
             out.push_str(&format!(
-                "{tessera} serve --config {}    # S3 on http://{}, admin on http://{}\n",
-                config_path(&self.dir, &gateway_name(gateway.id)).display(),
+                "{tessera} serve --config {}    # S3 on http://{}, admin on http://{}{member}\n",
+                config_path(&self.dir, &gateway.name).display(),
                 gateway.listen,
                 gateway.admin_listen,
+            ));
+        }
+        if let Some(witness) = &self.layout.witness {
+            out.push_str(&format!(
+                "{tessera} serve --config {}    # witness: metadata member {} on {}, admin on http://{}\n",
+                config_path(&self.dir, &witness.name).display(),
+                witness.member.id,
+                witness.member.addr,
+                witness.admin_listen,
+            ));
+        }
+        if self.layout.service_hosts {
+            out.push_str(&format!(
+                "\nWith --service-hosts each process is reached at its name: mount {} at \
+                 {CONTAINER_CONFIG_DIR} and {}/NAME at {CONTAINER_DATA_DIR} (see docker/).\n",
+                self.dir.display(),
+                self.dir.join("data").display(),
             ));
         }
         out
@@ -236,6 +337,8 @@ mod tests {
             disks: 2,
             data_shards: 4,
             parity_shards: 2,
+            witness: false,
+            service_hosts: false,
         };
         let cluster = run(&out, &request).unwrap();
         let node = NodeConfig::from_file(&out.join("node-2.toml")).unwrap();

@@ -44,7 +44,9 @@ impl Nodes {
             .zip(found)
             .map(|(record, probe)| self.judge(record, &probe, now))
             .collect();
-        if reports.is_empty() {
+        // Every gateway probes (its reads avoid what it cannot reach); the
+        // leader alone writes the verdicts, so one clock judges silences.
+        if reports.is_empty() || !self.meta.leads() {
             return;
         }
         if let Err(e) = self.meta.write(Command::ReportNodes { reports, now }).await {

@@ -52,6 +52,32 @@ pub trait Job: Send + 'static {
     async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError>;
 }
 
+/// A job that runs only on the metadata leader: in a cluster of several
+/// gateways each kind of background work is done once, by the member that
+/// leads; the others' passes do nothing until they lead.
+pub struct OnLeader<J> {
+    meta: tessera_raft::MetaNode,
+    job: J,
+}
+
+impl<J> OnLeader<J> {
+    /// `job`, run only while `meta` leads.
+    pub fn new(meta: tessera_raft::MetaNode, job: J) -> Self {
+        OnLeader { meta, job }
+    }
+}
+
+#[async_trait::async_trait]
+impl<J: Job> Job for OnLeader<J> {
+    async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError> {
+        if self.meta.leads() {
+            self.job.pass(progress).await
+        } else {
+            Ok(Pass::Idle)
+        }
+    }
+}
+
 /// Registers `job` as `name` with `jobs` and runs it on its own task until
 /// `stop` is cancelled, every `idle` when it has nothing to do.
 pub fn spawn<J: Job>(

@@ -1,0 +1,377 @@
+//! Gateways as members of one metadata cluster, as real processes on
+//! loopback, laid out by `tessera init`: two gateways in two sites and a
+//! witness (three voters), six storage nodes. A writer goes on through the
+//! dc-a gateway while it is killed with SIGKILL; the dc-b gateway and the
+//! witness elect a leader, dc-b serves every acknowledged object, byte for
+//! byte, and takes new writes; the dc-a gateway comes back and serves what
+//! was written without it. With the witness gone too, the gateway left
+//! alone answers 503 within two seconds and says it is not ready.
+//! Configs that disagree with the cluster fail at start, saying why.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::process::{Process, kill, run, run_within, spawn};
+use futures::future::join_all;
+
+/// A cluster `tessera init` wrote, and its root key.
+struct Layout {
+    dir: PathBuf,
+    access_key: String,
+    secret_key: String,
+}
+
+impl Layout {
+    /// `tessera init --out DIR ARGS`, on free ports.
+    fn init(root: &Path, args: &[&str], ports: u16) -> Layout {
+        let dir = root.join("cluster");
+        let base = common::free_ports(ports).to_string();
+        let mut all = vec![
+            "init",
+            "--out",
+            dir.to_str().unwrap(),
+            "--base-port",
+            base.as_str(),
+        ];
+        all.extend_from_slice(args);
+        let out = run(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        Layout {
+            access_key: field("Access key:"),
+            secret_key: field("Secret key:"),
+            dir,
+        }
+    }
+
+    fn config(&self, name: &str) -> String {
+        self.dir
+            .join(format!("{name}.toml"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn node(&self, name: &str) -> Process {
+        spawn(
+            &["node", "--config", &self.config(name)],
+            "Tessera storage node",
+        )
+        .await
+    }
+
+    async fn gateway(&self, name: &str) -> Process {
+        spawn(
+            &["serve", "--config", &self.config(name)],
+            "Tessera S3 API on",
+        )
+        .await
+    }
+
+    async fn witness(&self) -> Process {
+        spawn(
+            &["serve", "--config", &self.config("witness")],
+            "Tessera witness",
+        )
+        .await
+    }
+
+    fn s3(&self, gateway: &Process) -> aws_sdk_s3::Client {
+        let url = gateway
+            .announced
+            .strip_prefix("Tessera S3 API on ")
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap();
+        let config = common::config_builder(url, &self.access_key, &self.secret_key)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_secs(10))
+                    .build(),
+            )
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+}
+
+/// The admin URL a gateway or witness announced.
+fn admin_url(process: &Process) -> String {
+    process
+        .announced
+        .rsplit("admin on ")
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// `tessera admin member list` asked of `gateway` (data dir `name`).
+fn member_list(layout: &Layout, gateway: &Process, name: &str) -> String {
+    let out = run(&[
+        "admin",
+        "--url",
+        &admin_url(gateway),
+        "--data-dir",
+        layout.dir.join("data").join(name).to_str().unwrap(),
+        "member",
+        "list",
+    ]);
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{listing}");
+    listing
+}
+
+/// The leader a member list names (0: none).
+fn leader_of(listing: &str) -> u64 {
+    listing
+        .split("leader ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `GET /health/ready`: its status code.
+async fn ready(process: &Process) -> u16 {
+    common::http_get(&format!("{}/health/ready", admin_url(process)))
+        .await
+        .0
+}
+
+fn body(i: usize) -> Vec<u8> {
+    let len = [0, 10, 4_000, 70_000, 300_000][i % 5];
+    (0..len).map(|j| (j * 13 + i * 7) as u8).collect()
+}
+
+/// Starts every process of the cluster at once (gateways wait for a quorum).
+async fn start_all(
+    layout: &Layout,
+    nodes: &[&str],
+    gateways: &[&str],
+) -> (Vec<Process>, Vec<Process>, Process) {
+    let nodes = join_all(nodes.iter().map(|n| layout.node(n))).await;
+    let (gateways, witness) = tokio::join!(
+        join_all(gateways.iter().map(|g| layout.gateway(g))),
+        layout.witness()
+    );
+    (nodes, gateways, witness)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_lost_with_a_witness_keeps_every_acknowledged_object() {
+    let root = tempfile::tempdir().unwrap();
+    let layout = Layout::init(
+        root.path(),
+        &[
+            "--nodes",
+            "6",
+            "--gateways",
+            "2",
+            "--sites",
+            "dc-a,dc-b",
+            "--witness",
+        ],
+        14,
+    );
+    let node_names: Vec<String> = (1..=6).map(|n| format!("node-{n}")).collect();
+    let node_names: Vec<&str> = node_names.iter().map(String::as_str).collect();
+    let (_nodes, mut gateways, mut witness) =
+        start_all(&layout, &node_names, &["gateway-1", "gateway-2"]).await;
+
+    // Both gateways see the same cluster: three voters, one leader.
+    let listing = member_list(&layout, &gateways[1], "gateway-2");
+    assert_eq!(
+        listing
+            .lines()
+            .skip(2)
+            .filter(|l| matches!(l.split_whitespace().nth(1), Some("voter" | "leader")))
+            .count(),
+        3,
+        "{listing}"
+    );
+
+    // The site that dies is the one the leader is in: a witness that leads
+    // is restarted until a gateway does.
+    while leader_of(&member_list(&layout, &gateways[1], "gateway-2")) == 3 {
+        kill(witness).await;
+        assert!(
+            common::eventually(20, || async {
+                matches!(
+                    leader_of(&member_list(&layout, &gateways[1], "gateway-2")),
+                    1 | 2
+                )
+            })
+            .await
+        );
+        witness = layout.witness().await;
+    }
+    let leader = leader_of(&member_list(&layout, &gateways[1], "gateway-2"));
+    let (dc_a, dc_b) = if leader == 1 {
+        let dc_b = gateways.pop().unwrap();
+        (gateways.pop().unwrap(), dc_b)
+    } else {
+        (gateways.pop().unwrap(), gateways.pop().unwrap())
+    };
+    let dc_a_name = format!("gateway-{leader}");
+    let (s3_a, s3_b) = (layout.s3(&dc_a), layout.s3(&dc_b));
+
+    s3_a.create_bucket().bucket("site").send().await.unwrap();
+    // A bucket made through dc-a is there through dc-b at once (reads are linearizable).
+    s3_b.head_bucket().bucket("site").send().await.unwrap();
+
+    // Writes go on through dc-a while it dies; every acknowledged one is kept.
+    let writer = {
+        let s3 = s3_a.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0.. {
+                let put = s3
+                    .put_object()
+                    .bucket("site")
+                    .key(format!("before-{i}"))
+                    .body(body(i).into())
+                    .send()
+                    .await;
+                match put {
+                    Ok(_) => acked.push(i),
+                    Err(_) => return acked,
+                }
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let killed = Instant::now();
+    kill(dc_a).await;
+    let acked = writer.await.unwrap();
+    assert!(acked.len() >= 5, "the writer got going: {}", acked.len());
+
+    // dc-b takes writes again within seconds (the RTO of the metadata).
+    let mut recovered = None;
+    while killed.elapsed() < Duration::from_secs(30) {
+        let put = s3_b
+            .put_object()
+            .bucket("site")
+            .key("after-0")
+            .body(body(0).into())
+            .send()
+            .await;
+        if put.is_ok() {
+            recovered = Some(killed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rto = recovered.expect("dc-b took a write after dc-a died");
+    println!("metadata RTO after losing the leader's site: {rto:?}");
+    assert!(rto < Duration::from_secs(10), "{rto:?}");
+    assert_eq!(ready(&dc_b).await, 200);
+    for i in &acked {
+        assert_eq!(
+            common::get_bytes(&s3_b, "site", &format!("before-{i}")).await,
+            body(*i),
+            "before-{i}"
+        );
+    }
+    for i in 1..20 {
+        common::put_bytes(&s3_b, "site", &format!("after-{i}"), body(i)).await;
+    }
+
+    // dc-a comes back, catches up and serves what was written without it.
+    let dc_a = layout.gateway(&dc_a_name).await;
+    let s3_a = layout.s3(&dc_a);
+    for i in 0..20 {
+        assert_eq!(
+            common::get_bytes(&s3_a, "site", &format!("after-{i}")).await,
+            body(i),
+            "after-{i}"
+        );
+    }
+
+    // Left alone (dc-a and the witness gone), a gateway has no quorum: it
+    // says so at once, and refuses writes within two seconds.
+    kill(dc_a).await;
+    kill(witness).await;
+    assert!(
+        common::eventually(10, || async { ready(&dc_b).await == 503 }).await,
+        "dc-b alone is not ready"
+    );
+    let started = Instant::now();
+    let refused = s3_b
+        .put_object()
+        .bucket("site")
+        .key("alone")
+        .body(body(1).into())
+        .send()
+        .await;
+    let took = started.elapsed();
+    assert_eq!(common::code(refused), "ServiceUnavailable");
+    assert!(took < Duration::from_secs(2), "refused after {took:?}");
+    let started = Instant::now();
+    let refused = s3_b.get_object().bucket("site").key("after-1").send().await;
+    assert_eq!(common::code(refused), "ServiceUnavailable");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configs_that_disagree_with_the_cluster_fail_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let layout = Layout::init(root.path(), &["--nodes", "6", "--gateways", "3"], 15);
+    let serve = |config: String| async move {
+        let out = run_within(&["serve", "--config", &config], Duration::from_secs(20))
+            .await
+            .expect("a refused start ends at once");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    // gateway-2's certificate is member-2's: as member 3 it is refused.
+    let text = std::fs::read_to_string(layout.config("gateway-2")).unwrap();
+    let wrong_id = root.path().join("wrong-id.toml");
+    std::fs::write(&wrong_id, text.replace("member_id = 2", "member_id = 3")).unwrap();
+    let err = serve(wrong_id.to_str().unwrap().to_owned()).await;
+    assert!(err.contains("cannot serve as metadata member 3"), "{err}");
+
+    // A member id not in [[members]].
+    std::fs::write(&wrong_id, text.replace("member_id = 2", "member_id = 7")).unwrap();
+    let err = serve(wrong_id.to_str().unwrap().to_owned()).await;
+    assert!(err.contains("member_id 7 is not in [[members]]"), "{err}");
+
+    // gateway-3 pointed at gateway-1's data dir (which it once ran in as
+    // member 1) is refused: the data dir says whose it is.
+    let text3 = std::fs::read_to_string(layout.config("gateway-3")).unwrap();
+    let data1 = layout.dir.join("data/gateway-1");
+    std::fs::write(data1.join("member.toml"), "id = 1\nca_sha256 = \"\"\n").unwrap();
+    let stolen = root.path().join("stolen.toml");
+    std::fs::write(
+        &stolen,
+        text3.replace(
+            layout.dir.join("data/gateway-3").to_str().unwrap(),
+            data1.to_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let err = serve(stolen.to_str().unwrap().to_owned()).await;
+    assert!(err.contains("belongs to metadata member 1"), "{err}");
+
+    // A gateway of a cluster never makes up a master key of its own.
+    std::fs::remove_file(layout.dir.join("data/gateway-2/master.key")).unwrap();
+    let err = serve(layout.config("gateway-2")).await;
+    assert!(err.contains("master.key is missing"), "{err}");
+}
