@@ -5,10 +5,13 @@
 //! domain ([`Domain`]: site, zone, node), remembers which ones are reported
 //! down and how much free space each has, and hands out `k + m` distinct
 //! healthy stores per new segment, spread over failure domains: one store
-//! per zone in turn, within a zone one node after another. Zones thus hold
-//! as even a share of a segment as their stores allow: with at least
-//! `(k + m) / m` zones of `m` stores or more, no zone holds more than `m`
-//! shards, so losing a whole zone loses no data.
+//! per site in turn, within a site one zone after another, within a zone
+//! one node after another. Sites and zones thus hold as even a share of a
+//! segment as their stores allow: with at least `(k + m) / m` zones of `m`
+//! stores or more, no zone holds more than `m` shards, so losing a whole
+//! zone loses no data; and with two sites each holds half of a segment, so
+//! with `k ≤ m` (3+3, 4+4: twice the raw size) either site alone holds `k`
+//! shards of every segment and serves every object.
 //!
 //! Which zone comes first, which node of a zone and which store of a node
 //! is a rendezvous draw seeded by the segment's id and weighted by free
@@ -391,59 +394,61 @@ impl StoreSet {
         let unknown = free.values().copied().max().unwrap_or(1);
         let weight = |id: &str| free.get(id).copied().unwrap_or(unknown).max(1);
         let seed = xxhash_rust::xxh3::xxh3_64(seed);
-        // zone -> node -> stores.
-        let mut zones: BTreeMap<_, BTreeMap<u64, Vec<&'a String>>> = BTreeMap::new();
+        // site -> zone -> node -> stores.
+        type Nodes<'a> = BTreeMap<u64, Vec<&'a String>>;
+        let mut sites: BTreeMap<_, BTreeMap<_, Nodes<'a>>> = BTreeMap::new();
         for &id in ids {
             let domain = members.domain(id);
-            zones
+            sites
+                .entry(domain.site.as_deref())
+                .or_default()
                 .entry(domain.zone_key())
                 .or_default()
                 .entry(domain.node)
                 .or_default()
                 .push(id);
         }
-        // Each zone as a queue of its stores, nodes interleaved, zones in
-        // their drawn order.
-        let mut queues: Vec<(f64, VecDeque<&'a String>)> = zones
+        // A queue of stores per zone (its nodes interleaved), per site (its
+        // zones interleaved in their drawn order), and the sites
+        // interleaved in theirs: shards go round the sites, in each round
+        // the sites' zones, in each zone its nodes.
+        let drawn = |label: &[u8], queue: VecDeque<&'a String>| {
+            let total = queue.iter().map(|id| weight(id)).sum();
+            (score(seed, label, total), queue)
+        };
+        let mut site_queues: Vec<(f64, VecDeque<&'a String>)> = sites
             .into_iter()
-            .map(|(zone, nodes)| {
-                let mut nodes: Vec<(f64, Vec<&'a String>)> = nodes
+            .map(|(site, zones)| {
+                let mut zone_queues: Vec<(f64, VecDeque<&'a String>)> = zones
                     .into_iter()
-                    .map(|(node, mut stores)| {
-                        stores
-                            .sort_by_cached_key(|id| Draw(score(seed, id.as_bytes(), weight(id))));
-                        let total = stores.iter().map(|id| weight(id)).sum();
-                        (score(seed, &node.to_be_bytes(), total), stores)
+                    .map(|(zone, nodes)| {
+                        let mut nodes: Vec<(f64, Vec<&'a String>)> = nodes
+                            .into_iter()
+                            .map(|(node, mut stores)| {
+                                stores.sort_by_cached_key(|id| {
+                                    Draw(score(seed, id.as_bytes(), weight(id)))
+                                });
+                                let total = stores.iter().map(|id| weight(id)).sum();
+                                (score(seed, &node.to_be_bytes(), total), stores)
+                            })
+                            .collect();
+                        nodes.sort_by_key(|(s, _)| Draw(*s));
+                        let queue =
+                            interleave(nodes.into_iter().map(|(_, stores)| stores).collect());
+                        drawn(format!("{zone:?}").as_bytes(), queue)
                     })
                     .collect();
-                nodes.sort_by_key(|(s, _)| Draw(*s));
-                let total: u64 = nodes
-                    .iter()
-                    .flat_map(|(_, s)| s.iter())
-                    .map(|id| weight(id))
-                    .sum();
-                let label = format!("{zone:?}");
-                let queue = interleave(nodes.into_iter().map(|(_, stores)| stores).collect());
-                (score(seed, label.as_bytes(), total), queue)
+                zone_queues.sort_by_key(|(s, _)| Draw(*s));
+                let queue =
+                    interleave(zone_queues.into_iter().map(|(_, q)| Vec::from(q)).collect());
+                drawn(format!("site {site:?}").as_bytes(), queue)
             })
             .collect();
-        queues.sort_by_key(|(s, _)| Draw(*s));
-        let mut chosen = Vec::with_capacity(count);
-        while chosen.len() < count {
-            let before = chosen.len();
-            for (_, queue) in queues.iter_mut() {
-                if chosen.len() == count {
-                    break;
-                }
-                if let Some(id) = queue.pop_front() {
-                    chosen.push(id);
-                }
-            }
-            if chosen.len() == before {
-                break;
-            }
-        }
-        chosen
+        site_queues.sort_by_key(|(s, _)| Draw(*s));
+        interleave(site_queues.into_iter().map(|(_, q)| Vec::from(q)).collect())
+            .into_iter()
+            .take(count)
+            .collect()
     }
 }
 
@@ -739,6 +744,38 @@ mod tests {
             if m > 0 && sizes.len() * m >= count && sizes.values().all(|s| *s >= m) {
                 proptest::prop_assert!(used.values().all(|n| *n <= m), "{used:?} m {m}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn two_sites_hold_half_a_segment_each_so_either_alone_can_read_it(
+            a_zones in 1u8..5,
+            b_zones in 1u8..5,
+            nodes_a in 3u64..8,
+            nodes_b in 3u64..8,
+            k in 1usize..4,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            // Two sites of uneven zones and nodes; k + k shards (k ≤ m).
+            let store = |i: u64, site: &str, zone: u8, node: u64| {
+                let id = format!("{site}-{i:03}");
+                let domain = Domain {
+                    site: Some(site.to_owned()),
+                    zone: Some(format!("{site}-z{zone}")),
+                    node,
+                };
+                (Arc::new(Memory::new(id)) as Arc<dyn ShardStore>, domain)
+            };
+            let set = StoreSet::with_domains(
+                (0..nodes_a)
+                    .map(|n| store(n, "dc-a", (n % u64::from(a_zones)) as u8, n))
+                    .chain((0..nodes_b).map(|n| store(n, "dc-b", (n % u64::from(b_zones)) as u8, 100 + n))),
+            );
+            let chosen = ids(&set.choose(2 * k, &seed.to_be_bytes()).unwrap());
+            let sites = per(chosen.iter().map(|id| set.domain(id).site));
+            proptest::prop_assert_eq!(sites.len(), 2);
+            proptest::prop_assert!(sites.values().all(|n| *n == k), "{sites:?}");
         }
     }
 

@@ -1,9 +1,11 @@
 //! Gateways as members of one metadata cluster, as real processes on
 //! loopback, laid out by `tessera init`: two gateways in two sites and a
-//! witness (three voters), six storage nodes. A writer goes on through the
-//! dc-a gateway while it is killed with SIGKILL; the dc-b gateway and the
-//! witness elect a leader, dc-b serves every acknowledged object, byte for
-//! byte, and takes new writes; the dc-a gateway comes back and serves what
+//! witness (three voters), six storage nodes of two disks, three per site,
+//! 3+3 (each site holds three shards of every segment). A writer goes on
+//! through the gateway that leads while its whole site (gateway and nodes)
+//! is killed with SIGKILL; the other gateway and the witness elect a
+//! leader, the surviving site serves every acknowledged object, byte for
+//! byte, and takes new writes; the lost gateway comes back and serves what
 //! was written without it. With the witness gone too, the gateway left
 //! alone answers 503 within two seconds and says it is not ready.
 //! Configs that disagree with the cluster fail at start, saying why.
@@ -181,6 +183,12 @@ async fn a_site_lost_with_a_witness_keeps_every_acknowledged_object() {
         &[
             "--nodes",
             "6",
+            "--disks",
+            "2",
+            "--data-shards",
+            "3",
+            "--parity-shards",
+            "3",
             "--gateways",
             "2",
             "--sites",
@@ -191,7 +199,7 @@ async fn a_site_lost_with_a_witness_keeps_every_acknowledged_object() {
     );
     let node_names: Vec<String> = (1..=6).map(|n| format!("node-{n}")).collect();
     let node_names: Vec<&str> = node_names.iter().map(String::as_str).collect();
-    let (_nodes, mut gateways, mut witness) =
+    let (nodes, mut gateways, mut witness) =
         start_all(&layout, &node_names, &["gateway-1", "gateway-2"]).await;
 
     // Both gateways see the same cluster: three voters, one leader.
@@ -229,6 +237,11 @@ async fn a_site_lost_with_a_witness_keeps_every_acknowledged_object() {
         (gateways.pop().unwrap(), gateways.pop().unwrap())
     };
     let dc_a_name = format!("gateway-{leader}");
+    // Nodes go round the sites: gateway 1's site has the odd ones.
+    let (dc_a_nodes, _dc_b_nodes): (Vec<_>, Vec<_>) = nodes
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| (i % 2 == 0) == (leader == 1));
     let (s3_a, s3_b) = (layout.s3(&dc_a), layout.s3(&dc_b));
 
     s3_a.create_bucket().bucket("site").send().await.unwrap();
@@ -259,10 +272,14 @@ async fn a_site_lost_with_a_witness_keeps_every_acknowledged_object() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let killed = Instant::now();
     kill(dc_a).await;
+    for (_, node) in dc_a_nodes {
+        kill(node).await;
+    }
     let acked = writer.await.unwrap();
     assert!(acked.len() >= 5, "the writer got going: {}", acked.len());
 
-    // dc-b takes writes again within seconds (the RTO of the metadata).
+    // dc-b takes writes again within seconds: its three nodes hold three
+    // shards (k) of every 3+3 segment, and take all six of new ones.
     let mut recovered = None;
     while killed.elapsed() < Duration::from_secs(30) {
         let put = s3_b
@@ -279,7 +296,7 @@ async fn a_site_lost_with_a_witness_keeps_every_acknowledged_object() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let rto = recovered.expect("dc-b took a write after dc-a died");
-    println!("metadata RTO after losing the leader's site: {rto:?}");
+    println!("RTO after losing the leader's site (gateway and nodes): {rto:?}");
     assert!(rto < Duration::from_secs(10), "{rto:?}");
     assert_eq!(ready(&dc_b).await, 200);
     for i in &acked {
