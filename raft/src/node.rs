@@ -146,6 +146,14 @@ pub struct MetaStatus {
     /// On a leader: member id → index of the last entry known to be
     /// replicated on it (0: none yet). Empty elsewhere.
     pub matched: BTreeMap<u64, u64>,
+    /// On a follower or learner: the leader's commit index as of the last
+    /// append accepted from it, and how long ago that was. If the leader is
+    /// lost for good, at least `leader_commit - last_log_index` committed
+    /// entries are missing here, and whatever it committed since.
+    pub leader_commit_seen: u64,
+    /// Milliseconds since the last append accepted from a leader (`None`:
+    /// none since this member started).
+    pub leader_heard_ms_ago: Option<u64>,
     /// Whether this member sees a working quorum: a leader that heard from a
     /// quorum within two election timeouts, or a member that heard from a
     /// leader within that time (it cannot tell whether that leader still
@@ -178,6 +186,8 @@ pub(crate) struct Core {
     epoch: Instant,
     /// Milliseconds after `epoch` of the last append accepted from a leader.
     leader_contact_ms: AtomicU64,
+    /// The commit index the leader sent with its last accepted append.
+    leader_commit_seen: AtomicU64,
     /// Commands waiting to be proposed (group commit, see [`propose_loop`]).
     proposals: mpsc::UnboundedSender<Pending>,
 }
@@ -282,6 +292,7 @@ impl MetaNode {
             running: RwLock::new(running),
             epoch: Instant::now(),
             leader_contact_ms: AtomicU64::new(0),
+            leader_commit_seen: AtomicU64::new(0),
             proposals,
         });
         tokio::spawn(propose_loop(Arc::downgrade(&core), pending));
@@ -626,6 +637,8 @@ impl Core {
                 .flat_map(|r| r.iter())
                 .map(|(id, log)| (*id, log.map_or(0, |l| l.index)))
                 .collect(),
+            leader_commit_seen: self.leader_commit_seen.load(Ordering::Relaxed),
+            leader_heard_ms_ago: self.leader_heard_ms_ago(),
             has_quorum,
         }
     }
@@ -635,6 +648,15 @@ impl Core {
     fn leader_recently_heard(&self) -> bool {
         let last = Duration::from_millis(self.leader_contact_ms.load(Ordering::Relaxed));
         self.epoch.elapsed().saturating_sub(last) < self.quorum_grace()
+    }
+
+    /// Milliseconds since a leader's append was last accepted here.
+    fn leader_heard_ms_ago(&self) -> Option<u64> {
+        let last = self.leader_contact_ms.load(Ordering::Relaxed);
+        (last > 0).then(|| {
+            let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            now.saturating_sub(last)
+        })
     }
 
     fn note_leader_contact(&self) {
@@ -868,7 +890,9 @@ impl Service for Core {
     async fn handle(&self, rpc: String, body: Bytes) -> Result<Vec<u8>, (StatusCode, String)> {
         match rpc.as_str() {
             path::APPEND => {
-                let req = decode(&body).map_err(bad_request)?;
+                let req: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig> =
+                    decode(&body).map_err(bad_request)?;
+                let leader_commit = req.leader_commit.map_or(0, |l| l.index);
                 let resp = self.raft().append_entries(req).await;
                 if matches!(
                     resp,
@@ -877,6 +901,8 @@ impl Service for Core {
                         | AppendEntriesResponse::Conflict)
                 ) {
                     self.note_leader_contact();
+                    self.leader_commit_seen
+                        .store(leader_commit, Ordering::Relaxed);
                 }
                 encoded(&resp)
             }

@@ -135,6 +135,18 @@ pub enum AdminCommand {
     /// Members of the metadata cluster (gateways and witnesses).
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Make the members of SITE the voters when the voting site is lost for
+    /// good (two sites without a witness). Shows what may be lost; acts
+    /// only with --yes, after you fenced the lost site (powered off or cut
+    /// off for good: if it came back as it was, it could elect its own leader).
+    Failover {
+        /// The surviving site (ask one of its gateways)
+        #[arg(long)]
+        to: String,
+        /// The lost site is fenced: do it
+        #[arg(long)]
+        yes: bool,
+    },
     /// Manage access keys.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -320,6 +332,43 @@ async fn member(client: &AdminClient, command: MemberCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `tessera admin failover --to SITE [--yes]`.
+async fn failover(client: &AdminClient, site: &str, yes: bool) -> Result<()> {
+    let plan = client.failover_plan(site).await?;
+    print!("{}", failover_text(&plan));
+    if plan.has_quorum {
+        anyhow::bail!("the cluster has a quorum: nothing to fail over");
+    }
+    if !yes {
+        anyhow::bail!("nothing done: fence the lost site, then run this again with --yes");
+    }
+    client.failover(site).await?;
+    println!("failed over: members {:?} now vote", plan.survivors);
+    Ok(())
+}
+
+/// What a failover would do, in words.
+pub fn failover_text(plan: &crate::members::failover::FailoverPlan) -> String {
+    let heard = plan.leader_heard_ms_ago.map_or_else(
+        || "not since this member started".to_owned(),
+        |ms| format!("{:.1} s ago", ms as f64 / 1000.0),
+    );
+    format!(
+        "failover to {site}: members {survivors:?} become the voters\n\
+         quorum now: {quorum}\n\
+         asked member {asked}: last log index {last}\n\
+         the lost leader last heard {heard}, its commit index then {commit}\n\
+         surely lost: {lost} committed entries, plus whatever it committed after it was last heard\n",
+        site = plan.site,
+        survivors = plan.survivors,
+        quorum = if plan.has_quorum { "yes" } else { "no" },
+        asked = plan.asked,
+        last = plan.last_log_index,
+        commit = plan.leader_commit_seen,
+        lost = plan.surely_lost_entries,
+    )
 }
 
 /// The members as a table, with the answering member's view above it.
@@ -548,6 +597,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
             println!("node {node}: removed");
         }
         AdminCommand::Member(command) => member(&client, command).await?,
+        AdminCommand::Failover { to, yes } => failover(&client, &to, yes).await?,
         AdminCommand::Jobs { json } => {
             let jobs = client.jobs().await?;
             if json {

@@ -394,6 +394,14 @@ pub struct TlsFiles {
 }
 
 impl Config {
+    /// The metadata cluster's founding members (none for the embedded one).
+    pub fn founding_members(&self) -> Vec<MemberEntry> {
+        self.metadata
+            .as_ref()
+            .map(|m| m.members.clone())
+            .unwrap_or_default()
+    }
+
     /// The embedded default, with data under `data_dir`.
     pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
         Config {

@@ -226,6 +226,7 @@ impl Server {
             token: admin_token.clone(),
             write_width: usize::from(config.data_shards) + usize::from(config.parity_shards),
             nodes: nodes.clone(),
+            founding: config.founding_members(),
         });
         let admin = hyper::service::service_fn(move |req| Arc::clone(&admin_state).handle(req));
 

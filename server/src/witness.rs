@@ -58,6 +58,7 @@ impl RunningWitness {
             token: admin_token.clone(),
             write_width: 0,
             nodes: None,
+            founding: config.founding_members(),
         });
         let admin = hyper::service::service_fn(move |req| Arc::clone(&state).handle(req));
         let admin_addr = admin_listener.local_addr()?;

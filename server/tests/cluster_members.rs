@@ -392,3 +392,174 @@ async fn configs_that_disagree_with_the_cluster_fail_at_start() {
     let err = serve(layout.config("gateway-2")).await;
     assert!(err.contains("master.key is missing"), "{err}");
 }
+
+/// `tessera admin ARGS` asked of `gateway` (data dir `name`): success and output.
+fn admin(layout: &Layout, gateway: &Process, name: &str, args: &[&str]) -> (bool, String) {
+    let url = admin_url(gateway);
+    let data = layout.dir.join("data").join(name);
+    let mut all = vec!["admin", "--url", &url, "--data-dir", data.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sites_without_a_witness_fail_over_when_the_operator_says_so() {
+    let root = tempfile::tempdir().unwrap();
+    let layout = Layout::init(
+        root.path(),
+        &[
+            "--nodes",
+            "6",
+            "--disks",
+            "2",
+            "--data-shards",
+            "3",
+            "--parity-shards",
+            "3",
+            "--gateways",
+            "2",
+            "--sites",
+            "dc-a,dc-b",
+        ],
+        12,
+    );
+    let node_names: Vec<String> = (1..=6).map(|n| format!("node-{n}")).collect();
+    let mut nodes = join_all(node_names.iter().map(|n| layout.node(n))).await;
+    // dc-a's gateway votes alone; dc-b's is a learner.
+    let (dc_a, dc_b) = tokio::join!(layout.gateway("gateway-1"), layout.gateway("gateway-2"));
+    let (s3_a, s3_b) = (layout.s3(&dc_a), layout.s3(&dc_b));
+    s3_a.create_bucket().bucket("two").send().await.unwrap();
+    for i in 0..10 {
+        common::put_bytes(&s3_a, "two", &format!("kept-{i}"), body(i)).await;
+    }
+    // While dc-a stands, failover is refused.
+    let (ok, text) = admin(
+        &layout,
+        &dc_b,
+        "gateway-2",
+        &["failover", "--to", "dc-b", "--yes"],
+    );
+    assert!(!ok && text.contains("quorum now: yes"), "{text}");
+    assert!(
+        common::eventually(10, || async {
+            member_list(&layout, &dc_a, "gateway-1")
+                .lines()
+                .any(|l| l.starts_with("2 ") && l.trim_end().ends_with(" 0"))
+        })
+        .await,
+        "the learner caught up"
+    );
+
+    // dc-b's gateway stops hearing anything (SIGSTOP) while dc-a goes on
+    // acknowledging writes: the learner does not have them.
+    let stopped = dc_b.child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &stopped])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in 0..5 {
+        common::put_bytes(&s3_a, "two", &format!("unseen-{i}"), body(i)).await;
+    }
+    // dc-a is lost: its gateway and its nodes (the odd ones).
+    kill(dc_a).await;
+    for i in [4, 2, 0] {
+        kill(nodes.remove(i)).await;
+    }
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &stopped])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        common::eventually(10, || async { ready(&dc_b).await == 503 }).await,
+        "a learner alone has no quorum"
+    );
+
+    // The plan: dc-b's member would vote; the lost leader was last heard
+    // before the unseen writes, so they fall in the window it names.
+    let (ok, text) = admin(&layout, &dc_b, "gateway-2", &["failover", "--to", "dc-b"]);
+    assert!(!ok && text.contains("nothing done"), "{text}");
+    assert!(text.contains("members [2] become the voters"), "{text}");
+    assert!(text.contains("surely lost: 0 committed entries"), "{text}");
+    let heard: f64 = text
+        .split("last heard ")
+        .nth(1)
+        .and_then(|t| t.split(" s ago").next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(heard >= 1.0, "{text}");
+    let (ok, text) = admin(
+        &layout,
+        &dc_b,
+        "gateway-2",
+        &["failover", "--to", "dc-c", "--yes"],
+    );
+    assert!(
+        !ok && text.contains("no member of this cluster stands in site \"dc-c\""),
+        "{text}"
+    );
+    let (ok, text) = admin(
+        &layout,
+        &dc_b,
+        "gateway-2",
+        &["failover", "--to", "dc-a", "--yes"],
+    );
+    assert!(!ok && text.contains("ask a gateway of site dc-a"), "{text}");
+
+    let (ok, text) = admin(
+        &layout,
+        &dc_b,
+        "gateway-2",
+        &["failover", "--to", "dc-b", "--yes"],
+    );
+    assert!(ok, "{text}");
+    assert!(
+        common::eventually(15, || async { ready(&dc_b).await == 200 }).await,
+        "dc-b leads after the failover"
+    );
+    // Everything dc-b had is there; what was written while it heard
+    // nothing (inside the window the plan named) is what was lost.
+    for i in 0..10 {
+        assert_eq!(
+            common::get_bytes(&s3_b, "two", &format!("kept-{i}")).await,
+            body(i)
+        );
+    }
+    for i in 0..5 {
+        let gone = s3_b
+            .get_object()
+            .bucket("two")
+            .key(format!("unseen-{i}"))
+            .send()
+            .await;
+        assert_eq!(common::code(gone), "NoSuchKey");
+    }
+    // New writes go to dc-b's stores once its probes have seen dc-a's
+    // nodes gone (until then a write may meet one and get a 503).
+    let s3 = &s3_b;
+    assert!(
+        common::eventually(15, || async move {
+            s3.put_object()
+                .bucket("two")
+                .key("after")
+                .body(body(3).into())
+                .send()
+                .await
+                .is_ok()
+        })
+        .await
+    );
+    assert_eq!(common::get_bytes(&s3_b, "two", "after").await, body(3));
+}

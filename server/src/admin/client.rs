@@ -15,6 +15,7 @@ use tessera_raft::model::NodeRecord;
 use super::{ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, RepairStatus, Status};
 use crate::config::NodeEntry;
 use crate::members::admin::{MemberAdd, MemberList};
+use crate::members::failover::{FailoverPlan, FailoverRequest};
 
 /// Talks JSON to one server's admin listener.
 #[derive(Debug, Clone)]
@@ -114,6 +115,24 @@ impl AdminClient {
         self.call::<(), serde_json::Value>(Method::DELETE, &path, None)
             .await
             .map(drop)
+    }
+
+    /// What failing over to `site` would do.
+    pub async fn failover_plan(&self, site: &str) -> Result<FailoverPlan> {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("site", site)
+            .finish();
+        self.call::<(), _>(Method::GET, &format!("/admin/v1/failover?{query}"), None)
+            .await
+    }
+
+    /// Fails over to `site` (after the operator confirmed).
+    pub async fn failover(&self, site: &str) -> Result<FailoverPlan> {
+        let request = FailoverRequest {
+            site: site.to_owned(),
+        };
+        self.call(Method::POST, "/admin/v1/failover", Some(&request))
+            .await
     }
 
     /// Creates an access key; the answer holds its secret.

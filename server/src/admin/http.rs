@@ -19,8 +19,9 @@ use super::{
     StoreStatus,
 };
 use crate::auth::{KeyStore, now_millis};
-use crate::config::NodeEntry;
+use crate::config::{MemberEntry, NodeEntry};
 use crate::datadir::Credentials;
+use crate::members::failover::{self, FailoverError, FailoverRequest};
 use crate::members::{self, admin::MemberAdd};
 use crate::nodes::{NodeAdminError, Nodes};
 use crate::placement::StoreSet;
@@ -48,6 +49,9 @@ pub(crate) struct AdminState {
     pub write_width: usize,
     /// The storage nodes, when the gateway uses any.
     pub nodes: Option<Nodes>,
+    /// The metadata cluster's founding members (`[[members]]`; empty for
+    /// the embedded single member): where each stands, for failover.
+    pub founding: Vec<MemberEntry>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -84,6 +88,24 @@ fn member_failure(e: MetaError) -> Failure {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     Failure(status, e.to_string())
+}
+
+/// How a refused failover answers.
+fn failover_failure(e: FailoverError) -> Failure {
+    match e {
+        FailoverError::Meta(e) => member_failure(e),
+        FailoverError::NoSuchSite(_) => Failure(StatusCode::NOT_FOUND, e.to_string()),
+        FailoverError::NotASurvivor { .. } | FailoverError::HasQuorum(_) => {
+            Failure(StatusCode::CONFLICT, e.to_string())
+        }
+    }
+}
+
+/// The value of `name` in the request's query string.
+fn query_value(req: &Request<Incoming>, name: &str) -> Option<String> {
+    form_urlencoded::parse(req.uri().query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// A node or member id from a request path.
@@ -223,6 +245,19 @@ impl AdminState {
                     .map_err(member_failure)?;
                 tracing::info!(member = id, "metadata member removed");
                 Ok(json(StatusCode::OK, &serde_json::json!({})))
+            }
+            (&Method::GET, "/admin/v1/failover") => {
+                let site = query_value(&req, "site").unwrap_or_default();
+                let plan =
+                    failover::plan(&self.meta, &self.founding, &site).map_err(failover_failure)?;
+                Ok(json(StatusCode::OK, &plan))
+            }
+            (&Method::POST, "/admin/v1/failover") => {
+                let request: FailoverRequest = read_json(req).await?;
+                let plan = failover::run(&self.meta, &self.founding, &request.site)
+                    .await
+                    .map_err(failover_failure)?;
+                Ok(json(StatusCode::OK, &plan))
             }
             (&Method::GET, "/admin/v1/keys") => Ok(json(StatusCode::OK, &self.list_keys().await?)),
             (&Method::POST, "/admin/v1/keys") => {

@@ -20,6 +20,7 @@
 //! raft ([`admin`]): the `[[members]]` list is not read again.
 
 pub mod admin;
+pub mod failover;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
