@@ -32,5 +32,5 @@ const MAX_FRAME: u32 = 1 << 20;
 pub use body::Body;
 pub use client::{CallError, PeerId, RpcClient};
 pub use error::NetError;
-pub use server::{HttpService, RpcServer, Service, Unary};
+pub use server::{ClientCheck, HttpService, RpcServer, Service, Unary};
 pub use tls::{CLUSTER_CA_NAME, ClusterCa, ClusterTls, MEMBER_SERVER_NAME};

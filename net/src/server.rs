@@ -70,6 +70,23 @@ pub fn reply(status: StatusCode, reason: impl Into<String>) -> Response<Body> {
     resp
 }
 
+/// Which clients a server answers, beyond holding a certificate from the
+/// cluster CA (checked at the handshake).
+pub trait ClientCheck: Send + Sync + 'static {
+    /// Whether the client that presented `cert` (its own certificate,
+    /// already verified against the CA) may be served.
+    fn allows(&self, cert: &rustls::pki_types::CertificateDer<'_>) -> bool;
+}
+
+/// Every holder of a certificate from the cluster CA.
+struct AnyClient;
+
+impl ClientCheck for AnyClient {
+    fn allows(&self, _: &rustls::pki_types::CertificateDer<'_>) -> bool {
+        true
+    }
+}
+
 /// A running RPC server; stops on [`RpcServer::stop`].
 pub struct RpcServer {
     name: &'static str,
@@ -87,6 +104,19 @@ impl RpcServer {
         tls: Arc<rustls::ServerConfig>,
         service: Arc<S>,
     ) -> RpcServer {
+        Self::start_checked(name, listener, tls, service, Arc::new(AnyClient))
+    }
+
+    /// [`RpcServer::start`], answering only the clients `check` allows; a
+    /// connection of any other is dropped after the handshake (and counted
+    /// in `tessera_rpc_rejected_total{server}`).
+    pub fn start_checked<S: HttpService>(
+        name: &'static str,
+        listener: tokio::net::TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        service: Arc<S>,
+        check: Arc<dyn ClientCheck>,
+    ) -> RpcServer {
         let (stop, mut stopped) = watch::channel(false);
         let acceptor = TlsAcceptor::from(tls);
         let task = tokio::spawn(async move {
@@ -96,7 +126,7 @@ impl RpcServer {
                     _ = stopped.changed() => break,
                     accepted = listener.accept() => match accepted {
                         Ok((tcp, peer)) => {
-                            conns.spawn(serve_connection(name, tcp, peer, acceptor.clone(), service.clone()));
+                            conns.spawn(serve_connection(name, tcp, peer, acceptor.clone(), service.clone(), check.clone()));
                         }
                         Err(e) => {
                             tracing::warn!(server = name, error = %e, "rpc accept failed");
@@ -125,6 +155,7 @@ async fn serve_connection<S: HttpService>(
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     service: Arc<S>,
+    check: Arc<dyn ClientCheck>,
 ) {
     let _ = tcp.set_nodelay(true);
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -140,6 +171,17 @@ async fn serve_connection<S: HttpService>(
             return;
         }
     };
+    let allowed = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .is_some_and(|cert| check.allows(cert));
+    if !allowed {
+        tracing::warn!(server = name, %peer, "rejected peer: its certificate is not one this server answers");
+        metrics::counter!("tessera_rpc_rejected_total", "server" => name).increment(1);
+        return;
+    }
     let svc = service_fn(move |req: Request<Incoming>| {
         let service = service.clone();
         async move { Ok::<_, Infallible>(service.serve(req).await) }

@@ -219,6 +219,16 @@ pub fn verify_member(tls: &ClusterTls, member: &str) -> Result<(), NetError> {
     }
 }
 
+/// Whether `cert` (a certificate a handshake already verified against the
+/// cluster CA) was issued to `member` (holds [`member_dns_name`]).
+pub fn issued_to(cert: &CertificateDer<'_>, member: &str) -> bool {
+    let Ok(name) = ServerName::try_from(member_dns_name(member)) else {
+        return false;
+    };
+    webpki::EndEntityCert::try_from(cert)
+        .is_ok_and(|cert| cert.verify_is_valid_for_subject_name(&name).is_ok())
+}
+
 /// Every certificate in a PEM text (at least one).
 pub fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, NetError> {
     let certs = rustls_pemfile::certs(&mut pem.as_bytes())

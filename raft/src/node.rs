@@ -97,6 +97,12 @@ pub struct MetaConfig {
     pub timing: RaftTiming,
     /// Most memory the state file's page cache may hold, in bytes.
     pub state_cache_bytes: usize,
+    /// Whom the RPC server answers: `None`, every holder of a certificate
+    /// from the cluster CA; `Some(ids)`, only the certificates of members
+    /// of the cluster (`member-<id>`) and of `ids` (members expected to
+    /// join): a storage node's certificate, though from the same CA, gets
+    /// no answer.
+    pub accept_peers: Option<BTreeSet<u64>>,
 }
 
 /// Default of [`MetaConfig::state_cache_bytes`].
@@ -114,6 +120,7 @@ impl MetaConfig {
             tls: None,
             timing: RaftTiming::default(),
             state_cache_bytes: DEFAULT_STATE_CACHE_BYTES,
+            accept_peers: None,
         }
     }
 }
@@ -297,12 +304,22 @@ impl MetaNode {
         });
         tokio::spawn(propose_loop(Arc::downgrade(&core), pending));
         let server = match (listener, server_tls) {
-            (Some(listener), Some(tls)) => Some(RpcServer::start(
-                "raft",
-                listener,
-                tls,
-                Arc::new(Unary(core.clone())),
-            )),
+            (Some(listener), Some(tls)) => {
+                let service = Arc::new(Unary(core.clone()));
+                Some(match cfg.accept_peers.clone() {
+                    None => RpcServer::start("raft", listener, tls, service),
+                    Some(also) => RpcServer::start_checked(
+                        "raft",
+                        listener,
+                        tls,
+                        service,
+                        Arc::new(MembersOnly {
+                            core: Arc::downgrade(&core),
+                            also,
+                        }),
+                    ),
+                })
+            }
             _ => None,
         };
         tracing::info!(id = cfg.node_id, rpc = ?rpc_addr, "metadata member started");
@@ -875,6 +892,34 @@ impl Core {
         })?;
         let left = deadline.saturating_duration_since(Instant::now());
         self.peers.call(target, &addr, rpc, req, left).await
+    }
+}
+
+/// The RPC server's check with [`MetaConfig::accept_peers`] set: the
+/// caller's certificate must be a member's of the cluster, or of one
+/// expected to join.
+struct MembersOnly {
+    core: Weak<Core>,
+    also: BTreeSet<u64>,
+}
+
+impl tessera_net::ClientCheck for MembersOnly {
+    fn allows(&self, cert: &rustls::pki_types::CertificateDer<'_>) -> bool {
+        let Some(core) = self.core.upgrade() else {
+            return false;
+        };
+        let members: BTreeSet<u64> = core
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect();
+        members
+            .union(&self.also)
+            .any(|id| tessera_net::tls::issued_to(cert, &member_name(*id)))
     }
 }
 

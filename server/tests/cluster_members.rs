@@ -434,6 +434,42 @@ async fn two_sites_without_a_witness_fail_over_when_the_operator_says_so() {
     // dc-a's gateway votes alone; dc-b's is a learner.
     let (dc_a, dc_b) = tokio::join!(layout.gateway("gateway-1"), layout.gateway("gateway-2"));
     let (s3_a, s3_b) = (layout.s3(&dc_a), layout.s3(&dc_b));
+    // The metadata port answers members only: a storage node's
+    // certificate, from the same CA, is refused; a member's is answered.
+    let identity = |name: &str| {
+        let read = |file: String| std::fs::read_to_string(layout.dir.join(file)).unwrap();
+        tessera_net::ClusterTls {
+            ca_pem: read("ca.pem".into()),
+            cert_pem: read(format!("{name}.pem")),
+            key_pem: read(format!("{name}.key")),
+        }
+    };
+    let raft_addr =
+        tessera_server::config::ConfigLayer::from_file(&layout.dir.join("gateway-2.toml"))
+            .unwrap()
+            .cluster_listen
+            .unwrap()
+            .to_string();
+    let log_state = |name: &str| {
+        let client = tessera_net::RpcClient::new(Some(
+            tessera_net::tls::client_config(&identity(name)).unwrap(),
+        ));
+        let addr = raft_addr.clone();
+        async move {
+            client
+                .call::<(), Option<tessera_raft::types::LogId>>(
+                    2,
+                    &addr,
+                    "/meta/log-state",
+                    &(),
+                    Duration::from_secs(5),
+                )
+                .await
+        }
+    };
+    assert!(log_state("node-1").await.is_err(), "a node is no member");
+    assert!(log_state("gateway-1").await.is_ok(), "a member is answered");
+
     s3_a.create_bucket().bucket("two").send().await.unwrap();
     for i in 0..10 {
         common::put_bytes(&s3_a, "two", &format!("kept-{i}"), body(i)).await;

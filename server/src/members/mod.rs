@@ -11,8 +11,9 @@
 //!    refused with what differs;
 //! 2. a fresh founding voter founds the cluster with the configured voters
 //!    (each founding voter writes the same first entry); a fresh learner
-//!    asks the voters to add it; a member that already belongs to the
-//!    cluster just rejoins it;
+//!    asks the voters to add it (or is added by `tessera admin member
+//!    add`); a member that already belongs to the cluster just rejoins it;
+//!    raft answers only the certificates of members and of `[[members]]`;
 //! 3. it waits until it hears a leader with a quorum, logging what it waits
 //!    for, and only then does the server go on.
 //!
@@ -96,6 +97,9 @@ async fn start_member(
     meta_config.rpc_listen = Some(cluster.listen);
     meta_config.advertise = Some(cluster.advertise.clone());
     meta_config.tls = Some(tls);
+    // Raft answers members only: the other founding members, and whoever
+    // the cluster has added since; a storage node's certificate is refused.
+    meta_config.accept_peers = Some(cluster.members.iter().map(|m| m.id).collect());
     meta_config.timing = RaftTiming {
         request_timeout: CLUSTER_REQUEST_TIMEOUT,
         ..RaftTiming::default()
@@ -123,13 +127,12 @@ async fn enter(meta: &MetaNode, cluster: &MetadataCluster) -> Result<()> {
                 .context("founding the metadata cluster")?;
         } else {
             tracing::info!(id = cluster.member_id, voters = ?voters, "asking the metadata cluster to add this member");
-            loop {
+            // It asks until it is added (by its asking, or by `tessera
+            // admin member add` when the voters do not know it yet).
+            while !meta.is_member().await? {
                 let deadline = Instant::now() + WAIT_LOG_EVERY;
-                match meta.join(&voters, deadline).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, voters = ?voters, "no voter added this member yet; trying again")
-                    }
+                if let Err(e) = meta.join(&voters, deadline).await {
+                    tracing::warn!(error = %e, voters = ?voters, "no voter added this member yet; asking again");
                 }
             }
         }
