@@ -14,18 +14,22 @@
 //! | `tessera_node_state` | gauge | `node`, `state` |
 //! | `tessera_raft_*` | gauge | |
 //! | `tessera_gc_*` | counter / gauge | |
-//! | `tessera_job_queued` | gauge | `job` |
-//! | `tessera_job_done_total` / `tessera_job_failed_total` / `tessera_job_bytes_total` / `tessera_job_failed_passes_total` | counter | `job` |
+//! | `tessera_job_queued` | gauge | `worker` (`gc`, `repair`, `scrub`, `sweep`, `evacuate`) |
+//! | `tessera_job_done_total` / `tessera_job_failed_total` / `tessera_job_bytes_total` / `tessera_job_failed_passes_total` | counter | `worker` |
 //! | `tessera_repair_pending_shards` | gauge | |
 //! | `tessera_repair_done` (1: nothing queued, no lost or draining store left to queue) / `tessera_repair_bytes_per_second` / `tessera_repair_eta_seconds` (0 when unknown) | gauge | |
 //! | `tessera_segments_degraded` | gauge | `missing` |
 //! | `tessera_scrub_bad_shards_total` / `tessera_sweep_orphans_removed_total` | counter | |
 //!
+//! Background jobs are told apart by `worker`, not `job`: Prometheus gives
+//! every scraped series the target's `job` label (and would rename this one
+//! `exported_job`).
+//!
 //! A storage node (`tessera node`, with `metrics_listen`) serves its own:
 //!
 //! | metric | kind | labels |
 //! | --- | --- | --- |
-//! | `tessera_job_done_total` / `tessera_job_bytes_total` (`job="node-scrub"`: shards verified, their bytes) | counter | `job` |
+//! | `tessera_job_done_total` / `tessera_job_bytes_total` (`worker="node-scrub"`: shards verified, their bytes) | counter | `worker` |
 //! | `tessera_node_scrub_bad_shards_total` / `tessera_node_scrub_passes_total` | counter | |
 //! | `tessera_node_bytes_served_total` (shard bytes sent to gateways) | counter | |
 

@@ -101,7 +101,7 @@ async fn a_wiped_disk_is_rebuilt_then_two_other_disks_can_go() {
     }
     let (_, jobs) = common::http_get(&format!("{}/metrics", server.admin_url())).await;
     assert!(
-        jobs.contains(r#"tessera_job_done_total{job="repair"}"#),
+        jobs.contains(r#"tessera_job_done_total{worker="repair"}"#),
         "{jobs}"
     );
     server.shutdown().await.unwrap();
