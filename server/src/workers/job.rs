@@ -163,8 +163,18 @@ struct Window {
 }
 
 impl Progress {
-    /// A job named `name` (the `job` label of its metrics), nothing done yet.
+    /// A job named `name` (the `job` label of its metrics), nothing done
+    /// yet: its metrics are published at 0 from now on.
     pub fn new(name: &'static str) -> Arc<Self> {
+        gauge!("tessera_job_queued", "worker" => name).set(0.0);
+        for counter in [
+            "tessera_job_done_total",
+            "tessera_job_bytes_total",
+            "tessera_job_failed_total",
+            "tessera_job_failed_passes_total",
+        ] {
+            counter!(counter, "worker" => name).increment(0);
+        }
         Arc::new(Progress {
             name,
             queued: AtomicU64::new(0),

@@ -52,6 +52,8 @@ impl NodeScrubJob {
         state_file: PathBuf,
     ) -> Self {
         let state = PassState::load(state_file);
+        counter!("tessera_node_scrub_bad_shards_total").increment(0);
+        counter!("tessera_node_scrub_passes_total").increment(0);
         NodeScrubJob {
             stores,
             scrub,
