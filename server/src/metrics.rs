@@ -36,6 +36,10 @@
 //! waits) are published at 0 from the start, so `increase()` sees the
 //! first one.
 //!
+//! A witness (`tessera serve --role witness`) serves the raft gauges, its
+//! admin listener's connections and its certificates' expiry. The raft
+//! gauges are refreshed at every scrape of the admin listener's `/metrics`.
+//!
 //! Background jobs are told apart by `worker`, not `job`: Prometheus gives
 //! every scraped series the target's `job` label (and would rename this one
 //! `exported_job`).
@@ -507,7 +511,7 @@ pub fn publish_certificate(name: &'static str, pem: &str) {
 }
 
 /// Publishes the expiry of every certificate `config` names: the S3
-/// listener's and the cluster's (this gateway's and the CA's).
+/// listener's and the cluster's (this process's and the CA's).
 pub fn publish_certificates(config: &crate::Config) {
     if let Some(tls) = &config.tls {
         publish_certificate_file("s3", &tls.cert);
