@@ -95,6 +95,7 @@ impl Server {
         if config.role == Role::Witness {
             anyhow::bail!("a witness serves no S3: start it with witness::RunningWitness::start");
         }
+        metrics::publish_certificates(&config);
         // Everything that can fail on bad configuration or files comes
         // before the metadata member starts.
         let dir = DataDir::open(&config.data_dir)?;

@@ -10,6 +10,8 @@
 //! further clients wait in the kernel's accept queue (and, when it is full,
 //! retry their SYN) instead of being reset: a burst of clients is served a
 //! little later rather than failed, and refusing costs nothing here.
+//! `tessera_open_connections{listener}` counts the connections open, beside
+//! the limit, `tessera_connection_limit`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -73,6 +75,7 @@ where
     B::Error: Into<BoxError>,
 {
     let acceptor = tls.map(TlsAcceptor::from);
+    crate::metrics::set_connection_limit(name, limits.max_connections);
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -120,6 +123,7 @@ where
                 },
             };
             let _ = stream.set_nodelay(true);
+            let open = crate::metrics::connection_opened(name);
             let watcher = graceful.watcher();
             let builder = Arc::clone(&builder);
             let service = service.clone();
@@ -148,6 +152,7 @@ where
                     tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
                 }
                 drop(slot);
+                drop(open);
             });
         }
         drop(listener);

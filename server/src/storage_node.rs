@@ -159,6 +159,12 @@ impl RunningNode {
             );
         }
         let server_tls = tessera_net::tls::server_config(&tls).context("cluster tls")?;
+        if cfg.metrics_listen.is_some() {
+            // Before anything publishes a metric, so none is lost.
+            crate::metrics::install();
+            crate::metrics::publish_certificate("cluster", &tls.cert_pem);
+            crate::metrics::publish_certificate("cluster-ca", &tls.ca_pem);
+        }
         let dir = DataDir::open(&cfg.data_dir)?;
         let stores = local_stores::open(&dir, cfg.disks)?;
         let ids: Vec<String> = stores.iter().map(|s| s.id().to_owned()).collect();
@@ -209,7 +215,6 @@ impl RunningNode {
         ))];
         let mut metrics_addr = None;
         if let Some(metrics_listener) = metrics_listener {
-            crate::metrics::install();
             metrics_addr = Some(metrics_listener.local_addr()?);
             let limits = listener::Limits {
                 header_timeout: Duration::from_secs(10),

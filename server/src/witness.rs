@@ -45,6 +45,7 @@ impl RunningWitness {
         if config.role != Role::Witness {
             bail!("RunningWitness::start needs role = \"witness\"");
         }
+        metrics::publish_certificates(&config);
         let dir = DataDir::open(&config.data_dir)?;
         let admin_token = dir.admin_token()?;
         let admin_listener = listener::bind(config.admin_listen, "admin").await?;

@@ -426,7 +426,7 @@ async fn nodes_scrub_their_own_disks_and_the_gateway_repairs_what_they_find() {
     let (gateway, s3) = start_gateway(dir.path(), &ca, &nodes, "").await;
     s3.create_bucket().bucket("nodes").send().await.unwrap();
     let objects = put_objects(&s3, &nodes, 8, |i| 30_000 + i * 40_000).await;
-    let verified = "tessera_job_done_total{job=\"node-scrub\"}";
+    let verified = "tessera_job_done_total{worker=\"node-scrub\"}";
     let served = "tessera_node_bytes_served_total";
 
     // A scrub pass over healthy data: every node verifies each of its

@@ -61,6 +61,8 @@ impl MemoryBudget {
         self.name = Some(name);
         metrics::gauge!("tessera_memory_budget_capacity_bytes", "budget" => name)
             .set(self.capacity() as f64);
+        // At 0 until the first wait, so a rate over it sees that one too.
+        metrics::counter!("tessera_memory_budget_waits_total", "budget" => name).increment(0);
         self.publish_reserved();
         self
     }

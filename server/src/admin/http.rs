@@ -122,7 +122,11 @@ impl AdminState {
     ) -> Result<Answer, Infallible> {
         let path = req.uri().path().to_owned();
         let answer = match (req.method(), path.as_str()) {
-            (&Method::GET, "/metrics") => text(StatusCode::OK, crate::metrics::render()),
+            (&Method::GET, "/metrics") => {
+                // Raft as of this scrape (a witness has no health worker).
+                crate::metrics::set_raft(&self.meta.status());
+                text(StatusCode::OK, crate::metrics::render())
+            }
             (&Method::GET, "/health/live") => text(StatusCode::OK, "ok\n".to_owned()),
             (&Method::GET, "/health/ready") => self.ready(),
             (_, p) if p.starts_with("/admin/") => match self.admin(req).await {

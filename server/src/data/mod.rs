@@ -130,6 +130,11 @@ impl DataPlane {
         }
     }
 
+    /// The erasure code and block size of new segments.
+    pub fn geometry(&self) -> Geometry {
+        self.settings.geometry
+    }
+
     /// The metadata member.
     pub fn meta(&self) -> &MetaNode {
         &self.meta

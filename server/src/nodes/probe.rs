@@ -120,7 +120,7 @@ impl Nodes {
                 (false, true) => Some(Duration::ZERO),
                 (false, false) => Some(silent_for),
             };
-            record_store(&self.stores, id, down_for, health.map(|h| h.free));
+            record_store(&self.stores, id, down_for, health);
         }
         let state = if reached {
             NodeState::Up

@@ -39,6 +39,7 @@ impl GcJob {
     /// GC over the data plane's stores, sparing leased segments and every
     /// deletion younger than `grace`.
     pub fn new(data: DataPlane, grace: Duration) -> Self {
+        metrics::gc_started();
         GcJob {
             data,
             grace,

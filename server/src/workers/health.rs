@@ -86,7 +86,7 @@ impl HealthWorker {
                 &self.stores,
                 &id,
                 (!up).then_some(Duration::ZERO),
-                health.map(|h| h.free),
+                health.as_ref(),
             );
         }
     }
@@ -110,12 +110,12 @@ pub(crate) async fn probe_store(store: &dyn ShardStore) -> Option<StoreHealth> {
 
 /// Records what a probe found of store `id` in `stores` and the metrics:
 /// down for `down_for` (the time since it was last heard of), or up with
-/// `None`; its free space when it said.
+/// `None`; its size and free space when it answered (`health`).
 pub(crate) fn record_store(
     stores: &StoreSet,
     id: &str,
     down_for: Option<Duration>,
-    free: Option<u64>,
+    health: Option<&StoreHealth>,
 ) {
     let up = down_for.is_none();
     if up == stores.is_down(id) {
@@ -125,8 +125,9 @@ pub(crate) fn record_store(
         metrics::backend_error(id);
     }
     stores.set_down_for(id, down_for);
-    if let Some(free) = free {
-        stores.set_free(id, free);
+    if let Some(health) = health {
+        stores.set_free(id, health.free);
+        metrics::set_store_space(id, health.capacity, health.free);
     }
     metrics::set_store_up(id, up);
 }

@@ -8,7 +8,7 @@
 //! own queue and its own loop, so no kind of work can hold up another.
 //!
 //! Progress ([`Progress`]) is kept in counters that `/metrics` exports
-//! (`tessera_job_*{job="…"}`) and that `tessera admin jobs` shows with a
+//! (`tessera_job_*{worker="…"}`) and that `tessera admin jobs` shows with a
 //! rate and an ETA ([`JobReport`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -163,8 +163,18 @@ struct Window {
 }
 
 impl Progress {
-    /// A job named `name` (the `job` label of its metrics), nothing done yet.
+    /// A job named `name` (the `job` label of its metrics), nothing done
+    /// yet: its metrics are published at 0 from now on.
     pub fn new(name: &'static str) -> Arc<Self> {
+        gauge!("tessera_job_queued", "worker" => name).set(0.0);
+        for counter in [
+            "tessera_job_done_total",
+            "tessera_job_bytes_total",
+            "tessera_job_failed_total",
+            "tessera_job_failed_passes_total",
+        ] {
+            counter!(counter, "worker" => name).increment(0);
+        }
         Arc::new(Progress {
             name,
             queued: AtomicU64::new(0),
@@ -195,26 +205,26 @@ impl Progress {
     /// How many items wait now.
     pub fn set_queued(&self, n: u64) {
         self.queued.store(n, Ordering::Relaxed);
-        gauge!("tessera_job_queued", "job" => self.name).set(n as f64);
+        gauge!("tessera_job_queued", "worker" => self.name).set(n as f64);
     }
 
     /// `n` items finished, moving `bytes`.
     pub fn done(&self, n: u64, bytes: u64) {
         self.done.fetch_add(n, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        counter!("tessera_job_done_total", "job" => self.name).increment(n);
-        counter!("tessera_job_bytes_total", "job" => self.name).increment(bytes);
+        counter!("tessera_job_done_total", "worker" => self.name).increment(n);
+        counter!("tessera_job_bytes_total", "worker" => self.name).increment(bytes);
     }
 
     /// `n` items failed (they stay queued and are retried).
     pub fn failed(&self, n: u64) {
         self.failed.fetch_add(n, Ordering::Relaxed);
-        counter!("tessera_job_failed_total", "job" => self.name).increment(n);
+        counter!("tessera_job_failed_total", "worker" => self.name).increment(n);
     }
 
     fn pass_failed(&self) {
         self.failed_passes.fetch_add(1, Ordering::Relaxed);
-        counter!("tessera_job_failed_passes_total", "job" => self.name).increment(1);
+        counter!("tessera_job_failed_passes_total", "worker" => self.name).increment(1);
     }
 
     /// What the job has done, with its current rate and the time left at

@@ -8,8 +8,8 @@
 //!
 //! The position (a store, and the last shard verified on it) is saved
 //! after every batch in `<data-dir>/scrub.state`, so a restarted node
-//! resumes its pass. Progress: `tessera_job_done_total{job="node-scrub"}`
-//! (shards verified) and `tessera_job_bytes_total{job="node-scrub"}`,
+//! resumes its pass. Progress: `tessera_job_done_total{worker="node-scrub"}`
+//! (shards verified) and `tessera_job_bytes_total{worker="node-scrub"}`,
 //! `tessera_node_scrub_bad_shards_total`, `tessera_node_scrub_passes_total`.
 
 use std::path::PathBuf;
@@ -52,6 +52,8 @@ impl NodeScrubJob {
         state_file: PathBuf,
     ) -> Self {
         let state = PassState::load(state_file);
+        counter!("tessera_node_scrub_bad_shards_total").increment(0);
+        counter!("tessera_node_scrub_passes_total").increment(0);
         NodeScrubJob {
             stores,
             scrub,

@@ -59,6 +59,8 @@ pub struct RepairJob {
     store_changes: usize,
     /// Labels of `tessera_segments_degraded` published so far.
     degraded_labels: BTreeSet<usize>,
+    /// Labels of `tessera_segments_at_risk` published so far.
+    at_risk_labels: BTreeSet<i64>,
 }
 
 /// What one segment's repair achieved.
@@ -75,6 +77,8 @@ impl RepairJob {
     /// `bytes_per_sec` (0: no limit); `evacuated` tells whether lost and
     /// draining stores still hold shards to queue (repair is not done then).
     pub fn new(data: DataPlane, evacuated: Evacuated, bytes_per_sec: u64) -> Self {
+        let geometry = data.geometry();
+        crate::metrics::set_geometry(geometry.data_shards, geometry.parity_shards);
         RepairJob {
             data,
             evacuated,
@@ -82,6 +86,7 @@ impl RepairJob {
             retry: HashMap::new(),
             store_changes: 0,
             degraded_labels: (1..=2).collect(),
+            at_risk_labels: (0..i64::from(geometry.parity_shards.max(1))).collect(),
         }
     }
 
@@ -296,6 +301,17 @@ pub(crate) async fn read_queue(meta: &MetaNode) -> Result<Queue, MetaError> {
     .await
 }
 
+/// The `degraded` segments (as [`summarize`] counts them) by how many more
+/// shards each can lose: below 0 when they are unreadable.
+fn redundancy_left(degraded: &BTreeMap<(usize, u16), u64>) -> BTreeMap<i64, u64> {
+    let mut at_risk: BTreeMap<i64, u64> = BTreeMap::new();
+    for (&(lacking, parity), &segments) in degraded {
+        let left = i64::from(parity) - i64::try_from(lacking).unwrap_or(i64::MAX);
+        *at_risk.entry(left).or_insert(0) += segments;
+    }
+    at_risk
+}
+
 /// Shards queued, and the referenced segments by how many shards each
 /// lacks (missing or queued as bad).
 pub(crate) fn summarize(queue: &Queue) -> (u64, BTreeMap<(usize, u16), u64>) {
@@ -325,11 +341,7 @@ impl RepairStatus {
         outstanding: Vec<String>,
         waiting: Vec<String>,
     ) -> Self {
-        let mut at_risk: BTreeMap<i64, u64> = BTreeMap::new();
-        for ((lacking, parity), segments) in degraded {
-            let left = i64::from(parity) - i64::try_from(lacking).unwrap_or(i64::MAX);
-            *at_risk.entry(left).or_insert(0) += segments;
-        }
+        let at_risk = redundancy_left(&degraded);
         RepairStatus {
             done: pending == 0 && outstanding.is_empty(),
             pending_shards: pending,
@@ -374,11 +386,18 @@ impl RepairStatus {
 
 impl RepairJob {
     /// Publishes the queue: shards pending (returned), and degraded
-    /// segments by how many shards each lacks.
+    /// segments by how many shards each lacks and how many more it can lose.
     fn publish(&mut self, queue: &Queue, progress: &Progress) -> u64 {
         let (pending, degraded) = summarize(queue);
         progress.set_queued(pending);
         gauge!("tessera_repair_pending_shards").set(pending as f64);
+        let at_risk = redundancy_left(&degraded);
+        self.at_risk_labels.extend(at_risk.keys().copied());
+        for left in &self.at_risk_labels {
+            let count = at_risk.get(left).copied().unwrap_or(0);
+            gauge!("tessera_segments_at_risk", "redundancy_left" => left.to_string())
+                .set(count as f64);
+        }
         let mut by_missing: BTreeMap<usize, u64> = BTreeMap::new();
         for ((lacking, _), segments) in degraded {
             *by_missing.entry(lacking).or_insert(0) += segments;
@@ -389,5 +408,20 @@ impl RepairJob {
             gauge!("tessera_segments_degraded", "missing" => missing.to_string()).set(count as f64);
         }
         pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degraded_segments_count_by_the_shards_they_can_still_lose() {
+        // (shards lacking, parity shards) → segments.
+        let degraded = BTreeMap::from([((1, 2), 3), ((2, 2), 1), ((3, 2), 2), ((1, 1), 4)]);
+        assert_eq!(
+            redundancy_left(&degraded),
+            BTreeMap::from([(1, 3), (0, 5), (-1, 2)])
+        );
     }
 }

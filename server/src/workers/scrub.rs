@@ -77,6 +77,7 @@ impl ScrubJob {
         state_file: PathBuf,
     ) -> Self {
         let state = PassState::load(state_file);
+        counter!("tessera_scrub_bad_shards_total").increment(0);
         ScrubJob {
             data,
             jobs,

@@ -46,6 +46,7 @@ impl SweepJob {
     /// A sweep over the data plane's stores every `interval`, removing
     /// unreferenced shards older than `grace` that no read leases.
     pub fn new(data: DataPlane, grace: Duration, interval: Duration) -> Self {
+        counter!("tessera_sweep_orphans_removed_total").increment(0);
         SweepJob {
             data,
             grace,
