@@ -412,8 +412,13 @@ impl StoreSet {
         // zones interleaved in their drawn order), and the sites
         // interleaved in theirs: shards go round the sites, in each round
         // the sites' zones, in each zone its nodes.
+        // Free space summed without overflowing (a bucket store counts as
+        // all but unlimited).
+        let total_weight = |ids: &mut dyn Iterator<Item = &'a String>| {
+            ids.map(|id| weight(id)).fold(0u64, u64::saturating_add)
+        };
         let drawn = |label: &[u8], queue: VecDeque<&'a String>| {
-            let total = queue.iter().map(|id| weight(id)).sum();
+            let total = total_weight(&mut queue.iter().copied());
             (score(seed, label, total), queue)
         };
         let mut site_queues: Vec<(f64, VecDeque<&'a String>)> = sites
@@ -428,7 +433,7 @@ impl StoreSet {
                                 stores.sort_by_cached_key(|id| {
                                     Draw(score(seed, id.as_bytes(), weight(id)))
                                 });
-                                let total = stores.iter().map(|id| weight(id)).sum();
+                                let total = total_weight(&mut stores.iter().copied());
                                 (score(seed, &node.to_be_bytes(), total), stores)
                             })
                             .collect();
@@ -777,6 +782,16 @@ mod tests {
             proptest::prop_assert_eq!(sites.len(), 2);
             proptest::prop_assert!(sites.values().all(|n| *n == k), "{sites:?}");
         }
+    }
+
+    #[test]
+    fn free_space_beyond_counting_does_not_overflow() {
+        // Bucket stores report all but unlimited space: sums saturate.
+        let set = domains(&[(None, 1), (None, 1), (None, 2), (None, 3)]);
+        for store in set.all() {
+            set.set_free(store.id(), u64::MAX);
+        }
+        assert_eq!(set.choose(4, b"segment").unwrap().len(), 4);
     }
 
     #[test]
