@@ -854,7 +854,7 @@ pub enum HealthcheckError {
         why: String,
     },
     /// Nothing answered, or the connection failed.
-    #[error("{url}: no answer: {source}")]
+    #[error("{url}: no answer")]
     Unreachable {
         /// The URL asked.
         url: String,
@@ -886,14 +886,14 @@ pub async fn healthcheck(url: &str) -> Result<(), HealthcheckError> {
         url: url.to_owned(),
         why: why.to_owned(),
     };
-    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
     if uri.scheme_str() != Some("http") || uri.host().is_none() {
         return Err(bad("give http://host[:port]/path"));
     }
-    let client = hyper_util::client::legacy::Client::builder(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
     let ask = async {
         let answer = client
             .get(uri)
@@ -982,7 +982,10 @@ mod healthcheck_tests {
         let url = serve(None).await;
         let start = std::time::Instant::now();
         let got = healthcheck(&url).await;
-        assert!(matches!(got, Err(HealthcheckError::Timeout { .. })), "{got:?}");
+        assert!(
+            matches!(got, Err(HealthcheckError::Timeout { .. })),
+            "{got:?}"
+        );
         let took = start.elapsed();
         assert!(took >= std::time::Duration::from_millis(1900), "{took:?}");
         assert!(took < std::time::Duration::from_secs(5), "{took:?}");
@@ -994,14 +997,24 @@ mod healthcheck_tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let got = healthcheck(&format!("http://{addr}/")).await;
-        assert!(matches!(got, Err(HealthcheckError::Unreachable { .. })), "{got:?}");
+        assert!(
+            matches!(got, Err(HealthcheckError::Unreachable { .. })),
+            "{got:?}"
+        );
     }
 
     #[tokio::test]
     async fn only_http_urls() {
-        for url in ["https://127.0.0.1:9001/health/ready", "not a url", "/health/ready"] {
+        for url in [
+            "https://127.0.0.1:9001/health/ready",
+            "not a url",
+            "/health/ready",
+        ] {
             let got = healthcheck(url).await;
-            assert!(matches!(got, Err(HealthcheckError::BadUrl { .. })), "{url}: {got:?}");
+            assert!(
+                matches!(got, Err(HealthcheckError::BadUrl { .. })),
+                "{url}: {got:?}"
+            );
         }
     }
 }
