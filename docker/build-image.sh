@@ -15,7 +15,9 @@
 # an existing cluster directory is left alone.
 #
 # Environment: TESSERA_BIN, TESSERA_IMAGE (default tessera:local),
-# TESSERA_CLUSTER_DIR (default docker/cluster), CARGO_TARGET_DIR.
+# TESSERA_CLUSTER_DIR (default docker/cluster), TESSERA_INIT_ARGS (more
+# `tessera init` flags, e.g. "--data-shards 2 --parity-shards 4"),
+# CARGO_TARGET_DIR.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +32,7 @@ die() { note "$*"; exit 1; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --no-cluster) CLUSTER=0; shift ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -154,15 +156,20 @@ fi
 # The two-datacenter cluster of compose.two-dc.yml: configs named after the
 # compose services, certificates, each process's data directory.
 if [ "$CLUSTER" = 1 ]; then
-    if [ -e "$CLUSTER_DIR" ]; then
+    if [ -f "$CLUSTER_DIR/ca.pem" ]; then
         note "cluster directory $CLUSTER_DIR exists: kept (remove it, after docker-compose down, to start a new cluster)"
+    elif [ -e "$CLUSTER_DIR" ] && [ -n "$(ls -A "$CLUSTER_DIR")" ]; then
+        # What docker-compose up leaves when it ran before this script: the
+        # mount points it created, no cluster.
+        die "$CLUSTER_DIR holds no cluster (no ca.pem) but is not empty: docker-compose -f docker/compose.two-dc.yml down, remove it, and run this again"
     elif ! "$TESSERA_BIN" init --help 2>/dev/null | grep -q -- '--service-hosts'; then
         note "this tessera cannot write a multi-member cluster yet (no init --service-hosts): skipped $CLUSTER_DIR"
     else
         note "writing the two-datacenter cluster into $CLUSTER_DIR"
+        read -ra init_args <<<"${TESSERA_INIT_ARGS:-}"
         "$TESSERA_BIN" init --out "$CLUSTER_DIR" --nodes 6 --gateways 4 --sites dc-a,dc-b \
-            --witness --service-hosts > "$CLUSTER_DIR.init.log" 2>&1 ||
-            { cat "$CLUSTER_DIR.init.log" >&2; rm -rf "$CLUSTER_DIR"; die "tessera init failed"; }
+            --witness --service-hosts "${init_args[@]}" > "$CLUSTER_DIR.init.log" 2>&1 ||
+            { cat "$CLUSTER_DIR.init.log" >&2; rm -rf "$CLUSTER_DIR" "$CLUSTER_DIR.init.log"; die "tessera init failed"; }
         chmod 600 "$CLUSTER_DIR.init.log"
         mv "$CLUSTER_DIR.init.log" "$CLUSTER_DIR/init.log"
     fi
