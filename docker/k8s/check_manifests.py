@@ -1,6 +1,9 @@
 """What the Kubernetes schemas cannot say about docker/k8s/ (run by validate.sh).
 
     check_manifests.py K8S_DIR              check every rule below; exit 1 on any breach
+    check_manifests.py K8S_DIR --init-dir DIR
+                                            also check them against the configs
+                                            `tessera init --service-hosts` wrote in DIR
     check_manifests.py K8S_DIR --write-dc-b write dc-b/ from dc-a/ (sites swapped)
 
 Rules, each a way these manifests could be wrong and still pass the schemas:
@@ -18,7 +21,11 @@ Rules, each a way these manifests could be wrong and still pass the schemas:
   - PodDisruptionBudgets: storage nodes maxUnavailable = parity / shards
     per node, gateways leave the five voters able to lose one more;
   - Services select pods that exist, on ports the pods declare;
-  - the seed Secret has an item for every gateway pod.
+  - the seed Secret has an item for every gateway pod;
+  - with --init-dir: every pod has the config init wrote for its name and
+    every config a pod, the listeners are on the ports the containers
+    declare, data_dir is the volume, the certificates are under /config,
+    and every address a config names is a Service with that port.
 """
 
 import pathlib
@@ -214,6 +221,57 @@ def check_cluster(name, docs, needed_members):
             err(name, f"Service {member} selects {pods}, not the one pod of that member")
         if spec.get("publishNotReadyAddresses") is not True:
             err(name, f"Service {member} hides its member until it is ready (raft needs it before)")
+    return services, all_pods
+
+
+def port_of(addr):
+    return int(addr.rsplit(":", 1)[1])
+
+
+def check_init(clusters, init_dir):
+    """The manifests against the configs `tessera init --service-hosts` wrote."""
+    import tomllib
+
+    for cluster, (services, pods) in clusters.items():
+        prefix = "witness" if cluster == "witness" else f"{cluster}-"
+        configs = {p.stem: p for p in init_dir.glob("*.toml") if p.stem.startswith(prefix)}
+        for pod, (sts, _, container) in pods.items():
+            member = "witness" if cluster == "witness" else pod
+            where = f"{cluster}: pod {pod}"
+            if member not in configs:
+                err(where, f"tessera init wrote no {member}.toml for it")
+                continue
+            cfg = tomllib.loads(configs[member].read_text())
+            ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+            wanted = {"listen": "node", "metrics_listen": "metrics"} if "-node-" in member else \
+                {"listen": "s3", "admin_listen": "admin", "cluster_listen": "raft"}
+            for key, port_name in wanted.items():
+                if key not in cfg:
+                    continue  # the witness has no S3 listener
+                if ports.get(port_name) != port_of(cfg[key]):
+                    err(where, f"{key} {cfg[key]} but the container's port {port_name} is {ports.get(port_name)}")
+            mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+            claims = [c["metadata"]["name"] for c in sts["spec"].get("volumeClaimTemplates", [])]
+            if cfg.get("data_dir") not in [mounts.get(c) for c in claims]:
+                err(where, f"data_dir {cfg.get('data_dir')} is not where its volume is mounted")
+            for key in ("cluster_ca", "cluster_cert", "cluster_key"):
+                path = pathlib.PurePosixPath(cfg.get(key, ""))
+                if str(path.parent) != mounts.get("config"):
+                    err(where, f"{key} {path} is not in the config volume ({mounts.get('config')})")
+            args = container.get("args", [])
+            if args[args.index("--config") + 1].replace("$(POD_NAME)", pod) != f"/config/{member}.toml":
+                err(where, f"does not read /config/{member}.toml")
+            for entry in cfg.get("members", []) + cfg.get("nodes", []):
+                host, port = entry["addr"].rsplit(":", 1)
+                svc = services.get(host)
+                if svc is None:
+                    err(where, f"its config reaches {entry['addr']}, and no Service is named {host}")
+                elif svc[1]["spec"].get("type") != "ExternalName" and \
+                        int(port) not in [p["port"] for p in svc[1]["spec"].get("ports", [])]:
+                    err(where, f"its config reaches {entry['addr']}, and Service {host} has no port {port}")
+        for member in configs:
+            if member not in pods and not (cluster == "witness" and member == "witness"):
+                err(cluster, f"tessera init wrote {member}.toml, and no pod runs it")
 
 
 def main(argv):
@@ -239,10 +297,11 @@ def main(argv):
     for site in SITES:
         gws, nodes = member_names(site)
         everyone += gws + nodes
-    for site in SITES:
-        check_cluster(site, load(root / site), everyone)
     gateways = [g for s in SITES for g in member_names(s)[0]]
-    check_cluster("witness", load(root / "witness"), ["witness"] + gateways)
+    clusters = {site: check_cluster(site, load(root / site), everyone) for site in SITES}
+    clusters["witness"] = check_cluster("witness", load(root / "witness"), ["witness"] + gateways)
+    if "--init-dir" in argv:
+        check_init(clusters, pathlib.Path(argv[argv.index("--init-dir") + 1]))
 
     for e in errors:
         print(f"FAIL {e}")
