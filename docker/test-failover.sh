@@ -136,6 +136,11 @@ kill -0 "$RTO_PID" 2>/dev/null || { cat "$SCRATCH/rto.log" >&2; fail "the RTO pr
 
 ids=()
 for s in "${DC_A[@]}"; do ids+=("$(cid "$s")"); done
+# Who leads the metadata at the kill: a dc-a leader means an election
+# inside the RTO, the witness or a dc-b leader none.
+LEADER=$(timeout 10 docker exec "$(cid dc-b-gw-1)" tessera admin member list 2>/dev/null |
+    awk '$2 == "leader" { print "member " $1 " (" $3 ")" }' || true)
+say "metadata leader before the kill: ${LEADER:-unknown}"
 say "$(wc -l < "$SCRATCH/acked") writes acknowledged so far; docker kill of every dc-a container"
 # All five at once (one docker kill each, in parallel); the clock starts
 # when every one is dead, so that no write dc-a could still have served
@@ -215,7 +220,7 @@ cat "$SCRATCH/verify-b" >&2
 LOST=$(sed -n 's/^checked [0-9]*, lost \([0-9]*\)$/\1/p' "$SCRATCH/verify-b")
 [ -n "$LOST" ] || fail "verify printed no count"
 # The measurements, then the verdicts.
-printf 'RTO: %s s\n' "${RTO:-more than $RTO_BOUND}"
+printf 'RTO: %s s (leader at the kill: %s)\n' "${RTO:-more than $RTO_BOUND}" "${LEADER:-unknown}"
 printf 'RPO: %s writes\n' "$LOST"
 printf 'Ready: %s s (both dc-b gateways, from the kill)\n' "$READY"
 [ -n "$RTO" ] || fail "no write through dc-b-gw-1 within $RTO_BOUND s of the kill: $NO_RTO"
