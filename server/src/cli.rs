@@ -35,6 +35,9 @@ pub enum Command {
     Cert(CertCommand),
     /// Administer a running server through its admin API.
     Admin(AdminArgs),
+    /// Exit 0 if URL answers 2xx within two seconds, 1 otherwise (for
+    /// container health checks, where there is no shell or curl).
+    Healthcheck(HealthcheckArgs),
 }
 
 /// `tessera node`.
@@ -416,6 +419,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             issue_cert(&ca_dir, &name, &also, out.as_deref())
         }
         Command::Admin(args) => admin(args).await,
+        Command::Healthcheck(args) => Ok(healthcheck(&args.url).await?),
     }
 }
 
@@ -822,4 +826,195 @@ fn jobs_table(jobs: &[crate::admin::JobReport]) -> String {
         ));
     }
     out
+}
+
+/// Default URL of `tessera healthcheck`: the admin listener's readiness.
+pub const DEFAULT_HEALTHCHECK_URL: &str = "http://127.0.0.1:9001/health/ready";
+
+/// How long `tessera healthcheck` waits for the whole answer.
+pub const HEALTHCHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `tessera healthcheck`.
+#[derive(Debug, clap::Args)]
+pub struct HealthcheckArgs {
+    /// The http:// URL to ask
+    #[arg(default_value = DEFAULT_HEALTHCHECK_URL)]
+    pub url: String,
+}
+
+/// Why `tessera healthcheck` found a server unhealthy.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthcheckError {
+    /// The URL cannot be asked (not `http://host[:port]/…`).
+    #[error("{url}: not an http:// URL ({why})")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Nothing answered, or the connection failed.
+    #[error("{url}: no answer")]
+    Unreachable {
+        /// The URL asked.
+        url: String,
+        /// The client's error.
+        source: hyper_util::client::legacy::Error,
+    },
+    /// No whole answer within [`HEALTHCHECK_TIMEOUT`].
+    #[error("{url}: no answer within {}s", HEALTHCHECK_TIMEOUT.as_secs())]
+    Timeout {
+        /// The URL asked.
+        url: String,
+    },
+    /// An answer other than 2xx.
+    #[error("{url}: {status} {body}")]
+    Unhealthy {
+        /// The URL asked.
+        url: String,
+        /// Its status.
+        status: http::StatusCode,
+        /// The start of its body (what the server says is wrong).
+        body: String,
+    },
+}
+
+/// Asks `url` with a GET: `Ok` on a 2xx answer within [`HEALTHCHECK_TIMEOUT`].
+pub async fn healthcheck(url: &str) -> Result<(), HealthcheckError> {
+    use http_body_util::BodyExt;
+    let bad = |why: &str| HealthcheckError::BadUrl {
+        url: url.to_owned(),
+        why: why.to_owned(),
+    };
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(bad("give http://host[:port]/path"));
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let ask = async {
+        let answer = client
+            .get(uri)
+            .await
+            .map_err(|source| HealthcheckError::Unreachable {
+                url: url.to_owned(),
+                source,
+            })?;
+        let status = answer.status();
+        // The body says why a server is not ready; a broken body is no reason
+        // to call a 2xx unhealthy.
+        let body = answer
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    };
+    let (status, body) = tokio::time::timeout(HEALTHCHECK_TIMEOUT, ask)
+        .await
+        .map_err(|_| HealthcheckError::Timeout {
+            url: url.to_owned(),
+        })??;
+    if status.is_success() {
+        return Ok(());
+    }
+    Err(HealthcheckError::Unhealthy {
+        url: url.to_owned(),
+        status,
+        body: body.chars().take(200).collect(),
+    })
+}
+
+#[cfg(test)]
+mod healthcheck_tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::{HealthcheckError, healthcheck};
+
+    /// Answers every connection on a loopback port with `reply` (or with
+    /// nothing at all when `None`); returns the URL to ask.
+    async fn serve(reply: Option<&'static str>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = conn.read(&mut buf).await;
+                    match reply {
+                        Some(reply) => conn.write_all(reply.as_bytes()).await.unwrap(),
+                        None => tokio::time::sleep(std::time::Duration::from_secs(30)).await,
+                    }
+                });
+            }
+        });
+        format!("http://{addr}/health/ready")
+    }
+
+    #[tokio::test]
+    async fn a_2xx_is_healthy() {
+        let url = serve(Some("HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nready\n")).await;
+        healthcheck(&url).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_503_is_unhealthy_and_says_why() {
+        let url = serve(Some(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 10\r\n\r\nno quorum\n",
+        ))
+        .await;
+        match healthcheck(&url).await {
+            Err(HealthcheckError::Unhealthy { status, body, .. }) => {
+                assert_eq!(status, 503);
+                assert_eq!(body, "no quorum");
+            }
+            other => panic!("expected Unhealthy, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn silence_times_out_in_two_seconds() {
+        let url = serve(None).await;
+        let start = std::time::Instant::now();
+        let got = healthcheck(&url).await;
+        assert!(
+            matches!(got, Err(HealthcheckError::Timeout { .. })),
+            "{got:?}"
+        );
+        let took = start.elapsed();
+        assert!(took >= std::time::Duration::from_millis(1900), "{took:?}");
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let got = healthcheck(&format!("http://{addr}/")).await;
+        assert!(
+            matches!(got, Err(HealthcheckError::Unreachable { .. })),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_http_urls() {
+        for url in [
+            "https://127.0.0.1:9001/health/ready",
+            "not a url",
+            "/health/ready",
+        ] {
+            let got = healthcheck(url).await;
+            assert!(
+                matches!(got, Err(HealthcheckError::BadUrl { .. })),
+                "{url}: {got:?}"
+            );
+        }
+    }
 }

@@ -253,14 +253,39 @@ impl RunningNode {
     }
 }
 
-/// The node's metrics listener: `GET /metrics` and nothing else.
+/// The node's metrics listener: `GET /metrics`, and `/health/live` and
+/// `/health/ready` for probes (container health checks, Kubernetes).
 async fn metrics_only(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, body) = if req.uri().path() == "/metrics" {
-        (StatusCode::OK, crate::metrics::render())
-    } else {
-        (StatusCode::NOT_FOUND, "not found\n".to_owned())
-    };
+    let (status, body) = metrics_answer(req.uri().path());
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     Ok(response)
+}
+
+/// What the metrics listener answers for `path`. The listener starts after
+/// the node's own listener, so a node that answers here is serving: ready
+/// and live mean the same.
+fn metrics_answer(path: &str) -> (StatusCode, String) {
+    match path {
+        "/metrics" => (StatusCode::OK, crate::metrics::render()),
+        "/health/live" | "/health/ready" => (StatusCode::OK, "ok\n".to_owned()),
+        _ => (StatusCode::NOT_FOUND, "not found\n".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+
+    use super::metrics_answer;
+
+    #[test]
+    fn probes_and_metrics_answer_and_nothing_else() {
+        for path in ["/health/live", "/health/ready", "/metrics"] {
+            assert_eq!(metrics_answer(path).0, StatusCode::OK, "{path}");
+        }
+        for path in ["/", "/health", "/admin/v1/status"] {
+            assert_eq!(metrics_answer(path).0, StatusCode::NOT_FOUND, "{path}");
+        }
+    }
 }
