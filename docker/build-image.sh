@@ -16,7 +16,7 @@
 #
 # Environment: TESSERA_BIN, TESSERA_IMAGE (default tessera:local),
 # TESSERA_CLUSTER_DIR (default docker/cluster), TESSERA_INIT_ARGS (more
-# `tessera init` flags, e.g. "--data-shards 2 --parity-shards 4"),
+# `tessera init` flags; default "--data-shards 3 --parity-shards 3 --disks 2"),
 # CARGO_TARGET_DIR.
 set -euo pipefail
 
@@ -166,7 +166,10 @@ if [ "$CLUSTER" = 1 ]; then
         note "this tessera cannot write a multi-member cluster yet (no init --service-hosts): skipped $CLUSTER_DIR"
     else
         note "writing the two-datacenter cluster into $CLUSTER_DIR"
-        read -ra init_args <<<"${TESSERA_INIT_ARGS:-}"
+        # 3+3 on two disks a node: each site keeps three shards (k) of every
+        # segment, and its six stores take whole new segments when the other
+        # site is lost.
+        read -ra init_args <<<"${TESSERA_INIT_ARGS:---data-shards 3 --parity-shards 3 --disks 2}"
         "$TESSERA_BIN" init --out "$CLUSTER_DIR" --nodes 6 --gateways 4 --sites dc-a,dc-b \
             --witness --service-hosts "${init_args[@]}" > "$CLUSTER_DIR.init.log" 2>&1 ||
             { cat "$CLUSTER_DIR.init.log" >&2; rm -rf "$CLUSTER_DIR" "$CLUSTER_DIR.init.log"; die "tessera init failed"; }

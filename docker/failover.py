@@ -107,13 +107,17 @@ def write_some(endpoint, bucket, prefix, n, log_path):
     with open(log_path, "a", encoding="ascii") as log:
         for i in range(1, n + 1):
             key = f"{prefix}{i:04d}"
-            for attempt in range(3):
+            # Retried for up to 20 s, as an SDK honouring Retry-After would:
+            # a 503 now and then while a site is down is known (see the
+            # session-16 note), a write that cannot be made at all is not.
+            deadline = time.monotonic() + 20
+            while True:
                 try:
                     md5 = put(s3, bucket, key, SIZES[i % len(SIZES)])
                     break
                 except Exception as e:  # noqa: BLE001 - retried, then fatal
-                    if attempt == 2:
-                        print(f"PUT {key} failed 3 times: {e}", file=sys.stderr)
+                    if time.monotonic() > deadline:
+                        print(f"PUT {key} failed for 20 s: {e}", file=sys.stderr)
                         return 1
                     time.sleep(0.5)
             log.write(f"{key} {md5}\n")

@@ -83,7 +83,9 @@ ensure_clients
 
 # A new cluster, written by the image's own binary as the invoking user.
 mkdir -p "$SCRATCH/out"
-read -ra INIT_ARGS <<<"${FAILOVER_INIT_ARGS:-}"
+# 3+3 on two disks a node: either site alone reads every segment and takes
+# whole new ones (see the README's "Data across sites").
+read -ra INIT_ARGS <<<"${FAILOVER_INIT_ARGS:---data-shards 3 --parity-shards 3 --disks 2}"
 timeout 120 docker run --rm --user "$(id -u):$(id -g)" -v "$SCRATCH/out:/out" "$IMAGE" \
     init --out /out/cluster --nodes 6 --gateways 4 --sites dc-a,dc-b --witness --service-hosts \
     "${INIT_ARGS[@]}" \
