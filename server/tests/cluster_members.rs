@@ -123,19 +123,27 @@ fn admin_url(process: &Process) -> String {
         .to_owned()
 }
 
+/// Two sites of three nodes with two disks each, two gateways, 3+3: each
+/// site holds three shards (k) of every segment.
+const TWO_SITES: &[&str] = &[
+    "--nodes",
+    "6",
+    "--disks",
+    "2",
+    "--data-shards",
+    "3",
+    "--parity-shards",
+    "3",
+    "--gateways",
+    "2",
+    "--sites",
+    "dc-a,dc-b",
+];
+
 /// `tessera admin member list` asked of `gateway` (data dir `name`).
 fn member_list(layout: &Layout, gateway: &Process, name: &str) -> String {
-    let out = run(&[
-        "admin",
-        "--url",
-        &admin_url(gateway),
-        "--data-dir",
-        layout.dir.join("data").join(name).to_str().unwrap(),
-        "member",
-        "list",
-    ]);
-    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{listing}");
+    let (ok, listing) = admin(layout, gateway, name, &["member", "list"]);
+    assert!(ok, "{listing}");
     listing
 }
 
@@ -178,25 +186,7 @@ async fn start_all(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_lost_with_a_witness_keeps_every_acknowledged_object() {
     let root = tempfile::tempdir().unwrap();
-    let layout = Layout::init(
-        root.path(),
-        &[
-            "--nodes",
-            "6",
-            "--disks",
-            "2",
-            "--data-shards",
-            "3",
-            "--parity-shards",
-            "3",
-            "--gateways",
-            "2",
-            "--sites",
-            "dc-a,dc-b",
-            "--witness",
-        ],
-        14,
-    );
+    let layout = Layout::init(root.path(), &[TWO_SITES, &["--witness"]].concat(), 14);
     let node_names: Vec<String> = (1..=6).map(|n| format!("node-{n}")).collect();
     let node_names: Vec<&str> = node_names.iter().map(String::as_str).collect();
     let (nodes, mut gateways, mut witness) =
@@ -411,24 +401,7 @@ fn admin(layout: &Layout, gateway: &Process, name: &str, args: &[&str]) -> (bool
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sites_without_a_witness_fail_over_when_the_operator_says_so() {
     let root = tempfile::tempdir().unwrap();
-    let layout = Layout::init(
-        root.path(),
-        &[
-            "--nodes",
-            "6",
-            "--disks",
-            "2",
-            "--data-shards",
-            "3",
-            "--parity-shards",
-            "3",
-            "--gateways",
-            "2",
-            "--sites",
-            "dc-a,dc-b",
-        ],
-        12,
-    );
+    let layout = Layout::init(root.path(), TWO_SITES, 12);
     let node_names: Vec<String> = (1..=6).map(|n| format!("node-{n}")).collect();
     let mut nodes = join_all(node_names.iter().map(|n| layout.node(n))).await;
     // dc-a's gateway votes alone; dc-b's is a learner.
