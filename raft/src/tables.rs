@@ -29,6 +29,8 @@
 //! | repairs | segment | [`RepairItem`](crate::model::RepairItem) |
 //! | segments | segment | [`SegmentOwner`](crate::model::SegmentOwner) |
 //! | storage_nodes | u64-BE node id | [`NodeRecord`](crate::model::NodeRecord) |
+//! | object_locks | object ++ version id | [`ObjectLock`](crate::model::ObjectLock) of a version that has one |
+//! | upload_locks | upload key | [`ObjectLock`](crate::model::ObjectLock) an upload's version is to get |
 //!
 //! where `object = bucket ++ \0 ++ escape(key) ++ terminator` and
 //! `segment = object id (16 bytes) ++ u32-BE(part)`.
@@ -79,10 +81,14 @@ pub const REPAIRS: RawTable = TableDefinition::new("model_repairs");
 pub const SEGMENTS: RawTable = TableDefinition::new("model_segments");
 /// Storage nodes by number.
 pub const STORAGE_NODES: RawTable = TableDefinition::new("model_storage_nodes");
+/// The object lock of every version that has one, by version id.
+pub const OBJECT_LOCKS: RawTable = TableDefinition::new("model_object_locks");
+/// The object lock asked for at the creation of an upload in progress.
+pub const UPLOAD_LOCKS: RawTable = TableDefinition::new("model_upload_locks");
 
 /// Every model table, in a fixed order: the position is the table number of
 /// snapshot records, so new tables are appended, never inserted.
-pub const ALL: [RawTable; 15] = [
+pub const ALL: [RawTable; 17] = [
     BUCKETS,
     VERSIONS,
     VERSION_IDS,
@@ -98,6 +104,8 @@ pub const ALL: [RawTable; 15] = [
     REPAIRS,
     SEGMENTS,
     STORAGE_NODES,
+    OBJECT_LOCKS,
+    UPLOAD_LOCKS,
 ];
 
 /// Create every model table that does not exist yet.

@@ -23,6 +23,7 @@ use super::errors;
 use super::integrity;
 use super::mpu_checksum::{self, UploadChecksum};
 use super::object::{self, requester};
+use super::object_lock::requested_lock;
 use crate::data::{Destination, ObjectDataKey, ids};
 
 /// Highest part number S3 accepts.
@@ -38,6 +39,7 @@ pub(crate) async fn create_multipart_upload(
     let checksum =
         UploadChecksum::requested(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
     let algorithm = checksum.map(|c| c.algorithm.name().to_owned());
+    let lock = requested_lock!(i);
     let key = ObjectDataKey::generate();
     let now = ids::now_millis();
     let template = model::ObjectVersion {
@@ -65,10 +67,11 @@ pub(crate) async fn create_multipart_upload(
         checksum_algorithm: algorithm.clone(),
         checksum_type: checksum.map(|c| c.kind),
     };
-    gw.meta()
-        .write(Command::CreateMultipartUpload { upload })
-        .await
-        .map_err(errors::meta)?;
+    let cmd = match lock {
+        None => Command::CreateMultipartUpload { upload },
+        Some(lock) => Command::CreateLockedMultipartUpload { upload, lock },
+    };
+    gw.meta().write(cmd).await.map_err(errors::meta)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
