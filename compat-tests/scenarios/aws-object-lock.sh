@@ -72,7 +72,7 @@ expect_code AccessDenied "shortening a compliance retention" \
     --retention "Mode=COMPLIANCE,RetainUntilDate=$(in_secs 2)" --bypass-governance-retention
 while [ "$(date -u +%s)" -le "$(date -u -d "$until" +%s)" ]; do sleep 1; done
 api delete-object --bucket "$BUCKET" --key short.bin --version-id "$vs" > /dev/null
-check_eq "$(api list-object-versions --bucket "$BUCKET" --prefix short.bin | jget 'Versions.#')" 0 "versions of the expired object"
+check_eq "$(api list-object-versions --bucket "$BUCKET" --prefix short.bin | jget Versions)" null "versions of the expired object"
 
 step "legal hold"
 api put-object-legal-hold --bucket "$BUCKET" --key backups/db.tar --version-id "$v1" --legal-hold Status=ON
@@ -89,5 +89,5 @@ for kind in Versions DeleteMarkers; do
             --version-id "$(jget "$kind.$i.VersionId" < versions.json)" --bypass-governance-retention > /dev/null
     done
 done
-check_eq "$(api list-object-versions --bucket "$BUCKET" | jget 'Versions.#')" 0 "versions left"
+check_eq "$(api list-object-versions --bucket "$BUCKET" | jget Versions)" null "versions left"
 api delete-bucket --bucket "$BUCKET"
