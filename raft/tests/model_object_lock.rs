@@ -34,9 +34,10 @@ fn lock_bucket(default_retention: Option<DefaultRetention>) -> Meta {
     meta
 }
 
-fn locked_put(key: &str, version_id: &str, seed: u64, lock: ObjectLock) -> Command {
+/// `b/k` version `version_id` written at `seed` with `lock`.
+fn locked_put(version_id: &str, seed: u64, lock: ObjectLock) -> Command {
     Command::PutLockedObject {
-        version: version("b", key, version_id, seed),
+        version: version("b", "k", version_id, seed),
         precondition: None,
         lock,
     }
@@ -81,7 +82,11 @@ fn denied() -> ApplyError {
 #[test]
 fn a_locked_version_refuses_removal_without_a_trace_until_its_retention_ends() {
     let mut meta = lock_bucket(None);
-    meta.ok(locked_put("k", "v1", 10, retained(RetentionMode::Compliance, 1000)));
+    meta.ok(locked_put(
+        "v1",
+        10,
+        retained(RetentionMode::Compliance, 1000),
+    ));
     let before = meta.dump();
     for cmd in [delete_at("v1", 999), bypass_delete_at("v1", 999)] {
         assert_eq!(meta.apply(cmd), Err(denied()));
@@ -103,7 +108,11 @@ fn a_locked_version_refuses_removal_without_a_trace_until_its_retention_ends() {
 #[test]
 fn governance_yields_to_the_bypass_and_legal_holds_to_nothing() {
     let mut meta = lock_bucket(None);
-    meta.ok(locked_put("k", "v1", 10, retained(RetentionMode::Governance, 1000)));
+    meta.ok(locked_put(
+        "v1",
+        10,
+        retained(RetentionMode::Governance, 1000),
+    ));
     assert_eq!(meta.apply(delete_at("v1", 20)), Err(denied()));
     meta.ok(Command::SetObjectLegalHold {
         bucket: "b".into(),
@@ -125,7 +134,11 @@ fn governance_yields_to_the_bypass_and_legal_holds_to_nothing() {
 #[test]
 fn retention_changes_are_checked_at_the_commands_time() {
     let mut meta = lock_bucket(None);
-    meta.ok(locked_put("k", "v1", 10, retained(RetentionMode::Compliance, 1000)));
+    meta.ok(locked_put(
+        "v1",
+        10,
+        retained(RetentionMode::Compliance, 1000),
+    ));
     let set = |until: i64, now: i64| Command::SetObjectRetention {
         bucket: "b".into(),
         key: "k".into(),
@@ -168,7 +181,7 @@ fn default_retention_starts_no_earlier_than_a_previous_write() {
         retention: None,
         legal_hold: Some(true),
     };
-    meta.ok(locked_put("k", "v3", 600, hold));
+    meta.ok(locked_put("v3", 600, hold));
     let got = meta.view().object_lock("b", "k", "v3").unwrap();
     assert_eq!(got.legal_hold, Some(true));
     assert_eq!(got.retention.unwrap().retain_until, 600 + DAY);
@@ -191,10 +204,15 @@ fn an_upload_carries_its_lock_to_the_completed_version() {
         panic!("not stored")
     };
     assert_eq!(
-        meta.view().object_lock("b", "k", &version.version_id).unwrap(),
+        meta.view()
+            .object_lock("b", "k", &version.version_id)
+            .unwrap(),
         retained(RetentionMode::Compliance, 9000)
     );
-    assert_eq!(meta.apply(delete_at(&version.version_id, 20)), Err(denied()));
+    assert_eq!(
+        meta.apply(delete_at(&version.version_id, 20)),
+        Err(denied())
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, DefaultRetention,
@@ -61,6 +62,51 @@ async fn put_version(c: &Client, bucket: &str, key: &str, body: &[u8]) -> String
         .version_id()
         .unwrap()
         .to_owned()
+}
+
+/// A PutObject of `body` at `bucket/key` with lock headers: a mode and
+/// retain-until date (`retain`), a legal hold (`hold`).
+fn put_locked(
+    c: &Client,
+    (bucket, key): (&str, &str),
+    body: &[u8],
+    retain: Option<(ObjectLockMode, DateTime)>,
+    hold: bool,
+) -> PutObjectFluentBuilder {
+    let (mode, until) = retain.unzip();
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .set_object_lock_mode(mode)
+        .set_object_lock_retain_until_date(until)
+        .set_object_lock_legal_hold_status(hold.then_some(ObjectLockLegalHoldStatus::On))
+        .body(ByteStream::from(body.to_vec()))
+}
+
+/// Sends a PutObject that must succeed; returns the new version id.
+async fn stored(req: PutObjectFluentBuilder) -> String {
+    req.send().await.unwrap().version_id().unwrap().to_owned()
+}
+
+/// GetObjectRetention of a version (`None`: the latest).
+async fn get_retention(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Result<
+    aws_sdk_s3::operation::get_object_retention::GetObjectRetentionOutput,
+    aws_sdk_s3::error::SdkError<
+        aws_sdk_s3::operation::get_object_retention::GetObjectRetentionError,
+        aws_sdk_s3::config::http::HttpResponse,
+    >,
+> {
+    c.get_object_retention()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
 }
 
 /// The result of deleting one version.
@@ -146,18 +192,8 @@ async fn lock_configuration_of_buckets() {
         )
         .send()
         .await;
-    assert_eq!(status(suspend), 409);
-    let suspend = c
-        .put_bucket_versioning()
-        .bucket("locked")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Suspended)
-                .build(),
-        )
-        .send()
-        .await;
-    assert_eq!(code(suspend), "InvalidBucketState");
+    let (http, err, _) = common::refusal(suspend);
+    assert_eq!((http, err.as_str()), (409, "InvalidBucketState"));
 
     // A default retention in days, then in years.
     for (days, years) in [(Some(3), None), (None, Some(2))] {
@@ -279,12 +315,7 @@ async fn default_retention_protects_versions_but_not_from_delete_markers() {
     let before = in_secs(0).secs();
     let v1 = put_version(&c, "backups", "db.dump", b"monday").await;
 
-    let r = c
-        .get_object_retention()
-        .bucket("backups")
-        .key("db.dump")
-        .version_id(&v1)
-        .send()
+    let r = get_retention(&c, "backups", "db.dump", Some(&v1))
         .await
         .unwrap();
     let r = r.retention().unwrap();
@@ -313,11 +344,8 @@ async fn default_retention_protects_versions_but_not_from_delete_markers() {
         .version_id(&v1)
         .send()
         .await;
-    assert_eq!(status(refused), 403);
-    assert_eq!(
-        delete_version(&c, "backups", "db.dump", &v1, false).await,
-        "AccessDenied"
-    );
+    let (http, err, _) = common::refusal(refused);
+    assert_eq!((http, err.as_str()), (403, "AccessDenied"));
     let marker = c
         .delete_object()
         .bucket("backups")
@@ -388,12 +416,7 @@ async fn retention_can_be_extended_but_shortened_only_in_governance_with_bypass(
     let (_s, c) = setup().await;
     lock_bucket(&c, "vault").await;
     let v = put_version(&c, "vault", "k", b"data").await;
-    let none = c
-        .get_object_retention()
-        .bucket("vault")
-        .key("k")
-        .send()
-        .await;
+    let none = get_retention(&c, "vault", "k", None).await;
     assert_eq!(code(none), "NoSuchObjectLockConfiguration");
     // Unprotected until a retention is set.
     let gov = ObjectLockRetentionMode::Governance;
@@ -421,14 +444,7 @@ async fn retention_can_be_extended_but_shortened_only_in_governance_with_bypass(
         set_retention(&c, "vault", "k", &v, r(&gov, 1800), true).await,
         "no error"
     );
-    let got = c
-        .get_object_retention()
-        .bucket("vault")
-        .key("k")
-        .version_id(&v)
-        .send()
-        .await
-        .unwrap();
+    let got = get_retention(&c, "vault", "k", Some(&v)).await.unwrap();
     let until = got.retention().unwrap().retain_until_date().unwrap().secs();
     assert!((in_secs(1790).secs()..=in_secs(1800).secs()).contains(&until));
     // Governance may become compliance; compliance is for good.
@@ -454,13 +470,7 @@ async fn retention_can_be_extended_but_shortened_only_in_governance_with_bypass(
         set_retention(&c, "vault", "k", &v, r(&comp, 3600), false).await,
         "no error"
     );
-    let got = c
-        .get_object_retention()
-        .bucket("vault")
-        .key("k")
-        .send()
-        .await
-        .unwrap();
+    let got = get_retention(&c, "vault", "k", None).await.unwrap();
     assert_eq!(
         got.retention().unwrap().mode(),
         Some(&ObjectLockRetentionMode::Compliance)
@@ -476,19 +486,14 @@ async fn retention_can_be_extended_but_shortened_only_in_governance_with_bypass(
         set_retention(&c, "vault", "w", &w, removed(), true).await,
         "no error"
     );
-    let none = c
-        .get_object_retention()
-        .bucket("vault")
-        .key("w")
-        .send()
-        .await;
+    let none = get_retention(&c, "vault", "w", None).await;
     assert_eq!(code(none), "NoSuchObjectLockConfiguration");
     assert_eq!(
         delete_version(&c, "vault", "w", &w, false).await,
         "no error"
     );
 
-    // Dates in the past, missing objects, buckets without object lock.
+    // Dates in the past, missing objects.
     assert_eq!(
         set_retention(&c, "vault", "k", &v, r(&comp, -10), false).await,
         "InvalidArgument"
@@ -501,39 +506,8 @@ async fn retention_can_be_extended_but_shortened_only_in_governance_with_bypass(
         .send()
         .await;
     assert_eq!(code(missing), "NoSuchKey");
-    let missing = c
-        .get_object_retention()
-        .bucket("vault")
-        .key("k")
-        .version_id("no-such-version")
-        .send()
-        .await;
+    let missing = get_retention(&c, "vault", "k", Some("no-such-version")).await;
     assert_eq!(code(missing), "NoSuchVersion");
-    c.create_bucket().bucket("plain").send().await.unwrap();
-    super::put(&c, "plain", "k", b"x").await;
-    let unlocked = c
-        .put_object_retention()
-        .bucket("plain")
-        .key("k")
-        .retention(retention(gov.clone(), in_secs(60)))
-        .send()
-        .await;
-    assert_eq!(status(unlocked), 400);
-    let unlocked = c
-        .put_object_retention()
-        .bucket("plain")
-        .key("k")
-        .retention(retention(gov, in_secs(60)))
-        .send()
-        .await;
-    assert_eq!(code(unlocked), "InvalidRequest");
-    let unlocked = c
-        .get_object_retention()
-        .bucket("plain")
-        .key("k")
-        .send()
-        .await;
-    assert_eq!(code(unlocked), "InvalidRequest");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,19 +515,8 @@ async fn a_version_can_be_deleted_once_its_retention_ends() {
     let (_s, c) = setup().await;
     lock_bucket(&c, "short").await;
     let until = in_secs(3);
-    let v = c
-        .put_object()
-        .bucket("short")
-        .key("k")
-        .object_lock_mode(ObjectLockMode::Compliance)
-        .object_lock_retain_until_date(until)
-        .body(ByteStream::from_static(b"brief"))
-        .send()
-        .await
-        .unwrap()
-        .version_id()
-        .unwrap()
-        .to_owned();
+    let retain = Some((ObjectLockMode::Compliance, until));
+    let v = stored(put_locked(&c, ("short", "k"), b"brief", retain, false)).await;
     assert_eq!(
         delete_version(&c, "short", "k", &v, true).await,
         "AccessDenied"
@@ -570,18 +533,14 @@ async fn a_version_can_be_deleted_once_its_retention_ends() {
 async fn legal_holds_block_deletes_until_lifted() {
     let (_s, c) = setup().await;
     lock_bucket(&c, "held").await;
-    let v = c
-        .put_object()
-        .bucket("held")
-        .key("evidence")
-        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
-        .body(ByteStream::from_static(b"exhibit a"))
-        .send()
-        .await
-        .unwrap()
-        .version_id()
-        .unwrap()
-        .to_owned();
+    let v = stored(put_locked(
+        &c,
+        ("held", "evidence"),
+        b"exhibit a",
+        None,
+        true,
+    ))
+    .await;
     let hold = c
         .get_object_legal_hold()
         .bucket("held")
@@ -659,7 +618,7 @@ async fn legal_holds_block_deletes_until_lifted() {
         "no error"
     );
 
-    // Errors: never set, missing object, bucket without object lock.
+    // Errors: never set, missing object.
     let other = put_version(&c, "held", "other", b"x").await;
     let never = c
         .get_object_legal_hold()
@@ -677,23 +636,6 @@ async fn legal_holds_block_deletes_until_lifted() {
         .send()
         .await;
     assert_eq!(code(missing), "NoSuchKey");
-    c.create_bucket().bucket("plain").send().await.unwrap();
-    super::put(&c, "plain", "k", b"x").await;
-    let unlocked = c
-        .put_object_legal_hold()
-        .bucket("plain")
-        .key("k")
-        .legal_hold(off)
-        .send()
-        .await;
-    assert_eq!(code(unlocked), "InvalidRequest");
-    let unlocked = c
-        .get_object_legal_hold()
-        .bucket("plain")
-        .key("k")
-        .send()
-        .await;
-    assert_eq!(code(unlocked), "InvalidRequest");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -798,43 +740,13 @@ async fn lock_headers_on_copy_and_multipart_writes() {
     );
 
     // Header errors.
-    let mode_only = c
-        .put_object()
-        .bucket("dest")
-        .key("bad")
-        .object_lock_mode(ObjectLockMode::Governance)
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await;
-    assert_eq!(code(mode_only), "InvalidArgument");
-    let past = c
-        .put_object()
-        .bucket("dest")
-        .key("bad")
-        .object_lock_mode(ObjectLockMode::Governance)
-        .object_lock_retain_until_date(in_secs(-60))
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await;
+    let bad = ("dest", "bad");
+    let mode_only =
+        put_locked(&c, bad, b"x", None, false).object_lock_mode(ObjectLockMode::Governance);
+    assert_eq!(code(mode_only.send().await), "InvalidArgument");
+    let past = Some((ObjectLockMode::Governance, in_secs(-60)));
+    let past = put_locked(&c, bad, b"x", past, false).send().await;
     assert_eq!(code(past), "InvalidArgument");
-    c.create_bucket().bucket("plain").send().await.unwrap();
-    let unlocked = c
-        .put_object()
-        .bucket("plain")
-        .key("bad")
-        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await;
-    assert_eq!(code(unlocked), "InvalidRequest");
-    let unlocked = c
-        .create_multipart_upload()
-        .bucket("plain")
-        .key("bad")
-        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
-        .send()
-        .await;
-    assert_eq!(code(unlocked), "InvalidRequest");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -846,25 +758,12 @@ async fn a_put_with_lock_headers_needs_a_checksum() {
         .build();
     let c = Client::from_conf(config);
     lock_bucket(&c, "sums").await;
-    let bare = c
-        .put_object()
-        .bucket("sums")
-        .key("k")
-        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await;
+    let at = ("sums", "k");
+    let bare = put_locked(&c, at, b"x", None, true).send().await;
     assert_eq!(code(bare), "InvalidRequest");
-    let with_md5 = c
-        .put_object()
-        .bucket("sums")
-        .key("k")
-        .content_md5("ndTkYSaMgDT1yFZOFVxnpg==")
-        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await;
-    assert_eq!(code(with_md5), "no error");
+    // The MD5 of "x".
+    let with_md5 = put_locked(&c, at, b"x", None, true).content_md5("ndTkYSaMgDT1yFZOFVxnpg==");
+    assert_eq!(code(with_md5.send().await), "no error");
     // Without lock headers nothing is required.
     let plain = c
         .put_object()
@@ -898,7 +797,7 @@ async fn only_owners_and_administrators_bypass_governance() {
     };
     admin.set_grant(&grant).await.unwrap();
     let writer = common::client_for(&server.s3_url(), &key.access_key, &key.secret_key);
-    let v = c_put_governed(&writer).await;
+    let v = put_governed(&writer).await;
     // A read-write grant may set and extend a retention but not bypass it.
     assert_eq!(
         delete_version(&writer, "team", "k", &v, true).await,
@@ -931,19 +830,9 @@ async fn only_owners_and_administrators_bypass_governance() {
 }
 
 /// A version of `team/k` under a one-hour governance retention.
-async fn c_put_governed(c: &Client) -> String {
-    c.put_object()
-        .bucket("team")
-        .key("k")
-        .object_lock_mode(ObjectLockMode::Governance)
-        .object_lock_retain_until_date(in_secs(3600))
-        .body(ByteStream::from_static(b"governed"))
-        .send()
-        .await
-        .unwrap()
-        .version_id()
-        .unwrap()
-        .to_owned()
+async fn put_governed(c: &Client) -> String {
+    let retain = Some((ObjectLockMode::Governance, in_secs(3600)));
+    stored(put_locked(c, ("team", "k"), b"governed", retain, false)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -952,19 +841,8 @@ async fn garbage_collection_leaves_a_locked_versions_shards() {
     let dir = server.data_dir().to_path_buf();
     lock_bucket(&c, "collect").await;
     let body = super::data(300_000, 9);
-    let locked = c
-        .put_object()
-        .bucket("collect")
-        .key("locked")
-        .object_lock_mode(ObjectLockMode::Compliance)
-        .object_lock_retain_until_date(in_secs(3600))
-        .body(ByteStream::from(body.clone()))
-        .send()
-        .await
-        .unwrap()
-        .version_id()
-        .unwrap()
-        .to_owned();
+    let retain = Some((ObjectLockMode::Compliance, in_secs(3600)));
+    let locked = stored(put_locked(&c, ("collect", "locked"), &body, retain, false)).await;
     let shards = common::shard_files(&dir);
     assert!(!shards.is_empty(), "the locked version has shards on disk");
     let free = put_version(&c, "collect", "free", &super::data(300_000, 10)).await;
@@ -988,4 +866,62 @@ async fn garbage_collection_leaves_a_locked_versions_shards() {
     common::wait_for_shards(&dir, &shards).await;
     assert_eq!(common::shard_files(&dir), shards);
     assert_eq!(read_version(&c, "collect", "locked", &locked).await, body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_without_object_lock_refuses_lock_requests() {
+    let (_s, c) = setup().await;
+    c.create_bucket().bucket("plain").send().await.unwrap();
+    super::put(&c, "plain", "k", b"x").await;
+    let hold = || {
+        ObjectLockLegalHold::builder()
+            .status(ObjectLockLegalHoldStatus::On)
+            .build()
+    };
+    let until = retention(ObjectLockRetentionMode::Governance, in_secs(60));
+    let (b, k) = ("plain", "k");
+    let refusals = [
+        status(
+            c.put_object_retention()
+                .bucket(b)
+                .key(k)
+                .retention(until)
+                .send()
+                .await,
+        ),
+        status(c.get_object_retention().bucket(b).key(k).send().await),
+        status(
+            c.put_object_legal_hold()
+                .bucket(b)
+                .key(k)
+                .legal_hold(hold())
+                .send()
+                .await,
+        ),
+        status(c.get_object_legal_hold().bucket(b).key(k).send().await),
+    ];
+    assert_eq!(refusals, [400; 4]);
+    let codes = [
+        code(c.get_object_retention().bucket(b).key(k).send().await),
+        code(
+            c.put_object_legal_hold()
+                .bucket(b)
+                .key(k)
+                .legal_hold(hold())
+                .send()
+                .await,
+        ),
+        code(put_locked(&c, (b, "new"), b"x", None, true).send().await),
+        code(
+            c.create_multipart_upload()
+                .bucket(b)
+                .key("new")
+                .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+                .send()
+                .await,
+        ),
+    ];
+    assert_eq!(codes, ["InvalidRequest"; 4]);
+    let listed = c.list_object_versions().bucket(b).send().await.unwrap();
+    assert_eq!(listed.versions().len(), 1, "nothing was written");
 }
