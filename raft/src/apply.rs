@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use md5::{Digest, Md5};
 use redb::{ReadableTable, Table, WriteTransaction};
 
+mod completed;
 mod object_lock;
 
 use crate::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
@@ -84,6 +84,7 @@ pub struct Applier<'txn> {
     storage_nodes: RawTableMut<'txn>,
     object_locks: RawTableMut<'txn>,
     upload_locks: RawTableMut<'txn>,
+    completed_uploads: RawTableMut<'txn>,
 }
 
 impl<'txn> Applier<'txn> {
@@ -107,6 +108,7 @@ impl<'txn> Applier<'txn> {
             storage_nodes: txn.open_table(tables::STORAGE_NODES)?,
             object_locks: txn.open_table(tables::OBJECT_LOCKS)?,
             upload_locks: txn.open_table(tables::UPLOAD_LOCKS)?,
+            completed_uploads: txn.open_table(tables::COMPLETED_UPLOADS)?,
         })
     }
 
@@ -523,6 +525,7 @@ impl<'txn> Applier<'txn> {
         self.version_ids
             .remove(tables::version_id_key(bucket, key, &old.version_id).as_slice())?;
         self.write_version_lock(bucket, key, &old.version_id, &ObjectLock::default())?;
+        self.forget_completions(bucket, key, &old.version_id)?;
         self.refresh_live(bucket, key)?;
         self.discard(old.segments())
     }
@@ -777,7 +780,10 @@ impl<'txn> Applier<'txn> {
         c: Completion<'_>,
         precondition: Option<&Precondition>,
     ) -> Step<CommandResponse> {
-        let upload = self.upload(c.bucket, c.key, c.upload_id)?;
+        let upload = match self.upload(c.bucket, c.key, c.upload_id) {
+            Err(Failure::Refused(ApplyError::NoSuchUpload)) => return self.completed_again(&c),
+            other => other?,
+        };
         let bucket = self.bucket(c.bucket)?;
         let versioning = bucket.versioning;
         if c.parts.is_empty() {
@@ -787,18 +793,15 @@ impl<'txn> Applier<'txn> {
             return Err(ApplyError::InvalidPartOrder.into());
         }
         let stored = self.upload_parts(c.bucket, c.key, c.upload_id)?;
-        let mut md5 = Md5::new();
         let mut chosen = Vec::with_capacity(c.parts.len());
         for (i, (number, etag)) in c.parts.iter().enumerate() {
             let part = stored
                 .get(number)
                 .filter(|p| p.etag == etag.trim_matches('"'))
                 .ok_or(ApplyError::InvalidPart(*number))?;
-            let digest = hex::decode(&part.etag).map_err(|_| ApplyError::InvalidPart(*number))?;
             if i + 1 < c.parts.len() && part.size < c.min_part_size {
                 return Err(ApplyError::EntityTooSmall(*number).into());
             }
-            md5.update(&digest);
             chosen.push(part.clone());
         }
         self.check_precondition(c.bucket, c.key, precondition)?;
@@ -814,7 +817,8 @@ impl<'txn> Applier<'txn> {
         version.version_id = c.version_id.to_owned();
         version.last_modified = c.now;
         version.size = chosen.iter().map(|p| p.size).sum();
-        version.etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
+        version.etag = completed::multipart_etag(chosen.iter().map(|p| p.etag.as_str()))
+            .ok_or_else(|| MetaError::Encoding("a stored part's ETag is not hex".into()))?;
         version.checksums = c.checksum.cloned().into_iter().collect();
         version.data = ObjectData::Parts(chosen);
 
@@ -827,6 +831,7 @@ impl<'txn> Applier<'txn> {
         self.discard(unlisted)?;
         let version = self.store_version(log_index, versioning, version)?;
         self.lock_new_version(c.bucket, c.key, &version.version_id, lock, c.now)?;
+        self.remember_completion(&c, &version.version_id)?;
         Ok(CommandResponse::ObjectStored { version })
     }
 

@@ -31,6 +31,7 @@
 //! | storage_nodes | u64-BE node id | [`NodeRecord`](crate::model::NodeRecord) |
 //! | object_locks | object ++ version id | [`ObjectLock`](crate::model::ObjectLock) of a version that has one |
 //! | upload_locks | upload key | [`ObjectLock`](crate::model::ObjectLock) an upload's version is to get |
+//! | completed_uploads | upload key | id of the version its completion stored |
 //!
 //! where `object = bucket ++ \0 ++ escape(key) ++ terminator` and
 //! `segment = object id (16 bytes) ++ u32-BE(part)`.
@@ -85,10 +86,12 @@ pub const STORAGE_NODES: RawTable = TableDefinition::new("model_storage_nodes");
 pub const OBJECT_LOCKS: RawTable = TableDefinition::new("model_object_locks");
 /// The object lock asked for at the creation of an upload in progress.
 pub const UPLOAD_LOCKS: RawTable = TableDefinition::new("model_upload_locks");
+/// Completed uploads: the id of the version each completion stored.
+pub const COMPLETED_UPLOADS: RawTable = TableDefinition::new("model_completed_uploads");
 
 /// Every model table, in a fixed order: the position is the table number of
 /// snapshot records, so new tables are appended, never inserted.
-pub const ALL: [RawTable; 17] = [
+pub const ALL: [RawTable; 18] = [
     BUCKETS,
     VERSIONS,
     VERSION_IDS,
@@ -106,6 +109,7 @@ pub const ALL: [RawTable; 17] = [
     STORAGE_NODES,
     OBJECT_LOCKS,
     UPLOAD_LOCKS,
+    COMPLETED_UPLOADS,
 ];
 
 /// Create every model table that does not exist yet.

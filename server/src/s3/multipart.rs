@@ -285,7 +285,7 @@ impl Gateway {
     /// after checking what the client declared: the part checksums it
     /// listed (`part_sums`, in the same order), the object checksum and
     /// type, and `x-amz-mp-object-size`. `None` for uploads created without
-    /// a checksum algorithm.
+    /// a checksum algorithm, and for uploads that are gone.
     async fn completion_checksum(
         &self,
         i: &CompleteMultipartUploadInput,
@@ -294,7 +294,7 @@ impl Gateway {
     ) -> S3Result<Option<model::Checksum>> {
         let (b, k, u) = (i.bucket.clone(), i.key.clone(), i.upload_id.clone());
         let max = usize::try_from(MAX_PART_NUMBER).unwrap_or(usize::MAX);
-        let (upload, page) = self
+        let found = self
             .meta()
             .read(move |view| {
                 let Some(upload) = view.upload(&b, &k, &u)? else {
@@ -304,8 +304,13 @@ impl Gateway {
                 Ok(Some((upload, page)))
             })
             .await
-            .map_err(errors::meta)?
-            .ok_or_else(|| s3_error!(NoSuchUpload))?;
+            .map_err(errors::meta)?;
+        // An upload that is gone may have been completed by an earlier
+        // attempt of this request: the state machine answers a repeat with
+        // what that stored, anything else with NoSuchUpload.
+        let Some((upload, page)) = found else {
+            return Ok(None);
+        };
         let stored: BTreeMap<u32, &PartData> = page.parts.iter().map(|p| (p.number, p)).collect();
         let chosen = listed
             .iter()

@@ -805,3 +805,53 @@ async fn checksum_mistakes_are_refused() {
         .unwrap();
     assert_eq!(done.checksum_type(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_complete_answers_with_what_the_first_stored() {
+    let (_s, c) = with_bucket("mpu").await;
+    crate::common::enable_versioning(&c, "mpu").await;
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let e1 = upload_part(&c, "k", id, 1, data(5 * MIB, 1)).await;
+    let e2 = upload_part(&c, "k", id, 2, data(300, 2)).await;
+    let parts = [(1, e1.clone()), (2, e2)];
+    let first = complete(&c, "k", id, &parts).await.unwrap();
+    // An SDK retrying after a lost response gets the same answer.
+    let again = complete(&c, "k", id, &parts).await.unwrap();
+    assert_eq!(again.e_tag(), first.e_tag());
+    assert!(first.e_tag().unwrap().ends_with("-2\""));
+    assert_eq!(again.version_id(), first.version_id());
+    let versions = c.list_object_versions().bucket("mpu").send().await.unwrap();
+    assert_eq!(versions.versions().len(), 1, "a repeat stores nothing");
+    // Other parts are not a repeat; nor is an upload that was aborted.
+    assert_eq!(
+        code(complete(&c, "k", id, &[(1, e1)]).await),
+        "NoSuchUpload"
+    );
+    let aborted = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    let aborted = aborted.upload_id().unwrap();
+    let e = upload_part(&c, "k", aborted, 1, data(300, 3)).await;
+    c.abort_multipart_upload()
+        .bucket("mpu")
+        .key("k")
+        .upload_id(aborted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code(complete(&c, "k", aborted, &[(1, e)]).await),
+        "NoSuchUpload"
+    );
+}
