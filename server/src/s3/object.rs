@@ -186,15 +186,22 @@ async fn plan_read(
             (r, Some(cr), None)
         }
         (None, Some(n)) => {
+            if !(1..=10_000).contains(&n) {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "Part number must be an integer between 1 and 10000, inclusive"
+                ));
+            }
+            // A part the object does not have: 400 InvalidPartNumber, as S3 answers.
             let n = usize::try_from(n)
                 .ok()
-                .filter(|n| *n >= 1 && *n <= parts)
+                .filter(|n| *n <= parts)
                 .ok_or_else(|| {
                     let mut e = S3Error::with_message(
                         S3ErrorCode::Custom("InvalidPartNumber".into()),
                         "The requested partnumber is not satisfiable",
                     );
-                    e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+                    e.set_status_code(http::StatusCode::BAD_REQUEST);
                     e
                 })?;
             let r = match &version.data {

@@ -855,3 +855,67 @@ async fn a_repeated_complete_answers_with_what_the_first_stored() {
         "NoSuchUpload"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_head_of_a_part_the_object_lacks_are_invalid_part_number() {
+    let (_s, c) = with_bucket("mpu").await;
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("two")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let e1 = upload_part(&c, "two", id, 1, data(5 * MIB, 4)).await;
+    let e2 = upload_part(&c, "two", id, 2, data(100, 5)).await;
+    complete(&c, "two", id, &[(1, e1), (2, e2)]).await.unwrap();
+    put(&c, "mpu", "single", b"one part").await;
+
+    let part2 = c
+        .get_object()
+        .bucket("mpu")
+        .key("two")
+        .part_number(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part2.parts_count(), Some(2));
+    assert_eq!(
+        part2.body.collect().await.unwrap().into_bytes().as_ref(),
+        data(100, 5).as_slice()
+    );
+    for (key, n) in [("two", 3), ("single", 2)] {
+        let got = c
+            .get_object()
+            .bucket("mpu")
+            .key(key)
+            .part_number(n)
+            .send()
+            .await;
+        let (http, err, _) = crate::common::refusal(got);
+        assert_eq!(
+            (http, err.as_str()),
+            (400, "InvalidPartNumber"),
+            "GET {key} part {n}"
+        );
+        let head = c
+            .head_object()
+            .bucket("mpu")
+            .key(key)
+            .part_number(n)
+            .send()
+            .await;
+        assert_eq!(super::status(head), 400, "HEAD {key} part {n}");
+    }
+    for n in [0, 10_001] {
+        let got = c
+            .get_object()
+            .bucket("mpu")
+            .key("two")
+            .part_number(n)
+            .send()
+            .await;
+        assert_eq!(code(got), "InvalidArgument", "part {n}");
+    }
+}
