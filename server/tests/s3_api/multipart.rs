@@ -72,6 +72,18 @@ async fn complete(
         .await
 }
 
+/// Starts an upload of `mpu/key`; returns its id.
+async fn create(c: &Client, key: &str) -> String {
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    up.upload_id().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_200_mib() {
     let (_s, c) = with_bucket("mpu").await;
@@ -810,14 +822,7 @@ async fn checksum_mistakes_are_refused() {
 async fn a_repeated_complete_answers_with_what_the_first_stored() {
     let (_s, c) = with_bucket("mpu").await;
     crate::common::enable_versioning(&c, "mpu").await;
-    let up = c
-        .create_multipart_upload()
-        .bucket("mpu")
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let id = &create(&c, "k").await;
     let e1 = upload_part(&c, "k", id, 1, data(5 * MIB, 1)).await;
     let e2 = upload_part(&c, "k", id, 2, data(300, 2)).await;
     let parts = [(1, e1.clone()), (2, e2)];
@@ -834,14 +839,7 @@ async fn a_repeated_complete_answers_with_what_the_first_stored() {
         code(complete(&c, "k", id, &[(1, e1)]).await),
         "NoSuchUpload"
     );
-    let aborted = c
-        .create_multipart_upload()
-        .bucket("mpu")
-        .key("k")
-        .send()
-        .await
-        .unwrap();
-    let aborted = aborted.upload_id().unwrap();
+    let aborted = &create(&c, "k").await;
     let e = upload_part(&c, "k", aborted, 1, data(300, 3)).await;
     c.abort_multipart_upload()
         .bucket("mpu")
@@ -859,14 +857,7 @@ async fn a_repeated_complete_answers_with_what_the_first_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_and_head_of_a_part_the_object_lacks_are_invalid_part_number() {
     let (_s, c) = with_bucket("mpu").await;
-    let up = c
-        .create_multipart_upload()
-        .bucket("mpu")
-        .key("two")
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
+    let id = &create(&c, "two").await;
     let e1 = upload_part(&c, "two", id, 1, data(5 * MIB, 4)).await;
     let e2 = upload_part(&c, "two", id, 2, data(100, 5)).await;
     complete(&c, "two", id, &[(1, e1), (2, e2)]).await.unwrap();
