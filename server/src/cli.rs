@@ -10,6 +10,7 @@ use crate::admin::client::AdminClient;
 use crate::admin::{GrantSet, KeyCreate};
 use crate::config::{Config, ConfigLayer, DEFAULT_DATA_DIR};
 use crate::datadir::{ADMIN_TOKEN_FILE, CREDENTIALS_FILE};
+use crate::otel::{OtlpSettings, Resource};
 use crate::{RunningServer, Server};
 
 /// Tessera: an S3-compatible object store.
@@ -424,8 +425,16 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn node(args: NodeArgs) -> Result<()> {
-    init_tracing();
-    let config = crate::storage_node::NodeConfig::from_file(&args.config)?;
+    let mut config = crate::storage_node::NodeConfig::from_file(&args.config)?;
+    if let Ok(endpoint) = std::env::var("TESSERA_OTLP_ENDPOINT") {
+        config.otlp_endpoint = Some(endpoint);
+    }
+    let otlp = OtlpSettings::resolve(config.otlp_endpoint.clone(), config.otlp_queue_spans)?;
+    let resource = Resource {
+        service: "tessera-node",
+        instance: crate::storage_node::member_name(config.id),
+    };
+    let tracing = crate::otel::init(otlp.as_ref(), resource)?;
     let node = crate::storage_node::RunningNode::start(&config).await?;
     let metrics = node
         .metrics_addr
@@ -441,6 +450,9 @@ async fn node(args: NodeArgs) -> Result<()> {
     wait_for_signal().await?;
     tracing::info!("shutting down");
     node.shutdown().await;
+    if let Some(tracing) = tracing {
+        tracing.shutdown().await;
+    }
     Ok(())
 }
 
@@ -474,10 +486,17 @@ fn invoked_as() -> String {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    init_tracing();
     let config = Config::load(&args.settings, args.config.as_deref())?;
+    let resource = Resource {
+        service: "tessera-gateway",
+        instance: config.metadata.as_ref().map_or_else(
+            || config.listen.to_string(),
+            |m| tessera_raft::node::member_name(m.member_id),
+        ),
+    };
+    let tracing = crate::otel::init(config.otlp.as_ref(), resource)?;
     let data_dir = config.data_dir.clone();
-    if config.role == crate::config::Role::Witness {
+    let stopped = if config.role == crate::config::Role::Witness {
         let witness = crate::witness::RunningWitness::start(config).await?;
         println!(
             "Tessera witness (metadata member {}), admin on http://{}",
@@ -487,13 +506,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
         println!("Ready; stop with Ctrl-C or SIGTERM.");
         wait_for_signal().await?;
         tracing::info!("shutting down");
-        return witness.shutdown().await;
+        witness.shutdown().await
+    } else {
+        let server = Server::start(config).await?;
+        announce(&server, &data_dir);
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        server.shutdown().await
+    };
+    if let Some(tracing) = tracing {
+        tracing.shutdown().await;
     }
-    let server = Server::start(config).await?;
-    announce(&server, &data_dir);
-    wait_for_signal().await?;
-    tracing::info!("shutting down");
-    server.shutdown().await
+    stopped
 }
 
 /// Prints where the server listens and, at first start, the generated key.
@@ -522,29 +546,6 @@ async fn wait_for_signal() -> Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
-}
-
-fn init_tracing() {
-    // s3s logs nothing at info, but opens an info span around every
-    // signature check: at warn it costs nothing per request. It also logs
-    // every refused request at ERROR, twice (s3s::ops), and malformed XML
-    // with the body (s3s::http): anyone can send those, and they are the
-    // client's doing, so both are off. Server-side failures are logged
-    // where they happen (s3::errors), and s3s::service reports 5xx answers.
-    // openraft's replication logs a member that cannot be reached twice a
-    // second (warn and error) for as long as it is down: `tessera admin
-    // member list` and the raft metrics say it once and better.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,openraft=warn,openraft::replication=off,\
-             openraft::engine::handler::replication_handler=off,\
-             s3s=warn,s3s::ops=off,s3s::http=off",
-        )
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 async fn admin(args: AdminArgs) -> Result<()> {
