@@ -26,18 +26,26 @@ pub fn admin(gateway: &Process, dir: &Path, args: &[&str]) -> String {
     admin_result(gateway, dir, args).unwrap_or_else(|stderr| panic!("{args:?}: {stderr}"))
 }
 
-/// Runs `tessera admin ARGS`: what it printed, or its error output.
-pub fn admin_result(gateway: &Process, dir: &Path, args: &[&str]) -> Result<String, String> {
+/// The arguments of `tessera admin ARGS` against `gateway` (its token
+/// from its data dir under `dir`).
+pub fn admin_args(gateway: &Process, dir: &Path, args: &[&str]) -> Vec<String> {
     let url = gateway.announced.split(", admin on ").nth(1).unwrap();
     let data_dir = dir.join("gateway-1");
-    let mut all = vec![
-        "admin",
-        "--url",
-        url,
-        "--data-dir",
-        data_dir.to_str().unwrap(),
+    let mut all: Vec<String> = vec![
+        "admin".into(),
+        "--url".into(),
+        url.into(),
+        "--data-dir".into(),
+        data_dir.to_str().unwrap().into(),
     ];
-    all.extend_from_slice(args);
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    all
+}
+
+/// Runs `tessera admin ARGS`: what it printed, or its error output.
+pub fn admin_result(gateway: &Process, dir: &Path, args: &[&str]) -> Result<String, String> {
+    let all = admin_args(gateway, dir, args);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
     let out = run(&all);
     if out.status.success() {
         Ok(String::from_utf8(out.stdout).unwrap())
