@@ -422,11 +422,7 @@ pub fn members_table(list: &crate::members::admin::MemberList) -> String {
         "ID", "ROLE", "ADDRESS", "LAG"
     ));
     for m in &list.members {
-        let role = match (m.voter, list.leader == Some(m.id)) {
-            (true, true) => "leader",
-            (true, false) => "voter",
-            (false, _) => "learner",
-        };
+        let role = screen::member_role(list, m);
         let lag = m.lag.map_or_else(|| "-".to_owned(), |l| l.to_string());
         out.push_str(&format!("{:<6} {role:<8} {:<28} {lag}\n", m.id, m.addr));
     }

@@ -10,6 +10,7 @@ use tessera_raft::model::NodeState;
 
 use super::summary::{Severity, Summary};
 use super::{JobReport, RepairStatus};
+use crate::members::admin::{MemberInfo, MemberList};
 
 /// Width of a progress bar, in characters.
 const BAR: usize = 24;
@@ -205,11 +206,7 @@ pub fn status_screen(s: &Summary, color: bool) -> String {
     );
     if m.members.len() > 1 {
         for x in &m.members {
-            let role = match (x.voter, m.leader == Some(x.id)) {
-                (true, true) => "leader",
-                (true, false) => "voter",
-                (false, _) => "learner",
-            };
+            let role = member_role(m, x);
             let lag = x.lag.map_or_else(|| "-".to_owned(), |l| l.to_string());
             let _ = writeln!(
                 out,
@@ -309,6 +306,15 @@ pub fn status_screen(s: &Summary, color: bool) -> String {
         if s.status.ready { "yes" } else { "NO" }
     );
     out
+}
+
+/// `leader`, `voter` or `learner`: what `member` is in `list`.
+pub fn member_role(list: &MemberList, member: &MemberInfo) -> &'static str {
+    match (member.voter, list.leader == Some(member.id)) {
+        (true, true) => "leader",
+        (true, false) => "voter",
+        (false, _) => "learner",
+    }
 }
 
 /// ` (42%)` of `part` in `whole`, nothing when `whole` is 0.

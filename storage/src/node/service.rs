@@ -20,7 +20,7 @@ use tracing::{Instrument, Span};
 use super::NodeScrub;
 use super::protocol::{self, AckRequest, ListRequest, ShardRequest, StoreRequest};
 use crate::error::StorageError;
-use crate::store::{ByteStream, ShardStore};
+use crate::store::{ByteStream, ShardId, ShardStore};
 
 /// Largest request body of the operations other than a shard upload.
 const MAX_MESSAGE: usize = 64 << 10;
@@ -37,6 +37,24 @@ type Refusal = (StatusCode, String);
 
 fn bad_request(reason: impl std::fmt::Display) -> Refusal {
     (StatusCode::BAD_REQUEST, reason.to_string())
+}
+
+/// The span `name` of a shard upload or download whose caller sent its
+/// trace context (`parent`); none without one.
+fn shard_span(parent: Option<&str>, name: &'static str, store: &str, shard: ShardId) -> Span {
+    match parent {
+        Some(parent) => tracing::info_span!(
+            target: trace::TARGET,
+            "node.shard",
+            otel.name = name,
+            otel.kind = "server",
+            traceparent = parent,
+            tessera.store = store,
+            tessera.shard = %shard,
+            error = tracing::field::Empty,
+        ),
+        None => Span::none(),
+    }
 }
 
 /// [`failure`], recorded as the error of `span`.
@@ -81,18 +99,7 @@ impl NodeService {
             let parent = trace::remote_parent(req.headers());
             return match *req.method() {
                 Method::PUT => {
-                    let span = match parent {
-                        Some(parent) => tracing::info_span!(
-                            target: trace::TARGET,
-                            "node.shard.write",
-                            otel.kind = "server",
-                            traceparent = parent,
-                            tessera.store = store.id(),
-                            tessera.shard = %shard,
-                            error = tracing::field::Empty,
-                        ),
-                        None => Span::none(),
-                    };
+                    let span = shard_span(parent, "node.shard.write", store.id(), shard);
                     let size = store
                         .put(shard, checked_upload(req.into_body()))
                         .instrument(span.clone())
@@ -101,18 +108,7 @@ impl NodeService {
                     encoded(&size)
                 }
                 Method::GET => {
-                    let span = match parent {
-                        Some(parent) => tracing::info_span!(
-                            target: trace::TARGET,
-                            "node.shard.read",
-                            otel.kind = "server",
-                            traceparent = parent,
-                            tessera.store = store.id(),
-                            tessera.shard = %shard,
-                            error = tracing::field::Empty,
-                        ),
-                        None => Span::none(),
-                    };
+                    let span = shard_span(parent, "node.shard.read", store.id(), shard);
                     let range = protocol::parse_range_query(req.uri().query())
                         .ok_or_else(|| bad_request("missing or malformed byte range"))?;
                     let bytes = store

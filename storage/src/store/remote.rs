@@ -131,6 +131,23 @@ impl Remote {
             .map_err(|e| self.unavailable(e))
     }
 
+    /// The span (`name`: `shard.write`, `shard.read`) of a transfer of
+    /// shard `id`; the node receives its context.
+    fn shard_span(&self, name: &'static str, id: ShardId) -> tracing::Span {
+        tracing::info_span!(
+            target: trace::TARGET,
+            "shard",
+            otel.name = name,
+            otel.kind = "client",
+            tessera.node = self.node,
+            tessera.store = %self.id,
+            tessera.shard = %id,
+            shard.bytes = tracing::field::Empty,
+            shard.range = tracing::field::Empty,
+            error = tracing::field::Empty,
+        )
+    }
+
     fn store_request(&self) -> StoreRequest {
         StoreRequest {
             store: self.id.clone(),
@@ -190,16 +207,7 @@ impl ShardStore for Remote {
     }
 
     async fn put(&self, id: ShardId, data: ByteStream) -> Result<u64, StorageError> {
-        let span = tracing::info_span!(
-            target: trace::TARGET,
-            "shard.write",
-            otel.kind = "client",
-            tessera.node = self.node,
-            tessera.store = %self.id,
-            tessera.shard = %id,
-            shard.bytes = tracing::field::Empty,
-            error = tracing::field::Empty,
-        );
+        let span = self.shard_span("shard.write", id);
         let upload = async {
             let request = Request::builder()
                 .method(Method::PUT)
@@ -220,15 +228,10 @@ impl ShardStore for Remote {
     }
 
     async fn get(&self, id: ShardId, range: Range<u64>) -> Result<ByteStream, StorageError> {
-        let span = tracing::info_span!(
-            target: trace::TARGET,
-            "shard.read",
-            otel.kind = "client",
-            tessera.node = self.node,
-            tessera.store = %self.id,
-            tessera.shard = %id,
-            shard.range = %format_args!("{}-{}", range.start, range.end),
-            error = tracing::field::Empty,
+        let span = self.shard_span("shard.read", id);
+        span.record(
+            "shard.range",
+            tracing::field::display(format_args!("{}-{}", range.start, range.end)),
         );
         let uri = format!(
             "{}?{}",
