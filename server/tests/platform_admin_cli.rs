@@ -80,7 +80,7 @@ async fn json_for_scripts_status_for_people_and_watch_until_done() {
     assert_eq!(summary.nodes.len(), 3);
     assert_eq!(summary.status.stores.iter().filter(|s| s.up).count(), 6);
     assert_eq!(summary.members.leader, Some(summary.members.this));
-    assert!(summary.repair.done);
+    assert!(summary.repair.as_ref().unwrap().done);
     let screen = admin(&gateway, d, &["status"]);
     assert!(
         screen.starts_with("TESSERA  OK") || space_low && screen.contains("[TesseraStoreSpaceLow]"),

@@ -346,7 +346,12 @@ impl AdminState {
 
     async fn summary(&self) -> Result<Summary, Failure> {
         let status = self.status().await?;
-        let repair = self.repair_status().await?;
+        let has_repair = status.jobs.iter().any(|j| j.job == "repair");
+        let repair = if has_repair {
+            Some(self.repair_status().await?)
+        } else {
+            None
+        };
         let nodes = match &self.nodes {
             Some(nodes) => nodes.records().await?,
             None => Vec::new(),

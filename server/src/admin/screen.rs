@@ -267,23 +267,35 @@ pub fn status_screen(s: &Summary, color: bool) -> String {
         stores.len(),
         stores.len() - up
     );
-    let r = &s.repair;
-    let repair = if r.done {
-        "done".to_owned()
-    } else {
-        format!(
-            "{} shards pending, {}/s, ETA {}",
-            r.pending_shards,
-            bytes(r.bytes_per_sec),
-            r.eta_secs.map_or_else(|| "-".to_owned(), duration)
-        )
-    };
-    let _ = writeln!(out, "REPAIR    {repair}");
-    for risk in &r.at_risk {
+    match &s.repair {
+        None => {
+            let _ = writeln!(out, "REPAIR    not here: a witness runs no jobs");
+        }
+        Some(r) => {
+            let repair = if r.done {
+                "done".to_owned()
+            } else {
+                format!(
+                    "{} shards pending, {}/s, ETA {}",
+                    r.pending_shards,
+                    bytes(r.bytes_per_sec),
+                    r.eta_secs.map_or_else(|| "-".to_owned(), duration)
+                )
+            };
+            let _ = writeln!(out, "REPAIR    {repair}");
+            for risk in &r.at_risk {
+                let _ = writeln!(
+                    out,
+                    "          {} segments can lose {} more shards",
+                    risk.segments, risk.redundancy_left
+                );
+            }
+        }
+    }
+    if let Some(leader) = m.leader.filter(|&l| l != m.this) {
         let _ = writeln!(
             out,
-            "          {} segments can lose {} more shards",
-            risk.segments, risk.redundancy_left
+            "          (jobs run on the leader, member {leader}: ask its gateway for their progress)"
         );
     }
     let jobs: Vec<String> = s

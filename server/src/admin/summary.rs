@@ -69,8 +69,8 @@ pub struct Summary {
     pub members: MemberList,
     /// The storage nodes (none when the gateway uses its own disks only).
     pub nodes: Vec<NodeRecord>,
-    /// How far repair is.
-    pub repair: RepairStatus,
+    /// How far repair is (none on a witness, which runs no jobs).
+    pub repair: Option<RepairStatus>,
     /// When this was put together, milliseconds since the Unix epoch.
     pub at: i64,
 }
@@ -81,7 +81,7 @@ impl Summary {
         status: Status,
         members: MemberList,
         nodes: Vec<NodeRecord>,
-        repair: RepairStatus,
+        repair: Option<RepairStatus>,
         at: i64,
     ) -> Summary {
         let mut summary = Summary {
@@ -200,7 +200,22 @@ impl Summary {
                 format!("stores down: {}", down.join(", ")),
             );
         }
-        for risk in &self.repair.at_risk {
+        for job in &self.status.jobs {
+            if job.failed_passes > 0 && job.done == 0 && job.queued > 0 {
+                say(
+                    Severity::Warning,
+                    "TesseraBackgroundJobFailing",
+                    format!(
+                        "{} has failed {} passes and finished nothing",
+                        job.job, job.failed_passes
+                    ),
+                );
+            }
+        }
+        let Some(repair) = &self.repair else {
+            return out;
+        };
+        for risk in &repair.at_risk {
             let (severity, alert, message) = match risk.redundancy_left {
                 left if left < 0 => (
                     Severity::Critical,
@@ -229,30 +244,15 @@ impl Summary {
             };
             say(severity, alert, message);
         }
-        if self.repair.pending_shards > 0
-            && self.repair.shards_per_sec == 0.0
-            && self.repair.failed_attempts > 0
-        {
+        if repair.pending_shards > 0 && repair.shards_per_sec == 0.0 && repair.failed_attempts > 0 {
             say(
                 Severity::Warning,
                 "TesseraRepairStalled",
                 format!(
                     "repair has {} shards pending, finishes none and failed {} attempts",
-                    self.repair.pending_shards, self.repair.failed_attempts
+                    repair.pending_shards, repair.failed_attempts
                 ),
             );
-        }
-        for job in &self.status.jobs {
-            if job.failed_passes > 0 && job.done == 0 && job.queued > 0 {
-                say(
-                    Severity::Warning,
-                    "TesseraBackgroundJobFailing",
-                    format!(
-                        "{} has failed {} passes and finished nothing",
-                        job.job, job.failed_passes
-                    ),
-                );
-            }
         }
         out
     }
@@ -331,7 +331,7 @@ mod tests {
     #[test]
     fn a_healthy_cluster_has_no_problems() {
         let (status, members, nodes, repair) = healthy();
-        let summary = Summary::new(status, members, nodes, repair, 0);
+        let summary = Summary::new(status, members, nodes, Some(repair), 0);
         assert_eq!(summary.health, Severity::Ok);
         assert!(summary.problems.is_empty());
     }
@@ -352,7 +352,7 @@ mod tests {
                 segments: 5,
             },
         ];
-        let summary = Summary::new(status.clone(), members, nodes.clone(), repair, 0);
+        let summary = Summary::new(status.clone(), members, nodes.clone(), Some(repair), 0);
         let alerts: Vec<(Severity, &str)> = summary
             .problems
             .iter()
@@ -374,7 +374,7 @@ mod tests {
         nodes[0].state = NodeState::Down;
         nodes[0].used = 0;
         let (_, members, _, repair) = healthy();
-        let summary = Summary::new(status, members, nodes, repair, 0);
+        let summary = Summary::new(status, members, nodes, Some(repair), 0);
         let alerts: Vec<&str> = summary.problems.iter().map(|p| p.alert.as_str()).collect();
         assert_eq!(alerts, vec!["TesseraNodeDown"]);
     }
