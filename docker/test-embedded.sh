@@ -104,7 +104,7 @@ $want"
 read_back "after put"
 
 # The admin CLI inside the container finds the token in the volume.
-timeout 30 "${COMPOSE[@]}" exec -T tessera tessera admin status > "$SCRATCH/status.json" ||
+timeout 30 "${COMPOSE[@]}" exec -T tessera tessera admin status --json > "$SCRATCH/status.json" ||
     fail "tessera admin status in the container failed"
 grep -q '"' "$SCRATCH/status.json" || fail "tessera admin status printed nothing"
 

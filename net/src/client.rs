@@ -3,7 +3,8 @@
 //! that a peer gone silent fails its calls within seconds (connecting is
 //! bounded too). [`RpcClient::call`] sends and
 //! answers whole postcard messages; [`RpcClient::send`] any request, with
-//! bodies streamed both ways.
+//! bodies streamed both ways. Each request carries the caller's trace
+//! context, when tracing is on (see [`crate::trace`]).
 //!
 //! [`RpcClient`] also holds a test hook that drops all traffic to chosen
 //! peers, to cut partitions inside one process.
@@ -254,6 +255,7 @@ impl RpcClient {
         *request.uri_mut() = format!("https://{addr}{path}")
             .parse()
             .map_err(|e: http::uri::InvalidUri| failed(e.to_string()))?;
+        crate::trace::inject(request.headers_mut());
         let mut sender = self.connection(peer, addr).await?;
         sender.send_request(request).await.map_err(|e| {
             self.conns

@@ -9,6 +9,8 @@
 //!   ([`wire`]) or bodies streamed both ways ([`body`]).
 //! - [`server`]: the matching server, handing each request to an
 //!   [`HttpService`] (or its whole body to a [`Service`]).
+//! - [`trace`]: the trace context a call carries (W3C `traceparent`), so
+//!   spans on both sides of it belong to one trace.
 //!
 //! The crate knows nothing of raft or of shards: `tessera-raft` runs its
 //! member-to-member RPCs over it, and storage nodes serve shards over it.
@@ -18,6 +20,7 @@ pub mod client;
 pub mod error;
 pub mod server;
 pub mod tls;
+pub mod trace;
 pub mod wire;
 
 /// HTTP/2 flow-control window of one stream: a shard block (1 MiB) and

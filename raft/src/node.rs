@@ -25,6 +25,7 @@ use redb::{Database, ReadableDatabase};
 use serde::Serialize;
 use tessera_net::{CallError, RpcClient, RpcServer, Service, Unary};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::command::{Command, CommandResponse};
 use crate::error::MetaError;
@@ -384,10 +385,22 @@ impl MetaNode {
     /// Proposes `cmd` and returns its outcome once applied. Any member
     /// accepts writes: a follower forwards to the leader. A refusal of the
     /// state machine is [`MetaError::Apply`].
+    ///
+    /// The write is a span (`raft.commit`) of the caller's trace, when
+    /// tracing is on (see [`tessera_net::trace`]).
     pub async fn write(&self, cmd: Command) -> Result<CommandResponse, MetaError> {
+        let span = tracing::info_span!(
+            target: tessera_net::trace::TARGET,
+            "raft.commit",
+            tessera.member = self.core().id,
+            error = tracing::field::Empty,
+        );
         let started = Instant::now();
-        let result = self.core().write(cmd).await;
+        let result = self.core().write(cmd).instrument(span.clone()).await;
         metrics::histogram!("tessera_raft_write_seconds").record(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            span.record("error", tracing::field::display(e));
+        }
         result
     }
 
@@ -404,9 +417,18 @@ impl MetaNode {
     ) -> Result<T, MetaError> {
         let core = self.core();
         if !core.leads_alone() {
+            let span = tracing::info_span!(
+                target: tessera_net::trace::TARGET,
+                "raft.read_index",
+                tessera.member = core.id,
+            );
             let deadline = Instant::now() + core.timing.request_timeout;
-            let index = core.read_index(deadline).await?;
-            core.wait_applied(index, deadline).await?;
+            async {
+                let index = core.read_index(deadline).await?;
+                core.wait_applied(index, deadline).await
+            }
+            .instrument(span)
+            .await?;
         }
         self.read_local(f).await
     }

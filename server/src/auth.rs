@@ -364,7 +364,7 @@ impl GrantAccess {
 impl S3Access for GrantAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let op = cx.s3_op().name();
-        crate::metrics::set_current_op(op);
+        crate::metrics::set_current_op(op, cx.s3_path().get_bucket_name());
         let creds = cx
             .credentials()
             .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))?;

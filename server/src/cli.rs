@@ -4,12 +4,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::admin::client::AdminClient;
-use crate::admin::{GrantSet, KeyCreate};
+use crate::admin::screen::{self, JobProgress};
+use crate::admin::{GrantSet, KeyCreate, watch};
 use crate::config::{Config, ConfigLayer, DEFAULT_DATA_DIR};
 use crate::datadir::{ADMIN_TOKEN_FILE, CREDENTIALS_FILE};
+use crate::otel::{OtlpSettings, Resource};
 use crate::{RunningServer, Server};
 
 /// Tessera: an S3-compatible object store.
@@ -107,6 +110,9 @@ pub struct AdminArgs {
     /// The server's data directory, to read the admin token from
     #[arg(long, env = "TESSERA_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// Print JSON instead of text, for scripts (with --watch: one object a line)
+    #[arg(long, global = true)]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: AdminCommand,
@@ -115,14 +121,16 @@ pub struct AdminArgs {
 /// `tessera admin …` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Show metadata, store and readiness state.
-    Status,
-    /// Show background jobs (gc, repair, scrub, sweep, evacuate): queued, done, rate, ETA.
-    Jobs {
-        /// Print JSON instead of a table
+    /// The cluster's health on one screen: what is wrong (as the alert
+    /// rules judge it), members and leader, nodes with their space,
+    /// stores, repair and the other jobs.
+    Status {
+        /// Redraw it every two seconds until Ctrl-C (a wall screen)
         #[arg(long)]
-        json: bool,
+        watch: bool,
     },
+    /// Show background jobs (gc, repair, scrub, sweep, evacuate): queued, done, rate, ETA.
+    Jobs,
     /// Start a pass of a background job now.
     #[command(subcommand)]
     Job(JobCommand),
@@ -192,6 +200,9 @@ pub enum NodeCommand {
     Drain {
         /// The node's id
         node: u64,
+        /// Then follow the moving of its shards with a progress bar until done
+        #[arg(long)]
+        watch: bool,
     },
 }
 
@@ -200,11 +211,7 @@ pub enum NodeCommand {
 pub enum MemberCommand {
     /// Every member: voter or learner, its address, the leader, and (asked
     /// of the leader) how many log entries each is behind.
-    List {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Add a member as a learner (it receives the log but does not vote);
     /// returns once it has caught up. Start it first, with a certificate
     /// issued to `member-<id>`.
@@ -242,6 +249,12 @@ pub enum JobCommand {
 pub enum ScrubCommand {
     /// Start a full scrub pass now.
     Start,
+    /// How far the scrub pass is: segments verified and left, rate, ETA.
+    Status {
+        /// Redraw a progress bar every second until the pass is done
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 /// `tessera admin repair …`.
@@ -250,9 +263,9 @@ pub enum RepairCommand {
     /// How far repair is: shards pending and done, bytes rebuilt, rate,
     /// ETA, segments at risk, and whether it is done.
     Status {
-        /// Print JSON instead of text
+        /// Redraw a progress bar every second until repair is done
         #[arg(long)]
-        json: bool,
+        watch: bool,
     },
 }
 
@@ -309,47 +322,67 @@ pub enum BucketCommand {
 }
 
 /// `tessera admin member …`.
-async fn member(client: &AdminClient, command: MemberCommand) -> Result<()> {
+async fn member(client: &AdminClient, command: MemberCommand, json: bool) -> Result<()> {
     match command {
-        MemberCommand::List { json } => {
-            let list = client.members().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else {
-                print!("{}", members_table(&list));
-            }
-        }
+        MemberCommand::List => show(json, &client.members().await?, members_table),
         MemberCommand::Add { id, addr } => {
             client
                 .add_member(&crate::members::admin::MemberAdd { id, addr })
                 .await?;
-            println!("member {id}: added as a learner, caught up");
+            done(
+                json,
+                serde_json::json!({"member": id, "added": true}),
+                || format!("member {id}: added as a learner, caught up\n"),
+            )
         }
         MemberCommand::Promote { id } => {
             client.promote_member(id).await?;
-            println!("member {id}: votes");
+            done(
+                json,
+                serde_json::json!({"member": id, "voter": true}),
+                || format!("member {id}: votes\n"),
+            )
         }
         MemberCommand::Remove { id } => {
             client.remove_member(id).await?;
-            println!("member {id}: removed");
+            done(
+                json,
+                serde_json::json!({"member": id, "removed": true}),
+                || format!("member {id}: removed\n"),
+            )
         }
     }
-    Ok(())
 }
 
 /// `tessera admin failover --to SITE [--yes]`.
-async fn failover(client: &AdminClient, site: &str, yes: bool) -> Result<()> {
+async fn failover(client: &AdminClient, site: &str, yes: bool, json: bool) -> Result<()> {
     let plan = client.failover_plan(site).await?;
-    print!("{}", failover_text(&plan));
+    show(json, &plan, failover_text)?;
     if plan.has_quorum {
         anyhow::bail!("the cluster has a quorum: nothing to fail over");
     }
     if !yes {
         anyhow::bail!("nothing done: fence the lost site, then run this again with --yes");
     }
-    client.failover(site).await?;
-    println!("failed over: members {:?} now vote", plan.survivors);
+    let done_plan = client.failover(site).await?;
+    done(json, &done_plan, || {
+        format!("failed over: members {:?} now vote\n", plan.survivors)
+    })
+}
+
+/// Prints `value` as JSON with `--json`, else as `text` renders it.
+fn show<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text(value));
+    }
     Ok(())
+}
+
+/// Prints what an action did: `value` as JSON with `--json`, else `text`.
+fn done<T: Serialize>(json: bool, value: T, text: impl FnOnce() -> String) -> Result<()> {
+    show(json, &value, |_| text())
 }
 
 /// What a failover would do, in words.
@@ -389,11 +422,7 @@ pub fn members_table(list: &crate::members::admin::MemberList) -> String {
         "ID", "ROLE", "ADDRESS", "LAG"
     ));
     for m in &list.members {
-        let role = match (m.voter, list.leader == Some(m.id)) {
-            (true, true) => "leader",
-            (true, false) => "voter",
-            (false, _) => "learner",
-        };
+        let role = screen::member_role(list, m);
         let lag = m.lag.map_or_else(|| "-".to_owned(), |l| l.to_string());
         out.push_str(&format!("{:<6} {role:<8} {:<28} {lag}\n", m.id, m.addr));
     }
@@ -424,8 +453,16 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn node(args: NodeArgs) -> Result<()> {
-    init_tracing();
-    let config = crate::storage_node::NodeConfig::from_file(&args.config)?;
+    let mut config = crate::storage_node::NodeConfig::from_file(&args.config)?;
+    if let Ok(endpoint) = std::env::var("TESSERA_OTLP_ENDPOINT") {
+        config.otlp_endpoint = Some(endpoint);
+    }
+    let otlp = OtlpSettings::resolve(config.otlp_endpoint.clone(), config.otlp_queue_spans)?;
+    let resource = Resource {
+        service: "tessera-node",
+        instance: crate::storage_node::member_name(config.id),
+    };
+    let tracing = crate::otel::init(otlp.as_ref(), resource)?;
     let node = crate::storage_node::RunningNode::start(&config).await?;
     let metrics = node
         .metrics_addr
@@ -441,6 +478,9 @@ async fn node(args: NodeArgs) -> Result<()> {
     wait_for_signal().await?;
     tracing::info!("shutting down");
     node.shutdown().await;
+    if let Some(tracing) = tracing {
+        tracing.shutdown().await;
+    }
     Ok(())
 }
 
@@ -474,10 +514,17 @@ fn invoked_as() -> String {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    init_tracing();
     let config = Config::load(&args.settings, args.config.as_deref())?;
+    let resource = Resource {
+        service: "tessera-gateway",
+        instance: config.metadata.as_ref().map_or_else(
+            || config.listen.to_string(),
+            |m| tessera_raft::node::member_name(m.member_id),
+        ),
+    };
+    let tracing = crate::otel::init(config.otlp.as_ref(), resource)?;
     let data_dir = config.data_dir.clone();
-    if config.role == crate::config::Role::Witness {
+    let stopped = if config.role == crate::config::Role::Witness {
         let witness = crate::witness::RunningWitness::start(config).await?;
         println!(
             "Tessera witness (metadata member {}), admin on http://{}",
@@ -487,13 +534,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
         println!("Ready; stop with Ctrl-C or SIGTERM.");
         wait_for_signal().await?;
         tracing::info!("shutting down");
-        return witness.shutdown().await;
+        witness.shutdown().await
+    } else {
+        let server = Server::start(config).await?;
+        announce(&server, &data_dir);
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        server.shutdown().await
+    };
+    if let Some(tracing) = tracing {
+        tracing.shutdown().await;
     }
-    let server = Server::start(config).await?;
-    announce(&server, &data_dir);
-    wait_for_signal().await?;
-    tracing::info!("shutting down");
-    server.shutdown().await
+    stopped
 }
 
 /// Prints where the server listens and, at first start, the generated key.
@@ -524,29 +576,6 @@ async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
-fn init_tracing() {
-    // s3s logs nothing at info, but opens an info span around every
-    // signature check: at warn it costs nothing per request. It also logs
-    // every refused request at ERROR, twice (s3s::ops), and malformed XML
-    // with the body (s3s::http): anyone can send those, and they are the
-    // client's doing, so both are off. Server-side failures are logged
-    // where they happen (s3::errors), and s3s::service reports 5xx answers.
-    // openraft's replication logs a member that cannot be reached twice a
-    // second (warn and error) for as long as it is down: `tessera admin
-    // member list` and the raft metrics say it once and better.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,openraft=warn,openraft::replication=off,\
-             openraft::engine::handler::replication_handler=off,\
-             s3s=warn,s3s::ops=off,s3s::http=off",
-        )
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 async fn admin(args: AdminArgs) -> Result<()> {
     let token = match args.token {
         Some(token) => token,
@@ -564,22 +593,52 @@ async fn admin(args: AdminArgs) -> Result<()> {
         }
     };
     let client = AdminClient::new(args.url, token);
+    let json = args.json;
+    let out = watch::Output::new(json);
     match args.command {
-        AdminCommand::Status => {
-            let status = client.status().await?;
-            println!("{}", serde_json::to_string_pretty(&status)?);
+        AdminCommand::Status { watch: false } => {
+            let summary = client.summary().await?;
+            show(json, &summary, |s| screen::status_screen(s, out.terminal))
         }
-        AdminCommand::Node(NodeCommand::Drain { node }) => {
+        AdminCommand::Status { watch: true } => {
+            watch::screen(out, || async {
+                let summary = client.summary().await?;
+                let text = screen::status_screen(&summary, out.terminal);
+                Ok((summary, text))
+            })
+            .await
+        }
+        AdminCommand::Node(NodeCommand::Drain { node, watch }) => {
             let stores = client.drain_node(node).await?;
-            println!("node {node}: draining {}", stores.join(", "));
+            if !watch {
+                return done(
+                    json,
+                    serde_json::json!({"node": node, "draining": stores}),
+                    || format!("node {node}: draining {}\n", stores.join(", ")),
+                );
+            }
+            if !json {
+                println!("node {node}: draining {}", stores.join(", "));
+            }
+            let label = format!("drain of node {node}");
+            watch::progress(out, || async {
+                let status = client.repair_status().await?;
+                let progress = JobProgress::repair(label.clone(), &status);
+                Ok((status, progress))
+            })
+            .await
         }
         AdminCommand::Node(NodeCommand::List) => {
             let nodes = client.nodes().await?;
             let status = client.status().await?;
-            if !nodes.is_empty() {
-                println!("{}", nodes_table(&nodes, crate::auth::now_millis()));
-            }
-            print!("{}", stores_table(&status.stores));
+            let listing = serde_json::json!({"nodes": nodes, "stores": status.stores});
+            show(json, &listing, |_| {
+                let mut text = String::new();
+                if !nodes.is_empty() {
+                    text = format!("{}\n", nodes_table(&nodes, crate::auth::now_millis()));
+                }
+                text + &stores_table(&status.stores)
+            })
         }
         AdminCommand::Node(NodeCommand::Add {
             id,
@@ -594,37 +653,69 @@ async fn admin(args: AdminArgs) -> Result<()> {
                 zone,
             };
             let stores = client.add_node(&entry).await?;
-            println!("node {id}: added with stores {}", stores.join(", "));
+            done(
+                json,
+                serde_json::json!({"node": id, "stores": stores}),
+                || format!("node {id}: added with stores {}\n", stores.join(", ")),
+            )
         }
         AdminCommand::Node(NodeCommand::Remove { node }) => {
             client.remove_node(node).await?;
-            println!("node {node}: removed");
+            done(
+                json,
+                serde_json::json!({"node": node, "removed": true}),
+                || format!("node {node}: removed\n"),
+            )
         }
-        AdminCommand::Member(command) => member(&client, command).await?,
-        AdminCommand::Failover { to, yes } => failover(&client, &to, yes).await?,
-        AdminCommand::Jobs { json } => {
-            let jobs = client.jobs().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&jobs)?);
-            } else {
-                print!("{}", jobs_table(&jobs));
-            }
-        }
+        AdminCommand::Member(command) => member(&client, command, json).await,
+        AdminCommand::Failover { to, yes } => failover(&client, &to, yes, json).await,
+        AdminCommand::Jobs => show(json, &client.jobs().await?, |jobs| jobs_table(jobs)),
         AdminCommand::Job(JobCommand::Start { name }) => {
             client.start_job(&name).await?;
-            println!("{name}: pass started");
+            done(
+                json,
+                serde_json::json!({"job": name, "started": true}),
+                || format!("{name}: pass started\n"),
+            )
         }
-        AdminCommand::Repair(RepairCommand::Status { json }) => {
-            let status = client.repair_status().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
-            } else {
-                print!("{}", repair_report(&status));
-            }
+        AdminCommand::Repair(RepairCommand::Status { watch: false }) => {
+            show(json, &client.repair_status().await?, repair_report)
+        }
+        AdminCommand::Repair(RepairCommand::Status { watch: true }) => {
+            watch::progress(out, || async {
+                let status = client.repair_status().await?;
+                let progress = JobProgress::repair("repair", &status);
+                Ok((status, progress))
+            })
+            .await
         }
         AdminCommand::Scrub(ScrubCommand::Start) => {
             client.start_job("scrub").await?;
-            println!("scrub: pass started; follow it with `tessera admin jobs`");
+            done(
+                json,
+                serde_json::json!({"job": "scrub", "started": true}),
+                || {
+                    "scrub: pass started; follow it with `tessera admin scrub status --watch`\n"
+                        .to_owned()
+                },
+            )
+        }
+        AdminCommand::Scrub(ScrubCommand::Status { watch }) => {
+            let ask = || async {
+                let report = client
+                    .jobs()
+                    .await?
+                    .into_iter()
+                    .find(|j| j.job == "scrub")
+                    .context("the server runs no scrub job")?;
+                let progress = JobProgress::job(&report, "segments");
+                Ok((report, progress))
+            };
+            if watch {
+                return watch::progress(out, ask).await;
+            }
+            let (report, progress) = ask().await?;
+            show(json, &report, |_| format!("{}\n", progress.line(0)))
         }
         AdminCommand::Key(KeyCommand::Create {
             name,
@@ -638,32 +729,21 @@ async fn admin(args: AdminArgs) -> Result<()> {
                     admin,
                 })
                 .await?;
-            println!("Access key: {}", created.access_key);
-            println!("Secret key: {}", created.secret_key);
+            show(json, &created, |c| {
+                format!(
+                    "Access key: {}\nSecret key: {}\n",
+                    c.access_key, c.secret_key
+                )
+            })
         }
         AdminCommand::Key(KeyCommand::List) => {
-            for key in client.list_keys().await? {
-                let mut flags = Vec::new();
-                if key.admin {
-                    flags.push("admin");
-                }
-                if key.allow_create_bucket {
-                    flags.push("create-bucket");
-                }
-                println!("{}\t{}\t{}", key.access_key, key.name, flags.join(","));
-                for g in key.grants {
-                    let perms: Vec<&str> =
-                        [(g.read, "read"), (g.write, "write"), (g.owner, "owner")]
-                            .into_iter()
-                            .filter_map(|(on, name)| on.then_some(name))
-                            .collect();
-                    println!("\t{}\t{}", g.bucket, perms.join(","));
-                }
-            }
+            show(json, &client.list_keys().await?, |keys| keys_text(keys))
         }
         AdminCommand::Key(KeyCommand::Delete { key }) => {
             client.delete_key(&key).await?;
-            println!("Deleted {key}");
+            done(json, serde_json::json!({"deleted": key}), || {
+                format!("Deleted {key}\n")
+            })
         }
         AdminCommand::Bucket(BucketCommand::Allow {
             key,
@@ -675,29 +755,79 @@ async fn admin(args: AdminArgs) -> Result<()> {
             if !(read || write || owner) {
                 bail!("give at least one of --read, --write, --owner");
             }
-            client
-                .set_grant(&GrantSet {
+            grant(
+                &client,
+                json,
+                GrantSet {
                     access_key: key,
                     bucket,
                     read,
                     write,
                     owner,
-                })
-                .await?;
+                },
+            )
+            .await
         }
         AdminCommand::Bucket(BucketCommand::Deny { key, bucket }) => {
-            client
-                .set_grant(&GrantSet {
+            grant(
+                &client,
+                json,
+                GrantSet {
                     access_key: key,
                     bucket,
                     read: false,
                     write: false,
                     owner: false,
-                })
-                .await?;
+                },
+            )
+            .await
         }
     }
-    Ok(())
+}
+
+/// Sets a grant and says what the key may now do on the bucket.
+async fn grant(client: &AdminClient, json: bool, grant: GrantSet) -> Result<()> {
+    client.set_grant(&grant).await?;
+    show(json, &grant, |g| {
+        format!("{} on {}: {}\n", g.access_key, g.bucket, grant_text(g))
+    })
+}
+
+/// A grant's permissions, comma-separated (`none` for none).
+fn grant_text(g: &GrantSet) -> String {
+    let perms: Vec<&str> = [(g.read, "read"), (g.write, "write"), (g.owner, "owner")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+    if perms.is_empty() {
+        "none".to_owned()
+    } else {
+        perms.join(",")
+    }
+}
+
+/// The access keys, tab-separated: one line each, then a line per grant.
+fn keys_text(keys: &[crate::admin::KeyInfo]) -> String {
+    let mut out = String::new();
+    for key in keys {
+        let mut flags = Vec::new();
+        if key.admin {
+            flags.push("admin");
+        }
+        if key.allow_create_bucket {
+            flags.push("create-bucket");
+        }
+        out.push_str(&format!(
+            "{}\t{}\t{}\n",
+            key.access_key,
+            key.name,
+            flags.join(",")
+        ));
+        for g in &key.grants {
+            out.push_str(&format!("\t{}\t{}\n", g.bucket, grant_text(g)));
+        }
+    }
+    out
 }
 
 /// The storage nodes as a table: one line each.

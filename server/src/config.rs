@@ -118,6 +118,8 @@ pub struct Config {
     /// This process as a member of a multi-member metadata cluster; `None`:
     /// the embedded single member.
     pub metadata: Option<MetadataCluster>,
+    /// Where spans are exported over OTLP; `None` (the default): no tracing.
+    pub otlp: Option<crate::otel::OtlpSettings>,
 }
 
 /// What `tessera serve` runs as.
@@ -436,6 +438,7 @@ impl Config {
             bucket_nodes: Vec::new(),
             role: Role::Gateway,
             metadata: None,
+            otlp: None,
         }
     }
 
@@ -560,6 +563,12 @@ pub struct ConfigLayer {
     /// host:port the other members reach this one at [default: its [[members]] addr]
     #[arg(long, env = "TESSERA_CLUSTER_ADVERTISE")]
     pub cluster_advertise: Option<String>,
+    /// OTLP/HTTP collector to export spans to (http://host:4318; spans go to /v1/traces) [default: none, tracing off]
+    #[arg(long, env = "TESSERA_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Most finished spans kept waiting for the collector; more are dropped [default: 4096]
+    #[arg(long, env = "TESSERA_OTLP_QUEUE_SPANS")]
+    pub otlp_queue_spans: Option<usize>,
     /// The founding members of the metadata cluster (`[[members]]` tables:
     /// id, addr, site, voter); config file only.
     #[arg(skip)]
@@ -618,6 +627,8 @@ impl ConfigLayer {
             site: self.site.or(lower.site),
             cluster_listen: self.cluster_listen.or(lower.cluster_listen),
             cluster_advertise: self.cluster_advertise.or(lower.cluster_advertise),
+            otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
+            otlp_queue_spans: self.otlp_queue_spans.or(lower.otlp_queue_spans),
             members: self.members.or(lower.members),
             nodes: self.nodes.or(lower.nodes),
             bucket_nodes: self.bucket_nodes.or(lower.bucket_nodes),
@@ -730,6 +741,7 @@ impl ConfigLayer {
         if let Some(v) = self.scrub_rate_mib {
             cfg.scrub_rate = v.saturating_mul(1 << 20);
         }
+        cfg.otlp = crate::otel::OtlpSettings::resolve(self.otlp_endpoint, self.otlp_queue_spans)?;
         cfg.role = self.role.unwrap_or_default();
         if cfg.role == Role::Witness && self.disks.is_none() {
             cfg.disks = 0;

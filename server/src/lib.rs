@@ -23,6 +23,7 @@ pub mod local_stores;
 pub mod members;
 pub mod metrics;
 pub mod nodes;
+pub mod otel;
 pub mod placement;
 pub mod routes;
 pub mod s3;

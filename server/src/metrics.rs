@@ -32,6 +32,7 @@
 //! | `tessera_memory_budget_capacity_bytes` / `tessera_memory_budget_reserved_bytes` | gauge | `budget` (`write`, `read`) |
 //! | `tessera_memory_budget_waits_total` | counter | `budget` |
 //! | `tessera_certificate_expiry_timestamp_seconds` (Unix time the certificate, or the earliest of its chain, expires) | gauge | `certificate` (`s3`, `cluster`, `cluster-ca`) |
+//! | `tessera_trace_spans_exported_total` / `tessera_trace_spans_dropped_total` (the queue was full) / `tessera_trace_export_failures_total` (batches the collector did not take), with `otlp_endpoint` set (gateways and nodes) | counter | |
 //!
 //! Counters an alert watches for a first increase (bad shards, failures,
 //! waits) are published at 0 from the start, so `increase()` sees the
@@ -64,6 +65,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -295,6 +297,18 @@ fn describe() {
         "Stripes that waited for their memory budget (uploads or downloads held back)"
     );
     describe_counter!(
+        "tessera_trace_spans_exported_total",
+        "Spans sent to the OTLP collector"
+    );
+    describe_counter!(
+        "tessera_trace_spans_dropped_total",
+        "Spans dropped because the export queue was full (otlp_queue_spans)"
+    );
+    describe_counter!(
+        "tessera_trace_export_failures_total",
+        "Batches of spans the OTLP collector did not take (dropped, not retried)"
+    );
+    describe_counter!(
         "tessera_md5_lane_rounds_total",
         "Rounds of the shared MD5 worker, by kernel (scalar, interleaved, avx2, avx512)"
     );
@@ -304,21 +318,33 @@ fn describe() {
     );
 }
 
-tokio::task_local! {
-    /// The S3 operation of the request being served on this task.
-    static CURRENT_OP: RefCell<String>;
+/// The request being served on a task: its S3 operation and span.
+struct CurrentRequest {
+    op: String,
+    span: tracing::Span,
 }
 
-/// Names the S3 operation of the request being served (called by the access
-/// check, which is where s3s tells the operation); [`Measured`] labels the
-/// request's metrics with it. Outside a measured request it does nothing.
-pub(crate) fn set_current_op(op: &str) {
-    let _ = CURRENT_OP.try_with(|current| op.clone_into(&mut current.borrow_mut()));
+tokio::task_local! {
+    /// The request being served on this task.
+    static CURRENT: RefCell<CurrentRequest>;
+}
+
+/// Names the S3 operation of the request being served, and its bucket
+/// (called by the access check, which is where s3s tells them);
+/// [`Measured`] labels the request's metrics and span with them. Outside
+/// a measured request it does nothing.
+pub(crate) fn set_current_op(op: &str, bucket: Option<&str>) {
+    let _ = CURRENT.try_with(|current| {
+        let mut current = current.borrow_mut();
+        op.clone_into(&mut current.op);
+        crate::otel::name_request(&current.span, op, bucket);
+    });
 }
 
 /// A hyper service wrapper recording every request's operation, status and
 /// latency (to the response head) — including requests refused before they
-/// reach the gateway. Operations are labelled `unknown` until named.
+/// reach the gateway. Operations are labelled `unknown` until named. Each
+/// request is a span too, when tracing is on (see [`crate::otel`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Measured<S>(pub S);
 
@@ -334,19 +360,28 @@ where
     type Future = BoxFuture<'static, Result<Response<B>, S::Error>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let inner = self.0.call(req);
+        let span = crate::otel::request_span(req.method());
+        let inner = span.in_scope(|| self.0.call(req));
+        let current = CurrentRequest {
+            op: "unknown".to_owned(),
+            span: span.clone(),
+        };
+        let serving = span.clone();
         Box::pin(
-            CURRENT_OP.scope(RefCell::new("unknown".to_owned()), async move {
-                let start = Instant::now();
-                let result = inner.await;
-                let op = CURRENT_OP.with(|current| current.take());
-                let status = result.as_ref().map_or(500, |resp| resp.status().as_u16());
-                if (400..500).contains(&status) {
-                    tracing::debug!(op = %op, status, "request refused");
-                }
-                record_request(op, status, start.elapsed());
-                result
-            }),
+            CURRENT
+                .scope(RefCell::new(current), async move {
+                    let start = Instant::now();
+                    let result = inner.await;
+                    let op = CURRENT.with(|current| std::mem::take(&mut current.borrow_mut().op));
+                    let status = result.as_ref().map_or(500, |resp| resp.status().as_u16());
+                    if (400..500).contains(&status) {
+                        tracing::debug!(op = %op, status, "request refused");
+                    }
+                    crate::otel::finish_request(&span, status);
+                    record_request(op, status, start.elapsed());
+                    result
+                })
+                .instrument(serving),
         )
     }
 }

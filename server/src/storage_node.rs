@@ -15,6 +15,7 @@
 //! scrub_interval_days = 30        # a full scrub pass of the disks this often
 //! scrub_rate_mib = 64             # reading at most this fast (0: no limit)
 //! metrics_listen = "127.0.0.1:7501"   # optional: Prometheus /metrics, plain HTTP
+//! otlp_endpoint = "http://127.0.0.1:4318"  # optional: export spans (see crate::otel)
 //! ```
 //!
 //! The node scrubs its own disks (see [`crate::workers::node_scrub`]):
@@ -90,6 +91,13 @@ pub struct NodeConfig {
     /// Where to serve Prometheus `/metrics` (plain HTTP); none when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// OTLP/HTTP collector to export spans to (`TESSERA_OTLP_ENDPOINT`
+    /// overrides it); none: tracing off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// Most finished spans kept waiting for the collector [default: 4096].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_queue_spans: Option<usize>,
 }
 
 impl NodeConfig {
@@ -105,6 +113,8 @@ impl NodeConfig {
                 path.display()
             );
         }
+        crate::otel::OtlpSettings::resolve(cfg.otlp_endpoint.clone(), cfg.otlp_queue_spans)
+            .with_context(|| format!("in {}", path.display()))?;
         if cfg.scrub_interval_days == Some(0) {
             bail!(
                 "scrub_interval_days must be at least 1 (in {})",

@@ -513,7 +513,7 @@ impl StsRoute {
     /// Only signed requests get here (s3s has checked the signature and
     /// that the key exists); unsigned ones get `AccessDenied`.
     pub fn check_access(req: &S3Request<Body>) -> S3Result<()> {
-        crate::metrics::set_current_op("AssumeRole");
+        crate::metrics::set_current_op("AssumeRole", None);
         match req.credentials {
             Some(_) => Ok(()),
             None => Err(s3_error!(AccessDenied, "Signature is required")),

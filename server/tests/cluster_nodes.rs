@@ -13,50 +13,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::process::{Process, kill, run, run_within, spawn};
+use common::cluster::{
+    admin, admin_result, start_gateway, start_gateway_listing, start_node, start_nodes,
+    write_identity,
+};
+use common::process::{Process, kill, run_within};
 use futures::StreamExt;
 use std::sync::Arc;
 use tessera_net::{ClusterCa, ClusterTls, RpcClient};
 use tessera_storage::{ObjectId, Remote, ShardId, ShardStore};
-
-/// Writes an identity's PEM files under `dir` as `name.{pem,key}`, the CA as `ca.pem`.
-fn write_identity(dir: &Path, name: &str, tls: &ClusterTls) -> String {
-    std::fs::write(dir.join("ca.pem"), &tls.ca_pem).unwrap();
-    std::fs::write(dir.join(format!("{name}.pem")), &tls.cert_pem).unwrap();
-    std::fs::write(dir.join(format!("{name}.key")), &tls.key_pem).unwrap();
-    format!(
-        "cluster_ca = {:?}\ncluster_cert = {:?}\ncluster_key = {:?}\n",
-        dir.join("ca.pem"),
-        dir.join(format!("{name}.pem")),
-        dir.join(format!("{name}.key"))
-    )
-}
-
-/// Runs `tessera admin ARGS` against `gateway` (its token from its data
-/// dir under `dir`) and returns what it printed.
-fn admin(gateway: &Process, dir: &Path, args: &[&str]) -> String {
-    admin_result(gateway, dir, args).unwrap_or_else(|stderr| panic!("{args:?}: {stderr}"))
-}
-
-/// Runs `tessera admin ARGS`: what it printed, or its error output.
-fn admin_result(gateway: &Process, dir: &Path, args: &[&str]) -> Result<String, String> {
-    let url = gateway.announced.split(", admin on ").nth(1).unwrap();
-    let data_dir = dir.join("gateway-1");
-    let mut all = vec![
-        "admin",
-        "--url",
-        url,
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    let out = run(&all);
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
 
 /// The state column of node `id` in `tessera admin node list`'s node table.
 fn node_state(listing: &str, id: &str) -> Option<String> {
@@ -157,105 +122,6 @@ async fn a_gateway_stores_on_nodes_and_reads_through_a_killed_one() {
         );
     }
     drop(gateway);
-}
-
-/// Starts `count` nodes of `disks` disks each, each node its own zone.
-async fn start_nodes(
-    dir: &Path,
-    ca: &ClusterCa,
-    count: u64,
-    disks: usize,
-) -> Vec<(u64, String, PathBuf, Process)> {
-    let mut nodes = Vec::new();
-    for n in 1..=count {
-        nodes.push(start_node(dir, ca, n, disks).await);
-    }
-    nodes
-}
-
-/// Starts node `n` of `disks` disks: its id, address, data dir and process.
-async fn start_node(
-    dir: &Path,
-    ca: &ClusterCa,
-    n: u64,
-    disks: usize,
-) -> (u64, String, PathBuf, Process) {
-    let tls = write_identity(
-        dir,
-        &format!("node-{n}"),
-        &ca.issue(&format!("node-{n}"), &[]).unwrap(),
-    );
-    let config = dir.join(format!("node-{n}.toml"));
-    let data = dir.join(format!("node-{n}"));
-    std::fs::write(
-        &config,
-        format!(
-            "id = {n}\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\ndisks = {disks}\n{tls}"
-        ),
-    )
-    .unwrap();
-    let node = spawn(
-        &["node", "--config", config.to_str().unwrap()],
-        "Tessera storage node",
-    )
-    .await;
-    let addr = node
-        .announced
-        .split(" on ")
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_owned();
-    (n, addr, data, node)
-}
-
-/// Starts a gateway over `nodes` with `extra` settings in its config file.
-async fn start_gateway(
-    dir: &Path,
-    ca: &ClusterCa,
-    nodes: &[(u64, String, PathBuf, Process)],
-    extra: &str,
-) -> (Process, aws_sdk_s3::Client) {
-    let listed: Vec<(u64, String)> = nodes
-        .iter()
-        .map(|(n, addr, ..)| (*n, addr.clone()))
-        .collect();
-    start_gateway_listing(dir, ca, &listed, extra).await
-}
-
-/// Starts a gateway whose `[[nodes]]` list the `(id, address)` pairs given.
-async fn start_gateway_listing(
-    dir: &Path,
-    ca: &ClusterCa,
-    nodes: &[(u64, String)],
-    extra: &str,
-) -> (Process, aws_sdk_s3::Client) {
-    let gateway_tls = write_identity(dir, "gateway-1", &ca.issue("gateway-1", &[]).unwrap());
-    let mut config = format!(
-        "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\n{extra}{gateway_tls}",
-        dir.join("gateway-1"),
-        common::TEST_ACCESS_KEY,
-        common::TEST_SECRET_KEY,
-    );
-    for (n, addr) in nodes {
-        config.push_str(&format!("[[nodes]]\nid = {n}\naddr = \"{addr}\"\n"));
-    }
-    let config_path = dir.join("gateway-1.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let gateway = spawn(
-        &["serve", "--config", config_path.to_str().unwrap()],
-        "Tessera S3 API on ",
-    )
-    .await;
-    let url = gateway.announced["Tessera S3 API on ".len()..]
-        .split(',')
-        .next()
-        .unwrap()
-        .to_owned();
-    let s3 = common::client_for(&url, common::TEST_ACCESS_KEY, common::TEST_SECRET_KEY);
-    (gateway, s3)
 }
 
 /// The metric `series` (written out in full, labels and all) that a
@@ -784,7 +650,7 @@ async fn nodes_are_kept_in_the_metadata_added_at_run_time_and_a_dead_one_does_no
     );
 
     // A seventh node is added at run time; new segments use it.
-    let seventh = start_node(dir.path(), &ca, 7, 1).await;
+    let seventh = start_node(dir.path(), &ca, 7, 1, "").await;
     let added = admin(
         &gateway,
         dir.path(),

@@ -33,6 +33,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::budget::{MemoryBudget, Reservation, buffer_for, recycle, reserved_bytes};
 use crate::codec::{Codec, DEFAULT_CODEC};
@@ -152,7 +153,10 @@ pub fn read_object(
     let expected = range.end - range.start;
     let (tx, rx) = mpsc::channel(1);
     let producer = Producer {
-        task: Some(tokio::spawn(produce(loc, key, range, opts, tx))),
+        // In the caller's span, so the shard reads are part of its trace.
+        task: Some(tokio::spawn(
+            produce(loc, key, range, opts, tx).in_current_span(),
+        )),
     };
     futures::stream::unfold(
         (rx, producer, 0u64),

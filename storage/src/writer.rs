@@ -28,6 +28,7 @@ use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::budget::{MemoryBudget, Reservation, buffer_for, reserved_bytes};
 use crate::checksum::{ChecksumAlgorithm, Checksums, Hasher};
@@ -552,9 +553,10 @@ impl ShardWriters {
             }
             let (tx, rx) = mpsc::channel(depth + 1);
             let store = store.clone();
-            tasks.push(Some(tokio::spawn(async move {
-                store.put(id, frame_stream(rx)).await
-            })));
+            // In the caller's span, so the shard write is part of its trace.
+            tasks.push(Some(tokio::spawn(
+                async move { store.put(id, frame_stream(rx)).await }.in_current_span(),
+            )));
             senders.push(Some(tx));
         }
         ShardWriters {

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use tessera_raft::model::NodeRecord;
 
+use super::summary::Summary;
 use super::{ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, RepairStatus, Status};
 use crate::config::NodeEntry;
 use crate::members::admin::{MemberAdd, MemberList};
@@ -38,6 +39,12 @@ impl AdminClient {
     /// Server status.
     pub async fn status(&self) -> Result<Status> {
         self.call::<(), _>(Method::GET, "/admin/v1/status", None)
+            .await
+    }
+
+    /// The cluster's health at a glance.
+    pub async fn summary(&self) -> Result<Summary> {
+        self.call::<(), _>(Method::GET, "/admin/v1/summary", None)
             .await
     }
 

@@ -14,6 +14,7 @@ use tessera_raft::command::Command;
 use tessera_raft::model::Grant;
 use tessera_raft::node::MetaNode;
 
+use super::summary::Summary;
 use super::{
     ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, RaftStatus, RepairStatus, Status,
     StoreStatus,
@@ -180,16 +181,9 @@ impl AdminState {
             (&Method::GET, "/admin/v1/status") => Ok(json(StatusCode::OK, &self.status().await?)),
             (&Method::GET, "/admin/v1/jobs") => Ok(json(StatusCode::OK, &self.jobs.reports())),
             (&Method::GET, "/admin/v1/repair") => {
-                let report = self
-                    .jobs
-                    .reports()
-                    .into_iter()
-                    .find(|r| r.job == "repair")
-                    .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "no repair job".to_owned()))?;
-                let status =
-                    RepairStatus::read(&self.meta, &self.stores, &self.evacuated, &report).await?;
-                Ok(json(StatusCode::OK, &status))
+                Ok(json(StatusCode::OK, &self.repair_status().await?))
             }
+            (&Method::GET, "/admin/v1/summary") => Ok(json(StatusCode::OK, &self.summary().await?)),
             (&Method::POST, p) if p.starts_with("/admin/v1/jobs/") && p.ends_with("/start") => {
                 let name = &p["/admin/v1/jobs/".len()..p.len() - "/start".len()];
                 if !self.jobs.start(name) {
@@ -338,6 +332,32 @@ impl AdminState {
             keys,
             jobs: self.jobs.reports(),
         })
+    }
+
+    async fn repair_status(&self) -> Result<RepairStatus, Failure> {
+        let report = self
+            .jobs
+            .reports()
+            .into_iter()
+            .find(|r| r.job == "repair")
+            .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "no repair job".to_owned()))?;
+        Ok(RepairStatus::read(&self.meta, &self.stores, &self.evacuated, &report).await?)
+    }
+
+    async fn summary(&self) -> Result<Summary, Failure> {
+        let status = self.status().await?;
+        let has_repair = status.jobs.iter().any(|j| j.job == "repair");
+        let repair = if has_repair {
+            Some(self.repair_status().await?)
+        } else {
+            None
+        };
+        let nodes = match &self.nodes {
+            Some(nodes) => nodes.records().await?,
+            None => Vec::new(),
+        };
+        let members = members::admin::list(&self.meta);
+        Ok(Summary::new(status, members, nodes, repair, now_millis()))
     }
 
     fn keys(&self) -> Result<&KeyStore, Failure> {

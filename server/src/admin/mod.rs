@@ -10,6 +10,7 @@
 //! | `GET /admin/v1/status` | | [`Status`] |
 //! | `GET /admin/v1/jobs` | | `[`[`JobReport`]`]` |
 //! | `GET /admin/v1/repair` | | [`RepairStatus`] |
+//! | `GET /admin/v1/summary` | | [`summary::Summary`]: the cluster's health at a glance |
 //! | `GET /admin/v1/keys` | | `[`[`KeyInfo`]`]` |
 //! | `POST /admin/v1/keys` | [`KeyCreate`] | [`KeyCreated`] |
 //! | `DELETE /admin/v1/keys/{id}` | | `{}` |
@@ -19,6 +20,9 @@
 
 pub mod client;
 pub(crate) mod http;
+pub mod screen;
+pub mod summary;
+pub mod watch;
 
 use serde::{Deserialize, Serialize};
 

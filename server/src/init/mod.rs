@@ -84,6 +84,8 @@ pub fn run(out: &Path, request: &LayoutRequest) -> Result<Cluster> {
             scrub_interval_days: None,
             scrub_rate_mib: None,
             metrics_listen: node.metrics_listen,
+            otlp_endpoint: None,
+            otlp_queue_spans: None,
         };
         write_config(&dir, &node.name, &config)?;
     }

@@ -12,6 +12,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedHttpClient}
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use tessera_server::testing::TestServer;
 
+pub mod cluster;
 pub mod process;
 
 pub use tessera_server::testing::{TEST_ACCESS_KEY, TEST_SECRET_KEY};

@@ -1,5 +1,7 @@
 //! The node's side of the protocol: answers gateways' requests from its
-//! stores.
+//! stores. A shard upload or download that comes with a trace context
+//! (`traceparent`, see [`tessera_net::trace`]) is a span of that trace
+//! (`node.shard.write`, `node.shard.read`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,12 +14,13 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use tessera_net::body::{Body, full, stream};
 use tessera_net::server::reply;
-use tessera_net::{HttpService, wire};
+use tessera_net::{HttpService, trace, wire};
+use tracing::{Instrument, Span};
 
 use super::NodeScrub;
 use super::protocol::{self, AckRequest, ListRequest, ShardRequest, StoreRequest};
 use crate::error::StorageError;
-use crate::store::{ByteStream, ShardStore};
+use crate::store::{ByteStream, ShardId, ShardStore};
 
 /// Largest request body of the operations other than a shard upload.
 const MAX_MESSAGE: usize = 64 << 10;
@@ -34,6 +37,30 @@ type Refusal = (StatusCode, String);
 
 fn bad_request(reason: impl std::fmt::Display) -> Refusal {
     (StatusCode::BAD_REQUEST, reason.to_string())
+}
+
+/// The span `name` of a shard upload or download whose caller sent its
+/// trace context (`parent`); none without one.
+fn shard_span(parent: Option<&str>, name: &'static str, store: &str, shard: ShardId) -> Span {
+    match parent {
+        Some(parent) => tracing::info_span!(
+            target: trace::TARGET,
+            "node.shard",
+            otel.name = name,
+            otel.kind = "server",
+            traceparent = parent,
+            tessera.store = store,
+            tessera.shard = %shard,
+            error = tracing::field::Empty,
+        ),
+        None => Span::none(),
+    }
+}
+
+/// [`failure`], recorded as the error of `span`.
+fn failed_in(span: &Span, e: StorageError) -> Refusal {
+    span.record("error", tracing::field::display(&e));
+    failure(e)
 }
 
 fn failure(e: StorageError) -> Refusal {
@@ -69,23 +96,33 @@ impl NodeService {
         let path = req.uri().path().to_owned();
         if let Some((store, shard)) = protocol::parse_shard_path(&path) {
             let store = self.store(store)?;
+            let parent = trace::remote_parent(req.headers());
             return match *req.method() {
                 Method::PUT => {
+                    let span = shard_span(parent, "node.shard.write", store.id(), shard);
                     let size = store
                         .put(shard, checked_upload(req.into_body()))
+                        .instrument(span.clone())
                         .await
-                        .map_err(failure)?;
+                        .map_err(|e| failed_in(&span, e))?;
                     encoded(&size)
                 }
                 Method::GET => {
+                    let span = shard_span(parent, "node.shard.read", store.id(), shard);
                     let range = protocol::parse_range_query(req.uri().query())
                         .ok_or_else(|| bad_request("missing or malformed byte range"))?;
-                    let bytes = store.get(shard, range).await.map_err(failure)?;
+                    let bytes = store
+                        .get(shard, range)
+                        .instrument(span.clone())
+                        .await
+                        .map_err(|e| failed_in(&span, e))?;
                     let served = metrics::counter!("tessera_node_bytes_served_total");
+                    // The span lasts until the shard is sent: it goes with the stream.
                     let bytes = bytes
-                        .inspect(move |chunk| {
-                            if let Ok(chunk) = chunk {
-                                served.increment(chunk.len() as u64);
+                        .inspect(move |chunk| match chunk {
+                            Ok(chunk) => served.increment(chunk.len() as u64),
+                            Err(e) => {
+                                span.record("error", tracing::field::display(e));
                             }
                         })
                         .boxed();

@@ -1,5 +1,7 @@
 //! [`Remote`]: a store on a storage node, reached over the cluster network
-//! (the gateway's side of [`crate::node::protocol`]).
+//! (the gateway's side of [`crate::node::protocol`]). Each shard upload and
+//! download is a span (`shard.write`, `shard.read`) whose context the node
+//! receives, see [`tessera_net::trace`].
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -13,7 +15,8 @@ use hyper::body::{Frame, Incoming};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_net::body::{BodyError, chunks, empty, full};
-use tessera_net::{Body, CallError, PeerId, RpcClient, wire};
+use tessera_net::{Body, CallError, PeerId, RpcClient, trace, wire};
+use tracing::Instrument;
 
 use super::{ByteStream, ScrubFinding, SelfScrubbing, ShardId, ShardStat, ShardStore, StoreHealth};
 use crate::error::StorageError;
@@ -128,6 +131,23 @@ impl Remote {
             .map_err(|e| self.unavailable(e))
     }
 
+    /// The span (`name`: `shard.write`, `shard.read`) of a transfer of
+    /// shard `id`; the node receives its context.
+    fn shard_span(&self, name: &'static str, id: ShardId) -> tracing::Span {
+        tracing::info_span!(
+            target: trace::TARGET,
+            "shard",
+            otel.name = name,
+            otel.kind = "client",
+            tessera.node = self.node,
+            tessera.store = %self.id,
+            tessera.shard = %id,
+            shard.bytes = tracing::field::Empty,
+            shard.range = tracing::field::Empty,
+            error = tracing::field::Empty,
+        )
+    }
+
     fn store_request(&self) -> StoreRequest {
         StoreRequest {
             store: self.id.clone(),
@@ -187,18 +207,32 @@ impl ShardStore for Remote {
     }
 
     async fn put(&self, id: ShardId, data: ByteStream) -> Result<u64, StorageError> {
-        let request = Request::builder()
-            .method(Method::PUT)
-            .uri(protocol::shard_path(&self.id, id))
-            .body(upload_frames(data))
-            .map_err(|e| self.unavailable(e))?;
-        let response = self.send(request, Duration::MAX).await?;
-        decode_answer(response)
-            .await
-            .map_err(|e| self.unavailable(e))
+        let span = self.shard_span("shard.write", id);
+        let upload = async {
+            let request = Request::builder()
+                .method(Method::PUT)
+                .uri(protocol::shard_path(&self.id, id))
+                .body(upload_frames(data))
+                .map_err(|e| self.unavailable(e))?;
+            let response = self.send(request, Duration::MAX).await?;
+            decode_answer(response)
+                .await
+                .map_err(|e| self.unavailable(e))
+        };
+        let size = upload.instrument(span.clone()).await;
+        match &size {
+            Ok(size) => span.record("shard.bytes", size),
+            Err(e) => span.record("error", tracing::field::display(e)),
+        };
+        size
     }
 
     async fn get(&self, id: ShardId, range: Range<u64>) -> Result<ByteStream, StorageError> {
+        let span = self.shard_span("shard.read", id);
+        span.record(
+            "shard.range",
+            tracing::field::display(format_args!("{}-{}", range.start, range.end)),
+        );
         let uri = format!(
             "{}?{}",
             protocol::shard_path(&self.id, id),
@@ -207,20 +241,34 @@ impl ShardStore for Remote {
         let request = Request::get(uri)
             .body(empty())
             .map_err(|e| self.unavailable(e))?;
-        let response = self.send(request, self.timeout).await?;
-        match response.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Err(StorageError::NotFound(id)),
-            status => {
-                let reason = decode_answer::<()>(response).await.err();
-                return Err(self.unavailable(reason.unwrap_or_else(|| status.to_string())));
+        let answer = async {
+            let response = self.send(request, self.timeout).await?;
+            match response.status() {
+                StatusCode::OK => Ok(response),
+                StatusCode::NOT_FOUND => Err(StorageError::NotFound(id)),
+                status => {
+                    let reason = decode_answer::<()>(response).await.err();
+                    Err(self.unavailable(reason.unwrap_or_else(|| status.to_string())))
+                }
             }
-        }
+        };
+        let response = match answer.instrument(span.clone()).await {
+            Ok(response) => response,
+            Err(e) => {
+                span.record("error", tracing::field::display(&e));
+                return Err(e);
+            }
+        };
         let store = self.id.clone();
+        // The span lasts as long as the download: it goes with the stream.
         Ok(chunks(response.into_body())
-            .map_err(move |e| StorageError::Unavailable {
-                store: store.clone(),
-                reason: format!("shard download broke off: {e}"),
+            .map_err(move |e| {
+                let e = StorageError::Unavailable {
+                    store: store.clone(),
+                    reason: format!("shard download broke off: {e}"),
+                };
+                span.record("error", tracing::field::display(&e));
+                e
             })
             .boxed())
     }
