@@ -1,10 +1,11 @@
 """S3 side of docker/test-failover.sh (boto3 from the compat venv).
 
     failover.py mkbucket ENDPOINT BUCKET
-    failover.py writer ENDPOINT BUCKET LOG STOPFILE
-        PUTs w/000001, w/000002, … until STOPFILE exists (or 600 s), one
-        request at a time, never retried; appends "KEY MD5" to LOG, flushed,
-        for every write the server acknowledged (200), and only for those.
+    failover.py writer ENDPOINT BUCKET LOG STOPFILE [PREFIX]
+        PUTs PREFIX000001, PREFIX000002, … (PREFIX: w/) until STOPFILE
+        exists (or 600 s), one request at a time, never retried; appends
+        "KEY MD5" to LOG, flushed, for every write the server acknowledged
+        (200), and only for those.
     failover.py rto ENDPOINT BUCKET KILLFILE BOUND
         started before the kill, so that nothing of its own start is
         counted: waits for KILLFILE (the kill's epoch time in it), then PUTs
@@ -14,6 +15,13 @@
         BOUND seconds of it.
     failover.py write-some ENDPOINT BUCKET PREFIX N LOG
         N acknowledged PUTs (each tried up to 3 times), recorded as above.
+    failover.py refused ENDPOINT BUCKET N BOUND
+        N PUTs (64 KiB) through a gateway cut off from the quorum, one after
+        the other: each must be refused with a 503 within BOUND seconds of
+        being sent. Prints the slowest refusal; exit 1 on any write
+        acknowledged, any other answer, or a refusal slower than BOUND.
+    failover.py listing ENDPOINT BUCKET OUT
+        Writes every key of BUCKET with its ETag, sorted, to OUT.
     failover.py verify ENDPOINT BUCKET LOG [WITHIN]
         GETs every key in LOG and compares its MD5; retries what is missing or
         different for up to WITHIN seconds (default 0: once). Prints
@@ -30,6 +38,7 @@ import time
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 SIZES = [1 << 10, 7 << 10, 64 << 10, 300 << 10]
 
@@ -54,7 +63,7 @@ def put(s3, bucket, key, size):
     return hashlib.md5(body).hexdigest()
 
 
-def writer(endpoint, bucket, log_path, stop_file):
+def writer(endpoint, bucket, log_path, stop_file, prefix="w/"):
     s3 = client(endpoint)
     deadline = time.monotonic() + 600
     acked = failed = 0
@@ -62,7 +71,7 @@ def writer(endpoint, bucket, log_path, stop_file):
     with open(log_path, "a", encoding="ascii") as log:
         while not os.path.exists(stop_file) and time.monotonic() < deadline:
             i += 1
-            key = f"w/{i:06d}"
+            key = f"{prefix}{i:06d}"
             try:
                 md5 = put(s3, bucket, key, SIZES[i % len(SIZES)])
             except Exception:  # noqa: BLE001 - any failure: not acknowledged
@@ -125,6 +134,43 @@ def write_some(endpoint, bucket, prefix, n, log_path):
     return 0
 
 
+def refused(endpoint, bucket, n, bound):
+    s3 = client(endpoint)
+    slowest = 0.0
+    for i in range(1, n + 1):
+        started = time.monotonic()
+        try:
+            put(s3, bucket, f"cut-off/{i:04d}", 64 << 10)
+        except ClientError as e:
+            took = time.monotonic() - started
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status != 503:
+                print(f"PUT {i}: answered {status} ({e}), not 503", file=sys.stderr)
+                return 1
+            slowest = max(slowest, took)
+            if took > bound:
+                print(f"PUT {i}: refused after {took:.2f} s, more than {bound} s", file=sys.stderr)
+                return 1
+            continue
+        except Exception as e:  # noqa: BLE001 - no answer at all is a failure too
+            print(f"PUT {i}: no answer ({type(e).__name__}: {e})", file=sys.stderr)
+            return 1
+        print(f"PUT {i}: acknowledged by a gateway without a quorum", file=sys.stderr)
+        return 1
+    print(f"refused {n}, slowest {slowest:.2f} s")
+    return 0
+
+
+def listing(endpoint, bucket, out_path):
+    s3 = client(endpoint)
+    lines = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        lines.extend(f"{o['Key']} {o['ETag']}" for o in page.get("Contents", []))
+    with open(out_path, "w", encoding="ascii") as f:
+        f.write("".join(f"{line}\n" for line in sorted(lines)))
+    return 0
+
+
 def verify(endpoint, bucket, log_path, within):
     s3 = client(endpoint)
     with open(log_path, encoding="ascii") as f:
@@ -165,6 +211,10 @@ def main(argv):
         return rto(args[0], args[1], args[2], float(args[3]))
     if cmd == "write-some":
         return write_some(args[0], args[1], args[2], int(args[3]), args[4])
+    if cmd == "refused":
+        return refused(args[0], args[1], int(args[2]), float(args[3]))
+    if cmd == "listing":
+        return listing(*args)
     if cmd == "verify":
         return verify(args[0], args[1], args[2], float(args[3]) if len(args) > 3 else 0)
     sys.exit(f"unknown command {cmd}")

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Losing a datacenter, for real (docker/compose.two-dc.yml with the witness):
+# Cutting off and losing a datacenter, for real (docker/compose.two-dc.yml
+# with the witness):
 #
 #  1. builds tessera:local, writes a new cluster with `tessera init` (run in
 #     the image) into a scratch directory, brings the compose file up under
 #     a project name of its own on free loopback ports, waits for every
 #     gateway to be healthy;
+#  P. partition: writers on both sites, then dc-a is disconnected from the
+#     WAN. dc-b goes on taking writes; dc-a-gw-1 refuses every write with a
+#     503 within 2 s and says not ready. After the heal both sites list the
+#     same objects and serve every write either acknowledged;
 #  2. writes continuously through dc-a-gw-1, recording every acknowledged
 #     key and MD5 (failover.py writer);
 #  3. `docker kill`s every dc-a container at once;
@@ -47,12 +52,15 @@ docker info >/dev/null 2>&1 || fail "no Docker engine answers (docker info)"
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/tessera-docker-failover.XXXXXX")
 PROJECT="tessera-failover-$$"
 COMPOSE=(docker-compose --project-name "$PROJECT" --file "$HERE/compose.two-dc.yml")
-WRITER_PID="" RTO_PID=""
+WRITER_PID="" RTO_PID="" PART_A_PID="" PART_B_PID=""
 
 teardown() {
     local rc=$?
     if [ -n "$WRITER_PID" ]; then kill "$WRITER_PID" 2>/dev/null || true; fi
     if [ -n "$RTO_PID" ]; then kill "$RTO_PID" 2>/dev/null || true; fi
+    for p in "$PART_A_PID" "$PART_B_PID"; do
+        if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; fi
+    done
     if [ "$rc" != 0 ]; then
         if [ "${FAILOVER_KEEP:-0}" = 1 ]; then
             timeout 60 "${COMPOSE[@]}" logs --no-color --timestamps > "$SCRATCH/compose.log" 2>&1 || true
@@ -119,6 +127,73 @@ say "every gateway healthy"
 
 BUCKET="failover-$$"
 py "$A" "$HERE/failover.py" mkbucket "$A" "$BUCKET" || fail "creating the bucket through dc-a-gw-1 failed"
+
+# ---------------------------------------------------------- partition
+
+# dc-a cut off from the WAN (its LAN still works, its containers run): the
+# side without a quorum (two of five voters) must refuse writes within two
+# seconds and acknowledge none; dc-b with the witness goes on. After the
+# cut heals there is one history: both sides list the same objects and
+# serve every write either side acknowledged.
+WAN="${PROJECT}_wan"
+cut_dc_a() { # disconnect|connect
+    local s
+    for s in "${DC_A[@]}"; do
+        if [ "$1" = connect ]; then
+            timeout 60 docker network connect --alias "$s" "$WAN" "$(cid "$s")"
+        else
+            timeout 60 docker network disconnect "$WAN" "$(cid "$s")"
+        fi || fail "docker network $1 $WAN $s failed"
+    done
+}
+: > "$SCRATCH/part-a" ; : > "$SCRATCH/part-b"
+py "$A" "$HERE/failover.py" writer "$A" "$BUCKET" "$SCRATCH/part-a" "$SCRATCH/stop-part" pa/ \
+    2> "$SCRATCH/part-a.log" &
+PART_A_PID=$!
+py "$B" "$HERE/failover.py" writer "$B" "$BUCKET" "$SCRATCH/part-b" "$SCRATCH/stop-part" pb/ \
+    2> "$SCRATCH/part-b.log" &
+PART_B_PID=$!
+sleep 4
+say "cutting dc-a off the WAN ($(wc -l < "$SCRATCH/part-a") + $(wc -l < "$SCRATCH/part-b") writes acknowledged so far)"
+T_CUT=$EPOCHREALTIME
+cut_dc_a disconnect
+say "dc-a cut off ($(since "$T_CUT") s to disconnect its five containers)"
+# dc-b goes on: the outage's writes through dc-b-gw-1 (an election first
+# when the leader was in dc-a).
+: > "$SCRATCH/part-b-cut"
+py "$B" "$HERE/failover.py" write-some "$B" "$BUCKET" "pb-cut/" 20 "$SCRATCH/part-b-cut" ||
+    fail "dc-b (with the witness: a quorum) took no writes while dc-a was cut off"
+say "dc-b took 20 writes while dc-a is cut off, $(since "$T_CUT") s after the cut"
+# dc-a refuses: every write a 503 within two seconds, none acknowledged.
+py "$A" "$HERE/failover.py" refused "$A" "$BUCKET" 10 2.0 > "$SCRATCH/refused" ||
+    fail "dc-a-gw-1, cut off from the quorum, did not refuse writes within 2 s"
+say "dc-a-gw-1 without a quorum: $(cat "$SCRATCH/refused")"
+timeout 10 docker exec "$(cid dc-a-gw-1)" tessera healthcheck >/dev/null 2>&1 &&
+    fail "dc-a-gw-1 says ready while cut off from the quorum"
+say "dc-a-gw-1 says not ready"
+touch "$SCRATCH/stop-part"
+for p in "$PART_A_PID" "$PART_B_PID"; do
+    timeout 30 tail --pid="$p" -f /dev/null || fail "a partition writer did not stop"
+    wait "$p" || true
+done
+PART_A_PID="" PART_B_PID=""
+say "partition writers: dc-a $(cat "$SCRATCH/part-a.log"); dc-b $(cat "$SCRATCH/part-b.log")"
+T_HEAL=$EPOCHREALTIME
+cut_dc_a connect
+for s in dc-a-gw-1 dc-a-gw-2; do
+    wait_healthy "$(cid "$s")" "$CATCHUP_BOUND" || fail "$s not healthy within $CATCHUP_BOUND s of the heal"
+done
+say "dc-a's gateways healthy again $(since "$T_HEAL") s after the heal"
+cat "$SCRATCH/part-a" "$SCRATCH/part-b" "$SCRATCH/part-b-cut" > "$SCRATCH/part-all"
+for side in "$A" "$B"; do
+    py "$side" "$HERE/failover.py" verify "$side" "$BUCKET" "$SCRATCH/part-all" "$CATCHUP_BOUND" \
+        > "$SCRATCH/verify-part" || { cat "$SCRATCH/verify-part" >&2; fail "after the heal $side lost acknowledged writes"; }
+done
+py "$A" "$HERE/failover.py" listing "$A" "$BUCKET" "$SCRATCH/list-a" || fail "listing through dc-a failed"
+py "$B" "$HERE/failover.py" listing "$B" "$BUCKET" "$SCRATCH/list-b" || fail "listing through dc-b failed"
+cmp -s "$SCRATCH/list-a" "$SCRATCH/list-b" ||
+    { diff "$SCRATCH/list-a" "$SCRATCH/list-b" | head >&2; fail "after the heal dc-a and dc-b list different objects"; }
+say "healed: one history ($(wc -l < "$SCRATCH/list-a") objects listed alike by both sites), all $(wc -l < "$SCRATCH/part-all") acknowledged writes served by both"
 
 # --------------------------------------------------------- write, then kill
 

@@ -1,5 +1,7 @@
 //! The RPC client: HTTP/2 over mutual TLS to other machines of the cluster,
-//! one multiplexed connection per address. [`RpcClient::call`] sends and
+//! one multiplexed connection per address, pinged while nothing arrives so
+//! that a peer gone silent fails its calls within seconds (connecting is
+//! bounded too). [`RpcClient::call`] sends and
 //! answers whole postcard messages; [`RpcClient::send`] any request, with
 //! bodies streamed both ways.
 //!
@@ -13,7 +15,7 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -157,23 +159,31 @@ impl RpcClient {
             .tls
             .as_ref()
             .ok_or_else(|| connect_err("no cluster TLS configured here".into()))?;
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| connect_err(e.to_string()))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| connect_err(e.to_string()))?;
         let name = self.server_name(peer).map_err(connect_err)?;
-        let stream = tls
-            .connect(name, tcp)
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| connect_err(e.to_string()))?;
+            tcp.set_nodelay(true)
+                .map_err(|e| connect_err(e.to_string()))?;
+            tls.connect(name, tcp)
+                .await
+                .map_err(|e| CallError::Refused {
+                    addr: addr.to_owned(),
+                    reason: format!("tls: {e}"),
+                })
+        };
+        let stream = tokio::time::timeout(crate::CONNECT_TIMEOUT, connect)
             .await
-            .map_err(|e| CallError::Refused {
-                addr: addr.to_owned(),
-                reason: format!("tls: {e}"),
-            })?;
+            .map_err(|_| connect_err(format!("no answer within {:?}", crate::CONNECT_TIMEOUT)))??;
         let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .initial_stream_window_size(crate::STREAM_WINDOW)
             .initial_connection_window_size(crate::CONNECTION_WINDOW)
             .max_frame_size(crate::MAX_FRAME)
+            .timer(TokioTimer::new())
+            .keep_alive_interval(crate::KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(crate::KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| connect_err(e.to_string()))?;

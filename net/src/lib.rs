@@ -28,6 +28,16 @@ const STREAM_WINDOW: u32 = 4 << 20;
 const CONNECTION_WINDOW: u32 = 16 << 20;
 /// Largest HTTP/2 frame: fewer, larger frames for shard bytes.
 const MAX_FRAME: u32 = 1 << 20;
+/// Longest a new connection may take (TCP connect and TLS handshake): an
+/// address that has gone silent (a site cut off) fails instead of hanging.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How often a connection is pinged when nothing arrives on it, and how
+/// long a ping may go unanswered before the connection is taken as dead
+/// and every call on it fails: a peer that went silent mid-call (its site
+/// cut off, its machine frozen) costs at most both, not forever.
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// See [`KEEPALIVE_INTERVAL`].
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub use body::Body;
 pub use client::{CallError, PeerId, RpcClient};

@@ -8,15 +8,18 @@
 
 use std::collections::BTreeMap;
 
-use md5::{Digest, Md5};
 use redb::{ReadableTable, Table, WriteTransaction};
+
+mod completed;
+mod object_lock;
 
 use crate::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
 use crate::error::MetaError;
+use crate::lock;
 use crate::model::{
     AccessKey, Bucket, Checksum, Grant, ListedObject, Millis, MultipartUpload, NULL_VERSION_ID,
-    NodeRecord, NodeReport, NodeState, ObjectData, ObjectVersion, PartData, RepairItem, Segment,
-    SegmentOwner, StorageNode, SystemMetadata, Tag, Versioning, WorkItem,
+    NodeRecord, NodeReport, NodeState, ObjectData, ObjectLock, ObjectVersion, PartData, RepairItem,
+    Segment, SegmentOwner, StorageNode, SystemMetadata, Tag, Versioning, WorkItem,
 };
 use crate::rename;
 use crate::tables::{self, decode, encode};
@@ -79,6 +82,9 @@ pub struct Applier<'txn> {
     repairs: RawTableMut<'txn>,
     segments: RawTableMut<'txn>,
     storage_nodes: RawTableMut<'txn>,
+    object_locks: RawTableMut<'txn>,
+    upload_locks: RawTableMut<'txn>,
+    completed_uploads: RawTableMut<'txn>,
 }
 
 impl<'txn> Applier<'txn> {
@@ -100,6 +106,9 @@ impl<'txn> Applier<'txn> {
             repairs: txn.open_table(tables::REPAIRS)?,
             segments: txn.open_table(tables::SEGMENTS)?,
             storage_nodes: txn.open_table(tables::STORAGE_NODES)?,
+            object_locks: txn.open_table(tables::OBJECT_LOCKS)?,
+            upload_locks: txn.open_table(tables::UPLOAD_LOCKS)?,
+            completed_uploads: txn.open_table(tables::COMPLETED_UPLOADS)?,
         })
     }
 
@@ -120,7 +129,12 @@ impl<'txn> Applier<'txn> {
             Command::PutObject {
                 version,
                 precondition,
-            } => self.put_object(log_index, version, precondition.as_ref()),
+            } => self.put_object(log_index, version, precondition.as_ref(), None),
+            Command::PutLockedObject {
+                version,
+                precondition,
+                lock,
+            } => self.put_object(log_index, version, precondition.as_ref(), Some(lock)),
             Command::DeleteObject {
                 bucket,
                 key,
@@ -136,6 +150,24 @@ impl<'txn> Applier<'txn> {
                     marker,
                     version_id.as_deref(),
                     precondition.as_ref(),
+                    false,
+                )
+            }
+            Command::DeleteObjectBypassingGovernance {
+                bucket,
+                key,
+                version_id,
+                now,
+                precondition,
+            } => {
+                // Deleting a version by id never creates a marker.
+                let marker = delete_marker(bucket, key, "", *now, "");
+                self.delete_object(
+                    log_index,
+                    marker,
+                    Some(version_id),
+                    precondition.as_ref(),
+                    true,
                 )
             }
             Command::SetObjectTags {
@@ -144,7 +176,31 @@ impl<'txn> Applier<'txn> {
                 version_id,
                 tags,
             } => self.set_object_tags(bucket, key, version_id.as_deref(), tags),
-            Command::CreateMultipartUpload { upload } => self.create_upload(upload),
+            Command::CreateMultipartUpload { upload } => self.create_upload(upload, None),
+            Command::CreateLockedMultipartUpload { upload, lock } => {
+                self.create_upload(upload, Some(lock))
+            }
+            Command::SetObjectRetention {
+                bucket,
+                key,
+                version_id,
+                retention,
+                bypass_governance,
+                now,
+            } => self.set_object_retention(
+                bucket,
+                key,
+                version_id.as_deref(),
+                retention.as_ref(),
+                *bypass_governance,
+                *now,
+            ),
+            Command::SetObjectLegalHold {
+                bucket,
+                key,
+                version_id,
+                on,
+            } => self.set_object_legal_hold(bucket, key, version_id.as_deref(), *on),
             Command::PutPart {
                 bucket,
                 key,
@@ -256,6 +312,7 @@ impl<'txn> Applier<'txn> {
         if bucket.name.is_empty() || bucket.name.contains('\0') {
             return Err(ApplyError::InvalidRequest("invalid bucket name".into()).into());
         }
+        object_lock::check_new_bucket(bucket)?;
         if let Some(existing) = self.buckets.get(bucket.name.as_bytes())? {
             let existing: Bucket = decode(existing.value())?;
             return Err(ApplyError::BucketExists {
@@ -315,6 +372,7 @@ impl<'txn> Applier<'txn> {
 
     fn update_bucket(&mut self, name: &str, update: &BucketUpdate) -> Step<CommandResponse> {
         let mut bucket = self.bucket(name)?;
+        let locked = self.lock_config(&bucket)?.is_some();
         match update {
             BucketUpdate::Versioning(Versioning::Unversioned) => {
                 return Err(ApplyError::InvalidRequest(
@@ -322,7 +380,32 @@ impl<'txn> Applier<'txn> {
                 )
                 .into());
             }
+            BucketUpdate::Versioning(state) if locked && *state != Versioning::Enabled => {
+                return Err(ApplyError::InvalidBucketState(
+                    "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.".into(),
+                )
+                .into());
+            }
             BucketUpdate::Versioning(state) => bucket.versioning = *state,
+            BucketUpdate::Setting(name, _) if name == lock::OBJECT_LOCK_SETTING => {
+                return Err(ApplyError::InvalidRequest(
+                    "the object lock setting changes only through its own update".into(),
+                )
+                .into());
+            }
+            BucketUpdate::ObjectLock(_) if bucket.versioning != Versioning::Enabled => {
+                return Err(ApplyError::InvalidBucketState(
+                    "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
+                        .into(),
+                )
+                .into());
+            }
+            BucketUpdate::ObjectLock(config) => {
+                bucket.settings.insert(
+                    lock::OBJECT_LOCK_SETTING.to_owned(),
+                    lock::encode_config(config)?,
+                );
+            }
             BucketUpdate::Tags(tags) => bucket.tags = tags.clone(),
             BucketUpdate::Cors(cors) => bucket.cors = cors.clone(),
             BucketUpdate::Setting(name, Some(value)) => {
@@ -371,10 +454,17 @@ impl<'txn> Applier<'txn> {
         log_index: u64,
         version: &ObjectVersion,
         precondition: Option<&Precondition>,
+        requested_lock: Option<&ObjectLock>,
     ) -> Step<CommandResponse> {
         let bucket = self.bucket(&version.bucket)?;
         self.check_precondition(&version.bucket, &version.key, precondition)?;
+        let now = version.last_modified;
+        let lock = self.new_version_lock(&bucket, requested_lock, now)?;
+        if lock.is_some() {
+            self.check_replaceable(&bucket, &version.key, &version.version_id, now)?;
+        }
         let version = self.store_version(log_index, bucket.versioning, version.clone())?;
+        self.lock_new_version(&bucket.name, &version.key, &version.version_id, lock, now)?;
         Ok(CommandResponse::ObjectStored { version })
     }
 
@@ -434,6 +524,8 @@ impl<'txn> Applier<'txn> {
             .remove(tables::version_key(bucket, key, index).as_slice())?;
         self.version_ids
             .remove(tables::version_id_key(bucket, key, &old.version_id).as_slice())?;
+        self.write_version_lock(bucket, key, &old.version_id, &ObjectLock::default())?;
+        self.forget_completions(bucket, key, &old.version_id)?;
         self.refresh_live(bucket, key)?;
         self.discard(old.segments())
     }
@@ -485,6 +577,7 @@ impl<'txn> Applier<'txn> {
         marker: ObjectVersion,
         version_id: Option<&str>,
         precondition: Option<&Precondition>,
+        bypass_governance: bool,
     ) -> Step<CommandResponse> {
         let bucket = self.bucket(&marker.bucket)?;
         self.check_precondition(&marker.bucket, &marker.key, precondition)?;
@@ -492,6 +585,8 @@ impl<'txn> Applier<'txn> {
             // Deleting a version that does not exist succeeds, as in S3.
             let mut delete_marker = false;
             if let Some((index, old)) = self.find(&marker.bucket, &marker.key, version_id)? {
+                let now = marker.last_modified;
+                self.check_removable(&bucket.name, &old.key, version_id, now, bypass_governance)?;
                 delete_marker = old.is_delete_marker();
                 self.remove_version(index, &old)?;
             }
@@ -590,11 +685,20 @@ impl<'txn> Applier<'txn> {
         }
     }
 
-    fn create_upload(&mut self, upload: &MultipartUpload) -> Step<CommandResponse> {
-        self.bucket(&upload.bucket)?;
+    fn create_upload(
+        &mut self,
+        upload: &MultipartUpload,
+        lock: Option<&ObjectLock>,
+    ) -> Step<CommandResponse> {
+        let bucket = self.bucket(&upload.bucket)?;
         let k = tables::upload_key(&upload.bucket, &upload.key, &upload.upload_id);
         if self.uploads.get(k.as_slice())?.is_some() {
             return Err(ApplyError::InvalidRequest("upload id already in use".into()).into());
+        }
+        // Refuses a lock in a bucket without object lock before any write.
+        self.new_version_lock(&bucket, lock, upload.initiated)?;
+        if let Some(lock) = lock {
+            self.write_upload_lock(&upload.bucket, &upload.key, &upload.upload_id, lock)?;
         }
         self.uploads
             .insert(k.as_slice(), encode(upload)?.as_slice())?;
@@ -666,6 +770,7 @@ impl<'txn> Applier<'txn> {
         }
         self.uploads
             .remove(tables::upload_key(bucket, key, upload_id).as_slice())?;
+        self.forget_upload_lock(bucket, key, upload_id)?;
         Ok(parts)
     }
 
@@ -675,8 +780,12 @@ impl<'txn> Applier<'txn> {
         c: Completion<'_>,
         precondition: Option<&Precondition>,
     ) -> Step<CommandResponse> {
-        let upload = self.upload(c.bucket, c.key, c.upload_id)?;
-        let versioning = self.bucket(c.bucket)?.versioning;
+        let upload = match self.upload(c.bucket, c.key, c.upload_id) {
+            Err(Failure::Refused(ApplyError::NoSuchUpload)) => return self.completed_again(&c),
+            other => other?,
+        };
+        let bucket = self.bucket(c.bucket)?;
+        let versioning = bucket.versioning;
         if c.parts.is_empty() {
             return Err(ApplyError::InvalidRequest("no parts listed".into()).into());
         }
@@ -684,21 +793,23 @@ impl<'txn> Applier<'txn> {
             return Err(ApplyError::InvalidPartOrder.into());
         }
         let stored = self.upload_parts(c.bucket, c.key, c.upload_id)?;
-        let mut md5 = Md5::new();
         let mut chosen = Vec::with_capacity(c.parts.len());
         for (i, (number, etag)) in c.parts.iter().enumerate() {
             let part = stored
                 .get(number)
                 .filter(|p| p.etag == etag.trim_matches('"'))
                 .ok_or(ApplyError::InvalidPart(*number))?;
-            let digest = hex::decode(&part.etag).map_err(|_| ApplyError::InvalidPart(*number))?;
             if i + 1 < c.parts.len() && part.size < c.min_part_size {
                 return Err(ApplyError::EntityTooSmall(*number).into());
             }
-            md5.update(&digest);
             chosen.push(part.clone());
         }
         self.check_precondition(c.bucket, c.key, precondition)?;
+        let requested = self.upload_lock(c.bucket, c.key, c.upload_id)?;
+        let lock = self.new_version_lock(&bucket, requested.as_ref(), c.now)?;
+        if lock.is_some() {
+            self.check_replaceable(&bucket, c.key, c.version_id, c.now)?;
+        }
 
         let mut version = upload.template;
         version.bucket = c.bucket.to_owned();
@@ -706,7 +817,8 @@ impl<'txn> Applier<'txn> {
         version.version_id = c.version_id.to_owned();
         version.last_modified = c.now;
         version.size = chosen.iter().map(|p| p.size).sum();
-        version.etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
+        version.etag = completed::multipart_etag(chosen.iter().map(|p| p.etag.as_str()))
+            .ok_or_else(|| MetaError::Encoding("a stored part's ETag is not hex".into()))?;
         version.checksums = c.checksum.cloned().into_iter().collect();
         version.data = ObjectData::Parts(chosen);
 
@@ -718,6 +830,8 @@ impl<'txn> Applier<'txn> {
             .collect();
         self.discard(unlisted)?;
         let version = self.store_version(log_index, versioning, version)?;
+        self.lock_new_version(c.bucket, c.key, &version.version_id, lock, c.now)?;
+        self.remember_completion(&c, &version.version_id)?;
         Ok(CommandResponse::ObjectStored { version })
     }
 

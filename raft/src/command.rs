@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     AccessKey, Bucket, Checksum, Grant, Millis, MultipartUpload, NodeRecord, NodeReport, NodeState,
-    ObjectVersion, PartData, StorageNode, Tag, Versioning, WorkItem,
+    ObjectLock, ObjectLockConfig, ObjectVersion, PartData, Retention, StorageNode, Tag, Versioning,
+    WorkItem,
 };
 
 /// A condition on the current (latest) version of a key, checked at apply time.
@@ -34,8 +35,14 @@ pub enum BucketUpdate {
     Tags(Option<Vec<Tag>>),
     /// `PutBucketCors` / `DeleteBucketCors`.
     Cors(Option<Vec<u8>>),
-    /// Any other named setting; `None` removes it.
+    /// Any other named setting; `None` removes it. The object lock
+    /// setting is not one of them: it changes only through
+    /// [`BucketUpdate::ObjectLock`].
     Setting(String, Option<Vec<u8>>),
+    /// `PutObjectLockConfiguration`: enables object lock (for good) or
+    /// changes its default retention. Needs versioning Enabled
+    /// ([`ApplyError::InvalidBucketState`] otherwise).
+    ObjectLock(ObjectLockConfig),
 }
 
 /// One change to the metadata.
@@ -282,6 +289,73 @@ pub enum Command {
         /// The node's number.
         id: u64,
     },
+    /// [`Command::PutObject`] with object lock headers: the new version
+    /// gets `lock` (its retention, or the bucket's default retention when
+    /// it names none, and its legal hold). The bucket must have object
+    /// lock enabled (InvalidRequest otherwise).
+    PutLockedObject {
+        /// The version to store.
+        version: ObjectVersion,
+        /// Optional condition on the current version.
+        precondition: Option<Precondition>,
+        /// The lock the write asks for.
+        lock: ObjectLock,
+    },
+    /// [`Command::CreateMultipartUpload`] with object lock headers: the
+    /// completed version gets `lock` as [`Command::PutLockedObject`] would.
+    CreateLockedMultipartUpload {
+        /// The upload.
+        upload: MultipartUpload,
+        /// The lock the completed version is to get.
+        lock: ObjectLock,
+    },
+    /// `PutObjectRetention`: set (or, with `None`, remove) a version's
+    /// retention. While the current retention lasts, it may only be
+    /// extended (a governance one may also become compliance); shortening,
+    /// removing or weakening a governance retention needs
+    /// `bypass_governance`, a compliance one cannot be. Refusals are
+    /// [`ApplyError::AccessDenied`].
+    SetObjectRetention {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Version id, or the latest.
+        version_id: Option<String>,
+        /// The new retention.
+        retention: Option<Retention>,
+        /// The caller may and asked to bypass governance retention.
+        bypass_governance: bool,
+        /// The proposer's time (see [`crate::lock`] on clocks).
+        now: Millis,
+    },
+    /// `PutObjectLegalHold`: turn a version's legal hold on or off.
+    SetObjectLegalHold {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Version id, or the latest.
+        version_id: Option<String>,
+        /// Whether the hold is on.
+        on: bool,
+    },
+    /// [`Command::DeleteObject`] of one version by a caller who may and
+    /// asked to bypass governance retention
+    /// (`x-amz-bypass-governance-retention`): a version under governance
+    /// retention is removed; compliance retention and legal holds still refuse.
+    DeleteObjectBypassingGovernance {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The version to delete.
+        version_id: String,
+        /// Time of the delete.
+        now: Millis,
+        /// Optional condition (`If-Match`).
+        precondition: Option<Precondition>,
+    },
 }
 
 /// What a successfully applied command returns.
@@ -352,4 +426,12 @@ pub enum ApplyError {
     /// The storage node does not exist.
     #[error("no such node")]
     NoSuchNode,
+    /// Object lock forbids the change (a locked version deleted or
+    /// overwritten, a retention shortened).
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// The bucket's state forbids the change (object lock without
+    /// versioning, versioning suspended under object lock).
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(String),
 }

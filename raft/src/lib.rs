@@ -10,6 +10,7 @@ pub mod apply;
 pub mod command;
 pub mod error;
 pub mod listing;
+pub mod lock;
 pub mod log_store;
 pub mod membership;
 pub mod model;

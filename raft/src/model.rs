@@ -360,6 +360,64 @@ pub struct AccessKey {
     pub admin: bool,
 }
 
+/// An object lock retention mode, as S3 defines them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetentionMode {
+    /// Keys allowed to bypass governance may shorten or remove the
+    /// retention and delete the version; nobody else may.
+    Governance,
+    /// Nobody may shorten or remove the retention, change its mode, or
+    /// delete the version before it ends.
+    Compliance,
+}
+
+/// The retention of one object version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// The mode.
+    pub mode: RetentionMode,
+    /// Until when the version is protected (exclusive).
+    pub retain_until: Millis,
+}
+
+/// The object lock state of one version (the `object_locks` table), or
+/// the lock a write asks for (retention `None`: the bucket's default
+/// retention applies; legal hold `None`: never set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ObjectLock {
+    /// The retention, if any.
+    pub retention: Option<Retention>,
+    /// The legal hold: `Some(true)` while on, `None` when never set.
+    pub legal_hold: Option<bool>,
+}
+
+/// The period of a bucket's default retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetentionPeriod {
+    /// A number of days (of 24 hours).
+    Days(u32),
+    /// A number of years (of 365 days).
+    Years(u32),
+}
+
+/// The retention every new version of a bucket gets unless its write names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    /// The mode.
+    pub mode: RetentionMode,
+    /// The period, counted from the version's Last-Modified.
+    pub period: RetentionPeriod,
+}
+
+/// A bucket's object lock configuration: present once object lock is
+/// enabled (it never goes away), kept in [`Bucket::settings`] under
+/// [`OBJECT_LOCK_SETTING`](crate::lock::OBJECT_LOCK_SETTING).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ObjectLockConfig {
+    /// The default retention, if any.
+    pub default_retention: Option<DefaultRetention>,
+}
+
 /// Per-key, per-bucket permissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Grant {

@@ -895,24 +895,38 @@ impl Core {
     }
 
     /// Confirms leadership with a quorum and returns the read log id.
+    ///
+    /// openraft confirms with one round of heartbeats, each answer allowed
+    /// one heartbeat interval. With a site down every surviving voter must
+    /// answer that round in time, so one follower briefly busy (a long
+    /// fsync, a starved CPU) fails it although the quorum stands. A failed
+    /// round is tried again until the deadline; a leader that really lost
+    /// its quorum is still told apart by [`Core::leader_bounded`].
     pub(crate) async fn read_index_as_leader(
         &self,
         deadline: Instant,
     ) -> Result<Option<LogId>, MetaError> {
-        match self
-            .leader_bounded(deadline, self.raft().ensure_linearizable())
-            .await?
-        {
-            Ok(log_id) => Ok(log_id),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(MetaError::NotLeader {
-                    leader: f.leader_id,
-                })
+        loop {
+            match self
+                .leader_bounded(deadline, self.raft().ensure_linearizable())
+                .await?
+            {
+                Ok(log_id) => return Ok(log_id),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    return Err(MetaError::NotLeader {
+                        leader: f.leader_id,
+                    });
+                }
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                    let pause = self.timing.heartbeat.min(Duration::from_millis(50));
+                    if Instant::now() + pause + self.timing.heartbeat >= deadline {
+                        return Err(MetaError::NoQuorum);
+                    }
+                    metrics::counter!("tessera_raft_read_index_retries_total").increment(1);
+                    tokio::time::sleep(pause).await;
+                }
+                Err(RaftError::Fatal(f)) => return Err(fatal(f)),
             }
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
-                Err(MetaError::NoQuorum)
-            }
-            Err(RaftError::Fatal(f)) => Err(fatal(f)),
         }
     }
 

@@ -9,8 +9,8 @@ use crate::listing::{
     RawReadTable, UploadsPage, VersionsPage,
 };
 use crate::model::{
-    AccessKey, Bucket, Grant, MultipartUpload, NodeRecord, ObjectData, ObjectVersion, PartData,
-    RepairItem, Segment, SegmentOwner, StorageNode, WorkItem,
+    AccessKey, Bucket, Grant, MultipartUpload, NodeRecord, ObjectData, ObjectLock, ObjectVersion,
+    PartData, RepairItem, Segment, SegmentOwner, StorageNode, WorkItem,
 };
 use crate::tables::{self, RawTable, decode};
 
@@ -99,6 +99,17 @@ impl ReadView {
             }
         };
         Ok(found.map(|(_, v)| v))
+    }
+
+    /// The object lock of a version (empty when it has none).
+    pub fn object_lock(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<ObjectLock, MetaError> {
+        let k = tables::version_id_key(bucket, key, version_id);
+        Ok(self.get(tables::OBJECT_LOCKS, &k)?.unwrap_or_default())
     }
 
     /// `ListObjects`: latest versions that are not delete markers.

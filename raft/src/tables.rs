@@ -29,6 +29,9 @@
 //! | repairs | segment | [`RepairItem`](crate::model::RepairItem) |
 //! | segments | segment | [`SegmentOwner`](crate::model::SegmentOwner) |
 //! | storage_nodes | u64-BE node id | [`NodeRecord`](crate::model::NodeRecord) |
+//! | object_locks | object ++ version id | [`ObjectLock`](crate::model::ObjectLock) of a version that has one |
+//! | upload_locks | upload key | [`ObjectLock`](crate::model::ObjectLock) an upload's version is to get |
+//! | completed_uploads | upload key | id of the version its completion stored |
 //!
 //! where `object = bucket ++ \0 ++ escape(key) ++ terminator` and
 //! `segment = object id (16 bytes) ++ u32-BE(part)`.
@@ -79,10 +82,16 @@ pub const REPAIRS: RawTable = TableDefinition::new("model_repairs");
 pub const SEGMENTS: RawTable = TableDefinition::new("model_segments");
 /// Storage nodes by number.
 pub const STORAGE_NODES: RawTable = TableDefinition::new("model_storage_nodes");
+/// The object lock of every version that has one, by version id.
+pub const OBJECT_LOCKS: RawTable = TableDefinition::new("model_object_locks");
+/// The object lock asked for at the creation of an upload in progress.
+pub const UPLOAD_LOCKS: RawTable = TableDefinition::new("model_upload_locks");
+/// Completed uploads: the id of the version each completion stored.
+pub const COMPLETED_UPLOADS: RawTable = TableDefinition::new("model_completed_uploads");
 
 /// Every model table, in a fixed order: the position is the table number of
 /// snapshot records, so new tables are appended, never inserted.
-pub const ALL: [RawTable; 15] = [
+pub const ALL: [RawTable; 18] = [
     BUCKETS,
     VERSIONS,
     VERSION_IDS,
@@ -98,6 +107,9 @@ pub const ALL: [RawTable; 15] = [
     REPAIRS,
     SEGMENTS,
     STORAGE_NODES,
+    OBJECT_LOCKS,
+    UPLOAD_LOCKS,
+    COMPLETED_UPLOADS,
 ];
 
 /// Create every model table that does not exist yet.

@@ -486,6 +486,60 @@ fn multipart_complete_checks_parts_and_builds_the_object() {
     );
 }
 
+/// How many completed uploads the state machine remembers.
+fn remembered_completions(meta: &Meta) -> usize {
+    use redb::TableHandle as _;
+    let table = tessera_raft::tables::ALL
+        .iter()
+        .position(|t| t.name() == tessera_raft::tables::COMPLETED_UPLOADS.name())
+        .unwrap();
+    meta.dump()
+        .iter()
+        .filter(|r| usize::from(r.table) == table)
+        .count()
+}
+
+#[test]
+fn a_repeated_completion_answers_with_the_version_the_first_stored() {
+    let mut meta = Meta::with_bucket("b", Versioning::Enabled);
+    meta.ok(create_upload("b", "k", "up"));
+    meta.ok(put_part("b", "k", "up", part(1, 10, 7)));
+    meta.ok(put_part("b", "k", "up", part(2, 10, 8)));
+    let parts = vec![(1, etag_of(7)), (2, format!("\"{}\"", etag_of(8)))];
+    let first = meta.ok(complete("b", "k", "up", parts.clone(), "v1", 0));
+    assert_eq!(remembered_completions(&meta), 1);
+    let before = meta.dump();
+    assert_eq!(
+        meta.ok(complete("b", "k", "up", parts.clone(), "v2", 0)),
+        first
+    );
+    assert_eq!(meta.dump(), before, "a repeat changes nothing");
+    // Other parts, or another upload id: the upload is gone.
+    let fewer = complete("b", "k", "up", vec![(1, etag_of(7))], "v3", 0);
+    assert_eq!(meta.apply(fewer), Err(ApplyError::NoSuchUpload));
+    let other = complete("b", "k", "other", parts.clone(), "v3", 0);
+    assert_eq!(meta.apply(other), Err(ApplyError::NoSuchUpload));
+    // Once the version is deleted, so is the memory of its completion.
+    meta.ok(delete("b", "k", Some("v1"), "m"));
+    assert_eq!(remembered_completions(&meta), 0);
+    let late = complete("b", "k", "up", parts, "v4", 0);
+    assert_eq!(meta.apply(late), Err(ApplyError::NoSuchUpload));
+}
+
+#[test]
+fn a_repeat_after_an_overwrite_is_no_such_upload() {
+    let mut meta = Meta::with_bucket("b", Versioning::Unversioned);
+    meta.ok(create_upload("b", "k", "up"));
+    meta.ok(put_part("b", "k", "up", part(1, 10, 7)));
+    let parts = vec![(1, etag_of(7))];
+    meta.ok(complete("b", "k", "up", parts.clone(), "", 0));
+    meta.ok(put("b", "k", "", 3));
+    let again = complete("b", "k", "up", parts, "", 0);
+    assert_eq!(meta.apply(again), Err(ApplyError::NoSuchUpload));
+    meta.ok(delete("b", "k", None, "m"));
+    assert_eq!(remembered_completions(&meta), 0);
+}
+
 #[test]
 fn complete_with_if_none_match_is_refused_when_the_key_exists() {
     let mut meta = Meta::with_bucket("b", Versioning::Unversioned);

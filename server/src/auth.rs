@@ -11,7 +11,12 @@
 //!   caller owns or has a grant on);
 //! - `CreateBucket` needs a key allowed to create buckets; it then owns the bucket;
 //! - reads (`Get*`, `Head*`, `List*`) need a read grant, bucket settings
-//!   (`PutBucket*`, `DeleteBucket*`) need ownership, everything else a write grant;
+//!   (`PutBucket*`, `DeleteBucket*`, `PutObjectLockConfiguration`) need
+//!   ownership, everything else a write grant;
+//! - bypassing governance retention (`x-amz-bypass-governance-retention`,
+//!   S3's `s3:BypassGovernanceRetention`) needs an administrator key or
+//!   ownership of the bucket ([`may_bypass_governance`]): a read-write
+//!   grant may not;
 //! - a copy also needs a read grant on the source bucket;
 //! - temporary credentials from STS `AssumeRole` ([`crate::sts`]) act as the
 //!   key that assumed the role: its grants, its buckets. They need their
@@ -232,7 +237,10 @@ enum Need {
 
 impl Need {
     fn of(op: &str) -> Need {
-        if op.starts_with("PutBucket") || op.starts_with("DeleteBucket") {
+        if op.starts_with("PutBucket")
+            || op.starts_with("DeleteBucket")
+            || op == "PutObjectLockConfiguration"
+        {
             Need::Owner
         } else if op.starts_with("Get") || op.starts_with("Head") || op.starts_with("List") {
             Need::Read
@@ -249,6 +257,20 @@ impl Need {
                 Need::Owner | Need::Create => false,
             }
     }
+}
+
+/// Whether `key_id` may bypass governance retention in `bucket`
+/// (S3's `s3:BypassGovernanceRetention`): administrator keys and the
+/// bucket's owners may, read-write grants may not.
+pub(crate) fn may_bypass_governance(
+    view: &tessera_raft::read::ReadView,
+    key_id: &str,
+    bucket: &str,
+) -> Result<bool, MetaError> {
+    if view.access_key(key_id)?.is_some_and(|k| k.admin) {
+        return Ok(true);
+    }
+    Ok(view.grant(key_id, bucket)?.is_some_and(|g| g.owner))
 }
 
 /// Per-key, per-bucket authorization from the grants in raft.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use tessera_raft::MetaError;
 use tessera_raft::command::{Command, CommandResponse, Precondition};
 use tessera_raft::model::{
-    self, MultipartUpload, ObjectData, ObjectVersion, PartData, Segment, SystemMetadata,
+    self, MultipartUpload, ObjectData, ObjectLock, ObjectVersion, PartData, Segment, SystemMetadata,
 };
 
 use super::data_key::ObjectDataKey;
@@ -61,20 +61,27 @@ impl DataPlane {
         }
     }
 
-    /// Commits a new object version.
+    /// Commits a new object version, with the object lock its write asked
+    /// for, if any.
     pub(crate) async fn commit_version(
         &self,
         version: ObjectVersion,
         precondition: Option<Precondition>,
+        lock: Option<ObjectLock>,
     ) -> Result<ObjectVersion, DataError> {
         let segments = version.segments();
-        let result = self
-            .meta
-            .write(Command::PutObject {
+        let cmd = match lock {
+            None => Command::PutObject {
                 version,
                 precondition,
-            })
-            .await;
+            },
+            Some(lock) => Command::PutLockedObject {
+                version,
+                precondition,
+                lock,
+            },
+        };
+        let result = self.meta.write(cmd).await;
         self.stored_version(result, segments)
     }
 

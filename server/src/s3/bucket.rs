@@ -7,6 +7,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use tessera_raft::MetaError;
 use tessera_raft::command::{ApplyError, BucketUpdate, Command};
+use tessera_raft::lock;
 use tessera_raft::model::{self, Versioning};
 
 use super::Gateway;
@@ -71,14 +72,27 @@ pub(crate) async fn create_bucket(
             "The {c} location constraint is incompatible for the region specific endpoint this request was sent to."
         ));
     }
+    // Object lock turns versioning on for good.
+    let locked = i.object_lock_enabled_for_bucket == Some(true);
+    let mut settings = BTreeMap::new();
+    if locked {
+        settings.insert(
+            lock::OBJECT_LOCK_SETTING.to_owned(),
+            lock::encode_config(&model::ObjectLockConfig::default()).map_err(errors::meta)?,
+        );
+    }
     let bucket = model::Bucket {
         name: i.bucket.clone(),
         owner: owner.clone(),
         created: ids::now_millis(),
-        versioning: Versioning::Unversioned,
+        versioning: if locked {
+            Versioning::Enabled
+        } else {
+            Versioning::Unversioned
+        },
         tags: None,
         cors: None,
-        settings: BTreeMap::new(),
+        settings,
     };
     match gw.meta().write(Command::CreateBucket { bucket }).await {
         Ok(_) => Ok(S3Response::new(CreateBucketOutput {

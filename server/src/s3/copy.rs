@@ -11,6 +11,7 @@ use super::body;
 use super::convert;
 use super::integrity;
 use super::object::{requester, shown_version_id, system_metadata, user_metadata};
+use super::object_lock::requested_lock;
 use crate::data::{Destination, ObjectDataKey, VersionMeta};
 
 /// The source version of a CopyObject or UploadPartCopy input (their types
@@ -71,6 +72,8 @@ pub(crate) async fn copy_object(
     let source = resolve_copy_source!(gw, i);
     let (src_bucket, src_key, src_version) = copy_source(&i.copy_source)?;
     let bucket = gw.bucket(&i.bucket).await?;
+    // The copy gets the lock its headers ask for, never the source's.
+    let lock = requested_lock!(i);
     let replace_meta = is_replace(i.metadata_directive.as_ref());
     let replace_tags = i
         .tagging_directive
@@ -128,7 +131,7 @@ pub(crate) async fn copy_object(
     };
     let stored = gw
         .data
-        .commit_version(gw.data.new_version(meta, &key, &ing), None)
+        .commit_version(gw.data.new_version(meta, &key, &ing), None, lock)
         .await?;
     let sums = convert::checksum_fields(&stored.checksums);
     let mut result = CopyObjectResult {

@@ -54,6 +54,8 @@ pub(crate) fn apply(err: ApplyError) -> S3Error {
             "part {n} is smaller than the minimum allowed size"
         ),
         ApplyError::InvalidRequest(msg) => s3_error!(InvalidRequest, "{msg}"),
+        ApplyError::AccessDenied(msg) => s3_error!(AccessDenied, "{msg}"),
+        ApplyError::InvalidBucketState(msg) => s3_error!(InvalidBucketState, "{msg}"),
         other @ (ApplyError::NoSuchAccessKey | ApplyError::NoSuchNode) => {
             S3Error::with_source(S3ErrorCode::InternalError, Box::new(other))
         }

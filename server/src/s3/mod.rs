@@ -5,7 +5,8 @@
 //! One file per concept: `bucket` (bucket ops and versioning), `tagging`,
 //! `cors` (settings and preflight), `cors_layer` (CORS headers on actual
 //! responses), `region_check` (signatures for another region refused as S3
-//! does, before s3s), `object` (single objects), `copy`, `multipart`,
+//! does, before s3s), `object` (single objects), `object_lock` (retention and legal
+//! holds), `copy`, `multipart`,
 //! `mpu_checksum` (object checksums of multipart uploads), `listing`,
 //! `body` (request and response bodies between s3s and the data layer),
 //! `integrity` (a request's checksum claims), `conditions` (HTTP
@@ -26,6 +27,7 @@ mod listing;
 mod mpu_checksum;
 mod multipart;
 mod object;
+mod object_lock;
 mod region_check;
 mod tagging;
 
@@ -131,4 +133,10 @@ operations! {
     multipart::upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
     multipart::complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
     multipart::abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
+    object_lock::put_object_lock_configuration(PutObjectLockConfigurationInput) -> PutObjectLockConfigurationOutput;
+    object_lock::get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput;
+    object_lock::put_object_retention(PutObjectRetentionInput) -> PutObjectRetentionOutput;
+    object_lock::get_object_retention(GetObjectRetentionInput) -> GetObjectRetentionOutput;
+    object_lock::put_object_legal_hold(PutObjectLegalHoldInput) -> PutObjectLegalHoldOutput;
+    object_lock::get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput;
 }

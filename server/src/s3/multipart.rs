@@ -23,6 +23,7 @@ use super::errors;
 use super::integrity;
 use super::mpu_checksum::{self, UploadChecksum};
 use super::object::{self, requester};
+use super::object_lock::requested_lock;
 use crate::data::{Destination, ObjectDataKey, ids};
 
 /// Highest part number S3 accepts.
@@ -38,6 +39,7 @@ pub(crate) async fn create_multipart_upload(
     let checksum =
         UploadChecksum::requested(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
     let algorithm = checksum.map(|c| c.algorithm.name().to_owned());
+    let lock = requested_lock!(i);
     let key = ObjectDataKey::generate();
     let now = ids::now_millis();
     let template = model::ObjectVersion {
@@ -65,10 +67,11 @@ pub(crate) async fn create_multipart_upload(
         checksum_algorithm: algorithm.clone(),
         checksum_type: checksum.map(|c| c.kind),
     };
-    gw.meta()
-        .write(Command::CreateMultipartUpload { upload })
-        .await
-        .map_err(errors::meta)?;
+    let cmd = match lock {
+        None => Command::CreateMultipartUpload { upload },
+        Some(lock) => Command::CreateLockedMultipartUpload { upload, lock },
+    };
+    gw.meta().write(cmd).await.map_err(errors::meta)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -282,7 +285,7 @@ impl Gateway {
     /// after checking what the client declared: the part checksums it
     /// listed (`part_sums`, in the same order), the object checksum and
     /// type, and `x-amz-mp-object-size`. `None` for uploads created without
-    /// a checksum algorithm.
+    /// a checksum algorithm, and for uploads that are gone.
     async fn completion_checksum(
         &self,
         i: &CompleteMultipartUploadInput,
@@ -291,7 +294,7 @@ impl Gateway {
     ) -> S3Result<Option<model::Checksum>> {
         let (b, k, u) = (i.bucket.clone(), i.key.clone(), i.upload_id.clone());
         let max = usize::try_from(MAX_PART_NUMBER).unwrap_or(usize::MAX);
-        let (upload, page) = self
+        let found = self
             .meta()
             .read(move |view| {
                 let Some(upload) = view.upload(&b, &k, &u)? else {
@@ -301,8 +304,13 @@ impl Gateway {
                 Ok(Some((upload, page)))
             })
             .await
-            .map_err(errors::meta)?
-            .ok_or_else(|| s3_error!(NoSuchUpload))?;
+            .map_err(errors::meta)?;
+        // An upload that is gone may have been completed by an earlier
+        // attempt of this request: the state machine answers a repeat with
+        // what that stored, anything else with NoSuchUpload.
+        let Some((upload, page)) = found else {
+            return Ok(None);
+        };
         let stored: BTreeMap<u32, &PartData> = page.parts.iter().map(|p| (p.number, p)).collect();
         let chosen = listed
             .iter()

@@ -18,6 +18,7 @@ use super::conditions::{self, ReadConditions};
 use super::convert::{self, Headers, Overrides};
 use super::errors;
 use super::integrity;
+use super::object_lock::{self, describe_lock, requested_lock};
 use crate::data::{Destination, ObjectDataKey, VersionMeta, VersionRef, ids};
 
 /// Deletes of one DeleteObjects request in flight at once.
@@ -102,6 +103,8 @@ pub(crate) async fn put_object(
             .map(ChecksumAlgorithm::as_str),
         trailers,
     )?;
+    let lock = requested_lock!(input);
+    object_lock::require_integrity(&headers, lock.as_ref())?;
     let tags = convert::tags_from_header(input.tagging.as_deref())?;
     let user = user_metadata(input.metadata)?;
     let system = system_metadata!(input);
@@ -125,7 +128,7 @@ pub(crate) async fn put_object(
     };
     let stored = gw
         .data
-        .commit_version(gw.data.new_version(meta, &key, &ing), precondition)
+        .commit_version(gw.data.new_version(meta, &key, &ing), precondition, lock)
         .await?;
     let sums = convert::checksum_fields(&stored.checksums);
     let mut out = PutObjectOutput {
@@ -183,15 +186,22 @@ async fn plan_read(
             (r, Some(cr), None)
         }
         (None, Some(n)) => {
+            if !(1..=10_000).contains(&n) {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "Part number must be an integer between 1 and 10000, inclusive"
+                ));
+            }
+            // A part the object does not have: 400 InvalidPartNumber, as S3 answers.
             let n = usize::try_from(n)
                 .ok()
-                .filter(|n| *n >= 1 && *n <= parts)
+                .filter(|n| *n <= parts)
                 .ok_or_else(|| {
                     let mut e = S3Error::with_message(
                         S3ErrorCode::Custom("InvalidPartNumber".into()),
                         "The requested partnumber is not satisfiable",
                     );
-                    e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+                    e.set_status_code(http::StatusCode::BAD_REQUEST);
                     e
                 })?;
             let r = match &version.data {
@@ -301,6 +311,7 @@ pub(crate) async fn get_object(
         Headers::of(&plan.version, overrides),
         checksums_wanted(i.checksum_mode.as_ref())
     );
+    describe_lock!(out, gw.lock_of(&plan.version).await?);
     Ok(S3Response::new(out))
 }
 
@@ -317,6 +328,7 @@ pub(crate) async fn head_object(
         Headers::of(&plan.version, overrides),
         checksums_wanted(i.checksum_mode.as_ref())
     );
+    describe_lock!(out, gw.lock_of(&plan.version).await?);
     Ok(S3Response::new(out))
 }
 
@@ -326,22 +338,44 @@ struct Deleted {
     delete_marker: bool,
 }
 
+/// What a delete addresses, beyond the bucket.
+struct DeleteTarget {
+    key: String,
+    version_id: Option<String>,
+    precondition: Option<Precondition>,
+    /// The caller may and asked to bypass governance retention.
+    bypass_governance: bool,
+}
+
 async fn delete_one(
     gw: &Gateway,
     owner: &str,
     bucket: &str,
-    key: &str,
-    version_id: Option<String>,
-    precondition: Option<Precondition>,
+    target: DeleteTarget,
 ) -> S3Result<Deleted> {
-    let cmd = Command::DeleteObject {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        version_id: version_id.clone(),
-        marker_version_id: ids::version_id(),
-        now: ids::now_millis(),
-        owner: owner.to_owned(),
+    let DeleteTarget {
+        key,
+        version_id,
         precondition,
+        bypass_governance,
+    } = target;
+    let cmd = match &version_id {
+        Some(id) if bypass_governance => Command::DeleteObjectBypassingGovernance {
+            bucket: bucket.to_owned(),
+            key,
+            version_id: id.clone(),
+            now: ids::now_millis(),
+            precondition,
+        },
+        _ => Command::DeleteObject {
+            bucket: bucket.to_owned(),
+            key,
+            version_id: version_id.clone(),
+            marker_version_id: ids::version_id(),
+            now: ids::now_millis(),
+            owner: owner.to_owned(),
+            precondition,
+        },
     };
     match gw.meta().write(cmd).await {
         Ok(CommandResponse::ObjectDeleted {
@@ -370,7 +404,16 @@ pub(crate) async fn delete_object(
     let owner = requester(&req);
     let i = req.input;
     let precondition = conditions::write_precondition(i.if_match.as_ref(), None)?;
-    let d = delete_one(gw, &owner, &i.bucket, &i.key, i.version_id, precondition).await?;
+    let bypass_governance = gw
+        .bypass_governance(&owner, &i.bucket, i.bypass_governance_retention)
+        .await?;
+    let target = DeleteTarget {
+        key: i.key,
+        version_id: i.version_id,
+        precondition,
+        bypass_governance,
+    };
+    let d = delete_one(gw, &owner, &i.bucket, target).await?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: d.delete_marker.then_some(true),
         version_id: d.version_id,
@@ -388,14 +431,22 @@ pub(crate) async fn delete_objects(
         return Err(s3_error!(MalformedXML, "at most 1000 keys per request"));
     }
     gw.bucket(&i.bucket).await?;
+    let bypass_governance = gw
+        .bypass_governance(&owner, &i.bucket, i.bypass_governance_retention)
+        .await?;
     let quiet = i.delete.quiet.unwrap_or(false);
     let outcomes: Vec<(ObjectIdentifier, S3Result<Deleted>)> =
         futures::stream::iter(i.delete.objects)
             .map(|obj| {
                 let (owner, bucket) = (&owner, &i.bucket);
                 async move {
-                    let result =
-                        delete_one(gw, owner, bucket, &obj.key, obj.version_id.clone(), None).await;
+                    let target = DeleteTarget {
+                        key: obj.key.clone(),
+                        version_id: obj.version_id.clone(),
+                        precondition: None,
+                        bypass_governance,
+                    };
+                    let result = delete_one(gw, owner, bucket, target).await;
                     (obj, result)
                 }
             })

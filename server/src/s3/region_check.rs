@@ -1,5 +1,6 @@
-//! The region of a SigV4 signature, checked before s3s sees the request: a
-//! hyper service wrapper around the s3s service.
+//! The region of a SigV4 signature and the validity of a presigned URL,
+//! checked before s3s sees the request: a hyper service wrapper around the
+//! s3s service.
 //!
 //! s3s verifies a signature made for any region, and refuses one whose
 //! region it cannot parse (s3cmd's default `bucket_location = US`) with
@@ -9,6 +10,11 @@
 //! message and in a `<Region>` element; s3cmd and other clients then sign
 //! again for that region. Only S3 credential scopes are checked (service
 //! `s3`; STS keeps its own), and requests that are not SigV4-signed pass on.
+//!
+//! The same wrapper checks a presigned URL's `X-Amz-Expires` as S3 does,
+//! before s3s (which takes any number of seconds up to `u32::MAX` and
+//! answers 400 to a malformed one): more than a week (604,800 s), negative
+//! or not a number is 403 `AuthorizationQueryParametersError`.
 
 use std::sync::Arc;
 
@@ -17,8 +23,9 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use s3s::Body;
 
-/// Refuses S3 requests signed for another region than the server's (see the
-/// module docs); everything else goes to `inner`.
+/// Refuses S3 requests signed for another region than the server's, and
+/// presigned URLs with a bad `X-Amz-Expires` (see the module docs);
+/// everything else goes to `inner`.
 #[derive(Clone)]
 pub struct RegionCheck<S> {
     inner: S,
@@ -78,6 +85,56 @@ fn wrong_region<B>(req: &Request<B>, expected: &str) -> Option<(Carrier, String)
     (service == "s3" && region != expected).then(|| (carrier, region.to_owned()))
 }
 
+/// Longest validity S3 allows a presigned URL: a week, in seconds.
+const MAX_EXPIRES_SECS: i64 = 604_800;
+
+/// Why a SigV4 presigned URL's `X-Amz-Expires` is refused, if it is.
+fn bad_expires<B>(req: &Request<B>) -> Option<&'static str> {
+    let query = req.uri().query()?;
+    let mut presigned = false;
+    let mut expires = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "X-Amz-Credential" => presigned = true,
+            "X-Amz-Expires" => expires = Some(v),
+            _ => {}
+        }
+    }
+    // Without X-Amz-Expires the URL is incomplete: s3s refuses it.
+    let expires = expires.filter(|_| presigned)?;
+    match expires.parse::<i64>() {
+        Err(_) => Some("X-Amz-Expires should be a number"),
+        Ok(secs) if secs < 0 => Some("X-Amz-Expires must be non-negative"),
+        Ok(secs) if secs > MAX_EXPIRES_SECS => Some(
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds",
+        ),
+        Ok(_) => None,
+    }
+}
+
+/// An S3 error response (`region`: the `<Region>` element, when there is one).
+fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    region: Option<&str>,
+) -> Response<Body> {
+    let region = region
+        .map(|r| format!("<Region>{}</Region>", quick_xml::escape::partial_escape(r)))
+        .unwrap_or_default();
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message>{region}</Error>",
+        quick_xml::escape::partial_escape(message),
+    );
+    let mut resp = Response::new(Body::from(xml));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    resp
+}
+
 /// S3's answer to a signature for region `got` at a server in `expected`.
 fn refusal(carrier: Carrier, got: &str, expected: &str) -> Response<Body> {
     let (code, what) = match carrier {
@@ -91,18 +148,7 @@ fn refusal(carrier: Carrier, got: &str, expected: &str) -> Response<Body> {
         ),
     };
     let message = format!("{what}; the region '{got}' is wrong; expecting '{expected}'");
-    let xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message><Region>{}</Region></Error>",
-        quick_xml::escape::partial_escape(message.as_str()),
-        quick_xml::escape::partial_escape(expected),
-    );
-    let mut resp = Response::new(Body::from(xml));
-    *resp.status_mut() = StatusCode::BAD_REQUEST;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
-    resp
+    error_response(StatusCode::BAD_REQUEST, code, &message, Some(expected))
 }
 
 impl<S> hyper::service::Service<Request<Incoming>> for RegionCheck<S>
@@ -116,14 +162,21 @@ where
     type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        match wrong_region(&req, &self.region) {
-            Some((carrier, got)) => {
-                tracing::debug!(region = %got, expected = %self.region, "signed for another region");
-                let resp = refusal(carrier, &got, &self.region);
-                Box::pin(async move { Ok(resp) })
-            }
-            None => Box::pin(self.inner.call(req)),
-        }
+        let resp = if let Some((carrier, got)) = wrong_region(&req, &self.region) {
+            tracing::debug!(region = %got, expected = %self.region, "signed for another region");
+            refusal(carrier, &got, &self.region)
+        } else if let Some(why) = bad_expires(&req) {
+            tracing::debug!(why, "presigned URL with a bad X-Amz-Expires");
+            error_response(
+                StatusCode::FORBIDDEN,
+                "AuthorizationQueryParametersError",
+                why,
+                None,
+            )
+        } else {
+            return Box::pin(self.inner.call(req));
+        };
+        Box::pin(async move { Ok(resp) })
     }
 }
 
@@ -157,6 +210,29 @@ mod tests {
             wrong_region(&presigned, "us-east-1"),
             Some((Carrier::Query, "eu-west-1".to_owned()))
         );
+    }
+
+    #[test]
+    fn presigned_urls_last_at_most_a_week() {
+        let url = |expires: &str| {
+            Request::builder()
+                .uri(format!(
+                    "/b/k?X-Amz-Credential=AKID%2F20261206%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Expires={expires}&X-Amz-Signature=00"
+                ))
+                .body(())
+                .unwrap()
+        };
+        for ok in ["0", "60", "604800"] {
+            assert_eq!(bad_expires(&url(ok)), None, "{ok}");
+        }
+        for bad in ["604801", "-1", "1e3", "", "99999999999999999999"] {
+            assert!(bad_expires(&url(bad)).is_some(), "{bad}");
+        }
+        let unsigned = Request::builder()
+            .uri("/b/k?X-Amz-Expires=9999999")
+            .body(())
+            .unwrap();
+        assert_eq!(bad_expires(&unsigned), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod cors;
 mod listing;
 mod multipart;
 mod object;
+mod object_lock;
 mod region;
 mod versioning;
 

@@ -72,6 +72,18 @@ async fn complete(
         .await
 }
 
+/// Starts an upload of `mpu/key`; returns its id.
+async fn create(c: &Client, key: &str) -> String {
+    let up = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    up.upload_id().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_200_mib() {
     let (_s, c) = with_bucket("mpu").await;
@@ -804,4 +816,97 @@ async fn checksum_mistakes_are_refused() {
         .await
         .unwrap();
     assert_eq!(done.checksum_type(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_complete_answers_with_what_the_first_stored() {
+    let (_s, c) = with_bucket("mpu").await;
+    crate::common::enable_versioning(&c, "mpu").await;
+    let id = &create(&c, "k").await;
+    let e1 = upload_part(&c, "k", id, 1, data(5 * MIB, 1)).await;
+    let e2 = upload_part(&c, "k", id, 2, data(300, 2)).await;
+    let parts = [(1, e1.clone()), (2, e2)];
+    let first = complete(&c, "k", id, &parts).await.unwrap();
+    // An SDK retrying after a lost response gets the same answer.
+    let again = complete(&c, "k", id, &parts).await.unwrap();
+    assert_eq!(again.e_tag(), first.e_tag());
+    assert!(first.e_tag().unwrap().ends_with("-2\""));
+    assert_eq!(again.version_id(), first.version_id());
+    let versions = c.list_object_versions().bucket("mpu").send().await.unwrap();
+    assert_eq!(versions.versions().len(), 1, "a repeat stores nothing");
+    // Other parts are not a repeat; nor is an upload that was aborted.
+    assert_eq!(
+        code(complete(&c, "k", id, &[(1, e1)]).await),
+        "NoSuchUpload"
+    );
+    let aborted = &create(&c, "k").await;
+    let e = upload_part(&c, "k", aborted, 1, data(300, 3)).await;
+    c.abort_multipart_upload()
+        .bucket("mpu")
+        .key("k")
+        .upload_id(aborted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code(complete(&c, "k", aborted, &[(1, e)]).await),
+        "NoSuchUpload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_head_of_a_part_the_object_lacks_are_invalid_part_number() {
+    let (_s, c) = with_bucket("mpu").await;
+    let id = &create(&c, "two").await;
+    let e1 = upload_part(&c, "two", id, 1, data(5 * MIB, 4)).await;
+    let e2 = upload_part(&c, "two", id, 2, data(100, 5)).await;
+    complete(&c, "two", id, &[(1, e1), (2, e2)]).await.unwrap();
+    put(&c, "mpu", "single", b"one part").await;
+
+    let part2 = c
+        .get_object()
+        .bucket("mpu")
+        .key("two")
+        .part_number(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part2.parts_count(), Some(2));
+    assert_eq!(
+        part2.body.collect().await.unwrap().into_bytes().as_ref(),
+        data(100, 5).as_slice()
+    );
+    for (key, n) in [("two", 3), ("single", 2)] {
+        let got = c
+            .get_object()
+            .bucket("mpu")
+            .key(key)
+            .part_number(n)
+            .send()
+            .await;
+        let (http, err, _) = crate::common::refusal(got);
+        assert_eq!(
+            (http, err.as_str()),
+            (400, "InvalidPartNumber"),
+            "GET {key} part {n}"
+        );
+        let head = c
+            .head_object()
+            .bucket("mpu")
+            .key(key)
+            .part_number(n)
+            .send()
+            .await;
+        assert_eq!(super::status(head), 400, "HEAD {key} part {n}");
+    }
+    for n in [0, 10_001] {
+        let got = c
+            .get_object()
+            .bucket("mpu")
+            .key("two")
+            .part_number(n)
+            .send()
+            .await;
+        assert_eq!(code(got), "InvalidArgument", "part {n}");
+    }
 }

@@ -78,3 +78,35 @@ async fn the_expected_region_is_the_configured_one() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presigned_url_lasts_at_most_a_week() {
+    let (_server, c) = setup().await;
+    c.create_bucket().bucket("here").send().await.unwrap();
+    put(&c, "here", "k", b"v").await;
+    let presign = |secs| {
+        c.get_object()
+            .bucket("here")
+            .key("k")
+            .presigned(PresigningConfig::expires_in(Duration::from_secs(secs)).unwrap())
+    };
+    // A week is the most S3 allows.
+    let week = presign(604_800).await.unwrap();
+    assert!(week.uri().contains("X-Amz-Expires=604800"));
+    let (status, body) = common::http_get(week.uri()).await;
+    assert_eq!((status, body.as_str()), (200, "v"));
+    // The SDK refuses to sign more; a URL edited to ask for more (or for a
+    // negative or malformed validity) is refused before its signature is read.
+    let url = presign(60).await.unwrap().uri().to_owned();
+    for bad in ["604801", "-1", "soon"] {
+        let edited = url.replace("X-Amz-Expires=60", &format!("X-Amz-Expires={bad}"));
+        assert_ne!(edited, url);
+        let (status, body) = common::http_get(&edited).await;
+        assert_eq!(status, 403, "{bad}: {body}");
+        assert!(
+            body.contains("<Code>AuthorizationQueryParametersError</Code>"),
+            "{bad}: {body}"
+        );
+        assert!(body.contains("X-Amz-Expires"), "{body}");
+    }
+}
