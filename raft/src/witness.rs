@@ -67,9 +67,9 @@ pub(crate) async fn hand_over(core: Weak<Core>) {
                 // no campaign until a caught-up voter has had its turn.
                 let raft = core.raft();
                 drop(core);
-                raft.enable_elect(false);
+                raft.runtime_config().elect(false);
                 tokio::time::sleep(hold).await;
-                raft.enable_elect(true);
+                raft.runtime_config().elect(true);
             }
             Err(e) => {
                 tracing::error!(error = %e, "the witness could not restart its raft after handing over");

@@ -395,7 +395,10 @@ where
     let geometry = opts.geometry;
     geometry.validate()?;
     let n = geometry.total_shards();
-    if stores.is_empty() || stores.len() % n != 0 || stores.len() > usize::from(u16::MAX) + 1 {
+    if stores.is_empty()
+        || !stores.len().is_multiple_of(n)
+        || stores.len() > usize::from(u16::MAX) + 1
+    {
         return Err(StorageError::InvalidGeometry(format!(
             "{} stores given for copies of {n} shards",
             stores.len()

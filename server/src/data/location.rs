@@ -73,7 +73,7 @@ pub fn check(segment: &Segment) -> Result<(), LocationError> {
     }
     let expected = width(segment);
     let placed = segment.placement.len();
-    if placed == 0 || placed % expected != 0 {
+    if placed == 0 || !placed.is_multiple_of(expected) {
         return Err(LocationError::PlacementLength {
             placed,
             expected,
