@@ -23,6 +23,7 @@ pub mod state_machine;
 pub mod tables;
 pub mod types;
 pub mod upgrade;
+mod witness;
 
 pub use error::MetaError;
 pub use listing::{

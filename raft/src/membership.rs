@@ -92,7 +92,10 @@ impl MetaNode {
     /// Founds a cluster whose voters are `voters` (id → RPC address), this
     /// member among them. Every founding voter may call it with the same
     /// map (they all write the same first entry); a no-op on a member that
-    /// already belongs to a cluster. Does not wait for a leader.
+    /// already belongs to a cluster, and on a witness (initializing starts
+    /// an election at once, which it could win: it takes the founding
+    /// membership from the first leader instead). Does not wait for a
+    /// leader.
     pub async fn bootstrap(&self, voters: BTreeMap<u64, String>) -> Result<(), MetaError> {
         if !voters.contains_key(&self.id()) {
             return Err(MetaError::Invalid(format!(
@@ -101,7 +104,7 @@ impl MetaNode {
             )));
         }
         let raft = self.core().raft();
-        if raft.is_initialized().await.map_err(crate::node::fatal)? {
+        if self.core().witness || raft.is_initialized().await.map_err(crate::node::fatal)? {
             return Ok(());
         }
         let nodes: BTreeMap<NodeId, BasicNode> = voters
@@ -305,7 +308,7 @@ impl Core {
             };
             log.force_append(entry, &Vote::new(term, self.id))?;
         }
-        self.restart_raft().await?;
+        self.restart_raft(false).await?;
         if let Err(e) = self.raft().trigger().elect().await {
             tracing::warn!(error = %e, "forced failover: could not trigger election");
         }

@@ -104,6 +104,10 @@ pub struct MetaConfig {
     /// join): a storage node's certificate, though from the same CA, gets
     /// no answer.
     pub accept_peers: Option<BTreeSet<u64>>,
+    /// Whether this member is a witness (see [`crate::witness`]): it
+    /// founds nothing itself, stands for election only after the others,
+    /// and hands leadership over as soon as another voter has caught up.
+    pub witness: bool,
 }
 
 /// Default of [`MetaConfig::state_cache_bytes`].
@@ -122,6 +126,7 @@ impl MetaConfig {
             timing: RaftTiming::default(),
             state_cache_bytes: DEFAULT_STATE_CACHE_BYTES,
             accept_peers: None,
+            witness: false,
         }
     }
 }
@@ -187,6 +192,8 @@ pub(crate) struct Core {
     pub(crate) id: NodeId,
     pub(crate) timing: RaftTiming,
     pub(crate) peers: Arc<RpcClient>,
+    /// See [`MetaConfig::witness`].
+    pub(crate) witness: bool,
     data_dir: PathBuf,
     state_cache_bytes: usize,
     running: RwLock<Running>,
@@ -286,6 +293,7 @@ impl MetaNode {
             cfg.node_id,
             &cfg.data_dir,
             &cfg.timing,
+            cfg.witness,
             cfg.state_cache_bytes,
             &peers,
         )
@@ -295,6 +303,7 @@ impl MetaNode {
             id: cfg.node_id,
             timing: cfg.timing.clone(),
             peers,
+            witness: cfg.witness,
             data_dir: cfg.data_dir.clone(),
             state_cache_bytes: cfg.state_cache_bytes,
             running: RwLock::new(running),
@@ -304,6 +313,9 @@ impl MetaNode {
             proposals,
         });
         tokio::spawn(propose_loop(Arc::downgrade(&core), pending));
+        if cfg.witness {
+            tokio::spawn(crate::witness::hand_over(Arc::downgrade(&core)));
+        }
         let server = match (listener, server_tls) {
             (Some(listener), Some(tls)) => {
                 let service = Arc::new(Unary(core.clone()));
@@ -512,13 +524,16 @@ async fn propose_loop(core: Weak<Core>, mut pending: mpsc::UnboundedReceiver<Pen
     }
 }
 
-fn raft_config(t: &RaftTiming) -> Result<openraft::Config, MetaError> {
+fn raft_config(t: &RaftTiming, witness: bool) -> Result<openraft::Config, MetaError> {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    // A witness waits twice as long before it stands for election: a
+    // voter that may lead goes first.
+    let patience: u32 = if witness { 2 } else { 1 };
     openraft::Config {
         cluster_name: "tessera".into(),
         heartbeat_interval: ms(t.heartbeat),
-        election_timeout_min: ms(t.election_timeout_min),
-        election_timeout_max: ms(t.election_timeout_max),
+        election_timeout_min: ms(t.election_timeout_min * patience),
+        election_timeout_max: ms(t.election_timeout_max * patience),
         install_snapshot_timeout: ms(t.request_timeout).max(2_000),
         max_payload_entries: 256,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_every),
@@ -531,10 +546,41 @@ fn raft_config(t: &RaftTiming) -> Result<openraft::Config, MetaError> {
 }
 
 /// Opens the member's log and state and starts raft on them.
+/// Keeps the stored vote of a member that led, but no longer as granted
+/// by a quorum: openraft then starts it as a follower, not as the leader
+/// of that term. It still never votes for another in that term.
+async fn step_down_vote(id: NodeId, dir: &Path) -> Result<(), MetaError> {
+    use openraft::storage::RaftLogStorage;
+    let mut log = LogStore::open(&dir.join("raft-log.redb"))?;
+    let vote = log
+        .read_vote()
+        .await
+        .map_err(|e| MetaError::Storage(e.to_string()))?;
+    if let Some(vote) = vote.filter(|v| v.is_committed() && v.leader_id().voted_for() == Some(id)) {
+        log.save_vote(&crate::types::Vote::new(vote.leader_id().term, id))
+            .await
+            .map_err(|e| MetaError::Storage(e.to_string()))?;
+    }
+    // The log's writer thread closes the file a moment after the drop.
+    let file = log.db_weak();
+    drop(log);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while file.strong_count() > 0 {
+        if Instant::now() > deadline {
+            return Err(MetaError::Storage(
+                "raft log still open after stepping down".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
 async fn open_running(
     id: NodeId,
     dir: &Path,
     timing: &RaftTiming,
+    witness: bool,
     state_cache_bytes: usize,
     peers: &Arc<RpcClient>,
 ) -> Result<Running, MetaError> {
@@ -549,7 +595,7 @@ async fn open_running(
     let tail = log.tail();
     let raft = Raft::new(
         id,
-        Arc::new(raft_config(timing)?),
+        Arc::new(raft_config(timing, witness)?),
         NetworkFactory::new(peers.clone()),
         log,
         sm,
@@ -611,12 +657,17 @@ impl Core {
         Ok(())
     }
 
-    /// Starts raft again on this member's files (after [`Core::stop_raft`]).
-    pub(crate) async fn restart_raft(&self) -> Result<(), MetaError> {
+    /// Starts raft again on this member's files (after [`Core::stop_raft`]);
+    /// with `step_down`, as a follower even if it led.
+    pub(crate) async fn restart_raft(&self, step_down: bool) -> Result<(), MetaError> {
+        if step_down {
+            step_down_vote(self.id, &self.data_dir).await?;
+        }
         let running = open_running(
             self.id,
             &self.data_dir,
             &self.timing,
+            self.witness,
             self.state_cache_bytes,
             &self.peers,
         )

@@ -162,3 +162,75 @@ async fn forced_failover_to_the_surviving_site() {
     assert_eq!(cluster.nodes[&5].status().voters, vec![4, 5]);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_leads_only_when_it_must_then_hands_over() {
+    // Three founding voters: gateways 1 and 2, witness 3.
+    let mut cluster = Cluster {
+        dir: tempfile::tempdir().unwrap(),
+        ca: tessera_raft::ClusterCa::generate("test cluster CA").unwrap(),
+        nodes: std::collections::BTreeMap::new(),
+        configs: std::collections::BTreeMap::new(),
+    };
+    for id in 1..=3u64 {
+        cluster
+            .start_member(id, |cfg| cfg.witness = cfg.node_id == 3)
+            .await;
+    }
+    let voters: std::collections::BTreeMap<u64, String> = cluster
+        .nodes
+        .iter()
+        .map(|(id, n)| (*id, n.advertise().to_owned()))
+        .collect();
+    // The witness founds first, alone for a while: it starts no election
+    // (a member that initializes does, at once, and would win this one).
+    cluster.nodes[&3].bootstrap(voters.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(cluster.nodes[&3].status().leader, None);
+    for id in [1, 2] {
+        cluster.nodes[&id].bootstrap(voters.clone()).await.unwrap();
+    }
+    let leader = cluster.leader().await;
+    assert_ne!(leader, 3, "the witness leads");
+
+    // The other gateway falls behind: cut off from the leader (not from the
+    // witness) while the leader and the witness commit.
+    let other = 3 - leader;
+    cluster.nodes[&leader].set_partitioned(vec![other]);
+    cluster.nodes[&other].set_partitioned(vec![leader]);
+    for i in 0..5 {
+        cluster.nodes[&leader]
+            .write(create_bucket(&format!("behind-{i}")))
+            .await
+            .unwrap();
+    }
+    // The leader dies and the cut heals: only the witness holds those
+    // entries, so only it can be elected; it brings the gateway up to date
+    // and hands leadership over.
+    cluster.stop(leader).await;
+    cluster.nodes[&other].set_partitioned(Vec::new());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut witness_led = false;
+    loop {
+        witness_led |= cluster.nodes[&3].status().role == "leader";
+        if witness_led && cluster.nodes[&other].status().role == "leader" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "witness led: {witness_led}; now: {:?}\n{:?}",
+            cluster.nodes[&other].status(),
+            cluster.nodes[&3].status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in 0..5 {
+        let name = format!("behind-{i}");
+        let found = cluster.nodes[&other]
+            .read(move |v| v.bucket(&name))
+            .await
+            .unwrap();
+        assert!(found.is_some(), "behind-{i} lost");
+    }
+    cluster.shutdown().await;
+}

@@ -88,6 +88,10 @@ pub struct Config {
     /// Shards of a segment that must be durable before a write succeeds
     /// (`None`: k + 1); the missing ones are queued for repair.
     pub write_quorum: Option<usize>,
+    /// Sites that each keep a whole erasure-coded copy of every new segment
+    /// (a site alone then serves every object with full redundancy); empty:
+    /// one copy, its shards spread over every site.
+    pub site_copies: Vec<String>,
     /// How long a queued deletion waits before GC carries it out (reads
     /// in flight hold leases besides).
     pub gc_grace: Duration,
@@ -426,6 +430,7 @@ impl Config {
             read_buffer: DEFAULT_READ_BUFFER,
             metadata_cache: tessera_raft::node::DEFAULT_STATE_CACHE_BYTES,
             write_quorum: None,
+            site_copies: Vec::new(),
             gc_grace: Duration::from_secs(DEFAULT_GC_GRACE_SECS),
             orphan_grace: Duration::from_secs(DEFAULT_ORPHAN_GRACE_SECS),
             sweep_interval: Duration::from_secs(6 * 3600),
@@ -521,6 +526,9 @@ pub struct ConfigLayer {
     /// Shards that must be durable before a write succeeds, k to k+m [default: k+1]
     #[arg(long, env = "TESSERA_WRITE_QUORUM")]
     pub write_quorum: Option<usize>,
+    /// Sites that each keep a whole copy of every new segment, comma-separated (dc-a,dc-b); PUT waits for every site up [default: one copy spread over the sites]
+    #[arg(long, env = "TESSERA_SITE_COPIES", value_delimiter = ',')]
+    pub site_copies: Option<Vec<String>>,
     /// Seconds a deletion waits before GC removes its shards [default: 60]
     #[arg(long, env = "TESSERA_GC_GRACE_SECS")]
     pub gc_grace_secs: Option<u64>,
@@ -613,6 +621,7 @@ impl ConfigLayer {
             read_buffer_mib: self.read_buffer_mib.or(lower.read_buffer_mib),
             metadata_cache_mib: self.metadata_cache_mib.or(lower.metadata_cache_mib),
             write_quorum: self.write_quorum.or(lower.write_quorum),
+            site_copies: self.site_copies.or(lower.site_copies),
             gc_grace_secs: self.gc_grace_secs.or(lower.gc_grace_secs),
             orphan_grace_secs: self.orphan_grace_secs.or(lower.orphan_grace_secs),
             repair_rate_mib: self.repair_rate_mib.or(lower.repair_rate_mib),
@@ -720,6 +729,7 @@ impl ConfigLayer {
             }
         }
         cfg.write_quorum = self.write_quorum;
+        cfg.site_copies = self.site_copies.unwrap_or_default();
         if let Some(v) = self.gc_grace_secs {
             cfg.gc_grace = Duration::from_secs(v);
         }
@@ -766,6 +776,32 @@ impl ConfigLayer {
 }
 
 impl Config {
+    /// `site_copies` names distinct sites, each with storage nodes listed
+    /// (when nodes are listed here at all: they may also come from the
+    /// metadata alone).
+    fn check_site_copies(&self) -> Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for site in &self.site_copies {
+            if site.is_empty() {
+                bail!("site_copies: a site name is empty");
+            }
+            if !seen.insert(site) {
+                bail!("site_copies names {site} twice");
+            }
+            let listed = self
+                .nodes
+                .iter()
+                .any(|n| n.site.as_deref() == Some(site.as_str()));
+            if !self.nodes.is_empty() && !listed {
+                bail!("site_copies names {site}, but no storage node listed stands there");
+            }
+        }
+        if !self.site_copies.is_empty() && self.nodes.is_empty() && self.metadata.is_none() {
+            bail!("site_copies needs storage nodes in those sites");
+        }
+        Ok(())
+    }
+
     fn check(&self) -> Result<()> {
         if self.data_shards == 0 {
             bail!("data_shards must be at least 1");
@@ -815,6 +851,7 @@ impl Config {
                 self.data_shards
             );
         }
+        self.check_site_copies()?;
         if self.header_timeout.is_zero() {
             bail!("header_timeout_secs must be at least 1");
         }

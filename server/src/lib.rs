@@ -125,6 +125,7 @@ impl Server {
             write_budget: write_budget.clone(),
             read_budget,
             write_quorum: config.write_quorum,
+            site_copies: config.site_copies.clone(),
             ..DataSettings::default()
         };
         let gateway_settings = GatewaySettings {
@@ -157,6 +158,7 @@ impl Server {
             }
         }
         let stores = StoreSet::with_domains(fixed);
+        stores.set_home_site(config.metadata.as_ref().and_then(|m| m.site.clone()));
         let nodes = match &config.cluster_tls {
             Some(tls) if !config.nodes.is_empty() => {
                 let started = nodes::Nodes::start(

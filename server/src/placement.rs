@@ -41,6 +41,16 @@ pub enum PlacementError {
         /// Healthy stores known.
         available: usize,
     },
+    /// A site that is to keep a copy has too few stores for one.
+    #[error("site {site} is to keep a copy of {needed} shards and has {available} stores")]
+    SiteTooSmall {
+        /// The site.
+        site: String,
+        /// Shards of a copy (k + m).
+        needed: usize,
+        /// Stores of the site that may take shards, up or down.
+        available: usize,
+    },
 }
 
 /// Where a new segment's shards go ([`StoreSet::choose_for_write`]).
@@ -96,6 +106,8 @@ struct Inner {
     draining: RwLock<BTreeSet<String>>,
     /// Free bytes of each store, as its last health probe said.
     free: RwLock<BTreeMap<String, u64>>,
+    /// The site of the gateway using this set: reads prefer its copies.
+    home_site: RwLock<Option<String>>,
     cursor: AtomicUsize,
     changes: AtomicUsize,
 }
@@ -340,9 +352,32 @@ impl StoreSet {
             .collect()
     }
 
-    /// The stores that may take new shards (not being drained), split into
-    /// those up and those down.
-    fn writable<'a>(&self, members: &'a Members) -> (Vec<&'a String>, Vec<&'a String>) {
+    /// The site of the gateway using this set, if it is in one: reads take
+    /// a segment's copy on that site first.
+    pub fn home_site(&self) -> Option<String> {
+        self.inner
+            .home_site
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets the site of the gateway using this set (see [`StoreSet::home_site`]).
+    pub fn set_home_site(&self, site: Option<String>) {
+        *self
+            .inner
+            .home_site
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = site;
+    }
+
+    /// The stores (of `site`, when given) that may take new shards (not
+    /// being drained), split into those up and those down.
+    fn writable<'a>(
+        &self,
+        members: &'a Members,
+        site: Option<&str>,
+    ) -> (Vec<&'a String>, Vec<&'a String>) {
         let down = self.inner.down.read().unwrap_or_else(|e| e.into_inner());
         let draining = self
             .inner
@@ -353,6 +388,7 @@ impl StoreSet {
             .stores
             .keys()
             .filter(|id| !draining.contains(*id))
+            .filter(|id| site.is_none_or(|site| members.domain(id).site.as_deref() == Some(site)))
             .partition(|id| !down.contains_key(*id))
     }
 
@@ -365,7 +401,7 @@ impl StoreSet {
         seed: &[u8],
     ) -> Result<Vec<Arc<dyn ShardStore>>, PlacementError> {
         let members = self.members();
-        let (healthy, _) = self.writable(&members);
+        let (healthy, _) = self.writable(&members, None);
         if healthy.len() < count || count == 0 {
             return Err(PlacementError::NotEnoughStores {
                 needed: count,
@@ -506,8 +542,95 @@ impl StoreSet {
                 skipped: Vec::new(),
             });
         }
+        self.choose_in(None, count, quorum, seed)
+    }
+
+    /// Choose a whole copy of `count` shards on each of `sites` (see
+    /// `data::location`): copy `c` at positions `c·count ..`, each inside
+    /// its site as [`StoreSet::choose_for_write`] would choose. A copy
+    /// whose site has no store up (the site is down) goes on down stores
+    /// of its site, every shard skipped: repair writes it once the site is
+    /// back. At least one copy must be written.
+    pub fn choose_copies(
+        &self,
+        sites: &[String],
+        count: usize,
+        quorum: usize,
+        seed: &[u8],
+    ) -> Result<WritePlacement, PlacementError> {
+        let mut out = WritePlacement {
+            stores: Vec::with_capacity(sites.len() * count),
+            skipped: Vec::new(),
+        };
+        let mut written = 0;
+        for (copy, site) in sites.iter().enumerate() {
+            let chosen = match self.choose_in(Some(site), count, quorum, seed) {
+                Ok(chosen) => {
+                    written += 1;
+                    chosen
+                }
+                Err(e) => self.placeholder_copy(site, count, seed).ok_or(e)?,
+            };
+            let offset = copy * count;
+            out.skipped.extend(
+                chosen
+                    .skipped
+                    .iter()
+                    .map(|&i| (offset + usize::from(i)) as u16),
+            );
+            out.stores.extend(chosen.stores);
+        }
+        if written == 0 {
+            let members = self.members();
+            let (healthy, _) = self.writable(&members, None);
+            return Err(PlacementError::NotEnoughStores {
+                needed: quorum.max(1),
+                available: healthy.len(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A copy for `site` while none of its stores is up: `count` of its
+    /// stores, every shard skipped; `None` unless all its stores are down
+    /// and there are enough of them.
+    fn placeholder_copy(&self, site: &str, count: usize, seed: &[u8]) -> Option<WritePlacement> {
         let members = self.members();
-        let (healthy, unhealthy) = self.writable(&members);
+        let (healthy, down) = self.writable(&members, Some(site));
+        if !healthy.is_empty() || down.len() < count {
+            return None;
+        }
+        let stores: Vec<Arc<dyn ShardStore>> = self
+            .spread(&members, &down, count, seed)
+            .into_iter()
+            .filter_map(|id| members.stores.get(id).cloned())
+            .collect();
+        Some(WritePlacement {
+            skipped: (0..stores.len()).map(|i| i as u16).collect(),
+            stores,
+        })
+    }
+
+    /// [`StoreSet::choose_for_write`] among the stores of `site` (all
+    /// stores with `None`).
+    fn choose_in(
+        &self,
+        site: Option<&str>,
+        count: usize,
+        quorum: usize,
+        seed: &[u8],
+    ) -> Result<WritePlacement, PlacementError> {
+        let members = self.members();
+        let (healthy, unhealthy) = self.writable(&members, site);
+        if let Some(site) = site
+            && healthy.len() + unhealthy.len() < count
+        {
+            return Err(PlacementError::SiteTooSmall {
+                site: site.to_owned(),
+                needed: count,
+                available: healthy.len() + unhealthy.len(),
+            });
+        }
         if healthy.len() < quorum.max(1) || healthy.len() + unhealthy.len() < count {
             return Err(PlacementError::NotEnoughStores {
                 needed: quorum.max(1),
@@ -533,8 +656,14 @@ impl StoreSet {
     /// when it is down but not lost (it may come back within the grace);
     /// otherwise (lost, drained, or unknown) a healthy store, not being
     /// drained, holding no other shard of the segment, preferring zones
-    /// holding the fewest of its shards.
-    pub fn repair_target(&self, placement: &[String], index: usize) -> Option<Arc<dyn ShardStore>> {
+    /// holding the fewest of its shards; inside `site` when given (a copy
+    /// kept per site stays on its site).
+    pub fn repair_target(
+        &self,
+        placement: &[String],
+        index: usize,
+        site: Option<&str>,
+    ) -> Option<Arc<dyn ShardStore>> {
         if let Some(own) = placement.get(index).and_then(|id| self.get(id))
             && !self.is_draining(own.id())
         {
@@ -558,6 +687,7 @@ impl StoreSet {
             .stores
             .keys()
             .filter(|id| !placement.contains(id) && !self.is_down(id) && !self.is_draining(id))
+            .filter(|id| site.is_none_or(|site| members.domain(id).site.as_deref() == Some(site)))
             .collect();
         let least = candidates.iter().map(|id| zone_load(id)).min()?;
         let best: Vec<&String> = candidates
@@ -668,24 +798,89 @@ mod tests {
     fn repairs_go_home_when_home_is_up_and_elsewhere_when_not() {
         let s = set(8);
         let placement: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
-        assert_eq!(s.repair_target(&placement, 3).unwrap().id(), "m3");
+        assert_eq!(s.repair_target(&placement, 3, None).unwrap().id(), "m3");
         s.set_down("m3", true);
         // Down within the grace: wait for it.
-        assert!(s.repair_target(&placement, 3).is_none());
+        assert!(s.repair_target(&placement, 3, None).is_none());
         assert!(s.declare_lost(Duration::from_secs(60)).is_empty());
         assert_eq!(s.declare_lost(Duration::ZERO), vec!["m3".to_owned()]);
         assert!(s.declare_lost(Duration::ZERO).is_empty());
         for _ in 0..4 {
-            let t = s.repair_target(&placement, 3).unwrap();
+            let t = s.repair_target(&placement, 3, None).unwrap();
             assert!(["m6", "m7"].contains(&t.id()), "{}", t.id());
         }
         s.set_down("m6", true);
         s.set_down("m7", true);
-        assert!(s.repair_target(&placement, 3).is_none());
+        assert!(s.repair_target(&placement, 3, None).is_none());
         // Back up: neither down nor lost, and home again.
         s.set_down("m3", false);
         assert!(!s.is_lost("m3"));
-        assert_eq!(s.repair_target(&placement, 3).unwrap().id(), "m3");
+        assert_eq!(s.repair_target(&placement, 3, None).unwrap().id(), "m3");
+    }
+
+    /// Two sites of `per_site` nodes of one store each: `dc-a-N`, `dc-b-N`.
+    fn two_sites(per_site: u64) -> StoreSet {
+        StoreSet::with_domains(["dc-a", "dc-b"].iter().flat_map(|site| {
+            (0..per_site).map(move |n| {
+                let domain = Domain {
+                    site: Some((*site).to_owned()),
+                    zone: None,
+                    node: if *site == "dc-a" { n + 1 } else { 100 + n },
+                };
+                let store = Arc::new(Memory::new(format!("{site}-{n}"))) as Arc<dyn ShardStore>;
+                (store, domain)
+            })
+        }))
+    }
+
+    #[test]
+    fn a_copy_per_site_stays_inside_its_site_and_a_lost_site_is_left_for_repair() {
+        let s = two_sites(4);
+        let sites = ["dc-a".to_owned(), "dc-b".to_owned()];
+        let site_of = |ids: &[String]| -> Vec<String> {
+            ids.iter()
+                .map(|id| s.domain(id).site.unwrap_or_default())
+                .collect()
+        };
+        let chosen = s.choose_copies(&sites, 3, 3, b"seg").unwrap();
+        let names = ids(&chosen.stores);
+        assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), 6);
+        assert_eq!(
+            site_of(&names),
+            ["dc-a", "dc-a", "dc-a", "dc-b", "dc-b", "dc-b"]
+        );
+        assert!(chosen.skipped.is_empty());
+        // Repair of a copy stays on its site.
+        s.set_down(&names[4], true);
+        s.declare_lost(Duration::ZERO);
+        let target = s.repair_target(&names, 4, Some("dc-b")).unwrap();
+        assert_eq!(s.domain(target.id()).site.as_deref(), Some("dc-b"));
+        assert!(!names.contains(&target.id().to_owned()));
+        // dc-b down whole: its copy goes on its own (down) stores, all
+        // skipped, and dc-a's is written.
+        for n in 0..4 {
+            s.set_down(&format!("dc-b-{n}"), true);
+        }
+        let chosen = s.choose_copies(&sites, 3, 3, b"seg").unwrap();
+        assert_eq!(
+            site_of(&ids(&chosen.stores)),
+            ["dc-a", "dc-a", "dc-a", "dc-b", "dc-b", "dc-b"]
+        );
+        assert_eq!(chosen.skipped, vec![3, 4, 5]);
+        // Both down: refused; a site too small for a copy: refused by name.
+        for n in 0..4 {
+            s.set_down(&format!("dc-a-{n}"), true);
+        }
+        assert!(s.choose_copies(&sites, 3, 3, b"seg").is_err());
+        let small = two_sites(2);
+        assert_eq!(
+            small.choose_copies(&sites, 3, 3, b"seg").unwrap_err(),
+            PlacementError::SiteTooSmall {
+                site: "dc-a".into(),
+                needed: 3,
+                available: 2
+            }
+        );
     }
 
     /// A set of stores given as (zone, node) per store; zone `None`: the
@@ -880,11 +1075,11 @@ mod tests {
             assert!(ids(&write.stores).iter().all(|id| id != "m1"));
         }
         let placement: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
-        let target = s.repair_target(&placement, 1).unwrap();
+        let target = s.repair_target(&placement, 1, None).unwrap();
         assert!(["m6", "m7"].contains(&target.id()), "{}", target.id());
         // Reads still find it.
         assert!(s.locate(&placement)[1].is_some());
         s.set_draining(BTreeSet::new());
-        assert_eq!(s.repair_target(&placement, 1).unwrap().id(), "m1");
+        assert_eq!(s.repair_target(&placement, 1, None).unwrap().id(), "m1");
     }
 }

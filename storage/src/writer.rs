@@ -22,6 +22,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::FuturesOrdered;
@@ -60,6 +61,12 @@ pub struct WriteOptions {
     /// The body's length when known (e.g. Content-Length), so a short body
     /// reserves what it needs rather than a whole stripe.
     pub size_hint: Option<u64>,
+    /// Longest one shard's store may hold the write back (taking no more
+    /// of its stream, or not answering once its shard is sent) before that
+    /// shard is given up and reported missing, to be repaired later: a
+    /// stalled store does not stall the write. `None`: wait as long as it
+    /// takes.
+    pub stall_timeout: Option<Duration>,
 }
 
 impl Default for WriteOptions {
@@ -72,6 +79,7 @@ impl Default for WriteOptions {
             unavailable: Vec::new(),
             budget: None,
             size_hint: None,
+            stall_timeout: None,
         }
     }
 }
@@ -366,8 +374,13 @@ fn finish_stripe(
 /// Streams `body` into shard `i` of `stores[i]` for every i, returning once the
 /// write quorum of shards is durable.
 ///
-/// `stores.len()` must be k + m and the stores distinct. On a body error or a
-/// lost quorum it returns `Err` and deletes every shard it wrote (best effort).
+/// `stores.len()` must be k + m times a number of copies, the stores
+/// distinct: store `p` takes shard `p mod (k + m)`, so each copy of the
+/// stripe is the same sealed bytes on other stores, and every copy with a
+/// store to write to must reach the quorum. `opts.unavailable` and the
+/// outcome's missing shards count positions in `stores`. On a body error
+/// or a lost quorum it returns `Err` and deletes every shard it wrote
+/// (best effort).
 pub async fn write_object<S, E>(
     stores: &[Arc<dyn ShardStore>],
     object: ObjectId,
@@ -383,13 +396,16 @@ where
     let geometry = opts.geometry;
     geometry.validate()?;
     let n = geometry.total_shards();
-    if stores.len() != n {
+    if stores.is_empty()
+        || !stores.len().is_multiple_of(n)
+        || stores.len() > usize::from(u16::MAX) + 1
+    {
         return Err(StorageError::InvalidGeometry(format!(
-            "{} stores given for {n} shards",
+            "{} stores given for copies of {n} shards",
             stores.len()
         )));
     }
-    if stores.iter().map(|s| s.id()).collect::<HashSet<_>>().len() != n {
+    if stores.iter().map(|s| s.id()).collect::<HashSet<_>>().len() != stores.len() {
         return Err(StorageError::InvalidGeometry(
             "shard stores must be distinct".into(),
         ));
@@ -401,33 +417,23 @@ where
             geometry.k()
         )));
     }
-    let skipped = (0..n)
-        .filter(|&i| opts.unavailable.contains(&(i as u16)))
-        .count();
-    if n - skipped < quorum {
-        return Err(StorageError::Quorum {
-            needed: quorum,
-            available: n - skipped,
-        });
-    }
-    let shard_ids: Vec<ShardId> = (0..n)
-        .map(|i| ShardId {
+    let copies = Copies::new(n, stores.len(), &opts.unavailable);
+    copies.check(quorum, &opts.unavailable)?;
+    let shard_ids: Vec<ShardId> = (0..stores.len())
+        .map(|p| ShardId {
             object,
             part,
-            index: i as u16,
+            index: (p % n) as u16,
         })
         .collect();
 
-    let mut writer = ShardWriters::start(stores, shard_ids.clone(), geometry, opts, quorum);
+    let mut writer = ShardWriters::start(stores, shard_ids.clone(), geometry, opts, copies, quorum);
     match writer.run(key, &opts.checksums, body).await {
         Ok((size, checksums)) => {
             let missing = writer.finish(size).await;
-            if n - missing.len() < quorum {
+            if let Err(e) = writer.copies.check(quorum, &missing) {
                 delete_all(stores, &shard_ids).await;
-                return Err(StorageError::Quorum {
-                    needed: quorum,
-                    available: n - missing.len(),
-                });
+                return Err(e);
             }
             metrics::counter!("tessera_storage_objects_written_total").increment(1);
             metrics::counter!("tessera_storage_bytes_written_total").increment(size);
@@ -456,6 +462,59 @@ pub(crate) async fn delete_all(stores: &[Arc<dyn ShardStore>], ids: &[ShardId]) 
         }
     });
     futures::future::join_all(deletes).await;
+}
+
+/// The copies of the stripe one write keeps: `width` positions each, and
+/// which of them are written at all (a copy whose every store is down at
+/// the start is left for repair).
+#[derive(Debug, Clone)]
+struct Copies {
+    width: usize,
+    attempted: Vec<bool>,
+}
+
+impl Copies {
+    fn new(width: usize, positions: usize, unavailable: &[u16]) -> Self {
+        let attempted = (0..positions / width)
+            .map(|c| (c * width..(c + 1) * width).any(|p| !unavailable.contains(&(p as u16))))
+            .collect();
+        Copies { width, attempted }
+    }
+
+    /// Every copy written reaches `quorum` shards with those at positions
+    /// `lost` counted out.
+    fn check(&self, quorum: usize, lost: &[u16]) -> Result<(), StorageError> {
+        if !self.attempted.contains(&true) {
+            return Err(StorageError::Quorum {
+                needed: quorum,
+                available: 0,
+            });
+        }
+        for (c, _) in self.attempted.iter().enumerate().filter(|(_, a)| **a) {
+            let range = c * self.width..(c + 1) * self.width;
+            let gone = lost
+                .iter()
+                .filter(|&&p| range.contains(&usize::from(p)))
+                .count();
+            if self.width - gone < quorum {
+                return Err(StorageError::Quorum {
+                    needed: quorum,
+                    available: self.width - gone,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The positions whose sender has dropped out.
+    fn lost(senders: &[Option<mpsc::Sender<Frame>>]) -> Vec<u16> {
+        senders
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_none())
+            .map(|(p, _)| p as u16)
+            .collect()
+    }
 }
 
 /// What every stripe of one write is encoded with.
@@ -522,16 +581,18 @@ impl Filling {
 /// Encode jobs in stripe order, each yielding the stripe's k + m framed blocks.
 type PendingStripes = FuturesOrdered<JoinHandle<Result<Vec<Bytes>, StorageError>>>;
 
-/// The k + m shard streams of one write.
+/// The shard streams of one write: k + m per copy.
 struct ShardWriters {
     ids: Vec<ShardId>,
     senders: Vec<Option<mpsc::Sender<Frame>>>,
+    copies: Copies,
     tasks: PutTasks,
     geometry: Geometry,
     depth: usize,
     quorum: usize,
     budget: Option<MemoryBudget>,
     size_hint: Option<u64>,
+    stall: Option<Duration>,
 }
 
 impl ShardWriters {
@@ -540,6 +601,7 @@ impl ShardWriters {
         ids: Vec<ShardId>,
         geometry: Geometry,
         opts: &WriteOptions,
+        copies: Copies,
         quorum: usize,
     ) -> Self {
         let depth = opts.stripes_in_flight.max(1);
@@ -562,12 +624,14 @@ impl ShardWriters {
         ShardWriters {
             ids,
             senders,
+            copies,
             tasks: PutTasks(tasks),
             geometry,
             depth,
             quorum,
             budget: opts.budget.clone(),
             size_hint: opts.size_hint,
+            stall: opts.stall_timeout,
         }
     }
 
@@ -658,23 +722,20 @@ impl ShardWriters {
         Ok(())
     }
 
-    /// Sends one frame to every live shard; shards whose store failed drop out.
+    /// Sends one stripe's frames (one per shard of the code) to every live
+    /// position, each copy the same frames; positions whose store failed
+    /// drop out.
     async fn send_all(&mut self, frames: &[Bytes]) -> Result<(), StorageError> {
-        for (slot, frame) in self.senders.iter_mut().zip(frames) {
+        let width = frames.len().max(1);
+        for (p, slot) in self.senders.iter_mut().enumerate() {
             if let Some(tx) = slot
-                && tx.send(Frame::Data(frame.clone())).await.is_err()
+                && !send_within(self.stall, tx, Frame::Data(frames[p % width].clone())).await
             {
+                tracing::warn!(shard = %self.ids[p], position = p, "shard store stalled or failed; writing on without it");
                 *slot = None;
             }
         }
-        let live = self.senders.iter().flatten().count();
-        if live < self.quorum {
-            return Err(StorageError::Quorum {
-                needed: self.quorum,
-                available: live,
-            });
-        }
-        Ok(())
+        self.copies.check(self.quorum, &Copies::lost(&self.senders))
     }
 
     /// Streams the body through hashing and encoding into the shard channels.
@@ -693,6 +754,7 @@ impl ShardWriters {
         let headers: Vec<Bytes> = self
             .ids
             .iter()
+            .take(geometry.total_shards())
             .map(|&shard| Bytes::copy_from_slice(&ShardHeader { shard, geometry }.encode()))
             .collect();
         self.send_all(&headers).await?;
@@ -783,6 +845,7 @@ impl ShardWriters {
         let trailers: Vec<Bytes> = self
             .ids
             .iter()
+            .take(self.geometry.total_shards())
             .map(|&id| Bytes::copy_from_slice(&ShardTrailer { blocks, size }.encode(id)))
             .collect();
         // Quorum is checked by the caller from the final result.
@@ -790,19 +853,34 @@ impl ShardWriters {
         let mut complete = Vec::with_capacity(self.senders.len());
         for slot in self.senders.drain(..) {
             complete.push(match slot {
-                Some(tx) => tx.send(Frame::End).await.is_ok(),
+                Some(tx) => send_within(self.stall, &tx, Frame::End).await,
                 None => false,
             });
         }
         let mut missing = Vec::new();
         for (i, handle) in self.tasks.0.iter_mut().enumerate() {
             let result = match handle.take() {
-                Some(h) => h.await.unwrap_or_else(|e| {
-                    Err(StorageError::Unavailable {
-                        store: String::new(),
-                        reason: format!("put task failed: {e}"),
-                    })
-                }),
+                Some(mut h) => {
+                    let answered = match self.stall {
+                        Some(limit) => tokio::time::timeout(limit, &mut h).await.ok(),
+                        None => Some((&mut h).await),
+                    };
+                    match answered {
+                        Some(done) => done.unwrap_or_else(|e| {
+                            Err(StorageError::Unavailable {
+                                store: String::new(),
+                                reason: format!("put task failed: {e}"),
+                            })
+                        }),
+                        None => {
+                            h.abort();
+                            Err(StorageError::Unavailable {
+                                store: String::new(),
+                                reason: "store did not answer in time".into(),
+                            })
+                        }
+                    }
+                }
                 None => Err(StorageError::Unavailable {
                     store: String::new(),
                     reason: "store down; shard not written".into(),
@@ -811,11 +889,11 @@ impl ShardWriters {
             match result {
                 Ok(_) if complete[i] => {}
                 Ok(_) => {
-                    tracing::warn!(shard = %self.ids[i], "store returned before the shard was complete");
+                    tracing::warn!(shard = %self.ids[i], position = i, "store returned before the shard was complete");
                     missing.push(i as u16);
                 }
                 Err(e) => {
-                    tracing::warn!(shard = %self.ids[i], error = %e, "shard write failed");
+                    tracing::warn!(shard = %self.ids[i], position = i, error = %e, "shard write failed");
                     missing.push(i as u16);
                 }
             }
@@ -831,6 +909,18 @@ impl ShardWriters {
                 let _ = h.await;
             }
         }
+    }
+}
+
+/// Sends `frame` on a shard's stream, waiting at most `limit` for room;
+/// false when the stream is gone or stayed full.
+async fn send_within(limit: Option<Duration>, tx: &mpsc::Sender<Frame>, frame: Frame) -> bool {
+    match limit {
+        Some(limit) => matches!(
+            tokio::time::timeout(limit, tx.send(frame)).await,
+            Ok(Ok(()))
+        ),
+        None => tx.send(frame).await.is_ok(),
     }
 }
 

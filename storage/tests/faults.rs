@@ -571,3 +571,145 @@ async fn a_hedged_read_outruns_a_stalled_store_and_reports_it_slow_not_bad() {
     );
     assert!(bad.lock().unwrap().is_empty(), "and not reported bad");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_are_the_same_shards_and_each_reads_alone() {
+    // 2+1 kept twice (one copy a site): positions 0-2 and 3-5.
+    let g = Geometry::new(2, 1, 256).unwrap();
+    let bytes = data(3_000, 21);
+    let (mems, faulty, stores) = common::faulty_stores(6);
+    let key = DataKey::generate();
+    let object = ObjectId::random();
+    let opts = WriteOptions {
+        geometry: g,
+        write_quorum: Some(3),
+        ..WriteOptions::default()
+    };
+    let out = write_object(&stores, object, 1, &key, &opts, common::body(&bytes, 500))
+        .await
+        .unwrap();
+    assert!(out.missing_shards.is_empty());
+    for index in 0..3u16 {
+        let id = tessera_storage::ShardId {
+            object,
+            part: 1,
+            index,
+        };
+        let first = shard_file(stores[usize::from(index)].as_ref(), id).await;
+        let twin = shard_file(stores[usize::from(index) + 3].as_ref(), id).await;
+        assert_eq!(
+            first, twin,
+            "shard {index}: both copies hold the same bytes"
+        );
+    }
+    let copy = |c: usize| ObjectLocation {
+        object,
+        part: 1,
+        size: out.size,
+        geometry: g,
+        stores: stores[c * 3..c * 3 + 3].iter().cloned().map(Some).collect(),
+    };
+    assert_eq!(read_all(copy(0), &key).await, bytes);
+    assert_eq!(read_all(copy(1), &key).await, bytes);
+
+    // A copy whose every store is down is skipped whole (repair writes it
+    // later) and the other is written ...
+    let object = ObjectId::random();
+    let skip_second = WriteOptions {
+        unavailable: vec![3, 4, 5],
+        ..opts.clone()
+    };
+    let out = write_object(
+        &stores,
+        object,
+        1,
+        &key,
+        &skip_second,
+        common::body(&bytes, 500),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.missing_shards, vec![3, 4, 5]);
+    let loc = ObjectLocation { object, ..copy(0) };
+    assert_eq!(read_all(loc, &key).await, bytes);
+
+    // ... but every copy that is written must reach the quorum on its own:
+    // a failing store in one copy fails the write, and nothing is left.
+    faulty[4].fail_puts.store(true, Ordering::SeqCst);
+    let before: Vec<u64> = mems.iter().map(|m| m.stored_bytes()).collect();
+    let err = write_object(
+        &stores,
+        ObjectId::random(),
+        1,
+        &key,
+        &opts,
+        common::body(&bytes, 500),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::Quorum {
+                needed: 3,
+                available: 2
+            }
+        ),
+        "{err}"
+    );
+    let after: Vec<u64> = mems.iter().map(|m| m.stored_bytes()).collect();
+    assert_eq!(before, after);
+    // No copy to write at all is refused too.
+    let none = WriteOptions {
+        unavailable: (0..6).collect(),
+        ..opts
+    };
+    let err = write_object(
+        &stores,
+        ObjectId::random(),
+        1,
+        &key,
+        &none,
+        common::body(&bytes, 500),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Quorum { available: 0, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_store_is_written_around_not_waited_for() {
+    // Many stripes, so the stalled shard's stream fills up.
+    let g = Geometry::new(4, 2, 128).unwrap();
+    let bytes = data(40_000, 5);
+    let (_mems, faulty, stores) = common::faulty_stores(6);
+    faulty[2].hang_puts.store(true, Ordering::SeqCst);
+    let key = DataKey::generate();
+    let object = ObjectId::random();
+    let opts = WriteOptions {
+        geometry: g,
+        write_quorum: Some(5),
+        stall_timeout: Some(Duration::from_millis(300)),
+        ..WriteOptions::default()
+    };
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        write_object(&stores, object, 1, &key, &opts, common::body(&bytes, 1000)),
+    )
+    .await
+    .expect("the write waited on the stalled store")
+    .unwrap();
+    assert_eq!(out.missing_shards, vec![2]);
+    let mut loc = ObjectLocation {
+        object,
+        part: 1,
+        size: out.size,
+        geometry: g,
+        stores: stores.iter().cloned().map(Some).collect(),
+    };
+    loc.stores[2] = None;
+    assert_eq!(read_all(loc, &key).await, bytes);
+}

@@ -42,7 +42,7 @@ impl DataPlane {
         &self,
         segment: &Segment,
     ) -> Result<Deletion, LocationError> {
-        let deletes = location::shards(segment)?.map(|(shard, store_id)| async move {
+        let deletes = location::shards(segment)?.map(|(_, shard, store_id)| async move {
             let Some(store) = self.stores.get(store_id) else {
                 tracing::warn!(store = %store_id, %shard, "unknown store; shard left behind");
                 return Ok(false);
@@ -91,7 +91,7 @@ mod tests {
             placement: vec!["s0".into(), "s1".into(), "elsewhere".into()],
             missing: Vec::new(),
         };
-        for (id, store) in location::shards(&segment).unwrap() {
+        for (_, id, store) in location::shards(&segment).unwrap() {
             if let Some(store) = stores.get(store) {
                 let bytes = futures::stream::once(async { Ok(bytes::Bytes::from_static(b"x")) });
                 store.put(id, Box::pin(bytes)).await.unwrap();

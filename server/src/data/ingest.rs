@@ -3,7 +3,8 @@
 //! A single-part object's small body (up to the inline threshold) is sealed
 //! under the object's data key and kept in metadata; anything else streams
 //! through [`tessera_storage::write_object`] into `k + m` shards on distinct
-//! stores. Either way the MD5 (ETag) and every checksum the [`Integrity`]
+//! stores, or a copy of them on each site the settings name (the write
+//! waits for every site up). Either way the MD5 (ETag) and every checksum the [`Integrity`]
 //! names are computed on the way, then checked against its claims: a
 //! mismatch fails and leaves nothing behind. A body is cut off when it
 //! passes its size limit or sends nothing for the body idle timeout.
@@ -164,7 +165,12 @@ impl DataPlane {
             .settings
             .write_quorum
             .unwrap_or(width.min(geometry.k() + 1));
-        let placement = self.stores.choose_for_write(width, quorum, &segment_id.0)?;
+        let placement = if self.settings.site_copies.is_empty() {
+            self.stores.choose_for_write(width, quorum, &segment_id.0)?
+        } else {
+            self.stores
+                .choose_copies(&self.settings.site_copies, width, quorum, &segment_id.0)?
+        };
         let stores = placement.stores;
         let write = WriteOptions {
             geometry,
@@ -174,6 +180,7 @@ impl DataPlane {
             unavailable: placement.skipped,
             budget: Some(self.settings.write_budget.clone()),
             size_hint: body.size_hint,
+            stall_timeout: Some(self.settings.shard_timeout),
         };
         let outcome =
             tessera_storage::write_object(&stores, segment_id, part, &key.key, &write, stream)

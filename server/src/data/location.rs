@@ -1,10 +1,18 @@
 //! Between the metadata's [`Segment`] and the storage layer's locations:
 //! the one place where a segment's placement becomes shard ids and stores.
 //!
+//! A segment keeps one or more whole copies of its stripe (with two sites
+//! keeping a copy each, a site alone serves every object with its full
+//! redundancy). Its placement names `copies × (k + m)` stores: copy `c`
+//! at positions `c·(k+m) .. (c+1)·(k+m)`, position `p` holding stripe
+//! shard `p mod (k+m)`. The copies are the same sealed bytes under the
+//! same shard ids, on distinct stores. Repair, scrub and the missing list
+//! speak of positions; the storage layer of stripe shards.
+//!
 //! A segment record is checked before it is used ([`check`]): its placement
-//! names exactly one store per shard of its code, every shard index fits a
-//! [`ShardId`], and its missing shards are shards it has. A record that
-//! fails is refused with a [`LocationError`], never clamped or cut short.
+//! names a whole number of copies, every position fits a shard index, and
+//! its missing shards are positions it has. A record that fails is refused
+//! with a [`LocationError`], never clamped or cut short.
 
 use tessera_raft::model::Segment;
 use tessera_storage::{Geometry, ObjectId, ObjectLocation, ShardId};
@@ -17,8 +25,10 @@ pub enum LocationError {
     /// The code has no data shards.
     #[error("segment has no data shards")]
     NoDataShards,
-    /// The placement does not name one store per shard.
-    #[error("segment places {placed} shards, its {data}+{parity} code has {expected}")]
+    /// The placement does not name one store per shard of every copy.
+    #[error(
+        "segment places {placed} shards, not a whole number of copies of its {data}+{parity} code ({expected} shards each)"
+    )]
     PlacementLength {
         /// Stores named.
         placed: usize,
@@ -51,77 +61,168 @@ pub fn geometry(segment: &Segment) -> Geometry {
     }
 }
 
+/// Shards of one copy of the segment's stripe (k + m).
+pub fn width(segment: &Segment) -> usize {
+    usize::from(segment.data_shards) + usize::from(segment.parity_shards)
+}
+
 /// Checks a segment record: see the module docs.
 pub fn check(segment: &Segment) -> Result<(), LocationError> {
     if segment.data_shards == 0 {
         return Err(LocationError::NoDataShards);
     }
-    let expected = usize::from(segment.data_shards) + usize::from(segment.parity_shards);
-    if segment.placement.len() != expected {
+    let expected = width(segment);
+    let placed = segment.placement.len();
+    if placed == 0 || !placed.is_multiple_of(expected) {
         return Err(LocationError::PlacementLength {
-            placed: segment.placement.len(),
+            placed,
             expected,
             data: segment.data_shards,
             parity: segment.parity_shards,
         });
     }
-    if expected > usize::from(u16::MAX) + 1 {
-        return Err(LocationError::TooManyShards(expected));
+    if placed > usize::from(u16::MAX) + 1 {
+        return Err(LocationError::TooManyShards(placed));
     }
-    if let Some(&index) = segment
-        .missing
-        .iter()
-        .find(|&&m| usize::from(m) >= expected)
-    {
+    if let Some(&index) = segment.missing.iter().find(|&&m| usize::from(m) >= placed) {
         return Err(LocationError::MissingOutOfRange {
             index,
-            shards: expected,
+            shards: placed,
         });
     }
     Ok(())
 }
 
-/// The id of shard `index` of a segment.
-pub fn shard_id(segment: &Segment, index: u16) -> ShardId {
-    ShardId {
-        object: ObjectId(segment.object_id),
-        part: segment.part,
-        index,
+/// The stripe shard kept at `position` of a checked segment's placement.
+pub fn stripe_index(segment: &Segment, position: u16) -> u16 {
+    // A width past u16 (65,536 shards) leaves room for one copy only.
+    match u16::try_from(width(segment)) {
+        Ok(width) if width > 0 => position % width,
+        _ => position,
     }
 }
 
-/// Every shard of a checked segment with the id of the store its placement
-/// names.
-pub fn shards(segment: &Segment) -> Result<impl Iterator<Item = (ShardId, &str)>, LocationError> {
+/// The id of the shard kept at `position` of a segment.
+pub fn shard_id(segment: &Segment, position: u16) -> ShardId {
+    ShardId {
+        object: ObjectId(segment.object_id),
+        part: segment.part,
+        index: stripe_index(segment, position),
+    }
+}
+
+/// The positions keeping stripe shard `index`, one per copy.
+pub fn positions(segment: &Segment, index: u16) -> Vec<u16> {
+    (0..segment.placement.len())
+        .step_by(width(segment).max(1))
+        .filter_map(|start| u16::try_from(start + usize::from(index)).ok())
+        .filter(|&p| usize::from(p) < segment.placement.len())
+        .collect()
+}
+
+/// The position at which `store` keeps stripe shard `index`, if it does.
+pub fn position_on(segment: &Segment, index: u16, store: &str) -> Option<u16> {
+    positions(segment, index)
+        .into_iter()
+        .find(|&p| segment.placement[usize::from(p)] == store)
+}
+
+/// The site of the copy `position` belongs to, for a segment kept as a
+/// copy per site: the site of the other stores of that copy that `stores`
+/// knows. `None` for a segment kept as one copy.
+pub fn copy_site(segment: &Segment, position: u16, stores: &StoreSet) -> Option<String> {
+    let width = width(segment).max(1);
+    if segment.placement.len() <= width {
+        return None;
+    }
+    let start = usize::from(position) / width * width;
+    segment
+        .placement
+        .iter()
+        .skip(start)
+        .take(width)
+        .find_map(|store| stores.domain(store).site)
+}
+
+/// How many more shards a segment lacking the shards at positions
+/// `lacking` can lose, at worst, before it cannot be read; below 0 when it
+/// cannot be read now (by how many stripe shards it is short). With one
+/// copy that is `m - lacking`; with copies, a stripe shard is gone only
+/// with its every copy.
+pub fn redundancy_left(segment: &Segment, lacking: &[u16]) -> i64 {
+    let width = width(segment);
+    let k = usize::from(segment.data_shards);
+    let mut held: Vec<usize> = (0..=u16::MAX)
+        .take(width)
+        .map(|i| {
+            positions(segment, i)
+                .iter()
+                .filter(|p| !lacking.contains(p))
+                .count()
+        })
+        .filter(|&copies| copies > 0)
+        .collect();
+    let readable = held.len();
+    if readable < k {
+        return readable as i64 - k as i64;
+    }
+    // Losing the fewest-held stripe shards first, this many go before the
+    // segment is short of k.
+    held.sort_unstable();
+    let to_lose: usize = held.iter().take(readable - k + 1).sum();
+    i64::try_from(to_lose).unwrap_or(i64::MAX) - 1
+}
+
+/// Every position of a checked segment with the id of the shard it keeps
+/// and the store its placement names.
+pub fn shards(
+    segment: &Segment,
+) -> Result<impl Iterator<Item = (u16, ShardId, &str)>, LocationError> {
     check(segment)?;
     Ok(segment
         .placement
         .iter()
         .zip(0u16..=u16::MAX)
-        .map(|(store, index)| (shard_id(segment, index), store.as_str())))
+        .map(|(store, position)| (position, shard_id(segment, position), store.as_str())))
 }
 
-/// Where to read a checked segment from: the stores of its placement that
-/// are known and up, leaving out its missing shards and those `skip` names.
+/// Where to read a checked segment from: for each stripe shard, a copy on
+/// a store that is known and up, leaving out its missing positions and
+/// those `skip` names; a copy on the gateway's own site first (see
+/// [`StoreSet::home_site`]).
 pub fn location(
     segment: &Segment,
     stores: &StoreSet,
     skip: &[u16],
 ) -> Result<ObjectLocation, LocationError> {
     check(segment)?;
+    let found = stores.locate(&segment.placement);
+    let home = stores.home_site();
+    let usable = |p: &u16| {
+        !segment.missing.contains(p) && !skip.contains(p) && found[usize::from(*p)].is_some()
+    };
+    let pick = |index: u16| {
+        let mut copies: Vec<u16> = positions(segment, index)
+            .into_iter()
+            .filter(usable)
+            .collect();
+        if let Some(home) = home.as_deref() {
+            copies.sort_by_key(|&p| {
+                stores
+                    .domain(&segment.placement[usize::from(p)])
+                    .site
+                    .as_deref()
+                    != Some(home)
+            });
+        }
+        copies.first().and_then(|&p| found[usize::from(p)].clone())
+    };
     Ok(ObjectLocation {
         object: ObjectId(segment.object_id),
         part: segment.part,
         size: segment.size,
         geometry: geometry(segment),
-        stores: stores
-            .locate(&segment.placement)
-            .into_iter()
-            .zip(0u16..=u16::MAX)
-            .map(|(store, index)| {
-                store.filter(|_| !segment.missing.contains(&index) && !skip.contains(&index))
-            })
-            .collect(),
+        stores: (0..=u16::MAX).take(width(segment)).map(pick).collect(),
     })
 }
 
@@ -151,7 +252,7 @@ mod tests {
         let seg = segment(4, 2, 6);
         let ids: Vec<(u16, String)> = shards(&seg)
             .unwrap()
-            .map(|(id, store)| (id.index, store.to_owned()))
+            .map(|(_, id, store)| (id.index, store.to_owned()))
             .collect();
         assert_eq!(ids.len(), 6);
         for (i, (index, store)) in ids.iter().enumerate() {
@@ -160,13 +261,13 @@ mod tests {
                 (i, format!("s{i}").as_str())
             );
         }
-        let id = shards(&seg).unwrap().nth(5).unwrap().0;
+        let id = shards(&seg).unwrap().nth(5).unwrap().1;
         assert_eq!((id.object, id.part), (ObjectId([7; 16]), 3));
     }
 
     #[test]
     fn placements_of_the_wrong_length_are_refused() {
-        for placed in [0, 5, 7] {
+        for placed in [0, 5, 7, 13] {
             assert_eq!(
                 check(&segment(4, 2, placed)),
                 Err(LocationError::PlacementLength {
@@ -223,5 +324,86 @@ mod tests {
         assert_eq!((loc.size, loc.part), (1000, 3));
         seg.placement.pop();
         assert!(location(&seg, &stores, &[]).is_err());
+    }
+
+    fn two_site_stores() -> StoreSet {
+        StoreSet::with_domains((0..6u64).map(|i| {
+            let store = Arc::new(Memory::new(format!("s{i}"))) as Arc<dyn ShardStore>;
+            let site = if i < 3 { "dc-a" } else { "dc-b" };
+            let domain = crate::placement::Domain {
+                site: Some(site.into()),
+                zone: None,
+                node: i + 1,
+            };
+            (store, domain)
+        }))
+    }
+
+    #[test]
+    fn copies_share_shard_ids_and_map_positions_both_ways() {
+        // 2+1 kept twice: s0 s1 s2 in one copy, s3 s4 s5 in the other.
+        let seg = segment(2, 1, 6);
+        assert!(check(&seg).is_ok());
+        let ids: Vec<(u16, u16, String)> = shards(&seg)
+            .unwrap()
+            .map(|(p, id, store)| (p, id.index, store.to_owned()))
+            .collect();
+        let want: Vec<(u16, u16, String)> = (0..6).map(|p| (p, p % 3, format!("s{p}"))).collect();
+        assert_eq!(ids, want);
+        assert_eq!(positions(&seg, 1), vec![1, 4]);
+        assert_eq!(position_on(&seg, 1, "s4"), Some(4));
+        assert_eq!(position_on(&seg, 1, "s1"), Some(1));
+        assert_eq!(position_on(&seg, 1, "s3"), None);
+        assert_eq!(stripe_index(&seg, 5), 2);
+    }
+
+    #[test]
+    fn a_copy_on_the_home_site_is_read_first_and_the_other_stands_in() {
+        let stores = two_site_stores();
+        let mut seg = segment(2, 1, 6);
+        let chosen = |loc: &ObjectLocation| -> Vec<Option<String>> {
+            loc.stores
+                .iter()
+                .map(|s| s.as_ref().map(|s| s.id().to_owned()))
+                .collect()
+        };
+        let some = |ids: [&str; 3]| ids.map(|s| Some(s.to_owned())).to_vec();
+        stores.set_home_site(Some("dc-b".into()));
+        assert_eq!(
+            chosen(&location(&seg, &stores, &[]).unwrap()),
+            some(["s3", "s4", "s5"])
+        );
+        stores.set_home_site(Some("dc-a".into()));
+        assert_eq!(
+            chosen(&location(&seg, &stores, &[]).unwrap()),
+            some(["s0", "s1", "s2"])
+        );
+        // A missing, down or skipped home shard: its twin stands in.
+        seg.missing = vec![0];
+        stores.set_down("s1", true);
+        assert_eq!(
+            chosen(&location(&seg, &stores, &[2]).unwrap()),
+            some(["s3", "s4", "s5"])
+        );
+        // Both copies of a shard gone: none.
+        seg.missing = vec![0, 3];
+        let loc = location(&seg, &stores, &[]).unwrap();
+        assert_eq!(chosen(&loc)[0], None);
+    }
+
+    #[test]
+    fn redundancy_left_counts_every_copy_of_a_shard() {
+        // One copy: m minus what is lacking.
+        let single = segment(4, 2, 6);
+        assert_eq!(redundancy_left(&single, &[]), 2);
+        assert_eq!(redundancy_left(&single, &[1]), 1);
+        assert_eq!(redundancy_left(&single, &[0, 1, 5]), -1);
+        // 2+1 kept twice: three losses are survived (four can take both
+        // copies of two shards), a whole copy lost leaves the other's m.
+        let twice = segment(2, 1, 6);
+        assert_eq!(redundancy_left(&twice, &[]), 3);
+        assert_eq!(redundancy_left(&twice, &[3, 4, 5]), 1);
+        assert_eq!(redundancy_left(&twice, &[0, 3]), 1);
+        assert_eq!(redundancy_left(&twice, &[0, 3, 1, 4]), -1);
     }
 }

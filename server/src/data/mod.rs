@@ -56,7 +56,8 @@ pub struct DataSettings {
     pub inline_threshold: usize,
     /// Stripes encoded ahead of the slowest shard write (memory bound per upload).
     pub stripes_in_flight: usize,
-    /// How long a read waits for one shard before using parity instead.
+    /// How long a read waits for one shard before using parity instead, and
+    /// a write for a stalled shard store before writing on without it.
     pub shard_timeout: Duration,
     /// How long a read waits for a shard's block before reading parity
     /// beside it (a hedged read); a storage node outrun this way is taken
@@ -74,6 +75,9 @@ pub struct DataSettings {
     /// (`None`: k + 1, or k + m when there is no parity); the rest are
     /// queued for repair.
     pub write_quorum: Option<usize>,
+    /// Sites that each keep a whole copy of every new segment (see
+    /// [`location`]); empty: one copy spread over the sites.
+    pub site_copies: Vec<String>,
 }
 
 impl Default for DataSettings {
@@ -88,6 +92,7 @@ impl Default for DataSettings {
             read_budget: MemoryBudget::new(crate::config::DEFAULT_READ_BUFFER),
             body_idle_timeout: Duration::from_secs(30),
             write_quorum: None,
+            site_copies: Vec::new(),
         }
     }
 }

@@ -4,16 +4,17 @@
 //! on its segments until its stream is dropped, and queues a repair for
 //! every bad shard it meets.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use tessera_raft::command::Command;
-use tessera_raft::model::{ObjectData, ObjectVersion, PartData, WorkItem};
+use tessera_raft::model::{ObjectData, ObjectVersion, PartData, Segment, WorkItem};
 use tessera_storage::{ObjectLocation, ReadOptions, ShardId, StorageError};
 
-use super::{DataError, DataPlane};
+use super::{DataError, DataPlane, location};
 
 /// The plain bytes of a version over a range, as a stream.
 pub(crate) type DataStream = futures::stream::BoxStream<'static, Result<Bytes, StorageError>>;
@@ -98,19 +99,32 @@ impl DataPlane {
         Ok(out)
     }
 
-    /// Read options whose bad-shard hook queues a repair of the version.
+    /// Read options whose bad-shard hook queues a repair of the version:
+    /// of every copy of the shard (repair keeps those that read back
+    /// intact).
     fn read_options(&self, v: &ObjectVersion) -> ReadOptions {
         let meta = self.meta.clone();
         let (bucket, key, version_id) = (v.bucket.clone(), v.key.clone(), v.version_id.clone());
+        let segments: HashMap<([u8; 16], u32), Segment> = match &v.data {
+            ObjectData::Parts(parts) => parts
+                .iter()
+                .map(|p| ((p.segment.object_id, p.segment.part), p.segment.clone()))
+                .collect(),
+            ObjectData::Inline(_) | ObjectData::DeleteMarker => HashMap::new(),
+        };
         let hook = move |shard: ShardId, err: &StorageError| {
             tracing::warn!(error = %err, object = %shard.object, part = shard.part, index = shard.index, "bad shard; queueing repair");
+            let positions = segments.get(&(shard.object.0, shard.part)).map_or_else(
+                || vec![shard.index],
+                |s| location::positions(s, shard.index),
+            );
             let item = WorkItem::Repair {
                 bucket: bucket.clone(),
                 key: key.clone(),
                 version_id: version_id.clone(),
                 object_id: shard.object.0,
                 part: shard.part,
-                shards: vec![shard.index],
+                shards: positions,
             };
             let meta = meta.clone();
             tokio::spawn(async move {

@@ -67,6 +67,11 @@ pub struct LayoutRequest {
     /// Erasure code parity shards (m)
     #[arg(long, default_value_t = 2)]
     pub parity_shards: u16,
+    /// Every site keeps a whole k+m copy of every object (a site alone then
+    /// serves everything with full redundancy; twice the raw space of one
+    /// copy); needs k+m stores in each site
+    #[arg(long)]
+    pub site_copies: bool,
 }
 
 /// A gateway of the layout.
@@ -144,6 +149,9 @@ pub struct Layout {
     pub geometry: Geometry,
     /// Whether processes run in containers named after them.
     pub service_hosts: bool,
+    /// The sites that each keep a copy of every segment (empty: one copy
+    /// spread over the sites).
+    pub site_copies: Vec<String>,
 }
 
 impl Layout {
@@ -267,6 +275,29 @@ pub enum LayoutError {
         /// Sites asked for.
         sites: usize,
     },
+    /// `--site-copies` with fewer than two sites.
+    #[error("--site-copies keeps a copy on each site: give two sites or more with --sites")]
+    SiteCopiesOneSite,
+    /// A site too small for a whole copy.
+    #[error(
+        "--site-copies: {sites} sites of {nodes} nodes × {disks} disks leave {per_site} stores in \
+         the smallest site, fewer than the {width} shards of a copy: use --nodes {nodes_needed} \
+         or more, or more --disks"
+    )]
+    SiteCopiesTooSmall {
+        /// Sites asked for.
+        sites: usize,
+        /// Nodes asked for.
+        nodes: usize,
+        /// Disks per node.
+        disks: usize,
+        /// Stores of the smallest site.
+        per_site: usize,
+        /// k + m.
+        width: usize,
+        /// Nodes needed with these disks.
+        nodes_needed: usize,
+    },
     /// A site name is empty or given twice.
     #[error("--sites {0:?}: site names must be distinct and not empty")]
     SiteNames(String),
@@ -388,6 +419,11 @@ pub fn plan(req: &LayoutRequest) -> Result<Layout, LayoutError> {
         disks: req.disks,
         geometry,
         service_hosts: req.service_hosts,
+        site_copies: if req.site_copies {
+            req.sites.clone()
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -469,6 +505,24 @@ fn check_sites_and_zones(req: &LayoutRequest, geometry: &Geometry) -> Result<(),
             nodes: req.nodes,
         });
     }
+    if req.site_copies {
+        let width = geometry.total_shards();
+        if sites < 2 {
+            return Err(LayoutError::SiteCopiesOneSite);
+        }
+        // Nodes go round the sites: the smallest gets the floor.
+        let per_site = req.nodes / sites * req.disks;
+        if per_site < width {
+            return Err(LayoutError::SiteCopiesTooSmall {
+                sites,
+                nodes: req.nodes,
+                disks: req.disks,
+                per_site,
+                width,
+                nodes_needed: width.div_ceil(req.disks) * sites,
+            });
+        }
+    }
     let Some(zones) = req.zones else {
         return Ok(());
     };
@@ -535,6 +589,7 @@ mod tests {
             parity_shards: 2,
             witness: false,
             service_hosts: false,
+            site_copies: false,
         }
     }
 
@@ -604,6 +659,29 @@ mod tests {
                 ..
             }
         ));
+        // A copy per site needs k + m stores in the smallest site.
+        let copies = |nodes: usize, sites: &[&str]| LayoutRequest {
+            sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+            site_copies: true,
+            ..request(nodes)
+        };
+        assert!(matches!(
+            refusal(copies(11, &["dc-a", "dc-b"])),
+            LayoutError::SiteCopiesTooSmall {
+                per_site: 5,
+                width: 6,
+                nodes_needed: 12,
+                ..
+            }
+        ));
+        assert!(matches!(
+            refusal(copies(12, &["dc-a"])),
+            LayoutError::SiteCopiesOneSite
+        ));
+        assert_eq!(
+            plan(&copies(12, &["dc-a", "dc-b"])).unwrap().site_copies,
+            ["dc-a", "dc-b"]
+        );
         assert!(matches!(
             refusal(LayoutRequest {
                 zones: Some(2),

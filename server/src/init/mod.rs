@@ -132,6 +132,7 @@ pub fn run(out: &Path, request: &LayoutRequest) -> Result<Cluster> {
             cluster_cert: Some(tls.cert),
             cluster_key: Some(tls.key),
             nodes: Some(nodes.clone()),
+            site_copies: (!layout.site_copies.is_empty()).then(|| layout.site_copies.clone()),
             member_id: gateway.member.as_ref().map(|m| m.id),
             site: gateway.site.clone(),
             cluster_listen: gateway.member.as_ref().map(|m| m.listen),
@@ -341,6 +342,7 @@ mod tests {
             parity_shards: 2,
             witness: false,
             service_hosts: false,
+            site_copies: false,
         };
         let cluster = run(&out, &request).unwrap();
         let node = NodeConfig::from_file(&out.join("node-2.toml")).unwrap();

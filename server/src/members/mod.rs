@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tessera_raft::node::{MetaConfig, MetaNode, RaftTiming};
 
-use crate::config::{Config, MetadataCluster};
+use crate::config::{Config, MetadataCluster, Role};
 use crate::datadir::{DataDir, write_private_file};
 
 /// How long the embedded member may take to elect itself.
@@ -100,6 +100,9 @@ async fn start_member(
     // Raft answers members only: the other founding members, and whoever
     // the cluster has added since; a storage node's certificate is refused.
     meta_config.accept_peers = Some(cluster.members.iter().map(|m| m.id).collect());
+    // The leader runs the cluster's jobs (repair, GC, scrub), which need
+    // the stores only gateways have: a witness leads only when it must.
+    meta_config.witness = config.role == Role::Witness;
     meta_config.timing = RaftTiming {
         request_timeout: CLUSTER_REQUEST_TIMEOUT,
         ..RaftTiming::default()

@@ -136,10 +136,12 @@ impl RepairJob {
                 out.sound.push(index);
                 continue;
             }
-            let Some(target) = self
-                .data
-                .stores()
-                .repair_target(&placement, usize::from(index))
+            // A copy kept per site is rebuilt on its own site.
+            let site = location::copy_site(segment, index, self.data.stores());
+            let Some(target) =
+                self.data
+                    .stores()
+                    .repair_target(&placement, usize::from(index), site.as_deref())
             else {
                 tracing::warn!(shard = %id, "repair: no healthy store can take the shard");
                 out.failed += 1;
@@ -160,15 +162,16 @@ impl RepairJob {
                 let rate = Arc::clone(&rate);
                 Box::pin(async move { rate.take(bytes).await })
             });
+            let stripe_index = location::stripe_index(segment, index);
             let rebuilt = async {
-                repair_shard(&loc, &key, index, target.clone(), Some(pace)).await?;
+                repair_shard(&loc, &key, stripe_index, target.clone(), Some(pace)).await?;
                 scrub_shard(target.as_ref(), id).await
             }
             .await;
             match rebuilt {
                 Ok(summary) => {
                     let bytes = location::geometry(segment)
-                        .shard_file_len(summary.trailer.size, usize::from(index));
+                        .shard_file_len(summary.trailer.size, usize::from(stripe_index));
                     tracing::info!(shard = %id, store = target.id(), "repair: shard rebuilt and verified");
                     out.rebuilt.push((index, target.id().to_owned()));
                     if let Some(slot) = placement.get_mut(usize::from(index)) {
@@ -206,16 +209,16 @@ impl Job for RepairJob {
         let now = Instant::now();
         self.retry
             .retain(|seg, _| queue.iter().any(|(i, _)| (i.object_id, i.part) == *seg));
-        let mut ready: Vec<(usize, &RepairItem, Option<&SegmentRecord>)> = queue
+        let mut ready: Vec<(i64, &RepairItem, Option<&SegmentRecord>)> = queue
             .iter()
             .filter(|(item, _)| {
                 self.retry
                     .get(&(item.object_id, item.part))
                     .is_none_or(|(at, _)| *at <= now)
             })
-            .map(|(item, record)| (lost(item, record.as_ref()), item, record.as_ref()))
+            .map(|(item, record)| (spare(item, record.as_ref()), item, record.as_ref()))
             .collect();
-        ready.sort_by_key(|(lost, _, _)| std::cmp::Reverse(*lost));
+        ready.sort_by_key(|(spare, _, _)| *spare);
         // A few segments at once: rebuilding is CPU work (decode, verify,
         // seal) and each segment waits on its stores in between.
         let chosen: Vec<_> = ready.into_iter().take(BATCH).collect();
@@ -278,9 +281,21 @@ impl Job for RepairJob {
 }
 
 /// Shards a segment lacks or has queued as bad.
-fn lost(item: &RepairItem, record: Option<&SegmentRecord>) -> usize {
+fn lost(item: &RepairItem, record: Option<&SegmentRecord>) -> Vec<u16> {
     let missing = record.map_or(&[][..], |r| r.segment.missing.as_slice());
-    item.shards.len() + missing.iter().filter(|m| !item.shards.contains(m)).count()
+    let mut lacking: Vec<u16> = item.shards.iter().chain(missing).copied().collect();
+    lacking.sort_unstable();
+    lacking.dedup();
+    lacking
+}
+
+/// How many more shards a queued segment can lose before it cannot be
+/// read (below 0: unreadable until a store returns); an item nothing
+/// references counts as safe.
+fn spare(item: &RepairItem, record: Option<&SegmentRecord>) -> i64 {
+    record.map_or(i64::MAX, |r| {
+        location::redundancy_left(&r.segment, &lost(item, Some(r)))
+    })
 }
 
 /// The repair queue (its first [`SCAN`] items), each item with its
@@ -303,26 +318,24 @@ pub(crate) async fn read_queue(meta: &MetaNode) -> Result<Queue, MetaError> {
 
 /// The `degraded` segments (as [`summarize`] counts them) by how many more
 /// shards each can lose: below 0 when they are unreadable.
-fn redundancy_left(degraded: &BTreeMap<(usize, u16), u64>) -> BTreeMap<i64, u64> {
+fn redundancy_left(degraded: &BTreeMap<(usize, i64), u64>) -> BTreeMap<i64, u64> {
     let mut at_risk: BTreeMap<i64, u64> = BTreeMap::new();
-    for (&(lacking, parity), &segments) in degraded {
-        let left = i64::from(parity) - i64::try_from(lacking).unwrap_or(i64::MAX);
+    for (&(_, left), &segments) in degraded {
         *at_risk.entry(left).or_insert(0) += segments;
     }
     at_risk
 }
 
 /// Shards queued, and the referenced segments by how many shards each
-/// lacks (missing or queued as bad).
-pub(crate) fn summarize(queue: &Queue) -> (u64, BTreeMap<(usize, u16), u64>) {
+/// lacks (missing or queued as bad) and how many more it can lose.
+pub(crate) fn summarize(queue: &Queue) -> (u64, BTreeMap<(usize, i64), u64>) {
     let pending: usize = queue.iter().map(|(item, _)| item.shards.len()).sum();
-    let mut degraded: BTreeMap<(usize, u16), u64> = BTreeMap::new();
+    let mut degraded: BTreeMap<(usize, i64), u64> = BTreeMap::new();
     for (item, record) in queue {
         if let Some(record) = record {
-            let parity = record.segment.parity_shards;
-            *degraded
-                .entry((lost(item, Some(record)), parity))
-                .or_insert(0) += 1;
+            let lacking = lost(item, Some(record));
+            let left = location::redundancy_left(&record.segment, &lacking);
+            *degraded.entry((lacking.len(), left)).or_insert(0) += 1;
         }
     }
     (pending as u64, degraded)
@@ -330,13 +343,13 @@ pub(crate) fn summarize(queue: &Queue) -> (u64, BTreeMap<(usize, u16), u64>) {
 
 impl RepairStatus {
     /// The status of repair: `pending` shards queued, the `degraded`
-    /// segments (by shards lacking and parity, as [`summarize`] counts
-    /// them), repair's progress `report`, the lost or draining stores whose
+    /// segments (by shards lacking and shards they can still lose, as
+    /// [`summarize`] counts them), repair's progress `report`, the lost or draining stores whose
     /// shards are not all queued yet (`outstanding`), and the stores down
     /// within the repair grace (`waiting`).
     pub(crate) fn new(
         pending: u64,
-        degraded: BTreeMap<(usize, u16), u64>,
+        degraded: BTreeMap<(usize, i64), u64>,
         report: &JobReport,
         outstanding: Vec<String>,
         waiting: Vec<String>,
@@ -417,8 +430,8 @@ mod tests {
 
     #[test]
     fn degraded_segments_count_by_the_shards_they_can_still_lose() {
-        // (shards lacking, parity shards) → segments.
-        let degraded = BTreeMap::from([((1, 2), 3), ((2, 2), 1), ((3, 2), 2), ((1, 1), 4)]);
+        // (shards lacking, shards it can still lose) → segments.
+        let degraded = BTreeMap::from([((1, 1), 3), ((2, 0), 1), ((3, -1), 2), ((1, 0), 4)]);
         assert_eq!(
             redundancy_left(&degraded),
             BTreeMap::from([(1, 3), (0, 5), (-1, 2)])

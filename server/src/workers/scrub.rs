@@ -42,7 +42,7 @@ const COLLECT_EVERY: Duration = Duration::from_secs(5);
 enum Check {
     /// Intact: the bytes read to verify it.
     Sound(u64),
-    /// Missing or corrupt: its index.
+    /// Missing or corrupt: its position in the placement.
     Bad(u16),
     /// Its store is down or did not answer (left to the health probe and repair).
     Skipped,
@@ -90,12 +90,12 @@ impl ScrubJob {
         }
     }
 
-    /// Checks one shard where its segment's placement puts it: reads it
+    /// Checks the shard at `position` of a segment's placement: reads it
     /// back, or, on a store that scrubs itself, only looks that it is there
     /// and whole.
-    async fn check(&self, segment: &Segment, id: ShardId, store_id: &str) -> Check {
+    async fn check(&self, segment: &Segment, position: u16, id: ShardId, store_id: &str) -> Check {
         let Some(store) = self.data.stores().get(store_id) else {
-            return Check::Bad(id.index);
+            return Check::Bad(position);
         };
         if self.data.stores().is_down(store_id) {
             return Check::Skipped;
@@ -122,7 +122,7 @@ impl ScrubJob {
             Err(reason) => {
                 tracing::warn!(shard = %id, store = store_id, %reason, "scrub: bad shard");
                 counter!("tessera_scrub_bad_shards_total").increment(1);
-                Check::Bad(id.index)
+                Check::Bad(position)
             }
         }
     }
@@ -189,12 +189,12 @@ impl ScrubJob {
             // Unreferenced by now (deleted, or rebuilt elsewhere): nothing to repair.
             let Some(record) = record else { continue };
             let segment = &record.segment;
-            shards.retain(|&i| {
-                segment
-                    .placement
-                    .get(usize::from(i))
-                    .is_some_and(|s| s == store_id)
-            });
+            // Stripe shards found bad on this store: the positions the
+            // placement still keeps them at here.
+            let mut shards: Vec<u16> = shards
+                .drain(..)
+                .filter_map(|i| location::position_on(segment, i, store_id))
+                .collect();
             shards.sort_unstable();
             shards.dedup();
             if shards.is_empty() {
@@ -274,8 +274,8 @@ impl Job for ScrubJob {
             };
             // Every shard of the segment at once: each read waits on its disk.
             let checks = shards
-                .filter(|(id, _)| !segment.missing.contains(&id.index))
-                .map(|(id, store_id)| self.check(segment, id, store_id));
+                .filter(|(position, _, _)| !segment.missing.contains(position))
+                .map(|(position, id, store_id)| self.check(segment, position, id, store_id));
             let mut bad = Vec::new();
             let mut bytes = 0;
             for check in futures::future::join_all(checks).await {

@@ -7,7 +7,7 @@
 //! shard file when all of these hold:
 //!
 //! - no committed version or upload in progress references its segment, or
-//!   the placement that does names another store for that shard index;
+//!   the placement that does keeps that shard index on other stores;
 //! - it is older than the orphan grace period (a write in progress commits
 //!   within moments of its shards becoming durable; the grace is an hour by
 //!   default);
@@ -25,7 +25,7 @@ use metrics::counter;
 use tessera_storage::ShardId;
 
 use super::job::{Job, JobError, Pass, Progress};
-use crate::data::DataPlane;
+use crate::data::{DataPlane, location};
 
 /// Shard ids listed per step.
 const PAGE: usize = 1000;
@@ -74,7 +74,7 @@ impl SweepJob {
                 let mut out = Vec::new();
                 for id in page {
                     let referenced = view.segment(&id.object.0, id.part)?.is_some_and(|r| {
-                        r.segment.placement.get(usize::from(id.index)) == Some(&store_id)
+                        location::position_on(&r.segment, id.index, &store_id).is_some()
                     });
                     if !referenced {
                         out.push(id);

@@ -200,6 +200,7 @@ pub struct Faulty {
     pub fail_puts: AtomicBool,
     pub fail_gets: AtomicBool,
     pub hang_gets: AtomicBool,
+    pub hang_puts: AtomicBool,
 }
 
 impl Faulty {
@@ -209,6 +210,7 @@ impl Faulty {
             fail_puts: AtomicBool::new(false),
             fail_gets: AtomicBool::new(false),
             hang_gets: AtomicBool::new(false),
+            hang_puts: AtomicBool::new(false),
         })
     }
 
@@ -227,6 +229,11 @@ impl ShardStore for Faulty {
     }
 
     async fn put(&self, id: ShardId, mut data: ByteStream) -> Result<u64, StorageError> {
+        if self.hang_puts.load(Ordering::SeqCst) {
+            // A node gone silent: takes nothing more, never answers.
+            let _ = data.next().await;
+            futures::future::pending::<()>().await;
+        }
         if self.fail_puts.load(Ordering::SeqCst) {
             // Consume a little, then fail like a disk going away mid-write.
             let _ = data.next().await;
