@@ -579,15 +579,34 @@ async fn two_copies_are_the_same_shards_and_each_reads_alone() {
     let bytes = data(3_000, 21);
     let (mems, faulty, stores) = common::faulty_stores(6);
     let key = DataKey::generate();
-    let object = ObjectId::random();
     let opts = WriteOptions {
         geometry: g,
         write_quorum: Some(3),
         ..WriteOptions::default()
     };
-    let out = write_object(&stores, object, 1, &key, &opts, common::body(&bytes, 500))
-        .await
-        .unwrap();
+    // A new object written with `unavailable` positions: its id and outcome.
+    let write = |unavailable: Vec<u16>| {
+        let (stores, key, bytes) = (stores.clone(), key.clone(), bytes.clone());
+        let opts = WriteOptions {
+            unavailable,
+            ..opts.clone()
+        };
+        async move {
+            let object = ObjectId::random();
+            let out = write_object(&stores, object, 1, &key, &opts, common::body(&bytes, 500));
+            (object, out.await)
+        }
+    };
+    let copy = |object: ObjectId, size: u64, c: usize| ObjectLocation {
+        object,
+        part: 1,
+        size,
+        geometry: g,
+        stores: stores[c * 3..c * 3 + 3].iter().cloned().map(Some).collect(),
+    };
+
+    let (object, out) = write(Vec::new()).await;
+    let out = out.unwrap();
     assert!(out.missing_shards.is_empty());
     for index in 0..3u16 {
         let id = tessera_storage::ShardId {
@@ -597,87 +616,33 @@ async fn two_copies_are_the_same_shards_and_each_reads_alone() {
         };
         let first = shard_file(stores[usize::from(index)].as_ref(), id).await;
         let twin = shard_file(stores[usize::from(index) + 3].as_ref(), id).await;
-        assert_eq!(
-            first, twin,
-            "shard {index}: both copies hold the same bytes"
-        );
+        assert_eq!(first, twin, "shard {index}: both copies hold the same bytes");
     }
-    let copy = |c: usize| ObjectLocation {
-        object,
-        part: 1,
-        size: out.size,
-        geometry: g,
-        stores: stores[c * 3..c * 3 + 3].iter().cloned().map(Some).collect(),
-    };
-    assert_eq!(read_all(copy(0), &key).await, bytes);
-    assert_eq!(read_all(copy(1), &key).await, bytes);
+    assert_eq!(read_all(copy(object, out.size, 0), &key).await, bytes);
+    assert_eq!(read_all(copy(object, out.size, 1), &key).await, bytes);
 
     // A copy whose every store is down is skipped whole (repair writes it
     // later) and the other is written ...
-    let object = ObjectId::random();
-    let skip_second = WriteOptions {
-        unavailable: vec![3, 4, 5],
-        ..opts.clone()
-    };
-    let out = write_object(
-        &stores,
-        object,
-        1,
-        &key,
-        &skip_second,
-        common::body(&bytes, 500),
-    )
-    .await
-    .unwrap();
+    let (object, out) = write(vec![3, 4, 5]).await;
+    let out = out.unwrap();
     assert_eq!(out.missing_shards, vec![3, 4, 5]);
-    let loc = ObjectLocation { object, ..copy(0) };
-    assert_eq!(read_all(loc, &key).await, bytes);
+    assert_eq!(read_all(copy(object, out.size, 0), &key).await, bytes);
 
     // ... but every copy that is written must reach the quorum on its own:
     // a failing store in one copy fails the write, and nothing is left.
     faulty[4].fail_puts.store(true, Ordering::SeqCst);
     let before: Vec<u64> = mems.iter().map(|m| m.stored_bytes()).collect();
-    let err = write_object(
-        &stores,
-        ObjectId::random(),
-        1,
-        &key,
-        &opts,
-        common::body(&bytes, 500),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StorageError::Quorum {
-                needed: 3,
-                available: 2
-            }
-        ),
-        "{err}"
-    );
+    let err = write(Vec::new()).await.1.unwrap_err();
+    let expected = StorageError::Quorum {
+        needed: 3,
+        available: 2,
+    };
+    assert_eq!(err.to_string(), expected.to_string());
     let after: Vec<u64> = mems.iter().map(|m| m.stored_bytes()).collect();
     assert_eq!(before, after);
     // No copy to write at all is refused too.
-    let none = WriteOptions {
-        unavailable: (0..6).collect(),
-        ..opts
-    };
-    let err = write_object(
-        &stores,
-        ObjectId::random(),
-        1,
-        &key,
-        &none,
-        common::body(&bytes, 500),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(err, StorageError::Quorum { available: 0, .. }),
-        "{err}"
-    );
+    let err = write((0..6).collect()).await.1.unwrap_err();
+    assert!(matches!(err, StorageError::Quorum { available: 0, .. }), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
