@@ -129,7 +129,7 @@ impl AdminState {
                 text(StatusCode::OK, crate::metrics::render())
             }
             (&Method::GET, "/health/live") => text(StatusCode::OK, "ok\n".to_owned()),
-            (&Method::GET, "/health/ready") => self.ready(),
+            (&Method::GET, "/health/ready") => self.ready().await,
             (_, p) if p.starts_with("/admin/") => match self.admin(req).await {
                 Ok(answer) => answer,
                 Err(Failure(status, error)) => json(status, &ApiError { error }),
@@ -139,8 +139,12 @@ impl AdminState {
         Ok(answer)
     }
 
-    fn is_ready(&self) -> (bool, String) {
+    /// Ready: a leader with a quorum, confirmed now (a linearizable read:
+    /// a member that still hears a leader cut off from the quorum, on its
+    /// side of a partition, is not ready), and stores enough for a write.
+    async fn is_ready(&self) -> (bool, String) {
         let status = self.meta.status();
+        let quorum = status.has_quorum && self.meta.read(|_| Ok(())).await.is_ok();
         let up = self
             .stores
             .all()
@@ -148,21 +152,21 @@ impl AdminState {
             .filter(|s| !self.stores.is_down(s.id()))
             .count();
         let leader = status.leader.is_some();
-        let ready = leader && status.has_quorum && up >= self.write_width;
+        let ready = leader && quorum && up >= self.write_width;
         let detail = format!(
             "leader: {}\nquorum: {}\nstores up: {up} of {} (need {})\n",
             status
                 .leader
                 .map_or_else(|| "none".to_owned(), |l| l.to_string()),
-            if status.has_quorum { "yes" } else { "no" },
+            if quorum { "yes" } else { "no" },
             self.stores.len(),
             self.write_width
         );
         (ready, detail)
     }
 
-    fn ready(&self) -> Answer {
-        let (ready, detail) = self.is_ready();
+    async fn ready(&self) -> Answer {
+        let (ready, detail) = self.is_ready().await;
         if ready {
             text(StatusCode::OK, format!("ready\n{detail}"))
         } else {
@@ -295,7 +299,7 @@ impl AdminState {
     }
 
     async fn status(&self) -> Result<Status, Failure> {
-        let (ready, _) = self.is_ready();
+        let (ready, _) = self.is_ready().await;
         let meta = self.meta.status();
         let (buckets, keys) = self
             .meta
