@@ -169,6 +169,11 @@ fn body(i: usize) -> Vec<u8> {
     (0..len).map(|j| (j * 13 + i * 7) as u8).collect()
 }
 
+/// One whole cluster at a time: each test runs nine or more processes, and
+/// four clusters at once on a small machine starve their probes and
+/// elections into failures no real cluster would see.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Starts every process of the cluster at once (gateways wait for a quorum).
 async fn start_all(
     layout: &Layout,
@@ -185,6 +190,7 @@ async fn start_all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_lost_with_a_witness_keeps_every_acknowledged_object() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let root = tempfile::tempdir().unwrap();
     let layout = Layout::init(root.path(), &[TWO_SITES, &["--witness"]].concat(), 14);
     let node_names: Vec<String> = (1..=6).map(|n| format!("node-{n}")).collect();
@@ -392,6 +398,7 @@ fn admin(layout: &Layout, gateway: &Process, name: &str, args: &[&str]) -> (bool
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sites_without_a_witness_fail_over_when_the_operator_says_so() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let root = tempfile::tempdir().unwrap();
     let layout = Layout::init(root.path(), TWO_SITES, 12);
     let node_names: Vec<String> = (1..=6).map(|n| format!("node-{n}")).collect();
@@ -598,6 +605,7 @@ async fn all_read_back(s3: &aws_sdk_s3::Client, keys: &[(String, usize)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_copy_per_site_either_site_alone_serves_everything_with_full_redundancy() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     // 2+1 kept whole on each site: three nodes a site, one disk each.
     let root = tempfile::tempdir().unwrap();
     let args = [
