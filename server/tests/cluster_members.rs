@@ -494,6 +494,16 @@ async fn two_sites_without_a_witness_fail_over_when_the_operator_says_so() {
         common::eventually(10, || async { ready(&dc_b).await == 503 }).await,
         "a learner alone has no quorum"
     );
+    // Failover waits longer than readiness: while the lost leader may still
+    // be alive (heard within two election timeouts) it is refused.
+    assert!(
+        common::eventually(10, || async {
+            let plan = admin(&layout, &dc_b, "gateway-2", &["failover", "--to", "dc-b"]).1;
+            !plan.contains("has a quorum")
+        })
+        .await,
+        "failover still refused with a quorum"
+    );
 
     // The plan: dc-b's member would vote; the lost leader was last heard
     // before the unseen writes, so they fall in the window it names.
