@@ -96,6 +96,10 @@ pub(crate) fn unavailable(message: impl Into<Cow<'static, str>>) -> S3Error {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/xml"),
     );
+    // Refused before its body was read, a request leaves the connection
+    // unusable: say so, or the client's next request on it meets a closed
+    // connection instead of an answer.
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     e.set_headers(headers);
     e
 }
