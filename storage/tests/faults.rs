@@ -616,7 +616,10 @@ async fn two_copies_are_the_same_shards_and_each_reads_alone() {
         };
         let first = shard_file(stores[usize::from(index)].as_ref(), id).await;
         let twin = shard_file(stores[usize::from(index) + 3].as_ref(), id).await;
-        assert_eq!(first, twin, "shard {index}: both copies hold the same bytes");
+        assert_eq!(
+            first, twin,
+            "shard {index}: both copies hold the same bytes"
+        );
     }
     assert_eq!(read_all(copy(object, out.size, 0), &key).await, bytes);
     assert_eq!(read_all(copy(object, out.size, 1), &key).await, bytes);
@@ -642,7 +645,10 @@ async fn two_copies_are_the_same_shards_and_each_reads_alone() {
     assert_eq!(before, after);
     // No copy to write at all is refused too.
     let err = write((0..6).collect()).await.1.unwrap_err();
-    assert!(matches!(err, StorageError::Quorum { available: 0, .. }), "{err}");
+    assert!(
+        matches!(err, StorageError::Quorum { available: 0, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
