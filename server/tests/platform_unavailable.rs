@@ -85,6 +85,15 @@ async fn unreachable_disks_are_503_with_retry_after() {
         .body(ByteStream::from(body.clone()))
         .send()
         .await;
+    // Refused before its body was read, the request leaves its connection
+    // unusable: the answer says so, or the client's next request on it
+    // would meet a closed connection.
+    let connection = put
+        .as_ref()
+        .err()
+        .and_then(|e| e.raw_response())
+        .and_then(|r| r.headers().get("connection").map(str::to_owned));
+    assert_eq!(connection.as_deref(), Some("close"));
     let (status, code, retry_after) = common::refusal(put);
     assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"));
     assert_eq!(retry_after.as_deref(), Some("5"));
