@@ -564,12 +564,16 @@ async fn step_down_vote(id: NodeId, dir: &Path) -> Result<(), MetaError> {
     // The log's writer thread closes the file a moment after the drop.
     let file = log.db_weak();
     drop(log);
+    closed(&[file], "raft log still open after stepping down").await
+}
+
+/// Waits (10 s at most) until nothing holds `files` open any more; fails
+/// with `still_open` when something still does.
+async fn closed(files: &[Weak<Database>], still_open: &str) -> Result<(), MetaError> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while file.strong_count() > 0 {
+    while files.iter().any(|f| f.strong_count() > 0) {
         if Instant::now() > deadline {
-            return Err(MetaError::Storage(
-                "raft log still open after stepping down".into(),
-            ));
+            return Err(MetaError::Storage(still_open.to_owned()));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -645,16 +649,7 @@ impl Core {
             running.files.clone()
         };
         // openraft drops its storage a moment after shutdown returns.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while files.iter().any(|f| f.strong_count() > 0) {
-            if Instant::now() > deadline {
-                return Err(MetaError::Storage(
-                    "metadata files still open after shutdown".into(),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(())
+        closed(&files, "metadata files still open after shutdown").await
     }
 
     /// Starts raft again on this member's files (after [`Core::stop_raft`]);

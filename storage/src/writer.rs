@@ -857,30 +857,13 @@ impl ShardWriters {
                 None => false,
             });
         }
+        // Every store was sent its whole shard at once: one deadline for all
+        // their answers.
+        let deadline = self.stall.map(|limit| tokio::time::Instant::now() + limit);
         let mut missing = Vec::new();
         for (i, handle) in self.tasks.0.iter_mut().enumerate() {
             let result = match handle.take() {
-                Some(mut h) => {
-                    let answered = match self.stall {
-                        Some(limit) => tokio::time::timeout(limit, &mut h).await.ok(),
-                        None => Some((&mut h).await),
-                    };
-                    match answered {
-                        Some(done) => done.unwrap_or_else(|e| {
-                            Err(StorageError::Unavailable {
-                                store: String::new(),
-                                reason: format!("put task failed: {e}"),
-                            })
-                        }),
-                        None => {
-                            h.abort();
-                            Err(StorageError::Unavailable {
-                                store: String::new(),
-                                reason: "store did not answer in time".into(),
-                            })
-                        }
-                    }
-                }
+                Some(h) => put_answer(h, deadline).await,
                 None => Err(StorageError::Unavailable {
                     store: String::new(),
                     reason: "store down; shard not written".into(),
@@ -910,6 +893,31 @@ impl ShardWriters {
             }
         }
     }
+}
+
+/// What a shard's put task answered, by `deadline` when there is one (a
+/// task still busy then is aborted and its shard counts as not written).
+async fn put_answer(
+    mut task: JoinHandle<Result<u64, StorageError>>,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<u64, StorageError> {
+    let answered = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, &mut task).await.ok(),
+        None => Some((&mut task).await),
+    };
+    let Some(done) = answered else {
+        task.abort();
+        return Err(StorageError::Unavailable {
+            store: String::new(),
+            reason: "store did not answer in time".into(),
+        });
+    };
+    done.unwrap_or_else(|e| {
+        Err(StorageError::Unavailable {
+            store: String::new(),
+            reason: format!("put task failed: {e}"),
+        })
+    })
 }
 
 /// Sends `frame` on a shard's stream, waiting at most `limit` for room;

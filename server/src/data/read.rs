@@ -105,9 +105,13 @@ impl DataPlane {
     fn read_options(&self, v: &ObjectVersion) -> ReadOptions {
         let meta = self.meta.clone();
         let (bucket, key, version_id) = (v.bucket.clone(), v.key.clone(), v.version_id.clone());
+        // Only segments kept as several copies need their placement here:
+        // a single copy's shard sits at its own index (and a read must not
+        // clone every part's placement for a hook that rarely runs).
         let segments: HashMap<([u8; 16], u32), Segment> = match &v.data {
             ObjectData::Parts(parts) => parts
                 .iter()
+                .filter(|p| p.segment.placement.len() > location::width(&p.segment))
                 .map(|p| ((p.segment.object_id, p.segment.part), p.segment.clone()))
                 .collect(),
             ObjectData::Inline(_) | ObjectData::DeleteMarker => HashMap::new(),
