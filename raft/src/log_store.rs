@@ -229,7 +229,10 @@ fn writer_loop(db: &Database, mem: &Mutex<MemState>, rx: &mpsc::Receiver<Op>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let result = commit_batch(db, &batch).map_err(|e| e.to_string());
+        metrics::histogram!("tessera_raft_log_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
         if result.is_ok() {
             let mut mem = lock(mem);
             for op in &batch {

@@ -538,6 +538,9 @@ pub struct ConfigLayer {
     /// MiB per second repair may rebuild, 0 for no limit [default: 512]
     #[arg(long, env = "TESSERA_REPAIR_RATE_MIB")]
     pub repair_rate_mib: Option<u64>,
+    /// Seconds between two probes of the disks and storage nodes [default: 5]
+    #[arg(long, env = "TESSERA_PROBE_INTERVAL_SECS")]
+    pub probe_interval_secs: Option<u64>,
     /// Seconds a store may be down before its shards are rebuilt elsewhere [default: 600]
     #[arg(long, env = "TESSERA_REPAIR_GRACE_SECS")]
     pub repair_grace_secs: Option<u64>,
@@ -623,6 +626,7 @@ impl ConfigLayer {
             write_quorum: self.write_quorum.or(lower.write_quorum),
             site_copies: self.site_copies.or(lower.site_copies),
             gc_grace_secs: self.gc_grace_secs.or(lower.gc_grace_secs),
+            probe_interval_secs: self.probe_interval_secs.or(lower.probe_interval_secs),
             orphan_grace_secs: self.orphan_grace_secs.or(lower.orphan_grace_secs),
             repair_rate_mib: self.repair_rate_mib.or(lower.repair_rate_mib),
             repair_grace_secs: self.repair_grace_secs.or(lower.repair_grace_secs),
@@ -738,6 +742,9 @@ impl ConfigLayer {
         }
         if let Some(v) = self.repair_rate_mib {
             cfg.repair_rate = v.saturating_mul(1 << 20);
+        }
+        if let Some(v) = self.probe_interval_secs {
+            cfg.health_interval = Duration::from_secs(v.max(1));
         }
         if let Some(v) = self.repair_grace_secs {
             cfg.repair_grace = Duration::from_secs(v);

@@ -18,6 +18,7 @@
 //! | `tessera_raft_term` / `tessera_raft_last_applied` / `tessera_raft_last_log_index` / `tessera_raft_voters` | gauge | |
 //! | `tessera_raft_member_lag_entries` (on the leader: log entries each member, the leader included, has still to receive; 0 on the other members) | gauge | `member` |
 //! | `tessera_raft_write_seconds` (a write's commit latency) / `tessera_raft_proposal_commands` / `tessera_raft_apply_batch` / `tessera_raft_log_batch_ops` | histogram | |
+//! | `tessera_raft_log_commit_seconds` (one fsync'd commit of this member's raft log; an append is answered only after it, so it must stay well under the heartbeat interval) | histogram | |
 //! | `tessera_raft_forced_failovers_total` | counter | |
 //! | `tessera_raft_read_index_retries_total` (rounds of heartbeats the leader tried again to confirm a read: a follower answered late) | counter | |
 //! | `tessera_gc_*` | counter / gauge | |

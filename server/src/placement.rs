@@ -215,6 +215,18 @@ impl StoreSet {
         self.set_down_for(id, down.then_some(Duration::ZERO));
     }
 
+    /// Takes a storage node's store as down until its next probe (a read
+    /// outran it, a write lost it), so requests meanwhile go elsewhere; the
+    /// probe marks it up again if it answers. A gateway's own disks are
+    /// left to their probe. Returns whether the store was newly marked.
+    pub fn suspect(&self, id: &str) -> bool {
+        if self.domain(id).node == 0 || self.is_down(id) {
+            return false;
+        }
+        self.set_down(id, true);
+        true
+    }
+
     /// Marks a store down since `for_` ago (when the metadata says its node
     /// was last heard of then; the repair grace counts from there), or up
     /// again with `None`. A store already down keeps its time.

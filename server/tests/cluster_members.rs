@@ -165,7 +165,7 @@ async fn ready(process: &Process) -> u16 {
 }
 
 fn body(i: usize) -> Vec<u8> {
-    let len = [0, 10, 4_000, 70_000, 300_000][i % 5];
+    let len = [10, 0, 4_000, 70_000, 300_000][i % 5];
     (0..len).map(|j| (j * 13 + i * 7) as u8).collect()
 }
 

@@ -124,6 +124,61 @@ async fn a_gateway_stores_on_nodes_and_reads_through_a_killed_one() {
     drop(gateway);
 }
 
+/// A node dies between two probes (an hour apart here): the PUT that
+/// meets it first may fail, but the store that failed it is taken as down
+/// at once, so the writes after it go to the stores that answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fails_a_write_gets_no_more_until_its_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let mut nodes = start_nodes(dir.path(), &ca, 4, 1).await;
+    // 2 + 1 over four single-disk nodes: a write needs all three of the
+    // stores it draws, so one dead store among them fails it.
+    let (_gateway, s3) = start_gateway(
+        dir.path(),
+        &ca,
+        &nodes,
+        "data_shards = 2\nparity_shards = 1\nprobe_interval_secs = 3600\n",
+    )
+    .await;
+    // One attempt per PUT: the SDK's own retries would hide a failure.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        s3.config()
+            .to_builder()
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    s3.create_bucket().bucket("steer").send().await.unwrap();
+    kill(nodes.remove(3).3).await;
+
+    // Without the steering three PUTs in four would draw the dead store.
+    let mut failed = Vec::new();
+    let mut written = Vec::new();
+    for i in 0..12u8 {
+        let key = format!("k-{i}");
+        let body = vec![i; 5_000];
+        let put = s3
+            .put_object()
+            .bucket("steer")
+            .key(&key)
+            .body(body.clone().into())
+            .send()
+            .await;
+        match put {
+            Ok(_) => written.push((key, body)),
+            Err(e) => failed.push((i, common::code(Err::<(), _>(e)))),
+        }
+    }
+    assert!(failed.len() <= 1, "{failed:?}");
+    assert!(
+        failed.iter().all(|(_, code)| code == "ServiceUnavailable"),
+        "{failed:?}"
+    );
+    for (key, body) in &written {
+        assert_eq!(&common::get_bytes(&s3, "steer", key).await, body, "{key}");
+    }
+}
+
 /// The metric `series` (written out in full, labels and all) that a
 /// process announcing `listener` (`", metrics on "` for a node, `", admin
 /// on "` for a gateway) serves on `/metrics`; 0 when it has none yet.

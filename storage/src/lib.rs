@@ -135,4 +135,4 @@ pub use store::{
     ByteStream, LocalDir, Memory, NodeQueryError, ObjectId, Remote, S3Bucket, S3BucketConfig,
     ScrubFinding, SelfScrubbing, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth,
 };
-pub use writer::{StripeEncoder, WriteOptions, WriteOutcome, write_object};
+pub use writer::{FailedStoreCallback, StripeEncoder, WriteOptions, WriteOutcome, write_object};

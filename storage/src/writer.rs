@@ -41,8 +41,12 @@ use crate::format::{
 };
 use crate::store::{ByteStream, ObjectId, ShardId, ShardStore};
 
+/// Told about a store that failed or stalled on its shard of a write (the
+/// write went on without it): the store's id and what went wrong.
+pub type FailedStoreCallback = Arc<dyn Fn(&str, &StorageError) + Send + Sync>;
+
 /// How to write an object.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WriteOptions {
     /// k + m and block size.
     pub geometry: Geometry,
@@ -67,6 +71,25 @@ pub struct WriteOptions {
     /// stalled store does not stall the write. `None`: wait as long as it
     /// takes.
     pub stall_timeout: Option<Duration>,
+    /// Told about every store that failed or stalled on its shard, so the
+    /// caller can steer the next writes elsewhere.
+    pub on_failed_store: Option<FailedStoreCallback>,
+}
+
+impl std::fmt::Debug for WriteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteOptions")
+            .field("geometry", &self.geometry)
+            .field("checksums", &self.checksums)
+            .field("stripes_in_flight", &self.stripes_in_flight)
+            .field("write_quorum", &self.write_quorum)
+            .field("unavailable", &self.unavailable)
+            .field("budget", &self.budget.is_some())
+            .field("size_hint", &self.size_hint)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("on_failed_store", &self.on_failed_store.is_some())
+            .finish()
+    }
 }
 
 impl Default for WriteOptions {
@@ -80,6 +103,7 @@ impl Default for WriteOptions {
             budget: None,
             size_hint: None,
             stall_timeout: None,
+            on_failed_store: None,
         }
     }
 }
@@ -584,6 +608,8 @@ type PendingStripes = FuturesOrdered<JoinHandle<Result<Vec<Bytes>, StorageError>
 /// The shard streams of one write: k + m per copy.
 struct ShardWriters {
     ids: Vec<ShardId>,
+    /// The store of each position.
+    store_ids: Vec<String>,
     senders: Vec<Option<mpsc::Sender<Frame>>>,
     copies: Copies,
     tasks: PutTasks,
@@ -593,6 +619,7 @@ struct ShardWriters {
     budget: Option<MemoryBudget>,
     size_hint: Option<u64>,
     stall: Option<Duration>,
+    on_failed: Option<FailedStoreCallback>,
 }
 
 impl ShardWriters {
@@ -623,6 +650,7 @@ impl ShardWriters {
         }
         ShardWriters {
             ids,
+            store_ids: stores.iter().map(|s| s.id().to_owned()).collect(),
             senders,
             copies,
             tasks: PutTasks(tasks),
@@ -632,6 +660,14 @@ impl ShardWriters {
             budget: opts.budget.clone(),
             size_hint: opts.size_hint,
             stall: opts.stall_timeout,
+            on_failed: opts.on_failed_store.clone(),
+        }
+    }
+
+    /// Tells the caller's hook that position `p`'s store failed with `error`.
+    fn report_failed(&self, p: usize, error: &StorageError) {
+        if let Some(hook) = &self.on_failed {
+            hook(&self.store_ids[p], error);
         }
     }
 
@@ -861,15 +897,14 @@ impl ShardWriters {
         // their answers.
         let deadline = self.stall.map(|limit| tokio::time::Instant::now() + limit);
         let mut missing = Vec::new();
+        let mut failed = Vec::new();
         for (i, handle) in self.tasks.0.iter_mut().enumerate() {
-            let result = match handle.take() {
-                Some(h) => put_answer(h, deadline).await,
-                None => Err(StorageError::Unavailable {
-                    store: String::new(),
-                    reason: "store down; shard not written".into(),
-                }),
+            let Some(h) = handle.take() else {
+                // Known down before the write: not attempted.
+                missing.push(i as u16);
+                continue;
             };
-            match result {
+            match put_answer(h, deadline).await {
                 Ok(_) if complete[i] => {}
                 Ok(_) => {
                     tracing::warn!(shard = %self.ids[i], position = i, "store returned before the shard was complete");
@@ -878,18 +913,36 @@ impl ShardWriters {
                 Err(e) => {
                     tracing::warn!(shard = %self.ids[i], position = i, error = %e, "shard write failed");
                     missing.push(i as u16);
+                    failed.push((i, e));
                 }
             }
+        }
+        for (i, e) in &failed {
+            self.report_failed(*i, e);
         }
         missing
     }
 
-    /// Fails every shard stream and waits for the puts to give up.
+    /// Fails every shard stream and waits for the puts to give up; the
+    /// stores that had already failed or stalled (dropped out, or whose put
+    /// ended on its own) are reported.
     async fn abort(&mut self) {
+        let ended: Vec<bool> = self
+            .tasks
+            .0
+            .iter()
+            .zip(&self.senders)
+            .map(|(t, tx)| tx.is_none() || t.as_ref().is_some_and(JoinHandle::is_finished))
+            .collect();
         self.senders.clear();
-        for handle in self.tasks.0.iter_mut() {
-            if let Some(h) = handle.take() {
-                let _ = h.await;
+        for (p, handle) in self.tasks.0.iter_mut().enumerate() {
+            let Some(h) = handle.take() else { continue };
+            let answer = h.await;
+            if ended.get(p).copied().unwrap_or(false)
+                && let Some(hook) = &self.on_failed
+                && let Ok(Err(e)) = &answer
+            {
+                hook(&self.store_ids[p], e);
             }
         }
     }

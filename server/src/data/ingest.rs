@@ -10,6 +10,7 @@
 //! passes its size limit or sends nothing for the body idle timeout.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -181,6 +182,7 @@ impl DataPlane {
             budget: Some(self.settings.write_budget.clone()),
             size_hint: body.size_hint,
             stall_timeout: Some(self.settings.shard_timeout),
+            on_failed_store: Some(self.steer_writes_away()),
         };
         let outcome =
             tessera_storage::write_object(&stores, segment_id, part, &key.key, &write, stream)
@@ -211,6 +213,18 @@ impl DataPlane {
             etag: hex::encode(outcome.checksums.md5),
             checksums: integrity::to_model(&outcome.checksums.others),
             stored: Stored::Segment(segment),
+        })
+    }
+
+    /// The write hook that takes a storage node's store that failed a
+    /// shard as down until its next probe: the writes after this one go to
+    /// stores that answer (and the client's retry of this one does).
+    fn steer_writes_away(&self) -> tessera_storage::FailedStoreCallback {
+        let stores = self.stores.clone();
+        Arc::new(move |store: &str, error: &StorageError| {
+            if stores.suspect(store) {
+                tracing::warn!(store, %error, "storage node store failed a write: taking it as down until its next probe");
+            }
         })
     }
 

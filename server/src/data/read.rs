@@ -139,9 +139,8 @@ impl DataPlane {
         };
         let stores = self.stores.clone();
         let slow = move |shard: ShardId, store: &str| {
-            if stores.domain(store).node != 0 && !stores.is_down(store) {
+            if stores.suspect(store) {
                 tracing::warn!(store, %shard, "storage node store outrun by a hedged read: taking it as down until its next probe");
-                stores.set_down(store, true);
             }
         };
         ReadOptions {

@@ -66,6 +66,10 @@ pub struct Nodes {
     unregistered: Arc<Mutex<Vec<NodeEntry>>>,
     /// The stores this gateway reaches on nodes: store id → (node, address).
     placed: Arc<Mutex<BTreeMap<String, (u64, String)>>>,
+    /// The node records last followed: probes judge by them while the
+    /// metadata has no quorum (so a site's loss is seen before the
+    /// metadata fails over, and the first writes after it avoid the site).
+    known: Arc<Mutex<Vec<NodeRecord>>>,
 }
 
 impl Nodes {
@@ -89,6 +93,7 @@ impl Nodes {
             grace,
             unregistered: Arc::default(),
             placed: Arc::default(),
+            known: Arc::default(),
         };
         let records: BTreeMap<u64, NodeRecord> = nodes
             .records()
@@ -224,6 +229,7 @@ impl Nodes {
     /// node, at its address, in its domain; none of a node no longer
     /// registered.
     fn follow_records(&self, records: &[NodeRecord]) {
+        records.clone_into(&mut self.known.lock().unwrap_or_else(|e| e.into_inner()));
         let wanted: BTreeMap<&String, &NodeRecord> = records
             .iter()
             .flat_map(|r| r.stores.iter().map(move |id| (id, r)))
@@ -266,8 +272,11 @@ impl Nodes {
 
 /// Takes which stores are being drained from the node records (and the
 /// first release's per-store records) into `stores`, so every gateway
-/// drains the same ones.
+/// drains the same ones. Without a metadata quorum it keeps what it has.
 pub async fn sync_draining(meta: &MetaNode, stores: &StoreSet) {
+    if !meta.status().has_quorum {
+        return;
+    }
     let read = meta
         .read(|view| {
             let nodes = view

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
+use tessera_raft::MetaError;
 use tessera_raft::command::Command;
 use tessera_raft::model::{NodeRecord, NodeReport, NodeState};
 use tessera_storage::StoreHealth;
@@ -27,16 +28,27 @@ impl Nodes {
     /// last, follows the node records, asks every node for its stores and
     /// their health, marks stores up or down, and writes the round's
     /// findings (heartbeats, figures, up/suspect/down) to the metadata.
+    ///
+    /// Without a metadata quorum it judges the nodes of the records it
+    /// last read, for this gateway's own placement and reads only.
     pub async fn probe(&self) {
-        self.retry_unregistered().await;
-        let records = match self.records().await {
-            Ok(records) => records,
+        let fresh = if self.meta.status().has_quorum {
+            self.retry_unregistered().await;
+            self.records().await
+        } else {
+            Err(MetaError::NoQuorum)
+        };
+        let read = fresh.is_ok();
+        let records = match fresh {
+            Ok(records) => {
+                self.follow_records(&records);
+                records
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "reading the node records failed");
-                return;
+                tracing::warn!(error = %e, "reading the node records failed; probing the nodes last known");
+                self.known.lock().unwrap_or_else(|e| e.into_inner()).clone()
             }
         };
-        self.follow_records(&records);
         let found = join_all(records.iter().map(|r| self.probe_node(r))).await;
         let now = now_millis();
         let reports: Vec<NodeReport> = records
@@ -46,7 +58,7 @@ impl Nodes {
             .collect();
         // Every gateway probes (its reads avoid what it cannot reach); the
         // leader alone writes the verdicts, so one clock judges silences.
-        if reports.is_empty() || !self.meta.leads() {
+        if reports.is_empty() || !read || !self.meta.leads() {
             return;
         }
         if let Err(e) = self.meta.write(Command::ReportNodes { reports, now }).await {

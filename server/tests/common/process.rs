@@ -18,11 +18,13 @@ pub struct Process {
 /// The path of the `tessera` binary under test.
 pub const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
 
-/// `tessera ARGS`, logging at warn, without the `TESSERA_*` variables of
-/// the test's environment.
+/// `tessera ARGS`, logging at warn (or as `TEST_SERVER_LOG` says, a
+/// `RUST_LOG` filter), without the `TESSERA_*` variables of the test's
+/// environment.
 fn command(args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(TESSERA);
-    cmd.args(args).env("RUST_LOG", "warn");
+    let log = std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into());
+    cmd.args(args).env("RUST_LOG", log);
     for (name, _) in std::env::vars() {
         if name.starts_with("TESSERA_") {
             cmd.env_remove(name);
