@@ -1,7 +1,8 @@
 //! The RPC client: HTTP/2 over mutual TLS to other machines of the cluster,
 //! one multiplexed connection per address, pinged while nothing arrives so
 //! that a peer gone silent fails its calls within seconds (connecting is
-//! bounded too). [`RpcClient::call`] sends and
+//! bounded too; names are looked up one at a time each, see
+//! [`crate::resolve`]). [`RpcClient::call`] sends and
 //! answers whole postcard messages; [`RpcClient::send`] any request, with
 //! bodies streamed both ways. Each request carries the caller's trace
 //! context, when tracing is on (see [`crate::trace`]).
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio_rustls::TlsConnector;
 
 use crate::body::{Body, full};
+use crate::resolve::Resolver;
 use crate::wire::{decode, encode};
 
 /// The cluster-wide number of the machine called (a metadata member or a
@@ -80,6 +82,7 @@ impl CallError {
 pub struct RpcClient {
     tls: Option<TlsConnector>,
     conns: Mutex<HashMap<(PeerId, String), SendRequest<Body>>>,
+    resolver: Resolver,
     blocked: RwLock<BTreeSet<PeerId>>,
     /// With `Some(prefix)`, peer N must hold a certificate issued to
     /// `{prefix}-N`; otherwise any member of the cluster will do.
@@ -101,6 +104,7 @@ impl RpcClient {
         RpcClient {
             tls: tls.map(TlsConnector::from),
             conns: Mutex::new(HashMap::new()),
+            resolver: Resolver::default(),
             blocked: RwLock::new(BTreeSet::new()),
             peer_names: None,
         }
@@ -162,7 +166,8 @@ impl RpcClient {
             .ok_or_else(|| connect_err("no cluster TLS configured here".into()))?;
         let name = self.server_name(peer).map_err(connect_err)?;
         let connect = async {
-            let tcp = tokio::net::TcpStream::connect(addr)
+            let addrs = self.resolver.resolve(addr).await.map_err(connect_err)?;
+            let tcp = tokio::net::TcpStream::connect(&addrs[..])
                 .await
                 .map_err(|e| connect_err(e.to_string()))?;
             tcp.set_nodelay(true)

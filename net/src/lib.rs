@@ -18,6 +18,7 @@
 pub mod body;
 pub mod client;
 pub mod error;
+mod resolve;
 pub mod server;
 pub mod tls;
 pub mod trace;
