@@ -16,6 +16,11 @@
 //! needs. This saves one fsync and most page writes per batch: the largest
 //! cost of a small PUT.
 //!
+//! Batches are applied on a thread of their own ([`ApplyThread`]), not in
+//! tokio's shared blocking pool: when the data path fills that pool (slow
+//! lookups, file IO, encoding), the metadata still applies what it commits,
+//! so reads waiting for their index do not time out as "no quorum".
+//!
 //! Snapshots are files: a header (the snapshot meta) followed by the table
 //! export of `snapshot_data`, written from one consistent read transaction
 //! and streamed to disk (never held in memory whole).
@@ -53,6 +58,7 @@ pub const DURABLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 pub struct StateMachineStore {
     db: Arc<Database>,
     snapshot_dir: PathBuf,
+    applier: ApplyThread,
     /// When the state file was last committed durably.
     last_durable: std::time::Instant,
 }
@@ -86,6 +92,7 @@ impl StateMachineStore {
         Ok(StateMachineStore {
             db,
             snapshot_dir: snapshot_dir.to_path_buf(),
+            applier: ApplyThread::start()?,
             last_durable: std::time::Instant::now(),
         })
     }
@@ -174,6 +181,42 @@ fn apply_batch(
 fn make_durable(db: &Database) -> Result<(), MetaError> {
     db.begin_write()?.commit()?;
     Ok(())
+}
+
+/// A job for the [`ApplyThread`].
+type ApplyJob = Box<dyn FnOnce() + Send>;
+
+/// The thread that applies committed batches (see the module docs); it
+/// ends when its store is dropped.
+struct ApplyThread {
+    jobs: std::sync::mpsc::Sender<ApplyJob>,
+}
+
+impl ApplyThread {
+    fn start() -> Result<ApplyThread, MetaError> {
+        let (jobs, queue) = std::sync::mpsc::channel::<ApplyJob>();
+        std::thread::Builder::new()
+            .name("raft-apply".into())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    job();
+                }
+            })?;
+        Ok(ApplyThread { jobs })
+    }
+
+    /// Runs `f` on the thread and waits for its result.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, MetaError> + Send + 'static,
+    ) -> Result<T, MetaError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job: ApplyJob = Box::new(move || {
+            let _ = done.send(f());
+        });
+        self.jobs.send(job).map_err(|_| MetaError::Shutdown)?;
+        answer.await.map_err(|_| MetaError::Shutdown)?
+    }
 }
 
 /// Runs blocking redb work off the async runtime.
@@ -318,10 +361,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let db = self.db.clone();
         let durable = self.last_durable.elapsed() >= DURABLE_INTERVAL;
-        let outcomes = blocking(ErrorSubject::StateMachine, ErrorVerb::Write, move || {
-            apply_batch(&db, entries, durable)
-        })
-        .await?;
+        let outcomes = self
+            .applier
+            .run(move || apply_batch(&db, entries, durable))
+            .await
+            .map_err(|e| storage_error(ErrorSubject::StateMachine, ErrorVerb::Write, e))?;
         if durable {
             self.last_durable = std::time::Instant::now();
         }

@@ -161,3 +161,40 @@ async fn snapshots_purge_the_log_and_survive_restart() {
     );
     node.shutdown().await.unwrap();
 }
+
+/// Writes go on while tokio's blocking pool is full (every thread stuck,
+/// as when a dead peer's name takes seconds to look up): batches are
+/// applied on a thread of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_apply_while_the_blocking_pool_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = MetaNode::start(config(dir.path())).await.unwrap();
+    node.bootstrap_single().await.unwrap();
+    node.write(create_bucket("b")).await.unwrap();
+
+    // tokio's default pool has 512 threads: take them all for 20 s.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(held));
+    for _ in 0..520 {
+        let held = held.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = held
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(20));
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        node.write(put("b", &format!("k{i}"), "v")).await.unwrap();
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(release);
+    node.shutdown().await.unwrap();
+}
