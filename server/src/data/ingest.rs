@@ -16,10 +16,11 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tessera_raft::model::{Checksum, ObjectVersion, Segment};
 use tessera_storage::checksum::Hasher;
-use tessera_storage::{ObjectId, StorageError, WriteOptions};
+use tessera_storage::{Geometry, ObjectId, StorageError, WriteOptions};
 
 use super::data_key::ObjectDataKey;
 use super::integrity::{self, Integrity};
+use super::policy::{self, StoragePolicy};
 use super::{DataError, DataPlane};
 
 /// The bytes of a body, as the storage writer takes them.
@@ -70,6 +71,8 @@ impl Destination {
 
 /// How to store one body.
 pub(crate) struct IngestOptions<'a> {
+    /// The bucket it goes to (whose storage policy applies).
+    pub(crate) bucket: &'a str,
     /// What the body becomes.
     pub(crate) destination: Destination,
     /// The largest body accepted, in bytes ([`DataError::TooLarge`] past it).
@@ -110,6 +113,7 @@ impl DataPlane {
         opts: IngestOptions<'_>,
     ) -> Result<Ingested, DataError> {
         let IngestOptions {
+            bucket,
             destination,
             max_size,
             integrity,
@@ -160,17 +164,18 @@ impl DataPlane {
         let stream = futures::stream::iter(head.into_iter().map(Ok)).chain(stream);
         let segment_id = ObjectId::random();
         let part = destination.part();
-        let geometry = self.settings.geometry;
+        let (geometry, site_copies) = self.write_layout(bucket).await;
         let width = geometry.total_shards();
         let quorum = self
             .settings
             .write_quorum
+            .filter(|q| (geometry.k()..=width).contains(q))
             .unwrap_or(width.min(geometry.k() + 1));
-        let placement = if self.settings.site_copies.is_empty() {
+        let placement = if site_copies.is_empty() {
             self.stores.choose_for_write(width, quorum, &segment_id.0)?
         } else {
             self.stores
-                .choose_copies(&self.settings.site_copies, width, quorum, &segment_id.0)?
+                .choose_copies(&site_copies, width, quorum, &segment_id.0)?
         };
         let stores = placement.stores;
         let write = WriteOptions {
@@ -214,6 +219,32 @@ impl DataPlane {
             checksums: integrity::to_model(&outcome.checksums.others),
             stored: Stored::Segment(segment),
         })
+    }
+
+    /// The code and the site copies of `bucket`'s new segments: its storage
+    /// policy, else the gateway's defaults.
+    async fn write_layout(&self, bucket: &str) -> (Geometry, Vec<String>) {
+        let defaults = (self.settings.geometry, self.settings.site_copies.clone());
+        let name = bucket.to_owned();
+        let setting = self
+            .meta
+            .read_local(move |v| {
+                Ok(v.bucket(&name)?
+                    .and_then(|b| b.settings.get(policy::SETTING).cloned()))
+            })
+            .await;
+        match setting.map(|s| s.map(|bytes| StoragePolicy::decode(&bytes))) {
+            Ok(Some(Ok(p))) => (p.geometry(self.settings.geometry), p.site_copies),
+            Ok(None) => defaults,
+            Ok(Some(Err(e))) => {
+                tracing::warn!(bucket, error = %e, "ignoring the bucket's storage policy");
+                defaults
+            }
+            Err(e) => {
+                tracing::warn!(bucket, error = %e, "reading the bucket's storage policy failed");
+                defaults
+            }
+        }
     }
 
     /// The write hook that takes a storage node's store that failed a

@@ -25,6 +25,7 @@ mod ingest;
 mod integrity;
 pub mod location;
 mod lookup;
+pub mod policy;
 mod read;
 
 use std::sync::Arc;

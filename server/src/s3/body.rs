@@ -26,10 +26,16 @@ pub(crate) fn request_body(body: Option<StreamingBlob>, content_length: Option<i
     }
 }
 
-/// How an upload or a copy to `destination` is stored: within S3's upload
-/// limit, checked against `integrity`.
-pub(crate) fn upload(destination: Destination, integrity: &Integrity) -> IngestOptions<'_> {
+/// How an upload or a copy to `destination` in `bucket` is stored: as
+/// the bucket's storage policy says, within S3's upload limit, checked
+/// against `integrity`.
+pub(crate) fn upload<'a>(
+    bucket: &'a str,
+    destination: Destination,
+    integrity: &'a Integrity,
+) -> IngestOptions<'a> {
     IngestOptions {
+        bucket,
         destination,
         max_size: MAX_UPLOAD_SIZE,
         integrity,

@@ -118,7 +118,7 @@ pub(crate) async fn copy_object(
             &source,
             0..source.size,
             &key,
-            body::upload(Destination::Object, &integrity),
+            body::upload(&i.bucket, Destination::Object, &integrity),
         )
         .await?;
     let meta = VersionMeta {

@@ -134,7 +134,7 @@ pub(crate) async fn upload_part(
         .ingest(
             &key,
             body::request_body(i.body, i.content_length),
-            body::upload(Destination::Part(number), &integrity),
+            body::upload(&upload.bucket, Destination::Part(number), &integrity),
         )
         .await?;
     crate::metrics::bytes_in(ing.size);
@@ -191,7 +191,7 @@ pub(crate) async fn upload_part_copy(
             &source,
             range,
             &key,
-            body::upload(Destination::Part(number), &integrity),
+            body::upload(&upload.bucket, Destination::Part(number), &integrity),
         )
         .await?;
     gw.data.commit_part(&upload, &ing).await?;

@@ -114,7 +114,7 @@ pub(crate) async fn put_object(
         .ingest(
             &key,
             body::request_body(input.body, input.content_length),
-            body::upload(Destination::Object, &integrity),
+            body::upload(&input.bucket, Destination::Object, &integrity),
         )
         .await?;
     crate::metrics::bytes_in(ing.size);
