@@ -135,12 +135,13 @@ pub enum LifecycleAction {
     /// hidden behind a new delete marker. It must still be the latest.
     ExpireCurrent(VersionStamp),
     /// Remove a noncurrent version for good. It must still be noncurrent,
-    /// with at least `newer` noncurrent versions newer than it.
+    /// with at least `keep` noncurrent versions newer than it (the rule's
+    /// `NewerNoncurrentVersions`).
     RemoveNoncurrent {
         /// The version.
         version: VersionStamp,
         /// Noncurrent versions that must remain newer than it.
-        newer: u32,
+        keep: u32,
     },
     /// Remove a delete marker that is its key's only version.
     RemoveExpiredMarker {
@@ -258,18 +259,19 @@ impl LifecycleConfig {
         let mut removed = 0;
         for (newer, (version, successor)) in older.iter().zip(versions).enumerate() {
             let newer = u32::try_from(newer).unwrap_or(u32::MAX);
-            let due = self.enabled().any(|r| {
-                r.noncurrent.is_some_and(|n| {
-                    r.applies_to(version)
-                        && after_days(successor.last_modified, n.days) <= now
-                        && newer >= n.newer_versions.unwrap_or(0)
-                })
-            });
-            if due {
+            // The fewest newer noncurrent versions a rule that removes it keeps.
+            let keep = self
+                .enabled()
+                .filter_map(|r| r.noncurrent.filter(|_| r.applies_to(version)))
+                .filter(|n| after_days(successor.last_modified, n.days) <= now)
+                .map(|n| n.newer_versions.unwrap_or(0))
+                .filter(|keep| newer >= *keep)
+                .min();
+            if let Some(keep) = keep {
                 removed += 1;
                 actions.push(LifecycleAction::RemoveNoncurrent {
                     version: VersionStamp::of(version),
-                    newer,
+                    keep,
                 });
             }
         }
@@ -386,7 +388,7 @@ mod tests {
             actions,
             vec![LifecycleAction::RemoveNoncurrent {
                 version: VersionStamp::of(&versions[2]),
-                newer: 1
+                keep: 1
             }]
         );
         // A marker whose versions all go is removed with them.

@@ -415,7 +415,7 @@ async fn lifecycle(client: &AdminClient, command: LifecycleCommand, json: bool) 
             }
             loop {
                 let status = client.lifecycle_status().await?;
-                if status.runs > before && !status.running {
+                if status.runs > before && !status.running && !status.pending {
                     break status;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -430,7 +430,10 @@ fn lifecycle_report(s: &LifecycleStatus) -> String {
     let as_of = s
         .as_of
         .and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "-".to_owned());
     let c = &s.counts;
     format!(

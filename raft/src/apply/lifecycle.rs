@@ -65,7 +65,7 @@ impl Applier<'_> {
                 marker.owner = bucket.owner.clone();
                 None
             }
-            LifecycleAction::RemoveNoncurrent { version, newer } => {
+            LifecycleAction::RemoveNoncurrent { version, keep } => {
                 let Some((index, found)) = self.find(b, &k, &version.version_id)? else {
                     return changed();
                 };
@@ -74,7 +74,7 @@ impl Applier<'_> {
                 let still_noncurrent = latest.is_some_and(|(i, _)| i != index);
                 if !version.matches(&found)
                     || !still_noncurrent
-                    || noncurrent_newer < usize::try_from(*newer).unwrap_or(usize::MAX)
+                    || noncurrent_newer < usize::try_from(*keep).unwrap_or(usize::MAX)
                 {
                     return changed();
                 }

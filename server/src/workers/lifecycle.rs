@@ -61,6 +61,8 @@ pub struct RunCounts {
 /// Where lifecycle stands, as `tessera admin lifecycle status` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecycleStatus {
+    /// Whether a run was asked for and has not started yet.
+    pub pending: bool,
     /// Whether a run is under way.
     pub running: bool,
     /// Runs finished since the server started.
@@ -107,7 +109,11 @@ impl LifecycleControl {
 
     /// Where lifecycle stands.
     pub fn status(&self) -> LifecycleStatus {
-        self.lock().1.clone()
+        let state = self.lock();
+        LifecycleStatus {
+            pending: state.0.is_some(),
+            ..state.1.clone()
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut LifecycleStatus)) {
@@ -157,7 +163,12 @@ pub struct LifecycleJob {
 impl LifecycleJob {
     /// Lifecycle over the data plane's metadata, at most `per_sec` changes
     /// a second (0: no limit), its last run's time kept in `state_file`.
-    pub fn new(data: DataPlane, control: LifecycleControl, per_sec: u64, state_file: PathBuf) -> Self {
+    pub fn new(
+        data: DataPlane,
+        control: LifecycleControl,
+        per_sec: u64,
+        state_file: PathBuf,
+    ) -> Self {
         for name in METRICS {
             counter!(name).increment(0);
         }
