@@ -349,14 +349,15 @@ mod tests {
             rules: vec![rule(Some(Expiration::Days(2)), None)],
         };
         let v = version("logs/a", "v1", 10, false);
-        assert_eq!(config.expiry(&v), Some((2 * DAY, "r")));
+        // Written just after midnight: due at the third midnight.
+        assert_eq!(config.expiry(&v), Some((3 * DAY, "r")));
         assert!(
             config
-                .plan(std::slice::from_ref(&v), 2 * DAY - 1)
+                .plan(std::slice::from_ref(&v), 3 * DAY - 1)
                 .is_empty()
         );
         assert_eq!(
-            config.plan(std::slice::from_ref(&v), 2 * DAY),
+            config.plan(std::slice::from_ref(&v), 3 * DAY),
             vec![LifecycleAction::ExpireCurrent(VersionStamp::of(&v))]
         );
         let other = version("data/a", "v1", 10, false);
@@ -401,7 +402,7 @@ mod tests {
             version("logs/a", "m", 3 * DAY, true),
             version("logs/a", "v1", DAY, false),
         ];
-        assert_eq!(config.plan(&with_marker, 3 * DAY).len(), 1);
+        assert!(config.plan(&with_marker, 4 * DAY - 1).is_empty());
         assert_eq!(
             config.plan(&with_marker, 4 * DAY).last(),
             Some(&LifecycleAction::RemoveExpiredMarker {
