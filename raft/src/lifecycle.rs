@@ -275,12 +275,18 @@ impl LifecycleConfig {
                 });
             }
         }
+        // A lone marker goes under `ExpiredObjectDeleteMarker`, or, as S3
+        // does, under `Days` once it is as old as they say.
         let alone = removed == older.len();
-        let marker_rule = self.enabled().any(|r| {
-            r.expiration == Some(Expiration::ExpiredObjectDeleteMarker(true))
-                && r.applies_to(current)
-        });
-        if current.is_delete_marker() && alone && marker_rule {
+        let marker_due =
+            self.enabled()
+                .filter(|r| r.applies_to(current))
+                .any(|r| match r.expiration {
+                    Some(Expiration::ExpiredObjectDeleteMarker(on)) => on,
+                    Some(Expiration::Days(d)) => after_days(current.last_modified, d) <= now,
+                    Some(Expiration::Date(_)) | None => false,
+                });
+        if current.is_delete_marker() && alone && marker_due {
             actions.push(LifecycleAction::RemoveExpiredMarker {
                 version_id: current.version_id.clone(),
             });
@@ -409,6 +415,23 @@ mod tests {
                 version_id: "m".into()
             })
         );
+    }
+
+    #[test]
+    fn lone_markers_go_under_days_once_old_enough() {
+        let config = LifecycleConfig {
+            rules: vec![rule(Some(Expiration::Days(1)), None)],
+        };
+        let marker = [version("logs/a", "m", 3 * DAY, true)];
+        assert!(config.plan(&marker, 4 * DAY - 1).is_empty());
+        assert_eq!(
+            config.plan(&marker, 4 * DAY),
+            vec![LifecycleAction::RemoveExpiredMarker {
+                version_id: "m".into()
+            }]
+        );
+        let with_version = [marker[0].clone(), version("logs/a", "v", DAY, false)];
+        assert!(config.plan(&with_version, 10 * DAY).is_empty());
     }
 
     #[test]
