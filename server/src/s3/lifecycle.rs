@@ -1,7 +1,8 @@
 //! Bucket lifecycle: `Get`/`Put`/`DeleteBucketLifecycleConfiguration`,
 //! validated as S3 validates them, kept in the bucket's settings through
 //! `Command::SetBucketLifecycle`, and the `x-amz-expiration` header of
-//! objects a rule will expire. The rules are carried out by the lifecycle
+//! objects a rule will expire (GET, HEAD, PUT, CopyObject,
+//! CompleteMultipartUpload). The rules are carried out by the lifecycle
 //! worker (`crate::workers::lifecycle`); Tessera has one storage class, so
 //! transitions are refused.
 

@@ -238,9 +238,9 @@ impl LifecycleJob {
         match self.data.meta().write(cmd).await {
             Ok(_) => Ok(Outcome::Done),
             Err(MetaError::Apply(ApplyError::AccessDenied(_))) => Ok(Outcome::Locked),
-            Err(MetaError::Apply(
-                ApplyError::PreconditionFailed | ApplyError::NoSuchUpload | ApplyError::NoSuchKey,
-            )) => Ok(Outcome::Changed),
+            Err(MetaError::Apply(ApplyError::PreconditionFailed | ApplyError::NoSuchUpload)) => {
+                Ok(Outcome::Changed)
+            }
             Err(MetaError::Apply(ApplyError::NoSuchBucket)) => Ok(Outcome::BucketGone),
             Err(e) => Err(e.into()),
         }

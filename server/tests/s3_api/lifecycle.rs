@@ -467,6 +467,53 @@ async fn objects_a_rule_expires_carry_x_amz_expiration() {
         .await
         .unwrap();
     assert_eq!(got.expiration(), Some(header.as_str()));
+    // A copy and a completed upload are new objects the rules judge too.
+    let copied = c
+        .copy_object()
+        .bucket("exp")
+        .key("logs/copy")
+        .copy_source("exp/logs/a")
+        .send()
+        .await
+        .unwrap();
+    assert!(copied.expiration().unwrap().contains("rule-id=\"short\""));
+    let upload = c
+        .create_multipart_upload()
+        .bucket("exp")
+        .key("logs/mpu")
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let part = c
+        .upload_part()
+        .bucket("exp")
+        .key("logs/mpu")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .unwrap();
+    let done = c
+        .complete_multipart_upload()
+        .bucket("exp")
+        .key("logs/mpu")
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(done.expiration().unwrap().contains("rule-id=\"short\""));
     put(&c, "exp", "other", b"y").await;
     let other = c
         .head_object()
