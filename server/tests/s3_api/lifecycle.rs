@@ -844,3 +844,30 @@ async fn incomplete_uploads_are_aborted_and_their_parts_freed() {
     assert_eq!(ids, [kept_upload.as_str()]);
     common::wait_for_shards(&dir, &before).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_keep_to_their_rate() {
+    let (server, c) = super::setup_with(|config| config.lifecycle_rate = 4).await;
+    c.create_bucket().bucket("slow").send().await.unwrap();
+    for i in 0..9 {
+        put(&c, "slow", &format!("k{i}"), b"x").await;
+    }
+    put_rules(
+        &c,
+        "slow",
+        vec![
+            rule("all", prefix(""))
+                .expiration(expire_days(1))
+                .build()
+                .unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let status = run_lifecycle(&server, 2).await;
+    assert_eq!(status.counts.objects_expired, 9, "{status:?}");
+    // Nine changes at four a second: the last waits two seconds.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1900));
+    assert!(keys(&c, "slow").await.is_empty());
+}
