@@ -218,3 +218,31 @@ fn locked_versions_are_refused() {
     ));
     assert_eq!(meta.dump(), before);
 }
+
+#[test]
+fn suspended_expiry_replaces_the_null_version_with_a_marker() {
+    let mut meta = Meta::with_bucket("b", Versioning::Enabled);
+    meta.ok(put("b", "k", "v1", 1));
+    meta.ok(Command::UpdateBucket {
+        name: "b".into(),
+        update: BucketUpdate::Versioning(Versioning::Suspended),
+    });
+    meta.ok(put("b", "k", "ignored", 2));
+    let queued = meta.view().deletions(usize::MAX).unwrap().len();
+    meta.ok(act(LifecycleAction::ExpireCurrent(stamp(&meta, "null"))));
+    assert_eq!(ids(&meta), ["null", "v1"]);
+    let latest = meta.view().object("b", "k", None).unwrap().unwrap();
+    assert!(latest.is_delete_marker());
+    // The null version's data went with it.
+    assert_eq!(meta.view().deletions(usize::MAX).unwrap().len(), queued + 1);
+    let gone = Command::ApplyLifecycle {
+        bucket: "nope".into(),
+        key: "k".into(),
+        action: LifecycleAction::RemoveExpiredMarker {
+            version_id: "null".into(),
+        },
+        marker_version_id: "m".into(),
+        now: 100,
+    };
+    assert_eq!(meta.apply(gone), Err(ApplyError::NoSuchBucket));
+}

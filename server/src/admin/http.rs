@@ -203,6 +203,17 @@ impl AdminState {
             }
             (&Method::POST, "/admin/v1/lifecycle/run") => {
                 let request: RunRequest = read_optional_json(req).await?;
+                // Only the leader's job runs: a request elsewhere would wait for good.
+                let meta = self.meta.status();
+                if meta.leader != Some(meta.id) {
+                    let leader = meta.leader.map_or("none yet".to_owned(), |l| l.to_string());
+                    return Err(Failure(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "lifecycle runs on the metadata leader (member {leader}): ask its admin API"
+                        ),
+                    ));
+                }
                 self.lifecycle.request(request);
                 if !self.jobs.start("lifecycle") {
                     return Err(Failure(

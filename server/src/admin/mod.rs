@@ -11,7 +11,7 @@
 //! | `GET /admin/v1/jobs` | | `[`[`JobReport`]`]` |
 //! | `GET /admin/v1/repair` | | [`RepairStatus`] |
 //! | `GET /admin/v1/lifecycle` | | [`LifecycleStatus`] |
-//! | `POST /admin/v1/lifecycle/run` | [`RunRequest`] (optional) | [`LifecycleStatus`] |
+//! | `POST /admin/v1/lifecycle/run` | [`RunRequest`] (optional) | [`LifecycleStatus`]; 409 on a member that does not lead |
 //! | `GET /admin/v1/summary` | | [`summary::Summary`]: the cluster's health at a glance |
 //! | `GET /admin/v1/keys` | | `[`[`KeyInfo`]`]` |
 //! | `POST /admin/v1/keys` | [`KeyCreate`] | [`KeyCreated`] |
