@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use redb::{ReadableTable, Table, WriteTransaction};
 
 mod completed;
+mod lifecycle;
 mod object_lock;
 
 use crate::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
@@ -289,6 +290,19 @@ impl<'txn> Applier<'txn> {
                 self.storage_nodes.remove(id.to_be_bytes().as_slice())?;
                 Ok(CommandResponse::Done)
             }
+            Command::SetBucketLifecycle { bucket, config } => {
+                self.set_bucket_lifecycle(bucket, config.as_ref())
+            }
+            Command::ApplyLifecycle {
+                bucket,
+                key,
+                action,
+                marker_version_id,
+                now,
+            } => {
+                let marker = delete_marker(bucket, key, marker_version_id, *now, "");
+                self.apply_lifecycle(log_index, marker, action)
+            }
         }
     }
 
@@ -390,6 +404,12 @@ impl<'txn> Applier<'txn> {
             BucketUpdate::Setting(name, _) if name == lock::OBJECT_LOCK_SETTING => {
                 return Err(ApplyError::InvalidRequest(
                     "the object lock setting changes only through its own update".into(),
+                )
+                .into());
+            }
+            BucketUpdate::Setting(name, _) if name == crate::lifecycle::LIFECYCLE_SETTING => {
+                return Err(ApplyError::InvalidRequest(
+                    "the lifecycle setting changes only through its own command".into(),
                 )
                 .into());
             }

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::lifecycle::{LifecycleAction, LifecycleConfig};
 use crate::model::{
     AccessKey, Bucket, Checksum, Grant, Millis, MultipartUpload, NodeRecord, NodeReport, NodeState,
     ObjectLock, ObjectLockConfig, ObjectVersion, PartData, Retention, StorageNode, Tag, Versioning,
@@ -355,6 +356,32 @@ pub enum Command {
         now: Millis,
         /// Optional condition (`If-Match`).
         precondition: Option<Precondition>,
+    },
+    /// `PutBucketLifecycleConfiguration` (`Some`) or
+    /// `DeleteBucketLifecycle` (`None`): the bucket's lifecycle rules, kept
+    /// in its settings (see [`crate::lifecycle`]).
+    SetBucketLifecycle {
+        /// Bucket name.
+        bucket: String,
+        /// The new configuration, or none.
+        config: Option<LifecycleConfig>,
+    },
+    /// One change the lifecycle worker decided, made as a client's delete
+    /// would make it (its data queued for deletion) but only if the
+    /// version is still as the worker saw it ([`ApplyError::PreconditionFailed`]
+    /// otherwise); a version object lock protects at `now` is refused
+    /// ([`ApplyError::AccessDenied`]).
+    ApplyLifecycle {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The change.
+        action: LifecycleAction,
+        /// Version id of the delete marker an expiry adds (versioning Enabled).
+        marker_version_id: String,
+        /// The proposer's real time (the marker's Last-Modified, lock checks).
+        now: Millis,
     },
 }
 

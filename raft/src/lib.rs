@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod command;
 pub mod error;
+pub mod lifecycle;
 pub mod listing;
 pub mod lock;
 pub mod log_store;

@@ -9,7 +9,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::admin::client::AdminClient;
 use crate::admin::screen::{self, JobProgress};
-use crate::admin::{GrantSet, KeyCreate, watch};
+use crate::admin::{GrantSet, KeyCreate, LifecycleStatus, RunRequest, watch};
 use crate::config::{Config, ConfigLayer, DEFAULT_DATA_DIR};
 use crate::datadir::{ADMIN_TOKEN_FILE, CREDENTIALS_FILE};
 use crate::otel::{OtlpSettings, Resource};
@@ -129,7 +129,7 @@ pub enum AdminCommand {
         #[arg(long)]
         watch: bool,
     },
-    /// Show background jobs (gc, repair, scrub, sweep, evacuate): queued, done, rate, ETA.
+    /// Show background jobs (gc, repair, scrub, sweep, lifecycle, evacuate): queued, done, rate, ETA.
     Jobs,
     /// Start a pass of a background job now.
     #[command(subcommand)]
@@ -140,6 +140,9 @@ pub enum AdminCommand {
     /// Repair: rebuilding missing and corrupt shards.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Lifecycle: the buckets' expiration rules, carried out daily.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
     /// Storage nodes and their stores.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -239,7 +242,7 @@ pub enum MemberCommand {
 pub enum JobCommand {
     /// Run a pass of the job now instead of at its next turn.
     Start {
-        /// The job: gc, repair, scrub, sweep or evacuate
+        /// The job: gc, repair, scrub, sweep, lifecycle or evacuate
         name: String,
     },
 }
@@ -255,6 +258,24 @@ pub enum ScrubCommand {
         #[arg(long)]
         watch: bool,
     },
+}
+
+/// `tessera admin lifecycle …`.
+#[derive(Debug, Subcommand)]
+pub enum LifecycleCommand {
+    /// Carry out the buckets' lifecycle rules now (on the metadata leader's
+    /// admin API).
+    Run {
+        /// Judge the rules as if this many more days had passed, to try
+        /// them out (object locks are still judged at the real time)
+        #[arg(long, default_value_t = 0)]
+        days_ahead: u32,
+        /// Wait until the run is finished and show what it did
+        #[arg(long)]
+        wait: bool,
+    },
+    /// What the run under way, or the last one, did.
+    Status,
 }
 
 /// `tessera admin repair …`.
@@ -378,6 +399,55 @@ fn show<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) ->
         print!("{}", text(value));
     }
     Ok(())
+}
+
+/// `tessera admin lifecycle …`.
+async fn lifecycle(client: &AdminClient, command: LifecycleCommand, json: bool) -> Result<()> {
+    let status = match command {
+        LifecycleCommand::Status => client.lifecycle_status().await?,
+        LifecycleCommand::Run { days_ahead, wait } => {
+            let before = client.lifecycle_status().await?.runs;
+            let started = client.run_lifecycle(&RunRequest { days_ahead }).await?;
+            if !wait {
+                return done(json, started, || {
+                    "lifecycle: run started; see `tessera admin lifecycle status`\n".to_owned()
+                });
+            }
+            loop {
+                let status = client.lifecycle_status().await?;
+                if status.runs > before && !status.running && !status.pending {
+                    break status;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    show(json, &status, lifecycle_report)
+}
+
+fn lifecycle_report(s: &LifecycleStatus) -> String {
+    let state = if s.running { "running" } else { "idle" };
+    let as_of = s
+        .as_of
+        .and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".to_owned());
+    let c = &s.counts;
+    format!(
+        "lifecycle: {state}, {} runs finished, rules judged as of {as_of}\n\
+         expired {}, noncurrent versions removed {}, delete markers removed {}, \
+         uploads aborted {}, kept by object lock {}, changed meanwhile {}\n",
+        s.runs,
+        c.objects_expired,
+        c.versions_removed,
+        c.markers_removed,
+        c.uploads_aborted,
+        c.skipped_locked,
+        c.skipped_changed
+    )
 }
 
 /// Prints what an action did: `value` as JSON with `--json`, else `text`.
@@ -689,6 +759,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
             })
             .await
         }
+        AdminCommand::Lifecycle(command) => lifecycle(&client, command, json).await,
         AdminCommand::Scrub(ScrubCommand::Start) => {
             client.start_job("scrub").await?;
             done(

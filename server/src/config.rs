@@ -36,6 +36,8 @@ pub const DEFAULT_REPAIR_RATE_MIB: u64 = 512;
 pub const DEFAULT_SCRUB_INTERVAL_DAYS: u64 = 30;
 /// Default of [`Config::scrub_rate`], in MiB/s.
 pub const DEFAULT_SCRUB_RATE_MIB: u64 = 64;
+/// Default of [`Config::lifecycle_rate`], in changes per second.
+pub const DEFAULT_LIFECYCLE_RATE: u64 = 200;
 /// Default of [`Config::header_timeout`].
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default of [`Config::max_connections`].
@@ -110,6 +112,8 @@ pub struct Config {
     pub scrub_interval: Duration,
     /// Bytes per second scrub may read at most (0: no limit).
     pub scrub_rate: u64,
+    /// Changes per second the lifecycle worker may make at most (0: no limit).
+    pub lifecycle_rate: u64,
     /// This gateway's cluster identity (CA, certificate, key), for talking
     /// to storage nodes.
     pub cluster_tls: Option<ClusterTlsFiles>,
@@ -438,6 +442,7 @@ impl Config {
             repair_grace: Duration::from_secs(DEFAULT_REPAIR_GRACE_SECS),
             scrub_interval: Duration::from_secs(DEFAULT_SCRUB_INTERVAL_DAYS * 86_400),
             scrub_rate: DEFAULT_SCRUB_RATE_MIB << 20,
+            lifecycle_rate: DEFAULT_LIFECYCLE_RATE,
             cluster_tls: None,
             nodes: Vec::new(),
             bucket_nodes: Vec::new(),
@@ -550,6 +555,9 @@ pub struct ConfigLayer {
     /// MiB per second scrub may read at most, 0 for no limit [default: 64]
     #[arg(long, env = "TESSERA_SCRUB_RATE_MIB")]
     pub scrub_rate_mib: Option<u64>,
+    /// Objects, versions and uploads the lifecycle worker may remove per second, 0 for no limit [default: 200]
+    #[arg(long, env = "TESSERA_LIFECYCLE_RATE")]
+    pub lifecycle_rate: Option<u64>,
     /// The cluster CA certificate (PEM), to talk to storage nodes
     #[arg(long, env = "TESSERA_CLUSTER_CA")]
     pub cluster_ca: Option<PathBuf>,
@@ -632,6 +640,7 @@ impl ConfigLayer {
             repair_grace_secs: self.repair_grace_secs.or(lower.repair_grace_secs),
             scrub_interval_days: self.scrub_interval_days.or(lower.scrub_interval_days),
             scrub_rate_mib: self.scrub_rate_mib.or(lower.scrub_rate_mib),
+            lifecycle_rate: self.lifecycle_rate.or(lower.lifecycle_rate),
             cluster_ca: self.cluster_ca.or(lower.cluster_ca),
             cluster_cert: self.cluster_cert.or(lower.cluster_cert),
             cluster_key: self.cluster_key.or(lower.cluster_key),
@@ -757,6 +766,9 @@ impl ConfigLayer {
         }
         if let Some(v) = self.scrub_rate_mib {
             cfg.scrub_rate = v.saturating_mul(1 << 20);
+        }
+        if let Some(v) = self.lifecycle_rate {
+            cfg.lifecycle_rate = v;
         }
         cfg.otlp = crate::otel::OtlpSettings::resolve(self.otlp_endpoint, self.otlp_queue_spans)?;
         cfg.role = self.role.unwrap_or_default();

@@ -97,6 +97,11 @@ impl DataDir {
         self.root.join("scrub.state")
     }
 
+    /// Where the lifecycle worker keeps when its last run finished.
+    pub fn lifecycle_state_path(&self) -> PathBuf {
+        self.root.join("lifecycle.state")
+    }
+
     /// Where a storage node keeps the bad shards its scrub found until a
     /// gateway acknowledges them.
     pub fn scrub_findings_path(&self) -> PathBuf {

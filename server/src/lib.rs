@@ -60,6 +60,7 @@ use workers::evacuate::{EvacuateJob, Evacuated};
 use workers::gc::GcJob;
 use workers::health::HealthWorker;
 use workers::job::{self, Jobs, OnLeader};
+use workers::lifecycle::{LifecycleControl, LifecycleJob};
 use workers::repair::RepairJob;
 use workers::scrub::ScrubJob;
 use workers::sweep::SweepJob;
@@ -220,12 +221,14 @@ impl Server {
         let s3 = metrics::Measured(s3::CorsLayer::new(s3, meta.clone(), host));
 
         let jobs = Jobs::new();
+        let lifecycle = LifecycleControl::new();
         let evacuated = Evacuated::new();
         let admin_state = Arc::new(AdminState {
             meta: meta.clone(),
             stores: stores.clone(),
             keys: Some(keys),
             jobs: jobs.clone(),
+            lifecycle: lifecycle.clone(),
             evacuated: evacuated.clone(),
             token: admin_token.clone(),
             write_width: usize::from(config.data_shards) + usize::from(config.parity_shards),
@@ -258,6 +261,12 @@ impl Server {
             dir.scrub_state_path(),
         );
         let sweep = SweepJob::new(data.clone(), config.orphan_grace, config.sweep_interval);
+        let lifecycle = LifecycleJob::new(
+            data.clone(),
+            lifecycle,
+            config.lifecycle_rate,
+            dir.lifecycle_state_path(),
+        );
         let evacuate = EvacuateJob::new(data, jobs.clone(), config.repair_grace, evacuated);
         // Each job runs once per cluster: on the member that leads.
         let workers = vec![
@@ -287,6 +296,13 @@ impl Server {
                 &jobs,
                 "sweep",
                 OnLeader::new(meta.clone(), sweep),
+                config.job_interval,
+                &stop,
+            ),
+            job::spawn(
+                &jobs,
+                "lifecycle",
+                OnLeader::new(meta.clone(), lifecycle),
                 config.job_interval,
                 &stop,
             ),

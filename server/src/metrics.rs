@@ -22,7 +22,7 @@
 //! | `tessera_raft_forced_failovers_total` | counter | |
 //! | `tessera_raft_read_index_retries_total` (rounds of heartbeats the leader tried again to confirm a read: a follower answered late) | counter | |
 //! | `tessera_gc_*` | counter / gauge | |
-//! | `tessera_job_queued` | gauge | `worker` (`gc`, `repair`, `scrub`, `sweep`, `evacuate`) |
+//! | `tessera_job_queued` | gauge | `worker` (`gc`, `repair`, `scrub`, `sweep`, `lifecycle`, `evacuate`) |
 //! | `tessera_job_done_total` / `tessera_job_failed_total` / `tessera_job_bytes_total` / `tessera_job_failed_passes_total` | counter | `worker` |
 //! | `tessera_repair_pending_shards` | gauge | |
 //! | `tessera_repair_done` (1: nothing queued, no lost or draining store left to queue) / `tessera_repair_bytes_per_second` / `tessera_repair_eta_seconds` (0 when unknown) | gauge | |
@@ -30,6 +30,7 @@
 //! | `tessera_segments_at_risk` (queued segments by how many more shards each can lose: `0`, one more loss makes them unreadable; below 0, unreadable until a store returns) | gauge | `redundancy_left` |
 //! | `tessera_erasure_data_shards` / `tessera_erasure_parity_shards` (the code of new segments) | gauge | |
 //! | `tessera_scrub_bad_shards_total` / `tessera_sweep_orphans_removed_total` | counter | |
+//! | `tessera_lifecycle_objects_expired_total` / `tessera_lifecycle_versions_removed_total` / `tessera_lifecycle_delete_markers_removed_total` / `tessera_lifecycle_uploads_aborted_total` / `tessera_lifecycle_skipped_locked_total` (versions object lock kept) | counter | |
 //! | `tessera_memory_budget_capacity_bytes` / `tessera_memory_budget_reserved_bytes` | gauge | `budget` (`write`, `read`) |
 //! | `tessera_memory_budget_waits_total` | counter | `budget` |
 //! | `tessera_certificate_expiry_timestamp_seconds` (Unix time the certificate, or the earliest of its chain, expires) | gauge | `certificate` (`s3`, `cluster`, `cluster-ca`) |

@@ -55,6 +55,7 @@ impl RunningWitness {
             stores: StoreSet::with_domains(Vec::new()),
             keys: None,
             jobs: Jobs::new(),
+            lifecycle: crate::workers::lifecycle::LifecycleControl::new(),
             evacuated: Evacuated::new(),
             token: admin_token.clone(),
             write_width: 0,

@@ -12,12 +12,18 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter,
+};
 use common::cluster::{admin, admin_args, start_gateway, start_nodes};
 use common::process::{Process, kill, run_within};
 use tessera_net::ClusterCa;
 use tessera_raft::model::NodeState;
 use tessera_server::admin::summary::{Severity, Summary};
-use tessera_server::admin::{GrantSet, JobReport, KeyCreated, KeyInfo, RepairStatus};
+use tessera_server::admin::{
+    GrantSet, JobReport, KeyCreated, KeyInfo, LifecycleStatus, RepairStatus,
+};
 use tessera_server::members::admin::MemberList;
 
 /// `tessera admin ARGS --json`, parsed.
@@ -59,7 +65,13 @@ async fn json_for_scripts_status_for_people_and_watch_until_done() {
     let d = dir.path();
     let ca = ClusterCa::generate("test cluster CA").unwrap();
     let mut nodes = start_nodes(d, &ca, 3, 2).await;
-    let (gateway, s3) = start_gateway(d, &ca, &nodes, "repair_grace_secs = 1\n").await;
+    let (gateway, s3) = start_gateway(
+        d,
+        &ca,
+        &nodes,
+        "repair_grace_secs = 1\nlifecycle_rate = 100\n",
+    )
+    .await;
     s3.create_bucket().bucket("cli").send().await.unwrap();
     for i in 0..3 {
         common::put_bytes(&s3, "cli", &format!("o{i}"), vec![i as u8; 50_000]).await;
@@ -119,6 +131,39 @@ async fn json_for_scripts_status_for_people_and_watch_until_done() {
     assert_eq!(key.grants, vec![grant]);
     let started: serde_json::Value = admin_json(&gateway, d, &["job", "start", "gc"]);
     assert_eq!(started, serde_json::json!({"job": "gc", "started": true}));
+
+    // A lifecycle run on demand, its rules judged two days ahead.
+    common::put_bytes(&s3, "cli", "expire/me", vec![7; 1000]).await;
+    let rule = LifecycleRule::builder()
+        .id("cli")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("expire/").build())
+        .expiration(LifecycleExpiration::builder().days(1).build())
+        .build()
+        .unwrap();
+    s3.put_bucket_lifecycle_configuration()
+        .bucket("cli")
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(rule)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ran = admin_within(
+        &gateway,
+        d,
+        &["lifecycle", "run", "--days-ahead", "2", "--wait", "--json"],
+    )
+    .await;
+    let ran: LifecycleStatus = serde_json::from_str(&ran).unwrap();
+    assert_eq!(ran.counts.objects_expired, 1, "{ran:?}");
+    let gone = s3.head_object().bucket("cli").key("expire/me").send().await;
+    assert!(gone.is_err());
+    let shown = admin(&gateway, d, &["lifecycle", "status"]);
+    assert!(shown.contains("expired 1,"), "{shown}");
 
     // --watch on jobs with nothing to do: their line, then done, at once.
     let watched = admin_within(&gateway, d, &["repair", "status", "--watch"]).await;

@@ -13,7 +13,10 @@ use serde::de::DeserializeOwned;
 use tessera_raft::model::NodeRecord;
 
 use super::summary::Summary;
-use super::{ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, RepairStatus, Status};
+use super::{
+    ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, LifecycleStatus, RepairStatus,
+    RunRequest, Status,
+};
 use crate::config::NodeEntry;
 use crate::members::admin::{MemberAdd, MemberList};
 use crate::members::failover::{FailoverPlan, FailoverRequest};
@@ -66,6 +69,18 @@ impl AdminClient {
         self.call::<(), serde_json::Value>(Method::POST, &path, None)
             .await
             .map(drop)
+    }
+
+    /// Where lifecycle stands.
+    pub async fn lifecycle_status(&self) -> Result<LifecycleStatus> {
+        self.call::<(), _>(Method::GET, "/admin/v1/lifecycle", None)
+            .await
+    }
+
+    /// Asks for a lifecycle run now.
+    pub async fn run_lifecycle(&self, request: &RunRequest) -> Result<LifecycleStatus> {
+        self.call(Method::POST, "/admin/v1/lifecycle/run", Some(request))
+            .await
     }
 
     /// Drains storage node `node`; the answer lists its stores.

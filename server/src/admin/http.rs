@@ -28,6 +28,7 @@ use crate::nodes::{NodeAdminError, Nodes};
 use crate::placement::StoreSet;
 use crate::workers::evacuate::Evacuated;
 use crate::workers::job::Jobs;
+use crate::workers::lifecycle::{LifecycleControl, RunRequest};
 
 /// Largest admin API request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -42,6 +43,8 @@ pub(crate) struct AdminState {
     pub keys: Option<KeyStore>,
     /// The background jobs.
     pub jobs: Jobs,
+    /// Runs of the lifecycle job asked for, and its status.
+    pub lifecycle: LifecycleControl,
     /// Which lost and draining stores have every shard queued for repair.
     pub evacuated: Evacuated,
     /// Bearer token of the admin API.
@@ -194,6 +197,31 @@ impl AdminState {
                     return Err(Failure(StatusCode::NOT_FOUND, format!("no job {name}")));
                 }
                 Ok(json(StatusCode::OK, &serde_json::json!({})))
+            }
+            (&Method::GET, "/admin/v1/lifecycle") => {
+                Ok(json(StatusCode::OK, &self.lifecycle.status()))
+            }
+            (&Method::POST, "/admin/v1/lifecycle/run") => {
+                let request: RunRequest = read_optional_json(req).await?;
+                // Only the leader's job runs: a request elsewhere would wait for good.
+                let meta = self.meta.status();
+                if meta.leader != Some(meta.id) {
+                    let leader = meta.leader.map_or("none yet".to_owned(), |l| l.to_string());
+                    return Err(Failure(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "lifecycle runs on the metadata leader (member {leader}): ask its admin API"
+                        ),
+                    ));
+                }
+                self.lifecycle.request(request);
+                if !self.jobs.start("lifecycle") {
+                    return Err(Failure(
+                        StatusCode::NOT_FOUND,
+                        "this server runs no lifecycle job".to_owned(),
+                    ));
+                }
+                Ok(json(StatusCode::ACCEPTED, &self.lifecycle.status()))
             }
             (&Method::GET, "/admin/v1/nodes") => {
                 Ok(json(StatusCode::OK, &self.nodes()?.records().await?))
@@ -479,14 +507,32 @@ impl AdminState {
     }
 }
 
-async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Failure> {
-    let body = Limited::new(req.into_body(), MAX_BODY)
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Failure> {
+    Ok(Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
         .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("reading body: {e}")))?
-        .to_bytes();
-    serde_json::from_slice(&body)
+        .to_bytes())
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body)
         .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))
+}
+
+async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Failure> {
+    parse_json(&read_body(req).await?)
+}
+
+/// A JSON body, or the default when the request has none.
+async fn read_optional_json<T: DeserializeOwned + Default>(
+    req: Request<Incoming>,
+) -> Result<T, Failure> {
+    let body = read_body(req).await?;
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    parse_json(&body)
 }
 
 fn text(status: StatusCode, body: String) -> Answer {

@@ -10,6 +10,8 @@
 //! | `GET /admin/v1/status` | | [`Status`] |
 //! | `GET /admin/v1/jobs` | | `[`[`JobReport`]`]` |
 //! | `GET /admin/v1/repair` | | [`RepairStatus`] |
+//! | `GET /admin/v1/lifecycle` | | [`LifecycleStatus`] |
+//! | `POST /admin/v1/lifecycle/run` | [`RunRequest`] (optional) | [`LifecycleStatus`]; 409 on a member that does not lead |
 //! | `GET /admin/v1/summary` | | [`summary::Summary`]: the cluster's health at a glance |
 //! | `GET /admin/v1/keys` | | `[`[`KeyInfo`]`]` |
 //! | `POST /admin/v1/keys` | [`KeyCreate`] | [`KeyCreated`] |
@@ -27,6 +29,7 @@ pub mod watch;
 use serde::{Deserialize, Serialize};
 
 pub use crate::workers::job::JobReport;
+pub use crate::workers::lifecycle::{LifecycleStatus, RunRequest};
 
 /// `POST /admin/v1/keys`: create an access key.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -145,6 +145,7 @@ pub(crate) async fn copy_object(
         copy_object_result: Some(result),
         copy_source_version_id: convert::shown_version_id(&source.version_id),
         version_id: shown_version_id(bucket.versioning, &stored),
+        expiration: super::lifecycle::expiration_header(&bucket, &stored),
         ..Default::default()
     }))
 }

@@ -6,7 +6,7 @@
 //! `cors` (settings and preflight), `cors_layer` (CORS headers on actual
 //! responses), `region_check` (signatures for another region refused as S3
 //! does, before s3s), `object` (single objects), `object_lock` (retention and legal
-//! holds), `copy`, `multipart`,
+//! holds), `lifecycle` (lifecycle rules and `x-amz-expiration`), `copy`, `multipart`,
 //! `mpu_checksum` (object checksums of multipart uploads), `listing`,
 //! `body` (request and response bodies between s3s and the data layer),
 //! `integrity` (a request's checksum claims), `conditions` (HTTP
@@ -23,6 +23,7 @@ mod cors;
 mod cors_layer;
 pub(crate) mod errors;
 mod integrity;
+mod lifecycle;
 mod listing;
 mod mpu_checksum;
 mod multipart;
@@ -139,4 +140,7 @@ operations! {
     object_lock::get_object_retention(GetObjectRetentionInput) -> GetObjectRetentionOutput;
     object_lock::put_object_legal_hold(PutObjectLegalHoldInput) -> PutObjectLegalHoldOutput;
     object_lock::get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput;
+    lifecycle::put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput;
+    lifecycle::get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput;
+    lifecycle::delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput;
 }

@@ -273,6 +273,7 @@ pub(crate) async fn complete_multipart_upload(
         e_tag: Some(convert::etag(&stored.etag)),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
         version_id: object::shown_version_id(bucket.versioning, &stored),
+        expiration: super::lifecycle::expiration_header(&bucket, &stored),
         checksum_type: sums.checksum_type.clone(),
         ..Default::default()
     };

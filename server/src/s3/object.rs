@@ -18,6 +18,7 @@ use super::conditions::{self, ReadConditions};
 use super::convert::{self, Headers, Overrides};
 use super::errors;
 use super::integrity;
+use super::lifecycle;
 use super::object_lock::{self, describe_lock, requested_lock};
 use crate::data::{Destination, ObjectDataKey, VersionMeta, VersionRef, ids};
 
@@ -134,6 +135,7 @@ pub(crate) async fn put_object(
     let mut out = PutObjectOutput {
         e_tag: Some(convert::etag(&stored.etag)),
         version_id: shown_version_id(bucket.versioning, &stored),
+        expiration: lifecycle::expiration_header(&bucket, &stored),
         checksum_type: sums.checksum_type.clone(),
         ..Default::default()
     };
@@ -312,6 +314,9 @@ pub(crate) async fn get_object(
         checksums_wanted(i.checksum_mode.as_ref())
     );
     describe_lock!(out, gw.lock_of(&plan.version).await?);
+    out.expiration = gw
+        .expiration_of(&plan.version, i.version_id.is_none())
+        .await?;
     Ok(S3Response::new(out))
 }
 
@@ -329,6 +334,9 @@ pub(crate) async fn head_object(
         checksums_wanted(i.checksum_mode.as_ref())
     );
     describe_lock!(out, gw.lock_of(&plan.version).await?);
+    out.expiration = gw
+        .expiration_of(&plan.version, i.version_id.is_none())
+        .await?;
     Ok(S3Response::new(out))
 }
 

@@ -4,6 +4,7 @@
 //! - [`job`]: what the queue-driven jobs share: their loop, backoff, progress, rate limit;
 //! - [`gc`]: removes the shards of overwritten and deleted data, from the deletion queue;
 //! - [`repair`]: rebuilds missing and corrupt shards, from the repair queue;
+//! - [`lifecycle`]: carries out the buckets' lifecycle rules, daily and on demand;
 //! - [`scrub`]: verifies every referenced shard on a schedule, findings to repair;
 //! - [`node_scrub`]: a storage node's scrub of its own disks, findings kept for the gateways;
 //! - [`pass_state`]: where a scheduled pass stands, saved between steps;
@@ -16,6 +17,7 @@ pub mod evacuate;
 pub mod gc;
 pub mod health;
 pub mod job;
+pub mod lifecycle;
 pub mod node_scrub;
 pub mod pass_state;
 pub mod repair;

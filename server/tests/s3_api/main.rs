@@ -11,6 +11,7 @@ mod bucket;
 mod conditional;
 mod copy;
 mod cors;
+mod lifecycle;
 mod listing;
 mod multipart;
 mod object;
