@@ -11,6 +11,7 @@ use crate::admin::client::AdminClient;
 use crate::admin::screen::{self, JobProgress};
 use crate::admin::{GrantSet, KeyCreate, LifecycleStatus, RunRequest, watch};
 use crate::config::{Config, ConfigLayer, DEFAULT_DATA_DIR};
+use crate::data::policy::StoragePolicy;
 use crate::datadir::{ADMIN_TOKEN_FILE, CREDENTIALS_FILE};
 use crate::otel::{OtlpSettings, Resource};
 use crate::{RunningServer, Server};
@@ -339,6 +340,24 @@ pub enum BucketCommand {
         key: String,
         /// Bucket name
         bucket: String,
+    },
+    /// Show or set the erasure code and site copies of a bucket's new
+    /// objects (its storage policy; without one the gateway's defaults).
+    Policy {
+        /// Bucket name
+        bucket: String,
+        /// Data shards (k) of new segments; with --parity-shards, sets the policy
+        #[arg(long, requires = "parity_shards")]
+        data_shards: Option<u16>,
+        /// Parity shards (m) of new segments
+        #[arg(long, requires = "data_shards")]
+        parity_shards: Option<u16>,
+        /// Sites that each keep a whole copy, comma-separated (none: one copy spread over the sites)
+        #[arg(long, value_delimiter = ',', requires = "data_shards")]
+        site_copies: Vec<String>,
+        /// Drop the policy: new objects follow the gateway's defaults again
+        #[arg(long, conflicts_with = "data_shards")]
+        clear: bool,
     },
 }
 
@@ -838,6 +857,38 @@ async fn admin(args: AdminArgs) -> Result<()> {
                 },
             )
             .await
+        }
+        AdminCommand::Bucket(BucketCommand::Policy {
+            bucket,
+            data_shards,
+            parity_shards,
+            site_copies,
+            clear,
+        }) => {
+            if clear {
+                client.set_storage_policy(&bucket, None).await?;
+            } else if let (Some(data_shards), Some(parity_shards)) = (data_shards, parity_shards) {
+                let chosen = StoragePolicy {
+                    data_shards,
+                    parity_shards,
+                    site_copies,
+                };
+                client.set_storage_policy(&bucket, Some(&chosen)).await?;
+            }
+            let now = client.storage_policy(&bucket).await?;
+            show(json, &now, |p| match p {
+                None => format!("{bucket}: the gateway's defaults\n"),
+                Some(p) if p.site_copies.is_empty() => format!(
+                    "{bucket}: {}+{}, one copy spread over the sites\n",
+                    p.data_shards, p.parity_shards
+                ),
+                Some(p) => format!(
+                    "{bucket}: {}+{}, a copy on each of {}\n",
+                    p.data_shards,
+                    p.parity_shards,
+                    p.site_copies.join(", ")
+                ),
+            })
         }
         AdminCommand::Bucket(BucketCommand::Deny { key, bucket }) => {
             grant(

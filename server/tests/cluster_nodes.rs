@@ -179,6 +179,66 @@ async fn a_store_that_fails_a_write_gets_no_more_until_its_probe() {
     }
 }
 
+/// A bucket's storage policy decides the code of its new objects: 2 + 1
+/// in one bucket beside the gateway's 4 + 2 in another; a policy the
+/// stores cannot hold is refused; cleared, the defaults apply again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_storage_policy_sets_the_code_of_its_new_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let nodes = start_nodes(dir.path(), &ca, 6, 1).await;
+    let (gateway, s3) = start_gateway(dir.path(), &ca, &nodes, "").await;
+    for b in ["narrow", "wide"] {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    let shards = || {
+        nodes
+            .iter()
+            .map(|(_, _, data, _)| shard_files(data).len())
+            .sum::<usize>()
+    };
+    let policy = |args: &[&str]| {
+        let mut all = vec!["bucket", "policy", "narrow"];
+        all.extend_from_slice(args);
+        admin_result(&gateway, dir.path(), &all)
+    };
+    assert_eq!(policy(&[]).unwrap(), "narrow: the gateway's defaults\n");
+    let set = policy(&["--data-shards", "2", "--parity-shards", "1"]).unwrap();
+    assert_eq!(set, "narrow: 2+1, one copy spread over the sites\n");
+    let refused = policy(&["--data-shards", "5", "--parity-shards", "2"]).unwrap_err();
+    assert!(refused.contains("fewer than the 7 shards"), "{refused}");
+    let refused = policy(&[
+        "--data-shards",
+        "2",
+        "--parity-shards",
+        "1",
+        "--site-copies",
+        "dc-a",
+    ]);
+    assert!(refused.unwrap_err().contains("two or more"));
+    let missing = admin_result(&gateway, dir.path(), &["bucket", "policy", "nope"]).unwrap_err();
+    assert!(missing.contains("no bucket nope"), "{missing}");
+
+    let body: Vec<u8> = (0..100_000).map(|i| (i * 7) as u8).collect();
+    let before = shards();
+    common::put_bytes(&s3, "narrow", "a", body.clone()).await;
+    assert_eq!(shards() - before, 3, "2 + 1 in the narrow bucket");
+    let before = shards();
+    common::put_bytes(&s3, "wide", "a", body.clone()).await;
+    assert_eq!(shards() - before, 6, "4 + 2 (the defaults) in the other");
+    assert_eq!(common::get_bytes(&s3, "narrow", "a").await, body);
+
+    assert_eq!(
+        policy(&["--clear"]).unwrap(),
+        "narrow: the gateway's defaults\n"
+    );
+    let before = shards();
+    common::put_bytes(&s3, "narrow", "b", body.clone()).await;
+    assert_eq!(shards() - before, 6, "the defaults again");
+    // The old object keeps its 2 + 1 and reads back.
+    assert_eq!(common::get_bytes(&s3, "narrow", "a").await, body);
+}
+
 /// The metric `series` (written out in full, labels and all) that a
 /// process announcing `listener` (`", metrics on "` for a node, `", admin
 /// on "` for a gateway) serves on `/metrics`; 0 when it has none yet.

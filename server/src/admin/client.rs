@@ -18,6 +18,7 @@ use super::{
     RunRequest, Status,
 };
 use crate::config::NodeEntry;
+use crate::data::policy::StoragePolicy;
 use crate::members::admin::{MemberAdd, MemberList};
 use crate::members::failover::{FailoverPlan, FailoverRequest};
 
@@ -180,6 +181,29 @@ impl AdminClient {
     /// Sets a key's permissions on a bucket.
     pub async fn set_grant(&self, grant: &GrantSet) -> Result<()> {
         self.call::<_, serde_json::Value>(Method::PUT, "/admin/v1/grants", Some(grant))
+            .await
+            .map(drop)
+    }
+
+    /// A bucket's storage policy; `None` when it follows the defaults.
+    pub async fn storage_policy(&self, bucket: &str) -> Result<Option<StoragePolicy>> {
+        let path = format!("/admin/v1/buckets/{bucket}/storage-policy");
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    /// Sets a bucket's storage policy (`None`: back to the defaults).
+    pub async fn set_storage_policy(
+        &self,
+        bucket: &str,
+        policy: Option<&StoragePolicy>,
+    ) -> Result<()> {
+        let path = format!("/admin/v1/buckets/{bucket}/storage-policy");
+        let method = if policy.is_some() {
+            Method::PUT
+        } else {
+            Method::DELETE
+        };
+        self.call::<_, serde_json::Value>(method, &path, policy)
             .await
             .map(drop)
     }

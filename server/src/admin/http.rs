@@ -21,6 +21,7 @@ use super::{
 };
 use crate::auth::{KeyStore, now_millis};
 use crate::config::{MemberEntry, NodeEntry};
+use crate::data::policy::StoragePolicy;
 use crate::datadir::Credentials;
 use crate::members::failover::{self, FailoverError, FailoverRequest};
 use crate::members::{self, admin::MemberAdd};
@@ -61,7 +62,7 @@ pub(crate) struct AdminState {
 type Answer = Response<Full<Bytes>>;
 
 /// An admin API failure: a status and a message.
-struct Failure(StatusCode, String);
+pub(super) struct Failure(pub(super) StatusCode, pub(super) String);
 
 impl<E: std::fmt::Display> From<E> for Failure {
     fn from(e: E) -> Self {
@@ -293,6 +294,27 @@ impl AdminState {
             (&Method::POST, "/admin/v1/keys") => {
                 let create: KeyCreate = read_json(req).await?;
                 Ok(json(StatusCode::OK, &self.create_key(create).await?))
+            }
+            (method, p)
+                if p.starts_with("/admin/v1/buckets/") && p.ends_with("/storage-policy") =>
+            {
+                let bucket = &p["/admin/v1/buckets/".len()..p.len() - "/storage-policy".len()];
+                match *method {
+                    Method::GET => Ok(json(StatusCode::OK, &self.storage_policy(bucket).await?)),
+                    Method::PUT => {
+                        let chosen: StoragePolicy = read_json(req).await?;
+                        self.set_storage_policy(bucket, Some(chosen)).await?;
+                        Ok(json(StatusCode::OK, &serde_json::json!({})))
+                    }
+                    Method::DELETE => {
+                        self.set_storage_policy(bucket, None).await?;
+                        Ok(json(StatusCode::OK, &serde_json::json!({})))
+                    }
+                    _ => Err(Failure(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "GET, PUT or DELETE".into(),
+                    )),
+                }
             }
             (&Method::PUT, "/admin/v1/grants") => {
                 let grant: GrantSet = read_json(req).await?;

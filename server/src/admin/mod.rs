@@ -23,6 +23,7 @@
 pub mod client;
 pub(crate) mod http;
 pub mod screen;
+mod storage_policy;
 pub mod summary;
 pub mod watch;
 
