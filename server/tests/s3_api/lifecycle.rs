@@ -16,7 +16,7 @@ use aws_sdk_s3::types::{
 use tessera_server::admin::{LifecycleStatus, RunRequest};
 use tessera_server::testing::TestServer;
 
-use super::{code, common, put, setup, status, with_bucket};
+use super::{code, common, put, put_version, setup, status, with_bucket};
 
 const DAY_SECS: i64 = 86_400;
 
@@ -124,19 +124,6 @@ async fn keys(c: &Client, bucket: &str) -> Vec<String> {
         .iter()
         .map(|o| o.key().unwrap().to_owned())
         .collect()
-}
-
-async fn put_version(c: &Client, bucket: &str, key: &str, body: &[u8]) -> String {
-    c.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body.to_vec()))
-        .send()
-        .await
-        .unwrap()
-        .version_id()
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

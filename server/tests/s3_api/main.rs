@@ -86,6 +86,22 @@ pub async fn put(client: &Client, bucket: &str, key: &str, data: &[u8]) {
         .unwrap();
 }
 
+/// Stores `body` at `bucket/key` in a versioned bucket; returns the new
+/// version id.
+pub async fn put_version(client: &Client, bucket: &str, key: &str, body: &[u8]) -> String {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_owned()
+}
+
 /// Reads `bucket/key` whole.
 pub async fn get(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
     let out = client

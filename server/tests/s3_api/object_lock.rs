@@ -14,7 +14,7 @@ use aws_sdk_s3::types::{
 };
 use tessera_server::admin::{GrantSet, KeyCreate};
 
-use super::{code, common, setup, status};
+use super::{code, common, put_version, setup, status};
 
 /// A bucket created with object lock enabled.
 async fn lock_bucket(c: &Client, name: &str) {
@@ -48,20 +48,6 @@ fn config(rule: Option<DefaultRetention>) -> ObjectLockConfiguration {
         b = b.rule(ObjectLockRule::builder().default_retention(d).build());
     }
     b.build()
-}
-
-/// Stores `body` at `bucket/key`; returns the new version id.
-async fn put_version(c: &Client, bucket: &str, key: &str, body: &[u8]) -> String {
-    c.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body.to_vec()))
-        .send()
-        .await
-        .unwrap()
-        .version_id()
-        .unwrap()
-        .to_owned()
 }
 
 /// A PutObject of `body` at `bucket/key` with lock headers: a mode and
