@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Config, Role};
 pub use datadir::Credentials;
 
-use admin::http::AdminState;
+use admin::http::{AdminState, WriteNeed};
 use auth::{GrantAccess, KeyAuth, KeyStore};
 use data::{DataDeps, DataPlane, DataSettings};
 use datadir::DataDir;
@@ -129,6 +129,7 @@ impl Server {
             site_copies: config.site_copies.clone(),
             ..DataSettings::default()
         };
+        let default_write_quorum = data_settings.write_quorum_for(data_settings.geometry);
         let gateway_settings = GatewaySettings {
             region: config.region.clone(),
             ..GatewaySettings::default()
@@ -231,7 +232,10 @@ impl Server {
             lifecycle: lifecycle.clone(),
             evacuated: evacuated.clone(),
             token: admin_token.clone(),
-            write_width: usize::from(config.data_shards) + usize::from(config.parity_shards),
+            write_need: WriteNeed {
+                quorum: default_write_quorum,
+                site_copies: config.site_copies.clone(),
+            },
             nodes: nodes.clone(),
             founding: config.founding_members(),
         });

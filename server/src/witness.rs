@@ -11,7 +11,7 @@ use tessera_raft::node::MetaNode;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::http::AdminState;
+use crate::admin::http::{AdminState, WriteNeed};
 use crate::config::{Config, Role};
 use crate::datadir::DataDir;
 use crate::placement::StoreSet;
@@ -58,7 +58,7 @@ impl RunningWitness {
             lifecycle: crate::workers::lifecycle::LifecycleControl::new(),
             evacuated: Evacuated::new(),
             token: admin_token.clone(),
-            write_width: 0,
+            write_need: WriteNeed::default(),
             nodes: None,
             founding: config.founding_members(),
         });

@@ -104,19 +104,36 @@ async fn wait_ready(admin: &str, want: u16) -> String {
     panic!("/health/ready never answered {want}: {last}");
 }
 
+/// One dead disk of six leaves 4 + 2 writes going (five shards, the write
+/// quorum): still ready, the disk shown down. A second one stops writes:
+/// not ready until a disk is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn not_ready_while_a_disk_is_gone() {
+async fn not_ready_once_too_few_disks_are_left_for_a_write() {
     let server = TestServer::start().await.unwrap();
     let admin = server.admin_url();
     wait_ready(&admin, 200).await;
-    let shards = server.data_dir().join("disks/disk-3/shards");
-    let moved = server.data_dir().join("disks/disk-3/shards.away");
-    std::fs::rename(&shards, &moved).unwrap();
-    let body = wait_ready(&admin, 503).await;
-    assert!(body.contains("stores up: 5 of 6"), "{body}");
-    let status = server.server().admin_client().status().await.unwrap();
-    assert!(!status.ready);
+    let away = |n: u32| {
+        let shards = server.data_dir().join(format!("disks/disk-{n}/shards"));
+        let moved = server.data_dir().join(format!("disks/disk-{n}/shards.away"));
+        (shards, moved)
+    };
+    let (shards3, moved3) = away(3);
+    std::fs::rename(&shards3, &moved3).unwrap();
     let disk3 = common::store_id(server.data_dir(), 3);
+    let series = format!("tessera_store_up{{store=\"{disk3}\"}}");
+    // Store ids are unique, so the metric of this server's disk 3 is its
+    // own, even with the other test's server in the same process.
+    for _ in 0..50 {
+        if common::metric(&server, &series).await == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(common::metric(&server, &series).await, Some(0.0));
+    let body = wait_ready(&admin, 200).await;
+    assert!(body.contains("stores up: 5 of 6 (need 5)"), "{body}");
+    let status = server.server().admin_client().status().await.unwrap();
+    assert!(status.ready);
     let down: Vec<&str> = status
         .stores
         .iter()
@@ -124,11 +141,14 @@ async fn not_ready_while_a_disk_is_gone() {
         .map(|s| s.id.as_str())
         .collect();
     assert_eq!(down, [disk3.as_str()]);
-    // Store ids are unique, so the metric of this server's disk 3 is its
-    // own, even with the other test's server in the same process.
-    let series = format!("tessera_store_up{{store=\"{disk3}\"}}");
-    assert_eq!(common::metric(&server, &series).await, Some(0.0));
-    std::fs::rename(&moved, &shards).unwrap();
+
+    let (shards4, moved4) = away(4);
+    std::fs::rename(&shards4, &moved4).unwrap();
+    let body = wait_ready(&admin, 503).await;
+    assert!(body.contains("stores up: 4 of 6 (need 5)"), "{body}");
+    assert!(!server.server().admin_client().status().await.unwrap().ready);
+    std::fs::rename(&moved4, &shards4).unwrap();
     wait_ready(&admin, 200).await;
+    std::fs::rename(&moved3, &shards3).unwrap();
     server.shutdown().await.unwrap();
 }

@@ -50,13 +50,24 @@ pub(crate) struct AdminState {
     pub evacuated: Evacuated,
     /// Bearer token of the admin API.
     pub token: String,
-    /// Stores that must be up to write a segment (k + m).
-    pub write_width: usize,
+    /// What a write of the default storage policy needs up.
+    pub write_need: WriteNeed,
     /// The storage nodes, when the gateway uses any.
     pub nodes: Option<Nodes>,
     /// The metadata cluster's founding members (`[[members]]`; empty for
     /// the embedded single member): where each stands, for failover.
     pub founding: Vec<MemberEntry>,
+}
+
+/// The stores a write of the default storage policy needs up: `quorum`
+/// of them, in one of `site_copies` when there are any (with a copy per
+/// site, writes go on while one site is up).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WriteNeed {
+    /// Shards that must be durable for a write.
+    pub quorum: usize,
+    /// Sites that each keep a copy; empty: one copy spread over them.
+    pub site_copies: Vec<String>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -145,26 +156,45 @@ impl AdminState {
 
     /// Ready: a leader with a quorum, confirmed now (a linearizable read:
     /// a member that still hears a leader cut off from the quorum, on its
-    /// side of a partition, is not ready), and stores enough for a write.
+    /// side of a partition, is not ready), and stores enough for a write
+    /// ([`WriteNeed`]: a dead disk of six under 4 + 2 leaves the gateway
+    /// ready, as its writes go on).
     async fn is_ready(&self) -> (bool, String) {
         let status = self.meta.status();
         let quorum = status.has_quorum && self.meta.read(|_| Ok(())).await.is_ok();
-        let up = self
-            .stores
-            .all()
-            .iter()
-            .filter(|s| !self.stores.is_down(s.id()))
-            .count();
+        let all = self.stores.all();
+        let up_in = |site: Option<&str>| {
+            all.iter()
+                .filter(|s| !self.stores.is_down(s.id()))
+                .filter(|s| {
+                    site.is_none_or(|site| self.stores.domain(s.id()).site.as_deref() == Some(site))
+                })
+                .count()
+        };
+        let up = up_in(None);
+        let need = &self.write_need;
+        let writable = if need.site_copies.is_empty() {
+            up >= need.quorum
+        } else {
+            need.site_copies
+                .iter()
+                .any(|site| up_in(Some(site)) >= need.quorum)
+        };
         let leader = status.leader.is_some();
-        let ready = leader && quorum && up >= self.write_width;
+        let ready = leader && quorum && writable;
         let detail = format!(
-            "leader: {}\nquorum: {}\nstores up: {up} of {} (need {})\n",
+            "leader: {}\nquorum: {}\nstores up: {up} of {} (need {}{})\n",
             status
                 .leader
                 .map_or_else(|| "none".to_owned(), |l| l.to_string()),
             if quorum { "yes" } else { "no" },
-            self.stores.len(),
-            self.write_width
+            all.len(),
+            need.quorum,
+            if need.site_copies.is_empty() {
+                ""
+            } else {
+                " in one site of a copy"
+            },
         );
         (ready, detail)
     }

@@ -166,11 +166,7 @@ impl DataPlane {
         let part = destination.part();
         let (geometry, site_copies) = self.write_layout(bucket).await;
         let width = geometry.total_shards();
-        let quorum = self
-            .settings
-            .write_quorum
-            .filter(|q| (geometry.k()..=width).contains(q))
-            .unwrap_or(width.min(geometry.k() + 1));
+        let quorum = self.settings.write_quorum_for(geometry);
         let placement = if site_copies.is_empty() {
             self.stores.choose_for_write(width, quorum, &segment_id.0)?
         } else {

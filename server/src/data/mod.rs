@@ -81,6 +81,18 @@ pub struct DataSettings {
     pub site_copies: Vec<String>,
 }
 
+impl DataSettings {
+    /// Shards of a `geometry` segment that must be durable for a write:
+    /// the configured quorum when it fits the code, else k + 1 (k + m
+    /// without parity).
+    pub fn write_quorum_for(&self, geometry: Geometry) -> usize {
+        let width = geometry.total_shards();
+        self.write_quorum
+            .filter(|q| (geometry.k()..=width).contains(q))
+            .unwrap_or(width.min(geometry.k() + 1))
+    }
+}
+
 impl Default for DataSettings {
     fn default() -> Self {
         Self {
