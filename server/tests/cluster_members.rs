@@ -651,6 +651,18 @@ async fn with_a_copy_per_site_either_site_alone_serves_everything_with_full_redu
         keys.push((key, i));
     }
 
+    // A node down in each site: four stores up, but no site has the three
+    // its copy needs, so no write can succeed and the gateway says so.
+    kill(dc_a_nodes.remove(0)).await;
+    kill(dc_b_nodes.remove(0)).await;
+    assert!(
+        common::eventually(20, || async { ready(&gw_a).await == 503 }).await,
+        "ready without a site able to take a copy"
+    );
+    dc_a_nodes.insert(0, layout.node("node-1").await);
+    dc_b_nodes.insert(0, layout.node("node-2").await);
+    assert!(common::eventually(20, || async { ready(&gw_a).await == 200 }).await);
+
     // dc-b dies whole; dc-a alone serves everything, and still does with
     // one more of its own nodes gone: its copy has all its parity.
     kill(gw_b).await;

@@ -114,7 +114,9 @@ async fn not_ready_once_too_few_disks_are_left_for_a_write() {
     wait_ready(&admin, 200).await;
     let away = |n: u32| {
         let shards = server.data_dir().join(format!("disks/disk-{n}/shards"));
-        let moved = server.data_dir().join(format!("disks/disk-{n}/shards.away"));
+        let moved = server
+            .data_dir()
+            .join(format!("disks/disk-{n}/shards.away"));
         (shards, moved)
     };
     let (shards3, moved3) = away(3);

@@ -60,8 +60,8 @@ pub(crate) struct AdminState {
 }
 
 /// The stores a write of the default storage policy needs up: `quorum`
-/// of them, in one of `site_copies` when there are any (with a copy per
-/// site, writes go on while one site is up).
+/// of them; with `site_copies`, that many in each site that is up at all
+/// (a site down whole is skipped) and at least one such site.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct WriteNeed {
     /// Shards that must be durable for a write.
@@ -173,12 +173,14 @@ impl AdminState {
         };
         let up = up_in(None);
         let need = &self.write_need;
+        // With a copy per site a write skips a site that is down whole,
+        // and fails on one that is up with too few stores for its copy.
         let writable = if need.site_copies.is_empty() {
             up >= need.quorum
         } else {
-            need.site_copies
-                .iter()
-                .any(|site| up_in(Some(site)) >= need.quorum)
+            let sites: Vec<usize> = need.site_copies.iter().map(|s| up_in(Some(s))).collect();
+            sites.iter().any(|&n| n >= need.quorum)
+                && sites.iter().all(|&n| n == 0 || n >= need.quorum)
         };
         let leader = status.leader.is_some();
         let ready = leader && quorum && writable;
@@ -193,7 +195,7 @@ impl AdminState {
             if need.site_copies.is_empty() {
                 ""
             } else {
-                " in one site of a copy"
+                " in each site up"
             },
         );
         (ready, detail)
