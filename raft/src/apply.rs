@@ -10,9 +10,13 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
+mod bucket_access;
 mod completed;
 mod object_lock;
 
+use self::bucket_access::{set_policy, set_public_access_block};
+
+use crate::access;
 use crate::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
 use crate::error::MetaError;
 use crate::lock;
@@ -387,12 +391,18 @@ impl<'txn> Applier<'txn> {
                 .into());
             }
             BucketUpdate::Versioning(state) => bucket.versioning = *state,
-            BucketUpdate::Setting(name, _) if name == lock::OBJECT_LOCK_SETTING => {
-                return Err(ApplyError::InvalidRequest(
-                    "the object lock setting changes only through its own update".into(),
-                )
+            BucketUpdate::Setting(name, _)
+                if name == lock::OBJECT_LOCK_SETTING || access::is_access_setting(name) =>
+            {
+                return Err(ApplyError::InvalidRequest(format!(
+                    "the {name} setting changes only through its own update"
+                ))
                 .into());
             }
+            BucketUpdate::Policy { document, public } => {
+                set_policy(&mut bucket, document.as_deref(), *public)?;
+            }
+            BucketUpdate::PublicAccessBlock(block) => set_public_access_block(&mut bucket, *block)?,
             BucketUpdate::ObjectLock(_) if bucket.versioning != Versioning::Enabled => {
                 return Err(ApplyError::InvalidBucketState(
                     "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"

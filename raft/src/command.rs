@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::PublicAccessBlock;
 use crate::model::{
     AccessKey, Bucket, Checksum, Grant, Millis, MultipartUpload, NodeRecord, NodeReport, NodeState,
     ObjectLock, ObjectLockConfig, ObjectVersion, PartData, Retention, StorageNode, Tag, Versioning,
@@ -35,14 +36,26 @@ pub enum BucketUpdate {
     Tags(Option<Vec<Tag>>),
     /// `PutBucketCors` / `DeleteBucketCors`.
     Cors(Option<Vec<u8>>),
-    /// Any other named setting; `None` removes it. The object lock
-    /// setting is not one of them: it changes only through
-    /// [`BucketUpdate::ObjectLock`].
+    /// Any other named setting; `None` removes it. The object lock,
+    /// policy and public access block settings are not among them: they
+    /// change only through their own updates.
     Setting(String, Option<Vec<u8>>),
     /// `PutObjectLockConfiguration`: enables object lock (for good) or
     /// changes its default retention. Needs versioning Enabled
     /// ([`ApplyError::InvalidBucketState`] otherwise).
     ObjectLock(ObjectLockConfig),
+    /// `PutBucketPolicy` (`Some`) / `DeleteBucketPolicy` (`None`). A policy
+    /// the gateway found `public` is refused with
+    /// [`ApplyError::AccessDenied`] while the bucket's public access block
+    /// blocks public policies (see [`crate::access`]).
+    Policy {
+        /// The policy document (JSON), or `None` to delete it.
+        document: Option<String>,
+        /// Whether the policy grants public access.
+        public: bool,
+    },
+    /// `PutPublicAccessBlock` (`Some`) / `DeletePublicAccessBlock` (`None`).
+    PublicAccessBlock(Option<PublicAccessBlock>),
 }
 
 /// One change to the metadata.

@@ -5,7 +5,7 @@
 //! One file per concept: `bucket` (bucket ops and versioning), `tagging`,
 //! `cors` (settings and preflight), `cors_layer` (CORS headers on actual
 //! responses), `region_check` (signatures for another region refused as S3
-//! does, before s3s), `object` (single objects), `object_lock` (retention and legal
+//! does, before s3s), `bucket_policy` (bucket policies), `object` (single objects), `object_lock` (retention and legal
 //! holds), `copy`, `multipart`,
 //! `mpu_checksum` (object checksums of multipart uploads), `listing`,
 //! `body` (request and response bodies between s3s and the data layer),
@@ -16,6 +16,7 @@
 mod body;
 pub(crate) mod body_limit;
 mod bucket;
+mod bucket_policy;
 mod conditions;
 mod convert;
 mod copy;
@@ -139,4 +140,8 @@ operations! {
     object_lock::get_object_retention(GetObjectRetentionInput) -> GetObjectRetentionOutput;
     object_lock::put_object_legal_hold(PutObjectLegalHoldInput) -> PutObjectLegalHoldOutput;
     object_lock::get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput;
+    bucket_policy::put_bucket_policy(PutBucketPolicyInput) -> PutBucketPolicyOutput;
+    bucket_policy::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput;
+    bucket_policy::delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput;
+    bucket_policy::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput;
 }
