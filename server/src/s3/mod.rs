@@ -5,7 +5,7 @@
 //! One file per concept: `bucket` (bucket ops and versioning), `tagging`,
 //! `cors` (settings and preflight), `cors_layer` (CORS headers on actual
 //! responses), `region_check` (signatures for another region refused as S3
-//! does, before s3s), `bucket_policy` (bucket policies), `object` (single objects), `object_lock` (retention and legal
+//! does, before s3s), `bucket_policy` (bucket policies), `public_access` (public access block), `object` (single objects), `object_lock` (retention and legal
 //! holds), `copy`, `multipart`,
 //! `mpu_checksum` (object checksums of multipart uploads), `listing`,
 //! `body` (request and response bodies between s3s and the data layer),
@@ -29,6 +29,7 @@ mod mpu_checksum;
 mod multipart;
 mod object;
 mod object_lock;
+mod public_access;
 mod region_check;
 mod tagging;
 
@@ -144,4 +145,7 @@ operations! {
     bucket_policy::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput;
     bucket_policy::delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput;
     bucket_policy::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput;
+    public_access::put_public_access_block(PutPublicAccessBlockInput) -> PutPublicAccessBlockOutput;
+    public_access::get_public_access_block(GetPublicAccessBlockInput) -> GetPublicAccessBlockOutput;
+    public_access::delete_public_access_block(DeletePublicAccessBlockInput) -> DeletePublicAccessBlockOutput;
 }

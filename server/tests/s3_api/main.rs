@@ -16,6 +16,7 @@ mod multipart;
 mod object;
 mod object_lock;
 mod policy;
+mod public_access;
 mod region;
 mod versioning;
 
