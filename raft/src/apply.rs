@@ -14,7 +14,7 @@ mod bucket_access;
 mod completed;
 mod object_lock;
 
-use self::bucket_access::{set_policy, set_public_access_block};
+use self::bucket_access::{set_bucket_acl, set_ownership, set_policy, set_public_access_block};
 
 use crate::access;
 use crate::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
@@ -89,6 +89,7 @@ pub struct Applier<'txn> {
     object_locks: RawTableMut<'txn>,
     upload_locks: RawTableMut<'txn>,
     completed_uploads: RawTableMut<'txn>,
+    object_acls: RawTableMut<'txn>,
 }
 
 impl<'txn> Applier<'txn> {
@@ -113,6 +114,7 @@ impl<'txn> Applier<'txn> {
             object_locks: txn.open_table(tables::OBJECT_LOCKS)?,
             upload_locks: txn.open_table(tables::UPLOAD_LOCKS)?,
             completed_uploads: txn.open_table(tables::COMPLETED_UPLOADS)?,
+            object_acls: txn.open_table(tables::OBJECT_ACLS)?,
         })
     }
 
@@ -199,6 +201,12 @@ impl<'txn> Applier<'txn> {
                 *bypass_governance,
                 *now,
             ),
+            Command::SetObjectAcl {
+                bucket,
+                key,
+                version_id,
+                acl,
+            } => self.set_object_acl(bucket, key, version_id.as_deref(), acl),
             Command::SetObjectLegalHold {
                 bucket,
                 key,
@@ -403,6 +411,8 @@ impl<'txn> Applier<'txn> {
                 set_policy(&mut bucket, document.as_deref(), *public)?;
             }
             BucketUpdate::PublicAccessBlock(block) => set_public_access_block(&mut bucket, *block)?,
+            BucketUpdate::Acl(acl) => set_bucket_acl(&mut bucket, acl)?,
+            BucketUpdate::Ownership(ownership) => set_ownership(&mut bucket, *ownership)?,
             BucketUpdate::ObjectLock(_) if bucket.versioning != Versioning::Enabled => {
                 return Err(ApplyError::InvalidBucketState(
                     "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
@@ -500,6 +510,7 @@ impl<'txn> Applier<'txn> {
         )? {
             self.versions
                 .remove(tables::version_key(bucket, key, index).as_slice())?;
+            self.forget_acl(bucket, key, &old.version_id)?;
             self.discard(unshared(old.segments(), &version.segments()))?;
         }
         let owner = SegmentOwner::Version {
@@ -535,6 +546,7 @@ impl<'txn> Applier<'txn> {
         self.version_ids
             .remove(tables::version_id_key(bucket, key, &old.version_id).as_slice())?;
         self.write_version_lock(bucket, key, &old.version_id, &ObjectLock::default())?;
+        self.forget_acl(bucket, key, &old.version_id)?;
         self.forget_completions(bucket, key, &old.version_id)?;
         self.refresh_live(bucket, key)?;
         self.discard(old.segments())

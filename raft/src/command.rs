@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::PublicAccessBlock;
+use crate::access::{Acl, ObjectOwnership, PublicAccessBlock};
 use crate::model::{
     AccessKey, Bucket, Checksum, Grant, Millis, MultipartUpload, NodeRecord, NodeReport, NodeState,
     ObjectLock, ObjectLockConfig, ObjectVersion, PartData, Retention, StorageNode, Tag, Versioning,
@@ -56,6 +56,12 @@ pub enum BucketUpdate {
     },
     /// `PutPublicAccessBlock` (`Some`) / `DeletePublicAccessBlock` (`None`).
     PublicAccessBlock(Option<PublicAccessBlock>),
+    /// `PutBucketAcl`. While ownership controls disable ACLs, only an ACL
+    /// granting nothing beyond the owner is accepted
+    /// ([`ApplyError::AclNotSupported`] otherwise).
+    Acl(Acl),
+    /// `PutBucketOwnershipControls` (`Some`) / `DeleteBucketOwnershipControls` (`None`).
+    Ownership(Option<ObjectOwnership>),
 }
 
 /// One change to the metadata.
@@ -369,6 +375,21 @@ pub enum Command {
         /// Optional condition (`If-Match`).
         precondition: Option<Precondition>,
     },
+    /// `PutObjectAcl`: replace a version's ACL (a version without one is
+    /// its owner's alone). A new version of the same id (the null version
+    /// overwritten) starts without. Refused with
+    /// [`ApplyError::AclNotSupported`] when ownership controls disable
+    /// ACLs and `acl` grants anything to others.
+    SetObjectAcl {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Version id, or the latest.
+        version_id: Option<String>,
+        /// The new ACL.
+        acl: Acl,
+    },
 }
 
 /// What a successfully applied command returns.
@@ -447,4 +468,8 @@ pub enum ApplyError {
     /// versioning, versioning suspended under object lock).
     #[error("invalid bucket state: {0}")]
     InvalidBucketState(String),
+    /// Ownership controls disable ACLs (`BucketOwnerEnforced`) and the ACL
+    /// grants something to others.
+    #[error("the bucket does not allow ACLs")]
+    AclNotSupported,
 }

@@ -42,6 +42,7 @@ use s3s::auth::{Credentials, S3Auth, SecretKey};
 use s3s::dto::{CopyObjectInput, CopySource, DeleteObjectsInput, UploadPartCopyInput};
 use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
+use tessera_raft::access::{Acl, Grantee, Permission, PublicAccessBlock};
 use tessera_raft::model::{AccessKey, Bucket, Grant};
 use tessera_raft::node::MetaNode;
 use tessera_raft::{MetaError, command::Command};
@@ -315,10 +316,64 @@ struct Target<'a> {
     bucket: Option<&'a str>,
     /// Its object key, if any.
     key: Option<&'a str>,
-    /// Whether it names a version (`versionId`).
-    versioned: bool,
+    /// The version it names (`versionId`).
+    version_id: Option<&'a str>,
     /// What the grants must allow; `None`: any known key may.
     need: Option<Need>,
+}
+
+/// What grants and the bucket policy say of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judgement {
+    Allowed,
+    /// Explicitly denied by the bucket policy: nothing else can allow it.
+    Denied,
+    /// Neither allowed nor denied: an ACL still may allow it.
+    NotAllowed,
+}
+
+/// The ACL permission an operation needs, and whether on the object's
+/// ACL (else the bucket's); `None`: no ACL allows it.
+fn acl_permission(op: &str) -> Option<(bool, Permission)> {
+    Some(match op {
+        "GetObject" | "HeadObject" => (true, Permission::Read),
+        "GetObjectAcl" => (true, Permission::ReadAcp),
+        "PutObjectAcl" => (true, Permission::WriteAcp),
+        "ListObjects"
+        | "ListObjectsV2"
+        | "ListObjectVersions"
+        | "ListMultipartUploads"
+        | "HeadBucket" => (false, Permission::Read),
+        "PutObject"
+        | "DeleteObject"
+        | "DeleteObjects"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload"
+        | "CopyObject"
+        | "UploadPartCopy" => (false, Permission::Write),
+        "GetBucketAcl" => (false, Permission::ReadAcp),
+        "PutBucketAcl" => (false, Permission::WriteAcp),
+        _ => return None,
+    })
+}
+
+/// Whether `acl` gives `caller` `permission` (public grants unless ignored).
+fn acl_grants(
+    acl: &Acl,
+    caller: Option<&str>,
+    permission: Permission,
+    ignore_public: bool,
+) -> bool {
+    acl.grants.iter().any(|g| {
+        let who = match &g.grantee {
+            Grantee::Key(id) => caller == Some(id.as_str()),
+            Grantee::AllUsers => !ignore_public,
+            Grantee::AuthenticatedUsers => !ignore_public && caller.is_some(),
+        };
+        who && (g.permission == permission || g.permission == Permission::FullControl)
+    })
 }
 
 /// What authorizing reads from the metadata, in one local read.
@@ -327,6 +382,8 @@ struct Standing {
     grant: Option<Grant>,
     bucket: Option<Bucket>,
     policy: Option<Policy>,
+    /// The bucket's public access block.
+    block: PublicAccessBlock,
 }
 
 impl Standing {
@@ -335,19 +392,28 @@ impl Standing {
         let (Some(policy), Some(bucket)) = (&self.policy, target.bucket) else {
             return Decision::Silent;
         };
-        let Some((action, scope)) = policy::actions::of(target.op, target.versioned) else {
+        let Some((action, scope)) = policy::actions::of(target.op, target.version_id.is_some())
+        else {
             return Decision::Silent;
         };
         let resource = match (scope, target.key) {
             (Scope::Object, Some(key)) => format!("{ARN_PREFIX}{bucket}/{key}"),
             _ => format!("{ARN_PREFIX}{bucket}"),
         };
-        policy.decide(&policy::Request {
+        let verdict = policy.decide(&policy::Request {
             principal: caller,
             action,
             resource: &resource,
             context: cx,
-        })
+        });
+        // RestrictPublicBuckets: a public policy serves only the keys of
+        // the cluster (S3: the owner's account), never unsigned requests.
+        let restricted =
+            self.block.restrict_public_buckets && caller.is_none() && policy.is_public();
+        if restricted && verdict == Decision::Allow {
+            return Decision::Silent;
+        }
+        verdict
     }
 
     /// Whether the caller's key and grant allow `need`.
@@ -365,39 +431,39 @@ impl Standing {
         self.key.as_ref().is_some_and(|k| k.admin) || self.grant.is_some_and(|g| g.owner)
     }
 
-    /// Decides `target`, as AWS does for an identity and a resource
+    /// Judges `target`, as AWS does for an identity and a resource
     /// policy of one account: an explicit deny in the policy refuses;
-    /// otherwise the caller's grants or the policy must allow.
-    fn decide(
-        &self,
-        caller: Option<&str>,
-        target: &Target<'_>,
-        cx: &policy::Context,
-    ) -> S3Result<()> {
+    /// otherwise the caller's grants or the policy must allow (ACLs are
+    /// consulted after, see [`GrantAccess::authorize`]).
+    fn judge(&self, caller: Option<&str>, target: &Target<'_>, cx: &policy::Context) -> Judgement {
         let Some(need) = target.need else {
-            return match caller {
-                Some(_) => Ok(()),
-                None => Err(s3_error!(AccessDenied, "Signature is required")),
+            return if caller.is_some() {
+                Judgement::Allowed
+            } else {
+                Judgement::NotAllowed
             };
         };
         let verdict = self.verdict(caller, target, cx);
         let exempt = self.owns() && POLICY_OPERATIONS.contains(&target.op);
         if verdict == Decision::Deny && !exempt {
-            return Err(s3_error!(
-                AccessDenied,
-                "Access Denied by the bucket policy"
-            ));
+            return Judgement::Denied;
         }
         if self.identity_allows(need) || verdict == Decision::Allow {
-            return Ok(());
+            return Judgement::Allowed;
         }
-        if need == Need::Create && caller.is_some() {
-            return Err(s3_error!(AccessDenied, "this key may not create buckets"));
+        Judgement::NotAllowed
+    }
+
+    /// The error of a request nothing allows.
+    fn refusal(&self, caller: Option<&str>, target: &Target<'_>) -> s3s::S3Error {
+        match target.need {
+            None => s3_error!(AccessDenied, "Signature is required"),
+            Some(Need::Create) if caller.is_some() => {
+                s3_error!(AccessDenied, "this key may not create buckets")
+            }
+            _ if target.bucket.is_some() && self.bucket.is_none() => s3_error!(NoSuchBucket),
+            _ => s3_error!(AccessDenied),
         }
-        if target.bucket.is_some() && self.bucket.is_none() {
-            return Err(s3_error!(NoSuchBucket));
-        }
-        Err(s3_error!(AccessDenied))
     }
 
     /// Refuses a request whose expected bucket owner
@@ -468,6 +534,13 @@ impl GrantAccess {
             .transpose()
             .map_err(meta_unavailable)?
             .flatten();
+        let block = bucket
+            .as_ref()
+            .map(tessera_raft::access::public_access_block)
+            .transpose()
+            .map_err(meta_unavailable)?
+            .flatten()
+            .unwrap_or_default();
         let policy = document
             .map(|text| {
                 Policy::parse(&text, None).map_err(|e| {
@@ -481,7 +554,69 @@ impl GrantAccess {
             grant,
             bucket,
             policy,
+            block,
         })
+    }
+
+    /// Authorizes `target`: what grants and the bucket policy decide
+    /// (see [`Standing::judge`]), else what the bucket's or object's ACL
+    /// grants (unless ownership controls disable ACLs; public grants not
+    /// while the public access block ignores public ACLs).
+    async fn authorize(
+        &self,
+        standing: &Standing,
+        caller: Option<&str>,
+        target: &Target<'_>,
+        cx: &policy::Context,
+    ) -> S3Result<()> {
+        match standing.judge(caller, target, cx) {
+            Judgement::Allowed => Ok(()),
+            Judgement::Denied => Err(s3_error!(
+                AccessDenied,
+                "Access Denied by the bucket policy"
+            )),
+            Judgement::NotAllowed if self.acl_allows(standing, caller, target).await? => Ok(()),
+            Judgement::NotAllowed => Err(standing.refusal(caller, target)),
+        }
+    }
+
+    /// Whether the ACL of the bucket or object of `target` allows it.
+    async fn acl_allows(
+        &self,
+        standing: &Standing,
+        caller: Option<&str>,
+        target: &Target<'_>,
+    ) -> S3Result<bool> {
+        let (Some(bucket), Some((on_object, permission))) =
+            (&standing.bucket, acl_permission(target.op))
+        else {
+            return Ok(false);
+        };
+        if tessera_raft::access::acls_disabled(bucket).map_err(meta_unavailable)? {
+            return Ok(false);
+        }
+        let acl = if on_object {
+            let Some(key) = target.key else {
+                return Ok(false);
+            };
+            let (b, k, v) = (
+                bucket.name.clone(),
+                key.to_owned(),
+                target.version_id.map(str::to_owned),
+            );
+            self.keys
+                .meta
+                .read_local(move |view| match view.object(&b, &k, v.as_deref())? {
+                    Some(version) => view.object_acl(&b, &k, &version.version_id),
+                    None => Ok(None),
+                })
+                .await
+                .map_err(meta_unavailable)?
+        } else {
+            tessera_raft::access::bucket_acl(bucket).map_err(meta_unavailable)?
+        };
+        let ignore_public = standing.block.ignore_public_acls;
+        Ok(acl.is_some_and(|acl| acl_grants(&acl, caller, permission, ignore_public)))
     }
 
     /// The access key id a request signed with `creds` acts as: the
@@ -522,11 +657,11 @@ impl GrantAccess {
             op: "GetObject",
             bucket: Some(bucket),
             key: Some(key),
-            versioned: version_id.is_some(),
+            version_id: version_id.as_deref(),
             need: Some(Need::Read),
         };
         let cx = request_context(req, caller);
-        standing.decide(caller, &target, &cx)?;
+        self.authorize(&standing, caller, &target, &cx).await?;
         standing.check_expected_owner(header(&req.headers, "x-amz-source-expected-bucket-owner"))
     }
 }
@@ -567,18 +702,20 @@ impl S3Access for GrantAccess {
             (_, Some(bucket)) => (Some(bucket), Some(Need::of(op))),
         };
         let standing = self.standing(caller.as_deref(), bucket.as_deref()).await?;
+        let version_id = policy::keys::version_id(cx.uri());
         let target = Target {
             op,
             bucket: bucket.as_deref(),
             key: key.as_deref(),
-            versioned: policy::keys::names_version(cx.uri()),
+            version_id: version_id.as_deref(),
             need,
         };
         // DeleteObjects is decided per key once its body is read.
         if op != "DeleteObjects" {
             let pcx =
                 policy::keys::context(cx.headers(), cx.uri(), conn.as_ref(), caller.as_deref());
-            standing.decide(caller.as_deref(), &target, &pcx)?;
+            self.authorize(&standing, caller.as_deref(), &target, &pcx)
+                .await?;
         }
         standing.check_expected_owner(header(cx.headers(), "x-amz-expected-bucket-owner"))?;
         if let Some(caller) = caller {
@@ -596,17 +733,17 @@ impl S3Access for GrantAccess {
             op: "DeleteObjects",
             bucket: Some(bucket),
             key: None,
-            versioned: false,
+            version_id: None,
             need: Some(Need::Write),
         };
         let objects = &req.input.delete.objects;
         if objects.is_empty() {
-            return standing.decide(caller, &target, &cx);
+            return self.authorize(&standing, caller, &target, &cx).await;
         }
         for o in objects {
             target.key = Some(&o.key);
-            target.versioned = o.version_id.is_some();
-            standing.decide(caller, &target, &cx)?;
+            target.version_id = o.version_id.as_deref();
+            self.authorize(&standing, caller, &target, &cx).await?;
         }
         Ok(())
     }

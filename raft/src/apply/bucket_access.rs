@@ -1,10 +1,12 @@
-//! The state machine's side of a bucket's access settings (see
-//! [`crate::access`]): the policy and the public access block.
+//! The state machine's side of access settings (see [`crate::access`]):
+//! a bucket's policy, public access block, ACL and ownership controls,
+//! and the ACLs of object versions.
 
-use super::Step;
-use crate::access::{self, PublicAccessBlock};
-use crate::command::ApplyError;
+use super::{Applier, Step};
+use crate::access::{self, Acl, ObjectOwnership, PublicAccessBlock};
+use crate::command::{ApplyError, CommandResponse};
 use crate::model::Bucket;
+use crate::tables;
 
 /// Sets (or with `None` removes) the bucket policy; a `public` one is
 /// refused while the public access block blocks public policies.
@@ -41,4 +43,63 @@ pub(super) fn set_public_access_block(
         }
     }
     Ok(())
+}
+
+/// Refuses an ACL granting anything beyond the bucket's owner while
+/// ownership controls disable ACLs.
+fn check_acl_allowed(bucket: &Bucket, acl: &Acl) -> Step<()> {
+    if access::acls_disabled(bucket)? && !acl.is_owner_only(&bucket.owner) {
+        return Err(ApplyError::AclNotSupported.into());
+    }
+    Ok(())
+}
+
+/// Replaces the bucket ACL.
+pub(super) fn set_bucket_acl(bucket: &mut Bucket, acl: &Acl) -> Step<()> {
+    check_acl_allowed(bucket, acl)?;
+    bucket
+        .settings
+        .insert(access::ACL_SETTING.to_owned(), access::encode_acl(acl)?);
+    Ok(())
+}
+
+/// Sets (or with `None` removes) the ownership controls.
+pub(super) fn set_ownership(bucket: &mut Bucket, ownership: Option<ObjectOwnership>) -> Step<()> {
+    match ownership {
+        Some(o) => {
+            bucket.settings.insert(
+                access::OWNERSHIP_SETTING.to_owned(),
+                access::encode_ownership(o)?,
+            );
+        }
+        None => {
+            bucket.settings.remove(access::OWNERSHIP_SETTING);
+        }
+    }
+    Ok(())
+}
+
+impl Applier<'_> {
+    /// `SetObjectAcl`: replaces the ACL of the addressed version.
+    pub(super) fn set_object_acl(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: &Acl,
+    ) -> Step<CommandResponse> {
+        check_acl_allowed(&self.bucket(bucket)?, acl)?;
+        let (_, version) = self.addressed_version(bucket, key, version_id)?;
+        let k = tables::version_id_key(bucket, key, &version.version_id);
+        self.object_acls
+            .insert(k.as_slice(), access::encode_acl(acl)?.as_slice())?;
+        Ok(CommandResponse::Done)
+    }
+
+    /// Drops the ACL of a version that goes (or is replaced).
+    pub(super) fn forget_acl(&mut self, bucket: &str, key: &str, version_id: &str) -> Step<()> {
+        let k = tables::version_id_key(bucket, key, version_id);
+        self.object_acls.remove(k.as_slice())?;
+        Ok(())
+    }
 }

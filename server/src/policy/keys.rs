@@ -89,9 +89,9 @@ pub(crate) fn context(
     cx
 }
 
-/// Whether a request names a version (`versionId`).
-pub(crate) fn names_version(uri: &Uri) -> bool {
-    uri.query().is_some_and(|q| {
-        form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "versionId" && !v.is_empty())
-    })
+/// The version a request names (`versionId`).
+pub(crate) fn version_id(uri: &Uri) -> Option<String> {
+    form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, v)| k == "versionId" && !v.is_empty())
+        .map(|(_, v)| v.into_owned())
 }

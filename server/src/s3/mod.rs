@@ -5,7 +5,7 @@
 //! One file per concept: `bucket` (bucket ops and versioning), `tagging`,
 //! `cors` (settings and preflight), `cors_layer` (CORS headers on actual
 //! responses), `region_check` (signatures for another region refused as S3
-//! does, before s3s), `bucket_policy` (bucket policies), `public_access` (public access block), `object` (single objects), `object_lock` (retention and legal
+//! does, before s3s), `bucket_policy` (bucket policies), `public_access` (public access block), `acl` (ACLs and ownership controls), `object` (single objects), `object_lock` (retention and legal
 //! holds), `copy`, `multipart`,
 //! `mpu_checksum` (object checksums of multipart uploads), `listing`,
 //! `body` (request and response bodies between s3s and the data layer),
@@ -13,6 +13,7 @@
 //! preconditions), `convert` (model ↔ S3 types), `errors` (error mapping,
 //! data-layer errors included), `body_limit` (XML body limit).
 
+pub(crate) mod acl;
 mod body;
 pub(crate) mod body_limit;
 mod bucket;
@@ -148,4 +149,11 @@ operations! {
     public_access::put_public_access_block(PutPublicAccessBlockInput) -> PutPublicAccessBlockOutput;
     public_access::get_public_access_block(GetPublicAccessBlockInput) -> GetPublicAccessBlockOutput;
     public_access::delete_public_access_block(DeletePublicAccessBlockInput) -> DeletePublicAccessBlockOutput;
+    acl::put_bucket_acl(PutBucketAclInput) -> PutBucketAclOutput;
+    acl::get_bucket_acl(GetBucketAclInput) -> GetBucketAclOutput;
+    acl::put_object_acl(PutObjectAclInput) -> PutObjectAclOutput;
+    acl::get_object_acl(GetObjectAclInput) -> GetObjectAclOutput;
+    acl::put_bucket_ownership_controls(PutBucketOwnershipControlsInput) -> PutBucketOwnershipControlsOutput;
+    acl::get_bucket_ownership_controls(GetBucketOwnershipControlsInput) -> GetBucketOwnershipControlsOutput;
+    acl::delete_bucket_ownership_controls(DeleteBucketOwnershipControlsInput) -> DeleteBucketOwnershipControlsOutput;
 }
