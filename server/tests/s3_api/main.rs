@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod acl;
 mod bucket;
 mod conditional;
 mod copy;
