@@ -201,6 +201,18 @@ impl<'txn> Applier<'txn> {
                 *bypass_governance,
                 *now,
             ),
+            Command::PutObjectWithAcl {
+                version,
+                precondition,
+                lock,
+                acl,
+            } => self.put_object_with_acl(
+                log_index,
+                version,
+                precondition.as_ref(),
+                lock.as_ref(),
+                acl,
+            ),
             Command::SetObjectAcl {
                 bucket,
                 key,

@@ -390,6 +390,20 @@ pub enum Command {
         /// The new ACL.
         acl: Acl,
     },
+    /// [`Command::PutObject`] (with `lock`: [`Command::PutLockedObject`])
+    /// whose write names an ACL (`x-amz-acl`, `x-amz-grant-*`): the new
+    /// version gets `acl` in the same transaction. Refused as
+    /// [`Command::SetObjectAcl`] is.
+    PutObjectWithAcl {
+        /// The version to store.
+        version: ObjectVersion,
+        /// Optional condition on the current version.
+        precondition: Option<Precondition>,
+        /// The lock the write asks for, if any.
+        lock: Option<ObjectLock>,
+        /// The version's ACL.
+        acl: Acl,
+    },
 }
 
 /// What a successfully applied command returns.

@@ -4,8 +4,8 @@
 
 use super::{Applier, Step};
 use crate::access::{self, Acl, ObjectOwnership, PublicAccessBlock};
-use crate::command::{ApplyError, CommandResponse};
-use crate::model::Bucket;
+use crate::command::{ApplyError, CommandResponse, Precondition};
+use crate::model::{Bucket, ObjectLock, ObjectVersion};
 use crate::tables;
 
 /// Sets (or with `None` removes) the bucket policy; a `public` one is
@@ -94,6 +94,25 @@ impl Applier<'_> {
         self.object_acls
             .insert(k.as_slice(), access::encode_acl(acl)?.as_slice())?;
         Ok(CommandResponse::Done)
+    }
+
+    /// `PutObjectWithAcl`: stores the version, then its ACL.
+    pub(super) fn put_object_with_acl(
+        &mut self,
+        log_index: u64,
+        version: &ObjectVersion,
+        precondition: Option<&Precondition>,
+        lock: Option<&ObjectLock>,
+        acl: &Acl,
+    ) -> Step<CommandResponse> {
+        check_acl_allowed(&self.bucket(&version.bucket)?, acl)?;
+        let response = self.put_object(log_index, version, precondition, lock)?;
+        if let CommandResponse::ObjectStored { version: stored } = &response {
+            let k = tables::version_id_key(&stored.bucket, &stored.key, &stored.version_id);
+            self.object_acls
+                .insert(k.as_slice(), access::encode_acl(acl)?.as_slice())?;
+        }
+        Ok(response)
     }
 
     /// Drops the ACL of a version that goes (or is replaced).

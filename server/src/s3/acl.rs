@@ -35,6 +35,20 @@ pub(crate) struct AclInput<'a> {
 
 /// The ACL parts of an input with the usual field names.
 macro_rules! acl_input {
+    // Object writes have no `x-amz-grant-write`.
+    ($i:expr, $body:expr, object) => {
+        $crate::s3::acl::AclInput {
+            canned: $i.acl.as_ref().map(|a| a.as_str()),
+            grants: [
+                $i.grant_full_control.as_deref(),
+                $i.grant_read.as_deref(),
+                $i.grant_read_acp.as_deref(),
+                None,
+                $i.grant_write_acp.as_deref(),
+            ],
+            body: $body,
+        }
+    };
     ($i:expr, $body:expr) => {
         $crate::s3::acl::AclInput {
             canned: $i.acl.as_ref().map(|a| a.as_str()),
@@ -49,6 +63,7 @@ macro_rules! acl_input {
         }
     };
 }
+pub(crate) use acl_input;
 
 const HEADER_PERMISSIONS: [Permission; 5] = [
     Permission::FullControl,
@@ -286,6 +301,43 @@ impl Gateway {
             Ok(())
         } else {
             Err(s3_error!(InvalidArgument, "Invalid id"))
+        }
+    }
+
+    /// The ACL an object write (PutObject, CopyObject) asks for, checked.
+    pub(crate) async fn write_acl(
+        &self,
+        bucket: &model::Bucket,
+        writer: &str,
+        input: &AclInput<'_>,
+    ) -> S3Result<Option<Acl>> {
+        let owner = Gateway::object_owner(bucket, writer)?;
+        let acl = requested(input, &owner, &bucket.owner)?;
+        if let Some(acl) = &acl {
+            self.check_acl(bucket, acl).await?;
+        }
+        Ok(acl)
+    }
+
+    /// Refuses an ACL for a multipart upload other than the owner's alone
+    /// (not kept through the upload yet).
+    pub(crate) fn check_upload_acl(
+        bucket: &model::Bucket,
+        writer: &str,
+        input: &AclInput<'_>,
+    ) -> S3Result<()> {
+        let owner = Gateway::object_owner(bucket, writer)?;
+        match requested(input, &owner, &bucket.owner)? {
+            Some(acl) if !acl.is_owner_only(&bucket.owner) => {
+                if access::acls_disabled(bucket).map_err(errors::meta)? {
+                    Err(errors::apply(
+                        tessera_raft::command::ApplyError::AclNotSupported,
+                    ))
+                } else {
+                    Err(s3_error!(NotImplemented, "ACLs on multipart uploads"))
+                }
+            }
+            _ => Ok(()),
         }
     }
 

@@ -35,7 +35,8 @@ pub(crate) async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let owner = requester(&req);
     let i = req.input;
-    gw.bucket(&i.bucket).await?;
+    let bucket = gw.bucket(&i.bucket).await?;
+    Gateway::check_upload_acl(&bucket, &owner, &super::acl::acl_input!(i, None, object))?;
     let checksum =
         UploadChecksum::requested(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
     let algorithm = checksum.map(|c| c.algorithm.name().to_owned());

@@ -333,3 +333,72 @@ async fn bucket_owner_enforced_disables_acls() {
         "OwnershipControlsNotFoundError"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_carry_their_acl() {
+    let (server, c) = with_bucket(BUCKET).await;
+    c.put_object()
+        .bucket(BUCKET)
+        .key("put.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(b"put".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon_get(&server, "docs/put.txt").await.0, 200);
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("copy.txt")
+        .copy_source("docs/put.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon_get(&server, "docs/copy.txt").await.0, 200);
+    // Without an ACL, a copy is private whatever its source's.
+    c.copy_object()
+        .bucket(BUCKET)
+        .key("plain.txt")
+        .copy_source("docs/put.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon_get(&server, "docs/plain.txt").await.0, 403);
+    let upload = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("mpu")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await;
+    assert_eq!(code(upload), "NotImplemented");
+
+    enforce_ownership(&c).await;
+    let refused = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("new.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(b"new".to_vec().into())
+        .send()
+        .await;
+    assert_eq!(code(refused), "AccessControlListNotSupported");
+    let head = c.head_object().bucket(BUCKET).key("new.txt").send().await;
+    assert_eq!(code(head), "NotFound", "the refused write stored nothing");
+    c.put_object()
+        .bucket(BUCKET)
+        .key("new.txt")
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
+        .body(b"new".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let upload = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("mpu")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await;
+    assert_eq!(code(upload), "AccessControlListNotSupported");
+}
