@@ -90,6 +90,7 @@ pub struct Applier<'txn> {
     upload_locks: RawTableMut<'txn>,
     completed_uploads: RawTableMut<'txn>,
     object_acls: RawTableMut<'txn>,
+    upload_acls: RawTableMut<'txn>,
 }
 
 impl<'txn> Applier<'txn> {
@@ -115,6 +116,7 @@ impl<'txn> Applier<'txn> {
             upload_locks: txn.open_table(tables::UPLOAD_LOCKS)?,
             completed_uploads: txn.open_table(tables::COMPLETED_UPLOADS)?,
             object_acls: txn.open_table(tables::OBJECT_ACLS)?,
+            upload_acls: txn.open_table(tables::UPLOAD_ACLS)?,
         })
     }
 
@@ -185,6 +187,9 @@ impl<'txn> Applier<'txn> {
             Command::CreateMultipartUpload { upload } => self.create_upload(upload, None),
             Command::CreateLockedMultipartUpload { upload, lock } => {
                 self.create_upload(upload, Some(lock))
+            }
+            Command::CreateMultipartUploadWithAcl { upload, lock, acl } => {
+                self.create_upload_with_acl(upload, lock.as_ref(), acl)
             }
             Command::SetObjectRetention {
                 bucket,
@@ -805,6 +810,7 @@ impl<'txn> Applier<'txn> {
         self.uploads
             .remove(tables::upload_key(bucket, key, upload_id).as_slice())?;
         self.forget_upload_lock(bucket, key, upload_id)?;
+        self.forget_upload_acl(bucket, key, upload_id)?;
         Ok(parts)
     }
 
@@ -856,6 +862,7 @@ impl<'txn> Applier<'txn> {
         version.checksums = c.checksum.cloned().into_iter().collect();
         version.data = ObjectData::Parts(chosen);
 
+        let acl = self.upload_acl(c.bucket, c.key, c.upload_id)?;
         let all = self.drop_upload(c.bucket, c.key, c.upload_id)?;
         let unlisted = all
             .into_values()
@@ -865,6 +872,9 @@ impl<'txn> Applier<'txn> {
         self.discard(unlisted)?;
         let version = self.store_version(log_index, versioning, version)?;
         self.lock_new_version(c.bucket, c.key, &version.version_id, lock, c.now)?;
+        if let Some(acl) = acl {
+            self.write_object_acl(c.bucket, c.key, &version.version_id, &acl)?;
+        }
         self.remember_completion(&c, &version.version_id)?;
         Ok(CommandResponse::ObjectStored { version })
     }

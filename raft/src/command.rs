@@ -404,6 +404,18 @@ pub enum Command {
         /// The version's ACL.
         acl: Acl,
     },
+    /// [`Command::CreateMultipartUpload`] (with `lock`:
+    /// [`Command::CreateLockedMultipartUpload`]) whose request names an
+    /// ACL: the completed version gets `acl`. Refused as
+    /// [`Command::SetObjectAcl`] is.
+    CreateMultipartUploadWithAcl {
+        /// The upload.
+        upload: MultipartUpload,
+        /// The lock the completed version is to get, if any.
+        lock: Option<ObjectLock>,
+        /// The completed version's ACL.
+        acl: Acl,
+    },
 }
 
 /// What a successfully applied command returns.

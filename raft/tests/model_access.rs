@@ -152,3 +152,46 @@ fn bucket_owner_enforced_refuses_acls_for_others() {
     meta.ok(set_acl(acl(Grantee::AllUsers)));
     assert_eq!(stored_acl(&meta, "v2"), Some(acl(Grantee::AllUsers)));
 }
+
+/// [`create_upload`] of `b/k` with `acl`.
+fn create_upload_with_acl(upload_id: &str, acl: Acl) -> Command {
+    let Command::CreateMultipartUpload { upload } = create_upload("b", "k", upload_id) else {
+        unreachable!("create_upload builds CreateMultipartUpload");
+    };
+    Command::CreateMultipartUploadWithAcl {
+        upload,
+        lock: None,
+        acl,
+    }
+}
+
+#[test]
+fn an_upload_carries_its_acl_to_the_completed_version() {
+    let mut meta = Meta::with_bucket("b", Versioning::Enabled);
+    let before = meta.dump();
+    meta.ok(create_upload_with_acl("u0", acl(Grantee::AllUsers)));
+    meta.ok(Command::AbortMultipartUpload {
+        bucket: "b".into(),
+        key: "k".into(),
+        upload_id: "u0".into(),
+    });
+    assert_eq!(
+        meta.dump(),
+        before,
+        "an aborted upload leaves no ACL behind"
+    );
+
+    meta.ok(create_upload_with_acl("u1", acl(Grantee::AllUsers)));
+    meta.ok(put_part("b", "k", "u1", part(1, 10, 1)));
+    meta.ok(complete("b", "k", "u1", vec![(1, etag_of(1))], "v1", 5));
+    assert_eq!(stored_acl(&meta, "v1"), Some(acl(Grantee::AllUsers)));
+
+    meta.ok(update(BucketUpdate::Ownership(Some(
+        ObjectOwnership::BucketOwnerEnforced,
+    ))));
+    refused(
+        &mut meta,
+        create_upload_with_acl("u2", acl(Grantee::AllUsers)),
+        ApplyError::AclNotSupported,
+    );
+}

@@ -2,11 +2,13 @@
 //! a bucket's policy, public access block, ACL and ownership controls,
 //! and the ACLs of object versions.
 
+use redb::ReadableTable;
+
 use super::{Applier, Step};
 use crate::access::{self, Acl, ObjectOwnership, PublicAccessBlock};
 use crate::command::{ApplyError, CommandResponse, Precondition};
-use crate::model::{Bucket, ObjectLock, ObjectVersion};
-use crate::tables;
+use crate::model::{Bucket, MultipartUpload, ObjectLock, ObjectVersion};
+use crate::tables::{self, decode};
 
 /// Sets (or with `None` removes) the bucket policy; a `public` one is
 /// refused while the public access block blocks public policies.
@@ -90,10 +92,59 @@ impl Applier<'_> {
     ) -> Step<CommandResponse> {
         check_acl_allowed(&self.bucket(bucket)?, acl)?;
         let (_, version) = self.addressed_version(bucket, key, version_id)?;
-        let k = tables::version_id_key(bucket, key, &version.version_id);
+        self.write_object_acl(bucket, key, &version.version_id, acl)?;
+        Ok(CommandResponse::Done)
+    }
+
+    /// Stores the ACL of a version.
+    pub(super) fn write_object_acl(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        acl: &Acl,
+    ) -> Step<()> {
+        let k = tables::version_id_key(bucket, key, version_id);
         self.object_acls
             .insert(k.as_slice(), access::encode_acl(acl)?.as_slice())?;
-        Ok(CommandResponse::Done)
+        Ok(())
+    }
+
+    /// `CreateMultipartUploadWithAcl`: creates the upload and records the
+    /// ACL its version is to get.
+    pub(super) fn create_upload_with_acl(
+        &mut self,
+        upload: &MultipartUpload,
+        lock: Option<&ObjectLock>,
+        acl: &Acl,
+    ) -> Step<CommandResponse> {
+        check_acl_allowed(&self.bucket(&upload.bucket)?, acl)?;
+        let response = self.create_upload(upload, lock)?;
+        let k = tables::upload_key(&upload.bucket, &upload.key, &upload.upload_id);
+        self.upload_acls
+            .insert(k.as_slice(), access::encode_acl(acl)?.as_slice())?;
+        Ok(response)
+    }
+
+    /// The ACL an upload's version is to get, if its creation named one.
+    pub(super) fn upload_acl(&self, bucket: &str, key: &str, upload_id: &str) -> Step<Option<Acl>> {
+        let k = tables::upload_key(bucket, key, upload_id);
+        match self.upload_acls.get(k.as_slice())? {
+            Some(bytes) => Ok(Some(decode(bytes.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Drops the ACL of an upload that goes.
+    pub(super) fn forget_upload_acl(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Step<()> {
+        let k = tables::upload_key(bucket, key, upload_id);
+        self.upload_acls.remove(k.as_slice())?;
+        Ok(())
     }
 
     /// `PutObjectWithAcl`: stores the version, then its ACL.
@@ -108,9 +159,7 @@ impl Applier<'_> {
         check_acl_allowed(&self.bucket(&version.bucket)?, acl)?;
         let response = self.put_object(log_index, version, precondition, lock)?;
         if let CommandResponse::ObjectStored { version: stored } = &response {
-            let k = tables::version_id_key(&stored.bucket, &stored.key, &stored.version_id);
-            self.object_acls
-                .insert(k.as_slice(), access::encode_acl(acl)?.as_slice())?;
+            self.write_object_acl(&stored.bucket, &stored.key, &stored.version_id, acl)?;
         }
         Ok(response)
     }

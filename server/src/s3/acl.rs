@@ -304,7 +304,8 @@ impl Gateway {
         }
     }
 
-    /// The ACL an object write (PutObject, CopyObject) asks for, checked.
+    /// The ACL an object write (PutObject, CopyObject,
+    /// CreateMultipartUpload) asks for, checked.
     pub(crate) async fn write_acl(
         &self,
         bucket: &model::Bucket,
@@ -317,28 +318,6 @@ impl Gateway {
             self.check_acl(bucket, acl).await?;
         }
         Ok(acl)
-    }
-
-    /// Refuses an ACL for a multipart upload other than the owner's alone
-    /// (not kept through the upload yet).
-    pub(crate) fn check_upload_acl(
-        bucket: &model::Bucket,
-        writer: &str,
-        input: &AclInput<'_>,
-    ) -> S3Result<()> {
-        let owner = Gateway::object_owner(bucket, writer)?;
-        match requested(input, &owner, &bucket.owner)? {
-            Some(acl) if !acl.is_owner_only(&bucket.owner) => {
-                if access::acls_disabled(bucket).map_err(errors::meta)? {
-                    Err(errors::apply(
-                        tessera_raft::command::ApplyError::AclNotSupported,
-                    ))
-                } else {
-                    Err(s3_error!(NotImplemented, "ACLs on multipart uploads"))
-                }
-            }
-            _ => Ok(()),
-        }
     }
 
     /// The owner of objects in `bucket` written by `writer`: the bucket

@@ -4,8 +4,9 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{
-    AccessControlPolicy, BucketCannedAcl, Grant, Grantee, ObjectCannedAcl, ObjectOwnership, Owner,
-    OwnershipControls, OwnershipControlsRule, Permission, PublicAccessBlockConfiguration, Type,
+    AccessControlPolicy, BucketCannedAcl, CompletedMultipartUpload, CompletedPart, Grant, Grantee,
+    ObjectCannedAcl, ObjectOwnership, Owner, OwnershipControls, OwnershipControlsRule, Permission,
+    PublicAccessBlockConfiguration, Type,
 };
 use tessera_server::testing::TestServer;
 
@@ -364,14 +365,50 @@ async fn writes_carry_their_acl() {
         .await
         .unwrap();
     assert_eq!(anon_get(&server, "docs/plain.txt").await.0, 403);
+    // A multipart upload's ACL goes to the completed version.
     let upload = c
         .create_multipart_upload()
         .bucket(BUCKET)
         .key("mpu")
         .acl(ObjectCannedAcl::PublicRead)
         .send()
-        .await;
-    assert_eq!(code(upload), "NotImplemented");
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let part = c
+        .upload_part()
+        .bucket(BUCKET)
+        .key("mpu")
+        .upload_id(id)
+        .part_number(1)
+        .body(b"parts".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        anon_get(&server, "docs/mpu").await.0,
+        403,
+        "not completed yet"
+    );
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("mpu")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (st, body) = anonymous("GET", &format!("{}/docs/mpu", server.s3_url()), b"").await;
+    assert_eq!((st, body.as_slice()), (200, b"parts".as_slice()));
 
     enforce_ownership(&c).await;
     let refused = c
