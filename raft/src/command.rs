@@ -60,7 +60,10 @@ pub enum BucketUpdate {
     /// granting nothing beyond the owner is accepted
     /// ([`ApplyError::AclNotSupported`] otherwise).
     Acl(Acl),
-    /// `PutBucketOwnershipControls` (`Some`) / `DeleteBucketOwnershipControls` (`None`).
+    /// `PutBucketOwnershipControls` (`Some`) / `DeleteBucketOwnershipControls`
+    /// (`None`). `BucketOwnerEnforced` is refused
+    /// ([`ApplyError::AclWithObjectOwnership`]) while the bucket ACL grants
+    /// something to others.
     Ownership(Option<ObjectOwnership>),
 }
 
@@ -498,4 +501,8 @@ pub enum ApplyError {
     /// grants something to others.
     #[error("the bucket does not allow ACLs")]
     AclNotSupported,
+    /// Ownership controls cannot disable ACLs while the bucket ACL grants
+    /// something to others.
+    #[error("the bucket ACL grants access to others")]
+    AclWithObjectOwnership,
 }

@@ -67,6 +67,10 @@ pub(super) fn set_bucket_acl(bucket: &mut Bucket, acl: &Acl) -> Step<()> {
 
 /// Sets (or with `None` removes) the ownership controls.
 pub(super) fn set_ownership(bucket: &mut Bucket, ownership: Option<ObjectOwnership>) -> Step<()> {
+    let shared = access::bucket_acl(bucket)?.is_some_and(|acl| !acl.is_owner_only(&bucket.owner));
+    if ownership == Some(ObjectOwnership::BucketOwnerEnforced) && shared {
+        return Err(ApplyError::AclWithObjectOwnership.into());
+    }
     match ownership {
         Some(o) => {
             bucket.settings.insert(

@@ -50,20 +50,23 @@ async fn object_acl(c: &Client, key: &str, acl: ObjectCannedAcl) -> String {
     )
 }
 
-async fn enforce_ownership(c: &Client) {
-    c.put_bucket_ownership_controls()
-        .bucket(BUCKET)
-        .ownership_controls(
-            OwnershipControls::builder()
-                .rules(
-                    OwnershipControlsRule::builder()
-                        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
-                        .build()
-                        .unwrap(),
-                )
+/// Ownership controls with `BucketOwnerEnforced`.
+fn enforced() -> OwnershipControls {
+    OwnershipControls::builder()
+        .rules(
+            OwnershipControlsRule::builder()
+                .object_ownership(ObjectOwnership::BucketOwnerEnforced)
                 .build()
                 .unwrap(),
         )
+        .build()
+        .unwrap()
+}
+
+async fn enforce_ownership(c: &Client) {
+    c.put_bucket_ownership_controls()
+        .bucket(BUCKET)
+        .ownership_controls(enforced())
         .send()
         .await
         .unwrap();
@@ -277,6 +280,26 @@ async fn bucket_owner_enforced_disables_acls() {
     );
     assert_eq!(anon_get(&server, "docs/a.txt").await.0, 200);
 
+    // Not while the bucket ACL grants something to others.
+    c.put_bucket_acl()
+        .bucket(BUCKET)
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    let refused = c
+        .put_bucket_ownership_controls()
+        .bucket(BUCKET)
+        .ownership_controls(enforced())
+        .send()
+        .await;
+    assert_eq!(code(refused), "InvalidBucketAclWithObjectOwnership");
+    c.put_bucket_acl()
+        .bucket(BUCKET)
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
     enforce_ownership(&c).await;
     let got = c
         .get_bucket_ownership_controls()
