@@ -10,10 +10,14 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
+mod bucket_access;
 mod completed;
 mod lifecycle;
 mod object_lock;
 
+use self::bucket_access::{set_bucket_acl, set_ownership, set_policy, set_public_access_block};
+
+use crate::access;
 use crate::command::{ApplyError, BucketUpdate, Command, CommandResponse, Precondition};
 use crate::error::MetaError;
 use crate::lock;
@@ -86,6 +90,8 @@ pub struct Applier<'txn> {
     object_locks: RawTableMut<'txn>,
     upload_locks: RawTableMut<'txn>,
     completed_uploads: RawTableMut<'txn>,
+    object_acls: RawTableMut<'txn>,
+    upload_acls: RawTableMut<'txn>,
 }
 
 impl<'txn> Applier<'txn> {
@@ -110,6 +116,8 @@ impl<'txn> Applier<'txn> {
             object_locks: txn.open_table(tables::OBJECT_LOCKS)?,
             upload_locks: txn.open_table(tables::UPLOAD_LOCKS)?,
             completed_uploads: txn.open_table(tables::COMPLETED_UPLOADS)?,
+            object_acls: txn.open_table(tables::OBJECT_ACLS)?,
+            upload_acls: txn.open_table(tables::UPLOAD_ACLS)?,
         })
     }
 
@@ -181,6 +189,9 @@ impl<'txn> Applier<'txn> {
             Command::CreateLockedMultipartUpload { upload, lock } => {
                 self.create_upload(upload, Some(lock))
             }
+            Command::CreateMultipartUploadWithAcl { upload, lock, acl } => {
+                self.create_upload_with_acl(upload, lock.as_ref(), acl)
+            }
             Command::SetObjectRetention {
                 bucket,
                 key,
@@ -196,6 +207,37 @@ impl<'txn> Applier<'txn> {
                 *bypass_governance,
                 *now,
             ),
+            Command::PutObjectWithAcl {
+                version,
+                precondition,
+                lock,
+                acl,
+            } => self.put_object_with_acl(
+                log_index,
+                version,
+                precondition.as_ref(),
+                lock.as_ref(),
+                acl,
+            ),
+            Command::SetBucketLifecycle { bucket, config } => {
+                self.set_bucket_lifecycle(bucket, config.as_ref())
+            }
+            Command::ApplyLifecycle {
+                bucket,
+                key,
+                action,
+                marker_version_id,
+                now,
+            } => {
+                let marker = delete_marker(bucket, key, marker_version_id, *now, "");
+                self.apply_lifecycle(log_index, marker, action)
+            }
+            Command::SetObjectAcl {
+                bucket,
+                key,
+                version_id,
+                acl,
+            } => self.set_object_acl(bucket, key, version_id.as_deref(), acl),
             Command::SetObjectLegalHold {
                 bucket,
                 key,
@@ -289,19 +331,6 @@ impl<'txn> Applier<'txn> {
             Command::RemoveNode { id } => {
                 self.storage_nodes.remove(id.to_be_bytes().as_slice())?;
                 Ok(CommandResponse::Done)
-            }
-            Command::SetBucketLifecycle { bucket, config } => {
-                self.set_bucket_lifecycle(bucket, config.as_ref())
-            }
-            Command::ApplyLifecycle {
-                bucket,
-                key,
-                action,
-                marker_version_id,
-                now,
-            } => {
-                let marker = delete_marker(bucket, key, marker_version_id, *now, "");
-                self.apply_lifecycle(log_index, marker, action)
             }
         }
     }
@@ -401,18 +430,22 @@ impl<'txn> Applier<'txn> {
                 .into());
             }
             BucketUpdate::Versioning(state) => bucket.versioning = *state,
-            BucketUpdate::Setting(name, _) if name == lock::OBJECT_LOCK_SETTING => {
-                return Err(ApplyError::InvalidRequest(
-                    "the object lock setting changes only through its own update".into(),
-                )
+            BucketUpdate::Setting(name, _)
+                if name == lock::OBJECT_LOCK_SETTING
+                    || name == crate::lifecycle::LIFECYCLE_SETTING
+                    || access::is_access_setting(name) =>
+            {
+                return Err(ApplyError::InvalidRequest(format!(
+                    "the {name} setting changes only through its own update"
+                ))
                 .into());
             }
-            BucketUpdate::Setting(name, _) if name == crate::lifecycle::LIFECYCLE_SETTING => {
-                return Err(ApplyError::InvalidRequest(
-                    "the lifecycle setting changes only through its own command".into(),
-                )
-                .into());
+            BucketUpdate::Policy { document, public } => {
+                set_policy(&mut bucket, document.as_deref(), *public)?;
             }
+            BucketUpdate::PublicAccessBlock(block) => set_public_access_block(&mut bucket, *block)?,
+            BucketUpdate::Acl(acl) => set_bucket_acl(&mut bucket, acl)?,
+            BucketUpdate::Ownership(ownership) => set_ownership(&mut bucket, *ownership)?,
             BucketUpdate::ObjectLock(_) if bucket.versioning != Versioning::Enabled => {
                 return Err(ApplyError::InvalidBucketState(
                     "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
@@ -510,6 +543,7 @@ impl<'txn> Applier<'txn> {
         )? {
             self.versions
                 .remove(tables::version_key(bucket, key, index).as_slice())?;
+            self.forget_acl(bucket, key, &old.version_id)?;
             self.discard(unshared(old.segments(), &version.segments()))?;
         }
         let owner = SegmentOwner::Version {
@@ -545,6 +579,7 @@ impl<'txn> Applier<'txn> {
         self.version_ids
             .remove(tables::version_id_key(bucket, key, &old.version_id).as_slice())?;
         self.write_version_lock(bucket, key, &old.version_id, &ObjectLock::default())?;
+        self.forget_acl(bucket, key, &old.version_id)?;
         self.forget_completions(bucket, key, &old.version_id)?;
         self.refresh_live(bucket, key)?;
         self.discard(old.segments())
@@ -791,6 +826,7 @@ impl<'txn> Applier<'txn> {
         self.uploads
             .remove(tables::upload_key(bucket, key, upload_id).as_slice())?;
         self.forget_upload_lock(bucket, key, upload_id)?;
+        self.forget_upload_acl(bucket, key, upload_id)?;
         Ok(parts)
     }
 
@@ -842,6 +878,7 @@ impl<'txn> Applier<'txn> {
         version.checksums = c.checksum.cloned().into_iter().collect();
         version.data = ObjectData::Parts(chosen);
 
+        let acl = self.upload_acl(c.bucket, c.key, c.upload_id)?;
         let all = self.drop_upload(c.bucket, c.key, c.upload_id)?;
         let unlisted = all
             .into_values()
@@ -851,6 +888,9 @@ impl<'txn> Applier<'txn> {
         self.discard(unlisted)?;
         let version = self.store_version(log_index, versioning, version)?;
         self.lock_new_version(c.bucket, c.key, &version.version_id, lock, c.now)?;
+        if let Some(acl) = acl {
+            self.write_object_acl(c.bucket, c.key, &version.version_id, &acl)?;
+        }
         self.remember_completion(&c, &version.version_id)?;
         Ok(CommandResponse::ObjectStored { version })
     }

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::{Acl, ObjectOwnership, PublicAccessBlock};
 use crate::lifecycle::{LifecycleAction, LifecycleConfig};
 use crate::model::{
     AccessKey, Bucket, Checksum, Grant, Millis, MultipartUpload, NodeRecord, NodeReport, NodeState,
@@ -36,14 +37,35 @@ pub enum BucketUpdate {
     Tags(Option<Vec<Tag>>),
     /// `PutBucketCors` / `DeleteBucketCors`.
     Cors(Option<Vec<u8>>),
-    /// Any other named setting; `None` removes it. The object lock
-    /// setting is not one of them: it changes only through
-    /// [`BucketUpdate::ObjectLock`].
+    /// Any other named setting; `None` removes it. The object lock,
+    /// policy and public access block settings are not among them: they
+    /// change only through their own updates.
     Setting(String, Option<Vec<u8>>),
     /// `PutObjectLockConfiguration`: enables object lock (for good) or
     /// changes its default retention. Needs versioning Enabled
     /// ([`ApplyError::InvalidBucketState`] otherwise).
     ObjectLock(ObjectLockConfig),
+    /// `PutBucketPolicy` (`Some`) / `DeleteBucketPolicy` (`None`). A policy
+    /// the gateway found `public` is refused with
+    /// [`ApplyError::AccessDenied`] while the bucket's public access block
+    /// blocks public policies (see [`crate::access`]).
+    Policy {
+        /// The policy document (JSON), or `None` to delete it.
+        document: Option<String>,
+        /// Whether the policy grants public access.
+        public: bool,
+    },
+    /// `PutPublicAccessBlock` (`Some`) / `DeletePublicAccessBlock` (`None`).
+    PublicAccessBlock(Option<PublicAccessBlock>),
+    /// `PutBucketAcl`. While ownership controls disable ACLs, only an ACL
+    /// granting nothing beyond the owner is accepted
+    /// ([`ApplyError::AclNotSupported`] otherwise).
+    Acl(Acl),
+    /// `PutBucketOwnershipControls` (`Some`) / `DeleteBucketOwnershipControls`
+    /// (`None`). `BucketOwnerEnforced` is refused
+    /// ([`ApplyError::AclWithObjectOwnership`]) while the bucket ACL grants
+    /// something to others.
+    Ownership(Option<ObjectOwnership>),
 }
 
 /// One change to the metadata.
@@ -383,6 +405,47 @@ pub enum Command {
         /// The proposer's real time (the marker's Last-Modified, lock checks).
         now: Millis,
     },
+    /// `PutObjectAcl`: replace a version's ACL (a version without one is
+    /// its owner's alone). A new version of the same id (the null version
+    /// overwritten) starts without. Refused with
+    /// [`ApplyError::AclNotSupported`] when ownership controls disable
+    /// ACLs and `acl` grants anything to others.
+    SetObjectAcl {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Version id, or the latest.
+        version_id: Option<String>,
+        /// The new ACL.
+        acl: Acl,
+    },
+    /// [`Command::PutObject`] (with `lock`: [`Command::PutLockedObject`])
+    /// whose write names an ACL (`x-amz-acl`, `x-amz-grant-*`): the new
+    /// version gets `acl` in the same transaction. Refused as
+    /// [`Command::SetObjectAcl`] is.
+    PutObjectWithAcl {
+        /// The version to store.
+        version: ObjectVersion,
+        /// Optional condition on the current version.
+        precondition: Option<Precondition>,
+        /// The lock the write asks for, if any.
+        lock: Option<ObjectLock>,
+        /// The version's ACL.
+        acl: Acl,
+    },
+    /// [`Command::CreateMultipartUpload`] (with `lock`:
+    /// [`Command::CreateLockedMultipartUpload`]) whose request names an
+    /// ACL: the completed version gets `acl`. Refused as
+    /// [`Command::SetObjectAcl`] is.
+    CreateMultipartUploadWithAcl {
+        /// The upload.
+        upload: MultipartUpload,
+        /// The lock the completed version is to get, if any.
+        lock: Option<ObjectLock>,
+        /// The completed version's ACL.
+        acl: Acl,
+    },
 }
 
 /// What a successfully applied command returns.
@@ -461,4 +524,12 @@ pub enum ApplyError {
     /// versioning, versioning suspended under object lock).
     #[error("invalid bucket state: {0}")]
     InvalidBucketState(String),
+    /// Ownership controls disable ACLs (`BucketOwnerEnforced`) and the ACL
+    /// grants something to others.
+    #[error("the bucket does not allow ACLs")]
+    AclNotSupported,
+    /// Ownership controls cannot disable ACLs while the bucket ACL grants
+    /// something to others.
+    #[error("the bucket ACL grants access to others")]
+    AclWithObjectOwnership,
 }

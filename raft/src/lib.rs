@@ -6,6 +6,7 @@
 //! translates S3 requests into [`command::Command`]s and reads the
 //! [`model`] back.
 
+pub mod access;
 pub mod apply;
 pub mod command;
 pub mod error;

@@ -112,6 +112,17 @@ impl ReadView {
         Ok(self.get(tables::OBJECT_LOCKS, &k)?.unwrap_or_default())
     }
 
+    /// The ACL of a version, `None` when it has none (its owner's alone).
+    pub fn object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<crate::access::Acl>, MetaError> {
+        let k = tables::version_id_key(bucket, key, version_id);
+        self.get(tables::OBJECT_ACLS, &k)
+    }
+
     /// `ListObjects`: latest versions that are not delete markers.
     /// Fails with `NoSuchBucket` when the bucket does not exist.
     pub fn list_objects(

@@ -32,6 +32,8 @@
 //! | object_locks | object ++ version id | [`ObjectLock`](crate::model::ObjectLock) of a version that has one |
 //! | upload_locks | upload key | [`ObjectLock`](crate::model::ObjectLock) an upload's version is to get |
 //! | completed_uploads | upload key | id of the version its completion stored |
+//! | object_acls | object ++ version id | [`Acl`](crate::access::Acl) of a version that has one |
+//! | upload_acls | upload key | [`Acl`](crate::access::Acl) an upload's version is to get |
 //!
 //! where `object = bucket ++ \0 ++ escape(key) ++ terminator` and
 //! `segment = object id (16 bytes) ++ u32-BE(part)`.
@@ -89,9 +91,15 @@ pub const UPLOAD_LOCKS: RawTable = TableDefinition::new("model_upload_locks");
 /// Completed uploads: the id of the version each completion stored.
 pub const COMPLETED_UPLOADS: RawTable = TableDefinition::new("model_completed_uploads");
 
+/// The ACL of every version that has one, by version id.
+pub const OBJECT_ACLS: RawTable = TableDefinition::new("model_object_acls");
+
+/// The ACL asked for at the creation of an upload in progress.
+pub const UPLOAD_ACLS: RawTable = TableDefinition::new("model_upload_acls");
+
 /// Every model table, in a fixed order: the position is the table number of
 /// snapshot records, so new tables are appended, never inserted.
-pub const ALL: [RawTable; 18] = [
+pub const ALL: [RawTable; 20] = [
     BUCKETS,
     VERSIONS,
     VERSION_IDS,
@@ -110,6 +118,8 @@ pub const ALL: [RawTable; 18] = [
     OBJECT_LOCKS,
     UPLOAD_LOCKS,
     COMPLETED_UPLOADS,
+    OBJECT_ACLS,
+    UPLOAD_ACLS,
 ];
 
 /// Create every model table that does not exist yet.

@@ -1,23 +1,33 @@
 //! Who may do what: SigV4 secrets come from the access keys kept in raft
 //! ([`KeyAuth`], an s3s [`S3Auth`]), and every request is checked against the
-//! caller's per-bucket grants ([`GrantAccess`], an s3s [`S3Access`]).
+//! caller's per-bucket grants and the bucket's policy ([`GrantAccess`], an
+//! s3s [`S3Access`]; policies in [`crate::policy`]).
 //!
 //! Rules:
-//! - unknown keys get `InvalidAccessKeyId`, as S3 answers; unsigned requests
-//!   and requests without a grant get `AccessDenied` (a bucket that does not
-//!   exist: `NoSuchBucket`);
+//! - unknown keys get `InvalidAccessKeyId`, as S3 answers; requests that
+//!   neither a grant nor the bucket policy allows get `AccessDenied` (a
+//!   bucket that does not exist: `NoSuchBucket`);
+//! - a bucket policy's explicit `Deny` refuses whatever grants allow (to
+//!   administrator keys too), except that the bucket's owners and
+//!   administrators may always get, put and delete the policy; a policy's
+//!   `Allow` allows what grants do not, to keys and, with principal `*`, to
+//!   unsigned (anonymous) requests, which nothing else allows;
+//! - `x-amz-expected-bucket-owner` (and `x-amz-source-expected-bucket-owner`
+//!   of a copy) must be the access key id of the bucket's owner, else
+//!   `AccessDenied`;
 //! - administrator keys may do everything;
 //! - `ListBuckets` is open to every key (the gateway shows only buckets the
 //!   caller owns or has a grant on);
 //! - `CreateBucket` needs a key allowed to create buckets; it then owns the bucket;
 //! - reads (`Get*`, `Head*`, `List*`) need a read grant, bucket settings
-//!   (`PutBucket*`, `DeleteBucket*`, `PutObjectLockConfiguration`) need
-//!   ownership, everything else a write grant;
+//!   (`PutBucket*`, `DeleteBucket*`, `PutObjectLockConfiguration`, the
+//!   public access block) and reading access settings (policy, ACLs …)
+//!   need ownership, everything else a write grant;
 //! - bypassing governance retention (`x-amz-bypass-governance-retention`,
 //!   S3's `s3:BypassGovernanceRetention`) needs an administrator key or
 //!   ownership of the bucket ([`may_bypass_governance`]): a read-write
 //!   grant may not;
-//! - a copy also needs a read grant on the source bucket;
+//! - a copy also needs to be allowed to read its source object;
 //! - temporary credentials from STS `AssumeRole` ([`crate::sts`]) act as the
 //!   key that assumed the role: its grants, its buckets. They need their
 //!   session token (`x-amz-security-token`, or `X-Amz-Security-Token` in a
@@ -29,15 +39,19 @@ use std::sync::Arc;
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{Credentials, S3Auth, SecretKey};
-use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
+use s3s::dto::{CopyObjectInput, CopySource, DeleteObjectsInput, UploadPartCopyInput};
+use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
-use tessera_raft::model::{AccessKey, Grant};
+use tessera_raft::access::{Acl, Grantee, Permission, PublicAccessBlock};
+use tessera_raft::model::{AccessKey, Bucket, Grant};
 use tessera_raft::node::MetaNode;
 use tessera_raft::{MetaError, command::Command};
 use tessera_storage::MasterKey;
 use time::OffsetDateTime;
 
 use crate::datadir;
+use crate::listener::ConnInfo;
+use crate::policy::{self, ARN_PREFIX, Decision, Policy, Scope};
 use crate::secret_cache::SecretCache;
 use crate::sts::TempKeys;
 
@@ -240,6 +254,10 @@ impl Need {
         if op.starts_with("PutBucket")
             || op.starts_with("DeleteBucket")
             || op == "PutObjectLockConfiguration"
+            || op == "PutPublicAccessBlock"
+            || op == "DeletePublicAccessBlock"
+            || op == "PutObjectAcl"
+            || ACCESS_SETTINGS.contains(&op)
         {
             Need::Owner
         } else if op.starts_with("Get") || op.starts_with("Head") || op.starts_with("List") {
@@ -273,7 +291,201 @@ pub(crate) fn may_bypass_governance(
     Ok(view.grant(key_id, bucket)?.is_some_and(|g| g.owner))
 }
 
-/// Per-key, per-bucket authorization from the grants in raft.
+/// Operations on a bucket's access settings: owner-only by grant (a read
+/// grant does not show them).
+const ACCESS_SETTINGS: [&str; 6] = [
+    "GetBucketPolicy",
+    "GetBucketPolicyStatus",
+    "GetBucketAcl",
+    "GetObjectAcl",
+    "GetPublicAccessBlock",
+    "GetBucketOwnershipControls",
+];
+
+/// The operations a bucket's owner may always do, whatever its policy
+/// denies (as S3 lets the owner account's root user), so no policy locks
+/// the owner out.
+const POLICY_OPERATIONS: [&str; 3] = ["GetBucketPolicy", "PutBucketPolicy", "DeleteBucketPolicy"];
+
+/// What a request asks to do.
+#[derive(Debug, Clone, Copy)]
+struct Target<'a> {
+    /// The S3 operation.
+    op: &'a str,
+    /// Its bucket (`None` for `ListBuckets` and `CreateBucket`).
+    bucket: Option<&'a str>,
+    /// Its object key, if any.
+    key: Option<&'a str>,
+    /// The version it names (`versionId`).
+    version_id: Option<&'a str>,
+    /// What the grants must allow; `None`: any known key may.
+    need: Option<Need>,
+}
+
+/// What grants and the bucket policy say of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judgement {
+    Allowed,
+    /// Explicitly denied by the bucket policy: nothing else can allow it.
+    Denied,
+    /// Neither allowed nor denied: an ACL still may allow it.
+    NotAllowed,
+}
+
+/// The ACL permission an operation needs, and whether on the object's
+/// ACL (else the bucket's); `None`: no ACL allows it.
+fn acl_permission(op: &str) -> Option<(bool, Permission)> {
+    Some(match op {
+        "GetObject" | "HeadObject" => (true, Permission::Read),
+        "GetObjectAcl" => (true, Permission::ReadAcp),
+        "PutObjectAcl" => (true, Permission::WriteAcp),
+        "ListObjects"
+        | "ListObjectsV2"
+        | "ListObjectVersions"
+        | "ListMultipartUploads"
+        | "HeadBucket" => (false, Permission::Read),
+        "PutObject"
+        | "DeleteObject"
+        | "DeleteObjects"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload"
+        | "CopyObject"
+        | "UploadPartCopy" => (false, Permission::Write),
+        "GetBucketAcl" => (false, Permission::ReadAcp),
+        "PutBucketAcl" => (false, Permission::WriteAcp),
+        _ => return None,
+    })
+}
+
+/// Whether `acl` gives `caller` `permission` (public grants unless ignored).
+fn acl_grants(
+    acl: &Acl,
+    caller: Option<&str>,
+    permission: Permission,
+    ignore_public: bool,
+) -> bool {
+    acl.grants.iter().any(|g| {
+        let who = match &g.grantee {
+            Grantee::Key(id) => caller == Some(id.as_str()),
+            Grantee::AllUsers => !ignore_public,
+            Grantee::AuthenticatedUsers => !ignore_public && caller.is_some(),
+        };
+        who && (g.permission == permission || g.permission == Permission::FullControl)
+    })
+}
+
+/// What authorizing reads from the metadata, in one local read.
+struct Standing {
+    key: Option<AccessKey>,
+    grant: Option<Grant>,
+    bucket: Option<Bucket>,
+    policy: Option<Policy>,
+    /// The bucket's public access block.
+    block: PublicAccessBlock,
+}
+
+impl Standing {
+    /// The policy's verdict on `target` from `caller`.
+    fn verdict(&self, caller: Option<&str>, target: &Target<'_>, cx: &policy::Context) -> Decision {
+        let (Some(policy), Some(bucket)) = (&self.policy, target.bucket) else {
+            return Decision::Silent;
+        };
+        let Some((action, scope)) = policy::actions::of(target.op, target.version_id.is_some())
+        else {
+            return Decision::Silent;
+        };
+        let resource = match (scope, target.key) {
+            (Scope::Object, Some(key)) => format!("{ARN_PREFIX}{bucket}/{key}"),
+            _ => format!("{ARN_PREFIX}{bucket}"),
+        };
+        let verdict = policy.decide(&policy::Request {
+            principal: caller,
+            action,
+            resource: &resource,
+            context: cx,
+        });
+        // RestrictPublicBuckets: a public policy serves only the keys of
+        // the cluster (S3: the owner's account), never unsigned requests.
+        let restricted =
+            self.block.restrict_public_buckets && caller.is_none() && policy.is_public();
+        if restricted && verdict == Decision::Allow {
+            return Decision::Silent;
+        }
+        verdict
+    }
+
+    /// Whether the caller's key and grant allow `need`.
+    fn identity_allows(&self, need: Need) -> bool {
+        let Some(key) = &self.key else {
+            return false;
+        };
+        key.admin
+            || self.grant.is_some_and(|g| need.allowed_by(&g))
+            || (need == Need::Create && key.allow_create_bucket)
+    }
+
+    /// Whether the caller owns the bucket (or administers the cluster).
+    fn owns(&self) -> bool {
+        self.key.as_ref().is_some_and(|k| k.admin) || self.grant.is_some_and(|g| g.owner)
+    }
+
+    /// Judges `target`, as AWS does for an identity and a resource
+    /// policy of one account: an explicit deny in the policy refuses;
+    /// otherwise the caller's grants or the policy must allow (ACLs are
+    /// consulted after, see [`GrantAccess::authorize`]).
+    fn judge(&self, caller: Option<&str>, target: &Target<'_>, cx: &policy::Context) -> Judgement {
+        let Some(need) = target.need else {
+            return if caller.is_some() {
+                Judgement::Allowed
+            } else {
+                Judgement::NotAllowed
+            };
+        };
+        let verdict = self.verdict(caller, target, cx);
+        let exempt = self.owns() && POLICY_OPERATIONS.contains(&target.op);
+        if verdict == Decision::Deny && !exempt {
+            return Judgement::Denied;
+        }
+        if self.identity_allows(need) || verdict == Decision::Allow {
+            return Judgement::Allowed;
+        }
+        Judgement::NotAllowed
+    }
+
+    /// The error of a request nothing allows.
+    fn refusal(&self, caller: Option<&str>, target: &Target<'_>) -> s3s::S3Error {
+        match target.need {
+            None => s3_error!(AccessDenied, "Signature is required"),
+            Some(Need::Create) if caller.is_some() => {
+                s3_error!(AccessDenied, "this key may not create buckets")
+            }
+            _ if target.bucket.is_some() && self.bucket.is_none() => s3_error!(NoSuchBucket),
+            _ => s3_error!(AccessDenied),
+        }
+    }
+
+    /// Refuses a request whose expected bucket owner
+    /// (`x-amz-expected-bucket-owner`, or `x-amz-source-expected-bucket-owner`
+    /// for a copy source) is not the bucket's: the owner id is the access
+    /// key id of the bucket's owner, as S3 responses show it.
+    fn check_expected_owner(&self, expected: Option<&str>) -> S3Result<()> {
+        match (expected, &self.bucket) {
+            (Some(expected), Some(bucket)) if expected != bucket.owner => Err(s3_error!(
+                AccessDenied,
+                "The bucket is not owned by the expected owner"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn header<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Per-key, per-bucket authorization from the grants and bucket policies in raft.
 #[derive(Debug, Clone)]
 pub struct GrantAccess {
     keys: KeyStore,
@@ -285,45 +497,126 @@ impl GrantAccess {
         GrantAccess { keys }
     }
 
-    /// Checks that `key_id` exists and may do `need` on `bucket`.
-    async fn authorize(
-        &self,
-        key_id: &str,
-        bucket: Option<&str>,
-        need: Option<Need>,
-    ) -> S3Result<()> {
-        let id = key_id.to_owned();
-        let bucket = bucket.map(str::to_owned);
-        let (key, grant, exists) = self
+    /// Reads the caller's key and grant on `bucket`, the bucket and its
+    /// policy; an unknown caller is `InvalidAccessKeyId`.
+    async fn standing(&self, caller: Option<&str>, bucket: Option<&str>) -> S3Result<Standing> {
+        let id = caller.map(str::to_owned);
+        let name = bucket.map(str::to_owned);
+        let (key, grant, bucket) = self
             .keys
             .meta
             .read_local(move |view| {
-                let key = view.access_key(&id)?;
-                let (grant, exists) = match &bucket {
-                    Some(b) => (view.grant(&id, b)?, view.bucket(b)?.is_some()),
-                    None => (None, false),
+                let key = id
+                    .as_deref()
+                    .map(|id| view.access_key(id))
+                    .transpose()?
+                    .flatten();
+                let (grant, bucket) = match &name {
+                    Some(b) => (
+                        id.as_deref()
+                            .map(|id| view.grant(id, b))
+                            .transpose()?
+                            .flatten(),
+                        view.bucket(b)?,
+                    ),
+                    None => (None, None),
                 };
-                Ok((key, grant, exists))
+                Ok((key, grant, bucket))
             })
             .await
             .map_err(meta_unavailable)?;
-        let key = key.ok_or_else(unknown_key)?;
-        let Some(need) = need else {
-            return Ok(());
+        if caller.is_some() && key.is_none() {
+            return Err(unknown_key());
+        }
+        let document = bucket
+            .as_ref()
+            .map(tessera_raft::access::bucket_policy)
+            .transpose()
+            .map_err(meta_unavailable)?
+            .flatten();
+        let block = bucket
+            .as_ref()
+            .map(tessera_raft::access::public_access_block)
+            .transpose()
+            .map_err(meta_unavailable)?
+            .flatten()
+            .unwrap_or_default();
+        let policy = document
+            .map(|text| {
+                Policy::parse(&text, None).map_err(|e| {
+                    tracing::error!(error = %e, "stored bucket policy does not parse");
+                    s3_error!(InternalError, "the bucket policy cannot be read")
+                })
+            })
+            .transpose()?;
+        Ok(Standing {
+            key,
+            grant,
+            bucket,
+            policy,
+            block,
+        })
+    }
+
+    /// Authorizes `target`: what grants and the bucket policy decide
+    /// (see [`Standing::judge`]), else what the bucket's or object's ACL
+    /// grants (unless ownership controls disable ACLs; public grants not
+    /// while the public access block ignores public ACLs).
+    async fn authorize(
+        &self,
+        standing: &Standing,
+        caller: Option<&str>,
+        target: &Target<'_>,
+        cx: &policy::Context,
+    ) -> S3Result<()> {
+        match standing.judge(caller, target, cx) {
+            Judgement::Allowed => Ok(()),
+            Judgement::Denied => Err(s3_error!(
+                AccessDenied,
+                "Access Denied by the bucket policy"
+            )),
+            Judgement::NotAllowed if self.acl_allows(standing, caller, target).await? => Ok(()),
+            Judgement::NotAllowed => Err(standing.refusal(caller, target)),
+        }
+    }
+
+    /// Whether the ACL of the bucket or object of `target` allows it.
+    async fn acl_allows(
+        &self,
+        standing: &Standing,
+        caller: Option<&str>,
+        target: &Target<'_>,
+    ) -> S3Result<bool> {
+        let (Some(bucket), Some((on_object, permission))) =
+            (&standing.bucket, acl_permission(target.op))
+        else {
+            return Ok(false);
         };
-        if key.admin || grant.is_some_and(|g| need.allowed_by(&g)) {
-            return Ok(());
+        if tessera_raft::access::acls_disabled(bucket).map_err(meta_unavailable)? {
+            return Ok(false);
         }
-        if need == Need::Create {
-            if key.allow_create_bucket {
-                return Ok(());
-            }
-            return Err(s3_error!(AccessDenied, "this key may not create buckets"));
-        }
-        if !exists {
-            return Err(s3_error!(NoSuchBucket));
-        }
-        Err(s3_error!(AccessDenied))
+        let acl = if on_object {
+            let Some(key) = target.key else {
+                return Ok(false);
+            };
+            let (b, k, v) = (
+                bucket.name.clone(),
+                key.to_owned(),
+                target.version_id.map(str::to_owned),
+            );
+            self.keys
+                .meta
+                .read_local(move |view| match view.object(&b, &k, v.as_deref())? {
+                    Some(version) => view.object_acl(&b, &k, &version.version_id),
+                    None => Ok(None),
+                })
+                .await
+                .map_err(meta_unavailable)?
+        } else {
+            tessera_raft::access::bucket_acl(bucket).map_err(meta_unavailable)?
+        };
+        let ignore_public = standing.block.ignore_public_acls;
+        Ok(acl.is_some_and(|acl| acl_grants(&acl, caller, permission, ignore_public)))
     }
 
     /// The access key id a request signed with `creds` acts as: the
@@ -345,41 +638,113 @@ impl GrantAccess {
         Ok(temp.parent)
     }
 
-    /// A copy also needs a read grant on its source bucket.
+    /// A copy also needs to read its source object.
     async fn check_copy_source<T>(&self, req: &S3Request<T>, source: &CopySource) -> S3Result<()> {
-        let caller = principal(req).ok_or_else(|| s3_error!(AccessDenied))?;
-        match source {
-            CopySource::Bucket { bucket, .. } => {
-                self.authorize(caller, Some(bucket), Some(Need::Read)).await
-            }
-            _ => Err(s3_error!(
+        let CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } = source
+        else {
+            return Err(s3_error!(
                 NotImplemented,
                 "copy sources other than bucket/key"
-            )),
-        }
+            ));
+        };
+        let caller = principal(req);
+        let standing = self.standing(caller, Some(bucket)).await?;
+        let target = Target {
+            op: "GetObject",
+            bucket: Some(bucket),
+            key: Some(key),
+            version_id: version_id.as_deref(),
+            need: Some(Need::Read),
+        };
+        let cx = request_context(req, caller);
+        self.authorize(&standing, caller, &target, &cx).await?;
+        standing.check_expected_owner(header(&req.headers, "x-amz-source-expected-bucket-owner"))
     }
+}
+
+/// The condition keys of an operation's request.
+fn request_context<T>(req: &S3Request<T>, caller: Option<&str>) -> policy::Context {
+    policy::keys::context(
+        &req.headers,
+        &req.uri,
+        req.extensions.get::<ConnInfo>(),
+        caller,
+    )
 }
 
 #[async_trait::async_trait]
 impl S3Access for GrantAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let conn = cx.extensions_mut().get::<ConnInfo>().copied();
         let op = cx.s3_op().name();
         crate::metrics::set_current_op(op, cx.s3_path().get_bucket_name());
-        let creds = cx
-            .credentials()
-            .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))?;
         // s3s reads XML bodies right after this check: refuse huge ones first.
         crate::s3::body_limit::check(op, cx.headers())?;
-        let token = session_token(cx.headers(), cx.uri());
-        let caller = self.principal_of(creds, token.as_deref())?;
-        let bucket = cx.s3_path().get_bucket_name().map(str::to_owned);
+        let caller = match cx.credentials() {
+            Some(creds) => {
+                let token = session_token(cx.headers(), cx.uri());
+                Some(self.principal_of(creds, token.as_deref())?)
+            }
+            None => None,
+        };
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => (None, None),
+            S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+            S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
+        };
         let (bucket, need) = match (op, bucket) {
             ("CreateBucket", _) => (None, Some(Need::Create)),
             (_, None) => (None, None),
             (_, Some(bucket)) => (Some(bucket), Some(Need::of(op))),
         };
-        self.authorize(&caller, bucket.as_deref(), need).await?;
-        cx.extensions_mut().insert(Principal(caller));
+        let standing = self.standing(caller.as_deref(), bucket.as_deref()).await?;
+        let version_id = policy::keys::version_id(cx.uri());
+        let target = Target {
+            op,
+            bucket: bucket.as_deref(),
+            key: key.as_deref(),
+            version_id: version_id.as_deref(),
+            need,
+        };
+        // DeleteObjects is decided per key once its body is read.
+        if op != "DeleteObjects" {
+            let pcx =
+                policy::keys::context(cx.headers(), cx.uri(), conn.as_ref(), caller.as_deref());
+            self.authorize(&standing, caller.as_deref(), &target, &pcx)
+                .await?;
+        }
+        standing.check_expected_owner(header(cx.headers(), "x-amz-expected-bucket-owner"))?;
+        if let Some(caller) = caller {
+            cx.extensions_mut().insert(Principal(caller));
+        }
+        Ok(())
+    }
+
+    async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
+        let caller = principal(req);
+        let bucket = req.input.bucket.as_str();
+        let standing = self.standing(caller, Some(bucket)).await?;
+        let cx = request_context(req, caller);
+        let mut target = Target {
+            op: "DeleteObjects",
+            bucket: Some(bucket),
+            key: None,
+            version_id: None,
+            need: Some(Need::Write),
+        };
+        let objects = &req.input.delete.objects;
+        if objects.is_empty() {
+            return self.authorize(&standing, caller, &target, &cx).await;
+        }
+        for o in objects {
+            target.key = Some(&o.key);
+            target.version_id = o.version_id.as_deref();
+            self.authorize(&standing, caller, &target, &cx).await?;
+        }
         Ok(())
     }
 

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod otel;
 pub mod placement;
+mod policy;
 pub mod routes;
 pub mod s3;
 mod secret_cache;

@@ -42,6 +42,38 @@ const PREFACE_LEN: usize = 24;
 /// A boxed error, as hyper wants it.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The connection a request came over, set as an extension of every
+/// request: bucket policies test `aws:SourceIp` and `aws:SecureTransport`
+/// against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnInfo {
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub(crate) tls: bool,
+}
+
+/// A service whose requests carry their connection's [`ConnInfo`].
+#[derive(Clone)]
+struct WithConn<S> {
+    inner: S,
+    conn: ConnInfo,
+}
+
+impl<S> hyper::service::Service<Request<Incoming>> for WithConn<S>
+where
+    S: hyper::service::Service<Request<Incoming>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.conn);
+        self.inner.call(req)
+    }
+}
+
 /// What one listener allows its clients.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -126,8 +158,14 @@ where
             let open = crate::metrics::connection_opened(name);
             let watcher = graceful.watcher();
             let builder = Arc::clone(&builder);
-            let service = service.clone();
             let acceptor = acceptor.clone();
+            let service = WithConn {
+                inner: service.clone(),
+                conn: ConnInfo {
+                    peer,
+                    tls: acceptor.is_some(),
+                },
+            };
             let timeout = limits.header_timeout;
             tokio::spawn(async move {
                 let served = match acceptor {

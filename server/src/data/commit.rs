@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use tessera_raft::MetaError;
+use tessera_raft::access::Acl;
 use tessera_raft::command::{Command, CommandResponse, Precondition};
 use tessera_raft::model::{
     self, MultipartUpload, ObjectData, ObjectLock, ObjectVersion, PartData, Segment, SystemMetadata,
@@ -61,21 +62,28 @@ impl DataPlane {
         }
     }
 
-    /// Commits a new object version, with the object lock its write asked
-    /// for, if any.
+    /// Commits a new object version, with the object lock and the ACL its
+    /// write asked for, if any.
     pub(crate) async fn commit_version(
         &self,
         version: ObjectVersion,
         precondition: Option<Precondition>,
         lock: Option<ObjectLock>,
+        acl: Option<Acl>,
     ) -> Result<ObjectVersion, DataError> {
         let segments = version.segments();
-        let cmd = match lock {
-            None => Command::PutObject {
+        let cmd = match (lock, acl) {
+            (lock, Some(acl)) => Command::PutObjectWithAcl {
+                version,
+                precondition,
+                lock,
+                acl,
+            },
+            (None, None) => Command::PutObject {
                 version,
                 precondition,
             },
-            Some(lock) => Command::PutLockedObject {
+            (Some(lock), None) => Command::PutLockedObject {
                 version,
                 precondition,
                 lock,

@@ -59,6 +59,9 @@ pub(crate) async fn create_bucket(
     if !valid_bucket_name(&i.bucket) {
         return Err(s3_error!(InvalidBucketName));
     }
+    let mut settings: BTreeMap<String, Vec<u8>> = super::acl::new_bucket_settings(&i, &owner)?
+        .into_iter()
+        .collect();
     let constraint = i
         .create_bucket_configuration
         .and_then(|c| c.location_constraint)
@@ -74,7 +77,6 @@ pub(crate) async fn create_bucket(
     }
     // Object lock turns versioning on for good.
     let locked = i.object_lock_enabled_for_bucket == Some(true);
-    let mut settings = BTreeMap::new();
     if locked {
         settings.insert(
             lock::OBJECT_LOCK_SETTING.to_owned(),

@@ -7,6 +7,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
+use super::acl::acl_input;
 use super::body;
 use super::convert;
 use super::integrity;
@@ -74,6 +75,9 @@ pub(crate) async fn copy_object(
     let bucket = gw.bucket(&i.bucket).await?;
     // The copy gets the lock its headers ask for, never the source's.
     let lock = requested_lock!(i);
+    let acl = gw
+        .write_acl(&bucket, &owner, &acl_input!(i, None, object))
+        .await?;
     let replace_meta = is_replace(i.metadata_directive.as_ref());
     let replace_tags = i
         .tagging_directive
@@ -131,7 +135,7 @@ pub(crate) async fn copy_object(
     };
     let stored = gw
         .data
-        .commit_version(gw.data.new_version(meta, &key, &ing), None, lock)
+        .commit_version(gw.data.new_version(meta, &key, &ing), None, lock, acl)
         .await?;
     let sums = convert::checksum_fields(&stored.checksums);
     let mut result = CopyObjectResult {

@@ -56,6 +56,15 @@ pub(crate) fn apply(err: ApplyError) -> S3Error {
         ApplyError::InvalidRequest(msg) => s3_error!(InvalidRequest, "{msg}"),
         ApplyError::AccessDenied(msg) => s3_error!(AccessDenied, "{msg}"),
         ApplyError::InvalidBucketState(msg) => s3_error!(InvalidBucketState, "{msg}"),
+        ApplyError::AclWithObjectOwnership => s3_error!(
+            InvalidBucketAclWithObjectOwnership,
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+        ),
+        ApplyError::AclNotSupported => s3_error!(
+            AccessControlListNotSupported,
+            "{}",
+            tessera_raft::access::ACLS_DISABLED
+        ),
         other @ (ApplyError::NoSuchAccessKey | ApplyError::NoSuchNode) => {
             S3Error::with_source(S3ErrorCode::InternalError, Box::new(other))
         }

@@ -5,17 +5,21 @@
 //! One file per concept: `bucket` (bucket ops and versioning), `tagging`,
 //! `cors` (settings and preflight), `cors_layer` (CORS headers on actual
 //! responses), `region_check` (signatures for another region refused as S3
-//! does, before s3s), `object` (single objects), `object_lock` (retention and legal
-//! holds), `lifecycle` (lifecycle rules and `x-amz-expiration`), `copy`, `multipart`,
+//! does, before s3s), `bucket_policy` (bucket policies), `public_access`
+//! (public access block), `acl` (ACLs and ownership controls), `object`
+//! (single objects), `object_lock` (retention and legal holds), `lifecycle`
+//! (lifecycle rules and `x-amz-expiration`), `copy`, `multipart`,
 //! `mpu_checksum` (object checksums of multipart uploads), `listing`,
 //! `body` (request and response bodies between s3s and the data layer),
 //! `integrity` (a request's checksum claims), `conditions` (HTTP
 //! preconditions), `convert` (model ↔ S3 types), `errors` (error mapping,
 //! data-layer errors included), `body_limit` (XML body limit).
 
+pub(crate) mod acl;
 mod body;
 pub(crate) mod body_limit;
 mod bucket;
+mod bucket_policy;
 mod conditions;
 mod convert;
 mod copy;
@@ -29,6 +33,7 @@ mod mpu_checksum;
 mod multipart;
 mod object;
 mod object_lock;
+mod public_access;
 mod region_check;
 mod tagging;
 
@@ -143,4 +148,18 @@ operations! {
     lifecycle::put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput;
     lifecycle::get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput;
     lifecycle::delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput;
+    bucket_policy::put_bucket_policy(PutBucketPolicyInput) -> PutBucketPolicyOutput;
+    bucket_policy::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput;
+    bucket_policy::delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput;
+    bucket_policy::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput;
+    public_access::put_public_access_block(PutPublicAccessBlockInput) -> PutPublicAccessBlockOutput;
+    public_access::get_public_access_block(GetPublicAccessBlockInput) -> GetPublicAccessBlockOutput;
+    public_access::delete_public_access_block(DeletePublicAccessBlockInput) -> DeletePublicAccessBlockOutput;
+    acl::put_bucket_acl(PutBucketAclInput) -> PutBucketAclOutput;
+    acl::get_bucket_acl(GetBucketAclInput) -> GetBucketAclOutput;
+    acl::put_object_acl(PutObjectAclInput) -> PutObjectAclOutput;
+    acl::get_object_acl(GetObjectAclInput) -> GetObjectAclOutput;
+    acl::put_bucket_ownership_controls(PutBucketOwnershipControlsInput) -> PutBucketOwnershipControlsOutput;
+    acl::get_bucket_ownership_controls(GetBucketOwnershipControlsInput) -> GetBucketOwnershipControlsOutput;
+    acl::delete_bucket_ownership_controls(DeleteBucketOwnershipControlsInput) -> DeleteBucketOwnershipControlsOutput;
 }

@@ -35,7 +35,10 @@ pub(crate) async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let owner = requester(&req);
     let i = req.input;
-    gw.bucket(&i.bucket).await?;
+    let bucket = gw.bucket(&i.bucket).await?;
+    let acl = gw
+        .write_acl(&bucket, &owner, &super::acl::acl_input!(i, None, object))
+        .await?;
     let checksum =
         UploadChecksum::requested(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
     let algorithm = checksum.map(|c| c.algorithm.name().to_owned());
@@ -67,9 +70,10 @@ pub(crate) async fn create_multipart_upload(
         checksum_algorithm: algorithm.clone(),
         checksum_type: checksum.map(|c| c.kind),
     };
-    let cmd = match lock {
-        None => Command::CreateMultipartUpload { upload },
-        Some(lock) => Command::CreateLockedMultipartUpload { upload, lock },
+    let cmd = match (lock, acl) {
+        (lock, Some(acl)) => Command::CreateMultipartUploadWithAcl { upload, lock, acl },
+        (None, None) => Command::CreateMultipartUpload { upload },
+        (Some(lock), None) => Command::CreateLockedMultipartUpload { upload, lock },
     };
     gw.meta().write(cmd).await.map_err(errors::meta)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {

@@ -13,6 +13,7 @@ use tessera_raft::model::{
 };
 
 use super::Gateway;
+use super::acl::acl_input;
 use super::body;
 use super::conditions::{self, ReadConditions};
 use super::convert::{self, Headers, Overrides};
@@ -106,6 +107,9 @@ pub(crate) async fn put_object(
     )?;
     let lock = requested_lock!(input);
     object_lock::require_integrity(&headers, lock.as_ref())?;
+    let acl = gw
+        .write_acl(&bucket, &owner, &acl_input!(input, None, object))
+        .await?;
     let tags = convert::tags_from_header(input.tagging.as_deref())?;
     let user = user_metadata(input.metadata)?;
     let system = system_metadata!(input);
@@ -129,7 +133,12 @@ pub(crate) async fn put_object(
     };
     let stored = gw
         .data
-        .commit_version(gw.data.new_version(meta, &key, &ing), precondition, lock)
+        .commit_version(
+            gw.data.new_version(meta, &key, &ing),
+            precondition,
+            lock,
+            acl,
+        )
         .await?;
     let sums = convert::checksum_fields(&stored.checksums);
     let mut out = PutObjectOutput {

@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod acl;
 mod bucket;
 mod conditional;
 mod copy;
@@ -16,6 +17,8 @@ mod listing;
 mod multipart;
 mod object;
 mod object_lock;
+mod policy;
+mod public_access;
 mod region;
 mod versioning;
 
@@ -112,6 +115,33 @@ pub async fn get(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
         .await
         .unwrap();
     out.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// An unsigned (anonymous) request: status and body.
+pub async fn anonymous(method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client as HttpClient;
+    use hyper_util::rt::TokioExecutor;
+    let client: HttpClient<_, Full<bytes::Bytes>> =
+        HttpClient::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::new(bytes::Bytes::copy_from_slice(body)))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, body.to_vec())
+}
+
+/// The `<Code>` of an S3 error body (`""` when there is none).
+pub fn xml_code(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    text.split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code.to_owned())
+        .unwrap_or_default()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), different per `seed`.
