@@ -44,6 +44,14 @@ pub fn apply(txn: &WriteTransaction, log_index: u64, cmd: &Command) -> ApplyOutc
 
 pub(crate) type RawTableMut<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
 
+/// The record under `key` in `table`, decoded; `None` when there is none.
+fn record<T: serde::de::DeserializeOwned>(table: &RawTableMut<'_>, key: &[u8]) -> Step<Option<T>> {
+    match table.get(key)? {
+        Some(bytes) => Ok(Some(decode(bytes.value())?)),
+        None => Ok(None),
+    }
+}
+
 /// Why a step of a command stopped: a refusal or a storage failure.
 enum Failure {
     Refused(ApplyError),

@@ -2,13 +2,11 @@
 //! a bucket's policy, public access block, ACL and ownership controls,
 //! and the ACLs of object versions.
 
-use redb::ReadableTable;
-
 use super::{Applier, Step};
 use crate::access::{self, Acl, ObjectOwnership, PublicAccessBlock};
 use crate::command::{ApplyError, CommandResponse, Precondition};
 use crate::model::{Bucket, MultipartUpload, ObjectLock, ObjectVersion};
-use crate::tables::{self, decode};
+use crate::tables;
 
 /// Sets (or with `None` removes) the bucket policy; a `public` one is
 /// refused while the public access block blocks public policies.
@@ -132,11 +130,10 @@ impl Applier<'_> {
 
     /// The ACL an upload's version is to get, if its creation named one.
     pub(super) fn upload_acl(&self, bucket: &str, key: &str, upload_id: &str) -> Step<Option<Acl>> {
-        let k = tables::upload_key(bucket, key, upload_id);
-        match self.upload_acls.get(k.as_slice())? {
-            Some(bytes) => Ok(Some(decode(bytes.value())?)),
-            None => Ok(None),
-        }
+        super::record(
+            &self.upload_acls,
+            &tables::upload_key(bucket, key, upload_id),
+        )
     }
 
     /// Drops the ACL of an upload that goes.

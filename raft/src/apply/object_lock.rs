@@ -175,11 +175,10 @@ impl Applier<'_> {
         key: &str,
         upload_id: &str,
     ) -> Step<Option<ObjectLock>> {
-        let k = tables::upload_key(bucket, key, upload_id);
-        match self.upload_locks.get(k.as_slice())? {
-            Some(bytes) => Ok(Some(decode(bytes.value())?)),
-            None => Ok(None),
-        }
+        super::record(
+            &self.upload_locks,
+            &tables::upload_key(bucket, key, upload_id),
+        )
     }
 
     /// Forgets the lock of an upload (completed or discarded).

@@ -398,20 +398,31 @@ pub(crate) async fn get_bucket_acl(
     }))
 }
 
+/// The bucket and the version an object ACL request is about.
+async fn acl_subject(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<(model::Bucket, model::ObjectVersion)> {
+    let found = gw.bucket(bucket).await?;
+    let version = gw
+        .data
+        .lookup(VersionRef {
+            bucket,
+            key,
+            version_id,
+        })
+        .await?;
+    Ok((found, version))
+}
+
 pub(crate) async fn put_object_acl(
     gw: &Gateway,
     req: S3Request<PutObjectAclInput>,
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
     let i = req.input;
-    let bucket = gw.bucket(&i.bucket).await?;
-    let version = gw
-        .data
-        .lookup(VersionRef {
-            bucket: &i.bucket,
-            key: &i.key,
-            version_id: i.version_id.as_deref(),
-        })
-        .await?;
+    let (bucket, version) = acl_subject(gw, &i.bucket, &i.key, i.version_id.as_deref()).await?;
     let owner = Gateway::object_owner(&bucket, &version.owner)?;
     let input = acl_input!(i, i.access_control_policy.as_ref());
     let acl = requested(&input, &owner, &bucket.owner)?
@@ -432,15 +443,7 @@ pub(crate) async fn get_object_acl(
     req: S3Request<GetObjectAclInput>,
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
     let i = req.input;
-    let bucket = gw.bucket(&i.bucket).await?;
-    let version = gw
-        .data
-        .lookup(VersionRef {
-            bucket: &i.bucket,
-            key: &i.key,
-            version_id: i.version_id.as_deref(),
-        })
-        .await?;
+    let (bucket, version) = acl_subject(gw, &i.bucket, &i.key, i.version_id.as_deref()).await?;
     let (b, k, v) = (i.bucket.clone(), i.key.clone(), version.version_id.clone());
     let stored = gw
         .meta()
