@@ -48,6 +48,12 @@ impl Encoder {
         s.map(|s| self.name(s))
     }
 
+    /// The request's delimiter as the answer echoes it: an empty one is
+    /// no delimiter, and S3 sends no `Delimiter` element for it.
+    fn delimiter(&self, d: Option<&String>) -> Option<String> {
+        self.opt(d.filter(|d| !d.is_empty()))
+    }
+
     fn prefixes(&self, p: &[String]) -> Option<Vec<CommonPrefix>> {
         Some(
             p.iter()
@@ -131,7 +137,7 @@ pub(crate) async fn list_objects(
                 .collect(),
         ),
         common_prefixes: enc.prefixes(&page.common_prefixes),
-        delimiter: enc.opt(i.delimiter.as_ref()),
+        delimiter: enc.delimiter(i.delimiter.as_ref()),
         next_marker: if page.is_truncated {
             enc.opt(page.next_marker.as_ref())
         } else {
@@ -193,7 +199,7 @@ pub(crate) async fn list_objects_v2(
             .map(|m| TOKEN.encode(m.as_bytes())),
         contents: Some(contents),
         common_prefixes: enc.prefixes(&page.common_prefixes),
-        delimiter: enc.opt(i.delimiter.as_ref()),
+        delimiter: enc.delimiter(i.delimiter.as_ref()),
         encoding_type: i.encoding_type,
         start_after: enc.opt(i.start_after.as_ref()),
         ..Default::default()
@@ -254,7 +260,7 @@ pub(crate) async fn list_object_versions(
     Ok(S3Response::new(ListObjectVersionsOutput {
         common_prefixes: enc.prefixes(&page.common_prefixes),
         delete_markers: Some(markers),
-        delimiter: enc.opt(i.delimiter.as_ref()),
+        delimiter: enc.delimiter(i.delimiter.as_ref()),
         encoding_type: i.encoding_type,
         is_truncated: Some(page.is_truncated),
         key_marker: Some(enc.name(i.key_marker.as_deref().unwrap_or_default())),
@@ -308,7 +314,7 @@ pub(crate) async fn list_multipart_uploads(
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(i.bucket),
         common_prefixes: enc.prefixes(&page.common_prefixes),
-        delimiter: enc.opt(i.delimiter.as_ref()),
+        delimiter: enc.delimiter(i.delimiter.as_ref()),
         encoding_type: i.encoding_type,
         is_truncated: Some(page.is_truncated),
         key_marker: Some(enc.name(i.key_marker.as_deref().unwrap_or_default())),

@@ -200,3 +200,43 @@ async fn versions_of_unversioned_bucket() {
     );
     assert!(v.delete_markers().is_empty());
 }
+
+/// An empty delimiter is no delimiter: every key, no common prefixes, and
+/// no `Delimiter` element in the answer (V1, V2 and versions alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_delimiter_lists_flat_and_is_not_echoed() {
+    let (_s, c) = filled().await;
+    let v2 = c
+        .list_objects_v2()
+        .bucket("lst")
+        .delimiter("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v2.delimiter(), None);
+    assert!(v2.common_prefixes().is_empty());
+    let keys: Vec<String> = v2
+        .contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, sorted());
+    let v1 = c
+        .list_objects()
+        .bucket("lst")
+        .delimiter("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v1.delimiter(), None);
+    assert_eq!(v1.contents().len(), KEYS.len());
+    let versions = c
+        .list_object_versions()
+        .bucket("lst")
+        .delimiter("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions.delimiter(), None);
+    assert_eq!(versions.versions().len(), KEYS.len());
+}
