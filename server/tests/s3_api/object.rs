@@ -585,6 +585,82 @@ async fn reads_take_turns_in_a_small_read_budget() {
     assert!(get(&c, "bkt", "copy").await == body);
 }
 
+/// A presigned PUT over a raw socket with `Expect: 100-continue` (as curl
+/// and the AWS CLI send large bodies) and, in a second request, with
+/// `Transfer-Encoding: chunked` and no Content-Length: `100 Continue`
+/// before the body, then 200, and the bytes stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_and_chunked_bodies_are_taken() {
+    let (server, c) = with_bucket("bkt").await;
+    let body = data(300_000, 7);
+    let head_for = |key: &'static str, framing: String| {
+        let c = c.clone();
+        async move {
+            let presigned = c
+                .put_object()
+                .bucket("bkt")
+                .key(key)
+                .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
+                .await
+                .unwrap();
+            let uri: http::Uri = presigned.uri().parse().unwrap();
+            format!(
+                "PUT {} HTTP/1.1\r\nHost: {}\r\n{framing}\r\n",
+                uri.path_and_query().unwrap(),
+                uri.authority().unwrap(),
+            )
+        }
+    };
+
+    let mut sock = tokio::net::TcpStream::connect(server.s3_addr())
+        .await
+        .unwrap();
+    let head = head_for(
+        "continued",
+        format!("Content-Length: {}\r\nExpect: 100-continue\r\n", body.len()),
+    )
+    .await;
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let interim = tokio::time::timeout(Duration::from_secs(10), read_until(&mut sock, b"\r\n\r\n"))
+        .await
+        .expect("100 Continue before the body");
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim}");
+    sock.write_all(&body).await.unwrap();
+    let done = read_until(&mut sock, b"\r\n\r\n").await;
+    assert!(done.starts_with("HTTP/1.1 200 "), "{done}");
+
+    let mut sock = tokio::net::TcpStream::connect(server.s3_addr())
+        .await
+        .unwrap();
+    let head = head_for("chunked", "Transfer-Encoding: chunked\r\n".into()).await;
+    sock.write_all(head.as_bytes()).await.unwrap();
+    for piece in body.chunks(100_000) {
+        sock.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+            .await
+            .unwrap();
+        sock.write_all(piece).await.unwrap();
+        sock.write_all(b"\r\n").await.unwrap();
+    }
+    sock.write_all(b"0\r\n\r\n").await.unwrap();
+    let done = read_until(&mut sock, b"\r\n\r\n").await;
+    assert!(done.starts_with("HTTP/1.1 200 "), "{done}");
+
+    assert_eq!(get(&c, "bkt", "continued").await, body);
+    assert_eq!(get(&c, "bkt", "chunked").await, body);
+}
+
+/// Reads from `sock` until `end` has arrived: what came, as text.
+async fn read_until(sock: &mut tokio::net::TcpStream, end: &[u8]) -> String {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(end.len()).any(|w| w == end) {
+        let n = sock.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// A single PUT may carry at most 5 GiB: one declaring 5 GiB + 1 byte (over
 /// a raw socket, presigned, its body never sent) is answered EntityTooLarge
 /// without waiting for the body, and nothing is stored.
@@ -609,21 +685,9 @@ async fn put_above_5_gib_is_entity_too_large() {
         .await
         .unwrap();
     sock.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let read = async {
-        let mut buf = [0u8; 4096];
-        while !answer.windows(8).any(|w| w == b"</Error>") {
-            let n = sock.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            answer.extend_from_slice(&buf[..n]);
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), read)
+    let answer = tokio::time::timeout(Duration::from_secs(20), read_until(&mut sock, b"</Error>"))
         .await
         .expect("an answer before the body");
-    let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     assert!(answer.contains("<Code>EntityTooLarge</Code>"), "{answer}");
 
