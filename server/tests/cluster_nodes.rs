@@ -191,12 +191,7 @@ async fn a_bucket_storage_policy_sets_the_code_of_its_new_objects() {
     for b in ["narrow", "wide"] {
         s3.create_bucket().bucket(b).send().await.unwrap();
     }
-    let shards = || {
-        nodes
-            .iter()
-            .map(|(_, _, data, _)| shard_files(data).len())
-            .sum::<usize>()
-    };
+    let shards = || all_shards(&nodes).len();
     let policy = |args: &[&str]| {
         let mut all = vec!["bucket", "policy", "narrow"];
         all.extend_from_slice(args);
