@@ -935,15 +935,17 @@ impl ShardWriters {
             .map(|(t, tx)| tx.is_none() || t.as_ref().is_some_and(JoinHandle::is_finished))
             .collect();
         self.senders.clear();
+        let mut failed = Vec::new();
         for (p, handle) in self.tasks.0.iter_mut().enumerate() {
             let Some(h) = handle.take() else { continue };
-            let answer = h.await;
-            if ended.get(p).copied().unwrap_or(false)
-                && let Some(hook) = &self.on_failed
-                && let Ok(Err(e)) = &answer
+            if let Ok(Err(e)) = h.await
+                && ended.get(p).copied().unwrap_or(false)
             {
-                hook(&self.store_ids[p], e);
+                failed.push((p, e));
             }
+        }
+        for (p, e) in &failed {
+            self.report_failed(*p, e);
         }
     }
 }
