@@ -14,6 +14,7 @@ mod bucket_access;
 mod completed;
 mod lifecycle;
 mod object_lock;
+mod site_copies;
 
 use self::bucket_access::{set_bucket_acl, set_ownership, set_policy, set_public_access_block};
 
@@ -100,6 +101,9 @@ pub struct Applier<'txn> {
     completed_uploads: RawTableMut<'txn>,
     object_acls: RawTableMut<'txn>,
     upload_acls: RawTableMut<'txn>,
+    site_copies: RawTableMut<'txn>,
+    site_copy_order: RawTableMut<'txn>,
+    site_copy_totals: RawTableMut<'txn>,
 }
 
 impl<'txn> Applier<'txn> {
@@ -126,6 +130,9 @@ impl<'txn> Applier<'txn> {
             completed_uploads: txn.open_table(tables::COMPLETED_UPLOADS)?,
             object_acls: txn.open_table(tables::OBJECT_ACLS)?,
             upload_acls: txn.open_table(tables::UPLOAD_ACLS)?,
+            site_copies: txn.open_table(tables::SITE_COPIES)?,
+            site_copy_order: txn.open_table(tables::SITE_COPY_ORDER)?,
+            site_copy_totals: txn.open_table(tables::SITE_COPY_TOTALS)?,
         })
     }
 
@@ -559,7 +566,7 @@ impl<'txn> Applier<'txn> {
             key: key.to_owned(),
             version_id: version.version_id.clone(),
         };
-        self.reference(&version.segments(), &owner)?;
+        self.reference(&version.segments(), &owner, version.last_modified)?;
         let bytes = encode(&version)?;
         self.versions.insert(
             tables::version_key(bucket, key, log_index).as_slice(),
@@ -793,7 +800,7 @@ impl<'txn> Applier<'txn> {
             upload_id: upload_id.to_owned(),
             number: part.number,
         };
-        self.reference(std::slice::from_ref(&part.segment), &owner)?;
+        self.reference(std::slice::from_ref(&part.segment), &owner, part.uploaded)?;
         self.parts.insert(k.as_slice(), encode(part)?.as_slice())?;
         Ok(CommandResponse::Done)
     }
@@ -1054,7 +1061,8 @@ impl<'txn> Applier<'txn> {
 
     /// Queue work: deletions in the deletion queue; repairs merge into the
     /// repair item of their segment (dropped when no version or upload
-    /// references the segment any more: there is nothing left to repair).
+    /// references the segment any more: there is nothing left to repair;
+    /// shards of a copy in the `site_copies` queue are that queue's).
     fn enqueue(&mut self, item: &WorkItem) -> Step<()> {
         match item {
             WorkItem::DeleteSegments { .. } => {
@@ -1075,7 +1083,8 @@ impl<'txn> Applier<'txn> {
             } => {
                 let key = tables::segment_key(object_id, *part);
                 if self.segments.get(key.as_slice())?.is_some() {
-                    self.queue_repair(object_id, *part, shards)?;
+                    let shards = self.outside_queued_copies(object_id, *part, shards)?;
+                    self.queue_repair(object_id, *part, &shards)?;
                 }
             }
         }
@@ -1087,9 +1096,10 @@ impl<'txn> Applier<'txn> {
         Ok(merge_repair(&mut self.repairs, object_id, part, shards)?)
     }
 
-    /// Record `owner` as the referrer of `segments`, and queue the repair
-    /// of the shards they were written without.
-    fn reference(&mut self, segments: &[Segment], owner: &SegmentOwner) -> Step<()> {
+    /// Record `owner` as the referrer of `segments` (written at `now`),
+    /// and queue what they were written without: copies their sites lack
+    /// in the `site_copies` queue, other shards for repair.
+    fn reference(&mut self, segments: &[Segment], owner: &SegmentOwner, now: Millis) -> Step<()> {
         if segments.is_empty() {
             return Ok(());
         }
@@ -1097,7 +1107,14 @@ impl<'txn> Applier<'txn> {
         for seg in segments {
             let key = tables::segment_key(&seg.object_id, seg.part);
             self.segments.insert(key.as_slice(), value.as_slice())?;
-            self.queue_repair(&seg.object_id, seg.part, &seg.missing)?;
+            let deferred = self.queue_site_copies(seg, now)?;
+            let repair: Vec<u16> = seg
+                .missing
+                .iter()
+                .copied()
+                .filter(|p| !deferred.contains(p))
+                .collect();
+            self.queue_repair(&seg.object_id, seg.part, &repair)?;
         }
         Ok(())
     }
@@ -1112,6 +1129,7 @@ impl<'txn> Applier<'txn> {
             let key = tables::segment_key(&seg.object_id, seg.part);
             self.segments.remove(key.as_slice())?;
             self.repairs.remove(key.as_slice())?;
+            self.forget_site_copies(&seg.object_id, seg.part)?;
         }
         self.enqueue(&WorkItem::DeleteSegments { segments })
     }
@@ -1139,7 +1157,7 @@ impl<'txn> Applier<'txn> {
             .collect();
         // A rebuilt shard must be one the placement has; a sound index out
         // of range (a bad report) only leaves the queue.
-        let fix = |segment: &mut Segment| -> Step<()> {
+        let fix = |segment: &mut Segment| -> Step<Segment> {
             if rebuilt
                 .iter()
                 .any(|(i, _)| usize::from(*i) >= segment.placement.len())
@@ -1150,9 +1168,9 @@ impl<'txn> Applier<'txn> {
                 segment.placement[usize::from(*index)] = store.clone();
             }
             segment.missing.retain(|m| !fixed.contains(m));
-            Ok(())
+            Ok(segment.clone())
         };
-        match owner {
+        let fixed_segment = match owner {
             Some(SegmentOwner::Version {
                 bucket,
                 key: object_key,
@@ -1166,8 +1184,9 @@ impl<'txn> Applier<'txn> {
                 let segment = version.segment_mut(&object_id, part).ok_or_else(|| {
                     MetaError::Encoding("segment index names a version without it".into())
                 })?;
-                fix(segment)?;
+                let fixed = fix(segment)?;
                 self.rewrite_version(index, &version)?;
+                Some(fixed)
             }
             Some(SegmentOwner::Upload {
                 bucket,
@@ -1185,12 +1204,13 @@ impl<'txn> Applier<'txn> {
                         .into());
                     }
                 };
-                fix(&mut stored.segment)?;
+                let fixed = fix(&mut stored.segment)?;
                 self.parts
                     .insert(k.as_slice(), encode(&stored)?.as_slice())?;
+                Some(fixed)
             }
-            None => {}
-        }
+            None => None,
+        };
         let item = match self.repairs.get(key.as_slice())? {
             Some(bytes) => Some(decode::<RepairItem>(bytes.value())?),
             None => None,
@@ -1203,6 +1223,10 @@ impl<'txn> Applier<'txn> {
                 self.repairs
                     .insert(key.as_slice(), encode(&item)?.as_slice())?;
             }
+        }
+        match fixed_segment {
+            Some(segment) => self.settle_site_copies(&segment)?,
+            None => self.forget_site_copies(&object_id, part)?,
         }
         Ok(CommandResponse::Done)
     }

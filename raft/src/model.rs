@@ -122,6 +122,39 @@ pub struct Segment {
     pub missing: Vec<u16>,
 }
 
+impl Segment {
+    /// The copies of a segment kept as a copy per site (two or more copies
+    /// of `k + m` positions) that their site does not hold: each lacking
+    /// more than `m` of its shards, so it cannot be read on its own. Empty
+    /// for a segment kept as one copy.
+    pub fn absent_copies(&self) -> Vec<u16> {
+        let width = usize::from(self.data_shards) + usize::from(self.parity_shards);
+        if width == 0 || self.placement.len() < 2 * width {
+            return Vec::new();
+        }
+        let copies = self.placement.len() / width;
+        (0..copies)
+            .filter(|&c| {
+                let positions = c * width..(c + 1) * width;
+                let lacking = self
+                    .missing
+                    .iter()
+                    .filter(|&&p| positions.contains(&usize::from(p)))
+                    .count();
+                lacking > usize::from(self.parity_shards)
+            })
+            .filter_map(|c| u16::try_from(c).ok())
+            .collect()
+    }
+
+    /// The positions of copy `copy` (see [`Segment::absent_copies`]).
+    pub fn copy_positions(&self, copy: u16) -> std::ops::Range<u16> {
+        let width = self.data_shards.saturating_add(self.parity_shards);
+        let start = copy.saturating_mul(width);
+        start..start.saturating_add(width)
+    }
+}
+
 /// One part of an object's data (a single PUT has exactly one, numbered 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartData {
@@ -494,6 +527,49 @@ pub struct RepairItem {
     pub part: u32,
     /// Shard indexes to check and rebuild, ascending, without duplicates.
     pub shards: Vec<u16>,
+}
+
+/// A copy of a segment that its site does not hold yet (a segment kept as
+/// a copy per site, written with this copy deferred or while its site was
+/// down): the value of the `site_copies` queue, keyed by segment and copy.
+/// Until the site replicator writes it, the object has only its other
+/// sites' copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCopy {
+    /// Storage object id of the segment.
+    pub object_id: [u8; 16],
+    /// Part of the segment.
+    pub part: u32,
+    /// Which copy (its shards are at positions `copy·width ..`).
+    pub copy: u16,
+    /// Shards of one copy (`k + m`).
+    pub width: u16,
+    /// The site that is to hold it (empty when no node record names one).
+    pub site: String,
+    /// Plain-text bytes of the segment.
+    pub bytes: u64,
+    /// When the segment was written (the writer's clock: for the lag only,
+    /// never for ordering decisions).
+    pub queued: Millis,
+}
+
+impl PendingCopy {
+    /// The segment positions of this copy's shards.
+    pub fn positions(&self) -> std::ops::Range<u16> {
+        let start = self.copy.saturating_mul(self.width);
+        start..start.saturating_add(self.width)
+    }
+}
+
+/// What one site still lacks: the value of the `site_copy_totals` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SiteCopyTotals {
+    /// Segment copies waiting.
+    pub segments: u64,
+    /// Their shards.
+    pub shards: u64,
+    /// Their plain-text bytes.
+    pub bytes: u64,
 }
 
 /// Serde for byte vectors as one byte string rather than a sequence of

@@ -10,7 +10,8 @@ use crate::listing::{
 };
 use crate::model::{
     AccessKey, Bucket, Grant, MultipartUpload, NodeRecord, ObjectData, ObjectLock, ObjectVersion,
-    PartData, RepairItem, Segment, SegmentOwner, StorageNode, WorkItem,
+    PartData, PendingCopy, RepairItem, Segment, SegmentOwner, SiteCopyTotals, StorageNode,
+    WorkItem,
 };
 use crate::tables::{self, RawTable, decode};
 
@@ -255,6 +256,38 @@ impl ReadView {
     /// Up to `limit` repair items, in segment order.
     pub fn repairs(&self, limit: usize) -> Result<Vec<RepairItem>, MetaError> {
         Ok(values(self.scan(tables::REPAIRS, b"", limit)?))
+    }
+
+    /// What each site still lacks (sites lacking nothing are left out).
+    pub fn site_copy_totals(&self) -> Result<Vec<(String, SiteCopyTotals)>, MetaError> {
+        self.scan(tables::SITE_COPY_TOTALS, b"", usize::MAX)?
+            .into_iter()
+            .map(|(k, totals)| {
+                let site = String::from_utf8(k)
+                    .map_err(|_| MetaError::Encoding("site name is not UTF-8".into()))?;
+                Ok((site, totals))
+            })
+            .collect()
+    }
+
+    /// Up to `limit` copies `site` lacks, oldest first.
+    pub fn site_copies(&self, site: &str, limit: usize) -> Result<Vec<PendingCopy>, MetaError> {
+        let prefix = tables::site_order_prefix(site);
+        let order = self.table(tables::SITE_COPY_ORDER)?;
+        let mut out = Vec::new();
+        for entry in order.range::<&[u8]>(prefix.as_slice()..)?.take(limit) {
+            let (k, _) = entry?;
+            let Some(copy_key) = k.value().strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let copy_key = copy_key
+                .get(8..)
+                .ok_or_else(|| MetaError::Encoding("site copy order key is too short".into()))?;
+            if let Some(pending) = self.get(tables::SITE_COPIES, copy_key)? {
+                out.push(pending);
+            }
+        }
+        Ok(out)
     }
 
     /// How many items wait in each queue.

@@ -34,12 +34,16 @@
 //! | completed_uploads | upload key | id of the version its completion stored |
 //! | object_acls | object ++ version id | [`Acl`](crate::access::Acl) of a version that has one |
 //! | upload_acls | upload key | [`Acl`](crate::access::Acl) an upload's version is to get |
+//! | site_copies | segment ++ u16-BE(copy) | [`PendingCopy`](crate::model::PendingCopy) |
+//! | site_copy_order | escape(site) ++ terminator ++ u64-BE(queued, offset) ++ segment ++ u16-BE(copy) | empty |
+//! | site_copy_totals | site | [`SiteCopyTotals`](crate::model::SiteCopyTotals) |
 //!
 //! where `object = bucket ++ \0 ++ escape(key) ++ terminator` and
 //! `segment = object id (16 bytes) ++ u32-BE(part)`.
 //!
 //! Each kind of background work has a table of its own (deletions in `work`,
-//! rebuilds in `repairs`), so a backlog of one kind never hides another.
+//! rebuilds in `repairs`, copies a site does not hold yet in `site_copies`),
+//! so a backlog of one kind never hides another.
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
@@ -97,9 +101,18 @@ pub const OBJECT_ACLS: RawTable = TableDefinition::new("model_object_acls");
 /// The ACL asked for at the creation of an upload in progress.
 pub const UPLOAD_ACLS: RawTable = TableDefinition::new("model_upload_acls");
 
+/// Copies of segments that their site does not hold yet, by segment and copy.
+pub const SITE_COPIES: RawTable = TableDefinition::new("model_site_copies");
+
+/// The `site_copies` queue per site, oldest first.
+pub const SITE_COPY_ORDER: RawTable = TableDefinition::new("model_site_copy_order");
+
+/// How many copies (and bytes) each site still lacks.
+pub const SITE_COPY_TOTALS: RawTable = TableDefinition::new("model_site_copy_totals");
+
 /// Every model table, in a fixed order: the position is the table number of
 /// snapshot records, so new tables are appended, never inserted.
-pub const ALL: [RawTable; 20] = [
+pub const ALL: [RawTable; 23] = [
     BUCKETS,
     VERSIONS,
     VERSION_IDS,
@@ -120,6 +133,9 @@ pub const ALL: [RawTable; 20] = [
     COMPLETED_UPLOADS,
     OBJECT_ACLS,
     UPLOAD_ACLS,
+    SITE_COPIES,
+    SITE_COPY_ORDER,
+    SITE_COPY_TOTALS,
 ];
 
 /// Create every model table that does not exist yet.
@@ -245,6 +261,31 @@ pub fn split_segment_key(key: &[u8; 20]) -> ([u8; 16], u32) {
     let object_id = std::array::from_fn(|i| key[i]);
     let part = u32::from_be_bytes([key[16], key[17], key[18], key[19]]);
     (object_id, part)
+}
+
+/// Key of a copy in [`SITE_COPIES`].
+pub(crate) fn site_copy_key(object_id: &[u8; 16], part: u32, copy: u16) -> [u8; 22] {
+    let mut buf = [0u8; 22];
+    buf[..20].copy_from_slice(&segment_key(object_id, part));
+    buf[20..].copy_from_slice(&copy.to_be_bytes());
+    buf
+}
+
+/// `escape(site) ++ terminator`: the start of every [`SITE_COPY_ORDER`] key of a site.
+pub(crate) fn site_order_prefix(site: &str) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(site.len() + 2);
+    push_escaped(&mut buf, site);
+    buf.extend_from_slice(&TERMINATOR);
+    buf
+}
+
+/// Key of a copy in [`SITE_COPY_ORDER`]: its site's, ordered by when it
+/// was queued (times before the epoch count as the epoch).
+pub(crate) fn site_order_key(copy: &crate::model::PendingCopy) -> Vec<u8> {
+    let mut buf = site_order_prefix(&copy.site);
+    buf.extend_from_slice(&(copy.queued.max(0) as u64).to_be_bytes());
+    buf.extend_from_slice(&site_copy_key(&copy.object_id, copy.part, copy.copy));
+    buf
 }
 
 /// Key of a grant in [`GRANTS`]; with an empty bucket, the start of all grants of the key.

@@ -448,3 +448,121 @@ fn the_rename_command_is_appended_to_the_command_numbering() {
     let complete = postcard::to_allocvec(&Command::CompleteWork { ids: vec![] }).unwrap();
     assert_eq!(complete, [17, 0]);
 }
+
+/// A node of `site` serving the stores `disk-{first}..disk-{first+6}`.
+fn node_of(id: u64, site: &str, first: usize) -> Command {
+    Command::RegisterNode {
+        node: tessera_raft::model::NodeRecord {
+            id,
+            address: format!("127.0.0.1:{id}"),
+            site: Some(site.into()),
+            zone: None,
+            stores: (first..first + 6).map(|i| format!("disk-{i}")).collect(),
+            capacity: 0,
+            used: 0,
+            state: NodeState::Up,
+            since: 0,
+            heartbeat: 0,
+        },
+    }
+}
+
+/// A 4+2 segment kept as a copy on each of two sites (disk-0..6 on dc-a,
+/// disk-6..12 on dc-b), written at `seed` lacking `missing`.
+fn copied(seed: u64, missing: Vec<u16>) -> tessera_raft::model::ObjectVersion {
+    let mut v = version("b", &format!("k{seed}"), &format!("v{seed}"), seed);
+    if let ObjectData::Parts(parts) = &mut v.data {
+        parts[0].segment.placement = (0..12).map(|i| format!("disk-{i}")).collect();
+        parts[0].segment.missing = missing;
+    }
+    v
+}
+
+fn pending(meta: &Meta, site: &str) -> Vec<(u64, u16, i64)> {
+    meta.view()
+        .site_copies(site, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            (
+                u64::from_be_bytes(c.object_id[..8].try_into().unwrap()),
+                c.copy,
+                c.queued,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn copies_a_site_lacks_queue_per_site_oldest_first_until_written() {
+    let mut meta = Meta::with_bucket("b", Versioning::Enabled);
+    meta.ok(node_of(1, "dc-a", 0));
+    meta.ok(node_of(2, "dc-b", 6));
+    // Written at 30 without dc-b's copy, at 20 without dc-a's, at 10 without
+    // dc-b's; at 40 with dc-b's copy short of only two shards (m = 2): that
+    // copy is readable there, so those shards are the repair queue's.
+    for (seed, missing) in [
+        (30, (6..12).collect()),
+        (20, (0..6).collect()),
+        (10, vec![6, 7, 8]),
+        (40, vec![7, 9]),
+    ] {
+        meta.ok(Command::PutObject {
+            version: copied(seed, missing),
+            precondition: None,
+        });
+    }
+    assert_eq!(pending(&meta, "dc-b"), vec![(10, 1, 10), (30, 1, 30)]);
+    assert_eq!(pending(&meta, "dc-a"), vec![(20, 0, 20)]);
+    let totals = meta.view().site_copy_totals().unwrap();
+    assert_eq!(
+        totals
+            .iter()
+            .map(|(s, t)| (s.as_str(), t.segments, t.bytes))
+            .collect::<Vec<_>>(),
+        vec![("dc-a", 1, 20), ("dc-b", 2, 40)]
+    );
+    assert_eq!(repairs(&meta), vec![(40, vec![7, 9])]);
+    // A report of a bad shard in a queued copy is that queue's.
+    meta.ok(repair(30, vec![2, 7]));
+    assert_eq!(repairs(&meta), vec![(30, vec![2]), (40, vec![7, 9])]);
+
+    // Three of the six shards of segment 30's dc-b copy written: still more
+    // than m short, still queued.
+    let seg30 = segment(30);
+    let write = |rebuilt: std::ops::Range<u16>| Command::CompleteRepair {
+        object_id: seg30.object_id,
+        part: 1,
+        rebuilt: rebuilt.map(|i| (i, format!("disk-{i}"))).collect(),
+        sound: Vec::new(),
+    };
+    meta.ok(write(6..9));
+    assert_eq!(pending(&meta, "dc-b"), vec![(10, 1, 10), (30, 1, 30)]);
+    // Two more: the copy can be read on dc-b; it leaves the queue and its
+    // last missing shard goes to repair.
+    meta.ok(write(9..11));
+    assert_eq!(pending(&meta, "dc-b"), vec![(10, 1, 10)]);
+    assert_eq!(repairs(&meta), vec![(30, vec![2, 11]), (40, vec![7, 9])]);
+    let record = meta.view().segment(&seg30.object_id, 1).unwrap().unwrap();
+    assert_eq!(record.segment.missing, vec![11]);
+
+    // Deleting a version for good takes its copies off the queue with it.
+    meta.ok(Command::DeleteObject {
+        bucket: "b".into(),
+        key: "k20".into(),
+        version_id: Some("v20".into()),
+        marker_version_id: String::new(),
+        now: 50,
+        owner: "TKowner".into(),
+        precondition: None,
+    });
+    assert_eq!(pending(&meta, "dc-a"), vec![]);
+    let totals = meta.view().site_copy_totals().unwrap();
+    assert_eq!(
+        totals
+            .iter()
+            .map(|(s, t)| (s.as_str(), t.segments, t.bytes))
+            .collect::<Vec<_>>(),
+        vec![("dc-b", 1, 10)]
+    );
+}

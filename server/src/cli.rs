@@ -11,7 +11,7 @@ use crate::admin::client::AdminClient;
 use crate::admin::screen::{self, JobProgress};
 use crate::admin::{GrantSet, KeyCreate, LifecycleStatus, RunRequest, watch};
 use crate::config::{Config, ConfigLayer, DEFAULT_DATA_DIR};
-use crate::data::policy::StoragePolicy;
+use crate::data::policy::{SiteReplication, StoragePolicy};
 use crate::datadir::{ADMIN_TOKEN_FILE, CREDENTIALS_FILE};
 use crate::otel::{OtlpSettings, Resource};
 use crate::{RunningServer, Server};
@@ -141,6 +141,9 @@ pub enum AdminCommand {
     /// Repair: rebuilding missing and corrupt shards.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Site replication: the copies sites lack of objects kept as a copy per site.
+    #[command(subcommand)]
+    Replication(ReplicationCommand),
     /// Lifecycle: the buckets' expiration rules, carried out daily.
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
@@ -291,6 +294,21 @@ pub enum RepairCommand {
     },
 }
 
+/// `tessera admin replication …`.
+#[derive(Debug, Subcommand)]
+pub enum ReplicationCommand {
+    /// What each site lacks (copies, bytes, lag), the objects with only one
+    /// site's copy, the replicator's rate and ETA, and whether it is done.
+    Status {
+        /// Redraw a progress bar every second until replication is done
+        #[arg(long)]
+        watch: bool,
+        /// Objects to name per site
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
 /// `tessera admin key …`.
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -355,6 +373,9 @@ pub enum BucketCommand {
         /// Sites that each keep a whole copy, comma-separated (none: one copy spread over the sites)
         #[arg(long, value_delimiter = ',', requires = "data_shards")]
         site_copies: Vec<String>,
+        /// How the site copies are written: sync (the PUT waits for every site) or async (the site replicator copies them) [default: the gateway's]
+        #[arg(long, value_enum, requires = "site_copies")]
+        replication: Option<SiteReplication>,
         /// Drop the policy: new objects follow the gateway's defaults again
         #[arg(long, conflicts_with = "data_shards")]
         clear: bool,
@@ -480,7 +501,7 @@ pub fn failover_text(plan: &crate::members::failover::FailoverPlan) -> String {
         || "not since this member started".to_owned(),
         |ms| format!("{:.1} s ago", ms as f64 / 1000.0),
     );
-    format!(
+    let mut out = format!(
         "failover to {site}: members {survivors:?} become the voters\n\
          quorum now: {quorum}\n\
          asked member {asked}: last log index {last}\n\
@@ -493,7 +514,34 @@ pub fn failover_text(plan: &crate::members::failover::FailoverPlan) -> String {
         last = plan.last_log_index,
         commit = plan.leader_commit_seen,
         lost = plan.surely_lost_entries,
-    )
+    );
+    match &plan.site_lacks {
+        None => out.push_str(&format!(
+            "object data: {} holds a copy of every object kept as a copy per site\n",
+            plan.site
+        )),
+        Some(lacks) => {
+            out.push_str(&format!(
+                "object data lost with the other site: {} segments ({} bytes) not copied to {} yet, \
+                 the oldest written {:.1} s ago\n",
+                lacks.segments, lacks.bytes, plan.site, lacks.lag_secs
+            ));
+            for o in &plan.lacking_objects {
+                out.push_str(&format!(
+                    "  {}/{} ({}, {} bytes)\n",
+                    o.bucket, o.key, o.version, o.bytes
+                ));
+            }
+            let named = plan.lacking_objects.len() as u64;
+            if lacks.segments > named {
+                out.push_str(&format!(
+                    "  … and {} more segments\n",
+                    lacks.segments - named
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The members as a table, with the answering member's view above it.
@@ -778,6 +826,22 @@ async fn admin(args: AdminArgs) -> Result<()> {
             })
             .await
         }
+        AdminCommand::Replication(ReplicationCommand::Status {
+            watch: false,
+            limit,
+        }) => show(
+            json,
+            &client.replication_status(limit).await?,
+            replication_report,
+        ),
+        AdminCommand::Replication(ReplicationCommand::Status { watch: true, limit }) => {
+            watch::progress(out, || async {
+                let status = client.replication_status(limit).await?;
+                let progress = JobProgress::replication(&status);
+                Ok((status, progress))
+            })
+            .await
+        }
         AdminCommand::Lifecycle(command) => lifecycle(&client, command, json).await,
         AdminCommand::Scrub(ScrubCommand::Start) => {
             client.start_job("scrub").await?;
@@ -863,6 +927,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
             data_shards,
             parity_shards,
             site_copies,
+            replication,
             clear,
         }) => {
             if clear {
@@ -872,6 +937,7 @@ async fn admin(args: AdminArgs) -> Result<()> {
                     data_shards,
                     parity_shards,
                     site_copies,
+                    replication,
                 };
                 client.set_storage_policy(&bucket, Some(&chosen)).await?;
             }
@@ -883,10 +949,13 @@ async fn admin(args: AdminArgs) -> Result<()> {
                     p.data_shards, p.parity_shards
                 ),
                 Some(p) => format!(
-                    "{bucket}: {}+{}, a copy on each of {}\n",
+                    "{bucket}: {}+{}, a copy on each of {}{}\n",
                     p.data_shards,
                     p.parity_shards,
-                    p.site_copies.join(", ")
+                    p.site_copies.join(", "),
+                    p.replication
+                        .map(|r| format!(", written {r}"))
+                        .unwrap_or_default()
                 ),
             })
         }
@@ -1020,6 +1089,41 @@ fn repair_report(status: &crate::admin::RepairStatus) -> String {
         out.push_str(&format!(
             "down:            {} (within the repair grace: not rebuilt yet)\n",
             status.waiting_stores.join(", ")
+        ));
+    }
+    out
+}
+
+/// Site replication's status for a human.
+fn replication_report(status: &crate::admin::ReplicationStatus) -> String {
+    let state = if status.done {
+        "done: every site holds its copy of every object, each verified"
+    } else {
+        "in progress"
+    };
+    let eta = status
+        .eta_secs
+        .map_or_else(|| "-".to_owned(), |s| format!("{}s", s.ceil()));
+    let mut out = format!(
+        "replication:     {state}\n\
+         done shards:     {} (since the server started; {} bytes)\n\
+         rate:            {:.0} bytes/s\n\
+         ETA:             {eta}\n",
+        status.done_shards, status.bytes_copied, status.bytes_per_sec,
+    );
+    for site in &status.sites {
+        out.push_str(&format!(
+            "{:<16} lacks {} segments ({} bytes), the oldest {:.1} s behind\n",
+            format!("{}:", site.site),
+            site.segments,
+            site.bytes,
+            site.lag_secs
+        ));
+    }
+    for o in &status.one_copy {
+        out.push_str(&format!(
+            "only elsewhere:  {}/{} ({}, {} bytes) not on {} yet\n",
+            o.bucket, o.key, o.version, o.bytes, o.site
         ));
     }
     out

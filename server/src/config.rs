@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::data::policy::SiteReplication;
 use crate::datadir::Credentials;
 
 /// Default data directory.
@@ -32,6 +33,8 @@ pub const DEFAULT_ORPHAN_GRACE_SECS: u64 = 3600;
 pub const DEFAULT_REPAIR_GRACE_SECS: u64 = 600;
 /// Default of [`Config::repair_rate`], in MiB/s.
 pub const DEFAULT_REPAIR_RATE_MIB: u64 = 512;
+/// Default of [`Config::replication_rate`], in MiB/s.
+pub const DEFAULT_REPLICATION_RATE_MIB: u64 = 256;
 /// Default of [`Config::scrub_interval`], in days.
 pub const DEFAULT_SCRUB_INTERVAL_DAYS: u64 = 30;
 /// Default of [`Config::scrub_rate`], in MiB/s.
@@ -94,6 +97,12 @@ pub struct Config {
     /// (a site alone then serves every object with full redundancy); empty:
     /// one copy, its shards spread over every site.
     pub site_copies: Vec<String>,
+    /// How the site copies are written: the PUT waits for every site up,
+    /// or for the gateway's own site while the site replicator writes the
+    /// others.
+    pub site_replication: SiteReplication,
+    /// Bytes per second the site replicator may write (0: no limit).
+    pub replication_rate: u64,
     /// How long a queued deletion waits before GC carries it out (reads
     /// in flight hold leases besides).
     pub gc_grace: Duration,
@@ -435,6 +444,8 @@ impl Config {
             metadata_cache: tessera_raft::node::DEFAULT_STATE_CACHE_BYTES,
             write_quorum: None,
             site_copies: Vec::new(),
+            site_replication: SiteReplication::Sync,
+            replication_rate: DEFAULT_REPLICATION_RATE_MIB << 20,
             gc_grace: Duration::from_secs(DEFAULT_GC_GRACE_SECS),
             orphan_grace: Duration::from_secs(DEFAULT_ORPHAN_GRACE_SECS),
             sweep_interval: Duration::from_secs(6 * 3600),
@@ -534,6 +545,12 @@ pub struct ConfigLayer {
     /// Sites that each keep a whole copy of every new segment, comma-separated (dc-a,dc-b); PUT waits for every site up [default: one copy spread over the sites]
     #[arg(long, env = "TESSERA_SITE_COPIES", value_delimiter = ',')]
     pub site_copies: Option<Vec<String>>,
+    /// How site copies are written: sync (PUT waits for every site up) or async (PUT waits for this gateway's site; the site replicator writes the others) [default: sync]
+    #[arg(long, env = "TESSERA_SITE_REPLICATION", value_enum)]
+    pub site_replication: Option<SiteReplication>,
+    /// MiB per second the site replicator may write to the other sites, 0 for no limit [default: 256]
+    #[arg(long, env = "TESSERA_REPLICATION_RATE_MIB")]
+    pub replication_rate_mib: Option<u64>,
     /// Seconds a deletion waits before GC removes its shards [default: 60]
     #[arg(long, env = "TESSERA_GC_GRACE_SECS")]
     pub gc_grace_secs: Option<u64>,
@@ -633,6 +650,8 @@ impl ConfigLayer {
             metadata_cache_mib: self.metadata_cache_mib.or(lower.metadata_cache_mib),
             write_quorum: self.write_quorum.or(lower.write_quorum),
             site_copies: self.site_copies.or(lower.site_copies),
+            site_replication: self.site_replication.or(lower.site_replication),
+            replication_rate_mib: self.replication_rate_mib.or(lower.replication_rate_mib),
             gc_grace_secs: self.gc_grace_secs.or(lower.gc_grace_secs),
             probe_interval_secs: self.probe_interval_secs.or(lower.probe_interval_secs),
             orphan_grace_secs: self.orphan_grace_secs.or(lower.orphan_grace_secs),
@@ -743,6 +762,7 @@ impl ConfigLayer {
         }
         cfg.write_quorum = self.write_quorum;
         cfg.site_copies = self.site_copies.unwrap_or_default();
+        cfg.site_replication = self.site_replication.unwrap_or_default();
         if let Some(v) = self.gc_grace_secs {
             cfg.gc_grace = Duration::from_secs(v);
         }
@@ -751,6 +771,9 @@ impl ConfigLayer {
         }
         if let Some(v) = self.repair_rate_mib {
             cfg.repair_rate = v.saturating_mul(1 << 20);
+        }
+        if let Some(v) = self.replication_rate_mib {
+            cfg.replication_rate = v.saturating_mul(1 << 20);
         }
         if let Some(v) = self.probe_interval_secs {
             cfg.health_interval = Duration::from_secs(v.max(1));

@@ -63,8 +63,13 @@ use workers::health::HealthWorker;
 use workers::job::{self, Jobs, OnLeader};
 use workers::lifecycle::{LifecycleControl, LifecycleJob};
 use workers::repair::RepairJob;
+use workers::replicate::ReplicateJob;
 use workers::scrub::ScrubJob;
 use workers::sweep::SweepJob;
+
+/// Longest wait of the site replicator between passes while idle: what it
+/// adds at most to the lag of a copy written asynchronously.
+const REPLICATION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts servers (see [`Server::start`]).
 #[derive(Debug)]
@@ -128,6 +133,7 @@ impl Server {
             read_budget,
             write_quorum: config.write_quorum,
             site_copies: config.site_copies.clone(),
+            site_replication: config.site_replication,
             ..DataSettings::default()
         };
         let default_write_quorum = data_settings.write_quorum_for(data_settings.geometry);
@@ -272,6 +278,7 @@ impl Server {
             config.lifecycle_rate,
             dir.lifecycle_state_path(),
         );
+        let replicate = ReplicateJob::new(data.clone(), config.replication_rate);
         let evacuate = EvacuateJob::new(data, jobs.clone(), config.repair_grace, evacuated);
         // Each job runs once per cluster: on the member that leads.
         let workers = vec![
@@ -309,6 +316,14 @@ impl Server {
                 "lifecycle",
                 OnLeader::new(meta.clone(), lifecycle),
                 config.job_interval,
+                &stop,
+            ),
+            // Every member publishes what the sites lack; the leader copies.
+            job::spawn(
+                &jobs,
+                "replicate",
+                replicate,
+                config.job_interval.min(REPLICATION_INTERVAL),
                 &stop,
             ),
             job::spawn(

@@ -62,6 +62,28 @@ pub struct WritePlacement {
     pub skipped: Vec<u16>,
 }
 
+impl WritePlacement {
+    /// One placement of `copies`, each of `count` shards: copy `c` at
+    /// positions `c·count ..`.
+    fn concat(copies: Vec<WritePlacement>, count: usize) -> WritePlacement {
+        let mut out = WritePlacement {
+            stores: Vec::with_capacity(copies.len() * count),
+            skipped: Vec::new(),
+        };
+        for (copy, chosen) in copies.into_iter().enumerate() {
+            let offset = copy * count;
+            out.skipped.extend(
+                chosen
+                    .skipped
+                    .iter()
+                    .map(|&i| (offset + usize::from(i)) as u16),
+            );
+            out.stores.extend(chosen.stores);
+        }
+        out
+    }
+}
+
 /// Where a store stands: what fails together with it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Domain {
@@ -364,6 +386,15 @@ impl StoreSet {
             .collect()
     }
 
+    /// The sites the stores stand in.
+    pub fn sites(&self) -> BTreeSet<String> {
+        self.members()
+            .domains
+            .values()
+            .filter_map(|d| d.site.clone())
+            .collect()
+    }
+
     /// The site of the gateway using this set, if it is in one: reads take
     /// a segment's copy on that site first.
     pub fn home_site(&self) -> Option<String> {
@@ -570,27 +601,17 @@ impl StoreSet {
         quorum: usize,
         seed: &[u8],
     ) -> Result<WritePlacement, PlacementError> {
-        let mut out = WritePlacement {
-            stores: Vec::with_capacity(sites.len() * count),
-            skipped: Vec::new(),
-        };
+        let mut copies = Vec::with_capacity(sites.len());
         let mut written = 0;
-        for (copy, site) in sites.iter().enumerate() {
+        for site in sites {
             let chosen = match self.choose_in(Some(site), count, quorum, seed) {
                 Ok(chosen) => {
                     written += 1;
                     chosen
                 }
-                Err(e) => self.placeholder_copy(site, count, seed).ok_or(e)?,
+                Err(e) => self.deferred_copy(site, count, seed, true).ok_or(e)?,
             };
-            let offset = copy * count;
-            out.skipped.extend(
-                chosen
-                    .skipped
-                    .iter()
-                    .map(|&i| (offset + usize::from(i)) as u16),
-            );
-            out.stores.extend(chosen.stores);
+            copies.push(chosen);
         }
         if written == 0 {
             let members = self.members();
@@ -600,21 +621,79 @@ impl StoreSet {
                 available: healthy.len(),
             });
         }
-        Ok(out)
+        Ok(WritePlacement::concat(copies, count))
     }
 
-    /// A copy for `site` while none of its stores is up: `count` of its
-    /// stores, every shard skipped; `None` unless all its stores are down
-    /// and there are enough of them.
-    fn placeholder_copy(&self, site: &str, count: usize, seed: &[u8]) -> Option<WritePlacement> {
+    /// [`StoreSet::choose_copies`] writing one copy now: `home`'s (or,
+    /// when `home` cannot take it, the first site's that can); every other
+    /// copy is placed on its site's stores, healthy ones first, with each
+    /// of its shards skipped, for the site replicator to write.
+    pub fn choose_one_copy(
+        &self,
+        sites: &[String],
+        home: Option<&str>,
+        count: usize,
+        quorum: usize,
+        seed: &[u8],
+    ) -> Result<WritePlacement, PlacementError> {
+        let mut order: Vec<usize> = (0..sites.len()).collect();
+        order.sort_by_key(|&i| Some(sites[i].as_str()) != home);
+        let mut written = None;
+        let mut last_error = None;
+        for &i in &order {
+            match self.choose_in(Some(&sites[i]), count, quorum, seed) {
+                Ok(chosen) => {
+                    written = Some((i, chosen));
+                    break;
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        let Some((written_copy, chosen)) = written else {
+            return Err(last_error.unwrap_or(PlacementError::NotEnoughStores {
+                needed: quorum.max(1),
+                available: 0,
+            }));
+        };
+        let mut chosen = Some(chosen);
+        let mut copies = Vec::with_capacity(sites.len());
+        for (i, site) in sites.iter().enumerate() {
+            if let Some(chosen) = chosen.take_if(|_| i == written_copy) {
+                copies.push(chosen);
+                continue;
+            }
+            let deferred = self
+                .deferred_copy(site, count, seed, false)
+                .ok_or_else(|| PlacementError::SiteTooSmall {
+                    site: site.clone(),
+                    needed: count,
+                    available: self.writable(&self.members(), Some(site)).0.len(),
+                })?;
+            copies.push(deferred);
+        }
+        Ok(WritePlacement::concat(copies, count))
+    }
+
+    /// A copy for `site` whose every shard is skipped: `count` of its
+    /// stores, healthy ones first; `None` when it has fewer, or (with
+    /// `only_when_down`) when any of its stores is up.
+    fn deferred_copy(
+        &self,
+        site: &str,
+        count: usize,
+        seed: &[u8],
+        only_when_down: bool,
+    ) -> Option<WritePlacement> {
         let members = self.members();
         let (healthy, down) = self.writable(&members, Some(site));
-        if !healthy.is_empty() || down.len() < count {
+        if (only_when_down && !healthy.is_empty()) || healthy.len() + down.len() < count {
             return None;
         }
+        let up = healthy.len().min(count);
         let stores: Vec<Arc<dyn ShardStore>> = self
-            .spread(&members, &down, count, seed)
+            .spread(&members, &healthy, up, seed)
             .into_iter()
+            .chain(self.spread(&members, &down, count - up, seed))
             .filter_map(|id| members.stores.get(id).cloned())
             .collect();
         Some(WritePlacement {

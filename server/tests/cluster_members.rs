@@ -588,14 +588,37 @@ fn repair_done(layout: &Layout, gateway: &Process, name: &str) -> bool {
     ok && serde_json::from_str::<tessera_server::admin::RepairStatus>(&text).is_ok_and(|s| s.done)
 }
 
-/// Reads every `key → body(i)` back through `s3`, byte for byte, once
-/// its gateway answers (a leader may be being elected).
-async fn all_read_back(s3: &aws_sdk_s3::Client, keys: &[(String, usize)]) {
-    let first = &keys[0].0;
+/// `tessera admin replication status --json`, asked of `gateway`.
+fn replication(
+    layout: &Layout,
+    gateway: &Process,
+    name: &str,
+) -> tessera_server::admin::ReplicationStatus {
+    let (ok, text) = admin(layout, gateway, name, &["replication", "status", "--json"]);
+    assert!(ok, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to every process of `processes`.
+fn signal(processes: &[Process], signal: &str) {
+    for p in processes {
+        let pid = p.child.id().unwrap().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+}
+
+/// Reads every `bucket/key → body(i)` back through `s3`, byte for byte,
+/// once its gateway answers (a leader may be being elected).
+async fn all_read_back(s3: &aws_sdk_s3::Client, keys: &[(&str, String, usize)]) {
+    let (bucket, first, _) = &keys[0];
     assert!(
         common::eventually(30, || async {
             s3.head_object()
-                .bucket("copies")
+                .bucket(*bucket)
                 .key(first)
                 .send()
                 .await
@@ -604,11 +627,11 @@ async fn all_read_back(s3: &aws_sdk_s3::Client, keys: &[(String, usize)]) {
         .await,
         "{first} not served within 30 s"
     );
-    for (key, i) in keys {
+    for (bucket, key, i) in keys {
         assert_eq!(
-            common::get_bytes(s3, "copies", key).await,
+            common::get_bytes(s3, bucket, key).await,
             body(*i),
-            "{key}"
+            "{bucket}/{key}"
         );
     }
 }
@@ -644,12 +667,74 @@ async fn with_a_copy_per_site_either_site_alone_serves_everything_with_full_redu
     let mut dc_a_nodes = nodes;
     let s3_a = layout.s3(&gw_a);
     s3_a.create_bucket().bucket("copies").send().await.unwrap();
-    let mut keys: Vec<(String, usize)> = Vec::new();
+    let mut keys: Vec<(&str, String, usize)> = Vec::new();
     for i in 0..20 {
         let key = format!("both-{i}");
         common::put_bytes(&s3_a, "copies", &key, body(i)).await;
-        keys.push((key, i));
+        keys.push(("copies", key, i));
     }
+
+    // A bucket whose dc-b copies the site replicator writes: its PUTs wait
+    // for dc-a's copy only, so they go on while dc-b's nodes hang
+    // (SIGSTOP), and the replicator says what dc-b lacks until they wake.
+    s3_a.create_bucket().bucket("lazy").send().await.unwrap();
+    let policy = [
+        "bucket",
+        "policy",
+        "lazy",
+        "--data-shards",
+        "2",
+        "--parity-shards",
+        "1",
+        "--site-copies",
+        "dc-a,dc-b",
+        "--replication",
+        "async",
+    ];
+    let (ok, text) = admin(&layout, &gw_a, "gateway-1", &policy);
+    assert!(ok && text.contains("written async"), "{text}");
+    signal(&dc_b_nodes, "-STOP");
+    let lazy: Vec<(&str, String, usize)> = (0..6)
+        .map(|i| ("lazy", format!("lazy-{i}"), 3 + i % 2))
+        .collect();
+    for (bucket, key, i) in &lazy {
+        common::put_bytes(&s3_a, bucket, key, body(*i)).await;
+    }
+    let behind = replication(&layout, &gw_a, "gateway-1");
+    assert!(!behind.done, "{behind:?}");
+    let dc_b = behind.sites.iter().find(|s| s.site == "dc-b").unwrap();
+    assert_eq!((dc_b.segments, dc_b.shards), (6, 18), "{behind:?}");
+    let mut named: Vec<&str> = behind.one_copy.iter().map(|o| o.key.as_str()).collect();
+    named.sort_unstable();
+    assert_eq!(
+        named,
+        lazy.iter().map(|(_, k, _)| k.as_str()).collect::<Vec<_>>()
+    );
+    assert!(
+        behind
+            .one_copy
+            .iter()
+            .all(|o| o.site == "dc-b" && o.bucket == "lazy")
+    );
+    let metrics = common::http_get(&format!("{}/metrics", admin_url(&gw_a)))
+        .await
+        .1;
+    let lag: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_site_replication_lag_seconds{site=\"dc-b\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no lag for dc-b in\n{metrics}"));
+    assert!(lag > 0.0, "lag {lag}");
+    signal(&dc_b_nodes, "-CONT");
+    assert!(
+        common::eventually(60, || async {
+            replication(&layout, &gw_a, "gateway-1").done
+        })
+        .await,
+        "the replicator did not catch up: {:?}",
+        replication(&layout, &gw_a, "gateway-1")
+    );
+    keys.extend(lazy);
 
     // A node down in each site: four stores up, but no site has the three
     // its copy needs, so no write can succeed and the gateway says so.
@@ -675,7 +760,7 @@ async fn with_a_copy_per_site_either_site_alone_serves_everything_with_full_redu
     all_read_back(&s3_a, &keys).await;
     dc_a_nodes.insert(0, layout.node("node-1").await);
 
-    // Writes go on with dc-b away: its copy is left for repair.
+    // Writes go on with dc-b away: its copy is left for the site replicator.
     let mut written = false;
     for _ in 0..100 {
         let put = s3_a
@@ -692,19 +777,34 @@ async fn with_a_copy_per_site_either_site_alone_serves_everything_with_full_redu
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(written, "dc-a took no write while dc-b was away");
-    keys.push(("outage-0".into(), 3));
+    keys.push(("copies", "outage-0".into(), 3));
     for i in 1..10 {
         let key = format!("outage-{i}");
         common::put_bytes(&s3_a, "copies", &key, body(i)).await;
-        keys.push((key, i));
+        keys.push(("copies", key, i));
     }
+    // The sharded ones (not the small ones kept in the metadata) have only
+    // dc-a's copy, and the replicator says so.
+    let outage = replication(&layout, &gw_a, "gateway-1");
+    let mut named: Vec<&str> = outage.one_copy.iter().map(|o| o.key.as_str()).collect();
+    named.sort_unstable();
+    assert_eq!(
+        named,
+        ["outage-0", "outage-3", "outage-4", "outage-8", "outage-9"],
+        "{outage:?}"
+    );
 
-    // dc-b comes back; repair writes its copy of the outage's objects.
+    // dc-b comes back; the replicator writes its copy of the outage's objects.
     let dc_b_nodes = join_all(["node-2", "node-4", "node-6"].map(|n| layout.node(n))).await;
     let gw_b = layout.gateway("gateway-2").await;
     assert!(
-        common::eventually(90, || async { repair_done(&layout, &gw_a, "gateway-1") }).await,
-        "repair did not finish after dc-b came back: {}\n{}",
+        common::eventually(90, || async {
+            replication(&layout, &gw_a, "gateway-1").done
+                && repair_done(&layout, &gw_a, "gateway-1")
+        })
+        .await,
+        "dc-b's copies were not all written after it came back: {}\n{}\n{}",
+        admin(&layout, &gw_a, "gateway-1", &["replication", "status"]).1,
         admin(&layout, &gw_a, "gateway-1", &["repair", "status"]).1,
         member_list(&layout, &gw_a, "gateway-1")
     );

@@ -388,7 +388,7 @@ async fn every_metric_the_rules_and_dashboards_use_is_exported() {
         dir.path(),
         "gateway-1",
         format!(
-            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\ntls_cert = {:?}\ntls_key = {:?}\ndata_shards = 2\nparity_shards = 1\n{gateway_tls}[[nodes]]\nid = 1\naddr = \"{node_addr}\"\n",
+            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\ntls_cert = {:?}\ntls_key = {:?}\ndata_shards = 2\nparity_shards = 1\n{gateway_tls}[[nodes]]\nid = 1\naddr = \"{node_addr}\"\nsite = \"dc-a\"\n",
             dir.path().join("gateway-1"),
             common::TEST_ACCESS_KEY,
             common::TEST_SECRET_KEY,

@@ -14,7 +14,8 @@
 //!   k stores in parallel; missing, failing, slow or corrupt shards are read
 //!   around (parity + reconstruction) and reported. Never wrong bytes. Memory
 //!   across reads is bounded by a shared [`MemoryBudget`] too.
-//! * [`repair_shard`] (rebuild one shard onto a store) and [`scrub_shard`]
+//! * [`repair_shard`] (rebuild one shard onto a store), [`copy_shard`] (copy
+//!   one as it is, for a copy of a segment on another site) and [`scrub_shard`]
 //!   (check a stored shard without the key).
 //! * [`seal_inline`] / [`open_inline`] for objects small enough to live in metadata.
 //! * Keys: [`MasterKey`] wraps [`DataKey`]s and seals secrets (see [`crypto`]).
@@ -130,7 +131,7 @@ pub use format::Geometry;
 pub use inline::{DEFAULT_INLINE_THRESHOLD, open_inline, seal_inline};
 pub use node::{NodeScrub, NodeService};
 pub use reader::{BadShardCallback, ObjectLocation, ReadOptions, SlowShardCallback, read_object};
-pub use repair::{Pace, repair_shard, scrub_shard};
+pub use repair::{Pace, copy_shard, repair_shard, scrub_shard};
 pub use store::{
     ByteStream, LocalDir, Memory, NodeQueryError, ObjectId, Remote, S3Bucket, S3BucketConfig,
     ScrubFinding, SelfScrubbing, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth,

@@ -98,6 +98,40 @@ pub async fn repair_shard(
     Ok(())
 }
 
+/// Copies shard `id` as it is from `source` onto `target` (durable on
+/// `Ok`), streaming, and returns its length: the copies of a segment kept
+/// as a copy per site are the same sealed bytes, so one site's shard is
+/// copied, not rebuilt, for another. Nothing is checked on the way: check
+/// the copy with [`scrub_shard`] before trusting it. With `pace`, each
+/// chunk is paced before it is sent on.
+pub async fn copy_shard(
+    source: &dyn ShardStore,
+    id: ShardId,
+    target: &dyn ShardStore,
+    pace: Option<Pace>,
+) -> Result<u64, StorageError> {
+    use futures::StreamExt;
+    let Some(stat) = source.stat(id).await? else {
+        return Err(StorageError::NotFound(id));
+    };
+    let bytes = source.get(id, 0..stat.size).await?;
+    let bytes = match pace {
+        Some(pace) => bytes
+            .then(move |chunk| {
+                let pace = Arc::clone(&pace);
+                async move {
+                    if let Ok(chunk) = &chunk {
+                        pace(chunk.len() as u64).await;
+                    }
+                    chunk
+                }
+            })
+            .boxed(),
+        None => bytes,
+    };
+    target.put(id, bytes).await
+}
+
 /// Checks a stored shard file without the key (a node's scrub): header,
 /// trailer, file length and every block's xxh3, streaming.
 pub async fn scrub_shard(

@@ -15,7 +15,7 @@ use tessera_raft::model::NodeRecord;
 use super::summary::Summary;
 use super::{
     ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, LifecycleStatus, RepairStatus,
-    RunRequest, Status,
+    ReplicationStatus, RunRequest, Status,
 };
 use crate::config::NodeEntry;
 use crate::data::policy::StoragePolicy;
@@ -56,6 +56,16 @@ impl AdminClient {
     pub async fn jobs(&self) -> Result<Vec<JobReport>> {
         self.call::<(), _>(Method::GET, "/admin/v1/jobs", None)
             .await
+    }
+
+    /// How far site replication is, naming up to `limit` objects per site.
+    pub async fn replication_status(&self, limit: usize) -> Result<ReplicationStatus> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/admin/v1/replication?limit={limit}"),
+            None,
+        )
+        .await
     }
 
     /// How far repair is.

@@ -16,8 +16,8 @@ use tessera_raft::node::MetaNode;
 
 use super::summary::Summary;
 use super::{
-    ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, RaftStatus, RepairStatus, Status,
-    StoreStatus,
+    ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, RaftStatus, RepairStatus,
+    ReplicationStatus, Status, StoreStatus,
 };
 use crate::auth::{KeyStore, now_millis};
 use crate::config::{MemberEntry, NodeEntry};
@@ -220,6 +220,12 @@ impl AdminState {
         match (&method, path.as_str()) {
             (&Method::GET, "/admin/v1/status") => Ok(json(StatusCode::OK, &self.status().await?)),
             (&Method::GET, "/admin/v1/jobs") => Ok(json(StatusCode::OK, &self.jobs.reports())),
+            (&Method::GET, "/admin/v1/replication") => {
+                let limit = query_value(&req, "limit")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(100);
+                Ok(json(StatusCode::OK, &self.replication_status(limit).await?))
+            }
             (&Method::GET, "/admin/v1/repair") => {
                 Ok(json(StatusCode::OK, &self.repair_status().await?))
             }
@@ -311,8 +317,9 @@ impl AdminState {
             }
             (&Method::GET, "/admin/v1/failover") => {
                 let site = query_value(&req, "site").unwrap_or_default();
-                let plan =
-                    failover::plan(&self.meta, &self.founding, &site).map_err(failover_failure)?;
+                let plan = failover::plan(&self.meta, &self.founding, &site)
+                    .await
+                    .map_err(failover_failure)?;
                 Ok(json(StatusCode::OK, &plan))
             }
             (&Method::POST, "/admin/v1/failover") => {
@@ -428,6 +435,16 @@ impl AdminState {
             .find(|r| r.job == "repair")
             .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "no repair job".to_owned()))?;
         Ok(RepairStatus::read(&self.meta, &self.stores, &self.evacuated, &report).await?)
+    }
+
+    async fn replication_status(&self, limit: usize) -> Result<ReplicationStatus, Failure> {
+        let report = self
+            .jobs
+            .reports()
+            .into_iter()
+            .find(|r| r.job == "replicate")
+            .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "no replicate job".to_owned()))?;
+        Ok(ReplicationStatus::read(&self.meta, &report, limit).await?)
     }
 
     async fn summary(&self) -> Result<Summary, Failure> {

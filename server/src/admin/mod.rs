@@ -185,6 +185,65 @@ pub struct RepairStatus {
     pub waiting_stores: Vec<String>,
 }
 
+/// `GET /admin/v1/replication`: how far the site replicator is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationStatus {
+    /// Whether every site holds its copy of every object kept as a copy
+    /// per site: nothing queued. Every copy the replicator wrote was read
+    /// back and verified on its site before it left the queue.
+    pub done: bool,
+    /// What each site still lacks (sites lacking nothing are left out).
+    pub sites: Vec<SiteBacklog>,
+    /// Shards of the copies the sites lack.
+    pub pending_shards: u64,
+    /// Shards written (or found in place) since the server started.
+    pub done_shards: u64,
+    /// Shards written per second over the last minute or so.
+    pub shards_per_sec: f64,
+    /// Bytes of shard files written since the server started.
+    pub bytes_copied: u64,
+    /// Bytes written per second over the last minute or so.
+    pub bytes_per_sec: f64,
+    /// Seconds until nothing is queued at that rate (none when idle).
+    pub eta_secs: Option<f64>,
+    /// Objects (oldest first, up to the limit asked for) that a site
+    /// lacks: they have only their other sites' copies, and are lost with
+    /// those sites.
+    pub one_copy: Vec<OneCopyObject>,
+}
+
+/// What one site lacks of the objects kept as a copy per site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteBacklog {
+    /// The site (empty when no node record names one).
+    pub site: String,
+    /// Segment copies waiting.
+    pub segments: u64,
+    /// Their shards.
+    pub shards: u64,
+    /// Their plain-text bytes.
+    pub bytes: u64,
+    /// Seconds the oldest has waited (0 when none waits).
+    pub lag_secs: f64,
+}
+
+/// An object (or a part of an upload in progress) one site lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneCopyObject {
+    /// The site that lacks it.
+    pub site: String,
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Version id, or `upload <id> part <n>` for a part of an upload.
+    pub version: String,
+    /// Plain-text bytes of the segment.
+    pub bytes: u64,
+    /// When it was written (ms since the epoch, the writer's clock).
+    pub written_ms: i64,
+}
+
 /// Degraded segments that can lose `redundancy_left` more shards and still
 /// be read (0: one more loss makes them unreadable; below 0: unreadable
 /// until a store comes back).

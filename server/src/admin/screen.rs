@@ -9,7 +9,7 @@ use serde::Serialize;
 use tessera_raft::model::NodeState;
 
 use super::summary::{Severity, Summary};
-use super::{JobReport, RepairStatus};
+use super::{JobReport, RepairStatus, ReplicationStatus};
 use crate::members::admin::{MemberInfo, MemberList};
 
 /// Width of a progress bar, in characters.
@@ -89,6 +89,26 @@ impl JobProgress {
             eta_secs: status.eta_secs,
             finished: status.done,
             note: notes.join("; "),
+        }
+    }
+
+    /// Site replication's progress: the segment copies the sites lack.
+    pub fn replication(status: &ReplicationStatus) -> JobProgress {
+        let lag = status.sites.iter().map(|s| s.lag_secs).fold(0.0, f64::max);
+        JobProgress {
+            label: "replication".into(),
+            unit: "shards",
+            done: status.done_shards,
+            remaining: status.pending_shards,
+            bytes_per_sec: status.bytes_per_sec,
+            items_per_sec: status.shards_per_sec,
+            eta_secs: status.eta_secs,
+            finished: status.done,
+            note: if status.done {
+                String::new()
+            } else {
+                format!("segments behind, the oldest {lag:.1} s")
+            },
         }
     }
 

@@ -4,7 +4,8 @@
 //! under the object's data key and kept in metadata; anything else streams
 //! through [`tessera_storage::write_object`] into `k + m` shards on distinct
 //! stores, or a copy of them on each site the settings name (the write
-//! waits for every site up). Either way the MD5 (ETag) and every checksum the [`Integrity`]
+//! waits for every site up, or with asynchronous site replication for one
+//! copy, its own site's, the site replicator writing the others). Either way the MD5 (ETag) and every checksum the [`Integrity`]
 //! names are computed on the way, then checked against its claims: a
 //! mismatch fails and leaves nothing behind. A body is cut off when it
 //! passes its size limit or sends nothing for the body idle timeout.
@@ -20,7 +21,7 @@ use tessera_storage::{Geometry, ObjectId, StorageError, WriteOptions};
 
 use super::data_key::ObjectDataKey;
 use super::integrity::{self, Integrity};
-use super::policy::{self, StoragePolicy};
+use super::policy::{self, SiteReplication, StoragePolicy};
 use super::{DataError, DataPlane};
 
 /// The bytes of a body, as the storage writer takes them.
@@ -164,14 +165,25 @@ impl DataPlane {
         let stream = futures::stream::iter(head.into_iter().map(Ok)).chain(stream);
         let segment_id = ObjectId::random();
         let part = destination.part();
-        let (geometry, site_copies) = self.write_layout(bucket).await;
+        let Layout {
+            geometry,
+            site_copies,
+            replication,
+        } = self.write_layout(bucket).await;
         let width = geometry.total_shards();
         let quorum = self.settings.write_quorum_for(geometry);
-        let placement = if site_copies.is_empty() {
-            self.stores.choose_for_write(width, quorum, &segment_id.0)?
-        } else {
-            self.stores
-                .choose_copies(&site_copies, width, quorum, &segment_id.0)?
+        let seed = &segment_id.0;
+        let placement = match (site_copies.is_empty(), replication) {
+            (true, _) => self.stores.choose_for_write(width, quorum, seed)?,
+            (false, SiteReplication::Sync) => {
+                self.stores
+                    .choose_copies(&site_copies, width, quorum, seed)?
+            }
+            (false, SiteReplication::Async) => {
+                let home = self.stores.home_site();
+                self.stores
+                    .choose_one_copy(&site_copies, home.as_deref(), width, quorum, seed)?
+            }
         };
         let stores = placement.stores;
         let write = WriteOptions {
@@ -217,10 +229,14 @@ impl DataPlane {
         })
     }
 
-    /// The code and the site copies of `bucket`'s new segments: its storage
-    /// policy, else the gateway's defaults.
-    async fn write_layout(&self, bucket: &str) -> (Geometry, Vec<String>) {
-        let defaults = (self.settings.geometry, self.settings.site_copies.clone());
+    /// The code, the site copies and their replication of `bucket`'s new
+    /// segments: its storage policy, else the gateway's defaults.
+    async fn write_layout(&self, bucket: &str) -> Layout {
+        let defaults = Layout {
+            geometry: self.settings.geometry,
+            site_copies: self.settings.site_copies.clone(),
+            replication: self.settings.site_replication,
+        };
         let name = bucket.to_owned();
         let setting = self
             .meta
@@ -230,7 +246,11 @@ impl DataPlane {
             })
             .await;
         match setting.map(|s| s.map(|bytes| StoragePolicy::decode(&bytes))) {
-            Ok(Some(Ok(p))) => (p.geometry(self.settings.geometry), p.site_copies),
+            Ok(Some(Ok(p))) => Layout {
+                geometry: p.geometry(self.settings.geometry),
+                replication: p.replication.unwrap_or(self.settings.site_replication),
+                site_copies: p.site_copies,
+            },
             Ok(None) => defaults,
             Ok(Some(Err(e))) => {
                 tracing::warn!(bucket, error = %e, "ignoring the bucket's storage policy");
@@ -273,6 +293,16 @@ impl DataPlane {
         };
         self.ingest(key, body, opts).await
     }
+}
+
+/// How a bucket's new segments are laid out.
+struct Layout {
+    /// Their code.
+    geometry: Geometry,
+    /// The sites keeping a copy each (empty: one copy spread over them).
+    site_copies: Vec<String>,
+    /// How the copies are written.
+    replication: SiteReplication,
 }
 
 /// A body that went on past its size limit, having declared no size.

@@ -79,6 +79,8 @@ pub struct DataSettings {
     /// Sites that each keep a whole copy of every new segment (see
     /// [`location`]); empty: one copy spread over the sites.
     pub site_copies: Vec<String>,
+    /// How the site copies are written (see [`policy::SiteReplication`]).
+    pub site_replication: policy::SiteReplication,
 }
 
 impl DataSettings {
@@ -106,6 +108,7 @@ impl Default for DataSettings {
             body_idle_timeout: Duration::from_secs(30),
             write_quorum: None,
             site_copies: Vec::new(),
+            site_replication: policy::SiteReplication::Sync,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! A bucket's storage policy: the erasure code of its new segments and the
-//! sites that each keep a whole copy of them, overriding the gateway's
-//! defaults (`data_shards`, `parity_shards`, `site_copies`) for that bucket.
+//! A bucket's storage policy: the erasure code of its new segments, the
+//! sites that each keep a whole copy of them and how those copies are
+//! written, overriding the gateway's defaults (`data_shards`,
+//! `parity_shards`, `site_copies`, `site_replication`) for that bucket.
 //!
 //! Kept in the bucket's settings under [`SETTING`] as JSON, set by the
 //! admin API; segments record their own code and placement, so changing a
@@ -29,6 +30,33 @@ pub struct StoragePolicy {
     /// over every site.
     #[serde(default)]
     pub site_copies: Vec<String>,
+    /// How the copies are written; `None`: the gateway's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<SiteReplication>,
+}
+
+/// How the copies of a segment kept as a copy per site are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SiteReplication {
+    /// Every copy before the PUT is answered: a site lost the next moment
+    /// loses nothing (every site that is up takes its copy).
+    #[default]
+    Sync,
+    /// The writing gateway's own site's copy before the PUT is answered,
+    /// the others by the site replicator from a queue in the metadata:
+    /// faster writes across a slow link, at the risk of what the queue
+    /// holds when the writing site is lost.
+    Async,
+}
+
+impl std::fmt::Display for SiteReplication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SiteReplication::Sync => "sync",
+            SiteReplication::Async => "async",
+        })
+    }
 }
 
 /// Why a storage policy cannot be used.
@@ -123,11 +151,13 @@ mod tests {
             data_shards: 2,
             parity_shards: 1,
             site_copies: vec!["dc-a".into(), "dc-b".into()],
+            replication: Some(SiteReplication::Async),
         };
         assert_eq!(StoragePolicy::decode(&p.encode()), Ok(p));
         let spread: StoragePolicy =
             StoragePolicy::decode(br#"{"data_shards":4,"parity_shards":2}"#).unwrap();
         assert!(spread.site_copies.is_empty());
+        assert_eq!(spread.replication, None);
         assert!(matches!(
             StoragePolicy::decode(b"{"),
             Err(PolicyError::Malformed(_))
@@ -138,6 +168,7 @@ mod tests {
                 data_shards: k,
                 parity_shards: m,
                 site_copies: sites.iter().map(|s| s.to_string()).collect(),
+                replication: None,
             }
             .check(&stores)
         };

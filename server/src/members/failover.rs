@@ -10,15 +10,23 @@
 //! asked saw the leader's commit index with every append it accepted, so
 //! `leader_commit_seen − last_log_index` committed entries are surely not
 //! here, plus whatever the leader committed in the time since it was last
-//! heard. Both are shown before anything is done.
+//! heard. Both are shown before anything is done, with the objects whose
+//! data the surviving site lacks (kept as a copy per site but not copied
+//! there yet: asynchronous site replication behind, or the site down when
+//! they were written), which are lost with the other site.
 
 use serde::{Deserialize, Serialize};
 use tessera_raft::{MetaError, MetaNode};
 
+use crate::admin::{OneCopyObject, SiteBacklog};
 use crate::config::MemberEntry;
+use crate::workers::replicate;
+
+/// Objects the surviving site lacks that a plan names (all are counted).
+const NAMED: usize = 100;
 
 /// What a failover to one site would do, as the member asked sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailoverPlan {
     /// The surviving site.
     pub site: String,
@@ -39,6 +47,14 @@ pub struct FailoverPlan {
     /// Committed entries surely missing here: `leader_commit_seen −
     /// last_log_index` (the survivor that leads afterwards may have more).
     pub surely_lost_entries: u64,
+    /// What the surviving site lacks of the objects kept as a copy per
+    /// site, as far as the metadata here knows (`None`: nothing).
+    #[serde(default)]
+    pub site_lacks: Option<SiteBacklog>,
+    /// The oldest of those objects, by name: their data is only on the
+    /// other site.
+    #[serde(default)]
+    pub lacking_objects: Vec<OneCopyObject>,
 }
 
 /// A failover to carry out (`POST /admin/v1/failover`).
@@ -76,7 +92,7 @@ pub enum FailoverError {
 }
 
 /// What failing over to `site` would do.
-pub fn plan(
+pub async fn plan(
     meta: &MetaNode,
     founding: &[MemberEntry],
     site: &str,
@@ -91,7 +107,10 @@ pub fn plan(
     if survivors.is_empty() {
         return Err(FailoverError::NoSuchSite(site.to_owned()));
     }
+    let (mut lacks, lacking_objects) = replicate::backlog(meta, Some(site), NAMED).await?;
     Ok(FailoverPlan {
+        site_lacks: lacks.pop(),
+        lacking_objects,
         site: site.to_owned(),
         survivors,
         has_quorum: status.has_quorum,
@@ -111,7 +130,7 @@ pub async fn run(
     founding: &[MemberEntry],
     site: &str,
 ) -> Result<FailoverPlan, FailoverError> {
-    let plan = plan(meta, founding, site)?;
+    let plan = plan(meta, founding, site).await?;
     if plan.has_quorum {
         return Err(FailoverError::HasQuorum(meta.status().leader));
     }
@@ -122,7 +141,8 @@ pub async fn run(
             survivors: plan.survivors,
         });
     }
-    tracing::warn!(site, survivors = ?plan.survivors, surely_lost = plan.surely_lost_entries, "forced failover confirmed by the operator");
+    let lacking = plan.site_lacks.as_ref().map_or(0, |l| l.segments);
+    tracing::warn!(site, survivors = ?plan.survivors, surely_lost = plan.surely_lost_entries, lacking_copies = lacking, "forced failover confirmed by the operator");
     meta.force_failover(plan.survivors.iter().copied().collect())
         .await?;
     Ok(plan)

@@ -1,37 +1,31 @@
 //! Repair: rebuilds the shards in the repair queue from the surviving ones.
 //!
 //! Each pass reads the queue, orders it by how much redundancy each segment
-//! has left (least first) and works through a batch. For every queued shard
-//! it first checks the shard where it is: a shard that reads back intact
-//! (a report from a read that only timed out, a disk that came back) is
-//! kept as it is. Otherwise the shard is rebuilt from k others onto its own
-//! store when that is up; when it is down, repair waits for it until the
-//! repair grace declares it lost (see `evacuate`), then rebuilds onto a
-//! healthy store that holds no other shard of the segment, and reads it
-//! back and verifies it there. Only then does one
-//! `CompleteRepair` move the placement and take the shards off the queue;
-//! a crash before that leaves them queued and the rebuilt file an orphan
-//! for the sweep. A segment that failed waits, doubling each time, before
-//! it is tried again; the others go on.
+//! has left (least first) and works through a batch, putting every queued
+//! shard back as `rebuild` does: kept when it reads back intact, else
+//! copied from another site's copy or rebuilt from k others, onto its own
+//! store or (once that is lost) another, and verified there. Only then
+//! does one `CompleteRepair` move the placement and take the shards off the
+//! queue; a crash before that leaves them queued and the rebuilt file an
+//! orphan for the sweep. A segment that failed waits, doubling each time,
+//! before it is tried again; the others go on.
 //!
 //! Repair is done ([`RepairStatus::done`], `tessera admin repair status`)
 //! when its queue is empty and no lost or draining store holds shards
 //! evacuation has not queued yet: every shard it rebuilt was verified
 //! where it landed before it left the queue.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use metrics::gauge;
-use tessera_raft::command::Command;
 use tessera_raft::model::RepairItem;
 use tessera_raft::node::MetaNode;
 use tessera_raft::{MetaError, SegmentRecord};
-use tessera_storage::{Pace, StorageError, repair_shard, scrub_shard};
 
 use super::evacuate::Evacuated;
-use super::job::{Job, JobError, JobReport, Pass, Progress, RateLimit};
+use super::job::{Job, JobError, JobReport, Pass, Progress};
+use super::rebuild::{Outcome, Rebuilder, Retries};
 use crate::admin::{AtRisk, RepairStatus};
 use crate::data::{DataPlane, location};
 use crate::placement::StoreSet;
@@ -42,34 +36,18 @@ const SCAN: usize = 10_000;
 const BATCH: usize = 16;
 /// Segments repaired at once.
 const PARALLEL: usize = 2;
-/// First wait after a failed segment; doubled per failure up to [`MAX_RETRY`].
-const FIRST_RETRY: Duration = Duration::from_secs(2);
-/// Longest wait between attempts at one segment.
-const MAX_RETRY: Duration = Duration::from_secs(120);
 
 /// The repair job.
 pub struct RepairJob {
-    data: DataPlane,
+    rebuilder: Rebuilder,
     /// Which lost and draining stores have every shard queued.
     evacuated: Evacuated,
-    rate: Arc<RateLimit>,
-    /// Segments that failed: when to try again, and how often they failed.
-    retry: HashMap<([u8; 16], u32), (Instant, u32)>,
-    /// [`StoreSet::changes`](crate::placement::StoreSet::changes) when `retry` was last cleared.
-    store_changes: usize,
+    /// Segments that failed, and when to try them again.
+    retries: Retries,
     /// Labels of `tessera_segments_degraded` published so far.
     degraded_labels: BTreeSet<usize>,
     /// Labels of `tessera_segments_at_risk` published so far.
     at_risk_labels: BTreeSet<i64>,
-}
-
-/// What one segment's repair achieved.
-#[derive(Default)]
-struct Outcome {
-    rebuilt: Vec<(u16, String)>,
-    sound: Vec<u16>,
-    failed: usize,
-    bytes: u64,
 }
 
 impl RepairJob {
@@ -80,11 +58,9 @@ impl RepairJob {
         let geometry = data.geometry();
         crate::metrics::set_geometry(geometry.data_shards, geometry.parity_shards);
         RepairJob {
-            data,
+            rebuilder: Rebuilder::new(data, bytes_per_sec),
             evacuated,
-            rate: Arc::new(RateLimit::new(bytes_per_sec)),
-            retry: HashMap::new(),
-            store_changes: 0,
+            retries: Retries::default(),
             degraded_labels: (1..=2).collect(),
             at_risk_labels: (0..i64::from(geometry.parity_shards.max(1))).collect(),
         }
@@ -98,124 +74,29 @@ impl RepairJob {
         record: Option<&SegmentRecord>,
     ) -> (&'a RepairItem, bool, Outcome) {
         let outcome = match record {
-            Some(record) => self.repair_segment(item, record).await,
+            Some(record) => self.rebuilder.rebuild(&item.shards, record).await,
             None => Outcome::default(),
         };
         (item, record.is_some(), outcome)
-    }
-
-    /// Checks or rebuilds every queued shard of one segment.
-    async fn repair_segment(&self, item: &RepairItem, record: &SegmentRecord) -> Outcome {
-        let mut out = Outcome::default();
-        let segment = &record.segment;
-        let key = match self.data.open_key(&record.wrapped_key) {
-            Ok(key) => key.key,
-            Err(e) => {
-                tracing::error!(error = %e, "repair: cannot open the segment's data key");
-                out.failed = item.shards.len();
-                return out;
-            }
-        };
-        // Where the shards are as this repair moves them: a second shard
-        // rebuilt elsewhere must not land beside the first.
-        let mut placement = segment.placement.clone();
-        for &index in &item.shards {
-            let id = location::shard_id(segment, index);
-            let Some(home) = segment.placement.get(usize::from(index)) else {
-                // Out of range: nothing to rebuild; CompleteRepair drops it.
-                out.sound.push(index);
-                continue;
-            };
-            // A shard that is not known missing and reads back intact stays.
-            if !segment.missing.contains(&index)
-                && let Some(store) = self.data.stores().get(home).filter(|s| {
-                    !self.data.stores().is_down(s.id()) && !self.data.stores().is_draining(s.id())
-                })
-                && scrub_shard(store.as_ref(), id).await.is_ok()
-            {
-                out.sound.push(index);
-                continue;
-            }
-            // A copy kept per site is rebuilt on its own site.
-            let site = location::copy_site(segment, index, self.data.stores());
-            let Some(target) =
-                self.data
-                    .stores()
-                    .repair_target(&placement, usize::from(index), site.as_deref())
-            else {
-                tracing::warn!(shard = %id, "repair: no healthy store can take the shard");
-                out.failed += 1;
-                continue;
-            };
-            // Read from every other shard the reader may use; it verifies
-            // each block and reads around the bad ones itself.
-            let loc = match self.data.locate(segment, &[index]) {
-                Ok(loc) => loc,
-                Err(e) => {
-                    tracing::error!(shard = %id, error = %e, "repair: unusable segment record");
-                    out.failed += 1;
-                    continue;
-                }
-            };
-            let rate = Arc::clone(&self.rate);
-            let pace: Pace = Arc::new(move |bytes| {
-                let rate = Arc::clone(&rate);
-                Box::pin(async move { rate.take(bytes).await })
-            });
-            let stripe_index = location::stripe_index(segment, index);
-            let rebuilt = async {
-                repair_shard(&loc, &key, stripe_index, target.clone(), Some(pace)).await?;
-                scrub_shard(target.as_ref(), id).await
-            }
-            .await;
-            match rebuilt {
-                Ok(summary) => {
-                    let bytes = location::geometry(segment)
-                        .shard_file_len(summary.trailer.size, usize::from(stripe_index));
-                    tracing::info!(shard = %id, store = target.id(), "repair: shard rebuilt and verified");
-                    out.rebuilt.push((index, target.id().to_owned()));
-                    if let Some(slot) = placement.get_mut(usize::from(index)) {
-                        target.id().clone_into(slot);
-                    }
-                    out.bytes += bytes;
-                }
-                Err(e) => {
-                    tracing::warn!(shard = %id, store = target.id(), error = %e, "repair: rebuilding failed");
-                    if !matches!(e, StorageError::NotFound(_)) {
-                        crate::metrics::backend_error(target.id());
-                    }
-                    out.failed += 1;
-                }
-            }
-        }
-        out
     }
 }
 
 #[async_trait::async_trait]
 impl Job for RepairJob {
     async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError> {
-        let status = self.data.meta().status();
+        let status = self.rebuilder.data().meta().status();
         if status.leader != Some(status.id) {
             return Ok(Pass::Idle);
         }
-        let queue = read_queue(self.data.meta()).await?;
+        let queue = read_queue(self.rebuilder.data().meta()).await?;
         let pending = self.publish(&queue, progress);
-        // A store came back (or went): what waited for one may go now.
-        if self.data.stores().changes() != self.store_changes {
-            self.store_changes = self.data.stores().changes();
-            self.retry.clear();
-        }
+        self.retries.refresh(self.rebuilder.data().stores(), |seg| {
+            queue.iter().any(|(i, _)| (i.object_id, i.part) == *seg)
+        });
         let now = Instant::now();
-        self.retry
-            .retain(|seg, _| queue.iter().any(|(i, _)| (i.object_id, i.part) == *seg));
         let mut ready: Vec<(i64, &RepairItem, Option<&SegmentRecord>)> = queue
             .iter()
-            .filter(|(item, _)| {
-                self.retry
-                    .get(&(item.object_id, item.part))
-                    .is_none_or(|(at, _)| *at <= now)
-            })
+            .filter(|(item, _)| self.retries.ready(&(item.object_id, item.part), now))
             .map(|(item, record)| (spare(item, record.as_ref()), item, record.as_ref()))
             .collect();
         ready.sort_by_key(|(spare, _, _)| *spare);
@@ -232,36 +113,21 @@ impl Job for RepairJob {
         let worked = outcomes.len();
         let mut finished_total = 0;
         for (item, referenced, outcome) in outcomes {
-            let seg = (item.object_id, item.part);
-            if outcome.failed > 0 {
-                progress.failed(outcome.failed as u64);
-                let failures = self.retry.get(&seg).map_or(0, |(_, n)| *n) + 1;
-                let wait = FIRST_RETRY
-                    .saturating_mul(1 << failures.min(16))
-                    .min(MAX_RETRY);
-                self.retry.insert(seg, (Instant::now() + wait, failures));
-            } else {
-                self.retry.remove(&seg);
-            }
-            let finished = (outcome.rebuilt.len() + outcome.sound.len()) as u64;
-            if finished > 0 || !referenced {
-                self.data
-                    .meta()
-                    .write(Command::CompleteRepair {
-                        object_id: item.object_id,
-                        part: item.part,
-                        rebuilt: outcome.rebuilt,
-                        sound: outcome.sound,
-                    })
-                    .await?;
-                progress.done(finished, outcome.bytes);
-                finished_total += finished;
-            }
+            finished_total += self
+                .rebuilder
+                .settle(
+                    (item.object_id, item.part),
+                    referenced,
+                    outcome,
+                    progress,
+                    &mut self.retries,
+                )
+                .await?;
         }
         let left = pending.saturating_sub(finished_total);
         progress.set_queued(left);
         gauge!("tessera_repair_pending_shards").set(left as f64);
-        let outstanding = self.evacuated.outstanding(self.data.stores());
+        let outstanding = self.evacuated.outstanding(self.rebuilder.data().stores());
         let status = RepairStatus::new(
             left,
             BTreeMap::new(),
