@@ -446,6 +446,47 @@ async fn two_sites_without_a_witness_fail_over_when_the_operator_says_so() {
     for i in 0..10 {
         common::put_bytes(&s3_a, "two", &format!("kept-{i}"), body(i)).await;
     }
+    // A bucket kept as a copy per site, written asynchronously, while
+    // dc-b's nodes hang (SIGSTOP): dc-b's member has these objects'
+    // metadata but its site has not their data.
+    s3_a.create_bucket().bucket("lazy").send().await.unwrap();
+    let (ok, text) = admin(
+        &layout,
+        &dc_a,
+        "gateway-1",
+        &[
+            "bucket",
+            "policy",
+            "lazy",
+            "--data-shards",
+            "2",
+            "--parity-shards",
+            "1",
+            "--site-copies",
+            "dc-a,dc-b",
+            "--replication",
+            "async",
+        ],
+    );
+    assert!(ok, "{text}");
+    // Nodes go round the sites: dc-a has the odd ones, dc-b the even.
+    let dc_b_nodes: Vec<&Process> = nodes.iter().skip(1).step_by(2).collect();
+    let hang = |sig: &str| {
+        for node in &dc_b_nodes {
+            let pid = node.child.id().unwrap().to_string();
+            assert!(
+                std::process::Command::new("kill")
+                    .args([sig, &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+    };
+    hang("-STOP");
+    for i in 0..3 {
+        common::put_bytes(&s3_a, "lazy", &format!("lazy-{i}"), body(4)).await;
+    }
     // While dc-a stands, failover is refused.
     let (ok, text) = admin(
         &layout,
@@ -475,11 +516,14 @@ async fn two_sites_without_a_witness_fail_over_when_the_operator_says_so() {
             .success()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // (Into the bucket written asynchronously: dc-b's nodes still hang.)
     for i in 0..5 {
-        common::put_bytes(&s3_a, "two", &format!("unseen-{i}"), body(i)).await;
+        common::put_bytes(&s3_a, "lazy", &format!("unseen-{i}"), body(i)).await;
     }
     // dc-a is lost: its gateway and its nodes (the odd ones).
     kill(dc_a).await;
+    hang("-CONT");
+    drop(dc_b_nodes);
     for i in [4, 2, 0] {
         kill(nodes.remove(i)).await;
     }
@@ -511,6 +555,14 @@ async fn two_sites_without_a_witness_fail_over_when_the_operator_says_so() {
     assert!(!ok && text.contains("nothing done"), "{text}");
     assert!(text.contains("members [2] become the voters"), "{text}");
     assert!(text.contains("surely lost: 0 committed entries"), "{text}");
+    // ... and the data dc-b lacks: the three asynchronous objects.
+    assert!(
+        text.contains("object data lost with the other site: 3 segments"),
+        "{text}"
+    );
+    for i in 0..3 {
+        assert!(text.contains(&format!("lazy/lazy-{i} (")), "{text}");
+    }
     let heard: f64 = text
         .split("last heard ")
         .nth(1)
@@ -558,11 +610,26 @@ async fn two_sites_without_a_witness_fail_over_when_the_operator_says_so() {
     for i in 0..5 {
         let gone = s3_b
             .get_object()
-            .bucket("two")
+            .bucket("lazy")
             .key(format!("unseen-{i}"))
             .send()
             .await;
         assert_eq!(common::code(gone), "NoSuchKey");
+    }
+    // The objects the plan named as lacking cannot be read: their only
+    // copy was on dc-a.
+    for i in 0..3 {
+        let read = s3_b
+            .get_object()
+            .bucket("lazy")
+            .key(format!("lazy-{i}"))
+            .send()
+            .await;
+        let bytes = match read {
+            Ok(out) => out.body.collect().await.map(|b| b.to_vec()).ok(),
+            Err(_) => None,
+        };
+        assert!(bytes.is_none(), "lazy-{i} read back without its data");
     }
     // New writes go to dc-b's stores once its probes have seen dc-a's
     // nodes gone (until then a write may meet one and get a 503).
