@@ -199,6 +199,7 @@ async fn a_signed_form_stores_the_file_as_put_object_would() {
         ("key", "docs/${filename}"),
         ("Content-Type", "text/plain"),
         ("x-amz-meta-Owner", "ann"),
+        ("x-amz-meta-city", "Zürich"),
         ("acl", "public-read"),
         ("tagging", tagging),
         ("success_action_status", "201"),
@@ -209,6 +210,7 @@ async fn a_signed_form_stores_the_file_as_put_object_would() {
             json!(["starts-with", "$key", "docs/"]),
             json!(["eq", "$Content-Type", "text/plain"]),
             json!({"x-amz-meta-owner": "ann"}),
+            json!(["starts-with", "$x-amz-meta-city", "Z"]),
             json!({"acl": "public-read"}),
             json!(["starts-with", "$tagging", ""]),
             json!(["eq", "$success_action_status", "201"]),
@@ -250,6 +252,11 @@ async fn a_signed_form_stores_the_file_as_put_object_would() {
     assert_eq!(
         head.metadata().unwrap().get("owner").map(String::as_str),
         Some("ann")
+    );
+    // Non-ASCII values come back RFC 2047-encoded, as from PutObject.
+    assert_eq!(
+        head.metadata().unwrap().get("city").map(String::as_str),
+        Some("=?UTF-8?B?WsO8cmljaA==?=")
     );
     let tags = client
         .get_object_tagging()
