@@ -669,6 +669,49 @@ async fn versioned_buckets_get_markers_lose_old_versions_and_lone_markers() {
     assert!(!all.iter().any(|v| v.1 == h1));
 }
 
+/// GET and HEAD naming a version id: the current version carries
+/// `x-amz-expiration` as it does without one; a noncurrent version (which
+/// `Expiration` no longer concerns) does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_amz_expiration_for_a_version_id_of_the_current_version() {
+    let (_server, c) = with_bucket("vexp").await;
+    common::enable_versioning(&c, "vexp").await;
+    put_rules(
+        &c,
+        "vexp",
+        vec![
+            rule("all", prefix(""))
+                .expiration(expire_days(3))
+                .build()
+                .unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    let old = put_version(&c, "vexp", "k", b"1").await;
+    let new = put_version(&c, "vexp", "k", b"2").await;
+    let header = c
+        .head_object()
+        .bucket("vexp")
+        .key("k")
+        .send()
+        .await
+        .unwrap()
+        .expiration()
+        .unwrap()
+        .to_owned();
+    assert!(header.ends_with("rule-id=\"all\""), "{header}");
+    let head = |v: &str| c.head_object().bucket("vexp").key("k").version_id(v).send();
+    let get = |v: &str| c.get_object().bucket("vexp").key("k").version_id(v).send();
+    assert_eq!(
+        head(&new).await.unwrap().expiration(),
+        Some(header.as_str())
+    );
+    assert_eq!(get(&new).await.unwrap().expiration(), Some(header.as_str()));
+    assert_eq!(head(&old).await.unwrap().expiration(), None);
+    assert_eq!(get(&old).await.unwrap().expiration(), None);
+}
+
 /// A `Date` rule, like a `Days` one, also removes delete markers left
 /// without any other version once its date has come (S3: a configuration
 /// that expires current versions removes expired object delete markers);
