@@ -276,7 +276,8 @@ impl LifecycleConfig {
             }
         }
         // A lone marker goes under `ExpiredObjectDeleteMarker`, or, as S3
-        // does, under `Days` once it is as old as they say.
+        // does with rules that expire current versions, under `Days` once
+        // it is as old as they say and under `Date` once that has come.
         let alone = removed == older.len();
         let marker_due =
             self.enabled()
@@ -284,7 +285,8 @@ impl LifecycleConfig {
                 .any(|r| match r.expiration {
                     Some(Expiration::ExpiredObjectDeleteMarker(on)) => on,
                     Some(Expiration::Days(d)) => after_days(current.last_modified, d) <= now,
-                    Some(Expiration::Date(_)) | None => false,
+                    Some(Expiration::Date(date)) => date <= now,
+                    None => false,
                 });
         if current.is_delete_marker() && alone && marker_due {
             actions.push(LifecycleAction::RemoveExpiredMarker {
@@ -426,6 +428,23 @@ mod tests {
         assert!(config.plan(&marker, 4 * DAY - 1).is_empty());
         assert_eq!(
             config.plan(&marker, 4 * DAY),
+            vec![LifecycleAction::RemoveExpiredMarker {
+                version_id: "m".into()
+            }]
+        );
+        let with_version = [marker[0].clone(), version("logs/a", "v", DAY, false)];
+        assert!(config.plan(&with_version, 10 * DAY).is_empty());
+    }
+
+    #[test]
+    fn lone_markers_go_under_date_once_it_has_come() {
+        let config = LifecycleConfig {
+            rules: vec![rule(Some(Expiration::Date(5 * DAY)), None)],
+        };
+        let marker = [version("logs/a", "m", DAY, true)];
+        assert!(config.plan(&marker, 5 * DAY - 1).is_empty());
+        assert_eq!(
+            config.plan(&marker, 5 * DAY),
             vec![LifecycleAction::RemoveExpiredMarker {
                 version_id: "m".into()
             }]

@@ -176,7 +176,7 @@ fn expired_token() -> s3s::S3Error {
 /// [`GrantAccess`]: the signing key, or for temporary credentials the key
 /// that assumed the role.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Principal(String);
+pub(crate) struct Principal(pub(crate) String);
 
 /// The access key id `req` acts as (see [`Principal`]), `None` when unsigned.
 pub(crate) fn principal<T>(req: &S3Request<T>) -> Option<&str> {
@@ -676,6 +676,57 @@ fn request_context<T>(req: &S3Request<T>, caller: Option<&str>) -> policy::Conte
     )
 }
 
+/// A request to authorize: what s3s's access check tells of it, or what a
+/// browser upload (POST Object, read before s3s) asks for.
+pub(crate) struct Admission<'a> {
+    /// The S3 operation.
+    pub(crate) op: &'a str,
+    /// The addressed bucket and object key.
+    pub(crate) bucket: Option<String>,
+    pub(crate) key: Option<String>,
+    /// The verified signing credentials (`None`: anonymous).
+    pub(crate) credentials: Option<&'a Credentials>,
+    /// The session token that came with them.
+    pub(crate) token: Option<String>,
+    /// The headers and URI bucket policy conditions read.
+    pub(crate) headers: &'a http::HeaderMap,
+    pub(crate) uri: &'a http::Uri,
+    pub(crate) conn: Option<ConnInfo>,
+}
+
+impl GrantAccess {
+    /// Authorizes `a` (see the module docs); the access key it acts as
+    /// (`None`: anonymous).
+    pub(crate) async fn admit(&self, a: Admission<'_>) -> S3Result<Option<String>> {
+        let caller = match a.credentials {
+            Some(creds) => Some(self.principal_of(creds, a.token.as_deref())?),
+            None => None,
+        };
+        let (bucket, need) = match (a.op, a.bucket) {
+            ("CreateBucket", _) => (None, Some(Need::Create)),
+            (_, None) => (None, None),
+            (op, Some(bucket)) => (Some(bucket), Some(Need::of(op))),
+        };
+        let standing = self.standing(caller.as_deref(), bucket.as_deref()).await?;
+        let version_id = policy::keys::version_id(a.uri);
+        let target = Target {
+            op: a.op,
+            bucket: bucket.as_deref(),
+            key: a.key.as_deref(),
+            version_id: version_id.as_deref(),
+            need,
+        };
+        // DeleteObjects is decided per key once its body is read.
+        if a.op != "DeleteObjects" {
+            let pcx = policy::keys::context(a.headers, a.uri, a.conn.as_ref(), caller.as_deref());
+            self.authorize(&standing, caller.as_deref(), &target, &pcx)
+                .await?;
+        }
+        standing.check_expected_owner(header(a.headers, "x-amz-expected-bucket-owner"))?;
+        Ok(caller)
+    }
+}
+
 #[async_trait::async_trait]
 impl S3Access for GrantAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
@@ -684,40 +735,23 @@ impl S3Access for GrantAccess {
         crate::metrics::set_current_op(op, cx.s3_path().get_bucket_name());
         // s3s reads XML bodies right after this check: refuse huge ones first.
         crate::s3::body_limit::check(op, cx.headers())?;
-        let caller = match cx.credentials() {
-            Some(creds) => {
-                let token = session_token(cx.headers(), cx.uri());
-                Some(self.principal_of(creds, token.as_deref())?)
-            }
-            None => None,
-        };
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
             S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
         };
-        let (bucket, need) = match (op, bucket) {
-            ("CreateBucket", _) => (None, Some(Need::Create)),
-            (_, None) => (None, None),
-            (_, Some(bucket)) => (Some(bucket), Some(Need::of(op))),
-        };
-        let standing = self.standing(caller.as_deref(), bucket.as_deref()).await?;
-        let version_id = policy::keys::version_id(cx.uri());
-        let target = Target {
-            op,
-            bucket: bucket.as_deref(),
-            key: key.as_deref(),
-            version_id: version_id.as_deref(),
-            need,
-        };
-        // DeleteObjects is decided per key once its body is read.
-        if op != "DeleteObjects" {
-            let pcx =
-                policy::keys::context(cx.headers(), cx.uri(), conn.as_ref(), caller.as_deref());
-            self.authorize(&standing, caller.as_deref(), &target, &pcx)
-                .await?;
-        }
-        standing.check_expected_owner(header(cx.headers(), "x-amz-expected-bucket-owner"))?;
+        let caller = self
+            .admit(Admission {
+                op,
+                bucket,
+                key,
+                credentials: cx.credentials(),
+                token: session_token(cx.headers(), cx.uri()),
+                headers: cx.headers(),
+                uri: cx.uri(),
+                conn,
+            })
+            .await?;
         if let Some(caller) = caller {
             cx.extensions_mut().insert(Principal(caller));
         }

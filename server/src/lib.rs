@@ -213,6 +213,7 @@ impl Server {
         });
         let gateway = Gateway::new(data.clone(), gateway_settings);
         let routes = routes::Routes::new(gateway.cors_route(), sts::StsRoute::new(keys.clone()));
+        let post_gateway = gateway.clone();
         let mut s3 = S3ServiceBuilder::new(gateway);
         let mut s3_config = s3s::config::S3Config::default();
         s3_config.xml_max_body_size = s3::body_limit::XML_BODY_LIMIT;
@@ -226,6 +227,13 @@ impl Server {
             s3.set_host(host);
         }
         let s3 = s3::RegionCheck::new(s3.build(), &config.region);
+        let s3 = s3::PostObject::new(
+            s3,
+            post_gateway,
+            KeyAuth::new(keys.clone()),
+            GrantAccess::new(keys.clone()),
+            host.clone(),
+        );
         let s3 = metrics::Measured(s3::CorsLayer::new(s3, meta.clone(), host));
 
         let jobs = Jobs::new();

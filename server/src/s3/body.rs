@@ -42,8 +42,8 @@ pub(crate) fn upload<'a>(
     }
 }
 
-/// A stream made `Sync` for s3s's response body (it is only ever polled
-/// through `&mut`, so the lock is never contended).
+/// A stream made `Sync` for s3s's bodies (it is only ever polled through
+/// `&mut`, so the lock is never contended).
 struct SyncStream<S>(Mutex<S>);
 
 impl<S> Stream for SyncStream<S>
@@ -64,5 +64,14 @@ where
 
 /// A data stream as a response body.
 pub(crate) fn blob(stream: DataStream) -> StreamingBlob {
+    sync_blob(stream)
+}
+
+/// Any byte stream as an s3s body (a browser upload's file, say).
+pub(crate) fn sync_blob<S, E>(stream: S) -> StreamingBlob
+where
+    S: Stream<Item = Result<bytes::Bytes, E>> + Send + Unpin + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
     StreamingBlob::wrap(SyncStream(Mutex::new(stream)))
 }

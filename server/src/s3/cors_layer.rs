@@ -39,6 +39,15 @@ impl<S> CorsLayer<S> {
 /// when a base domain is configured and `Host` is a name (not an address),
 /// path style otherwise.
 fn request_bucket<B>(domain: Option<&BaseDomain>, req: &Request<B>) -> Option<String> {
+    addressed_bucket(domain, req).map(|(bucket, _)| bucket)
+}
+
+/// The bucket `req` addresses (see [`request_bucket`]) and whether it was
+/// named by the `Host` (virtual-host style).
+pub(crate) fn addressed_bucket<B>(
+    domain: Option<&BaseDomain>,
+    req: &Request<B>,
+) -> Option<(String, bool)> {
     let host = req
         .headers()
         .get(header::HOST)
@@ -50,10 +59,10 @@ fn request_bucket<B>(domain: Option<&BaseDomain>, req: &Request<B>) -> Option<St
     {
         let vh = domain.parse_host_header(host).ok()?;
         if let Some(bucket) = vh.bucket() {
-            return Some(bucket.to_owned());
+            return Some((bucket.to_owned(), true));
         }
     }
-    cors::path_bucket(req.uri())
+    cors::path_bucket(req.uri()).map(|bucket| (bucket, false))
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for CorsLayer<S>

@@ -330,22 +330,31 @@ pub(crate) fn expiration_header(bucket: &Bucket, version: &ObjectVersion) -> Opt
 }
 
 impl Gateway {
-    /// `x-amz-expiration` for `version` when it is the current version of
-    /// its key (`latest`), read locally as the lock of a read is.
+    /// `x-amz-expiration` for `version` of a GET or HEAD (`named`: the
+    /// request gave its version id), when it is the current version of its
+    /// key: a version id naming the current version gets the header as a
+    /// request without one does. Read locally, as the lock of a read is.
     pub(crate) async fn expiration_of(
         &self,
         version: &ObjectVersion,
-        latest: bool,
+        named: bool,
     ) -> S3Result<Option<String>> {
-        if !latest {
-            return Ok(None);
-        }
-        let name = version.bucket.clone();
-        let bucket = self
+        let (name, key) = (version.bucket.clone(), version.key.clone());
+        let (bucket, latest) = self
             .meta()
-            .read_local(move |view| view.bucket(&name))
+            .read_local(move |view| {
+                let latest = if named {
+                    view.object(&name, &key, None)?.map(|v| v.version_id)
+                } else {
+                    None
+                };
+                Ok((view.bucket(&name)?, latest))
+            })
             .await
             .map_err(errors::meta)?;
+        if named && latest.as_deref() != Some(version.version_id.as_str()) {
+            return Ok(None);
+        }
         Ok(bucket.and_then(|b| expiration_header(&b, version)))
     }
 }

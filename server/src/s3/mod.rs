@@ -13,7 +13,9 @@
 //! `body` (request and response bodies between s3s and the data layer),
 //! `integrity` (a request's checksum claims), `conditions` (HTTP
 //! preconditions), `convert` (model ↔ S3 types), `errors` (error mapping,
-//! data-layer errors included), `body_limit` (XML body limit).
+//! data-layer errors included), `body_limit` (XML body limit),
+//! `post_object` (browser uploads, before s3s), `post_form` (their
+//! multipart form, streamed) and `post_policy` (their policy document).
 
 pub(crate) mod acl;
 mod body;
@@ -33,6 +35,9 @@ mod mpu_checksum;
 mod multipart;
 mod object;
 mod object_lock;
+mod post_form;
+mod post_object;
+mod post_policy;
 mod public_access;
 mod region_check;
 mod tagging;
@@ -45,6 +50,7 @@ use crate::data::DataPlane;
 
 pub use cors::CorsRoute;
 pub use cors_layer::CorsLayer;
+pub use post_object::PostObject;
 pub use region_check::RegionCheck;
 
 /// Tunables of the S3 surface (the data path's are [`crate::data::DataSettings`]).
@@ -66,7 +72,8 @@ impl Default for GatewaySettings {
 }
 
 /// The S3 gateway: an [`s3s::S3`] implementation over Tessera's metadata
-/// and data layer.
+/// and data layer. Cheap to clone: clones share the data plane.
+#[derive(Clone)]
 pub struct Gateway {
     data: DataPlane,
     settings: GatewaySettings,

@@ -324,7 +324,7 @@ pub(crate) async fn get_object(
     );
     describe_lock!(out, gw.lock_of(&plan.version).await?);
     out.expiration = gw
-        .expiration_of(&plan.version, i.version_id.is_none())
+        .expiration_of(&plan.version, i.version_id.is_some())
         .await?;
     Ok(S3Response::new(out))
 }
@@ -344,7 +344,7 @@ pub(crate) async fn head_object(
     );
     describe_lock!(out, gw.lock_of(&plan.version).await?);
     out.expiration = gw
-        .expiration_of(&plan.version, i.version_id.is_none())
+        .expiration_of(&plan.version, i.version_id.is_some())
         .await?;
     Ok(S3Response::new(out))
 }

@@ -669,6 +669,109 @@ async fn versioned_buckets_get_markers_lose_old_versions_and_lone_markers() {
     assert!(!all.iter().any(|v| v.1 == h1));
 }
 
+/// GET and HEAD naming a version id: the current version carries
+/// `x-amz-expiration` as it does without one; a noncurrent version (which
+/// `Expiration` no longer concerns) does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_amz_expiration_for_a_version_id_of_the_current_version() {
+    let (_server, c) = with_bucket("vexp").await;
+    common::enable_versioning(&c, "vexp").await;
+    put_rules(
+        &c,
+        "vexp",
+        vec![
+            rule("all", prefix(""))
+                .expiration(expire_days(3))
+                .build()
+                .unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    let old = put_version(&c, "vexp", "k", b"1").await;
+    let new = put_version(&c, "vexp", "k", b"2").await;
+    let header = c
+        .head_object()
+        .bucket("vexp")
+        .key("k")
+        .send()
+        .await
+        .unwrap()
+        .expiration()
+        .unwrap()
+        .to_owned();
+    assert!(header.ends_with("rule-id=\"all\""), "{header}");
+    let head = |v: &str| c.head_object().bucket("vexp").key("k").version_id(v).send();
+    let get = |v: &str| c.get_object().bucket("vexp").key("k").version_id(v).send();
+    assert_eq!(
+        head(&new).await.unwrap().expiration(),
+        Some(header.as_str())
+    );
+    assert_eq!(get(&new).await.unwrap().expiration(), Some(header.as_str()));
+    assert_eq!(head(&old).await.unwrap().expiration(), None);
+    assert_eq!(get(&old).await.unwrap().expiration(), None);
+}
+
+/// A `Date` rule, like a `Days` one, also removes delete markers left
+/// without any other version once its date has come (S3: a configuration
+/// that expires current versions removes expired object delete markers);
+/// a marker with versions behind it stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn date_rules_remove_lone_markers_once_the_date_has_come() {
+    let (server, c) = setup().await;
+    c.create_bucket().bucket("dated").send().await.unwrap();
+    common::enable_versioning(&c, "dated").await;
+    let current = put_version(&c, "dated", "cur/a", b"a1").await;
+    let gone = put_version(&c, "dated", "gone/x", b"x1").await;
+    c.delete_object()
+        .bucket("dated")
+        .key("gone/x")
+        .send()
+        .await
+        .unwrap();
+    c.delete_object()
+        .bucket("dated")
+        .key("gone/x")
+        .version_id(&gone)
+        .send()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let tomorrow = (now / 86_400 + 1) * 86_400;
+    let date = LifecycleExpiration::builder()
+        .date(DateTime::from_secs(i64::try_from(tomorrow).unwrap()))
+        .build();
+    put_rules(
+        &c,
+        "dated",
+        vec![rule("dated", prefix("")).expiration(date).build().unwrap()],
+    )
+    .await
+    .unwrap();
+
+    let status = run_lifecycle(&server, 0).await;
+    assert_eq!(status.counts.markers_removed, 0, "{status:?}");
+    assert_eq!(versions(&c, "dated").await.len(), 2);
+
+    let status = run_lifecycle(&server, 2).await;
+    assert_eq!(status.counts.objects_expired, 1, "{status:?}");
+    assert_eq!(status.counts.markers_removed, 1, "{status:?}");
+    // cur/a is hidden behind a new marker (which has a version behind it:
+    // it stays); gone/x's lone marker is gone.
+    let all = versions(&c, "dated").await;
+    let left: BTreeSet<(&str, bool)> = all.iter().map(|(k, _, m)| (k.as_str(), *m)).collect();
+    assert_eq!(
+        left,
+        BTreeSet::from([("cur/a", false), ("cur/a", true)]),
+        "{all:?}"
+    );
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.iter().any(|(_, v, _)| *v == current));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locked_versions_are_kept_and_counted() {
     let (server, c) = setup().await;

@@ -18,6 +18,7 @@ mod multipart;
 mod object;
 mod object_lock;
 mod policy;
+mod post_object;
 mod public_access;
 mod region;
 mod versioning;

@@ -98,6 +98,41 @@ async fn metadata_and_overrides() {
     );
 }
 
+/// User metadata with non-ASCII values, as S3 documents it: values sent
+/// RFC 2047-encoded (B or Q) are decoded before they are stored and
+/// encoded (B, UTF-8) when sent back; ASCII values are sent as they are.
+/// A copy keeps the decoded values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unicode_metadata_is_stored_decoded_and_sent_rfc2047_encoded() {
+    let (_s, c) = with_bucket("bkt").await;
+    c.put_object()
+        .bucket("bkt")
+        .key("u")
+        .metadata("city", "=?UTF-8?Q?Z=C3=BCrich?=")
+        .metadata("drink", "=?UTF-8?B?4piVIGNhZsOp?=")
+        .metadata("plain", "ascii only")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    c.copy_object()
+        .bucket("bkt")
+        .key("copy")
+        .copy_source("bkt/u")
+        .send()
+        .await
+        .unwrap();
+    for key in ["u", "copy"] {
+        let head = c.head_object().bucket("bkt").key(key).send().await.unwrap();
+        let meta = head.metadata().unwrap();
+        let shown = |k: &str| meta.get(k).map(String::as_str);
+        // "Zürich" and "☕ café", B-encoded whatever encoding they came in.
+        assert_eq!(shown("city"), Some("=?UTF-8?B?WsO8cmljaA==?="), "{key}");
+        assert_eq!(shown("drink"), Some("=?UTF-8?B?4piVIGNhZsOp?="), "{key}");
+        assert_eq!(shown("plain"), Some("ascii only"), "{key}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_md5_and_checksums_are_verified() {
     let (_s, c) = with_bucket("bkt").await;

@@ -100,17 +100,7 @@ impl Signer {
             "{ALGORITHM}\n{stamp}\n{scope}\n{}",
             hex::encode(Sha256::digest(canonical_request.as_bytes()))
         );
-        let key = [
-            day.as_bytes(),
-            self.region.as_bytes(),
-            self.service.as_bytes(),
-            b"aws4_request",
-        ]
-        .into_iter()
-        .fold(
-            format!("AWS4{}", self.secret_key).into_bytes(),
-            |key, part| hmac(&key, part),
-        );
+        let key = signing_key(&self.secret_key, day, &self.region, &self.service);
         let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
         let authorization = format!(
             "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
@@ -125,8 +115,24 @@ impl Signer {
     }
 }
 
+/// The SigV4 signing key of `secret` for `day` (`YYYYMMDD`), `region` and
+/// `service`: `AWS4<secret>` HMAC-chained through the credential scope.
+/// The S3 gateway checks browser-upload (POST form) signatures with it too.
+pub fn signing_key(secret: &str, day: &str, region: &str, service: &str) -> Vec<u8> {
+    [
+        day.as_bytes(),
+        region.as_bytes(),
+        service.as_bytes(),
+        b"aws4_request",
+    ]
+    .into_iter()
+    .fold(format!("AWS4{secret}").into_bytes(), |key, part| {
+        hmac(&key, part)
+    })
+}
+
 /// HMAC-SHA256 of `data` under `key`.
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+pub fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = match HmacSha256::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC takes keys of any length"),
