@@ -140,10 +140,10 @@ impl AdminState {
         req: Request<Incoming>,
     ) -> Result<Response<s3s::Body>, Infallible> {
         let path = req.uri().path().to_owned();
-        if path == "/console" || path.starts_with("/console/") {
-            if let Some(c) = &self.console {
-                return Ok(console::handle(&self, c, req).await);
-            }
+        if (path == "/console" || path.starts_with("/console/"))
+            && let Some(c) = &self.console
+        {
+            return Ok(console::handle(&self, c, req).await);
         }
         let answer = match (req.method(), path.as_str()) {
             (&Method::GET, "/metrics") => {

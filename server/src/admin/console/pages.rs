@@ -115,7 +115,7 @@ fn eta(secs: Option<f64>) -> String {
 
 fn bar(done: u64, remaining: u64) -> Markup {
     let whole = done + remaining;
-    let share = if whole == 0 { 100 } else { done * 100 / whole };
+    let share = done.saturating_mul(100).checked_div(whole).unwrap_or(100);
     html! { progress max="100" value=(share) { (share) "%" } }
 }
 
