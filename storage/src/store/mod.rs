@@ -12,7 +12,7 @@ pub use identity::{ID_FILE, LegacyId, StoreIdentity};
 pub use local::LocalDir;
 pub use memory::Memory;
 pub use remote::{NodeQueryError, Remote};
-pub use s3::{PART_SIZE as S3_PART_SIZE, S3Bucket, S3BucketConfig, S3Error};
+pub use s3::{PART_SIZE as S3_PART_SIZE, S3Bucket, S3BucketConfig, S3Error, sigv4};
 
 use std::fmt;
 use std::ops::Range;

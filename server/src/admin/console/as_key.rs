@@ -8,13 +8,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hmac::{Hmac, KeyInit as _, Mac as _};
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use s3s::Body;
 use s3s::service::S3Service;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use tessera_storage::store::sigv4::{Signer, canonical_query, uri_encode};
 
 use crate::listener::ConnInfo;
 
@@ -23,6 +22,9 @@ const MAX_XML: usize = 4 * 1024 * 1024;
 
 /// The host signed requests name (path-style: no bucket in it).
 const HOST: &str = "console.tessera.internal";
+
+/// The payload hash of a request whose body is not hashed.
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// Why a request made for the console failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,33 +106,6 @@ impl<'a> Call<'a> {
     }
 }
 
-/// `text` encoded as SigV4 wants it (RFC 3986 unreserved kept; `/` kept
-/// when `keep_slash`).
-fn uri_encode(text: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(b));
-            }
-            b'/' if keep_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = match HmacSha256::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
 impl AsKey<'_> {
     /// Makes `call`: its answer, or the S3 error it got.
     pub async fn send(&self, call: Call<'_>) -> Result<Response<Body>, S3CallError> {
@@ -179,39 +154,21 @@ impl AsKey<'_> {
                 path.push_str(&uri_encode(key, true));
             }
         }
-        let mut query: Vec<(String, String)> = call
-            .query
-            .iter()
-            .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
-            .collect();
-        query.sort();
-        let query = query
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&");
-        let format =
-            time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-        let amz_date = now
-            .format(&format)
-            .map_err(|e| S3CallError::Answer(e.to_string()))?;
-        let day = &amz_date[..8];
-        let payload = "UNSIGNED-PAYLOAD";
-        let signed_headers = "host;x-amz-content-sha256;x-amz-date";
-        let canonical = format!(
-            "{}\n{path}\n{query}\nhost:{HOST}\nx-amz-content-sha256:{payload}\nx-amz-date:{amz_date}\n\n{signed_headers}\n{payload}",
-            call.method
+        let query = canonical_query(&call.query);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static(HOST));
+        headers.insert(
+            "x-amz-content-sha256",
+            HeaderValue::from_static(UNSIGNED_PAYLOAD),
         );
-        let scope = format!("{day}/{}/s3/aws4_request", self.region);
-        let to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex::encode(Sha256::digest(canonical.as_bytes()))
+        Signer::new(self.key, self.secret, self.region, "s3").sign(
+            &call.method,
+            &path,
+            &query,
+            &mut headers,
+            UNSIGNED_PAYLOAD,
+            now,
         );
-        let mut key = hmac(format!("AWS4{}", self.secret).as_bytes(), day.as_bytes());
-        for part in [self.region, "s3", "aws4_request"] {
-            key = hmac(&key, part.as_bytes());
-        }
-        let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
         let uri = if query.is_empty() {
             path
         } else {
@@ -220,18 +177,9 @@ impl AsKey<'_> {
         let mut req = Request::builder()
             .method(call.method)
             .uri(uri)
-            .header(http::header::HOST, HOST)
-            .header("x-amz-content-sha256", payload)
-            .header("x-amz-date", &amz_date)
-            .header(
-                http::header::AUTHORIZATION,
-                format!(
-                    "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-                    self.key
-                ),
-            )
             .body(call.body)
             .map_err(|e| S3CallError::Answer(e.to_string()))?;
+        *req.headers_mut() = headers;
         if let Some(conn) = self.conn {
             req.extensions_mut().insert(conn);
         }
@@ -247,16 +195,4 @@ async fn read_all(body: Body) -> Result<Bytes, S3CallError> {
         .map_err(|_| S3CallError::Answer("timed out".to_owned()))?
         .map_err(|e| S3CallError::Answer(e.to_string()))?;
     Ok(collected.to_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn encodes_as_sigv4_wants() {
-        assert_eq!(uri_encode("a b/c~d", true), "a%20b/c~d");
-        assert_eq!(uri_encode("a b/c", false), "a%20b%2Fc");
-        assert_eq!(uri_encode("é", false), "%C3%A9");
-    }
 }

@@ -39,7 +39,7 @@
 //! `u64::MAX` (unlimited).
 
 mod client;
-mod sigv4;
+pub mod sigv4;
 mod xml;
 
 pub use client::S3Error;
