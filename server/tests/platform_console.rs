@@ -190,6 +190,11 @@ const FORMS: [&str; 8] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_shown_or_done_without_a_session() {
     let server = TestServer::start().await.unwrap();
+    // Someone else is logged in: their session is not ours.
+    let creds = server.credentials().clone();
+    let mut other = Browser::new(&server);
+    other.login(&creds.access_key, &creds.secret_key).await;
+    assert_eq!(other.get("/console/cluster").await.status, StatusCode::OK);
     let mut browser = Browser::new(&server);
     for cookie in ["", "tessera_console=0123456789abcdef"] {
         browser.cookie = cookie.to_owned();
