@@ -345,6 +345,88 @@ async fn cross_site_posts_are_refused_and_same_site_ones_work() {
             .text()
             .contains("big.bin")
     );
+
+    // Versioning is switched from the bucket page.
+    let answer = browser
+        .post(
+            "/console/versioning",
+            &[("bucket", "made"), ("status", "Enabled"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
+    let versioning = client
+        .get_bucket_versioning()
+        .bucket("made")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_key_manages_keys_and_grants() {
+    let server = TestServer::start().await.unwrap();
+    let creds = server.credentials().clone();
+    let root = common::s3_client(&server);
+    root.create_bucket().bucket("team").send().await.unwrap();
+    let admin = server.server().admin_client();
+    let mut browser = Browser::new(&server);
+    browser.login(&creds.access_key, &creds.secret_key).await;
+    let csrf = browser.csrf().await;
+
+    let page = browser
+        .post(
+            "/console/keys",
+            &[("name", "writer"), ("role", "read-write"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let text = page.text();
+    let field = |class: &str| {
+        let tag = format!("<code class=\"{class}\">");
+        let at = text.find(&tag).expect(class) + tag.len();
+        text[at..at + text[at..].find('<').unwrap()].to_owned()
+    };
+    let (id, secret) = (field("access"), field("secret"));
+    let made = admin.list_keys().await.unwrap();
+    let key = made
+        .iter()
+        .find(|k| k.access_key == id)
+        .expect("the new key");
+    assert!(key.allow_create_bucket && !key.admin && key.name == "writer");
+
+    let answer = browser
+        .post(
+            "/console/grants",
+            &[
+                ("access_key", &id),
+                ("bucket", "team"),
+                ("read", "on"),
+                ("write", "on"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
+    // The secret shown once works, with the grant just set.
+    let writer = common::client_for(&server.s3_url(), &id, &secret);
+    common::put_bytes(&writer, "team", "w.txt", b"written".to_vec()).await;
+
+    let answer = browser
+        .post(
+            "/console/keys/delete",
+            &[("access_key", &id), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert!(
+        admin
+            .list_keys()
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| k.access_key != id)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
