@@ -219,6 +219,9 @@ pub(super) async fn upload(console: &Console, user: &User, req: Request<Incoming
         return user.refused(StatusCode::BAD_REQUEST, "the file has no name");
     };
     let key = format!("{prefix}{name}");
+    let Ok(_permit) = console.uploads.acquire().await else {
+        return user.refused(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
     match upload::store(&user.s3(console), &bucket, &key, field).await {
         Ok(_) => {
             tracing::info!(bucket, key, by = %user.key.id, "console: object uploaded");

@@ -38,6 +38,9 @@ use as_key::{AsKey, Call, S3CallError};
 use pages::Frame as PageFrame;
 use session::{Session, Sessions, same_origin, set_cookie, tokens_match};
 
+/// Uploads at once; more wait: the console buffers at most this many parts.
+const UPLOADS: usize = 4;
+
 /// Largest url-encoded form accepted.
 const MAX_FORM: usize = 16 * 1024;
 
@@ -49,6 +52,8 @@ const JS: &str = include_str!("static/console.js");
 /// The console of one gateway.
 pub(crate) struct Console {
     sessions: Sessions,
+    /// Uploads buffering a part at once (each holds [`upload::PART`]).
+    uploads: tokio::sync::Semaphore,
     s3: S3Service,
     region: String,
     root_key: String,
@@ -60,6 +65,7 @@ impl Console {
     pub(crate) fn new(s3: S3Service, region: String, root_key: String) -> Self {
         Console {
             sessions: Sessions::default(),
+            uploads: tokio::sync::Semaphore::new(UPLOADS),
             s3,
             region,
             root_key,

@@ -2,7 +2,8 @@
 //! file's size: the multipart form's file field is read a part at a time;
 //! a file of one part is one `PutObject`, a larger one an S3 multipart
 //! upload (S3 wants each request's length up front, which a form field
-//! does not say).
+//! does not say). The console runs a few uploads at once (the rest wait),
+//! so it buffers a few parts at most.
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _};
