@@ -50,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Config, Role};
 pub use datadir::Credentials;
 
+use admin::console::Console;
 use admin::http::{AdminState, WriteNeed};
 use auth::{GrantAccess, KeyAuth, KeyStore};
 use data::{DataDeps, DataPlane, DataSettings};
@@ -226,7 +227,13 @@ impl Server {
         if let Some(host) = host.clone() {
             s3.set_host(host);
         }
-        let s3 = s3::RegionCheck::new(s3.build(), &config.region);
+        let s3 = s3.build();
+        let console = Console::new(
+            s3.clone(),
+            config.region.clone(),
+            credentials.access_key.clone(),
+        );
+        let s3 = s3::RegionCheck::new(s3, &config.region);
         let s3 = s3::PostObject::new(
             s3,
             post_gateway,
@@ -253,6 +260,7 @@ impl Server {
             },
             nodes: nodes.clone(),
             founding: config.founding_members(),
+            console: Some(console),
         });
         let admin = hyper::service::service_fn(move |req| Arc::clone(&admin_state).handle(req));
 

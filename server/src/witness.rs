@@ -61,6 +61,7 @@ impl RunningWitness {
             write_need: WriteNeed::default(),
             nodes: None,
             founding: config.founding_members(),
+            console: None,
         });
         let admin = hyper::service::service_fn(move |req| Arc::clone(&state).handle(req));
         let admin_addr = admin_listener.local_addr()?;

@@ -14,6 +14,7 @@ use tessera_raft::command::Command;
 use tessera_raft::model::Grant;
 use tessera_raft::node::MetaNode;
 
+use super::console::{self, Console};
 use super::summary::Summary;
 use super::{
     ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, RaftStatus, RepairStatus,
@@ -57,6 +58,8 @@ pub(crate) struct AdminState {
     /// The metadata cluster's founding members (`[[members]]`; empty for
     /// the embedded single member): where each stands, for failover.
     pub founding: Vec<MemberEntry>,
+    /// The web console (`None` on a witness, which keeps no access keys).
+    pub console: Option<Console>,
 }
 
 /// The stores a write of the default storage policy needs up: `quorum`
@@ -135,8 +138,13 @@ impl AdminState {
     pub(crate) async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
-    ) -> Result<Answer, Infallible> {
+    ) -> Result<Response<s3s::Body>, Infallible> {
         let path = req.uri().path().to_owned();
+        if (path == "/console" || path.starts_with("/console/"))
+            && let Some(c) = &self.console
+        {
+            return Ok(console::handle(&self, c, req).await);
+        }
         let answer = match (req.method(), path.as_str()) {
             (&Method::GET, "/metrics") => {
                 // Raft as of this scrape (a witness has no health worker).
@@ -151,7 +159,7 @@ impl AdminState {
             },
             _ => text(StatusCode::NOT_FOUND, "not found\n".to_owned()),
         };
-        Ok(answer)
+        Ok(answer.map(s3s::Body::http_body))
     }
 
     /// Ready: a leader with a quorum, confirmed now (a linearizable read:
@@ -447,7 +455,7 @@ impl AdminState {
         Ok(ReplicationStatus::read(&self.meta, &report, limit).await?)
     }
 
-    async fn summary(&self) -> Result<Summary, Failure> {
+    pub(super) async fn summary(&self) -> Result<Summary, Failure> {
         let status = self.status().await?;
         let has_repair = status.jobs.iter().any(|j| j.job == "repair");
         let repair = if has_repair {
@@ -463,7 +471,7 @@ impl AdminState {
         Ok(Summary::new(status, members, nodes, repair, now_millis()))
     }
 
-    fn keys(&self) -> Result<&KeyStore, Failure> {
+    pub(super) fn keys(&self) -> Result<&KeyStore, Failure> {
         self.keys.as_ref().ok_or_else(|| {
             Failure(
                 StatusCode::NOT_FOUND,
@@ -481,7 +489,7 @@ impl AdminState {
         })
     }
 
-    async fn list_keys(&self) -> Result<Vec<KeyInfo>, Failure> {
+    pub(super) async fn list_keys(&self) -> Result<Vec<KeyInfo>, Failure> {
         let keys = self
             .meta
             .read(|view| {
@@ -513,7 +521,7 @@ impl AdminState {
         Ok(keys)
     }
 
-    async fn create_key(&self, create: KeyCreate) -> Result<KeyCreated, Failure> {
+    pub(super) async fn create_key(&self, create: KeyCreate) -> Result<KeyCreated, Failure> {
         let creds = Credentials::generate();
         let mut key = self
             .keys()?
@@ -528,7 +536,7 @@ impl AdminState {
         })
     }
 
-    async fn delete_key(&self, id: &str) -> Result<(), Failure> {
+    pub(super) async fn delete_key(&self, id: &str) -> Result<(), Failure> {
         if self.keys()?.get(id).await?.is_none() {
             return Err(Failure(
                 StatusCode::NOT_FOUND,
@@ -542,7 +550,7 @@ impl AdminState {
         Ok(())
     }
 
-    async fn set_grant(&self, set: GrantSet) -> Result<(), Failure> {
+    pub(super) async fn set_grant(&self, set: GrantSet) -> Result<(), Failure> {
         if self.keys()?.get(&set.access_key).await?.is_none() {
             return Err(Failure(
                 StatusCode::NOT_FOUND,

@@ -21,6 +21,7 @@
 //! Errors are `{"error": "..."}` with a 4xx/5xx status.
 
 pub mod client;
+pub(crate) mod console;
 pub(crate) mod http;
 pub mod screen;
 mod storage_policy;

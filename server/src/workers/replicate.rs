@@ -89,7 +89,8 @@ impl ReplicateJob {
             pending += totals.shards;
         }
         // Every site the stores stand in shows, at 0 while it lacks nothing.
-        self.published.extend(self.rebuilder.data().stores().sites());
+        self.published
+            .extend(self.rebuilder.data().stores().sites());
         for site in &self.published {
             if !queue.sites.iter().any(|q| &q.site == site) {
                 for name in [

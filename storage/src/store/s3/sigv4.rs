@@ -15,7 +15,7 @@ type HmacSha256 = Hmac<Sha256>;
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
 /// The `x-amz-date` header every signed request carries.
-pub(super) const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+pub const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 
 /// The SHA-256 of no bytes, in hex: the payload hash of a request without a body.
 pub(super) const EMPTY_SHA256: &str =
@@ -23,7 +23,7 @@ pub(super) const EMPTY_SHA256: &str =
 
 /// Signs requests with one access key for one region and service.
 #[derive(Clone)]
-pub(super) struct Signer {
+pub struct Signer {
     access_key: String,
     secret_key: String,
     region: String,
@@ -42,7 +42,7 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     /// A signer for `service` (`s3`) in `region`.
-    pub(super) fn new(access_key: &str, secret_key: &str, region: &str, service: &str) -> Self {
+    pub fn new(access_key: &str, secret_key: &str, region: &str, service: &str) -> Self {
         Signer {
             access_key: access_key.to_owned(),
             secret_key: secret_key.to_owned(),
@@ -56,7 +56,7 @@ impl Signer {
     /// request path as sent (already [`uri_encode`]d), `query` its query
     /// string as sent (already [`canonical_query`]), `payload_hash` the
     /// hex SHA-256 of the body or `UNSIGNED-PAYLOAD`.
-    pub(super) fn sign(
+    pub fn sign(
         &self,
         method: &http::Method,
         path: &str,
@@ -143,7 +143,7 @@ pub fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 
 /// `s` percent-encoded as SigV4 wants: every byte but the unreserved
 /// characters (`A-Z a-z 0-9 - _ . ~`), and `/` unless `keep_slash`.
-pub(super) fn uri_encode(s: &str, keep_slash: bool) -> String {
+pub fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
@@ -159,7 +159,7 @@ pub(super) fn uri_encode(s: &str, keep_slash: bool) -> String {
 
 /// The query string of `params`, encoded and sorted as SigV4's canonical
 /// request wants it (and sent as such).
-pub(super) fn canonical_query(params: &[(&str, String)]) -> String {
+pub fn canonical_query(params: &[(&str, String)]) -> String {
     let mut pairs: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
