@@ -61,7 +61,9 @@ check_files_eq cur.tar tuesday.tar "bytes of the newest backup"
 
 step "a short compliance retention ends, then the version can be deleted"
 rand_file short.bin 10K
-until=$(in_secs 6)
+# Long enough for three aws cli calls on a loaded machine (each can take
+# seconds to start): the refusals below must happen inside it.
+until=$(in_secs 15)
 vs=$(api put-object --bucket "$BUCKET" --key short.bin --body short.bin \
     --object-lock-mode COMPLIANCE --object-lock-retain-until-date "$until" | jget VersionId)
 check_eq "$(api head-object --bucket "$BUCKET" --key short.bin | jget ObjectLockMode)" COMPLIANCE "lock mode on HEAD"
