@@ -41,51 +41,9 @@ while [ $# -gt 0 ]; do
         *) echo "repair.sh: unknown option $1" >&2; usage ;;
     esac
 done
-for tool in jq curl; do
-    command -v "$tool" >/dev/null || { echo "repair.sh: needs $tool" >&2; exit 2; }
-done
-repo_dir=$(cd "$(dirname "$0")/../.." && pwd)
-target=${CARGO_TARGET_DIR:-$repo_dir/target}
-if [ -z "$tessera" ] || [ -z "$bench" ]; then
-    (cd "$repo_dir" && cargo build --release --quiet -p tessera-server -p compat-tests) >&2
-    tessera=${tessera:-$target/release/tessera}
-    bench=${bench:-$target/release/tessera-bench}
-fi
-
-workdir=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$workdir"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# The first of N consecutive free ports.
-free_ports() {
-    python3 - "$1" <<'PY'
-import random, socket, sys
-n = int(sys.argv[1])
-for _ in range(200):
-    base = random.randrange(20000, 60000 - n)
-    try:
-        held = []
-        for p in range(base, base + n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", p))
-            held.append(s)
-        print(base)
-        break
-    except OSError:
-        pass
-    finally:
-        for s in held:
-            s.close()
-PY
-}
+script=repair.sh
+# shellcheck source=compat-tests/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 export TESSERA_ACCESS_KEY=repairbench TESSERA_SECRET_KEY=repairbenchsecret123
 if [ "$nodes" -gt 0 ]; then
     base=$(free_ports $((nodes + 2)))
@@ -102,8 +60,8 @@ if [ "$nodes" -gt 0 ]; then
         "${rate_flag[@]}" >"$workdir/server.log" 2>&1 &
     pids+=($!)
 else
-    s3_port=$(free_port)
-    admin_port=$(free_port)
+    s3_port=$(free_ports 2)
+    admin_port=$((s3_port + 1))
     endpoint=http://127.0.0.1:$s3_port
     admin=http://127.0.0.1:$admin_port
     data=$workdir/data

@@ -493,6 +493,16 @@ fn pending(meta: &Meta, site: &str) -> Vec<(u64, u16, i64)> {
         .collect()
 }
 
+/// What each site lacks: (site, segments, shards, bytes).
+fn site_totals(meta: &Meta) -> Vec<(String, u64, u64, u64)> {
+    meta.view()
+        .site_copy_totals()
+        .unwrap()
+        .into_iter()
+        .map(|(s, t)| (s, t.segments, t.shards, t.bytes))
+        .collect()
+}
+
 #[test]
 fn copies_a_site_lacks_queue_per_site_oldest_first_until_written() {
     let mut meta = Meta::with_bucket("b", Versioning::Enabled);
@@ -514,13 +524,9 @@ fn copies_a_site_lacks_queue_per_site_oldest_first_until_written() {
     }
     assert_eq!(pending(&meta, "dc-b"), vec![(10, 1, 10), (30, 1, 30)]);
     assert_eq!(pending(&meta, "dc-a"), vec![(20, 0, 20)]);
-    let totals = meta.view().site_copy_totals().unwrap();
     assert_eq!(
-        totals
-            .iter()
-            .map(|(s, t)| (s.as_str(), t.segments, t.bytes))
-            .collect::<Vec<_>>(),
-        vec![("dc-a", 1, 20), ("dc-b", 2, 40)]
+        site_totals(&meta),
+        vec![("dc-a".into(), 1, 6, 20), ("dc-b".into(), 2, 12, 40)]
     );
     assert_eq!(repairs(&meta), vec![(40, vec![7, 9])]);
     // A report of a bad shard in a queued copy is that queue's.
@@ -557,12 +563,5 @@ fn copies_a_site_lacks_queue_per_site_oldest_first_until_written() {
         precondition: None,
     });
     assert_eq!(pending(&meta, "dc-a"), vec![]);
-    let totals = meta.view().site_copy_totals().unwrap();
-    assert_eq!(
-        totals
-            .iter()
-            .map(|(s, t)| (s.as_str(), t.segments, t.bytes))
-            .collect::<Vec<_>>(),
-        vec![("dc-b", 1, 10)]
-    );
+    assert_eq!(site_totals(&meta), vec![("dc-b".into(), 1, 6, 10)]);
 }

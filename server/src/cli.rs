@@ -1049,6 +1049,11 @@ fn nodes_table(nodes: &[tessera_raft::model::NodeRecord], now: i64) -> String {
     out
 }
 
+/// An ETA in whole seconds, `-` when unknown.
+fn eta_text(secs: Option<f64>) -> String {
+    secs.map_or_else(|| "-".to_owned(), |s| format!("{}s", s.ceil()))
+}
+
 /// Repair's status for a human.
 fn repair_report(status: &crate::admin::RepairStatus) -> String {
     let state = if status.done {
@@ -1056,9 +1061,7 @@ fn repair_report(status: &crate::admin::RepairStatus) -> String {
     } else {
         "in progress"
     };
-    let eta = status
-        .eta_secs
-        .map_or_else(|| "-".to_owned(), |s| format!("{}s", s.ceil()));
+    let eta = eta_text(status.eta_secs);
     let mut out = format!(
         "repair:          {state}\n\
          pending shards:  {}\n\
@@ -1101,9 +1104,7 @@ fn replication_report(status: &crate::admin::ReplicationStatus) -> String {
     } else {
         "in progress"
     };
-    let eta = status
-        .eta_secs
-        .map_or_else(|| "-".to_owned(), |s| format!("{}s", s.ceil()));
+    let eta = eta_text(status.eta_secs);
     let mut out = format!(
         "replication:     {state}\n\
          done shards:     {} (since the server started; {} bytes)\n\

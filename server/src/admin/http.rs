@@ -17,7 +17,7 @@ use tessera_raft::node::MetaNode;
 use super::console::{self, Console};
 use super::summary::Summary;
 use super::{
-    ApiError, GrantSet, KeyCreate, KeyCreated, KeyInfo, RaftStatus, RepairStatus,
+    ApiError, GrantSet, JobReport, KeyCreate, KeyCreated, KeyInfo, RaftStatus, RepairStatus,
     ReplicationStatus, Status, StoreStatus,
 };
 use crate::auth::{KeyStore, now_millis};
@@ -72,6 +72,9 @@ pub(crate) struct WriteNeed {
     /// Sites that each keep a copy; empty: one copy spread over them.
     pub site_copies: Vec<String>,
 }
+
+/// Objects lacking on a site that the summary names.
+const SUMMARY_NAMES: usize = 10;
 
 type Answer = Response<Full<Bytes>>;
 
@@ -435,23 +438,22 @@ impl AdminState {
         })
     }
 
-    async fn repair_status(&self) -> Result<RepairStatus, Failure> {
-        let report = self
-            .jobs
+    /// The progress report of job `name` (404 where it does not run).
+    fn job_report(&self, name: &str) -> Result<JobReport, Failure> {
+        self.jobs
             .reports()
             .into_iter()
-            .find(|r| r.job == "repair")
-            .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "no repair job".to_owned()))?;
+            .find(|r| r.job == name)
+            .ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("no {name} job")))
+    }
+
+    async fn repair_status(&self) -> Result<RepairStatus, Failure> {
+        let report = self.job_report("repair")?;
         Ok(RepairStatus::read(&self.meta, &self.stores, &self.evacuated, &report).await?)
     }
 
     async fn replication_status(&self, limit: usize) -> Result<ReplicationStatus, Failure> {
-        let report = self
-            .jobs
-            .reports()
-            .into_iter()
-            .find(|r| r.job == "replicate")
-            .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "no replicate job".to_owned()))?;
+        let report = self.job_report("replicate")?;
         Ok(ReplicationStatus::read(&self.meta, &report, limit).await?)
     }
 
@@ -468,7 +470,13 @@ impl AdminState {
             None => Vec::new(),
         };
         let members = members::admin::list(&self.meta);
-        Ok(Summary::new(status, members, nodes, repair, now_millis()))
+        let has_replication = status.jobs.iter().any(|j| j.job == "replicate");
+        let summary = Summary::new(status, members, nodes, repair, now_millis());
+        Ok(if has_replication {
+            summary.with_replication(self.replication_status(SUMMARY_NAMES).await?)
+        } else {
+            summary
+        })
     }
 
     pub(super) fn keys(&self) -> Result<&KeyStore, Failure> {

@@ -312,6 +312,18 @@ pub fn status_screen(s: &Summary, color: bool) -> String {
             }
         }
     }
+    if let Some(r) = s.replication.as_ref().filter(|r| !r.done) {
+        for site in &r.sites {
+            let _ = writeln!(
+                out,
+                "SITES     {} lacks {} segments ({}), the oldest {} behind",
+                site.site,
+                site.segments,
+                bytes(site.bytes as f64),
+                duration(site.lag_secs)
+            );
+        }
+    }
     if let Some(leader) = m.leader.filter(|&l| l != m.this) {
         let _ = writeln!(
             out,

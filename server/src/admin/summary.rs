@@ -2,7 +2,7 @@
 //! `tessera admin status` shows on one screen.
 //!
 //! Besides the parts ([`Status`], the members, the storage nodes,
-//! repair), it judges them: each [`Problem`] names the alert of
+//! repair, site replication), it judges them: each [`Problem`] names the alert of
 //! `docker/monitoring/rules.yml` that watches the same condition (its
 //! runbook is in `docs/operations.md`), with the same severity and
 //! thresholds, so the screen and the pager agree.
@@ -10,12 +10,15 @@
 use serde::{Deserialize, Serialize};
 use tessera_raft::model::{NodeRecord, NodeState};
 
-use super::{RepairStatus, Status};
+use super::{RepairStatus, ReplicationStatus, Status};
 use crate::members::admin::MemberList;
 
 /// A member this many log entries behind the leader is lagging
 /// (`TesseraRaftMemberLagging`).
 pub const LAG_ENTRIES: u64 = 1000;
+/// A site whose oldest missing copy waited longer than this, in seconds,
+/// is behind (`TesseraSiteReplicationLag`).
+pub const REPLICATION_LAG_SECS: f64 = 300.0;
 /// Free space below this share of a node's capacity is low
 /// (`TesseraStoreSpaceLow`, warning).
 pub const FREE_LOW: f64 = 0.10;
@@ -71,6 +74,9 @@ pub struct Summary {
     pub nodes: Vec<NodeRecord>,
     /// How far repair is (none on a witness, which runs no jobs).
     pub repair: Option<RepairStatus>,
+    /// How far site replication is (none on a witness).
+    #[serde(default)]
+    pub replication: Option<ReplicationStatus>,
     /// When this was put together, milliseconds since the Unix epoch.
     pub at: i64,
 }
@@ -84,20 +90,32 @@ impl Summary {
         repair: Option<RepairStatus>,
         at: i64,
     ) -> Summary {
-        let mut summary = Summary {
+        Summary {
             health: Severity::Ok,
             problems: Vec::new(),
             status,
             members,
             nodes,
             repair,
+            replication: None,
             at,
-        };
-        let mut problems = summary.judge();
+        }
+        .judged()
+    }
+
+    /// The summary with site replication's status too, judged again.
+    pub fn with_replication(mut self, replication: ReplicationStatus) -> Summary {
+        self.replication = Some(replication);
+        self.judged()
+    }
+
+    /// The summary with its problems and health set from its parts.
+    fn judged(mut self) -> Summary {
+        let mut problems = self.judge();
         problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
-        summary.health = problems.first().map_or(Severity::Ok, |p| p.severity);
-        summary.problems = problems;
-        summary
+        self.health = problems.first().map_or(Severity::Ok, |p| p.severity);
+        self.problems = problems;
+        self
     }
 
     fn judge(&self) -> Vec<Problem> {
@@ -208,6 +226,18 @@ impl Summary {
                     format!(
                         "{} has failed {} passes and finished nothing",
                         job.job, job.failed_passes
+                    ),
+                );
+            }
+        }
+        for site in self.replication.iter().flat_map(|r| &r.sites) {
+            if site.lag_secs > REPLICATION_LAG_SECS {
+                say(
+                    Severity::Warning,
+                    "TesseraSiteReplicationLag",
+                    format!(
+                        "site {} lacks {} segments ({} bytes), the oldest written {:.0} s ago",
+                        site.site, site.segments, site.bytes, site.lag_secs
                     ),
                 );
             }
@@ -377,5 +407,39 @@ mod tests {
         let summary = Summary::new(status, members, nodes, Some(repair), 0);
         let alerts: Vec<&str> = summary.problems.iter().map(|p| p.alert.as_str()).collect();
         assert_eq!(alerts, vec!["TesseraNodeDown"]);
+    }
+
+    #[test]
+    fn a_site_behind_past_the_alert_threshold_is_a_warning() {
+        let replication = |lag_secs| ReplicationStatus {
+            done: false,
+            sites: vec![crate::admin::SiteBacklog {
+                site: "dc-b".into(),
+                segments: 4,
+                shards: 24,
+                bytes: 4096,
+                lag_secs,
+            }],
+            pending_shards: 24,
+            done_shards: 0,
+            shards_per_sec: 0.0,
+            bytes_copied: 0,
+            bytes_per_sec: 0.0,
+            eta_secs: None,
+            one_copy: Vec::new(),
+        };
+        let judged = |lag| {
+            let (status, members, nodes, repair) = healthy();
+            Summary::new(status, members, nodes, Some(repair), 0).with_replication(replication(lag))
+        };
+        assert!(judged(REPLICATION_LAG_SECS - 1.0).problems.is_empty());
+        let behind = judged(REPLICATION_LAG_SECS + 1.0);
+        assert_eq!(behind.health, Severity::Warning);
+        assert_eq!(behind.problems[0].alert, "TesseraSiteReplicationLag");
+        assert!(
+            behind.problems[0]
+                .message
+                .contains("site dc-b lacks 4 segments")
+        );
     }
 }

@@ -235,6 +235,29 @@ pub(crate) fn cluster(frame: &Frame<'_>, s: &Summary) -> Markup {
                 }
             }
         }
+        @if let Some(r) = &s.replication {
+            section {
+                h2 { "Site replication" }
+                @if r.done { p { "Every site holds its copy of every object." } }
+                @else {
+                    p {
+                        (bar(r.done_shards, r.pending_shards)) " "
+                        (r.pending_shards) " shards to copy, " (bytes(r.bytes_per_sec)) "/s, ETA " (eta(r.eta_secs))
+                    }
+                    table {
+                        thead { tr { th { "Site" } th { "Lacks (segments)" } th { "Bytes" } th { "Oldest behind" } } }
+                        tbody {
+                            @for site in &r.sites {
+                                tr {
+                                    td { (site.site) } td.num { (site.segments) }
+                                    td.num { (bytes(site.bytes as f64)) } td.num { (format!("{:.0} s", site.lag_secs)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         section {
             h2 { "Background jobs" }
             (jobs_table(&s.status.jobs))
