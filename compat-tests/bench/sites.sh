@@ -7,14 +7,16 @@
 #    bucket whose copies are written synchronously (the PUT waits for both
 #    sites) and into one written asynchronously (the PUT waits for its
 #    gateway's site; the site replicator writes the other).
-# 2. The asynchronous copies' lag under a steady write load (4 MiB
-#    objects, 2 at once, for --seconds): `tessera_site_replication_lag_seconds`
-#    of the site furthest behind, sampled every half second, with the write rate reached, and
-#    the time from the end of the load until every copy is written.
+# 2. The asynchronous copies' lag under a steady write load (--rate-mb
+#    MB/s, 50 by default, of 4 MiB objects, for --seconds): the
+#    `tessera_site_replication_lag_seconds` of the site furthest behind,
+#    sampled every half second, with the write rate reached, and the time
+#    from the end of the load until every copy is written.
 # 3. Gateway throughput: 1 MiB PUTs (4 at once, --seconds) through one
 #    gateway, then through both at once (one client each), summed.
 #
-#   sites.sh [--objects N] [--seconds N] [--tessera PATH] [--bench PATH]
+#   sites.sh [--objects N] [--seconds N] [--rate-mb N] [--tessera PATH]
+#            [--bench PATH]
 #
 # Needs jq and curl. Everything shares the machine's cores, so the figures
 # say how the modes compare, not what separate machines would do.
@@ -22,6 +24,7 @@ set -euo pipefail
 
 objects=200
 seconds=20
+rate_mb=50
 tessera=
 bench=
 
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --objects) objects=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
+        --rate-mb) rate_mb=$2; shift 2 ;;
         --tessera) tessera=$2; shift 2 ;;
         --bench) bench=$2; shift 2 ;;
         -h|--help) usage ;;
@@ -89,11 +93,12 @@ for mode in sync async; do
         "$(op "$workdir/latency-$mode.json" mb_per_sec)"
 done
 
-echo "sites.sh: async lag under a steady load (${seconds} s)" >&2
+echo "sites.sh: async lag under a steady ${rate_mb} MB/s (${seconds} s)" >&2
 ( while [ ! -e "$workdir/stop" ]; do echo "$(lag)"; sleep 0.5; done >"$workdir/lag.txt" ) &
 sampler=$!
 b put --endpoint "$s3_1" --bucket async --duration "${seconds}s" --size 4MiB \
-    --concurrency 2 >"$workdir/load.json"
+    --concurrency 4 --rate "$(awk -v r="$rate_mb" 'BEGIN { print r * 1e6 / 4194304 }')" \
+    --keep >"$workdir/load.json"
 loaded=$(date +%s.%N)
 until admin replication status --json | jq -e .done >/dev/null; do sleep 0.2; done
 drained=$(date +%s.%N)

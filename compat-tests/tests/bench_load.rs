@@ -31,6 +31,7 @@ fn config(server: &TestServer, bucket: &str, workload: Workload, size: u64) -> B
         objects: 8,
         ops: None,
         duration: None,
+        rate: None,
         concurrency: 4,
         warmup: None,
         mix: Mix::default(),
@@ -137,4 +138,18 @@ async fn list_and_mixed_see_their_objects_and_keep_leaves_them() {
         Some(i32::try_from(8 + puts - deletes).unwrap())
     );
     server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_spreads_the_operations_over_time() {
+    let server = TestServer::start().await.unwrap();
+    let mut paced = config(&server, "bench-rate", Workload::Put, 1_000);
+    paced.ops = Some(10);
+    paced.rate = Some(20.0);
+    let report = run_clean(&paced).await;
+    let put = report.phases.iter().find(|p| p.name == "put").unwrap();
+    assert_eq!(report.summary("put", OpKind::Put).unwrap().ops, 10);
+    // The tenth PUT starts 9 / 20 s into the phase at the earliest, however
+    // fast the server is (four workers would do ten small PUTs far sooner).
+    assert!(put.elapsed_s >= 0.45, "{}", put.elapsed_s);
 }

@@ -49,6 +49,8 @@ pub struct BenchConfig {
     pub ops: Option<u64>,
     /// Length of the measured phase.
     pub duration: Option<Duration>,
+    /// Operations started per second in the measured phase, at most.
+    pub rate: Option<f64>,
     /// Operations in flight at once.
     pub concurrency: usize,
     /// Unmeasured run of the same load before the measured phase.
@@ -125,6 +127,7 @@ async fn run_phases(
             (None, Workload::List | Workload::Mixed) => Some(DEFAULT_REPEATED_OPS),
         }),
         duration: config.duration,
+        rate: config.rate,
     };
     let job = match config.workload {
         Workload::Put => Job::Put {
@@ -139,6 +142,7 @@ async fn run_phases(
             let limit = Limit {
                 ops: Some(objects),
                 duration: None,
+                rate: None,
             };
             phases.push(
                 measure(
@@ -176,6 +180,7 @@ async fn run_phases(
         let limit = Limit {
             ops: None,
             duration: Some(warmup),
+            rate: None,
         };
         run_phase(bucket, warmup_job, concurrency, limit).await;
         if let Some(sampler) = sampler {

@@ -313,6 +313,10 @@ pub struct Limit {
     pub ops: Option<u64>,
     /// No operation starts after this much time.
     pub duration: Option<Duration>,
+    /// Operations started per second over all workers at most (operation
+    /// `i` starts no earlier than `i / rate` seconds into the phase): a
+    /// steady load rather than as much as the server takes.
+    pub rate: Option<f64>,
 }
 
 /// Runs `job` on `concurrency` workers until `limit`; returns the merged
@@ -338,6 +342,13 @@ pub async fn run_phase(
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 if limit.ops.is_some_and(|ops| index >= ops) {
                     break;
+                }
+                if let Some(rate) = limit.rate.filter(|r| *r > 0.0) {
+                    let at = started + Duration::from_secs_f64(index as f64 / rate);
+                    tokio::time::sleep_until(at.into()).await;
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        break;
+                    }
                 }
                 recorder.record(job.run(&bucket, index).await);
             }

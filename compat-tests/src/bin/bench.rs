@@ -72,6 +72,11 @@ struct Cli {
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
 
+    /// Operations started per second at most in the measured phase (a
+    /// steady load, e.g. 12 × 4 MiB PUTs a second for 50 MB/s).
+    #[arg(long)]
+    rate: Option<f64>,
+
     /// Operations in flight at once.
     #[arg(long, short = 'c', default_value_t = 16)]
     concurrency: usize,
@@ -160,6 +165,7 @@ impl Cli {
             objects: self.objects,
             ops: self.ops,
             duration: self.duration,
+            rate: self.rate,
             concurrency: self.concurrency,
             warmup: self.warmup,
             mix: self.mix,
