@@ -147,12 +147,22 @@ impl Segment {
             .collect()
     }
 
+    /// Shards of one copy of the segment's stripe (`k + m`).
+    pub fn copy_width(&self) -> u16 {
+        self.data_shards.saturating_add(self.parity_shards)
+    }
+
     /// The positions of copy `copy` (see [`Segment::absent_copies`]).
     pub fn copy_positions(&self, copy: u16) -> std::ops::Range<u16> {
-        let width = self.data_shards.saturating_add(self.parity_shards);
-        let start = copy.saturating_mul(width);
-        start..start.saturating_add(width)
+        copy_range(copy, self.copy_width())
     }
+}
+
+/// The positions of copy `copy` of a segment whose copies have `width`
+/// shards each: `copy·width ..`.
+fn copy_range(copy: u16, width: u16) -> std::ops::Range<u16> {
+    let start = copy.saturating_mul(width);
+    start..start.saturating_add(width)
 }
 
 /// One part of an object's data (a single PUT has exactly one, numbered 1).
@@ -548,16 +558,16 @@ pub struct PendingCopy {
     pub site: String,
     /// Plain-text bytes of the segment.
     pub bytes: u64,
-    /// When the segment was written (the writer's clock: for the lag only,
-    /// never for ordering decisions).
+    /// When the segment was written, by the writer's clock: what the lag
+    /// is measured from and the order the replicator takes a site's
+    /// copies in; nothing about the data itself depends on it.
     pub queued: Millis,
 }
 
 impl PendingCopy {
     /// The segment positions of this copy's shards.
     pub fn positions(&self) -> std::ops::Range<u16> {
-        let start = self.copy.saturating_mul(self.width);
-        start..start.saturating_add(self.width)
+        copy_range(self.copy, self.width)
     }
 }
 

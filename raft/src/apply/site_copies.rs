@@ -34,7 +34,7 @@ impl Applier<'_> {
                 object_id: segment.object_id,
                 part: segment.part,
                 copy,
-                width: segment.data_shards.saturating_add(segment.parity_shards),
+                width: segment.copy_width(),
                 site: self.site_of(segment, copy)?,
                 bytes: segment.size,
                 queued: now,

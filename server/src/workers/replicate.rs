@@ -110,9 +110,12 @@ impl ReplicateJob {
 impl Job for ReplicateJob {
     async fn pass(&mut self, progress: &Progress) -> Result<Pass, JobError> {
         let meta = self.rebuilder.data().meta().clone();
-        let queue = read_queue(&meta, BATCH).await?;
+        // A member that does not lead only publishes: each site's oldest
+        // copy is all the lag needs.
+        let leads = meta.leads();
+        let queue = read_queue(&meta, if leads { BATCH } else { 1 }).await?;
         self.publish(&queue, progress);
-        if !meta.leads() {
+        if !leads {
             return Ok(Pass::Idle);
         }
         let queued = |seg: &([u8; 16], u32)| {
