@@ -664,10 +664,14 @@ impl StoreSet {
             }
             let deferred = self
                 .deferred_copy(site, count, seed, false)
-                .ok_or_else(|| PlacementError::SiteTooSmall {
-                    site: site.clone(),
-                    needed: count,
-                    available: self.writable(&self.members(), Some(site)).0.len(),
+                .ok_or_else(|| {
+                    let members = self.members();
+                    let (up, down) = self.writable(&members, Some(site));
+                    PlacementError::SiteTooSmall {
+                        site: site.clone(),
+                        needed: count,
+                        available: up.len() + down.len(),
+                    }
                 })?;
             copies.push(deferred);
         }
