@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::MetaError;
 use crate::log_store::LogStore;
 use crate::network::{WireError, path};
-use crate::node::{Core, MetaNode, map_write_error};
+use crate::node::{Core, MetaNode, Resend, map_write_error};
 use crate::types::{Entry, LogId, NodeId, Vote};
 use tessera_net::CallError;
 
@@ -184,9 +184,13 @@ impl Core {
         change: MembershipChange,
     ) -> Result<(), MetaError> {
         let deadline = Instant::now() + self.timing.request_timeout * 10;
-        self.at_leader(path::MEMBERSHIP, &change, deadline, || {
-            self.change_membership_as_leader(change.clone(), deadline)
-        })
+        self.at_leader(
+            path::MEMBERSHIP,
+            &change,
+            Resend::IfUnsent,
+            deadline,
+            || self.change_membership_as_leader(change.clone(), deadline),
+        )
         .await
     }
 

@@ -225,6 +225,16 @@ struct Running {
     files: Vec<Weak<Database>>,
 }
 
+/// Whether [`Core::at_leader`] may send a request to the leader again
+/// after an attempt that may have reached it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resend {
+    /// Only when the request surely was not delivered: it changes state.
+    IfUnsent,
+    /// After any failure short of a timeout: asking again changes nothing.
+    Always,
+}
+
 /// openraft's answer to a failed `client_write`.
 type WriteError = RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>;
 
@@ -813,12 +823,13 @@ impl Core {
 
     /// Runs a client-API request where the leader is: `local` when this
     /// member leads, else the `rpc` on the leader. Retries while leadership
-    /// moves and while the request surely was not delivered; never resends
-    /// a request that may have run.
+    /// moves and while the request surely was not delivered; resends a
+    /// request that may have run only when `resend` says it is harmless.
     pub(crate) async fn at_leader<Req, T, F, Fut>(
         &self,
         rpc: &str,
         req: &Req,
+        resend: Resend,
         deadline: Instant,
         local: F,
     ) -> Result<T, MetaError>
@@ -845,9 +856,13 @@ impl Core {
                 match answer {
                     Ok(Ok(value)) => return Ok(value),
                     Ok(Err(WireError::NotLeader(_))) => {}
+                    // The leader stopped (a witness handing leadership
+                    // over, a member shutting down): another is elected.
+                    Ok(Err(WireError::Shutdown)) if resend == Resend::Always => {}
                     Ok(Err(e)) => return Err(e.into()),
                     Err(e) if e.not_sent() => {}
                     Err(CallError::Timeout(_)) => return Err(MetaError::NoQuorum),
+                    Err(_) if resend == Resend::Always => {}
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -860,7 +875,7 @@ impl Core {
 
     async fn write(&self, cmd: Command) -> Result<CommandResponse, MetaError> {
         let deadline = Instant::now() + self.timing.request_timeout;
-        self.at_leader(path::WRITE, &cmd, deadline, || {
+        self.at_leader(path::WRITE, &cmd, Resend::IfUnsent, deadline, || {
             self.write_as_leader(cmd.clone(), deadline)
         })
         .await
@@ -904,7 +919,7 @@ impl Core {
     /// The log index a linearizable read must wait for.
     async fn read_index(&self, deadline: Instant) -> Result<u64, MetaError> {
         let log_id = self
-            .at_leader(path::READ_INDEX, &(), deadline, || {
+            .at_leader(path::READ_INDEX, &(), Resend::Always, deadline, || {
                 self.read_index_as_leader(deadline)
             })
             .await?;

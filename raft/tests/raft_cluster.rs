@@ -6,6 +6,8 @@
 
 mod raft_common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use raft_common::{Cluster, Writer, assert_history, create_bucket, put, version_ids};
@@ -209,6 +211,25 @@ async fn a_witness_leads_only_when_it_must_then_hands_over() {
     // and hands leadership over.
     cluster.stop(leader).await;
     cluster.nodes[&other].set_partitioned(Vec::new());
+    // Linearizable reads through the gateway go on meanwhile: while no
+    // quorum stands they may be refused as such, but never fail otherwise,
+    // not while the witness stops its raft to hand leadership over.
+    let reading = Arc::new(AtomicBool::new(true));
+    let reader = {
+        let (node, reading) = (cluster.nodes[&other].clone(), reading.clone());
+        tokio::spawn(async move {
+            let (mut served, mut failed) = (0, Vec::new());
+            while reading.load(Ordering::Relaxed) {
+                match node.read(|v| v.bucket("behind-0")).await {
+                    Ok(_) => served += 1,
+                    Err(MetaError::NoQuorum) => {}
+                    Err(e) => failed.push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (served, failed)
+        })
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut witness_led = false;
     loop {
@@ -224,6 +245,10 @@ async fn a_witness_leads_only_when_it_must_then_hands_over() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    reading.store(false, Ordering::Relaxed);
+    let (served, failed) = reader.await.unwrap();
+    assert!(failed.is_empty(), "reads failed: {failed:?}");
+    assert!(served > 0, "no read was served");
     for i in 0..5 {
         let name = format!("behind-{i}");
         let found = cluster.nodes[&other]
