@@ -39,9 +39,8 @@ use crate::budget::{MemoryBudget, Reservation, buffer_for, recycle, reserved_byt
 use crate::codec::{Codec, DEFAULT_CODEC};
 use crate::crypto::{BlockCipher, BlockPosition, DataKey, TAG_LEN};
 use crate::error::StorageError;
-use crate::format::{Geometry, HASH_LEN, check_block, parity_len};
+use crate::format::{Geometry, HASH_LEN, block_hash, check_block, parity_len};
 use crate::store::{ByteStream, ObjectId, ShardId, ShardReader, ShardStore};
-use crate::writer::encode_stripe;
 
 /// Where an object's shards are.
 #[derive(Clone, Debug)]
@@ -605,6 +604,31 @@ impl StripeJob {
         }
     }
 
+    /// The first k records, each padded with zeros to the stripe's coded
+    /// length `plen` (a shorter one is copied).
+    fn padded(&self, plen: usize) -> Vec<(usize, Cow<'_, [u8]>)> {
+        self.records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| (i, r)))
+            .take(self.loc.geometry.k())
+            .map(|(i, r)| {
+                if r.len() == plen {
+                    (i, Cow::Borrowed(&r[..]))
+                } else {
+                    let mut v = vec![0; plen];
+                    v[..r.len()].copy_from_slice(r);
+                    (i, Cow::Owned(v))
+                }
+            })
+            .collect()
+    }
+
+    /// The length every record of this stripe is coded at.
+    fn coded_len(&self) -> usize {
+        parity_len(self.loc.geometry.sealed_len(self.loc.size, self.stripe, 0))
+    }
+
     /// Fills in the sealed data blocks listed in `want` that were not fetched.
     pub(crate) fn rebuild(&mut self, want: &[usize]) -> Result<(), StorageError> {
         let missing: Vec<usize> = want
@@ -617,24 +641,8 @@ impl StripeJob {
         }
         let g = self.loc.geometry;
         let (k, m) = (g.k(), usize::from(g.parity_shards));
-        let size = self.loc.size;
-        let plen = parity_len(g.sealed_len(size, self.stripe, 0));
-        let padded: Vec<(usize, Cow<'_, [u8]>)> = self
-            .records
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.as_ref().map(|r| (i, r)))
-            .take(k)
-            .map(|(i, r)| {
-                if r.len() == plen {
-                    (i, Cow::Borrowed(&r[..]))
-                } else {
-                    let mut v = vec![0; plen];
-                    v[..r.len()].copy_from_slice(r);
-                    (i, Cow::Owned(v))
-                }
-            })
-            .collect();
+        let plen = self.coded_len();
+        let padded = self.padded(plen);
         let present: Vec<(usize, &[u8])> = padded.iter().map(|(i, r)| (*i, &r[..])).collect();
         let mut outputs: Vec<Vec<u8>> = missing
             .iter()
@@ -652,10 +660,37 @@ impl StripeJob {
         DEFAULT_CODEC.reconstruct(k, m, &present, &mut targets)?;
         drop(padded);
         for (j, mut out) in missing.into_iter().zip(outputs) {
-            out.truncate(g.sealed_len(size, self.stripe, j));
+            out.truncate(g.sealed_len(self.loc.size, self.stripe, j));
             self.records[j] = Some(out);
         }
         Ok(())
+    }
+
+    /// The sealed parity block `index` (≥ k), coded from the data blocks
+    /// (rebuilt first where they were not fetched).
+    fn code_parity(&mut self, index: usize) -> Result<Vec<u8>, StorageError> {
+        let g = self.loc.geometry;
+        let k = g.k();
+        let data: Vec<usize> = (0..k).collect();
+        self.rebuild(&data)?;
+        let plen = self.coded_len();
+        let mut parity: Vec<Vec<u8>> = (0..usize::from(g.parity_shards))
+            .map(|_| {
+                let mut out = buffer_for(self.reservation.as_ref(), plen + HASH_LEN);
+                out.resize(plen, 0);
+                out
+            })
+            .collect();
+        let padded = self.padded(plen);
+        let inputs: Vec<&[u8]> = padded.iter().map(|(_, r)| &r[..]).collect();
+        let mut outputs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+        DEFAULT_CODEC.encode(&inputs, &mut outputs)?;
+        drop(padded);
+        let block = parity.swap_remove(index - k);
+        for other in parity {
+            recycle(self.reservation.as_ref(), other);
+        }
+        Ok(block)
     }
 
     /// Authenticates sealed data block `j` and decrypts it in place, leaving
@@ -679,31 +714,31 @@ impl StripeJob {
         Ok(sealed)
     }
 
-    /// Re-creates the framed block of shard `index`: rebuilds and authenticates
-    /// every data block, then seals and encodes the stripe again (sealing is
-    /// deterministic, so the bytes equal the original ones).
+    /// Re-creates the framed block of shard `index` (`sealed | xxh3`), the
+    /// original bytes, and authenticates what they stand on before they
+    /// are trusted: a data block itself (a sealed block that opens is the
+    /// original one), a parity block every data block of the stripe (the
+    /// parity is their code). Nothing else is decrypted or sealed again.
     pub(crate) fn rebuild_framed(mut self, index: usize) -> Result<Bytes, StorageError> {
-        let g = self.loc.geometry;
-        let data: Vec<usize> = (0..g.k()).collect();
-        self.rebuild(&data)?;
-        let plain = data
-            .iter()
-            .map(|&j| self.open_block(j))
-            .collect::<Result<Vec<_>, _>>()?;
-        let blocks: Vec<&[u8]> = plain.iter().map(Vec::as_slice).collect();
-        let mut framed = encode_stripe(
-            &self.cipher,
-            g,
-            self.loc.object,
-            self.loc.part,
-            self.stripe,
-            &blocks,
-            None,
-        )?;
-        for block in plain {
-            recycle(self.reservation.as_ref(), block);
+        let k = self.loc.geometry.k();
+        let (mut block, checked) = if index < k {
+            self.rebuild(&[index])?;
+            let Some(sealed) = self.records[index].as_ref() else {
+                return Err(StorageError::Codec(format!("block {index} not rebuilt")));
+            };
+            let mut block = buffer_for(self.reservation.as_ref(), sealed.len() + HASH_LEN);
+            block.extend_from_slice(sealed);
+            (block, index..index + 1)
+        } else {
+            (self.code_parity(index)?, 0..k)
+        };
+        for j in checked {
+            let plain = self.open_block(j)?;
+            recycle(self.reservation.as_ref(), plain);
         }
-        Ok(framed.swap_remove(index))
+        let hash = block_hash(self.loc.shard(index), self.stripe, &block);
+        block.extend_from_slice(&hash);
+        Ok(reserved_bytes(block, self.reservation.clone()))
     }
 
     /// Plain text of stripe-relative bytes `range`, one piece per data block;

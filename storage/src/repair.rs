@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::crypto::DataKey;
 use crate::error::StorageError;
@@ -21,8 +22,10 @@ use crate::writer::{Frame, frame_stream};
 pub type Pace = Arc<dyn Fn(u64) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// Rebuilds shard `index` of the object from any k other shards and stores it
-/// on `target` (durable on `Ok`). Every data block is authenticated first, so
-/// a repair never spreads corrupt bytes; a failed repair leaves no shard.
+/// on `target` (durable on `Ok`). What each rebuilt block stands on is
+/// authenticated first (the block itself when it holds data, every data
+/// block of its stripe when it is parity), so a repair never spreads
+/// corrupt bytes; a failed repair leaves no shard.
 /// With `pace`, each block is paced before it is read (its rebuilt bytes),
 /// so a rate limit spreads the repair's reads evenly instead of in bursts
 /// of whole shards.
@@ -63,22 +66,31 @@ pub async fn repair_shard(
         tx.send(Frame::Data(Bytes::copy_from_slice(&header)))
             .await
             .map_err(|_| closed())?;
+        // Each stripe is rebuilt while the next one is fetched.
+        let mut rebuilding: Option<JoinHandle<Result<Bytes, StorageError>>> = None;
         for stripe in 0..stripes {
             if let Some(pace) = &pace {
                 pace(g.sealed_len(loc.size, stripe, i) as u64).await;
             }
-            let records = source.fetch_stripe(stripe, &data, None).await?;
+            let fetched = source.fetch_stripe(stripe, &data, None).await;
+            if let Some(job) = rebuilding.take() {
+                tx.send(Frame::Data(rebuilt(job).await?))
+                    .await
+                    .map_err(|_| closed())?;
+            }
             let job = StripeJob {
                 loc: loc.clone(),
                 cipher: cipher.clone(),
                 stripe,
-                records,
+                records: fetched?,
                 reservation: None,
             };
-            let framed = tokio::task::spawn_blocking(move || job.rebuild_framed(i))
+            rebuilding = Some(tokio::task::spawn_blocking(move || job.rebuild_framed(i)));
+        }
+        if let Some(job) = rebuilding {
+            tx.send(Frame::Data(rebuilt(job).await?))
                 .await
-                .map_err(|e| StorageError::Codec(format!("repair task failed: {e}")))??;
-            tx.send(Frame::Data(framed)).await.map_err(|_| closed())?;
+                .map_err(|_| closed())?;
         }
         let trailer = ShardTrailer {
             blocks: stripes,
@@ -96,6 +108,12 @@ pub async fn repair_shard(
     put?;
     metrics::counter!("tessera_storage_shards_repaired_total").increment(1);
     Ok(())
+}
+
+/// The framed block a rebuild task made.
+async fn rebuilt(job: JoinHandle<Result<Bytes, StorageError>>) -> Result<Bytes, StorageError> {
+    job.await
+        .map_err(|e| StorageError::Codec(format!("repair task failed: {e}")))?
 }
 
 /// Copies shard `id` as it is from `source` onto `target` (durable on

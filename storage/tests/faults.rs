@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::{Written, collect, data, put_file, shard_file, write_memory};
 use proptest::prelude::*;
-use tessera_storage::format::{BLOCK_OVERHEAD, HEADER_LEN, verify_shard_file};
+use tessera_storage::crypto::TAG_LEN;
+use tessera_storage::format::{BLOCK_OVERHEAD, HEADER_LEN, block_hash, verify_shard_file};
 use tessera_storage::{
     DataKey, Geometry, Memory, ObjectId, ObjectLocation, ReadOptions, ShardStore, StorageError,
     WriteOptions, read_object, repair_shard, scrub_shard, write_object,
@@ -493,6 +494,39 @@ async fn repaired_shards_are_byte_identical() {
     .unwrap_err();
     assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
     assert_eq!(w.mems[1].stat(w.shard(1)).await.unwrap(), None);
+}
+
+/// A data block forged on its store (bytes changed, checksum made to
+/// match, as a hostile node could) is never built into a rebuilt shard:
+/// not into a parity block, not into another data block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_block_with_a_matching_checksum_is_never_repaired_into_others() {
+    let g = Geometry::new(5, 3, 64).unwrap();
+    let w = write_memory(&data(2_345, 9), g, 100).await;
+    let forged = 2;
+    let mut file = shard_file(&w.mems[forged], w.shard(forged)).await;
+    let sealed = HEADER_LEN..HEADER_LEN + 64 + TAG_LEN;
+    file[sealed.start + 5] ^= 0x40;
+    let hash = block_hash(w.shard(forged), 0, &file[sealed.clone()]);
+    file[sealed.end..sealed.end + hash.len()].copy_from_slice(&hash);
+    put_file(&w.mems[forged], w.shard(forged), file).await;
+    for lost in [6usize, 0] {
+        w.mems[lost].delete(w.shard(lost)).await.unwrap();
+        let err = repair_shard(
+            &w.location(),
+            &w.key,
+            lost as u16,
+            w.stores[lost].clone(),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, StorageError::Corrupt { .. }),
+            "shard {lost}: {err}"
+        );
+        assert_eq!(w.mems[lost].stat(w.shard(lost)).await.unwrap(), None);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
