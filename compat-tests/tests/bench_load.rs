@@ -37,6 +37,7 @@ fn config(server: &TestServer, bucket: &str, workload: Workload, size: u64) -> B
         mix: Mix::default(),
         keep: false,
         server_pid: Some(std::process::id()),
+        cpu_pids: vec![std::process::id()],
     }
 }
 
@@ -76,6 +77,11 @@ async fn get_reads_back_what_put_wrote_and_cleans_up() {
     assert!(get.p50_ms > 0.0 && get.p50_ms <= get.p99_ms && get.p99_ms <= get.max_ms);
     assert!(report.server_memory.as_ref().unwrap().peak_rss_bytes > 0);
     assert!(report.phases.iter().all(|p| p.peak_rss_bytes.is_some()));
+    // The server runs in this process: its CPU time is this process's.
+    for phase in &report.phases {
+        let cpu = phase.server_cpu_s.get(&std::process::id()).copied();
+        assert!(cpu.is_some_and(|s| s >= 0.0), "{}: {cpu:?}", phase.name);
+    }
 
     // The run created the bucket, so it deleted it again.
     let buckets = sdk_client(&server).list_buckets().send().await.unwrap();

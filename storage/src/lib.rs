@@ -108,6 +108,7 @@
 //!   MD5 worker's `tessera_md5_lane_rounds_total` metric has a `kernel`
 //!   label value for each kernel the build has.
 
+pub mod background;
 pub mod budget;
 pub mod checksum;
 pub mod codec;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::background;
 use crate::crypto::DataKey;
 use crate::error::StorageError;
 use crate::format::{
@@ -85,7 +86,7 @@ pub async fn repair_shard(
                 records: fetched?,
                 reservation: None,
             };
-            rebuilding = Some(tokio::task::spawn_blocking(move || job.rebuild_framed(i)));
+            rebuilding = Some(tokio::spawn(background::run(move || job.rebuild_framed(i))));
         }
         if let Some(job) = rebuilding {
             tx.send(Frame::Data(rebuilt(job).await?))

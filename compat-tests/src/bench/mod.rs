@@ -1,10 +1,11 @@
 //! A warp-style S3 load generator that drives any S3 endpoint with the Rust
 //! SDK: PUT, GET, mixed and LIST workloads over a given object size,
 //! concurrency and count or duration, reporting throughput, latency
-//! percentiles, errors and (optionally) the server's peak RSS.
+//! percentiles, errors and (optionally) the server's peak RSS and CPU time.
 //!
 //! [`run`] is the whole benchmark; the `tessera-bench` binary is its CLI.
 
+mod cpu;
 mod report;
 mod rss;
 mod s3;
@@ -24,6 +25,7 @@ pub use s3::{RequestOptions, Target};
 pub use stats::{OpKind, OpSummary};
 pub use workload::{Mix, Workload};
 
+use cpu::{cpu_seconds, spent};
 use rss::RssSampler;
 use s3::BenchBucket;
 use workload::{Job, Keys, Limit, MixedState, run_phase};
@@ -61,6 +63,8 @@ pub struct BenchConfig {
     pub keep: bool,
     /// Sample this process's VmRSS during the run.
     pub server_pid: Option<u32>,
+    /// Report the CPU time these processes spend in each phase.
+    pub cpu_pids: Vec<u32>,
 }
 
 /// The operation count used when neither `ops` nor `duration` is given.
@@ -152,6 +156,7 @@ async fn run_phases(
                     concurrency,
                     limit,
                     sampler,
+                    &config.cpu_pids,
                 )
                 .await,
             );
@@ -188,7 +193,18 @@ async fn run_phases(
         }
     }
     let name = config.workload.name();
-    phases.push(measure(name, bucket, job, concurrency, measured, sampler).await);
+    phases.push(
+        measure(
+            name,
+            bucket,
+            job,
+            concurrency,
+            measured,
+            sampler,
+            &config.cpu_pids,
+        )
+        .await,
+    );
     phases
 }
 
@@ -200,17 +216,21 @@ async fn measure(
     concurrency: usize,
     limit: Limit,
     sampler: Option<&RssSampler>,
+    cpu_pids: &[u32],
 ) -> PhaseReport {
     if let Some(sampler) = sampler {
         sampler.take_phase_peak();
     }
+    let cpu_before = cpu_seconds(cpu_pids);
     let (recorder, elapsed) = run_phase(bucket, job, concurrency, limit).await;
+    let server_cpu_s = spent(&cpu_before, &cpu_seconds(cpu_pids));
     PhaseReport {
         name: name.to_owned(),
         concurrency,
         elapsed_s: elapsed.as_secs_f64(),
         ops: recorder.summarise(elapsed),
         peak_rss_bytes: sampler.map(RssSampler::take_phase_peak),
+        server_cpu_s,
     }
 }
 

@@ -53,6 +53,10 @@ pub struct PhaseReport {
     pub ops: BTreeMap<OpKind, OpSummary>,
     /// Peak VmRSS of the server during this phase.
     pub peak_rss_bytes: Option<u64>,
+    /// User plus system CPU seconds each server process (`--cpu-pid`)
+    /// spent during this phase.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_cpu_s: BTreeMap<u32, f64>,
 }
 
 impl Report {

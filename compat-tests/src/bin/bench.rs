@@ -120,6 +120,12 @@ struct Cli {
     #[arg(long)]
     server_pid: Option<u32>,
 
+    /// Report the CPU time (user and system) this process spends in each
+    /// phase; repeat it for a server made of several processes (a gateway
+    /// and its storage nodes): their sum is reported.
+    #[arg(long = "cpu-pid")]
+    cpu_pids: Vec<u32>,
+
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -171,6 +177,7 @@ impl Cli {
             mix: self.mix,
             keep: self.keep,
             server_pid: self.server_pid,
+            cpu_pids: self.cpu_pids.clone(),
         };
         Ok((config, self.json))
     }

@@ -1,0 +1,75 @@
+//! CPU work of background jobs (repair's decoding and authenticating) on
+//! threads of their own at the lowest scheduling priority, so that on a
+//! busy machine the cores go to client requests first and a job takes what
+//! they leave. Tokio's blocking pool would run it beside a read's
+//! decryption at the same priority.
+//!
+//! One thread per core, started on first use; work is queued in the order
+//! it comes. Where the priority cannot be lowered the work still runs, at
+//! normal priority.
+
+use std::sync::{Mutex, OnceLock, PoisonError, mpsc};
+
+use crate::error::StorageError;
+
+/// A piece of work for the threads.
+type Work = Box<dyn FnOnce() + Send>;
+
+/// The queue the background threads take work from.
+static QUEUE: OnceLock<mpsc::Sender<Work>> = OnceLock::new();
+
+/// The nice value the threads run at: the lowest priority.
+const NICE: i32 = 19;
+
+/// Runs `f` on a background thread and returns its result.
+pub async fn run<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let work: Work = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    if QUEUE.get_or_init(start).send(work).is_err() {
+        return Err(StorageError::Codec(
+            "no background thread is running".into(),
+        ));
+    }
+    rx.await
+        .map_err(|_| StorageError::Codec("background work panicked".into()))?
+}
+
+/// Starts the threads; returns the queue feeding them.
+fn start() -> mpsc::Sender<Work> {
+    let (tx, rx) = mpsc::channel::<Work>();
+    let rx = std::sync::Arc::new(Mutex::new(rx));
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    for n in 0..threads {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("tessera-bg-{n}"))
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    let work = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    let Ok(work) = work else {
+                        return;
+                    };
+                    // A panic is the caller's error (its answer is dropped),
+                    // not the end of the thread.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a background thread");
+        }
+    }
+    tx
+}
+
+/// Lowers the calling thread's priority (on Linux a nice value is a
+/// thread's own).
+fn lower_priority() {
+    if let Err(e) = rustix::process::setpriority_process(None, NICE) {
+        tracing::warn!(error = %e, "background thread: cannot lower its priority");
+    }
+}
