@@ -73,3 +73,20 @@ fn lower_priority() {
         tracing::warn!(error = %e, "background thread: cannot lower its priority");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_runs_at_the_lowest_priority_and_a_panic_spares_the_threads() {
+        let nice = run(|| Ok(rustix::process::getpriority_process(None).ok())).await;
+        assert_eq!(nice.unwrap(), Some(NICE));
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        for _ in 0..threads {
+            let panicked = run::<()>(|| panic!("a bug in the work")).await;
+            assert!(panicked.is_err());
+        }
+        assert_eq!(run(|| Ok(7)).await.unwrap(), 7);
+    }
+}
