@@ -35,6 +35,8 @@ use crate::data::DataPlane;
 const BATCH: usize = 16;
 /// Segments written at once.
 const PARALLEL: usize = 2;
+/// How often the lag is published while a pass copies.
+const LAG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The site replication job.
 pub struct ReplicateJob {
@@ -79,8 +81,7 @@ impl ReplicateJob {
         } in &queue.sites
         {
             let oldest = copies.first().map_or(now, |(c, _)| c.queued);
-            gauge!("tessera_site_replication_lag_seconds", "site" => site.clone())
-                .set(lag_secs(now, oldest));
+            publish_lag(&[(site.clone(), oldest)]);
             gauge!("tessera_site_replication_pending_bytes", "site" => site.clone())
                 .set(totals.bytes as f64);
             gauge!("tessera_site_replication_pending_segments", "site" => site.clone())
@@ -149,30 +150,50 @@ impl Job for ReplicateJob {
         }
         chosen.truncate(BATCH);
         let worked = chosen.len();
-        for group in chosen.chunks(PARALLEL) {
-            let outcomes = futures::future::join_all(group.iter().map(|(copy, record)| async {
-                match record {
-                    Some(record) => {
-                        let lacking: Vec<u16> = copy
-                            .positions()
-                            .filter(|p| record.segment.missing.contains(p))
-                            .collect();
-                        self.rebuilder.rebuild(&lacking, record).await
-                    }
-                    None => Default::default(),
+        // Copies onto a site that hangs may take their whole timeouts: the
+        // lag goes on being published meanwhile, from the oldest copies
+        // this pass read (at most a pass's length high once they are done).
+        let oldest: Vec<(String, i64)> = queue
+            .sites
+            .iter()
+            .filter_map(|q| Some((q.site.clone(), q.copies.first()?.0.queued)))
+            .collect();
+        let copying = async {
+            for group in chosen.chunks(PARALLEL) {
+                let outcomes =
+                    futures::future::join_all(group.iter().map(|(copy, record)| async {
+                        match record {
+                            Some(record) => {
+                                let lacking: Vec<u16> = copy
+                                    .positions()
+                                    .filter(|p| record.segment.missing.contains(p))
+                                    .collect();
+                                self.rebuilder.rebuild(&lacking, record).await
+                            }
+                            None => Default::default(),
+                        }
+                    }))
+                    .await;
+                for ((copy, record), outcome) in group.iter().zip(outcomes) {
+                    self.rebuilder
+                        .settle(
+                            (copy.object_id, copy.part),
+                            record.is_some(),
+                            outcome,
+                            progress,
+                            &mut self.retries,
+                        )
+                        .await?;
                 }
-            }))
-            .await;
-            for ((copy, record), outcome) in group.iter().zip(outcomes) {
-                self.rebuilder
-                    .settle(
-                        (copy.object_id, copy.part),
-                        record.is_some(),
-                        outcome,
-                        progress,
-                        &mut self.retries,
-                    )
-                    .await?;
+            }
+            Ok::<_, JobError>(())
+        };
+        tokio::pin!(copying);
+        let mut tick = tokio::time::interval(LAG_EVERY);
+        loop {
+            tokio::select! {
+                done = &mut copying => break done?,
+                _ = tick.tick() => publish_lag(&oldest),
             }
         }
         Ok(if worked == BATCH {
@@ -180,6 +201,15 @@ impl Job for ReplicateJob {
         } else {
             Pass::Idle
         })
+    }
+}
+
+/// Sets each site's lag from the time (ms) its oldest copy was queued.
+fn publish_lag(oldest: &[(String, i64)]) {
+    let now = now_millis();
+    for (site, queued) in oldest {
+        gauge!("tessera_site_replication_lag_seconds", "site" => site.clone())
+            .set(lag_secs(now, *queued));
     }
 }
 
