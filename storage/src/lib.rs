@@ -14,8 +14,9 @@
 //!   k stores in parallel; missing, failing, slow or corrupt shards are read
 //!   around (parity + reconstruction) and reported. Never wrong bytes. Memory
 //!   across reads is bounded by a shared [`MemoryBudget`] too.
-//! * [`repair_shard`] (rebuild one shard onto a store), [`copy_shard`] (copy
-//!   one as it is, for a copy of a segment on another site) and [`scrub_shard`]
+//! * [`repair_shard`] (rebuild one shard onto a store, its decoding on the
+//!   lowest-priority threads of [`background`]), [`copy_shard`] (copy one as
+//!   it is, for a copy of a segment on another site) and [`scrub_shard`]
 //!   (check a stored shard without the key).
 //! * [`seal_inline`] / [`open_inline`] for objects small enough to live in metadata.
 //! * Keys: [`MasterKey`] wraps [`DataKey`]s and seals secrets (see [`crypto`]).
