@@ -133,7 +133,7 @@ pub use format::Geometry;
 pub use inline::{DEFAULT_INLINE_THRESHOLD, open_inline, seal_inline};
 pub use node::{NodeScrub, NodeService};
 pub use reader::{BadShardCallback, ObjectLocation, ReadOptions, SlowShardCallback, read_object};
-pub use repair::{Pace, copy_shard, repair_shard, scrub_shard};
+pub use repair::{Pace, copy_shard, repair_shard, scrub_shard, verify_shard};
 pub use store::{
     ByteStream, LocalDir, Memory, NodeQueryError, ObjectId, Remote, S3Bucket, S3BucketConfig,
     ScrubFinding, SelfScrubbing, ShardId, ShardReader, ShardStat, ShardStore, StoreHealth,

@@ -121,7 +121,7 @@ async fn rebuilt(job: JoinHandle<Result<Bytes, StorageError>>) -> Result<Bytes, 
 /// `Ok`), streaming, and returns its length: the copies of a segment kept
 /// as a copy per site are the same sealed bytes, so one site's shard is
 /// copied, not rebuilt, for another. Nothing is checked on the way: check
-/// the copy with [`scrub_shard`] before trusting it. With `pace`, each
+/// the copy with [`verify_shard`] before trusting it. With `pace`, each
 /// chunk is paced before it is sent on.
 pub async fn copy_shard(
     source: &dyn ShardStore,
@@ -149,6 +149,20 @@ pub async fn copy_shard(
         None => bytes,
     };
     target.put(id, bytes).await
+}
+
+/// Checks a stored shard where it is: a storage node checks its own file
+/// (see [`crate::store::SelfScrubbing::verify_shard`]) so its bytes do not
+/// cross the network again; any other store is read, as [`scrub_shard`]
+/// does.
+pub async fn verify_shard(
+    store: &dyn ShardStore,
+    id: ShardId,
+) -> Result<ShardSummary, StorageError> {
+    match store.self_scrubbing() {
+        Some(node) => node.verify_shard(id).await,
+        None => scrub_shard(store, id).await,
+    }
 }
 
 /// Checks a stored shard file without the key (a node's scrub): header,

@@ -17,10 +17,12 @@ use hyper::body::Frame;
 use tessera_net::body::{Body, BodyError, full};
 use tessera_net::tls::{client_config, server_config};
 use tessera_net::{ClusterCa, RpcClient, RpcServer};
+use tessera_storage::format::HEADER_LEN;
 use tessera_storage::node::protocol;
 use tessera_storage::{
     DataKey, Geometry, LocalDir, NodeScrub, NodeService, ObjectId, ObjectLocation, ReadOptions,
-    Remote, ShardId, ShardStore, WriteOptions, read_object, write_object,
+    Remote, ShardId, ShardStore, StorageError, WriteOptions, read_object, scrub_shard,
+    verify_shard, write_object,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -343,5 +345,60 @@ async fn a_node_keeps_nothing_of_a_cut_or_malformed_upload() {
         .await
         .unwrap();
     assert_eq!(kept, b"xyz");
+    node.server.stop().await;
+}
+
+/// A gateway has a node check a shard on its own disk (what repair and
+/// replication verify a written shard with): intact, damaged and missing
+/// come back as the reading check would say them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_verifies_a_shard_where_it_is() {
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let node = start_node(&ca, 1, 3).await;
+    let client = gateway_client(&ca);
+    let stores = remotes(&client, std::slice::from_ref(&node)).await;
+    let geometry = Geometry::new(2, 1, 64 << 10).unwrap();
+    let object = ObjectId::random();
+    let opts = WriteOptions {
+        geometry,
+        ..WriteOptions::default()
+    };
+    let bytes = data(300_000, 3);
+    write_object(
+        &stores,
+        object,
+        1,
+        &DataKey::generate(),
+        &opts,
+        body(&bytes, 50_000),
+    )
+    .await
+    .unwrap();
+    for (i, store) in stores.iter().enumerate() {
+        let id = shard(object, i as u16);
+        let verified = verify_shard(store.as_ref(), id).await.unwrap();
+        assert_eq!(verified, scrub_shard(store.as_ref(), id).await.unwrap());
+        assert_eq!(verified.trailer.size, 300_000);
+    }
+
+    // A byte flipped on the node's disk: the node's check finds it.
+    let id = shard(object, 0);
+    let file = (1..=3)
+        .map(|d| LocalDir::open(node._dir.path().join(format!("disk-{d}"))).unwrap())
+        .map(|disk| disk.shard_path(id))
+        .find(|path| path.exists())
+        .unwrap();
+    let mut held = std::fs::read(&file).unwrap();
+    held[HEADER_LEN + 1_000] ^= 1;
+    std::fs::write(&file, held).unwrap();
+    let damaged = verify_shard(stores[0].as_ref(), id).await.unwrap_err();
+    assert!(matches!(damaged, StorageError::Corrupt { .. }), "{damaged}");
+
+    // A shard that is not there is missing, not damaged.
+    assert!(stores[1].delete(shard(object, 1)).await.unwrap());
+    let missing = verify_shard(stores[1].as_ref(), shard(object, 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StorageError::NotFound(_)), "{missing}");
     node.server.stop().await;
 }

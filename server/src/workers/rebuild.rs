@@ -9,7 +9,9 @@
 //! holding no other shard of the segment (on the copy's own site, for a
 //! segment kept as a copy per site). The same sealed shard kept by another
 //! copy is copied as it is; without one it is rebuilt from k others. Either
-//! way it is read back and verified where it landed before it counts.
+//! way it is verified where it landed before it counts (by the storage
+//! node itself, so its bytes do not cross the network a second time; a
+//! local store is read back).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use tessera_raft::command::Command;
 use tessera_raft::model::Segment;
 use tessera_raft::{MetaError, SegmentRecord};
-use tessera_storage::{Pace, ShardStore, StorageError, copy_shard, repair_shard, scrub_shard};
+use tessera_storage::{Pace, ShardStore, StorageError, copy_shard, repair_shard, verify_shard};
 
 use super::job::{Progress, RateLimit};
 use crate::data::{DataPlane, location};
@@ -94,7 +96,7 @@ impl Rebuilder {
                 && let Some(store) = stores
                     .get(home)
                     .filter(|s| !stores.is_down(s.id()) && !stores.is_draining(s.id()))
-                && scrub_shard(store.as_ref(), id).await.is_ok()
+                && verify_shard(store.as_ref(), id).await.is_ok()
             {
                 out.sound.push(index);
                 continue;
@@ -148,7 +150,7 @@ impl Rebuilder {
         for twin in self.twins(segment, index, lacking, target.id()) {
             let copied = async {
                 copy_shard(twin.as_ref(), id, target.as_ref(), Some(pace.clone())).await?;
-                scrub_shard(target.as_ref(), id).await
+                verify_shard(target.as_ref(), id).await
             }
             .await;
             match copied {
@@ -164,7 +166,7 @@ impl Rebuilder {
             .map_err(|e| StorageError::InvalidGeometry(e.to_string()))?;
         let stripe_index = location::stripe_index(segment, index);
         repair_shard(&loc, key, stripe_index, Arc::clone(target), Some(pace)).await?;
-        let summary = scrub_shard(target.as_ref(), id).await?;
+        let summary = verify_shard(target.as_ref(), id).await?;
         Ok(self.shard_len(segment, index, summary.trailer.size))
     }
 

@@ -12,6 +12,7 @@
 //! POST /v1/scrub/findings  StoreRequest -> Vec<ScrubFinding>
 //! POST /v1/scrub/ack       AckRequest   -> u64: findings removed
 //! POST /v1/scrub/start     ()           -> (): a pass of the node's scrub starts now
+//! POST /v1/verify  ShardRequest -> VerifyAnswer: the shard checked where it is
 //! ```
 //!
 //! The scrub calls are how a gateway learns what the node's own scrub (see
@@ -49,6 +50,8 @@ pub const SCRUB_FINDINGS: &str = "/v1/scrub/findings";
 pub const SCRUB_ACK: &str = "/v1/scrub/ack";
 /// Starts a scrub pass of the node now.
 pub const SCRUB_START: &str = "/v1/scrub/start";
+/// Checks one shard on the node (as its scrub does) instead of reading it back.
+pub const VERIFY: &str = "/v1/verify";
 /// Trailer of a shard upload: how many bytes were sent.
 pub const LENGTH_TRAILER: &str = "x-tessera-shard-length";
 /// Most shard ids one list answer holds.
@@ -88,6 +91,23 @@ pub struct AckRequest {
     pub store: String,
     /// The highest sequence number the gateway has queued for repair.
     pub through: u64,
+}
+
+/// What a node found checking one of its shards (header, trailer, length
+/// and every block's xxh3; no key needed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerifyAnswer {
+    /// Intact: its header and trailer as stored.
+    Intact {
+        /// The encoded header.
+        header: Vec<u8>,
+        /// The encoded trailer.
+        trailer: Vec<u8>,
+    },
+    /// The store has no such shard.
+    Missing,
+    /// Damaged: what the check found.
+    Corrupt(String),
 }
 
 /// A shard the node's scrub found bad (unreadable, truncated, a block

@@ -18,8 +18,9 @@ use tessera_net::{HttpService, trace, wire};
 use tracing::{Instrument, Span};
 
 use super::NodeScrub;
-use super::protocol::{self, AckRequest, ListRequest, ShardRequest, StoreRequest};
+use super::protocol::{self, AckRequest, ListRequest, ShardRequest, StoreRequest, VerifyAnswer};
 use crate::error::StorageError;
+use crate::repair::scrub_shard;
 use crate::store::{ByteStream, ShardId, ShardStore};
 
 /// Largest request body of the operations other than a shard upload.
@@ -177,6 +178,20 @@ impl NodeService {
                         .acknowledge(&r.store, r.through)
                         .map_err(failure)?,
                 )
+            }
+            protocol::VERIFY => {
+                let r: ShardRequest = wire::decode(&body).map_err(bad_request)?;
+                let store = self.store(&r.store)?;
+                let answer = match scrub_shard(store.as_ref(), r.shard).await {
+                    Ok(summary) => VerifyAnswer::Intact {
+                        header: summary.header.encode().to_vec(),
+                        trailer: summary.trailer.encode(r.shard).to_vec(),
+                    },
+                    Err(StorageError::NotFound(_)) => VerifyAnswer::Missing,
+                    Err(e @ StorageError::Corrupt { .. }) => VerifyAnswer::Corrupt(e.to_string()),
+                    Err(e) => return Err(failure(e)),
+                };
+                encoded(&answer)
             }
             protocol::SCRUB_START => {
                 let () = wire::decode(&body).map_err(bad_request)?;

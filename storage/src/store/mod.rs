@@ -26,6 +26,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StorageError;
+use crate::format::ShardSummary;
 pub use crate::node::protocol::ScrubFinding;
 
 /// Creates `dir` and its missing parents readable by their owner only
@@ -267,6 +268,10 @@ pub trait SelfScrubbing: Send + Sync {
 
     /// Starts a scrub pass now instead of at its next turn.
     async fn start_scrub(&self) -> Result<(), StorageError>;
+
+    /// Checks shard `id` where it is, as [`crate::scrub_shard`] does
+    /// reading it, without moving its bytes.
+    async fn verify_shard(&self, id: ShardId) -> Result<ShardSummary, StorageError>;
 }
 
 /// Consecutive reads of a byte range of one shard (see [`ShardStore::open_reader`]).

@@ -20,7 +20,10 @@ use tracing::Instrument;
 
 use super::{ByteStream, ScrubFinding, SelfScrubbing, ShardId, ShardStat, ShardStore, StoreHealth};
 use crate::error::StorageError;
-use crate::node::protocol::{self, AckRequest, ListRequest, ShardRequest, StoreRequest};
+use crate::format::{ShardHeader, ShardSummary, ShardTrailer};
+use crate::node::protocol::{
+    self, AckRequest, ListRequest, ShardRequest, StoreRequest, VerifyAnswer,
+};
 
 /// Why a node could not say which stores it serves.
 #[derive(Debug, thiserror::Error)]
@@ -322,5 +325,26 @@ impl SelfScrubbing for Remote {
 
     async fn start_scrub(&self) -> Result<(), StorageError> {
         self.unary(protocol::SCRUB_START, &()).await
+    }
+
+    async fn verify_shard(&self, id: ShardId) -> Result<ShardSummary, StorageError> {
+        match self
+            .unary(protocol::VERIFY, &self.shard_request(id))
+            .await?
+        {
+            VerifyAnswer::Intact { header, trailer } => {
+                let header = ShardHeader::decode(&header)?;
+                if header.shard != id {
+                    return Err(StorageError::corrupt(
+                        id,
+                        format!("file holds shard {}", header.shard),
+                    ));
+                }
+                let trailer = ShardTrailer::decode(id, &trailer)?;
+                Ok(ShardSummary { header, trailer })
+            }
+            VerifyAnswer::Missing => Err(StorageError::NotFound(id)),
+            VerifyAnswer::Corrupt(reason) => Err(StorageError::corrupt(id, reason)),
+        }
     }
 }
