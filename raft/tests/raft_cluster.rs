@@ -245,6 +245,8 @@ async fn a_witness_leads_only_when_it_must_then_hands_over() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Reads go on a moment under the new leader too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     reading.store(false, Ordering::Relaxed);
     let (served, failed) = reader.await.unwrap();
     assert!(failed.is_empty(), "reads failed: {failed:?}");

@@ -16,8 +16,9 @@
 //!   across reads is bounded by a shared [`MemoryBudget`] too.
 //! * [`repair_shard`] (rebuild one shard onto a store, its decoding on the
 //!   lowest-priority threads of [`background`]), [`copy_shard`] (copy one as
-//!   it is, for a copy of a segment on another site) and [`scrub_shard`]
-//!   (check a stored shard without the key).
+//!   it is, for a copy of a segment on another site), [`scrub_shard`]
+//!   (check a stored shard without the key, reading it) and
+//!   [`verify_shard`] (check it where it is: a storage node checks its own).
 //! * [`seal_inline`] / [`open_inline`] for objects small enough to live in metadata.
 //! * Keys: [`MasterKey`] wraps [`DataKey`]s and seals secrets (see [`crypto`]).
 //! * Stores: the [`ShardStore`] trait, [`LocalDir`] (a directory on a disk,

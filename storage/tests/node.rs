@@ -38,7 +38,25 @@ struct Node {
     _dir: tempfile::TempDir,
 }
 
+/// A node of a version before `/v1/verify`: it answers that path as one it
+/// does not know.
+struct OlderNode(NodeService);
+
+impl tessera_net::HttpService for OlderNode {
+    async fn serve(&self, req: Request<hyper::body::Incoming>) -> http::Response<Body> {
+        if req.uri().path() == protocol::VERIFY {
+            return tessera_net::server::reply(StatusCode::NOT_FOUND, protocol::VERIFY);
+        }
+        self.0.serve(req).await
+    }
+}
+
 async fn start_node(ca: &ClusterCa, number: u64, disks: usize) -> Node {
+    start_node_of(ca, number, disks, false).await
+}
+
+/// A node; with `older`, one that does not know `/v1/verify`.
+async fn start_node_of(ca: &ClusterCa, number: u64, disks: usize, older: bool) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let stores: Vec<Arc<dyn ShardStore>> = (1..=disks)
         .map(|d| {
@@ -53,7 +71,11 @@ async fn start_node(ca: &ClusterCa, number: u64, disks: usize) -> Node {
     let tls = server_config(&ca.issue(&format!("node-{number}"), &[]).unwrap()).unwrap();
     let scrub = Arc::new(NodeScrub::open(dir.path().join("scrub.findings")).unwrap());
     let service = NodeService::new(stores, Arc::clone(&scrub));
-    let server = RpcServer::start("node", listener, tls, Arc::new(service));
+    let server = if older {
+        RpcServer::start("node", listener, tls, Arc::new(OlderNode(service)))
+    } else {
+        RpcServer::start("node", listener, tls, Arc::new(service))
+    };
     Node {
         number,
         addr,
@@ -401,4 +423,22 @@ async fn a_node_verifies_a_shard_where_it_is() {
         .unwrap_err();
     assert!(matches!(missing, StorageError::NotFound(_)), "{missing}");
     node.server.stop().await;
+
+    // A node of an older version has its shards read back instead.
+    let older = start_node_of(&ca, 2, 3, true).await;
+    let stores = remotes(&client, std::slice::from_ref(&older)).await;
+    write_object(
+        &stores,
+        object,
+        1,
+        &DataKey::generate(),
+        &opts,
+        body(&bytes, 50_000),
+    )
+    .await
+    .unwrap();
+    let id = shard(object, 2);
+    let verified = verify_shard(stores[2].as_ref(), id).await.unwrap();
+    assert_eq!(verified, scrub_shard(stores[2].as_ref(), id).await.unwrap());
+    older.server.stop().await;
 }

@@ -121,8 +121,8 @@ struct Cli {
     server_pid: Option<u32>,
 
     /// Report the CPU time (user and system) this process spends in each
-    /// phase; repeat it for a server made of several processes (a gateway
-    /// and its storage nodes): their sum is reported.
+    /// phase, in the JSON report, per process; repeat it for a server made
+    /// of several processes (a gateway and its storage nodes).
     #[arg(long = "cpu-pid")]
     cpu_pids: Vec<u32>,
 

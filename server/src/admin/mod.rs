@@ -161,7 +161,7 @@ pub struct StoreStatus {
 pub struct RepairStatus {
     /// Whether repair is done: nothing queued, and no lost or draining
     /// store holds shards not yet queued. Every shard repair rebuilt was
-    /// read back and verified where it landed before it left the queue.
+    /// verified where it landed before it left the queue.
     pub done: bool,
     /// Shards queued to be checked and rebuilt.
     pub pending_shards: u64,

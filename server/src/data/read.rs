@@ -100,8 +100,7 @@ impl DataPlane {
     }
 
     /// Read options whose bad-shard hook queues a repair of the version:
-    /// of every copy of the shard (repair keeps those that read back
-    /// intact).
+    /// of every copy of the shard (repair keeps those it finds intact).
     fn read_options(&self, v: &ObjectVersion) -> ReadOptions {
         let meta = self.meta.clone();
         let (bucket, key, version_id) = (v.bucket.clone(), v.key.clone(), v.version_id.clone());

@@ -1,7 +1,7 @@
 //! Putting back the shards of one segment where they belong: what repair
 //! and the site replicator share.
 //!
-//! For every shard asked for: a shard not known missing that reads back
+//! For every shard asked for: a shard not known missing that is found
 //! intact where it is stays as it is (a report from a read that only timed
 //! out, a disk that came back). Otherwise it is written onto its own store
 //! when that is up; when it is down, it waits for it until the repair
@@ -91,7 +91,7 @@ impl Rebuilder {
                 out.sound.push(index);
                 continue;
             };
-            // A shard that is not known missing and reads back intact stays.
+            // A shard that is not known missing and is found intact stays.
             if !segment.missing.contains(&index)
                 && let Some(store) = stores
                     .get(home)

@@ -2,7 +2,7 @@
 //!
 //! Each pass reads the queue, orders it by how much redundancy each segment
 //! has left (least first) and works through a batch, putting every queued
-//! shard back as `rebuild` does: kept when it reads back intact, else
+//! shard back as `rebuild` does: kept when it is found intact, else
 //! copied from another site's copy or rebuilt from k others, onto its own
 //! store or (once that is lost) another, and verified there. Only then
 //! does one `CompleteRepair` move the placement and take the shards off the

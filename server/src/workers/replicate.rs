@@ -7,7 +7,8 @@
 //! down. Each pass (on the metadata leader) takes the oldest copies of
 //! every site in turn and puts their shards back as `rebuild` does: copied
 //! as they are from the copy that exists, onto the site's stores, each
-//! read back and verified there, then one `CompleteRepair` per segment.
+//! verified there (by its node, so it crosses the link once), then one
+//! `CompleteRepair` per segment.
 //! The queue lives in raft, so a restart or a new leader picks it up where
 //! it stood; the rate limit (`replication_rate_mib`) keeps the link and
 //! the disks for clients.

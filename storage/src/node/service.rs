@@ -188,7 +188,10 @@ impl NodeService {
                         trailer: summary.trailer.encode(r.shard).to_vec(),
                     },
                     Err(StorageError::NotFound(_)) => VerifyAnswer::Missing,
-                    Err(e @ StorageError::Corrupt { .. }) => VerifyAnswer::Corrupt(e.to_string()),
+                    // What the node's scrub would count as a bad shard.
+                    Err(StorageError::Corrupt { reason, .. } | StorageError::Format(reason)) => {
+                        VerifyAnswer::Corrupt(reason)
+                    }
                     Err(e) => return Err(failure(e)),
                 };
                 encoded(&answer)

@@ -44,6 +44,10 @@ impl NodeQueryError {
     }
 }
 
+/// Bytes per second a node's check of a shard is allowed at the least
+/// (the call's timeout grows with the shard).
+const VERIFY_MIN_RATE: u64 = 16 << 20;
+
 /// A store on a storage node.
 #[derive(Clone)]
 pub struct Remote {
@@ -327,11 +331,33 @@ impl SelfScrubbing for Remote {
         self.unary(protocol::SCRUB_START, &()).await
     }
 
+    /// The node reads the whole shard before it answers: the call may take
+    /// as long as reading it at [`VERIFY_MIN_RATE`]. A node that does not
+    /// know the call (an older version) has the shard read back instead.
     async fn verify_shard(&self, id: ShardId) -> Result<ShardSummary, StorageError> {
-        match self
-            .unary(protocol::VERIFY, &self.shard_request(id))
-            .await?
-        {
+        let Some(stat) = self.stat(id).await? else {
+            return Err(StorageError::NotFound(id));
+        };
+        let body = wire::encode(&self.shard_request(id)).map_err(|e| self.unavailable(e))?;
+        let request = Request::post(protocol::VERIFY)
+            .body(full(body))
+            .map_err(|e| self.unavailable(e))?;
+        let within = self.timeout + Duration::from_secs(stat.size / VERIFY_MIN_RATE);
+        let response = self.send(request, within).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            let path_unknown = decode_answer::<()>(response)
+                .await
+                .err()
+                .is_some_and(|reason| reason.contains(protocol::VERIFY));
+            if path_unknown {
+                return crate::repair::scrub_shard(self, id).await;
+            }
+            return Err(StorageError::NotFound(id));
+        }
+        let answer = decode_answer(response)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        match answer {
             VerifyAnswer::Intact { header, trailer } => {
                 let header = ShardHeader::decode(&header)?;
                 if header.shard != id {
