@@ -385,17 +385,12 @@ async fn a_node_verifies_a_shard_where_it_is() {
         geometry,
         ..WriteOptions::default()
     };
-    let bytes = data(300_000, 3);
-    write_object(
-        &stores,
-        object,
-        1,
-        &DataKey::generate(),
-        &opts,
-        body(&bytes, 50_000),
-    )
-    .await
-    .unwrap();
+    let (bytes, key) = (data(300_000, 3), DataKey::generate());
+    let write = |stores: Vec<Arc<dyn ShardStore>>| {
+        let (key, opts, bytes) = (&key, &opts, &bytes);
+        async move { write_object(&stores, object, 1, key, opts, body(bytes, 50_000)).await }
+    };
+    write(stores.clone()).await.unwrap();
     for (i, store) in stores.iter().enumerate() {
         let id = shard(object, i as u16);
         let verified = verify_shard(store.as_ref(), id).await.unwrap();
@@ -427,16 +422,7 @@ async fn a_node_verifies_a_shard_where_it_is() {
     // A node of an older version has its shards read back instead.
     let older = start_node_of(&ca, 2, 3, true).await;
     let stores = remotes(&client, std::slice::from_ref(&older)).await;
-    write_object(
-        &stores,
-        object,
-        1,
-        &DataKey::generate(),
-        &opts,
-        body(&bytes, 50_000),
-    )
-    .await
-    .unwrap();
+    write(stores.clone()).await.unwrap();
     let id = shard(object, 2);
     let verified = verify_shard(stores[2].as_ref(), id).await.unwrap();
     assert_eq!(verified, scrub_shard(stores[2].as_ref(), id).await.unwrap());

@@ -122,17 +122,27 @@ impl Remote {
             .map_err(|e| self.unavailable(e))
     }
 
+    /// Posts `req` to `path`, answered within `timeout`.
+    async fn post<Req: Serialize>(
+        &self,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<http::Response<Incoming>, StorageError> {
+        let body = wire::encode(req).map_err(|e| self.unavailable(e))?;
+        let request = Request::post(path)
+            .body(full(body))
+            .map_err(|e| self.unavailable(e))?;
+        self.send(request, timeout).await
+    }
+
     /// A whole-message operation.
     async fn unary<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         path: &str,
         req: &Req,
     ) -> Result<Resp, StorageError> {
-        let body = wire::encode(req).map_err(|e| self.unavailable(e))?;
-        let request = Request::post(path)
-            .body(full(body))
-            .map_err(|e| self.unavailable(e))?;
-        let response = self.send(request, self.timeout).await?;
+        let response = self.post(path, req, self.timeout).await?;
         decode_answer(response)
             .await
             .map_err(|e| self.unavailable(e))
@@ -338,12 +348,10 @@ impl SelfScrubbing for Remote {
         let Some(stat) = self.stat(id).await? else {
             return Err(StorageError::NotFound(id));
         };
-        let body = wire::encode(&self.shard_request(id)).map_err(|e| self.unavailable(e))?;
-        let request = Request::post(protocol::VERIFY)
-            .body(full(body))
-            .map_err(|e| self.unavailable(e))?;
         let within = self.timeout + Duration::from_secs(stat.size / VERIFY_MIN_RATE);
-        let response = self.send(request, within).await?;
+        let response = self
+            .post(protocol::VERIFY, &self.shard_request(id), within)
+            .await?;
         if response.status() == StatusCode::NOT_FOUND {
             let path_unknown = decode_answer::<()>(response)
                 .await
