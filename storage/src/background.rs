@@ -21,21 +21,25 @@ static QUEUE: OnceLock<mpsc::Sender<Work>> = OnceLock::new();
 /// The nice value the threads run at: the lowest priority.
 const NICE: i32 = 19;
 
-/// Runs `f` on a background thread and returns its result.
-pub async fn run<T: Send + 'static>(
+/// Queues `f` for a background thread at once; the future returned
+/// yields its result (awaiting it is not what starts the work).
+pub fn run<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, StorageError> {
+) -> impl Future<Output = Result<T, StorageError>> + Send + 'static {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let work: Work = Box::new(move || {
         let _ = tx.send(f());
     });
-    if QUEUE.get_or_init(start).send(work).is_err() {
-        return Err(StorageError::Codec(
-            "no background thread is running".into(),
-        ));
+    let queued = QUEUE.get_or_init(start).send(work).is_ok();
+    async move {
+        if !queued {
+            return Err(StorageError::Codec(
+                "no background thread is running".into(),
+            ));
+        }
+        rx.await
+            .map_err(|_| StorageError::Codec("background work panicked".into()))?
     }
-    rx.await
-        .map_err(|_| StorageError::Codec("background work panicked".into()))?
 }
 
 /// Starts the threads; returns the queue feeding them.

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::background;
 use crate::crypto::DataKey;
@@ -68,14 +67,14 @@ pub async fn repair_shard(
             .await
             .map_err(|_| closed())?;
         // Each stripe is rebuilt while the next one is fetched.
-        let mut rebuilding: Option<JoinHandle<Result<Bytes, StorageError>>> = None;
+        let mut rebuilding = None;
         for stripe in 0..stripes {
             if let Some(pace) = &pace {
                 pace(g.sealed_len(loc.size, stripe, i) as u64).await;
             }
             let fetched = source.fetch_stripe(stripe, &data, None).await;
             if let Some(job) = rebuilding.take() {
-                tx.send(Frame::Data(rebuilt(job).await?))
+                tx.send(Frame::Data(job.await?))
                     .await
                     .map_err(|_| closed())?;
             }
@@ -86,10 +85,10 @@ pub async fn repair_shard(
                 records: fetched?,
                 reservation: None,
             };
-            rebuilding = Some(tokio::spawn(background::run(move || job.rebuild_framed(i))));
+            rebuilding = Some(background::run(move || job.rebuild_framed(i)));
         }
         if let Some(job) = rebuilding {
-            tx.send(Frame::Data(rebuilt(job).await?))
+            tx.send(Frame::Data(job.await?))
                 .await
                 .map_err(|_| closed())?;
         }
@@ -109,12 +108,6 @@ pub async fn repair_shard(
     put?;
     metrics::counter!("tessera_storage_shards_repaired_total").increment(1);
     Ok(())
-}
-
-/// The framed block a rebuild task made.
-async fn rebuilt(job: JoinHandle<Result<Bytes, StorageError>>) -> Result<Bytes, StorageError> {
-    job.await
-        .map_err(|e| StorageError::Codec(format!("repair task failed: {e}")))?
 }
 
 /// Copies shard `id` as it is from `source` onto `target` (durable on
