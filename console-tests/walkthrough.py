@@ -13,6 +13,7 @@ import tempfile
 import time
 
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -43,7 +44,9 @@ def main() -> int:
         "download.prompt_for_download": False,
     })
     driver = webdriver.Chrome(service=Service(args.driver), options=options)
-    wait = WebDriverWait(driver, 20)
+    # While a page is being replaced, chromium may answer a lookup with an
+    # inspector error instead of a stale element; such a look is retried.
+    wait = WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,))
     shots = []
 
     def shot(name: str) -> None:
@@ -51,6 +54,22 @@ def main() -> int:
         if not driver.save_screenshot(path):
             raise AssertionError(f"no screenshot written to {path}")
         shots.append(path)
+
+    def leave(act, ready) -> None:
+        """Does `act` (a click that loads another page) and waits for
+        `ready` on the new page: the old page must be gone first, so what
+        it showed is never taken for the new page's."""
+        page = driver.find_element(By.TAG_NAME, "html")
+        act()
+        wait.until(ec.staleness_of(page))
+        wait.until(ready)
+
+    def submit(button: str, notice: str) -> None:
+        leave(driver.find_element(By.XPATH, f"//button[text()='{button}']").click,
+              ec.text_to_be_present_in_element((By.CLASS_NAME, "notice"), notice))
+
+    def follow(link: str, ready) -> None:
+        leave(driver.find_element(By.LINK_TEXT, link).click, ready)
 
     def check(cond: bool, what: str) -> None:
         if not cond:
@@ -66,20 +85,19 @@ def main() -> int:
 
         driver.find_element(By.NAME, "access_key").send_keys(args.access_key)
         driver.find_element(By.NAME, "secret_key").send_keys(args.secret_key)
-        driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-        wait.until(ec.url_contains("/console/cluster"))
+        leave(driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click,
+              ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Metadata members"))
         body = driver.find_element(By.TAG_NAME, "body").text
-        check("Health:" in body and "Metadata members" in body, "the cluster page")
+        check(driver.current_url.endswith("/console/cluster") and "Health:" in body,
+              "the cluster page")
         cookie = driver.get_cookie("tessera_console")
         check(cookie is not None and cookie.get("httpOnly") and cookie.get("sameSite") == "Strict",
               f"an HttpOnly, SameSite=Strict session cookie: {cookie}")
         shot("cluster")
 
-        driver.find_element(By.LINK_TEXT, "Buckets").click()
-        wait.until(ec.presence_of_element_located((By.NAME, "bucket")))
+        follow("Buckets", ec.presence_of_element_located((By.NAME, "bucket")))
         driver.find_element(By.NAME, "bucket").send_keys(BUCKET)
-        driver.find_element(By.XPATH, "//button[text()='Create bucket']").click()
-        wait.until(ec.text_to_be_present_in_element((By.CLASS_NAME, "notice"), "Bucket created"))
+        submit("Create bucket", "Bucket created")
 
         payload = os.urandom(300_000) + b"tessera console walk-through\n"
         upload_dir = tempfile.mkdtemp(prefix="console-upload-")
@@ -87,8 +105,7 @@ def main() -> int:
         with open(source, "wb") as f:
             f.write(payload)
         driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(source)
-        driver.find_element(By.XPATH, "//button[text()='Upload']").click()
-        wait.until(ec.text_to_be_present_in_element((By.CLASS_NAME, "notice"), "Uploaded"))
+        submit("Upload", "Uploaded")
         listed = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a.object")]
         check(FILE_NAME in listed, f"{FILE_NAME} listed in the bucket: {listed}")
         shot("bucket")
@@ -104,17 +121,14 @@ def main() -> int:
         with open(target, "rb") as f:
             check(f.read() == payload, "the downloaded bytes equal the uploaded ones")
 
-        driver.find_element(By.LINK_TEXT, "Buckets").click()
-        wait.until(ec.presence_of_element_located((By.LINK_TEXT, BUCKET)))
+        follow("Buckets", ec.presence_of_element_located((By.LINK_TEXT, BUCKET)))
         row = driver.find_element(By.XPATH, f"//a[text()='{BUCKET}']/ancestor::tr").text
         check(" 1 " in f" {row} ", f"the bucket list counts one object: {row!r}")
         shot("buckets")
 
-        driver.find_element(By.LINK_TEXT, "Access keys").click()
-        wait.until(ec.presence_of_element_located((By.NAME, "role")))
+        follow("Access keys", ec.presence_of_element_located((By.NAME, "role")))
         shot("keys")
-        driver.find_element(By.LINK_TEXT, "Jobs").click()
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table.jobs")))
+        follow("Jobs", ec.presence_of_element_located((By.CSS_SELECTOR, "table.jobs")))
         shot("jobs")
     finally:
         driver.quit()

@@ -9,6 +9,8 @@
 #   aws_at ENDPOINT ARGS…        the aws cli of that venv, isolated from ~/.aws
 #   py ENDPOINT ARGS…            its python, with the same S3 environment
 #   wait_healthy CONTAINER SECS  until Docker's health check says healthy
+#   compose_down SECS            down -v the project (COMPOSE, PROJECT); what
+#                                it leaves is force-removed by its label
 
 # shellcheck source=SCRIPTDIR/../compat-tests/lib/tessera.sh
 . "$REPO/compat-tests/lib/tessera.sh"
@@ -76,4 +78,15 @@ wait_healthy() { # CONTAINER SECS
         fi
         sleep 1
     done
+}
+
+compose_down() { # SECS
+    timeout "$1" "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 && return 0
+    say "docker-compose down failed or took over $1 s: removing the project's containers, networks and volumes by force"
+    local label="label=com.docker.compose.project=$PROJECT" kind
+    docker ps -aq --filter "$label" | xargs -r timeout 120 docker rm -f -v >/dev/null 2>&1 || true
+    for kind in network volume; do
+        docker "$kind" ls -q --filter "$label" | xargs -r timeout 60 docker "$kind" rm >/dev/null 2>&1 || true
+    done
+    [ -z "$(docker ps -aq --filter "$label")" ] || say "containers of $PROJECT are left: docker ps -a --filter $label"
 }

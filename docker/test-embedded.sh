@@ -27,7 +27,7 @@ teardown() {
         say "logs of the container:"
         timeout 30 "${COMPOSE[@]}" logs --no-color --tail 40 >&2 2>&1 || true
     fi
-    timeout 120 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || say "docker-compose down failed"
+    compose_down 120
     rm -rf "$SCRATCH"
     exit "$rc"
 }

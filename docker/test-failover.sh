@@ -73,7 +73,7 @@ teardown() {
             timeout 30 "${COMPOSE[@]}" logs --no-color --tail 15 "$s" >&2 2>&1 || true
         done
     fi
-    timeout 180 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || say "docker-compose down failed"
+    compose_down 180
     if [ "$rc" != 0 ] && [ "${FAILOVER_KEEP:-0}" = 1 ]; then
         say "scratch kept in $SCRATCH"
     else
