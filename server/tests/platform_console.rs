@@ -123,13 +123,27 @@ impl Browser {
 
     /// Uploads `bytes` as `name` through the bucket page's multipart form.
     async fn upload(&self, bucket: &str, csrf: &str, name: &str, bytes: &[u8]) -> Answer {
+        self.upload_form(bucket, csrf, name, bytes, true).await
+    }
+
+    /// The same form, its closing boundary left out unless `whole`.
+    async fn upload_form(
+        &self,
+        bucket: &str,
+        csrf: &str,
+        name: &str,
+        bytes: &[u8],
+        whole: bool,
+    ) -> Answer {
         let boundary = "----console-test-boundary";
         let mut body = format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
         )
         .into_bytes();
         body.extend_from_slice(bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        if whole {
+            body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        }
         let origin = self.base.clone();
         self.send(
             Method::POST,
@@ -338,6 +352,39 @@ async fn cross_site_posts_are_refused_and_same_site_ones_work() {
     let answer = browser.get("/console/object?bucket=made&key=big.bin").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body.as_ref(), data.as_slice());
+
+    // A form cut off within its file is refused and stores nothing, of one
+    // part or of several; a file name keeps no directories.
+    for size in [1000, 9_000_000] {
+        let answer = browser
+            .upload_form("made", &csrf, "cut.bin", &data[..size], false)
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+        assert!(
+            answer.text().contains("MalformedPOSTRequest"),
+            "{}",
+            answer.text()
+        );
+    }
+    let answer = browser
+        .upload("made", &csrf, "C:\\Users\\me\\small.bin", &data[..10])
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
+    let listed = client
+        .list_objects_v2()
+        .bucket("made")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["big.bin", "small.bin"]);
+    let uploads = client
+        .list_multipart_uploads()
+        .bucket("made")
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
     assert!(
         browser
             .get("/console/bucket?name=made")

@@ -22,13 +22,17 @@ static QUEUE: OnceLock<mpsc::Sender<Work>> = OnceLock::new();
 const NICE: i32 = 19;
 
 /// Queues `f` for a background thread at once; the future returned
-/// yields its result (awaiting it is not what starts the work).
+/// yields its result (awaiting it is not what starts the work). Work whose
+/// future is dropped before a thread takes it up (a cancelled job's) is
+/// skipped.
 pub fn run<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> impl Future<Output = Result<T, StorageError>> + Send + 'static {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let work: Work = Box::new(move || {
-        let _ = tx.send(f());
+        if !tx.is_closed() {
+            let _ = tx.send(f());
+        }
     });
     let queued = QUEUE.get_or_init(start).send(work).is_ok();
     async move {
@@ -92,5 +96,47 @@ mod tests {
             assert!(panicked.is_err());
         }
         assert_eq!(run(|| Ok(7)).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn work_given_up_before_it_starts_is_skipped() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        // Every thread held until the work below is queued and dropped.
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(Mutex::new(held));
+        let holding = Arc::new(AtomicUsize::new(0));
+        let holders: Vec<_> = (0..threads)
+            .map(|_| {
+                let (held, holding) = (held.clone(), holding.clone());
+                run(move || {
+                    holding.fetch_add(1, Ordering::SeqCst);
+                    let _ = held.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    Ok(())
+                })
+            })
+            .collect();
+        while holding.load(Ordering::SeqCst) < threads {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let ran = Arc::new(AtomicBool::new(false));
+        let given_up = {
+            let ran = ran.clone();
+            run(move || {
+                ran.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+        };
+        drop(given_up);
+        drop(release);
+        for holder in holders {
+            holder.await.unwrap();
+        }
+        // Queued after it: by the time these ran, it was taken up.
+        for _ in 0..threads {
+            run(|| Ok(())).await.unwrap();
+        }
+        assert!(!ran.load(Ordering::SeqCst));
     }
 }

@@ -35,7 +35,7 @@ mod mpu_checksum;
 mod multipart;
 mod object;
 mod object_lock;
-mod post_form;
+pub(crate) mod post_form;
 mod post_object;
 mod post_policy;
 mod public_access;

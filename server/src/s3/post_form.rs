@@ -1,9 +1,9 @@
-//! The `multipart/form-data` body of a browser upload (POST Object), read
-//! as a stream: the fields before the file part are gathered (at most
-//! [`MAX_PRE_FILE_BYTES`], S3's 20 KB), the file part's bytes are handed on
-//! as they arrive, holding back only what could be the start of the closing
-//! boundary, so a file of any size passes in bounded memory. Fields after
-//! the file are ignored, as S3 ignores them.
+//! The `multipart/form-data` body of a browser upload (POST Object, and
+//! the console's upload form), read as a stream: the fields before the
+//! file part are gathered (at most [`MAX_PRE_FILE_BYTES`], S3's 20 KB), the
+//! file part's bytes are handed on as they arrive, holding back only what
+//! could be the start of the closing boundary, so a file of any size passes
+//! in bounded memory. Fields after the file are ignored, as S3 ignores them.
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::stream::{BoxStream, StreamExt};

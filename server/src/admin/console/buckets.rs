@@ -2,8 +2,8 @@
 //! bucket by prefix, downloads and uploads; every S3 call signed as the
 //! session's key ([`AsKey`]).
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use http::{HeaderValue, Method, Request, StatusCode, header};
-use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use serde::Deserialize;
 
@@ -11,6 +11,7 @@ use super::as_key::{AsKey, Call};
 use super::pages::{self, BucketRow, Listing};
 use super::session::tokens_match;
 use super::{Console, Reply, User, forbidden, html, query, reply, see_other, upload};
+use crate::s3::post_form::{self, FormError};
 
 /// Objects listed per page, and counted for a bucket's usage.
 const PAGE: &str = "1000";
@@ -187,42 +188,34 @@ pub(super) async fn upload(console: &Console, user: &User, req: Request<Incoming
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| multer::parse_boundary(v).ok());
+        .and_then(post_form::boundary);
     let Some(boundary) = boundary else {
         return forbidden("an upload is a multipart form");
     };
-    let constraints = multer::Constraints::new()
-        .allowed_fields(vec!["csrf", "file"])
-        .size_limit(multer::SizeLimit::new().for_field("csrf", 1024));
-    let mut form = multer::Multipart::with_constraints(
-        req.into_body().into_data_stream(),
-        boundary,
-        constraints,
-    );
-    let csrf = match form.next_field().await {
-        Ok(Some(field)) if field.name() == Some("csrf") => field.text().await.unwrap_or_default(),
-        _ => String::new(),
+    let body = tessera_net::body::chunks(req.into_body())
+        .map_err(std::io::Error::other)
+        .boxed();
+    // The fields before the file (the CSRF token) are read, the file not yet.
+    let (form, file) = match post_form::read(body, &boundary).await {
+        Ok(read) => read,
+        Err(FormError::NoFile) => {
+            return user.refused(StatusCode::BAD_REQUEST, "no file in the form");
+        }
+        Err(e) => return user.refused(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    if !tokens_match(&csrf, &user.session.csrf) {
+    if !tokens_match(form.field("csrf").unwrap_or_default(), &user.session.csrf) {
         tracing::warn!("console: upload without its CSRF token refused");
         return forbidden("missing or wrong CSRF token");
     }
-    let field = match form.next_field().await {
-        Ok(Some(field)) if field.name() == Some("file") => field,
-        _ => return user.refused(StatusCode::BAD_REQUEST, "no file in the form"),
-    };
-    let name = field
-        .file_name()
-        .map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n).to_owned())
-        .filter(|n| !n.is_empty());
-    let Some(name) = name else {
+    let name = form.file_name;
+    if name.is_empty() {
         return user.refused(StatusCode::BAD_REQUEST, "the file has no name");
-    };
+    }
     let key = format!("{prefix}{name}");
     let Ok(_permit) = console.uploads.acquire().await else {
         return user.refused(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
-    match upload::store(&user.s3(console), &bucket, &key, field).await {
+    match upload::store(&user.s3(console), &bucket, &key, file).await {
         Ok(_) => {
             tracing::info!(bucket, key, by = %user.key.id, "console: object uploaded");
             see_other(&format!(

@@ -6,12 +6,13 @@
 //! so it buffers a few parts at most.
 
 use bytes::{Bytes, BytesMut};
-use futures::{Stream, StreamExt as _};
+use futures::StreamExt as _;
 use http::Method;
 use s3s::Body;
 use serde::Deserialize;
 
 use super::as_key::{AsKey, Call, S3CallError};
+use crate::s3::post_form::FileStream;
 
 /// Bytes buffered at most per upload: one part.
 pub(crate) const PART: usize = 8 * 1024 * 1024;
@@ -24,15 +25,20 @@ struct Initiated {
 }
 
 /// Reads up to [`PART`] bytes of `file`: the part, and whether the file ended.
-async fn next_part<S>(file: &mut S) -> Result<(Bytes, bool), S3CallError>
-where
-    S: Stream<Item = Result<Bytes, multer::Error>> + Unpin,
-{
+async fn next_part(file: &mut FileStream) -> Result<(Bytes, bool), S3CallError> {
     let mut part = BytesMut::new();
     while part.len() < PART {
         match file.next().await {
             Some(Ok(chunk)) => part.extend_from_slice(&chunk),
-            Some(Err(e)) => return Err(S3CallError::Answer(format!("reading the form: {e}"))),
+            // The browser's form, not S3, is at fault: refused as S3
+            // refuses a malformed browser upload.
+            Some(Err(e)) => {
+                return Err(S3CallError::Refused {
+                    status: http::StatusCode::BAD_REQUEST,
+                    code: "MalformedPOSTRequest".into(),
+                    message: e.to_string(),
+                });
+            }
             None => return Ok((part.freeze(), true)),
         }
     }
@@ -40,15 +46,12 @@ where
 }
 
 /// Stores `file` as `bucket`/`key`, signed as `s3`'s key.
-pub(crate) async fn store<S>(
+pub(crate) async fn store(
     s3: &AsKey<'_>,
     bucket: &str,
     key: &str,
-    mut file: S,
-) -> Result<(), S3CallError>
-where
-    S: Stream<Item = Result<Bytes, multer::Error>> + Unpin,
-{
+    mut file: FileStream,
+) -> Result<(), S3CallError> {
     let (first, ended) = next_part(&mut file).await?;
     if ended {
         let call = Call::new(Method::PUT, Some(bucket), Some(key)).body(Body::from(first));
@@ -68,17 +71,14 @@ where
 }
 
 /// Uploads the parts from `first` on, then completes the upload.
-async fn parts<S>(
+async fn parts(
     s3: &AsKey<'_>,
     bucket: &str,
     key: &str,
     upload_id: &str,
     first: Bytes,
-    file: &mut S,
-) -> Result<(), S3CallError>
-where
-    S: Stream<Item = Result<Bytes, multer::Error>> + Unpin,
-{
+    file: &mut FileStream,
+) -> Result<(), S3CallError> {
     let mut done = String::new();
     let (mut part, mut ended) = (first, false);
     for number in 1u32.. {
