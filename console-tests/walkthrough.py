@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -44,9 +44,7 @@ def main() -> int:
         "download.prompt_for_download": False,
     })
     driver = webdriver.Chrome(service=Service(args.driver), options=options)
-    # While a page is being replaced, chromium may answer a lookup with an
-    # inspector error instead of a stale element; such a look is retried.
-    wait = WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,))
+    wait = WebDriverWait(driver, 20)
     shots = []
 
     def shot(name: str) -> None:
@@ -55,14 +53,30 @@ def main() -> int:
             raise AssertionError(f"no screenshot written to {path}")
         shots.append(path)
 
+    def until(cond):
+        """wait.until, with a screenshot when it times out. While a page
+        is being replaced chromium may answer a look with an inspector
+        error rather than a stale element: such a look is tried again."""
+        deadline = time.time() + 20
+        while True:
+            try:
+                return wait.until(cond)
+            except TimeoutException:
+                shot("failure")
+                raise
+            except WebDriverException as e:
+                if "inspector error" not in str(e) or time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+
     def leave(act, ready) -> None:
         """Does `act` (a click that loads another page) and waits for
         `ready` on the new page: the old page must be gone first, so what
         it showed is never taken for the new page's."""
         page = driver.find_element(By.TAG_NAME, "html")
         act()
-        wait.until(ec.staleness_of(page))
-        wait.until(ready)
+        until(ec.staleness_of(page))
+        until(ready)
 
     def submit(button: str, notice: str) -> None:
         leave(driver.find_element(By.XPATH, f"//button[text()='{button}']").click,
@@ -79,7 +93,7 @@ def main() -> int:
     try:
         # Without a session the console sends the browser to the login page.
         driver.get(args.console)
-        wait.until(ec.presence_of_element_located((By.NAME, "access_key")))
+        until(ec.presence_of_element_located((By.NAME, "access_key")))
         check(driver.current_url.endswith("/console/login"), "redirected to the login page")
         shot("login")
 

@@ -100,6 +100,14 @@ mod tests {
 
     #[tokio::test]
     async fn work_given_up_before_it_starts_is_skipped() {
+        let within = std::time::Duration::from_secs(60);
+        tokio::time::timeout(within, given_up_work())
+            .await
+            .expect("the threads took up the work within a minute");
+    }
+
+    /// The body of the test above.
+    async fn given_up_work() {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         // Every thread held until the work below is queued and dropped.

@@ -180,8 +180,8 @@ pub(super) async fn download(console: &Console, user: &User, req: &Request<Incom
     resp
 }
 
-/// The multipart upload form: its CSRF token first, then the file,
-/// stored as it arrives ([`upload::store`]).
+/// The multipart upload form: the fields before the file (its CSRF token),
+/// then the file, stored as it arrives ([`upload::store`]).
 pub(super) async fn upload(console: &Console, user: &User, req: Request<Incoming>) -> Reply {
     let (bucket, prefix) = (query(&req, "bucket"), query(&req, "prefix"));
     let boundary = req
