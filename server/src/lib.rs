@@ -218,6 +218,9 @@ impl Server {
         let mut s3 = S3ServiceBuilder::new(gateway);
         let mut s3_config = s3s::config::S3Config::default();
         s3_config.xml_max_body_size = s3::body_limit::XML_BODY_LIMIT;
+        // Browser uploads are read as they stream by `s3::PostObject`;
+        // should one ever reach s3s, it must not gather the file in memory.
+        s3_config.post_object_max_file_size = 0;
         s3.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
             s3_config,
         ))));

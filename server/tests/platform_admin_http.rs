@@ -87,7 +87,35 @@ async fn health_metrics_and_status() {
     assert_eq!(status, 404);
     let (status, _) = common::http_get(&format!("{admin}/admin/v1/status")).await;
     assert_eq!(status, 401);
+
+    // Paths where a route's prefix and suffix overlap name nothing: 404,
+    // the connection kept.
+    let token = server.server().admin_token.clone();
+    for (method, path) in [
+        ("POST", "/admin/v1/jobs/start"),
+        ("POST", "/admin/v1/nodes/drain"),
+        ("POST", "/admin/v1/members/promote"),
+        ("GET", "/admin/v1/buckets/storage-policy"),
+    ] {
+        let status = admin_call(method, &format!("{admin}{path}"), &token).await;
+        assert_eq!(status, 404, "{method} {path}");
+    }
     server.shutdown().await.unwrap();
+}
+
+/// The status of an admin API call with the bearer `token`.
+async fn admin_call(method: &str, url: &str, token: &str) -> u16 {
+    use http_body_util::Empty;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Empty::new())
+        .unwrap();
+    client.request(req).await.unwrap().status().as_u16()
 }
 
 /// Waits (up to 5 s) for `/health/ready` to answer `want`; returns the body.

@@ -130,6 +130,12 @@ fn query_value(req: &Request<Incoming>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// What `path` holds between `prefix` and `suffix` (`None` unless it
+/// starts and ends with them, apart).
+fn between<'p>(path: &'p str, prefix: &str, suffix: &str) -> Option<&'p str> {
+    path.strip_prefix(prefix)?.strip_suffix(suffix)
+}
+
 /// A node or member id from a request path.
 fn node_id(text: &str) -> Result<u64, Failure> {
     text.parse()
@@ -241,8 +247,7 @@ impl AdminState {
                 Ok(json(StatusCode::OK, &self.repair_status().await?))
             }
             (&Method::GET, "/admin/v1/summary") => Ok(json(StatusCode::OK, &self.summary().await?)),
-            (&Method::POST, p) if p.starts_with("/admin/v1/jobs/") && p.ends_with("/start") => {
-                let name = &p["/admin/v1/jobs/".len()..p.len() - "/start".len()];
+            (&Method::POST, p) if let Some(name) = between(p, "/admin/v1/jobs/", "/start") => {
                 if !self.jobs.start(name) {
                     return Err(Failure(StatusCode::NOT_FOUND, format!("no job {name}")));
                 }
@@ -283,8 +288,8 @@ impl AdminState {
                     &self.nodes()?.add(&entry).await.map_err(node_failure)?,
                 ))
             }
-            (&Method::POST, p) if p.starts_with("/admin/v1/nodes/") && p.ends_with("/drain") => {
-                let node = node_id(&p["/admin/v1/nodes/".len()..p.len() - "/drain".len()])?;
+            (&Method::POST, p) if let Some(node) = between(p, "/admin/v1/nodes/", "/drain") => {
+                let node = node_id(node)?;
                 let drained = crate::nodes::drain(&self.meta, &self.stores, node)
                     .await
                     .map_err(node_failure)?;
@@ -308,10 +313,8 @@ impl AdminState {
                 tracing::info!(member = add.id, addr = %add.addr, "metadata member added as a learner");
                 Ok(json(StatusCode::OK, &serde_json::json!({})))
             }
-            (&Method::POST, p)
-                if p.starts_with("/admin/v1/members/") && p.ends_with("/promote") =>
-            {
-                let id = node_id(&p["/admin/v1/members/".len()..p.len() - "/promote".len()])?;
+            (&Method::POST, p) if let Some(id) = between(p, "/admin/v1/members/", "/promote") => {
+                let id = node_id(id)?;
                 members::admin::promote(&self.meta, id)
                     .await
                     .map_err(member_failure)?;
@@ -346,9 +349,8 @@ impl AdminState {
                 Ok(json(StatusCode::OK, &self.create_key(create).await?))
             }
             (method, p)
-                if p.starts_with("/admin/v1/buckets/") && p.ends_with("/storage-policy") =>
+                if let Some(bucket) = between(p, "/admin/v1/buckets/", "/storage-policy") =>
             {
-                let bucket = &p["/admin/v1/buckets/".len()..p.len() - "/storage-policy".len()];
                 match *method {
                     Method::GET => Ok(json(StatusCode::OK, &self.storage_policy(bucket).await?)),
                     Method::PUT => {

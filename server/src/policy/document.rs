@@ -155,7 +155,7 @@ fn action_patterns(value: &Value) -> Result<Vec<String>, PolicyError> {
     for p in &patterns {
         let known = p == "*"
             || (p.len() > 3
-                && p[..3].eq_ignore_ascii_case("s3:")
+                && p.get(..3).is_some_and(|s| s.eq_ignore_ascii_case("s3:"))
                 && actions::all().any(|(a, _)| wildcard::matches(p, a, true)));
         if !known {
             return err("Policy has invalid action");

@@ -34,15 +34,20 @@ pub(crate) enum FormError {
     Body(String),
 }
 
+/// Whether `content_type` is `multipart/form-data` (with any parameters).
+pub(crate) fn is_form(content_type: &str) -> bool {
+    let mime = content_type.split(';').next().unwrap_or_default();
+    mime.trim().eq_ignore_ascii_case("multipart/form-data")
+}
+
 /// The boundary of a `multipart/form-data` content type, `None` for any
-/// other type.
+/// other type or a boundary RFC 2046 does not allow (none, or over 70
+/// characters).
 pub(crate) fn boundary(content_type: &str) -> Option<String> {
-    let mut params = content_type.split(';');
-    let mime = params.next()?.trim();
-    if !mime.eq_ignore_ascii_case("multipart/form-data") {
+    if !is_form(content_type) {
         return None;
     }
-    params.find_map(|p| {
+    content_type.split(';').skip(1).find_map(|p| {
         let (name, value) = p.split_once('=')?;
         name.trim()
             .eq_ignore_ascii_case("boundary")

@@ -100,7 +100,10 @@ struct Target {
     bucket: String,
     /// Named by the `Host` (virtual-host style) rather than the path.
     virtual_host: bool,
-    boundary: String,
+    /// `None` when the content type's boundary is missing or not allowed:
+    /// the form is refused as malformed (never left to s3s, which would
+    /// gather its file in memory).
+    boundary: Option<String>,
 }
 
 /// The upload `req` is, if it is one: a `multipart/form-data` POST to a
@@ -109,11 +112,12 @@ fn target<B>(host: Option<&BaseDomain>, req: &Request<B>) -> Option<Target> {
     if req.method() != Method::POST {
         return None;
     }
-    let boundary = req
+    let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(post_form::boundary)?;
+        .filter(|v| post_form::is_form(v))?;
+    let boundary = post_form::boundary(content_type);
     let (bucket, virtual_host) = super::cors_layer::addressed_bucket(host, req)?;
     let path = req.uri().path().trim_matches('/');
     let bare = if virtual_host {
@@ -485,7 +489,11 @@ impl Uploads {
         let stream = tessera_net::body::chunks(body)
             .map_err(std::io::Error::other)
             .boxed();
-        let (form, file) = post_form::read(stream, &target.boundary)
+        let boundary = target
+            .boundary
+            .as_deref()
+            .ok_or_else(|| form_error(FormError::Malformed("the boundary")))?;
+        let (form, file) = post_form::read(stream, boundary)
             .await
             .map_err(form_error)?;
         let template = form.field("key").ok_or_else(|| missing("key"))?.to_owned();

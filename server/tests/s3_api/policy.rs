@@ -117,6 +117,10 @@ async fn malformed_policies_are_refused() {
         doc(
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:Teleport","Resource":"arn:aws:s3:::pics/*"}"#,
         ),
+        // An action whose first three bytes end inside a character.
+        doc(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3é","Resource":"arn:aws:s3:::pics/*"}"#,
+        ),
         doc(
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::other/*"}"#,
         ),

@@ -629,13 +629,52 @@ async fn the_length_range_stops_a_large_file_as_it_streams() {
         format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big\"\r\n\r\n")
             .as_bytes(),
     );
-    let declared: u64 = 1 << 30;
+    let (text, sent) = stream_form(&server, BOUNDARY, head).await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("<Code>EntityTooLarge</Code>"), "{text}");
+    assert!(sent < FORM_DECLARED / 4, "the whole form was read: {sent}");
+    assert!(!exists(&client, "huge").await);
+    let dir = server.data_dir().to_owned();
+    assert!(
+        common::eventually(10, || {
+            let dir = dir.clone();
+            async move { common::shard_files(&dir).is_empty() }
+        })
+        .await,
+        "shards left behind"
+    );
+}
+
+/// A form whose boundary RFC 2046 does not allow (over 70 characters) is
+/// refused as malformed before its file is read, signed or not; it is
+/// never gathered in memory to be judged.
+#[tokio::test]
+async fn a_form_with_a_boundary_too_long_is_refused_unread() {
+    let (server, _client) = with_uploads_bucket().await;
+    let boundary = "b".repeat(71);
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n"
+    );
+    let (text, sent) = stream_form(&server, &boundary, head.into_bytes()).await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("<Code>MalformedPOSTRequest</Code>"), "{text}");
+    assert!(sent < FORM_DECLARED / 4, "the whole form was read: {sent}");
+}
+
+/// What [`stream_form`] announces as the form's length: 1 GiB.
+const FORM_DECLARED: u64 = 1 << 30;
+
+/// Sends `head` (a form cut within its file part) to [`BUCKET`] with
+/// `boundary`, announcing [`FORM_DECLARED`] bytes, then file bytes until
+/// the server answers and closes: the answer, and the bytes sent.
+async fn stream_form(server: &TestServer, boundary: &str, head: Vec<u8>) -> (String, u64) {
+    let declared = FORM_DECLARED;
     let sock = tokio::net::TcpStream::connect(server.s3_addr())
         .await
         .unwrap();
     let (mut rd, mut wr) = sock.into_split();
     let request = format!(
-        "POST /{BUCKET} HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {declared}\r\n\r\n",
+        "POST /{BUCKET} HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {declared}\r\n\r\n",
         server.s3_addr()
     );
     let sent = Arc::new(AtomicU64::new(0));
@@ -664,21 +703,10 @@ async fn the_length_range_stops_a_large_file_as_it_streams() {
     })
     .await;
     assert!(read.is_ok(), "no answer while the file streamed");
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
-    assert!(text.contains("<Code>EntityTooLarge</Code>"), "{text}");
     drop(rd);
     writer.abort();
-    let sent = sent.load(Ordering::Relaxed);
-    assert!(sent < declared / 4, "the whole form was read: {sent}");
-    assert!(!exists(&client, "huge").await);
-    let dir = server.data_dir().to_owned();
-    assert!(
-        common::eventually(10, || {
-            let dir = dir.clone();
-            async move { common::shard_files(&dir).is_empty() }
-        })
-        .await,
-        "shards left behind"
-    );
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        sent.load(Ordering::Relaxed),
+    )
 }
