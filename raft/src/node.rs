@@ -204,7 +204,7 @@ pub(crate) struct Core {
     /// The commit index the leader sent with its last accepted append.
     leader_commit_seen: AtomicU64,
     /// Commands waiting to be proposed (group commit, see [`propose_loop`]).
-    proposals: mpsc::UnboundedSender<Pending>,
+    proposals: mpsc::Sender<Pending>,
 }
 
 /// A command waiting for a proposal, and who waits for its outcome.
@@ -216,6 +216,11 @@ type Pending = (Command, oneshot::Sender<Result<CommandResponse, MetaError>>);
 /// of five commands, one makes them of nine and spends 16 % less CPU per
 /// PUT (fewer log fsyncs, transactions and wake-ups).
 const PROPOSALS_IN_FLIGHT: usize = 1;
+
+/// Most commands waiting for a proposal: a writer past them waits (within
+/// its deadline) for room, so a stalled commit holds a bounded queue, not
+/// every command sent meanwhile.
+const QUEUED_COMMANDS: usize = MAX_PROPOSAL;
 
 /// The parts replaced when raft restarts (forced failover).
 struct Running {
@@ -308,7 +313,7 @@ impl MetaNode {
             &peers,
         )
         .await?;
-        let (proposals, pending) = mpsc::unbounded_channel();
+        let (proposals, pending) = mpsc::channel(QUEUED_COMMANDS);
         let core = Arc::new(Core {
             id: cfg.node_id,
             timing: cfg.timing.clone(),
@@ -493,20 +498,24 @@ impl MetaNode {
 /// Group commit: takes every command waiting, proposes them as one raft
 /// entry, and hands each caller its own outcome. At most
 /// [`PROPOSALS_IN_FLIGHT`] proposals wait for raft at once; commands arriving
-/// meanwhile form the next one.
-async fn propose_loop(core: Weak<Core>, mut pending: mpsc::UnboundedReceiver<Pending>) {
+/// meanwhile form the next one. A command whose caller stopped waiting
+/// (its deadline passed) is dropped unproposed.
+async fn propose_loop(core: Weak<Core>, mut pending: mpsc::Receiver<Pending>) {
     let in_flight = Arc::new(Semaphore::new(PROPOSALS_IN_FLIGHT));
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let Some(first) = pending.recv().await else {
-            return;
-        };
-        let mut batch = vec![first];
+        let mut batch = Vec::new();
+        while batch.is_empty() {
+            let Some(first) = pending.recv().await else {
+                return;
+            };
+            batch.extend(waited_for(first));
+        }
         while batch.len() < MAX_PROPOSAL {
             match pending.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) => batch.extend(waited_for(p)),
                 Err(_) => break,
             }
         }
@@ -532,6 +541,11 @@ async fn propose_loop(core: Weak<Core>, mut pending: mpsc::UnboundedReceiver<Pen
             drop(permit);
         });
     }
+}
+
+/// `p`, unless its caller no longer waits for the outcome.
+fn waited_for(p: Pending) -> Option<Pending> {
+    (!p.1.is_closed()).then_some(p)
 }
 
 fn raft_config(t: &RaftTiming, witness: bool) -> Result<openraft::Config, MetaError> {
@@ -888,13 +902,14 @@ impl Core {
         deadline: Instant,
     ) -> Result<CommandResponse, MetaError> {
         let (tx, rx) = oneshot::channel();
-        self.proposals
-            .send((cmd, tx))
-            .map_err(|_| MetaError::Shutdown)?;
-        match self.leader_bounded(deadline, rx).await? {
-            Ok(outcome) => outcome,
-            Err(_) => Err(MetaError::Shutdown),
-        }
+        let proposed = async {
+            self.proposals
+                .send((cmd, tx))
+                .await
+                .map_err(|_| MetaError::Shutdown)?;
+            rx.await.map_err(|_| MetaError::Shutdown)?
+        };
+        self.leader_bounded(deadline, proposed).await?
     }
 
     /// Runs `work` on the leader until it finishes, the deadline passes or
