@@ -113,8 +113,13 @@ pub fn shard_id(segment: &Segment, position: u16) -> ShardId {
 
 /// The positions keeping stripe shard `index`, one per copy.
 pub fn positions(segment: &Segment, index: u16) -> Vec<u16> {
+    let width = width(segment).max(1);
+    // An index past the stripe (from a node's report) is no shard of it.
+    if usize::from(index) >= width {
+        return Vec::new();
+    }
     (0..segment.placement.len())
-        .step_by(width(segment).max(1))
+        .step_by(width)
         .filter_map(|start| u16::try_from(start + usize::from(index)).ok())
         .filter(|&p| usize::from(p) < segment.placement.len())
         .collect()
@@ -354,6 +359,9 @@ mod tests {
         assert_eq!(position_on(&seg, 1, "s4"), Some(4));
         assert_eq!(position_on(&seg, 1, "s1"), Some(1));
         assert_eq!(position_on(&seg, 1, "s3"), None);
+        // No index past the stripe names a shard of another copy.
+        assert!(positions(&seg, 3).is_empty());
+        assert_eq!(position_on(&seg, 3, "s3"), None);
         assert_eq!(stripe_index(&seg, 5), 2);
     }
 

@@ -65,8 +65,10 @@ pub enum PolicyError {
     /// The setting does not parse.
     #[error("the storage policy does not parse: {0}")]
     Malformed(String),
-    /// k is 0 or k + m is too large.
-    #[error("data_shards must be at least 1 and data_shards + parity_shards at most {MAX_WIDTH}")]
+    /// k or m is 0, or k + m is too large.
+    #[error(
+        "data_shards and parity_shards must be at least 1 and data_shards + parity_shards at most {MAX_WIDTH}"
+    )]
     BadCode,
     /// A site named twice, or a single site named.
     #[error("site_copies must name two or more different sites")]
@@ -107,7 +109,7 @@ impl StoragePolicy {
     /// this policy.
     pub fn check(&self, stores: &StoreSet) -> Result<(), PolicyError> {
         let width = self.data_shards.saturating_add(self.parity_shards);
-        if self.data_shards == 0 || width > MAX_WIDTH {
+        if self.data_shards == 0 || self.parity_shards == 0 || width > MAX_WIDTH {
             return Err(PolicyError::BadCode);
         }
         let width = usize::from(width);
@@ -173,6 +175,7 @@ mod tests {
             .check(&stores)
         };
         assert_eq!(bad(0, 2, &[]), Err(PolicyError::BadCode));
+        assert_eq!(bad(2, 0, &[]), Err(PolicyError::BadCode));
         assert_eq!(bad(30, 3, &[]), Err(PolicyError::BadCode));
         assert_eq!(bad(2, 1, &["dc-a"]), Err(PolicyError::BadSites));
         assert_eq!(bad(2, 1, &["dc-a", "dc-a"]), Err(PolicyError::BadSites));

@@ -96,7 +96,7 @@ impl Rebuilder {
                 && let Some(store) = stores
                     .get(home)
                     .filter(|s| !stores.is_down(s.id()) && !stores.is_draining(s.id()))
-                && verify_shard(store.as_ref(), id).await.is_ok()
+                && self.verified(store.as_ref(), segment, index).await.is_ok()
             {
                 out.sound.push(index);
                 continue;
@@ -150,11 +150,11 @@ impl Rebuilder {
         for twin in self.twins(segment, index, lacking, target.id()) {
             let copied = async {
                 copy_shard(twin.as_ref(), id, target.as_ref(), Some(pace.clone())).await?;
-                verify_shard(target.as_ref(), id).await
+                self.verified(target.as_ref(), segment, index).await
             }
             .await;
             match copied {
-                Ok(summary) => return Ok(self.shard_len(segment, index, summary.trailer.size)),
+                Ok(len) => return Ok(len),
                 Err(e) => {
                     tracing::warn!(shard = %id, from = twin.id(), error = %e, "rebuild: copying from another site's copy failed");
                 }
@@ -166,8 +166,31 @@ impl Rebuilder {
             .map_err(|e| StorageError::InvalidGeometry(e.to_string()))?;
         let stripe_index = location::stripe_index(segment, index);
         repair_shard(&loc, key, stripe_index, Arc::clone(target), Some(pace)).await?;
-        let summary = verify_shard(target.as_ref(), id).await?;
-        Ok(self.shard_len(segment, index, summary.trailer.size))
+        self.verified(target.as_ref(), segment, index).await
+    }
+
+    /// Checks the shard at position `index` of `segment` on `store` (on the
+    /// node where it is, when it is a node's) and that it is that shard of
+    /// this segment: same geometry and size, not merely a well-formed file
+    /// (a node's summary is only as good as the node). Returns its length.
+    async fn verified(
+        &self,
+        store: &dyn ShardStore,
+        segment: &Segment,
+        index: u16,
+    ) -> Result<u64, StorageError> {
+        let id = location::shard_id(segment, index);
+        let summary = verify_shard(store, id).await?;
+        if summary.header.shard != id
+            || summary.header.geometry != location::geometry(segment)
+            || summary.trailer.size != segment.size
+        {
+            return Err(StorageError::corrupt(
+                id,
+                "the shard's header or trailer does not match its segment",
+            ));
+        }
+        Ok(self.shard_len(segment, index, segment.size))
     }
 
     /// The stores that keep the same stripe shard as position `index` in

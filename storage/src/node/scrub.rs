@@ -68,7 +68,7 @@ impl Log {
             })();
             match finding {
                 Some(f) => {
-                    log.next = log.next.max(f.seq + 1);
+                    log.next = log.next.max(f.seq.saturating_add(1));
                     log.findings.push(f);
                 }
                 None => tracing::warn!(line, "scrub findings: unreadable line left out"),
