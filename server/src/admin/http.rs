@@ -76,6 +76,9 @@ pub(crate) struct WriteNeed {
 /// Objects lacking on a site that the summary names.
 const SUMMARY_NAMES: usize = 10;
 
+/// Most objects `GET /admin/v1/replication?limit=` names per site.
+const MAX_NAMES: usize = 1000;
+
 type Answer = Response<Full<Bytes>>;
 
 /// An admin API failure: a status and a message.
@@ -239,8 +242,9 @@ impl AdminState {
             (&Method::GET, "/admin/v1/jobs") => Ok(json(StatusCode::OK, &self.jobs.reports())),
             (&Method::GET, "/admin/v1/replication") => {
                 let limit = query_value(&req, "limit")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(100);
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(100)
+                    .min(MAX_NAMES);
                 Ok(json(StatusCode::OK, &self.replication_status(limit).await?))
             }
             (&Method::GET, "/admin/v1/repair") => {

@@ -26,6 +26,9 @@ use crate::metrics;
 
 /// Deletions read per pass.
 const BATCH: usize = 64;
+/// Segments of one deletion (a multipart object has up to 10,000) deleted
+/// at once.
+const SEGMENTS_AT_ONCE: usize = 16;
 
 /// The GC job.
 pub struct GcJob {
@@ -100,8 +103,12 @@ impl Job for GcJob {
             {
                 continue;
             }
-            let results = join_all(segments.iter().map(|s| self.delete_segment(s))).await;
-            if results.iter().all(|ok| *ok) {
+            let mut deleted = true;
+            for group in segments.chunks(SEGMENTS_AT_ONCE) {
+                let results = join_all(group.iter().map(|s| self.delete_segment(s))).await;
+                deleted &= results.iter().all(|ok| *ok);
+            }
+            if deleted {
                 done.push(*id);
             } else {
                 failed += 1;
