@@ -6,7 +6,9 @@
 //! then one line per finding: `seq store shard reason`. It is replaced
 //! whole (written aside, fsynced, renamed) on every change; findings are
 //! few, and each one must survive a crash until a gateway has queued its
-//! shard for repair.
+//! shard for repair. At most [`MAX_FINDINGS`] wait at once: a failing disk
+//! past them has its further bad shards found again by a later pass, once
+//! the gateways have taken the first ones.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +19,9 @@ use tokio::sync::Notify;
 use super::protocol::ScrubFinding;
 use crate::error::StorageError;
 use crate::store::{ShardId, write_private_file};
+
+/// Most findings waiting for a gateway at once.
+pub const MAX_FINDINGS: usize = 4096;
 
 /// The node's scrub findings and pass requests (see the module docs).
 #[derive(Debug)]
@@ -110,9 +115,13 @@ impl NodeScrub {
     }
 
     /// Records that `shard` of `store` is bad, durably; false when it is
-    /// already waiting to be acknowledged.
+    /// already waiting to be acknowledged, or when [`MAX_FINDINGS`] are.
     pub fn record(&self, store: &str, shard: ShardId, reason: &str) -> Result<bool, StorageError> {
         let mut log = self.lock();
+        if log.findings.len() >= MAX_FINDINGS {
+            tracing::warn!(%shard, store, "node scrub: findings full; a later pass finds this shard again");
+            return Ok(false);
+        }
         if log
             .findings
             .iter()
@@ -183,6 +192,31 @@ mod tests {
             part: 1,
             index,
         }
+    }
+
+    #[test]
+    fn findings_stop_at_their_bound_until_some_are_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scrub.findings");
+        // A full file, as a failing disk's pass would leave it.
+        let full = Log {
+            next: MAX_FINDINGS as u64,
+            findings: (0..MAX_FINDINGS)
+                .map(|i| ScrubFinding {
+                    seq: i as u64,
+                    store: "st-a".to_owned(),
+                    shard: shard(u16::try_from(i).unwrap()),
+                    reason: "bad".to_owned(),
+                })
+                .collect(),
+        };
+        std::fs::write(&path, full.encode()).unwrap();
+        let scrub = NodeScrub::open(&path).unwrap();
+        assert!(!scrub.record("st-b", shard(0), "one too many").unwrap());
+        assert_eq!(scrub.pending("st-b"), Vec::new());
+        assert_eq!(scrub.acknowledge("st-a", 0).unwrap(), 1);
+        assert!(scrub.record("st-b", shard(0), "room again").unwrap());
+        assert_eq!(scrub.pending("st-a").len(), MAX_FINDINGS - 1);
     }
 
     #[test]
