@@ -289,8 +289,7 @@ impl RpcClient {
             .map_err(|e| failed(e.to_string()))?;
         let response = self.send_inner(peer, addr, request).await?;
         let status = response.status();
-        let bytes = response
-            .into_body()
+        let bytes = http_body_util::Limited::new(response.into_body(), crate::MAX_MESSAGE)
             .collect()
             .await
             .map_err(|e| failed(e.to_string()))?

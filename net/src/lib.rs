@@ -30,6 +30,9 @@ const STREAM_WINDOW: u32 = 4 << 20;
 /// HTTP/2 flow-control window of a connection: several streams (the
 /// shards of stripes in flight) at full speed.
 const CONNECTION_WINDOW: u32 = 16 << 20;
+/// Largest whole message a unary call reads, request or answer (a snapshot
+/// chunk, a batch of entries).
+pub const MAX_MESSAGE: usize = 64 << 20;
 /// Largest HTTP/2 frame: large frames for shard bytes, but under the
 /// server's 1 MiB malloc mmap threshold (see `tune_malloc` in the server's
 /// `main.rs`): the receiving side's read buffer is allocated afresh for

@@ -21,8 +21,6 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::body::{Body, full};
 
-/// Largest request body accepted (a snapshot chunk or a batch of entries).
-const MAX_BODY: usize = 64 << 20;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the server does with one request: answers it, streaming bodies
@@ -49,7 +47,7 @@ pub struct Unary<S>(pub Arc<S>);
 impl<S: Service> HttpService for Unary<S> {
     async fn serve(&self, req: Request<Incoming>) -> Response<Body> {
         let path = req.uri().path().to_owned();
-        let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        let body = match http_body_util::Limited::new(req.into_body(), crate::MAX_MESSAGE)
             .collect()
             .await
         {

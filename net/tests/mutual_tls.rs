@@ -11,11 +11,18 @@ use http::StatusCode;
 use tessera_net::tls::{client_config, server_config};
 use tessera_net::{CallError, ClusterCa, ClusterTls, RpcClient, RpcServer, Service, Unary, wire};
 
-/// Answers `/echo` with the decoded string it was sent, reversed.
+/// Answers `/echo` with the decoded string it was sent, reversed, and
+/// `/bytes` with as many bytes as the number it was sent.
 struct Echo;
 
 impl Service for Echo {
     async fn handle(&self, path: String, body: Bytes) -> Result<Vec<u8>, (StatusCode, String)> {
+        let bad = |e: postcard::Error| (StatusCode::BAD_REQUEST, e.to_string());
+        if path == "/bytes" {
+            let len: usize = wire::decode(&body).map_err(bad)?;
+            return wire::encode(&vec![7u8; len])
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+        }
         if path != "/echo" {
             return Err((StatusCode::NOT_FOUND, path));
         }
@@ -183,5 +190,29 @@ async fn a_client_expecting_names_refuses_an_address_leading_to_another_member()
     assert!(err.not_sent());
     // Node 1 is still served over its own connection.
     assert_eq!(call(1).await.unwrap(), "ba");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_over_the_message_limit_is_refused_unread() {
+    let ca = ClusterCa::generate("test cluster CA").unwrap();
+    let (server, addr) = serve(&ca.issue("node-1", &[]).unwrap()).await;
+    let client = RpcClient::new(Some(
+        client_config(&ca.issue("node-2", &[]).unwrap()).unwrap(),
+    ));
+    let ask = |len: usize| {
+        let (client, addr) = (&client, &addr);
+        async move {
+            client
+                .call::<usize, Vec<u8>>(1, addr, "/bytes", &len, Duration::from_secs(20))
+                .await
+        }
+    };
+    assert_eq!(ask(1 << 20).await.unwrap().len(), 1 << 20);
+    let refused = ask(tessera_net::MAX_MESSAGE).await;
+    assert!(
+        matches!(&refused, Err(CallError::Failed { reason, .. }) if reason.contains("length limit")),
+        "{refused:?}"
+    );
     server.stop().await;
 }
