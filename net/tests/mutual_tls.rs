@@ -194,7 +194,7 @@ async fn a_client_expecting_names_refuses_an_address_leading_to_another_member()
 }
 
 #[tokio::test]
-async fn an_answer_over_the_message_limit_is_refused_unread() {
+async fn an_answer_over_the_message_limit_is_refused() {
     let ca = ClusterCa::generate("test cluster CA").unwrap();
     let (server, addr) = serve(&ca.issue("node-1", &[]).unwrap()).await;
     let client = RpcClient::new(Some(

@@ -130,7 +130,7 @@ impl NodeScrub {
             return Ok(false);
         }
         let seq = log.next;
-        log.next += 1;
+        log.next = log.next.saturating_add(1);
         log.findings.push(ScrubFinding {
             seq,
             store: store.to_owned(),
