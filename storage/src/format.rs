@@ -264,6 +264,19 @@ impl ShardHeader {
             geometry,
         })
     }
+
+    /// [`ShardHeader::decode`] of the header of a file stored as `shard`,
+    /// which must be the shard it names.
+    pub fn decode_of(shard: ShardId, bytes: &[u8]) -> Result<Self, StorageError> {
+        let header = ShardHeader::decode(bytes)?;
+        if header.shard != shard {
+            return Err(StorageError::corrupt(
+                shard,
+                format!("file holds shard {}", header.shard),
+            ));
+        }
+        Ok(header)
+    }
 }
 
 /// The trailer closing a shard file: how many blocks and how big the object is,
@@ -450,5 +463,18 @@ mod tests {
             b[i] ^= 0x10;
             assert!(ShardHeader::decode(&b).is_err(), "flip at {i} accepted");
         }
+        // A well-formed header is still refused as another shard's file.
+        assert_eq!(
+            ShardHeader::decode_of(header.shard, &bytes).unwrap(),
+            header
+        );
+        let other = ShardId {
+            index: 4,
+            ..header.shard
+        };
+        assert!(matches!(
+            ShardHeader::decode_of(other, &bytes),
+            Err(StorageError::Corrupt { shard, .. }) if shard == other
+        ));
     }
 }

@@ -172,13 +172,7 @@ pub async fn scrub_shard(
         return Err(StorageError::corrupt(id, "shorter than header and trailer"));
     }
     let mut cursor = Cursor::new(store.open_reader(id, 0..stat.size).await?, 0);
-    let header = ShardHeader::decode(&cursor.take(Vec::new(), HEADER_LEN, timeout).await?)?;
-    if header.shard != id {
-        return Err(StorageError::corrupt(
-            id,
-            format!("file holds shard {}", header.shard),
-        ));
-    }
+    let header = ShardHeader::decode_of(id, &cursor.take(Vec::new(), HEADER_LEN, timeout).await?)?;
     let tail = store
         .open_reader(id, stat.size - TRAILER_LEN as u64..stat.size)
         .await?;

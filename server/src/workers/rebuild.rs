@@ -181,8 +181,8 @@ impl Rebuilder {
     ) -> Result<u64, StorageError> {
         let id = location::shard_id(segment, index);
         let summary = verify_shard(store, id).await?;
-        if summary.header.shard != id
-            || summary.header.geometry != location::geometry(segment)
+        // verify_shard has checked that the file names shard `id`.
+        if summary.header.geometry != location::geometry(segment)
             || summary.trailer.size != segment.size
         {
             return Err(StorageError::corrupt(

@@ -367,13 +367,7 @@ impl SelfScrubbing for Remote {
             .map_err(|e| self.unavailable(e))?;
         match answer {
             VerifyAnswer::Intact { header, trailer } => {
-                let header = ShardHeader::decode(&header)?;
-                if header.shard != id {
-                    return Err(StorageError::corrupt(
-                        id,
-                        format!("file holds shard {}", header.shard),
-                    ));
-                }
+                let header = ShardHeader::decode_of(id, &header)?;
                 let trailer = ShardTrailer::decode(id, &trailer)?;
                 Ok(ShardSummary { header, trailer })
             }

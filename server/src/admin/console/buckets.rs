@@ -11,7 +11,7 @@ use super::as_key::{AsKey, Call};
 use super::pages::{self, BucketRow, Listing};
 use super::session::tokens_match;
 use super::{Console, Reply, User, forbidden, html, query, reply, see_other, upload};
-use crate::s3::post_form::{self, FormError};
+use crate::s3::post_form;
 
 /// Objects listed per page, and counted for a bucket's usage.
 const PAGE: &str = "1000";
@@ -198,9 +198,6 @@ pub(super) async fn upload(console: &Console, user: &User, req: Request<Incoming
     // The fields before the file (the CSRF token) are read, the file not yet.
     let (form, file) = match post_form::read(body, &boundary).await {
         Ok(read) => read,
-        Err(FormError::NoFile) => {
-            return user.refused(StatusCode::BAD_REQUEST, "no file in the form");
-        }
         Err(e) => return user.refused(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     if !tokens_match(form.field("csrf").unwrap_or_default(), &user.session.csrf) {
