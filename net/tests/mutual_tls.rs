@@ -49,6 +49,11 @@ async fn echo(client: &RpcClient, addr: &str, text: &str) -> Result<String, Call
         .await
 }
 
+/// A client holding the cluster certificate `ca` issues to `name`.
+fn member(ca: &ClusterCa, name: &str) -> RpcClient {
+    RpcClient::new(Some(client_config(&ca.issue(name, &[]).unwrap()).unwrap()))
+}
+
 /// A client presenting no certificate at all, trusting `ca_pem`.
 fn anonymous(ca_pem: &str) -> RpcClient {
     let mut roots = rustls::RootCertStore::empty();
@@ -72,9 +77,7 @@ async fn only_holders_of_a_cluster_certificate_are_served() {
 
     // A holder of a cluster certificate is served, over one connection for
     // many calls.
-    let member = RpcClient::new(Some(
-        client_config(&ca.issue("node-2", &[]).unwrap()).unwrap(),
-    ));
+    let member = member(&ca, "node-2");
     assert_eq!(echo(&member, &addr, "shard").await.unwrap(), "drahs");
     assert_eq!(echo(&member, &addr, "abc").await.unwrap(), "cba");
 
@@ -121,9 +124,7 @@ async fn only_holders_of_a_cluster_certificate_are_served() {
 async fn a_blocked_peer_is_never_called_until_healed() {
     let ca = ClusterCa::generate("test cluster CA").unwrap();
     let (server, addr) = serve(&ca.issue("node-1", &[]).unwrap()).await;
-    let client = RpcClient::new(Some(
-        client_config(&ca.issue("node-2", &[]).unwrap()).unwrap(),
-    ));
+    let client = member(&ca, "node-2");
     assert_eq!(echo(&client, &addr, "ab").await.unwrap(), "ba");
 
     client.set_blocked(BTreeSet::from([1]));
@@ -197,9 +198,7 @@ async fn a_client_expecting_names_refuses_an_address_leading_to_another_member()
 async fn an_answer_over_the_message_limit_is_refused() {
     let ca = ClusterCa::generate("test cluster CA").unwrap();
     let (server, addr) = serve(&ca.issue("node-1", &[]).unwrap()).await;
-    let client = RpcClient::new(Some(
-        client_config(&ca.issue("node-2", &[]).unwrap()).unwrap(),
-    ));
+    let client = member(&ca, "node-2");
     let ask = |len: usize| {
         let (client, addr) = (&client, &addr);
         async move {
